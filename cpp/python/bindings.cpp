@@ -1,0 +1,292 @@
+// pybind11 binding of the modelcrypt core. Only argument conversion, GIL release and error mapping
+// live here; argument policy (types, key lengths, modes, metadata encoding) is checked in
+// python/modelcrypt/_api.py before these functions are called, and again by the core.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+#include <string>
+
+#include "container.hpp"
+#include "crypto.hpp"
+#include "errors.hpp"
+
+namespace py = pybind11;
+using namespace modelcrypt;
+
+namespace {
+
+// A C-contiguous read-only view of any bytes-like object, held for the duration of a call.
+class BytesLike {
+ public:
+  explicit BytesLike(const py::handle& obj) {
+    if (PyObject_GetBuffer(obj.ptr(), &view_, PyBUF_SIMPLE) != 0) throw py::error_already_set();
+  }
+  ~BytesLike() { PyBuffer_Release(&view_); }
+  BytesLike(const BytesLike&) = delete;
+  BytesLike& operator=(const BytesLike&) = delete;
+  ByteView view() const { return {static_cast<const uint8_t*>(view_.buf), static_cast<size_t>(view_.len)}; }
+
+ private:
+  Py_buffer view_{};
+};
+
+// The key is copied into wiping memory before the GIL is released, so another Python thread
+// mutating a bytearray key cannot race the core.
+SecretBytes copy_key(const py::handle& key) {
+  BytesLike k(key);
+  const ByteView v = k.view();
+  return SecretBytes(v.data, v.data + v.size);
+}
+
+ByteView view_of(const SecretBytes& s) { return {s.data(), s.size()}; }
+
+std::string to_path(const py::bytes& p) { return std::string(p); }
+
+// Decrypted plaintext handed to Python. Exposed as modelcrypt.DecryptedBuffer.
+struct DecryptedBuffer {
+  Decrypted contents;
+  bool closed = false;
+
+  void check_open() const {
+    if (closed) throw py::value_error("I/O operation on a closed DecryptedBuffer");
+  }
+};
+
+// Buffer protocol: writable, one-dimensional bytes. Accessing a closed buffer raises ValueError.
+// (pybind11's own def_buffer would turn that into BufferError.) Py_buffer.obj keeps the object,
+// and so the mapping, alive while any view exists; close() wipes the bytes but never unmaps them.
+extern "C" int decrypted_buffer_getbuffer(PyObject* obj, Py_buffer* view, int flags) {
+  DecryptedBuffer* self = nullptr;
+  try {
+    self = py::cast<DecryptedBuffer*>(py::handle(obj));
+  } catch (...) {
+    PyErr_SetString(PyExc_BufferError, "not a DecryptedBuffer");
+    view->obj = nullptr;
+    return -1;
+  }
+  if (self->closed) {
+    PyErr_SetString(PyExc_ValueError, "I/O operation on a closed DecryptedBuffer");
+    view->obj = nullptr;
+    return -1;
+  }
+  SecureBuffer& b = self->contents.plaintext;
+  return PyBuffer_FillInfo(view, obj, b.data(), static_cast<Py_ssize_t>(b.size()), 0, flags);
+}
+
+py::object exception_class(const char* name) {
+  return py::module_::import("modelcrypt.exceptions").attr(name);
+}
+
+void translate(const Error& e) {
+  switch (e.status()) {
+    case Status::key_mismatch: PyErr_SetString(exception_class("KeyMismatchError").ptr(), e.what()); return;
+    case Status::auth_failed: PyErr_SetString(exception_class("AuthenticationError").ptr(), e.what()); return;
+    case Status::format: PyErr_SetString(exception_class("FormatError").ptr(), e.what()); return;
+    case Status::unsupported: PyErr_SetString(exception_class("UnsupportedVersionError").ptr(), e.what()); return;
+    case Status::invalid_argument: PyErr_SetString(PyExc_ValueError, e.what()); return;
+    case Status::no_memory: PyErr_SetString(PyExc_MemoryError, e.what()); return;
+    case Status::io: {
+      // OSError(errno, message, filename) becomes FileNotFoundError, PermissionError, ... by errno.
+      py::object oserror = py::reinterpret_borrow<py::object>(PyExc_OSError);
+      py::object err;
+      if (e.sys_errno() != 0) {
+        py::object filename = py::reinterpret_steal<py::object>(
+            PyUnicode_DecodeFSDefaultAndSize(e.path().data(), static_cast<Py_ssize_t>(e.path().size())));
+        err = oserror(e.sys_errno(), e.what(), filename);
+      } else {
+        err = oserror(e.what());
+      }
+      PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(err.ptr())), err.ptr());
+      return;
+    }
+    default: PyErr_SetString(exception_class("ModelCryptError").ptr(), e.what()); return;
+  }
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "modelcrypt native core (private; use the modelcrypt package)";
+  crypto::ensure_initialized();
+
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const Error& e) {
+      translate(e);
+    }
+  });
+
+  m.attr("DEFAULT_CHUNK_SIZE") = format::kDefaultChunkSize;
+  m.attr("MIN_CHUNK_SIZE") = format::kMinChunkSize;
+  m.attr("MAX_CHUNK_SIZE") = format::kMaxChunkSize;
+  m.attr("CHUNK_SIZE_MULTIPLE") = format::kChunkSizeMultiple;
+  m.attr("MAX_METADATA_SIZE") = format::kMaxMetadataSize;
+  m.attr("FORMAT_VERSION") = format::kVersion;
+  m.def("supported_modes", &supported_modes);
+
+  py::class_<DecryptedBuffer> buffer_class(m, "DecryptedBuffer", py::buffer_protocol(),
+      "Decrypted bytes owned by modelcrypt: buffer protocol, len(), close() wipes them.");
+  auto* type = reinterpret_cast<PyTypeObject*>(buffer_class.ptr());
+  type->tp_as_buffer->bf_getbuffer = decrypted_buffer_getbuffer;
+  type->tp_as_buffer->bf_releasebuffer = nullptr;
+  PyType_Modified(type);
+  buffer_class
+      .def("__len__", [](const DecryptedBuffer& self) {
+        self.check_open();
+        return self.contents.plaintext.size();
+      })
+      .def("close", [](DecryptedBuffer& self) {
+        self.contents.plaintext.wipe();
+        self.closed = true;
+      }, "Wipe the plaintext (zeros, pages returned to the OS). Later access raises ValueError.")
+      .def_property_readonly("closed", [](const DecryptedBuffer& self) { return self.closed; })
+      .def_property_readonly("metadata_raw", [](const DecryptedBuffer& self) {
+        const auto& md = self.contents.metadata;
+        return py::bytes(reinterpret_cast<const char*>(md.data()), md.size());
+      })
+      .def("__enter__", [](py::object self) { return self; })
+      .def("__exit__", [](DecryptedBuffer& self, py::args) {
+        self.contents.plaintext.wipe();
+        self.closed = true;
+        return false;
+      });
+
+  m.def("load", [](const py::bytes& path, const py::handle& key, const std::string& mode, unsigned threads) {
+    const std::string p = to_path(path);
+    const SecretBytes k = copy_key(key);
+    auto out = std::make_unique<DecryptedBuffer>();
+    {
+      py::gil_scoped_release nogil;
+      out->contents = load_file(p, view_of(k), mode, threads);
+    }
+    return out;
+  }, py::arg("path"), py::arg("key"), py::arg("mode"), py::arg("threads"));
+
+  m.def("decrypt_bytes", [](const py::handle& blob, const py::handle& key, const std::string& mode, unsigned threads) {
+    const SecretBytes k = copy_key(key);
+    BytesLike in(blob);
+    auto out = std::make_unique<DecryptedBuffer>();
+    {
+      py::gil_scoped_release nogil;
+      out->contents = decrypt_memory(in.view(), view_of(k), mode, threads);
+    }
+    return out;
+  }, py::arg("blob"), py::arg("key"), py::arg("mode"), py::arg("threads"));
+
+  m.def("encrypt_bytes", [](const py::handle& data, const py::handle& key, const std::string& mode, uint32_t chunk_size,
+                            const py::bytes& metadata, unsigned threads) {
+    const SecretBytes k = copy_key(key);
+    BytesLike in(data);
+    const std::string md = metadata;
+    EncryptOptions options;
+    options.chunk_size = chunk_size;
+    options.metadata = {reinterpret_cast<const uint8_t*>(md.data()), md.size()};
+    options.threads = threads;
+    const uint64_t size = encrypted_length(in.view().size, options);
+    PyObject* raw = PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(size));
+    if (raw == nullptr) throw py::error_already_set();
+    py::object result = py::reinterpret_steal<py::object>(raw);
+    auto* dst = reinterpret_cast<uint8_t*>(PyBytes_AS_STRING(raw));
+    {
+      py::gil_scoped_release nogil;
+      encrypt_memory(in.view(), view_of(k), mode, options, dst, size);
+    }
+    return result;
+  }, py::arg("data"), py::arg("key"), py::arg("mode"), py::arg("chunk_size"), py::arg("metadata"), py::arg("threads"));
+
+  m.def("encrypt_file", [](const py::bytes& src, const py::bytes& dst, const py::handle& key, const std::string& mode,
+                           uint32_t chunk_size, const py::bytes& metadata, unsigned threads) {
+    const std::string s = to_path(src), d = to_path(dst), md = metadata;
+    const SecretBytes k = copy_key(key);
+    EncryptOptions options;
+    options.chunk_size = chunk_size;
+    options.metadata = {reinterpret_cast<const uint8_t*>(md.data()), md.size()};
+    options.threads = threads;
+    py::gil_scoped_release nogil;
+    encrypt_file(s, d, view_of(k), mode, options);
+  }, py::arg("src"), py::arg("dst"), py::arg("key"), py::arg("mode"), py::arg("chunk_size"), py::arg("metadata"),
+     py::arg("threads"));
+
+  m.def("decrypt_file", [](const py::bytes& src, const py::bytes& dst, const py::handle& key, const std::string& mode,
+                           unsigned threads) {
+    const std::string s = to_path(src), d = to_path(dst);
+    const SecretBytes k = copy_key(key);
+    py::gil_scoped_release nogil;
+    decrypt_file(s, d, view_of(k), mode, threads);
+  }, py::arg("src"), py::arg("dst"), py::arg("key"), py::arg("mode"), py::arg("threads"));
+
+  m.def("is_encrypted", [](const py::bytes& path) {
+    const std::string p = to_path(path);
+    py::gil_scoped_release nogil;
+    return is_encrypted(p);
+  }, py::arg("path"));
+
+  m.def("inspect", [](const py::bytes& path) {
+    const std::string p = to_path(path);
+    FileInfo info;
+    {
+      py::gil_scoped_release nogil;
+      info = inspect_file(p);
+    }
+    const format::Header& h = info.header;
+    py::dict d;
+    d["version"] = h.version;
+    d["algorithm"] = format::algorithm_name(h.algorithm);
+    d["chunk_size"] = h.chunk_size;
+    d["plaintext_length"] = h.plaintext_length;
+    d["chunk_count"] = h.chunk_count();
+    d["header_length"] = h.header_length();
+    d["file_length"] = info.file_length;
+    d["expected_file_length"] = h.file_length();
+    d["salt"] = py::bytes(reinterpret_cast<const char*>(h.salt.data()), h.salt.size());
+    d["key_commitment"] = py::bytes(reinterpret_cast<const char*>(h.commitment.data()), h.commitment.size());
+    d["metadata_raw"] = py::bytes(reinterpret_cast<const char*>(h.metadata.data()), h.metadata.size());
+    return d;
+  }, py::arg("path"));
+
+  m.def("random_bytes", [](size_t n) {
+    std::string out(n, '\0');
+    crypto::random_bytes(reinterpret_cast<uint8_t*>(out.data()), n);
+    return py::bytes(out);
+  }, py::arg("n"));
+
+  // Raw primitives, for known-answer tests (Wycheproof) of the exact code the format uses.
+  py::module_ prim = m.def_submodule("primitives", "AES-GCM / HKDF / HMAC primitives of the core (for tests)");
+  prim.def("aes_gcm_encrypt", [](const py::bytes& key, const py::bytes& iv, const py::bytes& aad, const py::bytes& pt) {
+    const std::string k = key, n = iv, a = aad, p = pt;
+    crypto::AesGcm gcm({reinterpret_cast<const uint8_t*>(k.data()), k.size()});
+    std::string ct(p.size(), '\0');
+    uint8_t tag[crypto::kGcmTagSize];
+    gcm.encrypt({reinterpret_cast<const uint8_t*>(n.data()), n.size()}, {reinterpret_cast<const uint8_t*>(a.data()), a.size()},
+                reinterpret_cast<const uint8_t*>(p.data()), reinterpret_cast<uint8_t*>(ct.data()), p.size(), tag);
+    return py::make_tuple(py::bytes(ct), py::bytes(reinterpret_cast<const char*>(tag), sizeof tag));
+  }, py::arg("key"), py::arg("iv"), py::arg("aad"), py::arg("plaintext"));
+  prim.def("aes_gcm_decrypt", [](const py::bytes& key, const py::bytes& iv, const py::bytes& aad, const py::bytes& ct,
+                                 const py::bytes& tag) {
+    const std::string k = key, n = iv, a = aad, c = ct, t = tag;
+    if (t.size() != crypto::kGcmTagSize) throw Error(Status::invalid_argument, "tag must be 16 bytes");
+    crypto::AesGcm gcm({reinterpret_cast<const uint8_t*>(k.data()), k.size()});
+    std::string pt(c.size(), '\0');
+    if (!gcm.decrypt({reinterpret_cast<const uint8_t*>(n.data()), n.size()}, {reinterpret_cast<const uint8_t*>(a.data()), a.size()},
+                     reinterpret_cast<const uint8_t*>(c.data()), reinterpret_cast<uint8_t*>(pt.data()), c.size(),
+                     reinterpret_cast<const uint8_t*>(t.data()))) {
+      throw Error(Status::auth_failed, "AES-GCM tag mismatch");
+    }
+    return py::bytes(pt);
+  }, py::arg("key"), py::arg("iv"), py::arg("aad"), py::arg("ciphertext"), py::arg("tag"));
+  prim.def("hkdf_sha256", [](const py::bytes& ikm, const py::bytes& salt, const py::bytes& info, size_t length) {
+    const std::string i = ikm, s = salt, f = info;
+    const SecretBytes out = crypto::hkdf_sha256({reinterpret_cast<const uint8_t*>(i.data()), i.size()},
+                                                {reinterpret_cast<const uint8_t*>(s.data()), s.size()},
+                                                {reinterpret_cast<const uint8_t*>(f.data()), f.size()}, length);
+    return py::bytes(reinterpret_cast<const char*>(out.data()), out.size());
+  }, py::arg("ikm"), py::arg("salt"), py::arg("info"), py::arg("length"));
+  prim.def("hmac_sha256", [](const py::bytes& key, const py::bytes& data) {
+    const std::string k = key, d = data;
+    uint8_t out[crypto::kSha256Size];
+    crypto::hmac_sha256({reinterpret_cast<const uint8_t*>(k.data()), k.size()}, {reinterpret_cast<const uint8_t*>(d.data()), d.size()}, out);
+    return py::bytes(reinterpret_cast<const char*>(out), sizeof out);
+  }, py::arg("key"), py::arg("data"));
+}

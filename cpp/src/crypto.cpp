@@ -1,0 +1,208 @@
+#include "crypto.hpp"
+
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <climits>
+#include <string>
+
+#include "errors.hpp"
+
+namespace modelcrypt::crypto {
+namespace {
+
+[[noreturn]] void throw_openssl(const char* what) {
+  unsigned long code = ERR_get_error();
+  char buf[256] = {0};
+  if (code != 0) ERR_error_string_n(code, buf, sizeof buf);
+  ERR_clear_error();
+  throw Error(Status::internal, std::string("OpenSSL: ") + what + (code ? std::string(": ") + buf : ""));
+}
+
+struct Algorithms {
+  OSSL_LIB_CTX* libctx = nullptr;
+  EVP_CIPHER* aes_gcm[3] = {nullptr, nullptr, nullptr};  // 128, 192, 256
+  EVP_MAC* hmac = nullptr;
+  EVP_KDF* hkdf = nullptr;
+
+  Algorithms() {
+    // Never read openssl.cnf (OPENSSL_CONF included): configuration belongs to the host process
+    // and must not change how modelcrypt encrypts.
+    OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG | OPENSSL_INIT_NO_ATEXIT, nullptr);
+    libctx = OSSL_LIB_CTX_new();  // private context: the default provider, nothing else
+    if (libctx == nullptr) throw_openssl("cannot create library context");
+    const char* names[3] = {"AES-128-GCM", "AES-192-GCM", "AES-256-GCM"};
+    for (int i = 0; i < 3; ++i) {
+      aes_gcm[i] = EVP_CIPHER_fetch(libctx, names[i], nullptr);
+      if (aes_gcm[i] == nullptr) throw_openssl("cannot fetch AES-GCM");
+    }
+    hmac = EVP_MAC_fetch(libctx, "HMAC", nullptr);
+    if (hmac == nullptr) throw_openssl("cannot fetch HMAC");
+    hkdf = EVP_KDF_fetch(libctx, "HKDF", nullptr);
+    if (hkdf == nullptr) throw_openssl("cannot fetch HKDF");
+  }
+};
+
+const Algorithms& algorithms() {
+  static const Algorithms algs;  // thread-safe one-time initialisation
+  return algs;
+}
+
+SecretBytes run_hkdf(int mode, ByteView key, ByteView salt, ByteView info, size_t out_len) {
+  const Algorithms& a = algorithms();
+  EVP_KDF_CTX* kctx = EVP_KDF_CTX_new(a.hkdf);
+  if (kctx == nullptr) throw_openssl("cannot create HKDF context");
+  OSSL_PARAM params[6];
+  size_t n = 0;
+  char digest[] = "SHA256";
+  params[n++] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0);
+  params[n++] = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
+  params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<uint8_t*>(key.data ? key.data : reinterpret_cast<const uint8_t*>("")), key.size);
+  // An absent salt is HashLen zero bytes (RFC 5869 2.2), which HMAC treats like an empty key.
+  if (salt.size) params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, const_cast<uint8_t*>(salt.data), salt.size);
+  if (info.size) params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, const_cast<uint8_t*>(info.data), info.size);
+  params[n] = OSSL_PARAM_construct_end();
+  SecretBytes out(out_len);
+  const int ok = EVP_KDF_derive(kctx, out.data(), out.size(), params);
+  EVP_KDF_CTX_free(kctx);
+  if (ok <= 0) throw_openssl("HKDF failed");
+  return out;
+}
+
+}  // namespace
+
+void ensure_initialized() { (void)algorithms(); }
+
+void random_bytes(uint8_t* out, size_t n) {
+  const Algorithms& a = algorithms();
+  if (n && RAND_bytes_ex(a.libctx, out, n, 256) != 1) throw_openssl("random number generator failed");
+}
+
+SecretBytes hkdf_sha256(ByteView ikm, ByteView salt, ByteView info, size_t out_len) {
+  if (out_len == 0 || out_len > 255 * kSha256Size) {
+    throw Error(Status::invalid_argument, "HKDF-SHA256 output length must be 1.." + std::to_string(255 * kSha256Size) + " bytes");
+  }
+  return run_hkdf(EVP_KDF_HKDF_MODE_EXTRACT_AND_EXPAND, ikm, salt, info, out_len);
+}
+
+SecretBytes hkdf_sha256_extract(ByteView ikm, ByteView salt) {
+  return run_hkdf(EVP_KDF_HKDF_MODE_EXTRACT_ONLY, ikm, salt, ByteView{}, kSha256Size);
+}
+
+SecretBytes hkdf_sha256_expand(ByteView prk, ByteView info, size_t out_len) {
+  if (out_len == 0 || out_len > 255 * kSha256Size) {
+    throw Error(Status::invalid_argument, "HKDF-SHA256 output length out of range");
+  }
+  return run_hkdf(EVP_KDF_HKDF_MODE_EXPAND_ONLY, prk, ByteView{}, info, out_len);
+}
+
+void hmac_sha256(ByteView key, ByteView data, uint8_t out[kSha256Size]) {
+  const Algorithms& a = algorithms();
+  EVP_MAC_CTX* mctx = EVP_MAC_CTX_new(a.hmac);
+  if (mctx == nullptr) throw_openssl("cannot create HMAC context");
+  char digest[] = "SHA256";
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                         OSSL_PARAM_construct_end()};
+  static const uint8_t empty = 0;
+  size_t out_len = 0;
+  const bool ok = EVP_MAC_init(mctx, key.size ? key.data : &empty, key.size, params) > 0 &&
+                  EVP_MAC_update(mctx, data.size ? data.data : &empty, data.size) > 0 &&
+                  EVP_MAC_final(mctx, out, &out_len, kSha256Size) > 0 && out_len == kSha256Size;
+  EVP_MAC_CTX_free(mctx);
+  if (!ok) throw_openssl("HMAC-SHA256 failed");
+}
+
+bool equal_constant_time(const uint8_t* a, const uint8_t* b, size_t n) noexcept {
+  return CRYPTO_memcmp(a, b, n) == 0;
+}
+
+AesGcm::AesGcm(ByteView key) : key_(key.data, key.data + key.size) {
+  const Algorithms& a = algorithms();
+  switch (key.size) {
+    case 16: cipher_ = a.aes_gcm[0]; break;
+    case 24: cipher_ = a.aes_gcm[1]; break;
+    case 32: cipher_ = a.aes_gcm[2]; break;
+    default:
+      throw Error(Status::invalid_argument, "AES-GCM key must be 16, 24 or 32 bytes, got " + std::to_string(key.size));
+  }
+}
+
+AesGcm::~AesGcm() {
+  EVP_CIPHER_CTX_free(static_cast<EVP_CIPHER_CTX*>(enc_ctx_));  // frees and cleanses key schedule
+  EVP_CIPHER_CTX_free(static_cast<EVP_CIPHER_CTX*>(dec_ctx_));
+}
+
+void AesGcm::start(void* vctx, int enc, ByteView iv, ByteView aad) {
+  if (iv.size == 0) throw Error(Status::invalid_argument, "AES-GCM IV must not be empty");
+  if (iv.size > INT_MAX) throw Error(Status::invalid_argument, "AES-GCM IV too long");
+  auto* ctx = static_cast<EVP_CIPHER_CTX*>(vctx);
+  size_t ivlen = iv.size;
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_size_t(OSSL_CIPHER_PARAM_AEAD_IVLEN, &ivlen),
+                         OSSL_PARAM_construct_end()};
+  // The key schedule is set up once per context; later calls only change the IV.
+  if (EVP_CIPHER_CTX_get0_cipher(ctx) == nullptr) {
+    if (EVP_CipherInit_ex2(ctx, static_cast<const EVP_CIPHER*>(cipher_), nullptr, nullptr, enc, nullptr) <= 0 ||
+        EVP_CipherInit_ex2(ctx, nullptr, key_.data(), nullptr, enc, nullptr) <= 0) {
+      throw_openssl("AES-GCM key setup failed");
+    }
+  }
+  if (EVP_CIPHER_CTX_set_params(ctx, params) <= 0 || EVP_CipherInit_ex2(ctx, nullptr, nullptr, iv.data, enc, nullptr) <= 0) {
+    throw_openssl("AES-GCM IV setup failed");
+  }
+  size_t done = 0;
+  while (done < aad.size) {
+    const int step = static_cast<int>(std::min<size_t>(aad.size - done, 1u << 30));
+    int outl = 0;
+    if (EVP_CipherUpdate(ctx, nullptr, &outl, aad.data + done, step) <= 0) throw_openssl("AES-GCM AAD failed");
+    done += static_cast<size_t>(step);
+  }
+}
+
+namespace {
+bool update_all(EVP_CIPHER_CTX* ctx, const uint8_t* in, uint8_t* out, size_t len) {
+  size_t done = 0;
+  while (done < len) {
+    const int step = static_cast<int>(std::min<size_t>(len - done, 1u << 30));
+    int outl = 0;
+    if (EVP_CipherUpdate(ctx, out + done, &outl, in + done, step) <= 0 || outl != step) return false;
+    done += static_cast<size_t>(step);
+  }
+  return true;
+}
+}  // namespace
+
+void AesGcm::encrypt(ByteView iv, ByteView aad, const uint8_t* in, uint8_t* out, size_t len,
+                     uint8_t tag[kGcmTagSize]) {
+  if (enc_ctx_ == nullptr && (enc_ctx_ = EVP_CIPHER_CTX_new()) == nullptr) throw_openssl("cannot create cipher context");
+  auto* ctx = static_cast<EVP_CIPHER_CTX*>(enc_ctx_);
+  start(ctx, 1, iv, aad);
+  int outl = 0;
+  uint8_t dummy[16];
+  if (!update_all(ctx, in, out, len) || EVP_EncryptFinal_ex(ctx, dummy, &outl) <= 0 ||
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, kGcmTagSize, tag) <= 0) {
+    throw_openssl("AES-GCM encryption failed");
+  }
+}
+
+bool AesGcm::decrypt(ByteView iv, ByteView aad, const uint8_t* in, uint8_t* out, size_t len,
+                     const uint8_t tag[kGcmTagSize]) {
+  if (dec_ctx_ == nullptr && (dec_ctx_ = EVP_CIPHER_CTX_new()) == nullptr) throw_openssl("cannot create cipher context");
+  auto* ctx = static_cast<EVP_CIPHER_CTX*>(dec_ctx_);
+  start(ctx, 0, iv, aad);
+  if (!update_all(ctx, in, out, len)) throw_openssl("AES-GCM decryption failed");
+  uint8_t tag_copy[kGcmTagSize];
+  std::copy(tag, tag + kGcmTagSize, tag_copy);
+  if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, kGcmTagSize, tag_copy) <= 0) throw_openssl("AES-GCM tag setup failed");
+  int outl = 0;
+  uint8_t dummy[16];
+  const bool ok = EVP_DecryptFinal_ex(ctx, dummy, &outl) > 0;
+  ERR_clear_error();
+  return ok;
+}
+
+}  // namespace modelcrypt::crypto

@@ -1,0 +1,87 @@
+// Thin, typed layer over OpenSSL EVP: AES-GCM, HKDF-SHA256, HMAC-SHA256, random bytes and
+// constant-time comparison. OpenSSL runs in a private library context that never reads openssl.cnf.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include <openssl/crypto.h>
+
+namespace modelcrypt {
+
+// Allocator that wipes memory with OPENSSL_cleanse before giving it back.
+template <class T>
+struct WipingAllocator {
+  using value_type = T;
+  WipingAllocator() noexcept = default;
+  template <class U>
+  WipingAllocator(const WipingAllocator<U>&) noexcept {}
+  T* allocate(size_t n) { return std::allocator<T>{}.allocate(n); }
+  void deallocate(T* p, size_t n) noexcept {
+    OPENSSL_cleanse(p, n * sizeof(T));
+    std::allocator<T>{}.deallocate(p, n);
+  }
+  template <class U>
+  bool operator==(const WipingAllocator<U>&) const noexcept { return true; }
+  template <class U>
+  bool operator!=(const WipingAllocator<U>&) const noexcept { return false; }
+};
+
+// Keys and other small secrets.
+using SecretBytes = std::vector<uint8_t, WipingAllocator<uint8_t>>;
+
+struct ByteView {
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+};
+
+namespace crypto {
+
+constexpr size_t kGcmTagSize = 16;
+constexpr size_t kSha256Size = 32;
+
+// Initialises OpenSSL (without loading any configuration file) and the private library context.
+// Called implicitly by every function below; cheap after the first call.
+void ensure_initialized();
+
+void random_bytes(uint8_t* out, size_t n);
+
+// HKDF-SHA256 (RFC 5869). out_len must be 1..255*32, else Error(invalid_argument).
+SecretBytes hkdf_sha256(ByteView ikm, ByteView salt, ByteView info, size_t out_len);
+SecretBytes hkdf_sha256_extract(ByteView ikm, ByteView salt);
+SecretBytes hkdf_sha256_expand(ByteView prk, ByteView info, size_t out_len);
+
+// HMAC-SHA256, 32-byte output.
+void hmac_sha256(ByteView key, ByteView data, uint8_t out[kSha256Size]);
+
+// Constant-time equality of two equally long byte strings.
+bool equal_constant_time(const uint8_t* a, const uint8_t* b, size_t n) noexcept;
+
+// AES-GCM with a 16, 24 or 32-byte key (AES-128/192/256), IVs of any length >= 1 byte, 16-byte tags.
+// One object per thread: it keeps an initialised cipher context so per-message cost is one IV set.
+// `in` and `out` may be the same pointer (in-place).
+class AesGcm {
+ public:
+  explicit AesGcm(ByteView key);
+  ~AesGcm();
+  AesGcm(const AesGcm&) = delete;
+  AesGcm& operator=(const AesGcm&) = delete;
+
+  void encrypt(ByteView iv, ByteView aad, const uint8_t* in, uint8_t* out, size_t len,
+               uint8_t tag[kGcmTagSize]);
+  // Returns false when the tag does not verify; `out` then holds unauthenticated bytes that the
+  // caller must wipe and never release.
+  [[nodiscard]] bool decrypt(ByteView iv, ByteView aad, const uint8_t* in, uint8_t* out, size_t len,
+                             const uint8_t tag[kGcmTagSize]);
+
+ private:
+  void start(void* ctx, int enc, ByteView iv, ByteView aad);
+  void* enc_ctx_ = nullptr;  // EVP_CIPHER_CTX*, created on first use
+  void* dec_ctx_ = nullptr;
+  SecretBytes key_;
+  const void* cipher_ = nullptr;  // EVP_CIPHER*
+};
+
+}  // namespace crypto
+}  // namespace modelcrypt

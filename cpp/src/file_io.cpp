@@ -1,0 +1,178 @@
+#include "file_io.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+
+#include "crypto.hpp"
+#include "errors.hpp"
+
+namespace modelcrypt {
+namespace {
+
+std::string dir_of(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+std::string base_of(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// Advances an iovec array past `done` bytes.
+void consume(struct iovec*& iov, int& iovcnt, size_t done) {
+  while (iovcnt > 0 && done >= iov->iov_len) {
+    done -= iov->iov_len;
+    ++iov;
+    --iovcnt;
+  }
+  if (iovcnt > 0) {
+    iov->iov_base = static_cast<uint8_t*>(iov->iov_base) + done;
+    iov->iov_len -= done;
+  }
+}
+
+}  // namespace
+
+InputFile::InputFile(const std::string& path) : path_(path) {
+  do {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  } while (fd_ < 0 && errno == EINTR);
+  if (fd_ < 0) throw_io_error("cannot open", path);
+  struct stat st;
+  if (fstat(fd_, &st) != 0) {
+    const int err = errno;
+    ::close(fd_);
+    throw_io_error("cannot stat", path, err);
+  }
+  if (S_ISDIR(st.st_mode)) {
+    ::close(fd_);
+    throw_io_error("cannot read", path, EISDIR);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd_);
+    throw Error(Status::invalid_argument, "not a regular file: '" + path + "'");
+  }
+  size_ = static_cast<uint64_t>(st.st_size);
+}
+
+InputFile::~InputFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+uint64_t InputFile::current_size() const {
+  struct stat st;
+  if (fstat(fd_, &st) != 0) throw_io_error("cannot stat", path_);
+  return static_cast<uint64_t>(st.st_size);
+}
+
+size_t InputFile::read_at(void* buf, size_t n, uint64_t offset) const {
+  size_t done = 0;
+  while (done < n) {
+    const ssize_t r = ::pread(fd_, static_cast<uint8_t*>(buf) + done, n - done, static_cast<off_t>(offset + done));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      throw_io_error("cannot read", path_);
+    }
+    if (r == 0) break;
+    done += static_cast<size_t>(r);
+  }
+  return done;
+}
+
+void InputFile::readv_exact_at(struct iovec* iov, int iovcnt, uint64_t offset) const {
+  while (iovcnt > 0 && iov->iov_len == 0) { ++iov; --iovcnt; }
+  while (iovcnt > 0) {
+    const ssize_t r = ::preadv(fd_, iov, iovcnt < IOV_MAX ? iovcnt : IOV_MAX, static_cast<off_t>(offset));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      throw_io_error("cannot read", path_);
+    }
+    if (r == 0) throw Error(Status::io, "file '" + path_ + "' became shorter while it was being read", 0, path_);
+    offset += static_cast<uint64_t>(r);
+    consume(iov, iovcnt, static_cast<size_t>(r));
+  }
+}
+
+void InputFile::read_exact_at(void* buf, size_t n, uint64_t offset) const {
+  struct iovec iov = {buf, n};
+  readv_exact_at(&iov, 1, offset);
+}
+
+std::string temp_file_prefix(const std::string& destination) {
+  const std::string dir = dir_of(destination);
+  return (dir == "/" ? std::string("/") : dir + "/") + "." + base_of(destination) + ".mctmp-";
+}
+
+AtomicOutputFile::AtomicOutputFile(const std::string& destination, mode_t mode) : destination_(destination) {
+  static const char hex[] = "0123456789abcdef";
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    uint8_t rnd[6];
+    crypto::random_bytes(rnd, sizeof rnd);
+    std::string name = temp_file_prefix(destination);
+    for (uint8_t b : rnd) { name += hex[b >> 4]; name += hex[b & 15]; }
+    do {
+      fd_ = ::open(name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    } while (fd_ < 0 && errno == EINTR);
+    if (fd_ >= 0) {
+      temp_path_ = std::move(name);
+      return;
+    }
+    if (errno != EEXIST) throw_io_error("cannot create a temporary file next to", destination);
+  }
+  throw_io_error("cannot create a temporary file next to", destination, EEXIST);
+}
+
+AtomicOutputFile::~AtomicOutputFile() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_ && !temp_path_.empty()) ::unlink(temp_path_.c_str());
+}
+
+void AtomicOutputFile::write_all(const void* data, size_t n) {
+  struct iovec iov = {const_cast<void*>(data), n};
+  writev_all(&iov, 1);
+}
+
+void AtomicOutputFile::writev_all(struct iovec* iov, int iovcnt) {
+  while (iovcnt > 0 && iov->iov_len == 0) { ++iov; --iovcnt; }
+  while (iovcnt > 0) {
+    const ssize_t w = ::writev(fd_, iov, iovcnt < IOV_MAX ? iovcnt : IOV_MAX);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      throw_io_error("cannot write", destination_);
+    }
+    consume(iov, iovcnt, static_cast<size_t>(w));
+  }
+}
+
+void AtomicOutputFile::commit() {
+  if (::fsync(fd_) != 0) throw_io_error("cannot flush", destination_);
+  const int fd = fd_;
+  fd_ = -1;
+  if (::close(fd) != 0) throw_io_error("cannot close", destination_);
+  if (::rename(temp_path_.c_str(), destination_.c_str()) != 0) throw_io_error("cannot rename the finished file to", destination_);
+  committed_ = true;
+  const int dfd = ::open(dir_of(destination_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {  // durability of the rename; best effort on filesystems that refuse it
+    (void)::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+void check_output_path(const std::string& source, const std::string& destination) {
+  struct stat d;
+  if (::stat(destination.c_str(), &d) != 0) return;  // does not exist yet
+  if (S_ISDIR(d.st_mode)) throw_io_error("destination is a directory:", destination, EISDIR);
+  struct stat s;
+  if (::stat(source.c_str(), &s) == 0 && s.st_dev == d.st_dev && s.st_ino == d.st_ino) {
+    throw Error(Status::invalid_argument, "destination '" + destination + "' is the source file itself");
+  }
+}
+
+}  // namespace modelcrypt

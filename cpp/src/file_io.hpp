@@ -1,0 +1,64 @@
+// POSIX file helpers for the core: positional reads of a regular input file, and an output file
+// that appears at its destination only when complete (temp file in the same directory, fsync, rename).
+#pragma once
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace modelcrypt {
+
+class InputFile {
+ public:
+  // Opens a regular file for reading. Missing file, directory, permission: Error(io) with errno.
+  explicit InputFile(const std::string& path);
+  ~InputFile();
+  InputFile(const InputFile&) = delete;
+  InputFile& operator=(const InputFile&) = delete;
+
+  uint64_t size() const noexcept { return size_; }
+  const std::string& path() const noexcept { return path_; }
+  // Current size from fstat (to notice a source that changed while it was read).
+  uint64_t current_size() const;
+  // Reads up to n bytes at offset; returns the count (short only at end of file).
+  size_t read_at(void* buf, size_t n, uint64_t offset) const;
+  // Reads exactly the bytes described by iov (modified) at offset; a short read is Error(io).
+  void readv_exact_at(struct iovec* iov, int iovcnt, uint64_t offset) const;
+  void read_exact_at(void* buf, size_t n, uint64_t offset) const;
+
+ private:
+  int fd_ = -1;
+  uint64_t size_ = 0;
+  std::string path_;
+};
+
+class AtomicOutputFile {
+ public:
+  // Creates ".<name>.mctmp-XXXXXXXXXXXX" beside `destination` with permission bits `mode` (umask applies).
+  AtomicOutputFile(const std::string& destination, mode_t mode);
+  ~AtomicOutputFile();  // not committed: closes and removes the temporary file
+  AtomicOutputFile(const AtomicOutputFile&) = delete;
+  AtomicOutputFile& operator=(const AtomicOutputFile&) = delete;
+
+  void write_all(const void* data, size_t n);
+  void writev_all(struct iovec* iov, int iovcnt);  // iov is modified
+  // fsync, rename over the destination, fsync the directory.
+  void commit();
+
+ private:
+  int fd_ = -1;
+  std::string destination_;
+  std::string temp_path_;
+  bool committed_ = false;
+};
+
+// Refuses (Error(invalid_argument)) a destination that is the source file itself, and
+// (Error(io), EISDIR) a destination that is a directory.
+void check_output_path(const std::string& source, const std::string& destination);
+
+// Prefix of temporary files: ".<name>.mctmp-".
+std::string temp_file_prefix(const std::string& destination);
+
+}  // namespace modelcrypt

@@ -1,0 +1,85 @@
+#include "secure_buffer.hpp"
+
+#include <openssl/crypto.h>
+#include <sys/mman.h>
+
+#include <utility>
+
+#include "errors.hpp"
+
+namespace modelcrypt {
+namespace {
+constexpr size_t kHugePage = size_t{2} << 20;
+constexpr size_t kPage = 4096;
+uint8_t g_empty_byte = 0;  // data() of size-0 buffers: a valid, non-null pointer
+}  // namespace
+
+SecureBuffer SecureBuffer::allocate(size_t size) {
+  SecureBuffer buf;
+  if (size == 0) {
+    buf.data_ = &g_empty_byte;
+    return buf;
+  }
+  const bool huge = size >= kHugePage;
+  const size_t align = huge ? kHugePage : kPage;
+  const size_t rounded = (size + align - 1) / align * align;
+  if (rounded < size) throw Error(Status::no_memory, "buffer size overflows");
+  const size_t reserve = huge ? rounded + kHugePage : rounded;
+  void* p = mmap(nullptr, reserve, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    throw Error(Status::no_memory, "cannot allocate " + std::to_string(size) + " bytes for the decrypted data");
+  }
+  uint8_t* base = static_cast<uint8_t*>(p);
+  uint8_t* start = base;
+  if (huge) {  // trim the mapping to a 2 MiB aligned window
+    const uintptr_t addr = reinterpret_cast<uintptr_t>(base);
+    start = reinterpret_cast<uint8_t*>((addr + kHugePage - 1) & ~(kHugePage - 1));
+    const size_t head = static_cast<size_t>(start - base);
+    const size_t tail = reserve - head - rounded;
+    if (head) munmap(base, head);
+    if (tail) munmap(start + rounded, tail);
+    madvise(start, rounded, MADV_HUGEPAGE);
+  }
+#ifdef MADV_DONTDUMP
+  madvise(start, rounded, MADV_DONTDUMP);
+#endif
+  buf.map_ = start;
+  buf.map_size_ = rounded;
+  buf.data_ = start;
+  buf.size_ = size;
+  return buf;
+}
+
+SecureBuffer::SecureBuffer(SecureBuffer&& other) noexcept { *this = std::move(other); }
+
+SecureBuffer& SecureBuffer::operator=(SecureBuffer&& other) noexcept {
+  if (this != &other) {
+    release();
+    data_ = std::exchange(other.data_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+    map_ = std::exchange(other.map_, nullptr);
+    map_size_ = std::exchange(other.map_size_, 0);
+  }
+  return *this;
+}
+
+SecureBuffer::~SecureBuffer() { release(); }
+
+void SecureBuffer::wipe() noexcept {
+  if (map_ == nullptr) return;
+  OPENSSL_cleanse(map_, map_size_);
+  madvise(map_, map_size_, MADV_DONTNEED);
+}
+
+void SecureBuffer::release() noexcept {
+  if (map_ != nullptr) {
+    OPENSSL_cleanse(map_, map_size_);
+    munmap(map_, map_size_);
+  }
+  data_ = nullptr;
+  size_ = 0;
+  map_ = nullptr;
+  map_size_ = 0;
+}
+
+}  // namespace modelcrypt

@@ -1,0 +1,39 @@
+// SecureBuffer: page-aligned memory that owns secret bytes (decrypted plaintext, batches of
+// plaintext in flight) and wipes them with OPENSSL_cleanse when released.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace modelcrypt {
+
+class SecureBuffer {
+ public:
+  SecureBuffer() noexcept = default;
+  // Allocates `size` bytes with mmap. Buffers of 2 MiB and more are 2 MiB aligned and advised
+  // MADV_HUGEPAGE (filling huge pages is several times faster than 4 KiB pages). All buffers are
+  // advised MADV_DONTDUMP so plaintext stays out of core dumps. Throws Error(no_memory).
+  static SecureBuffer allocate(size_t size);
+
+  SecureBuffer(SecureBuffer&& other) noexcept;
+  SecureBuffer& operator=(SecureBuffer&& other) noexcept;
+  SecureBuffer(const SecureBuffer&) = delete;
+  SecureBuffer& operator=(const SecureBuffer&) = delete;
+  ~SecureBuffer();
+
+  uint8_t* data() noexcept { return data_; }
+  const uint8_t* data() const noexcept { return data_; }
+  size_t size() const noexcept { return size_; }
+
+  // Overwrites the contents with zeros (OPENSSL_cleanse) and hands the physical pages back to the
+  // kernel (MADV_DONTNEED). The mapping stays valid: readers that still hold a pointer see zeros.
+  void wipe() noexcept;
+
+ private:
+  void release() noexcept;
+  uint8_t* data_ = nullptr;     // never null for a live buffer, even of size 0
+  size_t size_ = 0;
+  void* map_ = nullptr;         // the mapping (nullptr for size 0)
+  size_t map_size_ = 0;
+};
+
+}  // namespace modelcrypt

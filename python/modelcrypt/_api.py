@@ -1,0 +1,204 @@
+"""The Python API of modelcrypt. Arguments are checked here (types and sizes, pyca-style) before
+the native core runs; the core then does all cryptography and file I/O with the GIL released."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Union
+
+from . import _core, _metadata
+
+__all__ = [
+    "DecryptedBuffer",
+    "FileInfo",
+    "generate_key",
+    "encrypt_file",
+    "encrypt_bytes",
+    "load",
+    "decrypt_bytes",
+    "decrypt_file",
+    "is_encrypted",
+    "inspect",
+    "SUPPORTED_MODES",
+    "KEY_LENGTHS",
+    "DEFAULT_CHUNK_SIZE",
+]
+
+StrPath = Union[str, "os.PathLike[str]", bytes, "os.PathLike[bytes]"]
+BytesLike = Union[bytes, bytearray, memoryview]
+
+KEY_LENGTHS = (16, 24, 32)
+SUPPORTED_MODES = tuple(_core.supported_modes())
+DEFAULT_CHUNK_SIZE = _core.DEFAULT_CHUNK_SIZE
+
+DecryptedBuffer = _core.DecryptedBuffer
+DecryptedBuffer.__module__ = "modelcrypt"
+DecryptedBuffer.metadata = property(  # type: ignore[attr-defined]
+    lambda self: _metadata.decode(self.metadata_raw),
+    doc="The file's authenticated metadata (dict of str to str; {} when none).",
+)
+DecryptedBuffer.__repr__ = lambda self: (  # type: ignore[method-assign]
+    "<modelcrypt.DecryptedBuffer closed>" if self.closed else f"<modelcrypt.DecryptedBuffer {len(self)} bytes>"
+)
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """Header fields of an encrypted file, read without the key (so none of it is authenticated)."""
+
+    path: str
+    version: int
+    algorithm: str
+    chunk_size: int
+    plaintext_length: int
+    chunk_count: int
+    header_length: int
+    file_length: int
+    expected_file_length: int
+    salt: bytes
+    key_commitment: bytes
+    metadata_raw: bytes
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return _metadata.decode(self.metadata_raw)
+
+
+def _fspath(path: StrPath, what: str) -> bytes:
+    try:
+        return os.fsencode(os.fspath(path))
+    except TypeError:
+        raise TypeError(f"{what} must be str, bytes or os.PathLike, not {type(path).__name__}") from None
+
+
+def _check_key(key: BytesLike) -> BytesLike:
+    if not isinstance(key, (bytes, bytearray, memoryview)):
+        raise TypeError(f"key must be bytes-like (bytes, bytearray, memoryview), not {type(key).__name__}")
+    n = key.nbytes if isinstance(key, memoryview) else len(key)
+    if n not in KEY_LENGTHS:
+        raise ValueError(f"key must be 16, 24 or 32 bytes long, got {n} bytes")
+    return key
+
+
+def _check_mode(mode: str) -> str:
+    if not isinstance(mode, str):
+        raise TypeError(f"mode must be a str, not {type(mode).__name__}")
+    if mode.upper() not in SUPPORTED_MODES:
+        supported = ", ".join(repr(m) for m in SUPPORTED_MODES)
+        raise ValueError(f"unsupported mode {mode!r}; supported modes: {supported}")
+    return mode
+
+
+def _check_threads(threads: int | None) -> int:
+    if threads is None:
+        return 0
+    if isinstance(threads, bool) or not isinstance(threads, int):
+        raise TypeError(f"threads must be an int or None, not {type(threads).__name__}")
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1 (or None for all cores), got {threads}")
+    return min(threads, 1024)
+
+
+def _check_chunk_size(chunk_size: int | None) -> int:
+    if chunk_size is None:
+        return DEFAULT_CHUNK_SIZE
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int):
+        raise TypeError(f"chunk_size must be an int or None, not {type(chunk_size).__name__}")
+    if not (_core.MIN_CHUNK_SIZE <= chunk_size <= _core.MAX_CHUNK_SIZE) or chunk_size % _core.CHUNK_SIZE_MULTIPLE:
+        raise ValueError(
+            f"chunk_size must be a multiple of {_core.CHUNK_SIZE_MULTIPLE} between {_core.MIN_CHUNK_SIZE} "
+            f"and {_core.MAX_CHUNK_SIZE}, got {chunk_size}"
+        )
+    return chunk_size
+
+
+def _check_data(data: BytesLike, what: str) -> BytesLike:
+    if isinstance(data, str) or not hasattr(data, "__buffer__") and not isinstance(data, (bytes, bytearray, memoryview)):
+        try:
+            memoryview(data)
+        except TypeError:
+            raise TypeError(f"{what} must be bytes-like, not {type(data).__name__}") from None
+    return data
+
+
+def generate_key(length: int = 32) -> bytes:
+    """A fresh random master key from OpenSSL's CSPRNG (16, 24 or 32 bytes)."""
+    if isinstance(length, bool) or not isinstance(length, int):
+        raise TypeError(f"length must be an int, not {type(length).__name__}")
+    if length not in KEY_LENGTHS:
+        raise ValueError(f"length must be 16, 24 or 32, got {length}")
+    return _core.random_bytes(length)
+
+
+def encrypt_file(
+    src: StrPath,
+    dst: StrPath,
+    key: BytesLike,
+    mode: str = "AES-GCM",
+    *,
+    chunk_size: int | None = None,
+    metadata: Mapping[str, str] | None = None,
+    threads: int | None = None,
+) -> None:
+    """Encrypt the file ``src`` into ``dst`` (format v1), streaming in bounded memory.
+
+    ``dst`` appears atomically when complete (temporary file beside it, fsync, rename); on any
+    error it is left as it was. ``metadata`` is authenticated but stored in clear.
+    """
+    _core.encrypt_file(
+        _fspath(src, "src"), _fspath(dst, "dst"), _check_key(key), _check_mode(mode),
+        _check_chunk_size(chunk_size), _metadata.encode(metadata), _check_threads(threads),
+    )
+
+
+def encrypt_bytes(
+    data: BytesLike,
+    key: BytesLike,
+    mode: str = "AES-GCM",
+    *,
+    chunk_size: int | None = None,
+    metadata: Mapping[str, str] | None = None,
+    threads: int | None = None,
+) -> bytes:
+    """Encrypt bytes-like ``data`` into a format v1 blob (the same bytes encrypt_file would write)."""
+    return _core.encrypt_bytes(
+        _check_data(data, "data"), _check_key(key), _check_mode(mode), _check_chunk_size(chunk_size),
+        _metadata.encode(metadata), _check_threads(threads),
+    )
+
+
+def load(path: StrPath, key: BytesLike, mode: str = "AES-GCM", *, threads: int | None = None) -> DecryptedBuffer:
+    """Decrypt the file at ``path`` into memory; nothing is written to disk.
+
+    Raises KeyMismatchError for a wrong key, AuthenticationError for modified, truncated or extended
+    data, FormatError for a file that is not format v1. The returned DecryptedBuffer holds the only
+    copy of the plaintext; ``close()`` (or leaving a ``with`` block) wipes it.
+    """
+    return _core.load(_fspath(path, "path"), _check_key(key), _check_mode(mode), _check_threads(threads))
+
+
+def decrypt_bytes(blob: BytesLike, key: BytesLike, mode: str = "AES-GCM", *, threads: int | None = None) -> DecryptedBuffer:
+    """Decrypt a format v1 blob held in memory."""
+    return _core.decrypt_bytes(_check_data(blob, "blob"), _check_key(key), _check_mode(mode), _check_threads(threads))
+
+
+def decrypt_file(src: StrPath, dst: StrPath, key: BytesLike, mode: str = "AES-GCM", *, threads: int | None = None) -> None:
+    """The converter: decrypt ``src`` into the plaintext file ``dst``, on purpose.
+
+    Streams in bounded memory; ``dst`` (mode 0600) appears only after every chunk has been
+    authenticated, so a tampered input leaves no partial plaintext behind.
+    """
+    _core.decrypt_file(_fspath(src, "src"), _fspath(dst, "dst"), _check_key(key), _check_mode(mode), _check_threads(threads))
+
+
+def is_encrypted(path: StrPath) -> bool:
+    """True when the file starts with the modelcrypt format v1 magic."""
+    return _core.is_encrypted(_fspath(path, "path"))
+
+
+def inspect(path: StrPath) -> FileInfo:
+    """Header fields of an encrypted file; no key needed, so nothing returned is authenticated."""
+    raw = _fspath(path, "path")
+    return FileInfo(path=os.fsdecode(raw), **_core.inspect(raw))

@@ -1,0 +1,37 @@
+"""The exceptions modelcrypt raises. One small flat family under ModelCryptError.
+
+Argument errors are ordinary Python exceptions: TypeError for a wrong type, ValueError for a bad
+value (key length, mode, chunk size, dst == src), OSError subclasses (FileNotFoundError, ...) for
+the operating system's errors.
+"""
+
+__all__ = [
+    "ModelCryptError",
+    "KeyMismatchError",
+    "AuthenticationError",
+    "FormatError",
+    "UnsupportedVersionError",
+]
+
+
+class ModelCryptError(Exception):
+    """Base class of every modelcrypt-specific error."""
+
+
+class KeyMismatchError(ModelCryptError):
+    """The key is not the key the file was encrypted with (checked before any bulk decryption)."""
+
+
+class AuthenticationError(ModelCryptError):
+    """The data failed authentication: it was modified, truncated, reordered or extended.
+
+    No plaintext is ever handed out when this is raised.
+    """
+
+
+class FormatError(ModelCryptError):
+    """The input is not a well-formed modelcrypt file (bad magic, truncated header, field out of range)."""
+
+
+class UnsupportedVersionError(FormatError):
+    """A well-formed header names a format version or algorithm this build does not support."""
