@@ -156,8 +156,6 @@ def test_wrong_key(original, tmp_path):
 def test_every_byte_xor_01(original, tmp_path):
     p = tmp_path / "t.enc"
     problems, seen = [], {}
-    with open(p, "wb") as f:
-        f.write(original)
     for off in range(len(original)):
         data = bytearray(original)
         data[off] ^= 0x01

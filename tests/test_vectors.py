@@ -366,6 +366,17 @@ def test_modelcrypt_inspect_matches_reference(entry):
     assert info.file_length == os.path.getsize(path)
 
 
+HEADER_ERRORS = [e for e in MANIFEST if e["expect"] != "ok" and e["step"] <= 5]
+
+
+@pytest.mark.parametrize("entry", HEADER_ERRORS, ids=_ids(HEADER_ERRORS))
+def test_modelcrypt_inspect_rejects_like_steps_1_to_5(entry):
+    """inspect() runs the key-less reader steps 1-5 and raises the same error class."""
+    with pytest.raises(modelcrypt.ModelCryptError) as ei:
+        modelcrypt.inspect(VECTORS / entry["file"])
+    assert type(ei.value) is getattr(modelcrypt, entry["expect"]), repr(ei.value)
+
+
 def test_modelcrypt_inspect_on_modelcrypt_output(tmp_path):
     key = modelcrypt.generate_key(24)
     path = tmp_path / "m.mcx"
