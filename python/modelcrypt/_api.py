@@ -115,11 +115,12 @@ def _check_chunk_size(chunk_size: int | None) -> int:
 
 
 def _check_data(data: BytesLike, what: str) -> BytesLike:
-    if isinstance(data, str) or not hasattr(data, "__buffer__") and not isinstance(data, (bytes, bytearray, memoryview)):
-        try:
-            memoryview(data)
-        except TypeError:
-            raise TypeError(f"{what} must be bytes-like, not {type(data).__name__}") from None
+    if isinstance(data, str):
+        raise TypeError(f"{what} must be bytes-like, not str (encode it first)")
+    try:
+        memoryview(data)
+    except TypeError:
+        raise TypeError(f"{what} must be bytes-like, not {type(data).__name__}") from None
     return data
 
 
