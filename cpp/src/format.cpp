@@ -131,7 +131,7 @@ Header parse_header(const uint8_t* p, size_t header_length) {
 FileKeys authenticate_header(const Header& header, const uint8_t* raw, ByteView master_key, uint64_t file_length) {
   FileKeys keys = derive_file_keys(master_key, header.salt.data());
   if (!crypto::equal_constant_time(keys.commitment.data(), header.commitment.data(), kCommitmentSize)) {
-    throw Error(Status::key_mismatch, "wrong key: this file was encrypted with a different key");
+    throw Error(Status::key_mismatch, "wrong key: it does not match this file's key commitment (the file was encrypted with another key, or its salt or commitment bytes are corrupted)");
   }
   uint8_t mac[kHeaderMacSize];
   const size_t mac_offset = kFixedHeaderSize + header.metadata.size();
