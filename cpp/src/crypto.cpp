@@ -139,7 +139,10 @@ AesGcm::~AesGcm() {
 
 void AesGcm::start(void* vctx, int enc, ByteView iv, ByteView aad) {
   if (iv.size == 0) throw Error(Status::invalid_argument, "AES-GCM IV must not be empty");
-  if (iv.size > INT_MAX) throw Error(Status::invalid_argument, "AES-GCM IV too long");
+  // OpenSSL's GCM implementation accepts IVs of at most 128 bytes (1024 bits).
+  if (iv.size > kMaxGcmIvSize) {
+    throw Error(Status::invalid_argument, "AES-GCM IV must be at most 128 bytes, got " + std::to_string(iv.size));
+  }
   auto* ctx = static_cast<EVP_CIPHER_CTX*>(vctx);
   size_t ivlen = iv.size;
   OSSL_PARAM params[] = {OSSL_PARAM_construct_size_t(OSSL_CIPHER_PARAM_AEAD_IVLEN, &ivlen),

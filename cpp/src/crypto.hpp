@@ -40,6 +40,7 @@ namespace crypto {
 
 constexpr size_t kGcmTagSize = 16;
 constexpr size_t kSha256Size = 32;
+constexpr size_t kMaxGcmIvSize = 128;  // OpenSSL's limit
 
 // Initialises OpenSSL (without loading any configuration file) and the private library context.
 // Called implicitly by every function below; cheap after the first call.
@@ -58,7 +59,7 @@ void hmac_sha256(ByteView key, ByteView data, uint8_t out[kSha256Size]);
 // Constant-time equality of two equally long byte strings.
 bool equal_constant_time(const uint8_t* a, const uint8_t* b, size_t n) noexcept;
 
-// AES-GCM with a 16, 24 or 32-byte key (AES-128/192/256), IVs of any length >= 1 byte, 16-byte tags.
+// AES-GCM with a 16, 24 or 32-byte key (AES-128/192/256), IVs of 1..128 bytes, 16-byte tags.
 // One object per thread: it keeps an initialised cipher context so per-message cost is one IV set.
 // `in` and `out` may be the same pointer (in-place).
 class AesGcm {
