@@ -9,6 +9,11 @@ and asserts that the number run equals the file's numberOfTests.
 Result categories:
   * "valid"      -- must reproduce the expected output exactly (and, for
                     AES-GCM, decrypt back; a one-bit tag flip must then fail).
+                    Exception: the three LongIv cases with a 257-byte IV
+                    (tcId 268, 272, 276) exceed OpenSSL 3's GCM IV limit of
+                    128 bytes; the API contract documents "iv 1..128 bytes,
+                    longer: ValueError", so for IVs > 128 bytes we assert that
+                    ValueError on both encrypt and decrypt (counted apart).
   * "invalid"    -- must be rejected with the specific error for its flag:
                     AES-GCM ModifiedTag -> modelcrypt.AuthenticationError,
                     AES-GCM ZeroLengthIv -> ValueError (parameter error, on
@@ -59,6 +64,8 @@ def _is_param_error(exc):
 
 # ---------------------------------------------------------------- AES-GCM
 
+MAX_IV = 128   # bytes; OpenSSL 3 provider limit, documented in the API contract
+
 
 def check_aes_gcm(group, tc):
     key = bytes.fromhex(tc["key"])
@@ -71,6 +78,15 @@ def check_aes_gcm(group, tc):
     assert len(iv) * 8 == group["ivSize"]
     assert group["tagSize"] == 128 and len(tag) == 16
     result, flags = tc["result"], set(tc["flags"])
+
+    if result == "valid" and len(iv) > MAX_IV:
+        with pytest.raises(ValueError) as ei:
+            primitives.aes_gcm_encrypt(key, iv, aad, msg)
+        assert _is_param_error(ei.value), repr(ei.value)
+        with pytest.raises(ValueError) as ei:
+            primitives.aes_gcm_decrypt(key, iv, aad, ct, tag)
+        assert _is_param_error(ei.value), repr(ei.value)
+        return "valid-iv-too-long"
 
     if result == "valid":
         got_ct, got_tag = primitives.aes_gcm_encrypt(key, iv, aad, msg)
@@ -123,10 +139,29 @@ def test_aes_gcm(group, tc):
 def test_aes_gcm_case_count():
     outcomes = [check_aes_gcm(g, t) for g, t in AES_GCM_CASES]
     assert len(outcomes) == AES_GCM["numberOfTests"] == 316
-    assert outcomes.count("valid") == 229
+    assert outcomes.count("valid") == 226
+    assert outcomes.count("valid-iv-too-long") == 3
     assert outcomes.count("invalid-auth") == 81
     assert outcomes.count("invalid-param") == 6
     assert not any(o.startswith("acceptable") for o in outcomes)
+
+
+def test_aes_gcm_iv_length_limits():
+    key, aad, pt = bytes(16), b"", b"x" * 33
+    for n in (1, 12, 127, 128):
+        iv = bytes(range(n))
+        ct, tag = primitives.aes_gcm_encrypt(key, iv, aad, pt)
+        assert bytes(primitives.aes_gcm_decrypt(key, iv, aad, ct, tag)) == pt
+    for n in (0, 129):
+        with pytest.raises(ValueError):
+            primitives.aes_gcm_encrypt(key, bytes(n), aad, pt)
+    ct, tag = primitives.aes_gcm_encrypt(key, bytes(12), aad, pt)
+    for bad_tag in (bytes(tag)[:15], bytes(tag) + b"\0", b""):
+        with pytest.raises(ValueError):
+            primitives.aes_gcm_decrypt(key, bytes(12), aad, ct, bad_tag)
+    for bad_key in (bytes(15), bytes(33), b""):
+        with pytest.raises(ValueError):
+            primitives.aes_gcm_encrypt(bad_key, bytes(12), aad, pt)
 
 
 # ---------------------------------------------------------------- HKDF-SHA256
