@@ -40,6 +40,7 @@ SecretBytes copy_key(const py::handle& key) {
 }
 
 ByteView view_of(const SecretBytes& s) { return {s.data(), s.size()}; }
+ByteView view_of(const std::string& s) { return {reinterpret_cast<const uint8_t*>(s.data()), s.size()}; }
 
 std::string to_path(const py::bytes& p) { return std::string(p); }
 
@@ -50,6 +51,10 @@ struct DecryptedBuffer {
 
   void check_open() const {
     if (closed) throw py::value_error("I/O operation on a closed DecryptedBuffer");
+  }
+  void close() noexcept {
+    contents.plaintext.wipe();
+    closed = true;
   }
 };
 
@@ -137,10 +142,7 @@ PYBIND11_MODULE(_core, m) {
         self.check_open();
         return self.contents.plaintext.size();
       })
-      .def("close", [](DecryptedBuffer& self) {
-        self.contents.plaintext.wipe();
-        self.closed = true;
-      }, "Wipe the plaintext (zeros, pages returned to the OS). Later access raises ValueError.")
+      .def("close", &DecryptedBuffer::close, "Wipe the plaintext (zeros, pages returned to the OS). Later access raises ValueError.")
       .def_property_readonly("closed", [](const DecryptedBuffer& self) { return self.closed; })
       .def_property_readonly("metadata_raw", [](const DecryptedBuffer& self) {
         const auto& md = self.contents.metadata;
@@ -148,8 +150,7 @@ PYBIND11_MODULE(_core, m) {
       })
       .def("__enter__", [](py::object self) { return self; })
       .def("__exit__", [](DecryptedBuffer& self, py::args) {
-        self.contents.plaintext.wipe();
-        self.closed = true;
+        self.close();
         return false;
       });
 
@@ -182,7 +183,7 @@ PYBIND11_MODULE(_core, m) {
     const std::string md = metadata;
     EncryptOptions options;
     options.chunk_size = chunk_size;
-    options.metadata = {reinterpret_cast<const uint8_t*>(md.data()), md.size()};
+    options.metadata = view_of(md);
     options.threads = threads;
     const uint64_t size = encrypted_length(in.view().size, options);
     PyObject* raw = PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(size));
@@ -202,7 +203,7 @@ PYBIND11_MODULE(_core, m) {
     const SecretBytes k = copy_key(key);
     EncryptOptions options;
     options.chunk_size = chunk_size;
-    options.metadata = {reinterpret_cast<const uint8_t*>(md.data()), md.size()};
+    options.metadata = view_of(md);
     options.threads = threads;
     py::gil_scoped_release nogil;
     encrypt_file(s, d, view_of(k), mode, options);
@@ -256,10 +257,10 @@ PYBIND11_MODULE(_core, m) {
   py::module_ prim = m.def_submodule("primitives", "AES-GCM / HKDF / HMAC primitives of the core (for tests)");
   prim.def("aes_gcm_encrypt", [](const py::bytes& key, const py::bytes& iv, const py::bytes& aad, const py::bytes& pt) {
     const std::string k = key, n = iv, a = aad, p = pt;
-    crypto::AesGcm gcm({reinterpret_cast<const uint8_t*>(k.data()), k.size()});
+    crypto::AesGcm gcm(view_of(k));
     std::string ct(p.size(), '\0');
     uint8_t tag[crypto::kGcmTagSize];
-    gcm.encrypt({reinterpret_cast<const uint8_t*>(n.data()), n.size()}, {reinterpret_cast<const uint8_t*>(a.data()), a.size()},
+    gcm.encrypt(view_of(n), view_of(a),
                 reinterpret_cast<const uint8_t*>(p.data()), reinterpret_cast<uint8_t*>(ct.data()), p.size(), tag);
     return py::make_tuple(py::bytes(ct), py::bytes(reinterpret_cast<const char*>(tag), sizeof tag));
   }, py::arg("key"), py::arg("iv"), py::arg("aad"), py::arg("plaintext"));
@@ -267,9 +268,9 @@ PYBIND11_MODULE(_core, m) {
                                  const py::bytes& tag) {
     const std::string k = key, n = iv, a = aad, c = ct, t = tag;
     if (t.size() != crypto::kGcmTagSize) throw Error(Status::invalid_argument, "tag must be 16 bytes");
-    crypto::AesGcm gcm({reinterpret_cast<const uint8_t*>(k.data()), k.size()});
+    crypto::AesGcm gcm(view_of(k));
     std::string pt(c.size(), '\0');
-    if (!gcm.decrypt({reinterpret_cast<const uint8_t*>(n.data()), n.size()}, {reinterpret_cast<const uint8_t*>(a.data()), a.size()},
+    if (!gcm.decrypt(view_of(n), view_of(a),
                      reinterpret_cast<const uint8_t*>(c.data()), reinterpret_cast<uint8_t*>(pt.data()), c.size(),
                      reinterpret_cast<const uint8_t*>(t.data()))) {
       throw Error(Status::auth_failed, "AES-GCM tag mismatch");
@@ -278,15 +279,15 @@ PYBIND11_MODULE(_core, m) {
   }, py::arg("key"), py::arg("iv"), py::arg("aad"), py::arg("ciphertext"), py::arg("tag"));
   prim.def("hkdf_sha256", [](const py::bytes& ikm, const py::bytes& salt, const py::bytes& info, size_t length) {
     const std::string i = ikm, s = salt, f = info;
-    const SecretBytes out = crypto::hkdf_sha256({reinterpret_cast<const uint8_t*>(i.data()), i.size()},
-                                                {reinterpret_cast<const uint8_t*>(s.data()), s.size()},
-                                                {reinterpret_cast<const uint8_t*>(f.data()), f.size()}, length);
+    const SecretBytes out = crypto::hkdf_sha256(view_of(i),
+                                                view_of(s),
+                                                view_of(f), length);
     return py::bytes(reinterpret_cast<const char*>(out.data()), out.size());
   }, py::arg("ikm"), py::arg("salt"), py::arg("info"), py::arg("length"));
   prim.def("hmac_sha256", [](const py::bytes& key, const py::bytes& data) {
     const std::string k = key, d = data;
     uint8_t out[crypto::kSha256Size];
-    crypto::hmac_sha256({reinterpret_cast<const uint8_t*>(k.data()), k.size()}, {reinterpret_cast<const uint8_t*>(d.data()), d.size()}, out);
+    crypto::hmac_sha256(view_of(k), view_of(d), out);
     return py::bytes(reinterpret_cast<const char*>(out), sizeof out);
   }, py::arg("key"), py::arg("data"));
 }

@@ -4,7 +4,9 @@
 #include <atomic>
 #include <cctype>
 #include <cstring>
+#include <functional>
 #include <limits>
+#include <memory>
 
 #include "errors.hpp"
 #include "file_io.hpp"
@@ -50,6 +52,16 @@ void seal_chunk(crypto::AesGcm& gcm, const Header& h, uint64_t index, const uint
 }
 
 ByteView key_view(const SecretBytes& k) { return {k.data(), k.size()}; }
+
+// Runs body(gcm, j) for every j in [0, count) on up to `threads` threads; each thread owns an
+// AES-GCM context keyed with `payload_key`.
+void for_each_chunk(uint64_t count, unsigned threads, const SecretBytes& payload_key,
+                    const std::function<void(crypto::AesGcm&, uint64_t)>& body) {
+  parallel_for(count, resolve_threads(threads, count), [&]() {
+    auto gcm = std::make_shared<crypto::AesGcm>(key_view(payload_key));
+    return [&body, gcm](uint64_t j) { body(*gcm, j); };
+  });
+}
 
 size_t checked_size(uint64_t n) {
   if (n > std::numeric_limits<size_t>::max()) throw Error(Status::no_memory, "size does not fit in memory");
@@ -114,15 +126,13 @@ Decrypted load_file(const std::string& path, ByteView key, const std::string& mo
   out.metadata = h.metadata;
   uint8_t* dst = out.plaintext.data();
   FailedChunk failed;
-  parallel_for(h.chunk_count(), resolve_threads(threads, h.chunk_count()), [&]() {
-    auto gcm = std::make_shared<crypto::AesGcm>(key_view(keys.payload_key));
-    return [&, gcm](uint64_t i) {
-      uint8_t* slot = dst + h.chunk_plaintext_offset(i);
-      uint8_t tag[kTagSize];
-      struct iovec iov[2] = {{slot, h.chunk_plaintext_size(i)}, {tag, kTagSize}};
-      in.readv_exact_at(iov, 2, h.chunk_file_offset(i));
-      if (!open_chunk(*gcm, h, i, slot, slot, tag)) failed.record(i);
-    };
+  for_each_chunk(h.chunk_count(), threads, keys.payload_key, [&](crypto::AesGcm& gcm, uint64_t i) {
+    // The ciphertext lands where its plaintext belongs and is decrypted in place.
+    uint8_t* slot = dst + h.chunk_plaintext_offset(i);
+    uint8_t tag[kTagSize];
+    struct iovec iov[2] = {{slot, h.chunk_plaintext_size(i)}, {tag, kTagSize}};
+    in.readv_exact_at(iov, 2, h.chunk_file_offset(i));
+    if (!open_chunk(gcm, h, i, slot, slot, tag)) failed.record(i);
   });
   if (failed.any()) {
     out.plaintext.wipe();
@@ -143,12 +153,9 @@ Decrypted decrypt_memory(ByteView blob, ByteView key, const std::string& mode, u
   out.metadata = h.metadata;
   uint8_t* dst = out.plaintext.data();
   FailedChunk failed;
-  parallel_for(h.chunk_count(), resolve_threads(threads, h.chunk_count()), [&]() {
-    auto gcm = std::make_shared<crypto::AesGcm>(key_view(keys.payload_key));
-    return [&, gcm](uint64_t i) {
-      const uint8_t* ct = blob.data + h.chunk_file_offset(i);
-      if (!open_chunk(*gcm, h, i, ct, dst + h.chunk_plaintext_offset(i), ct + h.chunk_plaintext_size(i))) failed.record(i);
-    };
+  for_each_chunk(h.chunk_count(), threads, keys.payload_key, [&](crypto::AesGcm& gcm, uint64_t i) {
+    const uint8_t* ct = blob.data + h.chunk_file_offset(i);
+    if (!open_chunk(gcm, h, i, ct, dst + h.chunk_plaintext_offset(i), ct + h.chunk_plaintext_size(i))) failed.record(i);
   });
   if (failed.any()) {
     out.plaintext.wipe();
@@ -168,12 +175,9 @@ void encrypt_memory(ByteView in, ByteView key, const std::string& mode, const En
   const Header& h = nh.header;
   if (out_size != h.file_length()) throw Error(Status::internal, "output buffer has the wrong size");
   std::memcpy(out, nh.serialized.data(), nh.serialized.size());
-  parallel_for(h.chunk_count(), resolve_threads(options.threads, h.chunk_count()), [&]() {
-    auto gcm = std::make_shared<crypto::AesGcm>(key_view(nh.keys.payload_key));
-    return [&, gcm](uint64_t i) {
-      uint8_t* slot = out + h.chunk_file_offset(i);
-      seal_chunk(*gcm, h, i, in.data + h.chunk_plaintext_offset(i), slot, slot + h.chunk_plaintext_size(i));
-    };
+  for_each_chunk(h.chunk_count(), options.threads, nh.keys.payload_key, [&](crypto::AesGcm& gcm, uint64_t i) {
+    uint8_t* slot = out + h.chunk_file_offset(i);
+    seal_chunk(gcm, h, i, in.data + h.chunk_plaintext_offset(i), slot, slot + h.chunk_plaintext_size(i));
   });
 }
 
@@ -193,18 +197,14 @@ void encrypt_file(const std::string& src, const std::string& dst, ByteView key, 
 
   AtomicOutputFile out(dst, 0666);
   out.write_all(nh.serialized.data(), nh.serialized.size());
-  const unsigned threads = resolve_threads(options.threads, per_batch);
   for (uint64_t first = 0; first < h.chunk_count(); first += per_batch) {
     const uint64_t count = std::min(per_batch, h.chunk_count() - first);
     // Each chunk's plaintext lands in its slot, leaving room for its tag: encryption is in place.
     for (uint64_t j = 0; j < count; ++j) iov[j] = {buf.data() + j * stride, h.chunk_plaintext_size(first + j)};
     in.readv_exact_at(iov.data(), static_cast<int>(count), h.chunk_plaintext_offset(first));
-    parallel_for(count, threads, [&]() {
-      auto gcm = std::make_shared<crypto::AesGcm>(key_view(nh.keys.payload_key));
-      return [&, gcm](uint64_t j) {
-        uint8_t* slot = buf.data() + j * stride;
-        seal_chunk(*gcm, h, first + j, slot, slot, slot + h.chunk_plaintext_size(first + j));
-      };
+    for_each_chunk(count, options.threads, nh.keys.payload_key, [&](crypto::AesGcm& gcm, uint64_t j) {
+      uint8_t* slot = buf.data() + j * stride;
+      seal_chunk(gcm, h, first + j, slot, slot, slot + h.chunk_plaintext_size(first + j));
     });
     const uint64_t last = first + count - 1;
     out.write_all(buf.data(), checked_size((count - 1) * stride + h.chunk_plaintext_size(last) + kTagSize));
@@ -228,7 +228,6 @@ void decrypt_file(const std::string& src, const std::string& dst, ByteView key, 
   const uint64_t per_batch = std::min(batch_chunks(h), h.chunk_count());
   SecureBuffer buf = SecureBuffer::allocate(checked_size(per_batch * stride));
   std::vector<struct iovec> iov(per_batch);
-  const unsigned nthreads = resolve_threads(threads, per_batch);
 
   AtomicOutputFile out(dst, 0600);  // decrypted weights are the secret: owner-only by default
   FailedChunk failed;
@@ -237,13 +236,9 @@ void decrypt_file(const std::string& src, const std::string& dst, ByteView key, 
     const uint64_t last = first + count - 1;
     in.read_exact_at(buf.data(), checked_size((count - 1) * stride + h.chunk_plaintext_size(last) + kTagSize),
                      h.chunk_file_offset(first));
-    parallel_for(count, nthreads, [&]() {
-      auto gcm = std::make_shared<crypto::AesGcm>(key_view(keys.payload_key));
-      return [&, gcm](uint64_t j) {
-        uint8_t* slot = buf.data() + j * stride;
-        const size_t n = h.chunk_plaintext_size(first + j);
-        if (!open_chunk(*gcm, h, first + j, slot, slot, slot + n)) failed.record(first + j);
-      };
+    for_each_chunk(count, threads, keys.payload_key, [&](crypto::AesGcm& gcm, uint64_t j) {
+      uint8_t* slot = buf.data() + j * stride;
+      if (!open_chunk(gcm, h, first + j, slot, slot, slot + h.chunk_plaintext_size(first + j))) failed.record(first + j);
     });
     if (failed.any()) failed.raise(h);  // the temporary file is removed; dst is untouched
     for (uint64_t j = 0; j < count; ++j) iov[j] = {buf.data() + j * stride, h.chunk_plaintext_size(first + j)};
