@@ -2,8 +2,9 @@
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
-from . import _api, exceptions
+from . import _api, _native, exceptions
 from ._api import *  # noqa: F401,F403  (names listed in _api.__all__)
+from ._native import *  # noqa: F401,F403  (names listed in _native.__all__)
 from .exceptions import *  # noqa: F401,F403  (names listed in exceptions.__all__)
 
 try:
@@ -11,4 +12,4 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0+unknown"
 
-__all__ = ["__version__", *_api.__all__, *exceptions.__all__]
+__all__ = ["__version__", *_api.__all__, *_native.__all__, *exceptions.__all__]

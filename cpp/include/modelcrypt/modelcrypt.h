@@ -1,0 +1,98 @@
+/*
+ * modelcrypt — C API (C99). The only public C header of libmodelcrypt.
+ *
+ * Encrypts model files in the modelcrypt container format v1 (docs/FORMAT.md: AES-256-GCM chunks
+ * under per-file HKDF-SHA256 subkeys, authenticated header, key commitment) and decrypts them
+ * straight into memory owned by the library, never through a temporary file.
+ *
+ * Conventions
+ *  - Every function returning mc_status reports failure through it; on failure `*out` is set to NULL
+ *    and mc_last_error() gives a detail message for the calling thread.
+ *  - No C++ exception ever crosses this interface.
+ *  - Thread safety: every entry point may be called from many threads at once, on the same or on
+ *    different files. An mc_buffer is owned by one caller; reading it from several threads is fine,
+ *    freeing it while another thread reads it is not.
+ *  - Keys are 16, 24 or 32 random bytes. `mode` is "AES-GCM" (case-insensitive); NULL means "AES-GCM".
+ *  - Decrypted bytes live in page-aligned memory kept out of core dumps, and are overwritten with
+ *    zeros (OPENSSL_cleanse) by mc_buffer_free.
+ */
+#ifndef MODELCRYPT_H
+#define MODELCRYPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(_WIN32)
+#  define MC_API
+#elif defined(__GNUC__)
+#  define MC_API __attribute__((visibility("default")))
+#else
+#  define MC_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum mc_status {
+  MC_OK = 0,
+  MC_KEY_MISMATCH = 1,    /* the key is not the one the file was encrypted with */
+  MC_AUTH_FAILED = 2,     /* data modified, truncated, reordered or extended; nothing was released */
+  MC_FORMAT = 3,          /* not a modelcrypt file, or a malformed header */
+  MC_UNSUPPORTED = 4,     /* a format version or algorithm this build does not support */
+  MC_IO = 5,              /* operating-system I/O error (missing file, permission, disk full) */
+  MC_INVALID_ARGUMENT = 6,/* NULL where not allowed, bad key length, unknown mode, dst == src */
+  MC_NO_MEMORY = 7,
+  MC_INTERNAL = 8
+} mc_status;
+
+/* Decrypted (or encrypted) bytes owned by the library. Opaque. */
+typedef struct mc_buffer mc_buffer;
+
+/* Static name of a status, e.g. "KEY_MISMATCH"; "UNKNOWN" for values outside the enum. */
+MC_API const char* mc_status_string(mc_status status);
+
+/* Detail text of the last failure on the calling thread ("" if none). Valid until the next call
+ * into the library from this thread. */
+MC_API const char* mc_last_error(void);
+
+/* Library version, e.g. "0.1.0". */
+MC_API const char* mc_version(void);
+
+/* File -> memory. Reads the ciphertext straight into the buffer it returns and decrypts it there;
+ * no plaintext is released unless every chunk authenticates. */
+MC_API mc_status mc_load(const char* path, const uint8_t* key, size_t key_len, const char* mode, mc_buffer** out);
+
+/* Memory -> memory decryption of a complete encrypted file image. */
+MC_API mc_status mc_decrypt_memory(const void* data, size_t size, const uint8_t* key, size_t key_len,
+                                   const char* mode, mc_buffer** out);
+
+/* File -> file encryption (streaming, bounded memory). dst appears atomically when complete; on
+ * failure an existing dst is left untouched. */
+MC_API mc_status mc_encrypt_file(const char* src, const char* dst, const uint8_t* key, size_t key_len,
+                                 const char* mode);
+
+/* File -> file decryption (the converter: writes plaintext on purpose, mode 0600, atomically). */
+MC_API mc_status mc_decrypt_file(const char* src, const char* dst, const uint8_t* key, size_t key_len,
+                                 const char* mode);
+
+/* Memory -> memory encryption. `data` may be NULL when size is 0. */
+MC_API mc_status mc_encrypt_memory(const void* data, size_t size, const uint8_t* key, size_t key_len,
+                                   const char* mode, mc_buffer** out);
+
+/* Contents of a buffer. NULL buffer: data NULL, size 0. */
+MC_API const void* mc_buffer_data(const mc_buffer* buffer);
+MC_API size_t mc_buffer_size(const mc_buffer* buffer);
+
+/* Wipes and frees a buffer. NULL is accepted and ignored. */
+MC_API void mc_buffer_free(mc_buffer* buffer);
+
+/* Overwrites `size` bytes at `data` with zeros in a way the compiler cannot elide (for callers'
+ * own copies of keys). NULL is accepted when size is 0. */
+MC_API void mc_wipe(void* data, size_t size);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* MODELCRYPT_H */

@@ -1,0 +1,205 @@
+// modelcrypt — header-only C++17 wrapper over the C API (modelcrypt.h).
+//
+//   modelcrypt::Key key = modelcrypt::Key::FromHex(hex_from_somewhere);
+//   modelcrypt::Buffer model = modelcrypt::Load("model.onnx.mcx", key, "AES-GCM");
+//   session.LoadFromMemory(model.data(), model.size());   // plaintext never touched the disk
+//
+// Errors throw modelcrypt::Error (a std::runtime_error carrying the mc_status). Buffer and Key are
+// move-only and wipe their bytes when destroyed. Thread safety is that of the C API.
+#ifndef MODELCRYPT_HPP
+#define MODELCRYPT_HPP
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "modelcrypt/modelcrypt.h"
+
+namespace modelcrypt {
+
+class Error : public std::runtime_error {
+ public:
+  Error(mc_status status, const std::string& message)
+      : std::runtime_error(std::string(mc_status_string(status)) + ": " + message), status_(status) {}
+  mc_status status() const noexcept { return status_; }
+
+ private:
+  mc_status status_;
+};
+
+namespace detail {
+inline void check(mc_status status) {
+  if (status != MC_OK) throw Error(status, mc_last_error());
+}
+[[noreturn]] inline void bad_key(const std::string& why) { throw Error(MC_INVALID_ARGUMENT, why); }
+}  // namespace detail
+
+// A master key (16, 24 or 32 bytes). Wiped when destroyed.
+class Key {
+ public:
+  static Key FromBytes(const void* data, std::size_t size) {
+    Key k;
+    const auto* p = static_cast<const std::uint8_t*>(data);
+    k.bytes_.assign(p, p + size);
+    k.validate();
+    return k;
+  }
+
+  // Hex digits (either case); surrounding whitespace is ignored.
+  static Key FromHex(std::string_view text) {
+    text = trim(text);
+    if (text.size() % 2 != 0) detail::bad_key("hex key has an odd number of digits");
+    Key k;
+    k.bytes_.reserve(text.size() / 2);
+    for (std::size_t i = 0; i < text.size(); i += 2) {
+      const int hi = hex_digit(text[i]), lo = hex_digit(text[i + 1]);
+      if (hi < 0 || lo < 0) detail::bad_key("hex key contains a character that is not a hex digit");
+      k.bytes_.push_back(static_cast<std::uint8_t>(hi << 4 | lo));
+    }
+    k.validate();
+    return k;
+  }
+
+  // Standard base64 (RFC 4648, '+' '/', padding required); surrounding whitespace is ignored.
+  static Key FromBase64(std::string_view text) {
+    text = trim(text);
+    if (text.size() % 4 != 0) detail::bad_key("base64 key length is not a multiple of 4");
+    Key k;
+    k.bytes_.reserve(text.size() / 4 * 3);  // no reallocation: no stray copies of key bytes
+    std::uint32_t acc = 0;
+    int bits = 0;
+    std::size_t pad = 0;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+      const char c = text[i];
+      if (c == '=') {
+        if (i + 2 < text.size() || ++pad > 2) detail::bad_key("base64 key has misplaced padding");
+        continue;
+      }
+      if (pad) detail::bad_key("base64 key has data after padding");
+      const int v = b64_digit(c);
+      if (v < 0) detail::bad_key("base64 key contains a character outside the base64 alphabet");
+      acc = (acc << 6) | static_cast<std::uint32_t>(v);
+      bits += 6;
+      if (bits >= 8) {
+        bits -= 8;
+        k.bytes_.push_back(static_cast<std::uint8_t>(acc >> bits));
+        acc &= (1u << bits) - 1;
+      }
+    }
+    acc = 0;
+    k.validate();
+    return k;
+  }
+
+  Key(Key&& other) noexcept : bytes_(std::move(other.bytes_)) { other.bytes_.clear(); }
+  Key& operator=(Key&& other) noexcept {
+    if (this != &other) {
+      wipe();
+      bytes_ = std::move(other.bytes_);
+      other.bytes_.clear();
+    }
+    return *this;
+  }
+  Key(const Key&) = delete;
+  Key& operator=(const Key&) = delete;
+  ~Key() { wipe(); }
+
+  const std::uint8_t* data() const noexcept { return bytes_.data(); }
+  std::size_t size() const noexcept { return bytes_.size(); }
+
+ private:
+  Key() = default;
+  void wipe() noexcept { mc_wipe(bytes_.data(), bytes_.capacity()); }
+  void validate() {
+    if (bytes_.size() != 16 && bytes_.size() != 24 && bytes_.size() != 32) {
+      const std::size_t n = bytes_.size();
+      wipe();
+      detail::bad_key("key must be 16, 24 or 32 bytes long, got " + std::to_string(n));
+    }
+  }
+  static std::string_view trim(std::string_view s) {
+    const char* ws = " \t\r\n";
+    const std::size_t b = s.find_first_not_of(ws);
+    if (b == std::string_view::npos) return {};
+    return s.substr(b, s.find_last_not_of(ws) - b + 1);
+  }
+  static int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  }
+  static int b64_digit(char c) {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  }
+  std::vector<std::uint8_t> bytes_;
+};
+
+// Bytes owned by the library (decrypted model, or an encrypted image). Wiped when destroyed.
+class Buffer {
+ public:
+  Buffer() noexcept = default;
+  explicit Buffer(mc_buffer* owned) noexcept : buffer_(owned) {}
+  Buffer(Buffer&& other) noexcept : buffer_(std::exchange(other.buffer_, nullptr)) {}
+  Buffer& operator=(Buffer&& other) noexcept {
+    if (this != &other) {
+      mc_buffer_free(buffer_);
+      buffer_ = std::exchange(other.buffer_, nullptr);
+    }
+    return *this;
+  }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  ~Buffer() { mc_buffer_free(buffer_); }
+
+  const std::uint8_t* data() const noexcept { return static_cast<const std::uint8_t*>(mc_buffer_data(buffer_)); }
+  std::size_t size() const noexcept { return mc_buffer_size(buffer_); }
+  const std::uint8_t* begin() const noexcept { return data(); }
+  const std::uint8_t* end() const noexcept { return data() + size(); }
+  bool empty() const noexcept { return size() == 0; }
+
+ private:
+  mc_buffer* buffer_ = nullptr;
+};
+
+// Decrypts the file at `path` into memory (no temporary file). Throws Error.
+inline Buffer Load(const std::string& path, const Key& key, const std::string& mode = "AES-GCM") {
+  mc_buffer* out = nullptr;
+  detail::check(mc_load(path.c_str(), key.data(), key.size(), mode.c_str(), &out));
+  return Buffer(out);
+}
+
+inline Buffer DecryptMemory(const void* data, std::size_t size, const Key& key, const std::string& mode = "AES-GCM") {
+  mc_buffer* out = nullptr;
+  detail::check(mc_decrypt_memory(data, size, key.data(), key.size(), mode.c_str(), &out));
+  return Buffer(out);
+}
+
+inline Buffer EncryptMemory(const void* data, std::size_t size, const Key& key, const std::string& mode = "AES-GCM") {
+  mc_buffer* out = nullptr;
+  detail::check(mc_encrypt_memory(data, size, key.data(), key.size(), mode.c_str(), &out));
+  return Buffer(out);
+}
+
+inline void EncryptFile(const std::string& src, const std::string& dst, const Key& key, const std::string& mode = "AES-GCM") {
+  detail::check(mc_encrypt_file(src.c_str(), dst.c_str(), key.data(), key.size(), mode.c_str()));
+}
+
+inline void DecryptFile(const std::string& src, const std::string& dst, const Key& key, const std::string& mode = "AES-GCM") {
+  detail::check(mc_decrypt_file(src.c_str(), dst.c_str(), key.data(), key.size(), mode.c_str()));
+}
+
+inline std::string Version() { return mc_version(); }
+
+}  // namespace modelcrypt
+
+#endif  // MODELCRYPT_HPP

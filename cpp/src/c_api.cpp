@@ -1,0 +1,153 @@
+// The C ABI (cpp/include/modelcrypt/modelcrypt.h) over the core. Every entry point converts
+// arguments, calls the core, and turns any exception into an mc_status plus thread-local detail text.
+#include "modelcrypt/modelcrypt.h"
+
+#include <openssl/crypto.h>
+
+#include <new>
+#include <string>
+
+#include "container.hpp"
+#include "errors.hpp"
+
+#ifndef MODELCRYPT_VERSION
+#error "MODELCRYPT_VERSION must be defined by the build"
+#endif
+
+struct mc_buffer {
+  modelcrypt::SecureBuffer bytes;
+};
+
+namespace {
+
+using modelcrypt::Error;
+using modelcrypt::Status;
+
+thread_local std::string t_last_error;
+
+static_assert(static_cast<int>(Status::key_mismatch) == MC_KEY_MISMATCH, "status values must match");
+static_assert(static_cast<int>(Status::internal) == MC_INTERNAL, "status values must match");
+
+mc_status fail(mc_status status, const std::string& message) {
+  try {
+    t_last_error = message;
+  } catch (...) {
+    t_last_error.clear();
+  }
+  return status;
+}
+
+// Runs `body`, mapping every exception to a status. Clears the thread's last error first.
+template <class Body>
+mc_status guarded(Body&& body) noexcept {
+  t_last_error.clear();
+  try {
+    body();
+    return MC_OK;
+  } catch (const Error& e) {
+    return fail(static_cast<mc_status>(e.status()), e.what());
+  } catch (const std::bad_alloc&) {
+    return fail(MC_NO_MEMORY, "out of memory");
+  } catch (const std::exception& e) {
+    return fail(MC_INTERNAL, e.what());
+  } catch (...) {
+    return fail(MC_INTERNAL, "unknown internal error");
+  }
+}
+
+void require(bool condition, const char* message) {
+  if (!condition) throw Error(Status::invalid_argument, message);
+}
+
+std::string mode_or_default(const char* mode) { return mode ? std::string(mode) : std::string("AES-GCM"); }
+
+modelcrypt::ByteView key_view(const uint8_t* key, size_t key_len) {
+  require(key != nullptr, "key is NULL");
+  return {key, key_len};
+}
+
+mc_buffer* wrap(modelcrypt::SecureBuffer&& bytes) {
+  mc_buffer* b = new mc_buffer;
+  b->bytes = std::move(bytes);
+  return b;
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* mc_status_string(mc_status status) {
+  if (static_cast<int>(status) < 0 || static_cast<int>(status) > MC_INTERNAL) return "UNKNOWN";
+  return modelcrypt::status_name(static_cast<Status>(status));
+}
+
+const char* mc_last_error(void) { return t_last_error.c_str(); }
+
+const char* mc_version(void) { return MODELCRYPT_VERSION; }
+
+mc_status mc_load(const char* path, const uint8_t* key, size_t key_len, const char* mode, mc_buffer** out) {
+  if (out) *out = nullptr;
+  return guarded([&] {
+    require(out != nullptr, "out is NULL");
+    require(path != nullptr, "path is NULL");
+    *out = wrap(modelcrypt::load_file(path, key_view(key, key_len), mode_or_default(mode)).plaintext);
+  });
+}
+
+mc_status mc_decrypt_memory(const void* data, size_t size, const uint8_t* key, size_t key_len, const char* mode,
+                            mc_buffer** out) {
+  if (out) *out = nullptr;
+  return guarded([&] {
+    require(out != nullptr, "out is NULL");
+    require(data != nullptr || size == 0, "data is NULL");
+    const modelcrypt::ByteView blob{static_cast<const uint8_t*>(data), size};
+    *out = wrap(modelcrypt::decrypt_memory(blob, key_view(key, key_len), mode_or_default(mode)).plaintext);
+  });
+}
+
+mc_status mc_encrypt_file(const char* src, const char* dst, const uint8_t* key, size_t key_len, const char* mode) {
+  return guarded([&] {
+    require(src != nullptr, "src is NULL");
+    require(dst != nullptr, "dst is NULL");
+    modelcrypt::encrypt_file(src, dst, key_view(key, key_len), mode_or_default(mode), modelcrypt::EncryptOptions{});
+  });
+}
+
+mc_status mc_decrypt_file(const char* src, const char* dst, const uint8_t* key, size_t key_len, const char* mode) {
+  return guarded([&] {
+    require(src != nullptr, "src is NULL");
+    require(dst != nullptr, "dst is NULL");
+    modelcrypt::decrypt_file(src, dst, key_view(key, key_len), mode_or_default(mode));
+  });
+}
+
+mc_status mc_encrypt_memory(const void* data, size_t size, const uint8_t* key, size_t key_len, const char* mode,
+                            mc_buffer** out) {
+  if (out) *out = nullptr;
+  return guarded([&] {
+    require(out != nullptr, "out is NULL");
+    require(data != nullptr || size == 0, "data is NULL");
+    static const uint8_t empty = 0;
+    const modelcrypt::ByteView in{data ? static_cast<const uint8_t*>(data) : &empty, size};
+    const modelcrypt::ByteView k = key_view(key, key_len);
+    modelcrypt::check_mode(mode_or_default(mode));
+    const modelcrypt::EncryptOptions options;
+    const uint64_t n = modelcrypt::encrypted_length(size, options);
+    if (n > SIZE_MAX) throw Error(Status::no_memory, "encrypted size does not fit in memory");
+    modelcrypt::SecureBuffer bytes = modelcrypt::SecureBuffer::allocate(static_cast<size_t>(n));
+    modelcrypt::encrypt_memory(in, k, mode_or_default(mode), options, bytes.data(), n);
+    *out = wrap(std::move(bytes));
+  });
+}
+
+const void* mc_buffer_data(const mc_buffer* buffer) { return buffer ? buffer->bytes.data() : nullptr; }
+
+size_t mc_buffer_size(const mc_buffer* buffer) { return buffer ? buffer->bytes.size() : 0; }
+
+void mc_buffer_free(mc_buffer* buffer) { delete buffer; }  // SecureBuffer wipes on release
+
+void mc_wipe(void* data, size_t size) {
+  if (data != nullptr && size != 0) OPENSSL_cleanse(data, size);
+}
+
+}  // extern "C"

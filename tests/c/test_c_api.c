@@ -1,0 +1,280 @@
+/*
+ * Exercises every entry point of the C API (modelcrypt.h), including NULL arguments and every
+ * mc_status a caller can provoke. Built by tests/test_native_api.py with
+ *   cc -std=c99 -Wall -Werror $(pkg-config --cflags --libs modelcrypt) -pthread
+ * usage: test_c_api WORKDIR [--no-rlimit]
+ * Prints one line per failed check and a final "N passed, M failed" line; exits 1 on any failure.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <modelcrypt/modelcrypt.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+static int passed, failed;
+
+#define CHECK(cond)                                                          \
+  do {                                                                       \
+    if (cond) {                                                              \
+      ++passed;                                                              \
+    } else {                                                                 \
+      ++failed;                                                              \
+      printf("FAILED line %d: %s (last error: %s)\n", __LINE__, #cond, mc_last_error()); \
+    }                                                                        \
+  } while (0)
+
+static const uint8_t KEY16[16] = "0123456789ABCDEF";
+static uint8_t KEY32[32];
+static uint8_t OTHER32[32];
+static char dir[4096];
+
+static char* path_in(const char* name) {
+  static char buf[8][4200];
+  static int slot;
+  slot = (slot + 1) % 8;
+  snprintf(buf[slot], sizeof buf[slot], "%s/%s", dir, name);
+  return buf[slot];
+}
+
+static int write_file(const char* path, const void* data, size_t size) {
+  FILE* f = fopen(path, "wb");
+  if (!f) return 0;
+  int ok = fwrite(data, 1, size, f) == size;
+  return fclose(f) == 0 && ok;
+}
+
+static uint8_t* read_file(const char* path, size_t* size) {
+  FILE* f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  uint8_t* data = malloc(n > 0 ? (size_t)n : 1);
+  *size = fread(data, 1, (size_t)n, f);
+  fclose(f);
+  return data;
+}
+
+static void test_strings(void) {
+  CHECK(strcmp(mc_status_string(MC_OK), "OK") == 0);
+  CHECK(strcmp(mc_status_string(MC_KEY_MISMATCH), "KEY_MISMATCH") == 0);
+  CHECK(strcmp(mc_status_string(MC_AUTH_FAILED), "AUTH_FAILED") == 0);
+  CHECK(strcmp(mc_status_string(MC_FORMAT), "FORMAT") == 0);
+  CHECK(strcmp(mc_status_string(MC_UNSUPPORTED), "UNSUPPORTED") == 0);
+  CHECK(strcmp(mc_status_string(MC_IO), "IO") == 0);
+  CHECK(strcmp(mc_status_string(MC_INVALID_ARGUMENT), "INVALID_ARGUMENT") == 0);
+  CHECK(strcmp(mc_status_string(MC_NO_MEMORY), "NO_MEMORY") == 0);
+  /* MC_INTERNAL cannot be provoked from outside (it reports broken invariants); its name can. */
+  CHECK(strcmp(mc_status_string(MC_INTERNAL), "INTERNAL") == 0);
+  CHECK(strcmp(mc_status_string((mc_status)99), "UNKNOWN") == 0);
+  CHECK(strcmp(mc_status_string((mc_status)-1), "UNKNOWN") == 0);
+  CHECK(mc_version() != NULL && strlen(mc_version()) >= 5);
+}
+
+static void test_buffers_and_wipe(void) {
+  CHECK(mc_buffer_data(NULL) == NULL);
+  CHECK(mc_buffer_size(NULL) == 0);
+  mc_buffer_free(NULL); /* accepted */
+  uint8_t secret[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  mc_wipe(secret, sizeof secret);
+  int zero = 1;
+  for (size_t i = 0; i < sizeof secret; ++i) zero &= secret[i] == 0;
+  CHECK(zero);
+  mc_wipe(NULL, 0);
+}
+
+static void test_memory_round_trip(void) {
+  static uint8_t data[300000];
+  for (size_t i = 0; i < sizeof data; ++i) data[i] = (uint8_t)(i * 7 + 3);
+  mc_buffer* enc = NULL;
+  CHECK(mc_encrypt_memory(data, sizeof data, KEY32, 32, "AES-GCM", &enc) == MC_OK);
+  CHECK(mc_last_error()[0] == '\0');
+  CHECK(enc != NULL && mc_buffer_size(enc) > sizeof data);
+  mc_buffer* dec = NULL;
+  CHECK(mc_decrypt_memory(mc_buffer_data(enc), mc_buffer_size(enc), KEY32, 32, NULL, &dec) == MC_OK);
+  CHECK(dec != NULL && mc_buffer_size(dec) == sizeof data && memcmp(mc_buffer_data(dec), data, sizeof data) == 0);
+  mc_buffer_free(dec);
+
+  /* wrong key, then a tampered byte */
+  dec = (mc_buffer*)1;
+  CHECK(mc_decrypt_memory(mc_buffer_data(enc), mc_buffer_size(enc), OTHER32, 32, "AES-GCM", &dec) == MC_KEY_MISMATCH);
+  CHECK(dec == NULL);
+  CHECK(strstr(mc_last_error(), "wrong key") != NULL);
+  uint8_t* copy = malloc(mc_buffer_size(enc));
+  memcpy(copy, mc_buffer_data(enc), mc_buffer_size(enc));
+  copy[mc_buffer_size(enc) - 100] ^= 1;
+  CHECK(mc_decrypt_memory(copy, mc_buffer_size(enc), KEY32, 32, "AES-GCM", &dec) == MC_AUTH_FAILED);
+  CHECK(dec == NULL);
+  /* version 2 header: unsupported */
+  memcpy(copy, mc_buffer_data(enc), mc_buffer_size(enc));
+  copy[8] = 2;
+  CHECK(mc_decrypt_memory(copy, mc_buffer_size(enc), KEY32, 32, "AES-GCM", &dec) == MC_UNSUPPORTED);
+  /* not a modelcrypt file */
+  CHECK(mc_decrypt_memory(data, sizeof data, KEY32, 32, "AES-GCM", &dec) == MC_FORMAT);
+  CHECK(mc_decrypt_memory(data, 0, KEY32, 32, "AES-GCM", &dec) == MC_FORMAT);
+  free(copy);
+
+  /* empty input round trip, NULL data allowed with size 0 */
+  mc_buffer* enc0 = NULL;
+  CHECK(mc_encrypt_memory(NULL, 0, KEY16, 16, "aes-gcm", &enc0) == MC_OK);
+  CHECK(mc_decrypt_memory(mc_buffer_data(enc0), mc_buffer_size(enc0), KEY16, 16, "AES-GCM", &dec) == MC_OK);
+  CHECK(dec != NULL && mc_buffer_size(dec) == 0 && mc_buffer_data(dec) != NULL);
+  mc_buffer_free(dec);
+  mc_buffer_free(enc0);
+  mc_buffer_free(enc);
+}
+
+static void test_invalid_arguments(void) {
+  mc_buffer* out = (mc_buffer*)1;
+  const char* f = path_in("plain.bin");
+  CHECK(mc_load(NULL, KEY32, 32, "AES-GCM", &out) == MC_INVALID_ARGUMENT && out == NULL);
+  CHECK(mc_load(f, NULL, 32, "AES-GCM", &out) == MC_INVALID_ARGUMENT);
+  CHECK(mc_load(f, KEY32, 32, "AES-GCM", NULL) == MC_INVALID_ARGUMENT);
+  CHECK(mc_load(f, KEY32, 20, "AES-GCM", &out) == MC_INVALID_ARGUMENT);
+  CHECK(strstr(mc_last_error(), "16, 24 or 32") != NULL);
+  CHECK(mc_load(f, KEY32, 32, "AES-CBC", &out) == MC_INVALID_ARGUMENT);
+  CHECK(strstr(mc_last_error(), "AES-GCM") != NULL);
+  CHECK(mc_decrypt_memory(NULL, 10, KEY32, 32, NULL, &out) == MC_INVALID_ARGUMENT);
+  CHECK(mc_decrypt_memory("x", 1, KEY32, 32, NULL, NULL) == MC_INVALID_ARGUMENT);
+  CHECK(mc_encrypt_memory(NULL, 10, KEY32, 32, NULL, &out) == MC_INVALID_ARGUMENT);
+  CHECK(mc_encrypt_memory("x", 1, NULL, 32, NULL, &out) == MC_INVALID_ARGUMENT);
+  CHECK(mc_encrypt_memory("x", 1, KEY32, 32, NULL, NULL) == MC_INVALID_ARGUMENT);
+  CHECK(mc_encrypt_memory("x", 1, KEY32, 32, "ROT13", &out) == MC_INVALID_ARGUMENT);
+  CHECK(mc_encrypt_file(NULL, f, KEY32, 32, NULL) == MC_INVALID_ARGUMENT);
+  CHECK(mc_encrypt_file(f, NULL, KEY32, 32, NULL) == MC_INVALID_ARGUMENT);
+  CHECK(mc_encrypt_file(f, path_in("x.mcx"), NULL, 32, NULL) == MC_INVALID_ARGUMENT);
+  CHECK(mc_decrypt_file(NULL, f, KEY32, 32, NULL) == MC_INVALID_ARGUMENT);
+  CHECK(mc_decrypt_file(f, NULL, KEY32, 32, NULL) == MC_INVALID_ARGUMENT);
+  CHECK(mc_decrypt_file(f, path_in("y.bin"), KEY32, 0, NULL) == MC_INVALID_ARGUMENT);
+  CHECK(mc_encrypt_file(f, f, KEY32, 32, NULL) == MC_INVALID_ARGUMENT); /* dst == src */
+}
+
+static void test_files(void) {
+  static uint8_t data[2500000];
+  for (size_t i = 0; i < sizeof data; ++i) data[i] = (uint8_t)(i ^ (i >> 9));
+  const char* plain = path_in("plain.bin");
+  const char* enc = path_in("plain.bin.mcx");
+  const char* back = path_in("back.bin");
+  CHECK(write_file(plain, data, sizeof data));
+  CHECK(mc_encrypt_file(plain, enc, KEY32, 32, "AES-GCM") == MC_OK);
+  mc_buffer* out = NULL;
+  CHECK(mc_load(enc, KEY32, 32, "AES-GCM", &out) == MC_OK);
+  CHECK(out && mc_buffer_size(out) == sizeof data && memcmp(mc_buffer_data(out), data, sizeof data) == 0);
+  mc_buffer_free(out);
+  CHECK(mc_decrypt_file(enc, back, KEY32, 32, NULL) == MC_OK);
+  size_t n = 0;
+  uint8_t* got = read_file(back, &n);
+  CHECK(got && n == sizeof data && memcmp(got, data, n) == 0);
+  free(got);
+
+  out = (mc_buffer*)1;
+  CHECK(mc_load(enc, OTHER32, 32, "AES-GCM", &out) == MC_KEY_MISMATCH && out == NULL);
+  CHECK(mc_load(path_in("missing.mcx"), KEY32, 32, "AES-GCM", &out) == MC_IO);
+  CHECK(strstr(mc_last_error(), "No such file") != NULL);
+  CHECK(mc_load(dir, KEY32, 32, "AES-GCM", &out) == MC_IO); /* a directory */
+  CHECK(mc_load(plain, KEY32, 32, "AES-GCM", &out) == MC_FORMAT);
+  CHECK(mc_decrypt_file(enc, back, OTHER32, 32, NULL) == MC_KEY_MISMATCH);
+  CHECK(mc_encrypt_file(path_in("missing.bin"), path_in("m.mcx"), KEY32, 32, NULL) == MC_IO);
+
+  /* truncated file: authenticated header says more */
+  uint8_t* whole = read_file(enc, &n);
+  const char* cut = path_in("cut.mcx");
+  CHECK(write_file(cut, whole, n - 1));
+  CHECK(mc_load(cut, KEY32, 32, "AES-GCM", &out) == MC_AUTH_FAILED);
+  CHECK(strstr(mc_last_error(), "truncated") != NULL);
+  /* a failed decrypt_file leaves the existing destination untouched */
+  CHECK(mc_decrypt_file(cut, back, KEY32, 32, NULL) == MC_AUTH_FAILED);
+  got = read_file(back, &n);
+  CHECK(got && n == sizeof data && memcmp(got, data, n) == 0);
+  free(got);
+  free(whole);
+  /* success clears the thread's last error */
+  CHECK(mc_load(enc, KEY32, 32, NULL, &out) == MC_OK && mc_last_error()[0] == '\0');
+  mc_buffer_free(out);
+}
+
+static void test_no_memory(void) {
+  /* A 64 MiB model cannot be loaded when the address space is capped below that. */
+  const size_t size = 64u << 20;
+  uint8_t* data = calloc(size, 1);
+  mc_buffer* enc = NULL;
+  CHECK(mc_encrypt_memory(data, size, KEY32, 32, NULL, &enc) == MC_OK);
+  const char* big = path_in("big.mcx");
+  CHECK(write_file(big, mc_buffer_data(enc), mc_buffer_size(enc)));
+  mc_buffer_free(enc);
+  free(data);
+  struct rlimit old, cap;
+  getrlimit(RLIMIT_AS, &old);
+  FILE* st = fopen("/proc/self/statm", "r");
+  unsigned long pages = 0;
+  if (st) {
+    if (fscanf(st, "%lu", &pages) != 1) pages = 0;
+    fclose(st);
+  }
+  cap = old;
+  cap.rlim_cur = (rlim_t)pages * 4096 + (16u << 20);
+  CHECK(setrlimit(RLIMIT_AS, &cap) == 0);
+  mc_buffer* out = (mc_buffer*)1;
+  const mc_status s = mc_load(big, KEY32, 32, NULL, &out);
+  setrlimit(RLIMIT_AS, &old);
+  CHECK(s == MC_NO_MEMORY && out == NULL);
+}
+
+struct job {
+  const char* path;
+  int ok;
+};
+
+static void* load_many(void* arg) {
+  struct job* j = arg;
+  j->ok = 1;
+  for (int i = 0; i < 5; ++i) {
+    mc_buffer* out = NULL;
+    mc_status s = mc_load(j->path, KEY32, 32, NULL, &out);
+    if (s != MC_OK || mc_buffer_size(out) != 2500000) j->ok = 0;
+    mc_buffer_free(out);
+    s = mc_load(j->path, OTHER32, 32, NULL, &out);
+    /* the detail text is per thread: this thread's failure, not another's success */
+    if (s != MC_KEY_MISMATCH || strstr(mc_last_error(), "wrong key") == NULL) j->ok = 0;
+  }
+  return NULL;
+}
+
+static void test_threads(void) {
+  pthread_t t[8];
+  struct job jobs[8];
+  for (int i = 0; i < 8; ++i) {
+    jobs[i].path = path_in("plain.bin.mcx");
+    pthread_create(&t[i], NULL, load_many, &jobs[i]);
+  }
+  int all = 1;
+  for (int i = 0; i < 8; ++i) {
+    pthread_join(t[i], NULL);
+    all &= jobs[i].ok;
+  }
+  CHECK(all);
+}
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: %s WORKDIR [--no-rlimit]\n", argv[0]);
+    return 2;
+  }
+  snprintf(dir, sizeof dir, "%s", argv[1]);
+  for (int i = 0; i < 32; ++i) {
+    KEY32[i] = (uint8_t)(i * 3 + 1);
+    OTHER32[i] = (uint8_t)(i * 5 + 2);
+  }
+  test_strings();
+  test_buffers_and_wipe();
+  test_memory_round_trip();
+  test_files();
+  test_invalid_arguments();
+  test_threads();
+  if (argc < 3 || strcmp(argv[2], "--no-rlimit") != 0) test_no_memory();
+  printf("%d passed, %d failed\n", passed, failed);
+  return failed ? 1 : 0;
+}

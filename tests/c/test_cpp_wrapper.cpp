@@ -1,0 +1,73 @@
+// Checks the header-only C++ wrapper (modelcrypt.hpp): Key parsing, Buffer ownership, Error status.
+// Built by tests/test_native_api.py with c++ -std=c++17 -Wall -Wextra -Werror. usage: WORKDIR
+#include <modelcrypt/modelcrypt.hpp>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <utility>
+
+static int passed, failed;
+#define CHECK(cond)                                                     \
+  do {                                                                  \
+    if (cond) ++passed;                                                 \
+    else { ++failed; std::printf("FAILED line %d: %s\n", __LINE__, #cond); } \
+  } while (0)
+
+template <class F>
+static mc_status status_of(F&& f) {
+  try {
+    f();
+    return MC_OK;
+  } catch (const modelcrypt::Error& e) {
+    return e.status();
+  }
+}
+
+int main(int argc, char** argv) {
+  if (argc != 2) return 2;
+  const std::string dir = argv[1];
+  using modelcrypt::Key;
+  const Key hex = Key::FromHex(" 30313233343536373839414243444546\n");
+  CHECK(hex.size() == 16 && std::memcmp(hex.data(), "0123456789ABCDEF", 16) == 0);
+  const Key b64 = Key::FromBase64("MDEyMzQ1Njc4OUFCQ0RFRg==");
+  CHECK(b64.size() == 16 && std::memcmp(b64.data(), "0123456789ABCDEF", 16) == 0);
+  const Key raw = Key::FromBytes("0123456789ABCDEF0123456789ABCDEF", 32);
+  CHECK(raw.size() == 32);
+  const Key b64_32 = Key::FromBase64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
+  CHECK(b64_32.size() == 32 && b64_32.data()[31] == 31);
+  CHECK(status_of([] { Key::FromHex("3031"); }) == MC_INVALID_ARGUMENT);            // too short
+  CHECK(status_of([] { Key::FromHex("303132333435363738394142434445GG"); }) == MC_INVALID_ARGUMENT);
+  CHECK(status_of([] { Key::FromHex("303"); }) == MC_INVALID_ARGUMENT);             // odd
+  CHECK(status_of([] { Key::FromBase64("MDEyMzQ1Njc4OUFCQ0RFRg="); }) == MC_INVALID_ARGUMENT);  // bad length
+  CHECK(status_of([] { Key::FromBase64("MDEyMzQ1Njc4OUFCQ0RF*g=="); }) == MC_INVALID_ARGUMENT);
+  CHECK(status_of([] { Key::FromBase64("MDEy=zQ1Njc4OUFCQ0RFRg=="); }) == MC_INVALID_ARGUMENT);
+  CHECK(status_of([] { Key::FromBytes("short", 5); }) == MC_INVALID_ARGUMENT);
+
+  const std::string model = "not really a model, but bytes all the same";
+  modelcrypt::Buffer enc = modelcrypt::EncryptMemory(model.data(), model.size(), hex);
+  CHECK(enc.size() > model.size());
+  const std::string path = dir + "/wrapper.mcx";
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  CHECK(f && std::fwrite(enc.data(), 1, enc.size(), f) == enc.size());
+  if (f) std::fclose(f);
+  modelcrypt::Buffer loaded = modelcrypt::Load(path, hex);
+  CHECK(std::string(loaded.begin(), loaded.end()) == model);
+  modelcrypt::Buffer moved = std::move(loaded);
+  CHECK(loaded.size() == 0 && loaded.data() == nullptr && moved.size() == model.size());
+  modelcrypt::Buffer from_memory = modelcrypt::DecryptMemory(enc.data(), enc.size(), b64);
+  CHECK(from_memory.size() == model.size());
+  CHECK(status_of([&] { modelcrypt::Load(path, raw); }) == MC_KEY_MISMATCH);
+  CHECK(status_of([&] { modelcrypt::Load(dir + "/missing.mcx", raw); }) == MC_IO);
+  CHECK(status_of([&] { modelcrypt::Load(path, hex, "AES-CBC"); }) == MC_INVALID_ARGUMENT);
+  try {
+    modelcrypt::Load(path, raw);
+  } catch (const modelcrypt::Error& e) {
+    CHECK(std::string(e.what()).rfind("KEY_MISMATCH: ", 0) == 0);
+  }
+  modelcrypt::EncryptFile(path, dir + "/wrapper2.mcx", hex);
+  modelcrypt::DecryptFile(dir + "/wrapper2.mcx", dir + "/wrapper2.bin", hex);
+  CHECK(!modelcrypt::Version().empty());
+  std::printf("%d passed, %d failed\n", passed, failed);
+  return failed ? 1 : 0;
+}

@@ -1,0 +1,178 @@
+"""The native API shipped in the wheel: C header, libmodelcrypt.so, CMake and pkg-config packages.
+
+Everything here is built with the real toolchain against the *installed* package (no source-tree
+paths), the way a C or C++ developer would after `pip install modelcrypt`.
+"""
+
+import base64
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import modelcrypt
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+EXAMPLE = os.path.join(ROOT, "examples", "cpp")
+MODEL = os.path.join(ROOT, "examples", "models", "tiny_mlp.safetensors")
+VALGRIND = ["valgrind", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
+            "--error-exitcode=99", "-q"]
+C_API = {
+    "mc_status_string", "mc_last_error", "mc_version", "mc_load", "mc_decrypt_memory", "mc_encrypt_file",
+    "mc_decrypt_file", "mc_encrypt_memory", "mc_buffer_data", "mc_buffer_size", "mc_buffer_free", "mc_wipe",
+}
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, **kw)
+
+
+def pkg_config(*args):
+    env = dict(os.environ, PKG_CONFIG_PATH=modelcrypt.get_pkgconfig_dir())
+    out = run(["pkg-config", *args, "modelcrypt"], env=env)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
+@pytest.fixture(scope="module")
+def libpath():
+    return os.path.join(modelcrypt.get_lib_dir(), "libmodelcrypt.so")
+
+
+@pytest.fixture(scope="module")
+def c_test_binary(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("cbuild") / "test_c_api")
+    cc = run(["cc", "-std=c99", "-Wall", "-Werror", "-o", out, os.path.join(HERE, "c", "test_c_api.c"),
+              *pkg_config("--cflags", "--libs"), "-pthread"])
+    assert cc.returncode == 0, cc.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def example_app(tmp_path_factory):
+    build = str(tmp_path_factory.mktemp("example-build"))
+    configure = run(["cmake", "-S", EXAMPLE, "-B", build, f"-Dmodelcrypt_DIR={modelcrypt.get_cmake_dir()}",
+                     "-DCMAKE_BUILD_TYPE=Release"])
+    assert configure.returncode == 0, configure.stdout + configure.stderr
+    compile_ = run(["cmake", "--build", build])
+    assert compile_.returncode == 0, compile_.stdout + compile_.stderr
+    return os.path.join(build, "inference_app")
+
+
+@pytest.fixture()
+def encrypted_model(tmp_path):
+    key = modelcrypt.generate_key()
+    path = tmp_path / "tiny_mlp.safetensors.mcx"
+    modelcrypt.encrypt_file(MODEL, path, key)
+    key_file = tmp_path / "key.hex"
+    key_file.write_text(key.hex() + "\n")
+    return path, key, key_file
+
+
+def test_installed_layout_and_config_command():
+    inc, lib, cmake_dir, pc = (modelcrypt.get_include(), modelcrypt.get_lib_dir(), modelcrypt.get_cmake_dir(),
+                               modelcrypt.get_pkgconfig_dir())
+    assert os.path.isfile(os.path.join(inc, "modelcrypt", "modelcrypt.h"))
+    assert os.path.isfile(os.path.join(inc, "modelcrypt", "modelcrypt.hpp"))
+    assert os.path.isfile(os.path.join(lib, "libmodelcrypt.so"))
+    for name in ("modelcryptConfig.cmake", "modelcryptConfigVersion.cmake", "modelcryptTargets.cmake"):
+        assert os.path.isfile(os.path.join(cmake_dir, name)), name
+    assert os.path.isfile(os.path.join(pc, "modelcrypt.pc"))
+    script = shutil.which("modelcrypt")
+    assert script, "the modelcrypt console script is not on PATH"
+    for flag, expected in (("--cmakedir", cmake_dir), ("--includedir", inc), ("--libdir", lib),
+                           ("--pkgconfigdir", pc)):
+        for cmd in ([script, "config", flag], [sys.executable, "-m", "modelcrypt", "config", flag]):
+            out = run(cmd)
+            assert out.returncode == 0 and out.stdout.strip() == expected, (cmd, out.stdout, out.stderr)
+    usage = run([script, "config"])
+    assert usage.returncode == 2 and "one of the arguments" in usage.stderr
+    assert pkg_config("--modversion") == [modelcrypt.__version__]
+
+
+def test_shared_library_exports_only_the_c_api(libpath):
+    nm = run(["nm", "-D", "--defined-only", libpath])
+    assert nm.returncode == 0, nm.stderr
+    exported = {line.split()[-1] for line in nm.stdout.splitlines() if line.strip()}
+    assert exported == C_API
+    needed = run(["readelf", "-d", libpath]).stdout
+    assert "libcrypto" not in needed and "libssl" not in needed
+    assert re.search(r"\(SONAME\).*\[libmodelcrypt\.so\]", needed)
+
+
+def test_header_is_c99_and_cpp_clean(tmp_path):
+    src = tmp_path / "h.c"
+    src.write_text("#include <modelcrypt/modelcrypt.h>\nint main(void) { return mc_version() == 0; }\n")
+    for compiler, std in (("cc", "-std=c99"), ("c++", "-std=c++17")):
+        out = run([compiler, std, "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-x",
+                   "c" if compiler == "cc" else "c++", str(src), "-o", str(tmp_path / "h"),
+                   *pkg_config("--cflags", "--libs")])
+        assert out.returncode == 0, out.stderr
+        assert run([str(tmp_path / "h")]).returncode == 0
+
+
+def test_c_program_exercises_every_entry_point(c_test_binary, tmp_path):
+    out = run([c_test_binary, str(tmp_path)])
+    assert out.returncode == 0, out.stdout + out.stderr
+    m = re.search(r"^(\d+) passed, 0 failed$", out.stdout, re.M)
+    assert m and int(m.group(1)) >= 70, out.stdout
+
+
+def test_cpp_wrapper(tmp_path):
+    exe = str(tmp_path / "test_cpp_wrapper")
+    cxx = run(["c++", "-std=c++17", "-Wall", "-Wextra", "-Werror", "-o", exe,
+               os.path.join(HERE, "c", "test_cpp_wrapper.cpp"), *pkg_config("--cflags", "--libs")])
+    assert cxx.returncode == 0, cxx.stderr
+    out = run([exe, str(tmp_path)])
+    assert out.returncode == 0 and re.search(r"^\d+ passed, 0 failed$", out.stdout, re.M), out.stdout
+
+
+def test_example_app_matches_python(example_app, encrypted_model):
+    path, key, key_file = encrypted_model
+    with modelcrypt.load(path, key) as buf:
+        expected_sha = hashlib.sha256(buf).hexdigest()
+        expected_size = len(buf)
+    by_file = run([example_app, str(path), str(key_file)])
+    by_env = run([example_app, str(path)], env=dict(os.environ, MODELCRYPT_KEY=key.hex()))
+    by_b64 = run([example_app, str(path)], env=dict(os.environ, MODELCRYPT_KEY=base64.b64encode(key).decode()))
+    for out in (by_file, by_env, by_b64):
+        assert out.returncode == 0, out.stderr
+        assert f"size: {expected_size}\n" in out.stdout
+        assert f"sha256: {expected_sha}\n" in out.stdout
+        assert "format: safetensors, 4 tensors" in out.stdout
+    with open(MODEL, "rb") as f:
+        assert expected_sha == hashlib.sha256(f.read()).hexdigest()
+
+
+def test_example_app_wrong_key_and_tampering(example_app, encrypted_model, tmp_path):
+    path, key, _ = encrypted_model
+    wrong = tmp_path / "wrong.hex"
+    wrong.write_text(modelcrypt.generate_key().hex())
+    out = run([example_app, str(path), str(wrong)])
+    assert out.returncode == 1
+    assert "KEY_MISMATCH" in out.stderr and out.stdout == ""
+    data = bytearray(path.read_bytes())
+    data[-20] ^= 0x40
+    bad = tmp_path / "tampered.mcx"
+    bad.write_bytes(bytes(data))
+    out = run([example_app, str(bad)], env=dict(os.environ, MODELCRYPT_KEY=key.hex()))
+    assert out.returncode == 1 and "AUTH_FAILED" in out.stderr and out.stdout == ""
+    out = run([example_app, str(tmp_path / "missing.mcx")], env=dict(os.environ, MODELCRYPT_KEY=key.hex()))
+    assert out.returncode == 3 and "IO" in out.stderr
+
+
+def test_c_program_and_example_are_valgrind_clean(c_test_binary, example_app, encrypted_model, tmp_path):
+    assert shutil.which("valgrind"), "valgrind is required (.ci/run installs it)"
+    # The address-space cap of the NO_MEMORY case is meaningless under valgrind; it runs natively above.
+    out = run([*VALGRIND, c_test_binary, str(tmp_path), "--no-rlimit"])
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert re.search(r"^\d+ passed, 0 failed$", out.stdout, re.M)
+    path, _, key_file = encrypted_model
+    out = run([*VALGRIND, example_app, str(path), str(key_file)])
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == ""
