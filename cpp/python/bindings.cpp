@@ -44,6 +44,18 @@ ByteView view_of(const std::string& s) { return {reinterpret_cast<const uint8_t*
 
 std::string to_path(const py::bytes& p) { return std::string(p); }
 
+// The core's progress hook for a streaming call made with the GIL released: between batches it
+// re-acquires the GIL, lets pending signals run (Ctrl-C raises KeyboardInterrupt, which cancels the
+// operation: the core removes its temporary file) and calls the optional Python callback.
+// `callback` is borrowed: the caller's argument keeps it alive for the whole call.
+Progress python_progress(py::handle callback) {
+  return [callback](uint64_t bytes_done) {
+    py::gil_scoped_acquire gil;
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+    if (!callback.is_none()) callback(bytes_done);
+  };
+}
+
 // Decrypted plaintext handed to Python. Exposed as modelcrypt.DecryptedBuffer.
 struct DecryptedBuffer {
   Decrypted contents;
@@ -198,25 +210,57 @@ PYBIND11_MODULE(_core, m) {
   }, py::arg("data"), py::arg("key"), py::arg("mode"), py::arg("chunk_size"), py::arg("metadata"), py::arg("threads"));
 
   m.def("encrypt_file", [](const py::bytes& src, const py::bytes& dst, const py::handle& key, const std::string& mode,
-                           uint32_t chunk_size, const py::bytes& metadata, unsigned threads) {
+                           uint32_t chunk_size, const py::bytes& metadata, unsigned threads, const py::object& progress) {
     const std::string s = to_path(src), d = to_path(dst), md = metadata;
     const SecretBytes k = copy_key(key);
     EncryptOptions options;
     options.chunk_size = chunk_size;
     options.metadata = view_of(md);
     options.threads = threads;
+    options.progress = python_progress(progress);
     py::gil_scoped_release nogil;
     encrypt_file(s, d, view_of(k), mode, options);
   }, py::arg("src"), py::arg("dst"), py::arg("key"), py::arg("mode"), py::arg("chunk_size"), py::arg("metadata"),
-     py::arg("threads"));
+     py::arg("threads"), py::arg("progress") = py::none());
 
   m.def("decrypt_file", [](const py::bytes& src, const py::bytes& dst, const py::handle& key, const std::string& mode,
-                           unsigned threads) {
+                           unsigned threads, const py::object& progress) {
     const std::string s = to_path(src), d = to_path(dst);
     const SecretBytes k = copy_key(key);
+    const Progress hook = python_progress(progress);
     py::gil_scoped_release nogil;
-    decrypt_file(s, d, view_of(k), mode, threads);
-  }, py::arg("src"), py::arg("dst"), py::arg("key"), py::arg("mode"), py::arg("threads"));
+    decrypt_file(s, d, view_of(k), mode, threads, hook);
+  }, py::arg("src"), py::arg("dst"), py::arg("key"), py::arg("mode"), py::arg("threads"),
+     py::arg("progress") = py::none());
+
+  m.def("verify_file", [](const py::bytes& path, const py::handle& key, const std::string& mode, unsigned threads,
+                          const py::object& progress) {
+    const std::string p = to_path(path);
+    const SecretBytes k = copy_key(key);
+    const Progress hook = python_progress(progress);
+    py::gil_scoped_release nogil;
+    verify_file(p, view_of(k), mode, threads, hook);
+  }, py::arg("path"), py::arg("key"), py::arg("mode"), py::arg("threads"), py::arg("progress") = py::none());
+
+  // In-place wiping for modelcrypt.wipe(): policy (which objects, which sizes) lives in Python.
+  m.def("wipe_writable_buffer", [](const py::handle& obj) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(obj.ptr(), &view, PyBUF_SIMPLE | PyBUF_WRITABLE) != 0) throw py::error_already_set();
+    crypto::wipe(view.buf, static_cast<size_t>(view.len));
+    PyBuffer_Release(&view);
+  }, py::arg("buffer"));
+  m.def("wipe_bytes_object", [](const py::bytes& obj) {
+    // Zeroes the bytes object's own storage and drops its cached hash, which described the old value.
+    crypto::wipe(PyBytes_AS_STRING(obj.ptr()), static_cast<size_t>(PyBytes_GET_SIZE(obj.ptr())));
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+#endif
+    reinterpret_cast<PyBytesObject*>(obj.ptr())->ob_shash = -1;
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+  }, py::arg("obj"));
 
   m.def("is_encrypted", [](const py::bytes& path) {
     const std::string p = to_path(path);

@@ -208,6 +208,7 @@ void encrypt_file(const std::string& src, const std::string& dst, ByteView key, 
     });
     const uint64_t last = first + count - 1;
     out.write_all(buf.data(), checked_size((count - 1) * stride + h.chunk_plaintext_size(last) + kTagSize));
+    if (options.progress) options.progress(h.chunk_plaintext_offset(last) + h.chunk_plaintext_size(last));
   }
   if (in.current_size() != h.plaintext_length) {
     throw Error(Status::io, "source file '" + src + "' changed size while it was being encrypted", 0, src);
@@ -215,21 +216,16 @@ void encrypt_file(const std::string& src, const std::string& dst, ByteView key, 
   out.commit();
 }
 
-void decrypt_file(const std::string& src, const std::string& dst, ByteView key, const std::string& mode,
-                  unsigned threads) {
-  check_mode(mode);
-  format::check_master_key(key);
-  InputFile in(src);
-  check_output_path(src, dst);
-  ParsedFileHeader parsed = read_file_header(in);
-  const Header& h = parsed.header;
-  const format::FileKeys keys = format::authenticate_header(h, parsed.raw.data(), key, in.size());
+namespace {
+
+// Decrypts a file's payload batch by batch, handing each authenticated batch of plaintext to
+// `out` (when given). Nothing reaches `out` before its chunks have authenticated.
+void stream_decrypt(const InputFile& in, const Header& h, const format::FileKeys& keys, unsigned threads,
+                    AtomicOutputFile* out, const Progress& progress) {
   const uint64_t stride = uint64_t{h.chunk_size} + kTagSize;
   const uint64_t per_batch = std::min(batch_chunks(h), h.chunk_count());
   SecureBuffer buf = SecureBuffer::allocate(checked_size(per_batch * stride));
   std::vector<struct iovec> iov(per_batch);
-
-  AtomicOutputFile out(dst, 0600);  // decrypted weights are the secret: owner-only by default
   FailedChunk failed;
   for (uint64_t first = 0; first < h.chunk_count(); first += per_batch) {
     const uint64_t count = std::min(per_batch, h.chunk_count() - first);
@@ -240,11 +236,38 @@ void decrypt_file(const std::string& src, const std::string& dst, ByteView key, 
       uint8_t* slot = buf.data() + j * stride;
       if (!open_chunk(gcm, h, first + j, slot, slot, slot + h.chunk_plaintext_size(first + j))) failed.record(first + j);
     });
-    if (failed.any()) failed.raise(h);  // the temporary file is removed; dst is untouched
-    for (uint64_t j = 0; j < count; ++j) iov[j] = {buf.data() + j * stride, h.chunk_plaintext_size(first + j)};
-    out.writev_all(iov.data(), static_cast<int>(count));
+    if (failed.any()) failed.raise(h);
+    if (out != nullptr) {
+      for (uint64_t j = 0; j < count; ++j) iov[j] = {buf.data() + j * stride, h.chunk_plaintext_size(first + j)};
+      out->writev_all(iov.data(), static_cast<int>(count));
+    }
+    if (progress) progress(h.chunk_plaintext_offset(last) + h.chunk_plaintext_size(last));
   }
+}
+
+}  // namespace
+
+void decrypt_file(const std::string& src, const std::string& dst, ByteView key, const std::string& mode,
+                  unsigned threads, const Progress& progress) {
+  check_mode(mode);
+  format::check_master_key(key);
+  InputFile in(src);
+  check_output_path(src, dst);
+  const ParsedFileHeader parsed = read_file_header(in);
+  const format::FileKeys keys = format::authenticate_header(parsed.header, parsed.raw.data(), key, in.size());
+  AtomicOutputFile out(dst, 0600);  // decrypted weights are the secret: owner-only by default
+  stream_decrypt(in, parsed.header, keys, threads, &out, progress);  // on failure the temp file goes, dst stays
   out.commit();
+}
+
+void verify_file(const std::string& path, ByteView key, const std::string& mode, unsigned threads,
+                 const Progress& progress) {
+  check_mode(mode);
+  format::check_master_key(key);
+  InputFile in(path);
+  const ParsedFileHeader parsed = read_file_header(in);
+  const format::FileKeys keys = format::authenticate_header(parsed.header, parsed.raw.data(), key, in.size());
+  stream_decrypt(in, parsed.header, keys, threads, nullptr, progress);
 }
 
 bool is_encrypted(const std::string& path) {

@@ -2,6 +2,7 @@
 // All functions throw modelcrypt::Error; none releases plaintext that failed authentication.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -16,10 +17,16 @@ const std::vector<std::string>& supported_modes();
 // Throws Error(invalid_argument) naming the supported modes.
 void check_mode(const std::string& mode);
 
+// Called on the calling thread after each batch of a streaming operation with the number of
+// plaintext bytes done so far. It may throw to cancel: the operation stops, removes its temporary
+// file and rethrows (this is how Ctrl-C reaches a long encryption from Python).
+using Progress = std::function<void(uint64_t bytes_done)>;
+
 struct EncryptOptions {
   uint32_t chunk_size = format::kDefaultChunkSize;
   ByteView metadata;     // authenticated, not encrypted; at most 64 KiB
   unsigned threads = 0;  // 0: all available CPUs
+  Progress progress;     // optional
 };
 
 struct Decrypted {
@@ -50,7 +57,11 @@ void encrypt_memory(ByteView in, ByteView key, const std::string& mode, const En
 void encrypt_file(const std::string& src, const std::string& dst, ByteView key, const std::string& mode,
                   const EncryptOptions& options);
 void decrypt_file(const std::string& src, const std::string& dst, ByteView key, const std::string& mode,
-                  unsigned threads = 0);
+                  unsigned threads = 0, const Progress& progress = {});
+
+// Authenticates a whole file in bounded memory (<= 16 MiB batches) and writes nothing.
+void verify_file(const std::string& path, ByteView key, const std::string& mode, unsigned threads = 0,
+                 const Progress& progress = {});
 
 // True when the file starts with the format v1 magic. Errors opening it are Error(io).
 bool is_encrypted(const std::string& path);

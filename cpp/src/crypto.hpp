@@ -56,6 +56,11 @@ SecretBytes hkdf_sha256_expand(ByteView prk, ByteView info, size_t out_len);
 // HMAC-SHA256, 32-byte output.
 void hmac_sha256(ByteView key, ByteView data, uint8_t out[kSha256Size]);
 
+// Overwrites memory with zeros in a way the compiler cannot elide (OPENSSL_cleanse).
+inline void wipe(void* data, size_t size) noexcept {
+  if (data != nullptr && size != 0) OPENSSL_cleanse(data, size);
+}
+
 // Constant-time equality of two equally long byte strings.
 bool equal_constant_time(const uint8_t* a, const uint8_t* b, size_t n) noexcept;
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Union
+from typing import Callable, Optional, Union
 
 from . import _core, _metadata
 
@@ -19,6 +19,7 @@ __all__ = [
     "load",
     "decrypt_bytes",
     "decrypt_file",
+    "verify",
     "is_encrypted",
     "inspect",
     "SUPPORTED_MODES",
@@ -28,6 +29,7 @@ __all__ = [
 
 StrPath = Union[str, "os.PathLike[str]", bytes, "os.PathLike[bytes]"]
 BytesLike = Union[bytes, bytearray, memoryview]
+ProgressCallback = Optional[Callable[[int], None]]
 
 KEY_LENGTHS = (16, 24, 32)
 SUPPORTED_MODES = tuple(_core.supported_modes())
@@ -124,6 +126,12 @@ def _check_data(data: BytesLike, what: str) -> BytesLike:
     return data
 
 
+def _check_progress(progress: ProgressCallback) -> ProgressCallback:
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be callable or None, not {type(progress).__name__}")
+    return progress
+
+
 def generate_key(length: int = 32) -> bytes:
     """A fresh random master key from OpenSSL's CSPRNG (16, 24 or 32 bytes)."""
     if isinstance(length, bool) or not isinstance(length, int):
@@ -142,15 +150,18 @@ def encrypt_file(
     chunk_size: int | None = None,
     metadata: Mapping[str, str] | None = None,
     threads: int | None = None,
+    progress: ProgressCallback = None,
 ) -> None:
     """Encrypt the file ``src`` into ``dst`` (format v1), streaming in bounded memory.
 
     ``dst`` appears atomically when complete (temporary file beside it, fsync, rename); on any
-    error it is left as it was. ``metadata`` is authenticated but stored in clear.
+    error, and on KeyboardInterrupt, it is left as it was and no temporary file remains.
+    ``metadata`` is authenticated but stored in clear. ``progress(bytes_done)`` is called after
+    each batch of up to 16 MiB; an exception it raises cancels the operation.
     """
     _core.encrypt_file(
         _fspath(src, "src"), _fspath(dst, "dst"), _check_key(key), _check_mode(mode),
-        _check_chunk_size(chunk_size), _metadata.encode(metadata), _check_threads(threads),
+        _check_chunk_size(chunk_size), _metadata.encode(metadata), _check_threads(threads), _check_progress(progress),
     )
 
 
@@ -185,13 +196,37 @@ def decrypt_bytes(blob: BytesLike, key: BytesLike, mode: str = "AES-GCM", *, thr
     return _core.decrypt_bytes(_check_data(blob, "blob"), _check_key(key), _check_mode(mode), _check_threads(threads))
 
 
-def decrypt_file(src: StrPath, dst: StrPath, key: BytesLike, mode: str = "AES-GCM", *, threads: int | None = None) -> None:
+def decrypt_file(
+    src: StrPath,
+    dst: StrPath,
+    key: BytesLike,
+    mode: str = "AES-GCM",
+    *,
+    threads: int | None = None,
+    progress: ProgressCallback = None,
+) -> None:
     """The converter: decrypt ``src`` into the plaintext file ``dst``, on purpose.
 
     Streams in bounded memory; ``dst`` (mode 0600) appears only after every chunk has been
-    authenticated, so a tampered input leaves no partial plaintext behind.
+    authenticated, so a tampered input leaves no partial plaintext behind. ``progress`` as for
+    encrypt_file.
     """
-    _core.decrypt_file(_fspath(src, "src"), _fspath(dst, "dst"), _check_key(key), _check_mode(mode), _check_threads(threads))
+    _core.decrypt_file(
+        _fspath(src, "src"), _fspath(dst, "dst"), _check_key(key), _check_mode(mode), _check_threads(threads),
+        _check_progress(progress),
+    )
+
+
+def verify(
+    path: StrPath, key: BytesLike, mode: str = "AES-GCM", *, threads: int | None = None, progress: ProgressCallback = None
+) -> None:
+    """Authenticate a whole encrypted file in bounded memory, writing nothing.
+
+    Returns None when every chunk authenticates; raises KeyMismatchError, AuthenticationError or
+    FormatError (as load would) otherwise.
+    """
+    _core.verify_file(_fspath(path, "path"), _check_key(key), _check_mode(mode), _check_threads(threads),
+                      _check_progress(progress))
 
 
 def is_encrypted(path: StrPath) -> bool:

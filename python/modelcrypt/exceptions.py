@@ -35,3 +35,10 @@ class FormatError(ModelCryptError):
 
 class UnsupportedVersionError(FormatError):
     """A well-formed header names a format version or algorithm this build does not support."""
+
+
+class InsecureKeyFileWarning(UserWarning):
+    """A key file grants permissions to group or others (its mode & 0o077 is not 0)."""
+
+
+__all__.append("InsecureKeyFileWarning")

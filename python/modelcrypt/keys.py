@@ -1,0 +1,200 @@
+"""Keys: parsing the forms users hold them in (raw bytes, hex, base64), key files, and wiping.
+
+Every helper returns a bytearray, so the caller can wipe it when done (``modelcrypt.wipe(key)``).
+Detection rules and limits are documented in docs/KEYS_AND_CLI.md.
+"""
+
+from __future__ import annotations
+
+import binascii
+import os
+import re
+import stat
+import warnings
+from typing import Union
+
+from . import _core
+from ._api import KEY_LENGTHS, DecryptedBuffer, StrPath
+from .exceptions import InsecureKeyFileWarning
+
+__all__ = [
+    "key_from_hex",
+    "key_from_base64",
+    "read_key_file",
+    "key_from_env",
+    "write_key_file",
+    "wipe",
+    "KEY_FORMATS",
+]
+
+KEY_FORMATS = ("hex", "base64", "raw")
+DEFAULT_KEY_ENV = "MODELCRYPT_KEY"
+
+_HEX_DIGITS = re.compile(rb"[0-9a-fA-F]+")
+_BASE64_TEXT = re.compile(rb"[A-Za-z0-9+/]+={0,2}")
+_WHITESPACE = b" \t\r\n\v\f"
+
+Text = Union[str, bytes, bytearray]
+
+
+def _as_ascii(text: Text, what: str) -> bytes:
+    if isinstance(text, str):
+        try:
+            return text.encode("ascii")
+        except UnicodeEncodeError:
+            raise ValueError(f"{what} contains non-ASCII characters") from None
+    if isinstance(text, (bytes, bytearray)):
+        return bytes(text)
+    raise TypeError(f"{what} must be str or bytes, not {type(text).__name__}")
+
+
+def _checked(key: bytearray, source: str) -> bytearray:
+    if len(key) not in KEY_LENGTHS:
+        n = len(key)
+        wipe(key)
+        raise ValueError(f"{source} decodes to {n} bytes; a key must be 16, 24 or 32 bytes")
+    return key
+
+
+def _hex_key(digits: bytes, source: str) -> bytearray:
+    if len(digits) not in (32, 48, 64):
+        raise ValueError(f"{source}: hex key of {len(digits)} digits; expected 32, 48 or 64")
+    return bytearray(binascii.unhexlify(digits))
+
+
+def _base64_key(text: bytes, source: str) -> bytearray:
+    try:
+        raw = binascii.a2b_base64(text, strict_mode=True)
+    except binascii.Error as exc:
+        raise ValueError(f"{source} is not valid base64: {exc}") from None
+    return _checked(bytearray(raw), source)
+
+
+def key_from_hex(text: Text) -> bytearray:
+    """A key from hex text (either case, surrounding whitespace and an optional 0x prefix ignored)."""
+    digits = _as_ascii(text, "hex key").strip(_WHITESPACE)
+    if digits[:2] in (b"0x", b"0X"):
+        digits = digits[2:]
+    if not _HEX_DIGITS.fullmatch(digits):
+        raise ValueError("hex key contains characters that are not hex digits")
+    return _hex_key(digits, "hex key")
+
+
+def key_from_base64(text: Text) -> bytearray:
+    """A key from standard base64 text with padding (as PaddleX's encryption tool prints it)."""
+    data = _as_ascii(text, "base64 key").strip(_WHITESPACE)
+    if not _BASE64_TEXT.fullmatch(data) or len(data) % 4:
+        raise ValueError("base64 key must be standard base64 (A-Z a-z 0-9 + /) with '=' padding")
+    return _base64_key(data, "base64 key")
+
+
+def _key_from_text(content: bytes, source: str, allow_raw: bool) -> bytearray:
+    text = content.strip(_WHITESPACE)
+    if text and _HEX_DIGITS.fullmatch(text):
+        return _hex_key(text, source)
+    if text and _BASE64_TEXT.fullmatch(text) and len(text) % 4 == 0:
+        return _base64_key(text, source)
+    if allow_raw and len(content) in KEY_LENGTHS:
+        return bytearray(content)
+    raise ValueError(
+        f"{source} holds {len(content)} bytes that are neither a hex key (32/48/64 digits), a base64 key"
+        + (" nor a raw 16/24/32-byte key" if allow_raw else "")
+    )
+
+
+def read_key_file(path: StrPath) -> bytearray:
+    """Read a key file holding a hex, base64 or raw key (detection rules: docs/KEYS_AND_CLI.md).
+
+    Warns with InsecureKeyFileWarning when the file is accessible to group or others.
+    """
+    name = os.fsdecode(os.fspath(path))
+    with open(path, "rb") as f:
+        mode = os.fstat(f.fileno()).st_mode
+        content = bytearray(f.read(1 << 16))
+    if stat.S_IMODE(mode) & 0o077:
+        warnings.warn(
+            f"key file {name} is accessible to other users (mode {stat.S_IMODE(mode):04o}); run: chmod 600 {name}",
+            InsecureKeyFileWarning,
+            stacklevel=2,
+        )
+    try:
+        return _key_from_text(bytes(content), f"key file {name}", allow_raw=True)
+    finally:
+        wipe(content)
+
+
+def key_from_env(name: str = DEFAULT_KEY_ENV) -> bytearray:
+    """A key from an environment variable holding hex or base64 text."""
+    value = os.environ.get(name)
+    if not value:
+        raise ValueError(f"environment variable {name} is not set" if value is None else f"environment variable {name} is empty")
+    return _key_from_text(_as_ascii(value, f"environment variable {name}"), f"environment variable {name}", allow_raw=False)
+
+
+def write_key_file(path: StrPath, key: bytes | bytearray | memoryview, format: str = "hex", *, force: bool = False) -> None:
+    """Write a key file with mode 0600, atomically. Refuses to replace a file unless force=True."""
+    if format not in KEY_FORMATS:
+        raise ValueError(f"format must be one of {', '.join(KEY_FORMATS)}, got {format!r}")
+    raw = bytes(key) if not isinstance(key, bytearray) else key
+    if len(raw) not in KEY_LENGTHS:
+        raise ValueError(f"key must be 16, 24 or 32 bytes long, got {len(raw)} bytes")
+    if format == "hex":
+        content = bytearray(binascii.hexlify(raw) + b"\n")
+    elif format == "base64":
+        content = bytearray(binascii.b2a_base64(raw))
+    else:
+        content = bytearray(raw)
+    target = os.fspath(path)
+    if not force and os.path.lexists(target):
+        raise FileExistsError(f"{os.fsdecode(target)} exists; refusing to overwrite it without force=True")
+    directory = os.path.dirname(os.path.abspath(target))
+    tmp = os.path.join(directory, f".{os.path.basename(target)}.mctmp-{os.urandom(6).hex()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            os.fchmod(fd, 0o600)  # whatever the umask
+            view = memoryview(content)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if force:
+            os.replace(tmp, target)
+        else:
+            os.link(tmp, target)  # fails with FileExistsError if the file appeared meanwhile
+            os.unlink(tmp)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
+    finally:
+        wipe(content)
+
+
+def wipe(obj: bytearray | memoryview | bytes | DecryptedBuffer) -> None:
+    """Overwrite a key or other secret with zeros, in place.
+
+    bytearray / writable memoryview: zeroed. bytes (length >= 2): its storage is zeroed in place
+    and its cached hash reset; use this only on bytes objects nothing else shares (never on a
+    literal from code). A read-only memoryview of bytes wipes that bytes object. DecryptedBuffer:
+    closed (which wipes it). See docs/KEYS_AND_CLI.md for what Python may still have copied.
+    """
+    if isinstance(obj, DecryptedBuffer):
+        obj.close()
+        return
+    if isinstance(obj, memoryview):
+        if not obj.readonly:
+            _core.wipe_writable_buffer(obj)
+            return
+        if type(obj.obj) is not bytes:
+            raise TypeError(f"cannot wipe a read-only memoryview of {type(obj.obj).__name__}")
+        obj = obj.obj
+    if isinstance(obj, bytearray):
+        _core.wipe_writable_buffer(obj)
+    elif type(obj) is bytes:
+        if len(obj) < 2:
+            raise ValueError("refusing to wipe a bytes object of length 0 or 1: those are shared interpreter-wide singletons")
+        _core.wipe_bytes_object(obj)
+    else:
+        raise TypeError(f"cannot wipe a {type(obj).__name__}; expected bytearray, memoryview, bytes or DecryptedBuffer")
