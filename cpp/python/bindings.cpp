@@ -87,8 +87,8 @@ extern "C" int decrypted_buffer_getbuffer(PyObject* obj, Py_buffer* view, int fl
     view->obj = nullptr;
     return -1;
   }
-  SecureBuffer& b = self->contents.plaintext;
-  return PyBuffer_FillInfo(view, obj, b.data(), static_cast<Py_ssize_t>(b.size()), 0, flags);
+  Decrypted& d = self->contents;
+  return PyBuffer_FillInfo(view, obj, const_cast<uint8_t*>(d.data()), static_cast<Py_ssize_t>(d.size()), 0, flags);
 }
 
 py::object exception_class(const char* name) {
@@ -152,7 +152,7 @@ PYBIND11_MODULE(_core, m) {
   buffer_class
       .def("__len__", [](const DecryptedBuffer& self) {
         self.check_open();
-        return self.contents.plaintext.size();
+        return self.contents.size();
       })
       .def("close", &DecryptedBuffer::close, "Wipe the plaintext (zeros, pages returned to the OS). Later access raises ValueError.")
       .def_property_readonly("closed", [](const DecryptedBuffer& self) { return self.closed; })
@@ -176,6 +176,58 @@ PYBIND11_MODULE(_core, m) {
     }
     return out;
   }, py::arg("path"), py::arg("key"), py::arg("mode"), py::arg("threads"));
+
+  m.def("load_range", [](const py::bytes& path, const py::handle& key, const std::string& mode, uint64_t offset,
+                         uint64_t length, unsigned threads) {
+    const std::string p = to_path(path);
+    const SecretBytes k = copy_key(key);
+    auto out = std::make_unique<DecryptedBuffer>();
+    {
+      py::gil_scoped_release nogil;
+      out->contents = load_range(p, view_of(k), mode, offset, length, threads);
+    }
+    return out;
+  }, py::arg("path"), py::arg("key"), py::arg("mode"), py::arg("offset"), py::arg("length"), py::arg("threads"));
+
+  m.def("secure_copy", [](const py::handle& data) {
+    BytesLike in(data);
+    auto out = std::make_unique<DecryptedBuffer>();
+    {
+      py::gil_scoped_release nogil;
+      out->contents = secure_copy(in.view());
+    }
+    return out;
+  }, py::arg("data"));
+
+  m.def("debug_counters", [] {
+    const DebugCounters c = debug_counters();
+    py::dict d;
+    d["chunks_decrypted"] = c.chunks_decrypted;
+    d["ciphertext_bytes_read"] = c.ciphertext_bytes_read;
+    return d;
+  });
+  m.def("reset_debug_counters", &reset_debug_counters);
+
+  m.def("encrypt_parts_to_file", [](const py::sequence& parts, const py::bytes& dst, const py::handle& key,
+                                    const std::string& mode, uint32_t chunk_size, const py::bytes& metadata,
+                                    unsigned threads, const py::object& progress) {
+    std::vector<std::unique_ptr<BytesLike>> held;  // keeps every part's buffer exported during the call
+    std::vector<ByteView> views;
+    for (const py::handle part : parts) {
+      held.push_back(std::make_unique<BytesLike>(part));
+      views.push_back(held.back()->view());
+    }
+    const std::string d = to_path(dst), md = metadata;
+    const SecretBytes k = copy_key(key);
+    EncryptOptions options;
+    options.chunk_size = chunk_size;
+    options.metadata = view_of(md);
+    options.threads = threads;
+    options.progress = python_progress(progress);
+    py::gil_scoped_release nogil;
+    encrypt_parts_to_file(views, d, view_of(k), mode, options);
+  }, py::arg("parts"), py::arg("dst"), py::arg("key"), py::arg("mode"), py::arg("chunk_size"), py::arg("metadata"),
+     py::arg("threads"), py::arg("progress") = py::none());
 
   m.def("decrypt_bytes", [](const py::handle& blob, const py::handle& key, const std::string& mode, unsigned threads) {
     const SecretBytes k = copy_key(key);

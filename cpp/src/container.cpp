@@ -19,6 +19,10 @@ using format::Header;
 using format::kTagSize;
 
 constexpr uint64_t kBatchBytes = 16u << 20;  // file->file working set
+
+std::atomic<uint64_t> g_chunks_decrypted{0};
+std::atomic<uint64_t> g_ciphertext_bytes_read{0};
+void count_read(uint64_t bytes) { g_ciphertext_bytes_read.fetch_add(bytes, std::memory_order_relaxed); }
 constexpr uint64_t kMaxBatchChunks = 1024;   // stays under IOV_MAX
 
 // Records the lowest failing chunk so the error names it deterministically.
@@ -42,6 +46,7 @@ class FailedChunk {
 // Decrypts chunk `index` (ct -> out, may alias); false on a bad tag.
 bool open_chunk(crypto::AesGcm& gcm, const Header& h, uint64_t index, const uint8_t* ct, uint8_t* out,
                 const uint8_t* tag) {
+  g_chunks_decrypted.fetch_add(1, std::memory_order_relaxed);
   const auto nonce = format::chunk_nonce(index, index + 1 == h.chunk_count());
   return gcm.decrypt({nonce.data(), nonce.size()}, {h.mac.data(), h.mac.size()}, ct, out, h.chunk_plaintext_size(index), tag);
 }
@@ -113,31 +118,93 @@ void check_mode(const std::string& mode) {
   throw Error(Status::invalid_argument, "unsupported mode '" + mode + "'; supported modes: " + list);
 }
 
-Decrypted load_file(const std::string& path, ByteView key, const std::string& mode, unsigned threads) {
-  check_mode(mode);
-  format::check_master_key(key);
-  InputFile in(path);
-  ParsedFileHeader parsed = read_file_header(in);
-  const Header& h = parsed.header;
-  const format::FileKeys keys = format::authenticate_header(h, parsed.raw.data(), key, in.size());
+DebugCounters debug_counters() noexcept {
+  return {g_chunks_decrypted.load(), g_ciphertext_bytes_read.load()};
+}
 
-  Decrypted out;
-  out.plaintext = SecureBuffer::allocate(checked_size(h.plaintext_length));
-  out.metadata = h.metadata;
-  uint8_t* dst = out.plaintext.data();
+void reset_debug_counters() noexcept {
+  g_chunks_decrypted = 0;
+  g_ciphertext_bytes_read = 0;
+}
+
+namespace {
+
+// Reads chunks [first, first + count) straight into their places in a new buffer and decrypts them
+// there, in parallel: the plaintext exists once. Nothing is returned unless every chunk authenticates.
+SecureBuffer load_chunks(const InputFile& in, const Header& h, const format::FileKeys& keys, uint64_t first,
+                         uint64_t count, unsigned threads) {
+  const uint64_t begin = h.chunk_plaintext_offset(first);
+  const uint64_t end = h.chunk_plaintext_offset(first + count - 1) + h.chunk_plaintext_size(first + count - 1);
+  SecureBuffer out = SecureBuffer::allocate(checked_size(end - begin));
+  uint8_t* base = out.data();
   FailedChunk failed;
-  for_each_chunk(h.chunk_count(), threads, keys.payload_key, [&](crypto::AesGcm& gcm, uint64_t i) {
-    // The ciphertext lands where its plaintext belongs and is decrypted in place.
-    uint8_t* slot = dst + h.chunk_plaintext_offset(i);
+  for_each_chunk(count, threads, keys.payload_key, [&](crypto::AesGcm& gcm, uint64_t j) {
+    const uint64_t i = first + j;
+    uint8_t* slot = base + (h.chunk_plaintext_offset(i) - begin);
     uint8_t tag[kTagSize];
     struct iovec iov[2] = {{slot, h.chunk_plaintext_size(i)}, {tag, kTagSize}};
     in.readv_exact_at(iov, 2, h.chunk_file_offset(i));
+    count_read(h.chunk_plaintext_size(i) + kTagSize);
     if (!open_chunk(gcm, h, i, slot, slot, tag)) failed.record(i);
   });
   if (failed.any()) {
-    out.plaintext.wipe();
+    out.wipe();
     failed.raise(h);
   }
+  return out;
+}
+
+// Checks the caller's arguments before touching the file, so a bad mode or key length is reported
+// as such even for a missing file.
+const std::string& checked_arguments(const std::string& path, ByteView key, const std::string& mode) {
+  check_mode(mode);
+  format::check_master_key(key);
+  return path;
+}
+
+// An encrypted file whose header has been parsed and authenticated with the key (reader steps 1-8).
+struct OpenedFile {
+  InputFile in;
+  ParsedFileHeader parsed;
+  format::FileKeys keys;
+  OpenedFile(const std::string& path, ByteView key, const std::string& mode) : in(checked_arguments(path, key, mode)) {
+    parsed = read_file_header(in);
+    keys = format::authenticate_header(parsed.header, parsed.raw.data(), key, in.size());
+  }
+};
+
+}  // namespace
+
+Decrypted load_file(const std::string& path, ByteView key, const std::string& mode, unsigned threads) {
+  OpenedFile f(path, key, mode);
+  const Header& h = f.parsed.header;
+  Decrypted out;
+  out.plaintext = load_chunks(f.in, h, f.keys, 0, h.chunk_count(), threads);
+  out.view_length = out.plaintext.size();
+  out.metadata = h.metadata;
+  return out;
+}
+
+Decrypted load_range(const std::string& path, ByteView key, const std::string& mode, uint64_t offset,
+                     uint64_t length, unsigned threads) {
+  OpenedFile f(path, key, mode);
+  const Header& h = f.parsed.header;
+  if (offset > h.plaintext_length || length > h.plaintext_length - offset) {
+    throw Error(Status::invalid_argument, "range [" + std::to_string(offset) + ", " + std::to_string(offset) + "+" +
+                                              std::to_string(length) + ") is outside the plaintext of " +
+                                              std::to_string(h.plaintext_length) + " bytes");
+  }
+  Decrypted out;
+  out.metadata = h.metadata;
+  if (length == 0) {
+    out.plaintext = SecureBuffer::allocate(0);
+    return out;
+  }
+  const uint64_t first = offset / h.chunk_size;
+  const uint64_t last = (offset + length - 1) / h.chunk_size;
+  out.plaintext = load_chunks(f.in, h, f.keys, first, last - first + 1, threads);
+  out.view_offset = checked_size(offset - h.chunk_plaintext_offset(first));
+  out.view_length = checked_size(length);
   return out;
 }
 
@@ -161,6 +228,7 @@ Decrypted decrypt_memory(ByteView blob, ByteView key, const std::string& mode, u
     out.plaintext.wipe();
     failed.raise(h);
   }
+  out.view_length = out.plaintext.size();
   return out;
 }
 
@@ -181,14 +249,66 @@ void encrypt_memory(ByteView in, ByteView key, const std::string& mode, const En
   });
 }
 
-void encrypt_file(const std::string& src, const std::string& dst, ByteView key, const std::string& mode,
-                  const EncryptOptions& options) {
+namespace {
+
+class FileSource final : public PlaintextSource {
+ public:
+  explicit FileSource(const std::string& path) : in_(path) {}
+  uint64_t size() const override { return in_.size(); }
+  void read(uint64_t offset, struct iovec* iov, int iovcnt) override { in_.readv_exact_at(iov, iovcnt, offset); }
+  void finish() override {
+    if (in_.current_size() != in_.size()) {
+      throw Error(Status::io, "source file '" + in_.path() + "' changed size while it was being encrypted", 0, in_.path());
+    }
+  }
+
+ private:
+  InputFile in_;
+};
+
+class PartsSource final : public PlaintextSource {
+ public:
+  explicit PartsSource(const std::vector<ByteView>& parts) : parts_(parts) {
+    for (const ByteView& p : parts_) {
+      starts_.push_back(total_);
+      total_ += p.size;
+    }
+  }
+  uint64_t size() const override { return total_; }
+  void read(uint64_t offset, struct iovec* iov, int iovcnt) override {
+    // Parts are visited in order; find the one holding `offset` once, then walk forward.
+    size_t part = static_cast<size_t>(std::upper_bound(starts_.begin(), starts_.end(), offset) - starts_.begin());
+    part = part ? part - 1 : 0;
+    for (int k = 0; k < iovcnt; ++k) {
+      auto* dst = static_cast<uint8_t*>(iov[k].iov_base);
+      size_t need = iov[k].iov_len;
+      while (need) {
+        while (part < parts_.size() && offset >= starts_[part] + parts_[part].size) ++part;
+        if (part == parts_.size()) throw Error(Status::internal, "read past the end of the plaintext parts");
+        const uint64_t within = offset - starts_[part];
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(need, parts_[part].size - within));
+        std::memcpy(dst, parts_[part].data + within, n);
+        dst += n;
+        need -= n;
+        offset += n;
+      }
+    }
+  }
+
+ private:
+  const std::vector<ByteView>& parts_;
+  std::vector<uint64_t> starts_;
+  uint64_t total_ = 0;
+};
+
+// The streaming writer: batches of plaintext are read into their slots (leaving room for each
+// chunk's tag), encrypted in place in parallel, and written; memory stays at one batch.
+void encrypt_stream(PlaintextSource& source, const std::string& dst, ByteView key, const std::string& mode,
+                    const EncryptOptions& options) {
   check_mode(mode);
   format::check_master_key(key);
   format::check_chunk_size(options.chunk_size);
-  InputFile in(src);
-  check_output_path(src, dst);
-  format::NewHeader nh = format::make_header(key, in.size(), options.chunk_size, options.metadata);
+  format::NewHeader nh = format::make_header(key, source.size(), options.chunk_size, options.metadata);
   const Header& h = nh.header;
   const uint64_t stride = uint64_t{h.chunk_size} + kTagSize;
   const uint64_t per_batch = std::min(batch_chunks(h), h.chunk_count());
@@ -199,9 +319,8 @@ void encrypt_file(const std::string& src, const std::string& dst, ByteView key, 
   out.write_all(nh.serialized.data(), nh.serialized.size());
   for (uint64_t first = 0; first < h.chunk_count(); first += per_batch) {
     const uint64_t count = std::min(per_batch, h.chunk_count() - first);
-    // Each chunk's plaintext lands in its slot, leaving room for its tag: encryption is in place.
     for (uint64_t j = 0; j < count; ++j) iov[j] = {buf.data() + j * stride, h.chunk_plaintext_size(first + j)};
-    in.readv_exact_at(iov.data(), static_cast<int>(count), h.chunk_plaintext_offset(first));
+    source.read(h.chunk_plaintext_offset(first), iov.data(), static_cast<int>(count));
     for_each_chunk(count, options.threads, nh.keys.payload_key, [&](crypto::AesGcm& gcm, uint64_t j) {
       uint8_t* slot = buf.data() + j * stride;
       seal_chunk(gcm, h, first + j, slot, slot, slot + h.chunk_plaintext_size(first + j));
@@ -210,10 +329,34 @@ void encrypt_file(const std::string& src, const std::string& dst, ByteView key, 
     out.write_all(buf.data(), checked_size((count - 1) * stride + h.chunk_plaintext_size(last) + kTagSize));
     if (options.progress) options.progress(h.chunk_plaintext_offset(last) + h.chunk_plaintext_size(last));
   }
-  if (in.current_size() != h.plaintext_length) {
-    throw Error(Status::io, "source file '" + src + "' changed size while it was being encrypted", 0, src);
-  }
+  source.finish();
   out.commit();
+}
+
+}  // namespace
+
+void encrypt_file(const std::string& src, const std::string& dst, ByteView key, const std::string& mode,
+                  const EncryptOptions& options) {
+  check_mode(mode);
+  format::check_master_key(key);
+  format::check_chunk_size(options.chunk_size);
+  FileSource source(src);
+  check_output_path(src, dst);
+  encrypt_stream(source, dst, key, mode, options);
+}
+
+void encrypt_parts_to_file(const std::vector<ByteView>& parts, const std::string& dst, ByteView key,
+                           const std::string& mode, const EncryptOptions& options) {
+  PartsSource source(parts);
+  encrypt_stream(source, dst, key, mode, options);
+}
+
+Decrypted secure_copy(ByteView data) {
+  Decrypted out;
+  out.plaintext = SecureBuffer::allocate(data.size);
+  if (data.size) std::memcpy(out.plaintext.data(), data.data, data.size);
+  out.view_length = data.size;
+  return out;
 }
 
 namespace {
@@ -230,8 +373,9 @@ void stream_decrypt(const InputFile& in, const Header& h, const format::FileKeys
   for (uint64_t first = 0; first < h.chunk_count(); first += per_batch) {
     const uint64_t count = std::min(per_batch, h.chunk_count() - first);
     const uint64_t last = first + count - 1;
-    in.read_exact_at(buf.data(), checked_size((count - 1) * stride + h.chunk_plaintext_size(last) + kTagSize),
-                     h.chunk_file_offset(first));
+    const size_t batch_bytes = checked_size((count - 1) * stride + h.chunk_plaintext_size(last) + kTagSize);
+    in.read_exact_at(buf.data(), batch_bytes, h.chunk_file_offset(first));
+    count_read(batch_bytes);
     for_each_chunk(count, threads, keys.payload_key, [&](crypto::AesGcm& gcm, uint64_t j) {
       uint8_t* slot = buf.data() + j * stride;
       if (!open_chunk(gcm, h, first + j, slot, slot, slot + h.chunk_plaintext_size(first + j))) failed.record(first + j);
@@ -249,25 +393,17 @@ void stream_decrypt(const InputFile& in, const Header& h, const format::FileKeys
 
 void decrypt_file(const std::string& src, const std::string& dst, ByteView key, const std::string& mode,
                   unsigned threads, const Progress& progress) {
-  check_mode(mode);
-  format::check_master_key(key);
-  InputFile in(src);
+  OpenedFile f(src, key, mode);
   check_output_path(src, dst);
-  const ParsedFileHeader parsed = read_file_header(in);
-  const format::FileKeys keys = format::authenticate_header(parsed.header, parsed.raw.data(), key, in.size());
   AtomicOutputFile out(dst, 0600);  // decrypted weights are the secret: owner-only by default
-  stream_decrypt(in, parsed.header, keys, threads, &out, progress);  // on failure the temp file goes, dst stays
+  stream_decrypt(f.in, f.parsed.header, f.keys, threads, &out, progress);  // on failure the temp file goes, dst stays
   out.commit();
 }
 
 void verify_file(const std::string& path, ByteView key, const std::string& mode, unsigned threads,
                  const Progress& progress) {
-  check_mode(mode);
-  format::check_master_key(key);
-  InputFile in(path);
-  const ParsedFileHeader parsed = read_file_header(in);
-  const format::FileKeys keys = format::authenticate_header(parsed.header, parsed.raw.data(), key, in.size());
-  stream_decrypt(in, parsed.header, keys, threads, nullptr, progress);
+  OpenedFile f(path, key, mode);
+  stream_decrypt(f.in, f.parsed.header, f.keys, threads, nullptr, progress);
 }
 
 bool is_encrypted(const std::string& path) {

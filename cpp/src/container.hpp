@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <sys/uio.h>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,31 @@ struct EncryptOptions {
 struct Decrypted {
   SecureBuffer plaintext;
   std::vector<uint8_t> metadata;  // authenticated
+  // The bytes handed out: [view_offset, view_offset + view_length) of `plaintext` (all of it unless
+  // a range was loaded, where whole chunks are decrypted around the requested bytes).
+  size_t view_offset = 0;
+  size_t view_length = 0;
+  const uint8_t* data() const noexcept { return plaintext.data() + view_offset; }
+  size_t size() const noexcept { return view_length; }
+};
+
+// Process-wide counters for tests and benchmarks (random access must read little).
+struct DebugCounters {
+  uint64_t chunks_decrypted = 0;
+  uint64_t ciphertext_bytes_read = 0;
+};
+DebugCounters debug_counters() noexcept;
+void reset_debug_counters() noexcept;
+
+// Plaintext for the streaming writer: a file, or a list of memory parts read as one.
+class PlaintextSource {
+ public:
+  virtual ~PlaintextSource() = default;
+  virtual uint64_t size() const = 0;
+  // Fills the (strided) iov slots with the plaintext that starts at `offset`.
+  virtual void read(uint64_t offset, struct iovec* iov, int iovcnt) = 0;
+  // Called after the last read (a file source checks that it did not change meanwhile).
+  virtual void finish() {}
 };
 
 struct FileInfo {
@@ -42,6 +68,11 @@ struct FileInfo {
 // File -> memory. Ciphertext is read straight into the output buffer and decrypted in place, chunks
 // in parallel: the plaintext exists once. Peak extra memory: the plaintext itself.
 Decrypted load_file(const std::string& path, ByteView key, const std::string& mode, unsigned threads = 0);
+
+// File -> memory, part of the plaintext: authenticates the header exactly like load_file, then reads
+// and decrypts only the chunks covering [offset, offset + length). Out of range: Error(invalid_argument).
+Decrypted load_range(const std::string& path, ByteView key, const std::string& mode, uint64_t offset,
+                     uint64_t length, unsigned threads = 0);
 
 // Memory -> memory.
 Decrypted decrypt_memory(ByteView blob, ByteView key, const std::string& mode, unsigned threads = 0);
@@ -56,6 +87,12 @@ void encrypt_memory(ByteView in, ByteView key, const std::string& mode, const En
 // File -> file, streaming in bounded memory (<= 16 MiB batches), atomic replacement of dst.
 void encrypt_file(const std::string& src, const std::string& dst, ByteView key, const std::string& mode,
                   const EncryptOptions& options);
+// Memory parts -> file: encrypts the concatenation of `parts` without ever concatenating them.
+void encrypt_parts_to_file(const std::vector<ByteView>& parts, const std::string& dst, ByteView key,
+                           const std::string& mode, const EncryptOptions& options);
+
+// Library-owned, wiping copy of caller bytes (e.g. the output of a caller-supplied cipher).
+Decrypted secure_copy(ByteView data);
 void decrypt_file(const std::string& src, const std::string& dst, ByteView key, const std::string& mode,
                   unsigned threads = 0, const Progress& progress = {});
 

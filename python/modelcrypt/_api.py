@@ -17,6 +17,7 @@ __all__ = [
     "encrypt_file",
     "encrypt_bytes",
     "load",
+    "load_range",
     "decrypt_bytes",
     "decrypt_file",
     "verify",
@@ -189,6 +190,23 @@ def load(path: StrPath, key: BytesLike, mode: str = "AES-GCM", *, threads: int |
     copy of the plaintext; ``close()`` (or leaving a ``with`` block) wipes it.
     """
     return _core.load(_fspath(path, "path"), _check_key(key), _check_mode(mode), _check_threads(threads))
+
+
+def load_range(
+    path: StrPath, key: BytesLike, mode: str = "AES-GCM", *, offset: int, length: int, threads: int | None = None
+) -> DecryptedBuffer:
+    """Decrypt only plaintext bytes [offset, offset + length) of an encrypted file (random access).
+
+    The header is authenticated exactly as by load(); only the chunks covering the range are read
+    and decrypted, each authenticated. A range outside the plaintext is a ValueError.
+    """
+    for name, value in (("offset", offset), ("length", length)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value}")
+    return _core.load_range(_fspath(path, "path"), _check_key(key), _check_mode(mode), offset, length,
+                            _check_threads(threads))
 
 
 def decrypt_bytes(blob: BytesLike, key: BytesLike, mode: str = "AES-GCM", *, threads: int | None = None) -> DecryptedBuffer:
