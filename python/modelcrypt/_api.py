@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional, Union
 
 from . import _core, _metadata
+from ._atomic import atomic_write
 
 __all__ = [
     "DecryptedBuffer",
@@ -31,6 +32,10 @@ __all__ = [
 StrPath = Union[str, "os.PathLike[str]", bytes, "os.PathLike[bytes]"]
 BytesLike = Union[bytes, bytearray, memoryview]
 ProgressCallback = Optional[Callable[[int], None]]
+# A mode is a name ("AES-GCM") or, MindSpore-style, a caller's own cipher: for encryption
+# enc(model_stream: bytes, key: bytes) -> bytes, for decryption dec(cipher_file: str, key: bytes) -> bytes.
+# modelcrypt does not (cannot) check a custom cipher's security or correctness.
+Mode = Union[str, Callable[..., bytes]]
 
 KEY_LENGTHS = (16, 24, 32)
 SUPPORTED_MODES = tuple(_core.supported_modes())
@@ -85,9 +90,11 @@ def _check_key(key: BytesLike) -> BytesLike:
     return key
 
 
-def _check_mode(mode: str) -> str:
+def _check_mode(mode: Mode) -> Mode:
+    if callable(mode):
+        return mode
     if not isinstance(mode, str):
-        raise TypeError(f"mode must be a str, not {type(mode).__name__}")
+        raise TypeError(f"mode must be a str or a callable, not {type(mode).__name__}")
     if mode.upper() not in SUPPORTED_MODES:
         supported = ", ".join(repr(m) for m in SUPPORTED_MODES)
         raise ValueError(f"unsupported mode {mode!r}; supported modes: {supported}")
@@ -127,6 +134,12 @@ def _check_data(data: BytesLike, what: str) -> BytesLike:
     return data
 
 
+def _custom_output(result: object, what: str) -> bytes:
+    if not isinstance(result, (bytes, bytearray, memoryview)):
+        raise TypeError(f"the custom {what} callable must return bytes, not {type(result).__name__}")
+    return result
+
+
 def _check_progress(progress: ProgressCallback) -> ProgressCallback:
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be callable or None, not {type(progress).__name__}")
@@ -146,7 +159,7 @@ def encrypt_file(
     src: StrPath,
     dst: StrPath,
     key: BytesLike,
-    mode: str = "AES-GCM",
+    mode: Mode = "AES-GCM",
     *,
     chunk_size: int | None = None,
     metadata: Mapping[str, str] | None = None,
@@ -160,6 +173,10 @@ def encrypt_file(
     ``metadata`` is authenticated but stored in clear. ``progress(bytes_done)`` is called after
     each batch of up to 16 MiB; an exception it raises cancels the operation.
     """
+    if callable(mode):
+        with open(src, "rb") as f:
+            atomic_write(dst, _custom_output(mode(f.read(), bytes(_check_key(key))), "enc_mode"))
+        return
     _core.encrypt_file(
         _fspath(src, "src"), _fspath(dst, "dst"), _check_key(key), _check_mode(mode),
         _check_chunk_size(chunk_size), _metadata.encode(metadata), _check_threads(threads), _check_progress(progress),
@@ -169,31 +186,35 @@ def encrypt_file(
 def encrypt_bytes(
     data: BytesLike,
     key: BytesLike,
-    mode: str = "AES-GCM",
+    mode: Mode = "AES-GCM",
     *,
     chunk_size: int | None = None,
     metadata: Mapping[str, str] | None = None,
     threads: int | None = None,
 ) -> bytes:
     """Encrypt bytes-like ``data`` into a format v1 blob (the same bytes encrypt_file would write)."""
+    if callable(mode):
+        return _custom_output(mode(bytes(_check_data(data, "data")), bytes(_check_key(key))), "enc_mode")
     return _core.encrypt_bytes(
         _check_data(data, "data"), _check_key(key), _check_mode(mode), _check_chunk_size(chunk_size),
         _metadata.encode(metadata), _check_threads(threads),
     )
 
 
-def load(path: StrPath, key: BytesLike, mode: str = "AES-GCM", *, threads: int | None = None) -> DecryptedBuffer:
+def load(path: StrPath, key: BytesLike, mode: Mode = "AES-GCM", *, threads: int | None = None) -> DecryptedBuffer:
     """Decrypt the file at ``path`` into memory; nothing is written to disk.
 
     Raises KeyMismatchError for a wrong key, AuthenticationError for modified, truncated or extended
     data, FormatError for a file that is not format v1. The returned DecryptedBuffer holds the only
     copy of the plaintext; ``close()`` (or leaving a ``with`` block) wipes it.
     """
+    if callable(mode):
+        return _core.secure_copy(_custom_output(mode(os.fsdecode(_fspath(path, "path")), bytes(_check_key(key))), "dec_mode"))
     return _core.load(_fspath(path, "path"), _check_key(key), _check_mode(mode), _check_threads(threads))
 
 
 def load_range(
-    path: StrPath, key: BytesLike, mode: str = "AES-GCM", *, offset: int, length: int, threads: int | None = None
+    path: StrPath, key: BytesLike, mode: Mode = "AES-GCM", *, offset: int, length: int, threads: int | None = None
 ) -> DecryptedBuffer:
     """Decrypt only plaintext bytes [offset, offset + length) of an encrypted file (random access).
 
@@ -205,12 +226,16 @@ def load_range(
             raise TypeError(f"{name} must be an int, not {type(value).__name__}")
         if value < 0:
             raise ValueError(f"{name} must be >= 0, got {value}")
+    if callable(mode):
+        raise TypeError("load_range needs a modelcrypt mode; a custom dec_mode callable cannot read part of a file")
     return _core.load_range(_fspath(path, "path"), _check_key(key), _check_mode(mode), offset, length,
                             _check_threads(threads))
 
 
-def decrypt_bytes(blob: BytesLike, key: BytesLike, mode: str = "AES-GCM", *, threads: int | None = None) -> DecryptedBuffer:
+def decrypt_bytes(blob: BytesLike, key: BytesLike, mode: Mode = "AES-GCM", *, threads: int | None = None) -> DecryptedBuffer:
     """Decrypt a format v1 blob held in memory."""
+    if callable(mode):
+        raise TypeError("a custom dec_mode callable reads a file (cipher_file: str, key: bytes); use load(path, key, mode)")
     return _core.decrypt_bytes(_check_data(blob, "blob"), _check_key(key), _check_mode(mode), _check_threads(threads))
 
 
@@ -218,7 +243,7 @@ def decrypt_file(
     src: StrPath,
     dst: StrPath,
     key: BytesLike,
-    mode: str = "AES-GCM",
+    mode: Mode = "AES-GCM",
     *,
     threads: int | None = None,
     progress: ProgressCallback = None,
@@ -229,6 +254,10 @@ def decrypt_file(
     authenticated, so a tampered input leaves no partial plaintext behind. ``progress`` as for
     encrypt_file.
     """
+    if callable(mode):
+        plaintext = _custom_output(mode(os.fsdecode(_fspath(src, "src")), bytes(_check_key(key))), "dec_mode")
+        atomic_write(dst, plaintext, permissions=0o600, exact_permissions=True)
+        return
     _core.decrypt_file(
         _fspath(src, "src"), _fspath(dst, "dst"), _check_key(key), _check_mode(mode), _check_threads(threads),
         _check_progress(progress),
@@ -236,13 +265,16 @@ def decrypt_file(
 
 
 def verify(
-    path: StrPath, key: BytesLike, mode: str = "AES-GCM", *, threads: int | None = None, progress: ProgressCallback = None
+    path: StrPath, key: BytesLike, mode: Mode = "AES-GCM", *, threads: int | None = None, progress: ProgressCallback = None
 ) -> None:
     """Authenticate a whole encrypted file in bounded memory, writing nothing.
 
     Returns None when every chunk authenticates; raises KeyMismatchError, AuthenticationError or
     FormatError (as load would) otherwise.
     """
+    if callable(mode):  # a custom cipher is trusted to raise on bad input; modelcrypt cannot check it
+        _custom_output(mode(os.fsdecode(_fspath(path, "path")), bytes(_check_key(key))), "dec_mode")
+        return
     _core.verify_file(_fspath(path, "path"), _check_key(key), _check_mode(mode), _check_threads(threads),
                       _check_progress(progress))
 

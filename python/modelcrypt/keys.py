@@ -14,6 +14,7 @@ import warnings
 from typing import Union
 
 from . import _core
+from ._atomic import atomic_write
 from ._api import KEY_LENGTHS, DecryptedBuffer, StrPath
 from .exceptions import InsecureKeyFileWarning
 
@@ -144,30 +145,10 @@ def write_key_file(path: StrPath, key: bytes | bytearray | memoryview, format: s
         content = bytearray(binascii.b2a_base64(raw))
     else:
         content = bytearray(raw)
-    target = os.fspath(path)
-    if not force and os.path.lexists(target):
-        raise FileExistsError(f"{os.fsdecode(target)} exists; refusing to overwrite it without force=True")
-    directory = os.path.dirname(os.path.abspath(target))
-    tmp = os.path.join(directory, f".{os.path.basename(target)}.mctmp-{os.urandom(6).hex()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
-        try:
-            os.fchmod(fd, 0o600)  # whatever the umask
-            view = memoryview(content)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if force:
-            os.replace(tmp, target)
-        else:
-            os.link(tmp, target)  # fails with FileExistsError if the file appeared meanwhile
-            os.unlink(tmp)
-    except BaseException:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        raise
+        atomic_write(path, content, permissions=0o600, exact_permissions=True, replace=force)
+    except FileExistsError:
+        raise FileExistsError(f"{os.fsdecode(os.fspath(path))} exists; refusing to overwrite it without force=True") from None
     finally:
         wipe(content)
 
