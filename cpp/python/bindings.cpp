@@ -56,6 +56,16 @@ Progress python_progress(py::handle callback) {
   };
 }
 
+// `metadata` must outlive the returned options (they hold a view of it).
+EncryptOptions encrypt_options(uint32_t chunk_size, const std::string& metadata, unsigned threads, Progress progress) {
+  EncryptOptions options;
+  options.chunk_size = chunk_size;
+  options.metadata = view_of(metadata);
+  options.threads = threads;
+  options.progress = std::move(progress);
+  return options;
+}
+
 // Decrypted plaintext handed to Python. Exposed as modelcrypt.DecryptedBuffer.
 struct DecryptedBuffer {
   Decrypted contents;
@@ -219,11 +229,7 @@ PYBIND11_MODULE(_core, m) {
     }
     const std::string d = to_path(dst), md = metadata;
     const SecretBytes k = copy_key(key);
-    EncryptOptions options;
-    options.chunk_size = chunk_size;
-    options.metadata = view_of(md);
-    options.threads = threads;
-    options.progress = python_progress(progress);
+    const EncryptOptions options = encrypt_options(chunk_size, md, threads, python_progress(progress));
     py::gil_scoped_release nogil;
     encrypt_parts_to_file(views, d, view_of(k), mode, options);
   }, py::arg("parts"), py::arg("dst"), py::arg("key"), py::arg("mode"), py::arg("chunk_size"), py::arg("metadata"),
@@ -245,10 +251,7 @@ PYBIND11_MODULE(_core, m) {
     const SecretBytes k = copy_key(key);
     BytesLike in(data);
     const std::string md = metadata;
-    EncryptOptions options;
-    options.chunk_size = chunk_size;
-    options.metadata = view_of(md);
-    options.threads = threads;
+    const EncryptOptions options = encrypt_options(chunk_size, md, threads, nullptr);
     const uint64_t size = encrypted_length(in.view().size, options);
     PyObject* raw = PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(size));
     if (raw == nullptr) throw py::error_already_set();
@@ -265,11 +268,7 @@ PYBIND11_MODULE(_core, m) {
                            uint32_t chunk_size, const py::bytes& metadata, unsigned threads, const py::object& progress) {
     const std::string s = to_path(src), d = to_path(dst), md = metadata;
     const SecretBytes k = copy_key(key);
-    EncryptOptions options;
-    options.chunk_size = chunk_size;
-    options.metadata = view_of(md);
-    options.threads = threads;
-    options.progress = python_progress(progress);
+    const EncryptOptions options = encrypt_options(chunk_size, md, threads, python_progress(progress));
     py::gil_scoped_release nogil;
     encrypt_file(s, d, view_of(k), mode, options);
   }, py::arg("src"), py::arg("dst"), py::arg("key"), py::arg("mode"), py::arg("chunk_size"), py::arg("metadata"),

@@ -214,6 +214,22 @@ def _mirror(args: argparse.Namespace, src: str, dst: str, convert: Callable, dir
     return count
 
 
+def _convert_path(args: argparse.Namespace, src: str, dst: str, convert: Callable, dir_mode: int, verb: str) -> None:
+    """Runs convert(src_file, dst_file, progress) on a file, or mirrors a directory with it."""
+    if os.path.isdir(src):
+        n = _mirror(args, src, dst, convert, dir_mode, verb)
+        _info(args, f"{verb}ed {n} file(s) into {dst}")
+        return
+    progress = _Progress(args, os.path.getsize(src), verb)
+    try:
+        convert(src, dst, progress.callback())
+    except ModelCryptError as exc:
+        raise _data_error(src, exc) from None
+    finally:
+        progress.close()
+    _info(args, f"{verb}ed {src} -> {dst}")
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -278,16 +294,7 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
             encrypt_file(path, out, key, chunk_size=args.chunk_size, metadata=metadata or None,
                          threads=args.threads, progress=progress)
 
-        if os.path.isdir(src):
-            n = _mirror(args, src, dst, convert, 0o777, "encrypt")
-            _info(args, f"encrypted {n} file(s) into {dst}")
-        else:
-            progress = _Progress(args, os.path.getsize(src), "encrypt")
-            try:
-                convert(src, dst, progress.callback())
-            finally:
-                progress.close()
-            _info(args, f"encrypted {src} -> {dst}")
+        _convert_path(args, src, dst, convert, 0o777, "encrypt")
         generated = None
         return EXIT_OK
     finally:
@@ -305,18 +312,7 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
         def convert(path: str, out: str, progress) -> None:
             decrypt_file(path, out, key, threads=args.threads, progress=progress)
 
-        if os.path.isdir(src):
-            n = _mirror(args, src, dst, convert, 0o700, "decrypt")
-            _info(args, f"decrypted {n} file(s) into {dst}")
-        else:
-            progress = _Progress(args, os.path.getsize(src), "decrypt")
-            try:
-                convert(src, dst, progress.callback())
-            except ModelCryptError as exc:
-                raise _data_error(src, exc) from None
-            finally:
-                progress.close()
-            _info(args, f"decrypted {src} -> {dst}")
+        _convert_path(args, src, dst, convert, 0o700, "decrypt")
         return EXIT_OK
     finally:
         wipe(key)
