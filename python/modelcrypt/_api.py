@@ -10,6 +10,7 @@ from typing import Callable, Optional, Union
 
 from . import _core, _metadata
 from ._atomic import atomic_write
+from ._custom import custom_decrypt, custom_encrypt
 
 __all__ = [
     "DecryptedBuffer",
@@ -134,12 +135,6 @@ def _check_data(data: BytesLike, what: str) -> BytesLike:
     return data
 
 
-def _custom_output(result: object, what: str) -> bytes:
-    if not isinstance(result, (bytes, bytearray, memoryview)):
-        raise TypeError(f"the custom {what} callable must return bytes, not {type(result).__name__}")
-    return result
-
-
 def _check_progress(progress: ProgressCallback) -> ProgressCallback:
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be callable or None, not {type(progress).__name__}")
@@ -175,7 +170,7 @@ def encrypt_file(
     """
     if callable(mode):
         with open(src, "rb") as f:
-            atomic_write(dst, _custom_output(mode(f.read(), bytes(_check_key(key))), "enc_mode"))
+            atomic_write(dst, custom_encrypt(mode, f.read(), _check_key(key)))
         return
     _core.encrypt_file(
         _fspath(src, "src"), _fspath(dst, "dst"), _check_key(key), _check_mode(mode),
@@ -194,7 +189,7 @@ def encrypt_bytes(
 ) -> bytes:
     """Encrypt bytes-like ``data`` into a format v1 blob (the same bytes encrypt_file would write)."""
     if callable(mode):
-        return _custom_output(mode(bytes(_check_data(data, "data")), bytes(_check_key(key))), "enc_mode")
+        return bytes(custom_encrypt(mode, _check_data(data, "data"), _check_key(key)))
     return _core.encrypt_bytes(
         _check_data(data, "data"), _check_key(key), _check_mode(mode), _check_chunk_size(chunk_size),
         _metadata.encode(metadata), _check_threads(threads),
@@ -209,7 +204,7 @@ def load(path: StrPath, key: BytesLike, mode: Mode = "AES-GCM", *, threads: int 
     copy of the plaintext; ``close()`` (or leaving a ``with`` block) wipes it.
     """
     if callable(mode):
-        return _core.secure_copy(_custom_output(mode(os.fsdecode(_fspath(path, "path")), bytes(_check_key(key))), "dec_mode"))
+        return custom_decrypt(mode, _fspath(path, "path"), _check_key(key))
     return _core.load(_fspath(path, "path"), _check_key(key), _check_mode(mode), _check_threads(threads))
 
 
@@ -255,8 +250,8 @@ def decrypt_file(
     encrypt_file.
     """
     if callable(mode):
-        plaintext = _custom_output(mode(os.fsdecode(_fspath(src, "src")), bytes(_check_key(key))), "dec_mode")
-        atomic_write(dst, plaintext, permissions=0o600, exact_permissions=True)
+        with custom_decrypt(mode, _fspath(src, "src"), _check_key(key)) as plaintext:
+            atomic_write(dst, plaintext, permissions=0o600, exact_permissions=True)
         return
     _core.decrypt_file(
         _fspath(src, "src"), _fspath(dst, "dst"), _check_key(key), _check_mode(mode), _check_threads(threads),
@@ -273,7 +268,7 @@ def verify(
     FormatError (as load would) otherwise.
     """
     if callable(mode):  # a custom cipher is trusted to raise on bad input; modelcrypt cannot check it
-        _custom_output(mode(os.fsdecode(_fspath(path, "path")), bytes(_check_key(key))), "dec_mode")
+        custom_decrypt(mode, _fspath(path, "path"), _check_key(key)).close()
         return
     _core.verify_file(_fspath(path, "path"), _check_key(key), _check_mode(mode), _check_threads(threads),
                       _check_progress(progress))

@@ -16,7 +16,7 @@ Buffer = Union[bytes, bytearray, memoryview]
 
 def atomic_write(path, data: Buffer | Sequence[Buffer], *, permissions: int = 0o666, exact_permissions: bool = False,
                  replace: bool = True) -> None:
-    """Write `data` (bytes-like, or a sequence of bytes-like parts written in order) to `path`.
+    """Write `data` (any bytes-like object, or a list/tuple of them written in order) to `path`.
 
     permissions: mode bits for a new file (the umask applies unless exact_permissions).
     replace=False refuses an existing destination with FileExistsError, race-free (link, not rename).
@@ -26,7 +26,7 @@ def atomic_write(path, data: Buffer | Sequence[Buffer], *, permissions: int = 0o
         raise FileExistsError(f"{os.fsdecode(target)} exists; refusing to overwrite it")
     directory = os.path.dirname(os.path.abspath(target))
     tmp = os.path.join(directory, f".{os.path.basename(target)}.mctmp-{os.urandom(6).hex()}")
-    parts = [data] if isinstance(data, (bytes, bytearray, memoryview)) else list(data)
+    parts = list(data) if isinstance(data, (list, tuple)) else [data]  # one buffer, or a list/tuple of them
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, permissions)
     try:
         try:

@@ -1,0 +1,808 @@
+"""Encrypted checkpoints: mappings of names to arrays, saved in the safetensors layout.
+
+The plaintext of an encrypted checkpoint is exactly a ``.safetensors`` file (8-byte little-endian
+header size, a JSON header padded with spaces to a multiple of 8, then the tensor data), so
+``modelcrypt.decrypt_file`` turns one into a file the ``safetensors`` package reads, and a
+checkpoint saved without a key *is* a plain ``.safetensors`` file.
+
+* ``save_checkpoint`` / ``load_checkpoint``: one file; ``load_checkpoint(names=...)`` reads and
+  decrypts only the chunks that hold the requested tensors (random access).
+* ``save_checkpoint(max_shard_size=...)`` / ``load_distributed_checkpoint``: shards plus a
+  Hugging Face style ``*.index.json`` weight map (the index holds no secrets and stays plaintext).
+* ``CheckpointConfig`` / ``ModelCheckpoint``: save every N training steps, keep the newest K files.
+* ``enc_mode`` / ``dec_mode`` may be callables with MindSpore's custom-cipher signatures
+  (``enc(model_stream: bytes, key: bytes) -> bytes`` and ``dec(cipher_file: str, key: bytes) ->
+  bytes``). modelcrypt does not check a custom cipher's correctness or security: whatever it
+  returns is written or parsed as is.
+
+Nothing here ever writes plaintext of an encrypted checkpoint to disk.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import struct
+from collections.abc import Iterable, Mapping
+from typing import Any, Callable, Optional, Union
+
+import numpy as np
+
+from . import _core
+from ._atomic import atomic_write
+from ._custom import custom_decrypt, custom_encrypt
+from ._api import (
+    DEFAULT_CHUNK_SIZE,
+    BytesLike,
+    StrPath,
+    _check_key,
+    _check_mode,
+    _fspath,
+    inspect,
+    is_encrypted,
+    load,
+)
+from .exceptions import FormatError
+
+__all__ = [
+    "save_checkpoint",
+    "load_checkpoint",
+    "load_distributed_checkpoint",
+    "CheckpointConfig",
+    "ModelCheckpoint",
+]
+
+EncMode = Union[str, Callable[[bytes, bytes], bytes]]
+DecMode = Union[str, Callable[[str, bytes], bytes]]
+
+#: safetensors' own limit on the JSON header (bytes).
+MAX_HEADER_SIZE = 100_000_000
+
+# safetensors dtype name -> little-endian numpy dtype. BF16 has no numpy dtype: raw uint16 bits.
+_DTYPES: dict[str, np.dtype] = {
+    "F64": np.dtype("<f8"),
+    "F32": np.dtype("<f4"),
+    "F16": np.dtype("<f2"),
+    "BF16": np.dtype("<u2"),
+    "I64": np.dtype("<i8"),
+    "I32": np.dtype("<i4"),
+    "I16": np.dtype("<i2"),
+    "I8": np.dtype("i1"),
+    "U64": np.dtype("<u8"),
+    "U32": np.dtype("<u4"),
+    "U16": np.dtype("<u2"),
+    "U8": np.dtype("u1"),
+    "BOOL": np.dtype("?"),
+}
+# numpy kind+itemsize -> safetensors dtype name (for arrays we are given).
+_NUMPY_TO_ST = {
+    ("f", 8): "F64", ("f", 4): "F32", ("f", 2): "F16",
+    ("i", 8): "I64", ("i", 4): "I32", ("i", 2): "I16", ("i", 1): "I8",
+    ("u", 8): "U64", ("u", 4): "U32", ("u", 2): "U16", ("u", 1): "U8",
+    ("b", 1): "BOOL",
+}
+
+
+# ------------------------------------------------------------------ converting the inputs
+
+
+class _Tensor:
+    """One tensor to write: its safetensors dtype, shape and C-contiguous little-endian bytes."""
+
+    __slots__ = ("name", "dtype", "shape", "data")
+
+    def __init__(self, name: str, dtype: str, shape: tuple[int, ...], data: np.ndarray):
+        self.name, self.dtype, self.shape = name, dtype, shape
+        self.data = data  # 1-d uint8 view of the bytes (no copy when the input already fits)
+
+    @property
+    def nbytes(self) -> int:
+        return self.data.nbytes
+
+
+def _from_torch(name: str, t: Any) -> tuple[np.ndarray, Optional[str]]:
+    import torch  # only reached for objects that are torch tensors, so torch is installed
+
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"checkpoint value {name!r} is a {type(t).__module__}.{type(t).__name__}, not a tensor")
+    t = t.detach().cpu().contiguous()
+    if t.dtype == torch.bfloat16:
+        return t.view(torch.int16).numpy().view(np.uint16), "BF16"
+    try:
+        return t.numpy(), None
+    except TypeError as exc:
+        raise TypeError(f"checkpoint value {name!r}: torch dtype {t.dtype} is not supported ({exc})") from None
+
+
+def _to_tensor(name: Any, value: Any) -> _Tensor:
+    if not isinstance(name, str):
+        raise TypeError(f"checkpoint names must be str, not {type(name).__name__}")
+    if name == "__metadata__":
+        raise ValueError("'__metadata__' is reserved by the safetensors format and cannot name a tensor")
+    st_dtype = None
+    if type(value).__module__.startswith("torch"):
+        arr, st_dtype = _from_torch(name, value)
+    elif isinstance(value, (np.ndarray, np.generic)):
+        arr = np.asarray(value)
+    else:
+        raise TypeError(
+            f"checkpoint value {name!r} must be a numpy array or a torch tensor, not {type(value).__name__}"
+        )
+    if st_dtype is None:
+        if arr.dtype.name == "bfloat16":  # ml_dtypes / jax bfloat16: store its raw bits
+            arr, st_dtype = arr.view(np.uint16), "BF16"
+        else:
+            st_dtype = _NUMPY_TO_ST.get((arr.dtype.kind, arr.dtype.itemsize))
+            if st_dtype is None:
+                supported = ", ".join(_DTYPES)
+                raise TypeError(f"checkpoint value {name!r} has dtype {arr.dtype}, which has no safetensors "
+                                f"equivalent supported here ({supported})")
+    target = _DTYPES[st_dtype]
+    arr = arr.astype(target, order="C", copy=False)  # copies only for byte order or non-contiguous input
+    return _Tensor(name, st_dtype, tuple(int(d) for d in arr.shape), arr.reshape(-1).view(np.uint8))
+
+
+def _collect(params: Any) -> list[_Tensor]:
+    if not isinstance(params, Mapping):
+        state_dict = getattr(params, "state_dict", None)
+        if not callable(state_dict):
+            raise TypeError(f"params must be a mapping of names to arrays, not {type(params).__name__}")
+        params = state_dict()  # a torch.nn.Module (MindSpore passes the network itself)
+    tensors = [_to_tensor(k, v) for k, v in params.items()]
+    # Widest items first (stable), so every tensor starts at an offset aligned for its dtype.
+    tensors.sort(key=lambda t: -_DTYPES[t.dtype].itemsize)
+    return tensors
+
+
+def _header_bytes(tensors: list[_Tensor], metadata: Optional[Mapping[str, str]]) -> bytes:
+    header: dict[str, Any] = {}
+    if metadata:
+        header["__metadata__"] = dict(metadata)
+    offset = 0
+    for t in tensors:
+        header[t.name] = {"dtype": t.dtype, "shape": list(t.shape), "data_offsets": [offset, offset + t.nbytes]}
+        offset += t.nbytes
+    text = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    if len(text) > MAX_HEADER_SIZE:
+        raise ValueError(f"the checkpoint header would be {len(text)} bytes; safetensors allows {MAX_HEADER_SIZE}")
+    return struct.pack("<Q", len(text)) + text
+
+
+def _check_metadata(metadata: Any) -> Optional[Mapping[str, str]]:
+    if metadata is None:
+        return None
+    if not isinstance(metadata, Mapping):
+        raise TypeError(f"metadata must be a mapping of str to str or None, not {type(metadata).__name__}")
+    for k, v in metadata.items():
+        if not isinstance(k, str) or not isinstance(v, str):
+            raise TypeError("metadata keys and values must be str")
+    return metadata
+
+
+_SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+               "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+_SIZE_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*")
+
+
+def _parse_size(size: Any) -> int:
+    if isinstance(size, bool) or not isinstance(size, (int, str)):
+        raise TypeError(f"max_shard_size must be an int (bytes) or a str like '2GB', not {type(size).__name__}")
+    if isinstance(size, str):
+        m = _SIZE_RE.fullmatch(size)
+        unit = m.group(2).upper() if m else None
+        if unit not in _SIZE_UNITS:
+            raise ValueError(f"max_shard_size {size!r} is not a size like '500MB', '2GB' or '1GiB'")
+        size = int(float(m.group(1)) * _SIZE_UNITS[unit])
+    if size < 1:
+        raise ValueError(f"max_shard_size must be at least 1 byte, got {size}")
+    return size
+
+
+# ------------------------------------------------------------------ writing
+
+
+
+
+def _check_key_mode(key: Any, mode: Any, what: str) -> tuple[Any, Any]:
+    mode = _check_mode(mode)  # a mode name, or a custom cipher callable
+    if key is None:
+        if callable(mode):
+            raise ValueError(f"a custom {what}_mode callable needs {what}_key (it is passed to the callable)")
+        return None, mode
+    return _check_key(key), mode
+
+
+def _check_enc(enc_key: Any, enc_mode: Any) -> tuple[Any, Any]:
+    return _check_key_mode(enc_key, enc_mode, "enc")
+
+
+def _write_one(path: str, tensors: list[_Tensor], metadata: Optional[Mapping[str, str]], enc_key: Any, enc_mode: Any) -> None:
+    header = _header_bytes(tensors, metadata)
+    parts = [header, *(t.data for t in tensors)]
+    if enc_key is None:
+        atomic_write(path, parts)
+    elif callable(enc_mode):
+        plaintext = bytearray().join(parts)
+        try:
+            result = custom_encrypt(enc_mode, plaintext, enc_key)
+        finally:
+            _core.wipe_writable_buffer(plaintext)
+        atomic_write(path, [result])
+    else:
+        _core.encrypt_parts_to_file(parts, _fspath(path, "path"), enc_key, enc_mode, DEFAULT_CHUNK_SIZE, b"", 0)
+
+
+def _shard_groups(tensors: list[_Tensor], limit: int) -> list[list[_Tensor]]:
+    groups: list[list[_Tensor]] = []
+    current: list[_Tensor] = []
+    size = 0
+    for t in tensors:
+        if current and size + t.nbytes > limit:
+            groups.append(current)
+            current, size = [], 0
+        current.append(t)
+        size += t.nbytes
+    if current or not groups:
+        groups.append(current)
+    return groups
+
+
+def save_checkpoint(
+    params: Mapping[str, Any],
+    path: StrPath,
+    enc_key: Optional[BytesLike] = None,
+    enc_mode: EncMode = "AES-GCM",
+    *,
+    max_shard_size: Union[int, str, None] = None,
+    metadata: Optional[Mapping[str, str]] = None,
+) -> str:
+    """Save a mapping of names to arrays as a checkpoint (safetensors layout), encrypted with ``enc_key``.
+
+    ``params`` maps str names (any unicode except ``"__metadata__"``) to numpy arrays or torch
+    tensors (taken with ``.detach().cpu()``; torch is never imported for numpy-only input); an
+    object with a ``state_dict()`` method (a ``torch.nn.Module``) is accepted too. Supported dtypes:
+    float64/32/16, bfloat16 (stored as safetensors ``BF16``), int64/32/16/8, uint64/32/16/8 and
+    bool; 0-d and empty arrays work. Tensors are stored widest dtype first (so each is aligned),
+    in the given order otherwise.
+
+    Without ``enc_key`` a plain ``.safetensors`` file is written. With a key and a string mode the
+    file is a modelcrypt container whose plaintext is that ``.safetensors`` file, encrypted
+    straight from the arrays' memory (no concatenated copy). ``enc_mode`` may instead be a
+    callable ``(model_stream: bytes, key: bytes) -> bytes`` (MindSpore's custom cipher signature):
+    it receives the whole plaintext and its result is written as is. modelcrypt does not check
+    that a custom cipher is correct or secure.
+
+    ``metadata`` (str -> str) goes into the safetensors ``__metadata__`` (so it is encrypted too).
+    Every file appears atomically (temporary file beside it, fsync, rename): a failed save leaves
+    an existing file at ``path`` untouched and no temporary file behind.
+
+    ``max_shard_size`` (bytes, or a str like ``"500MB"``, ``"2GB"``, ``"1GiB"``): when the tensors
+    add up to more, they are split into shards ``<stem>-00001-of-0000N<suffix>`` beside ``path``
+    (``model.safetensors`` -> ``model-00001-of-00003.safetensors``), each a complete checkpoint
+    encrypted like a single one, plus a plaintext index ``<path>.index.json``
+    (``{"metadata": {"total_size": N}, "weight_map": {name: shard file name}}``), written last.
+    A tensor larger than ``max_shard_size`` gets a shard of its own.
+
+    Returns the path written: ``path``, or the index path when the checkpoint was sharded.
+    """
+    target = os.fsdecode(_fspath(path, "path"))
+    enc_key, enc_mode = _check_enc(enc_key, enc_mode)
+    metadata = _check_metadata(metadata)
+    limit = None if max_shard_size is None else _parse_size(max_shard_size)
+    tensors = _collect(params)
+    total = sum(t.nbytes for t in tensors)
+    if limit is None or total <= limit:
+        _write_one(target, tensors, metadata, enc_key, enc_mode)
+        return target
+
+    groups = _shard_groups(tensors, limit)
+    directory, base = os.path.split(target)
+    stem, suffix = os.path.splitext(base)
+    count = len(groups)
+    weight_map: dict[str, str] = {}
+    for i, group in enumerate(groups, 1):
+        shard_name = f"{stem}-{i:05d}-of-{count:05d}{suffix}"
+        _write_one(os.path.join(directory, shard_name), group, metadata, enc_key, enc_mode)
+        for t in group:
+            weight_map[t.name] = shard_name
+    index_path = target + ".index.json"
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    atomic_write(index_path, [json.dumps(index, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"])
+    return index_path
+
+
+# ------------------------------------------------------------------ parsing the header
+
+
+class _Entry:
+    __slots__ = ("name", "dtype", "shape", "begin", "end")
+
+    def __init__(self, name: str, dtype: np.dtype, shape: tuple[int, ...], begin: int, end: int):
+        self.name, self.dtype, self.shape, self.begin, self.end = name, dtype, shape, begin, end
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in result:
+            raise FormatError(f"checkpoint header: duplicate key {k!r}")
+        result[k] = v
+    return result
+
+
+def _is_uint(x: Any) -> bool:
+    return type(x) is int and x >= 0
+
+
+def _header_size(prefix: bytes, total: int, where: str) -> int:
+    if total < 8 or len(prefix) < 8:
+        raise FormatError(f"{where}: {total} bytes is too short for a safetensors checkpoint (needs an 8-byte header size)")
+    (n,) = struct.unpack("<Q", prefix[:8])
+    if n > MAX_HEADER_SIZE:
+        raise FormatError(f"{where}: header size {n} exceeds the safetensors limit of {MAX_HEADER_SIZE} bytes")
+    if 8 + n > total:
+        raise FormatError(f"{where}: header size {n} runs past the end of the data ({total} bytes)")
+    return n
+
+
+def _parse_header(raw: bytes, data_len: int, where: str) -> tuple[dict[str, _Entry], dict[str, str]]:
+    """Strictly validate a safetensors JSON header against a data section of data_len bytes."""
+    try:
+        text = bytes(raw).decode("utf-8")
+        if not text.startswith("{"):
+            raise ValueError("it does not start with '{'")
+        obj = json.loads(text, object_pairs_hook=_no_duplicates)
+    except FormatError:
+        raise
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise FormatError(f"{where}: the header is not UTF-8 JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise FormatError(f"{where}: the header is not a JSON object")
+    metadata = obj.pop("__metadata__", None)
+    if metadata is None:
+        metadata = {}
+    elif not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+        raise FormatError(f"{where}: __metadata__ must be an object of str to str")
+    entries: dict[str, _Entry] = {}
+    for name, info in obj.items():
+        if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
+            raise FormatError(f"{where}: tensor {name!r} must be an object with exactly dtype, shape, data_offsets")
+        dtype_name, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+        if not isinstance(dtype_name, str) or dtype_name not in _DTYPES:
+            raise FormatError(f"{where}: tensor {name!r} has unsupported dtype {dtype_name!r} "
+                              f"(supported: {', '.join(_DTYPES)})")
+        if not isinstance(shape, list) or not all(_is_uint(d) for d in shape):
+            raise FormatError(f"{where}: tensor {name!r} has an invalid shape {shape!r}")
+        if (not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_uint(o) for o in offsets)
+                or offsets[0] > offsets[1] or offsets[1] > data_len):
+            raise FormatError(f"{where}: tensor {name!r} has data_offsets {offsets!r} outside the "
+                              f"{data_len}-byte data section")
+        dtype = _DTYPES[dtype_name]
+        nbytes = math.prod(shape) * dtype.itemsize
+        if nbytes != offsets[1] - offsets[0]:
+            raise FormatError(f"{where}: tensor {name!r} of shape {shape} and dtype {dtype_name} needs {nbytes} "
+                              f"bytes but data_offsets {offsets} cover {offsets[1] - offsets[0]}")
+        entries[name] = _Entry(name, dtype, tuple(shape), offsets[0], offsets[1])
+    position = 0
+    for e in sorted(entries.values(), key=lambda e: (e.begin, e.end)):
+        if e.begin != position:
+            problem = "overlaps the previous tensor" if e.begin < position else "leaves a gap before it"
+            raise FormatError(f"{where}: tensor {e.name!r} at data_offsets [{e.begin}, {e.end}] {problem}")
+        position = e.end
+    if position != data_len:
+        raise FormatError(f"{where}: the tensors cover {position} bytes of a {data_len}-byte data section")
+    return entries, metadata
+
+
+def _array(buffer: Any, e: _Entry, base: int) -> np.ndarray:
+    count = (e.end - e.begin) // e.dtype.itemsize
+    if count == 0:
+        return np.empty(e.shape, dtype=e.dtype)
+    return np.frombuffer(buffer, dtype=e.dtype, count=count, offset=e.begin - base).reshape(e.shape)
+
+
+# ------------------------------------------------------------------ reading one checkpoint
+
+
+def _check_dec(dec_key: Any, dec_mode: Any) -> tuple[Any, Any]:
+    return _check_key_mode(dec_key, dec_mode, "dec")
+
+
+def _check_names(names: Any) -> Optional[list[str]]:
+    if names is None:
+        return None
+    if isinstance(names, (str, bytes)):
+        raise TypeError("names must be an iterable of str (a list), not a single str")
+    names = list(names)
+    for n in names:
+        if not isinstance(n, str):
+            raise TypeError(f"names must be str, not {type(n).__name__}")
+    return list(dict.fromkeys(names))
+
+
+class _Checkpoint:
+    """One checkpoint file opened for reading: its parsed header and a way to read byte ranges."""
+
+    def __init__(self, path: str, dec_key: Any, dec_mode: Any):
+        self.path = path
+        self.where = f"checkpoint {path}"
+        self._key, self._mode = dec_key, dec_mode
+        self._fd: Optional[int] = None
+        self._whole: Any = None  # a buffer holding the whole plaintext (decrypted, custom or mapped)
+        if callable(dec_mode):
+            self._whole = custom_decrypt(dec_mode, path, dec_key)
+            self.kind = "custom"
+        elif is_encrypted(path):
+            if dec_key is None:
+                raise ValueError(f"{path} is an encrypted checkpoint: pass dec_key")
+            self.kind = "encrypted"
+        else:
+            if dec_key is not None:
+                raise FormatError(f"{path} is not an encrypted modelcrypt file; refusing to load it unauthenticated "
+                                  "with dec_key (pass dec_key=None to load a plaintext .safetensors checkpoint)")
+            self.kind = "plain"
+
+    # -- lifetime of the pinned file descriptor (encrypted random access)
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> "_Checkpoint":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _pinned_path(self) -> bytes:
+        """A path that keeps naming the same file for all our reads (Linux: /proc/self/fd/N)."""
+        if self._fd is None and os.path.isdir("/proc/self/fd"):
+            self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        if self._fd is not None:
+            return os.fsencode(f"/proc/self/fd/{self._fd}")
+        return os.fsencode(self.path)
+
+    def _range(self, offset: int, length: int) -> Any:
+        return _core.load_range(self._pinned_path(), self._key, self._mode, offset, length, 0)
+
+    # -- loading
+    def load_all(self) -> dict[str, np.ndarray]:
+        if self.kind == "encrypted":
+            self._whole = load(self.path, self._key, self._mode)
+        elif self.kind == "plain":
+            self._whole = _map_plain(self.path)
+        buf = self._whole
+        with memoryview(buf) as view:
+            total = view.nbytes
+            n = _header_size(bytes(view[:8]), total, self.where)
+            entries, _ = _parse_header(bytes(view[8:8 + n]), total - 8 - n, self.where)
+        base = -(8 + n)
+        return {name: _array(buf, e, base) for name, e in entries.items()}
+
+    def header(self) -> tuple[dict[str, _Entry], int]:
+        """The validated header (entries, data start) read with as little decryption as possible."""
+        if self.kind == "custom":
+            with memoryview(self._whole) as view:
+                total = view.nbytes
+                n = _header_size(bytes(view[:8]), total, self.where)
+                entries, _ = _parse_header(bytes(view[8:8 + n]), total - 8 - n, self.where)
+            return entries, 8 + n
+        if self.kind == "plain":
+            with open(self.path, "rb") as f:
+                total = os.fstat(f.fileno()).st_size
+                n = _header_size(f.read(8), total, self.where)
+                raw = f.read(n)
+            if len(raw) != n:
+                raise FormatError(f"{self.where}: truncated header")
+            entries, _ = _parse_header(raw, total - 8 - n, self.where)
+            return entries, 8 + n
+        pinned = self._pinned_path()
+        info = inspect(pinned)  # unauthenticated; load_range authenticates the same header (same file)
+        total, cs = info.plaintext_length, info.chunk_size
+        with self._range(0, min(total, cs)) as first:  # decrypting 8 bytes costs chunk 0 anyway
+            n = _header_size(bytes(memoryview(first)[:8]), total, self.where)
+            if 8 + n <= len(first):
+                raw = bytes(memoryview(first)[8:8 + n])
+            else:
+                raw = None
+        if raw is None:
+            with self._range(8, n) as rest:
+                raw = bytes(rest)
+        self._chunk_size = cs
+        entries, _ = _parse_header(raw, total - 8 - n, self.where)
+        return entries, 8 + n
+
+    def load_names(self, wanted: list[str], entries: dict[str, _Entry], start: int) -> dict[str, np.ndarray]:
+        selected = [entries[n] for n in wanted]
+        if self.kind == "custom":
+            return {e.name: _array(self._whole, e, -start) for e in selected}
+        if self.kind == "plain":
+            out = {}
+            with open(self.path, "rb") as f:
+                for e in selected:
+                    f.seek(start + e.begin)
+                    out[e.name] = np.fromfile(f, dtype=e.dtype, count=(e.end - e.begin) // e.dtype.itemsize).reshape(e.shape)
+            return out
+        cs = self._chunk_size
+        ranges: list[list[Any]] = []  # [begin, end, entries] in plaintext coordinates
+        for e in sorted((e for e in selected if e.end > e.begin), key=lambda e: e.begin):
+            b, f = start + e.begin, start + e.end
+            if ranges and (b <= ranges[-1][1] or b // cs == (ranges[-1][1] - 1) // cs):
+                ranges[-1][1] = max(ranges[-1][1], f)
+                ranges[-1][2].append(e)
+            else:
+                ranges.append([b, f, [e]])
+        out = {e.name: np.empty(e.shape, dtype=e.dtype) for e in selected if e.end == e.begin}
+        for b, f, group in ranges:
+            buf = self._range(b, f - b)
+            for e in group:
+                out[e.name] = _array(buf, e, b - start)
+        return {n: out[n] for n in wanted}
+
+
+def _map_plain(path: str) -> Any:
+    """A copy-on-write map of a plaintext checkpoint: zero-copy, writable arrays, the file unchanged."""
+    import mmap
+
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            return b""
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+
+
+def _missing(names: Iterable[str], where: str) -> KeyError:
+    missing = list(names)
+    shown = ", ".join(repr(n) for n in missing[:20]) + (", ..." if len(missing) > 20 else "")
+    return KeyError(f"{len(missing)} name(s) not in {where}: {shown}")
+
+
+def load_checkpoint(
+    path: StrPath,
+    dec_key: Optional[BytesLike] = None,
+    dec_mode: DecMode = "AES-GCM",
+    *,
+    names: Optional[Iterable[str]] = None,
+) -> dict[str, np.ndarray]:
+    """Load a checkpoint written by save_checkpoint (or any ``.safetensors`` file) as numpy arrays.
+
+    An encrypted checkpoint (``modelcrypt.is_encrypted``) needs ``dec_key``; it is decrypted into
+    one modelcrypt-owned buffer and every array is a zero-copy, writable view into it (the buffer
+    lives as long as any array does, and is wiped when freed). A plaintext ``.safetensors`` file
+    is loaded without a key (copy-on-write memory map: writable arrays, the file never changes);
+    with a key given, a plaintext file is refused with FormatError rather than loaded
+    unauthenticated.
+
+    ``names``: load only these tensors. For an encrypted file this is random access: only the
+    chunks holding the header and those tensors are read and decrypted, so one 4 MiB tensor of a
+    1 GiB checkpoint costs about 4 MiB of decryption. Unknown names raise KeyError.
+
+    ``dec_mode`` may be a callable ``(cipher_file: str, key: bytes) -> bytes`` (MindSpore's
+    custom-cipher signature) returning the whole plaintext, which is copied into modelcrypt-owned
+    memory and parsed there (``names`` then selects after a full decryption). modelcrypt does not
+    check a custom cipher's correctness.
+
+    The header is validated strictly before anything is allocated (size <= 100 MB, UTF-8 JSON,
+    known dtypes, shapes matching byte lengths, offsets contiguous and inside the data); violations
+    raise FormatError. BF16 tensors come back as uint16 arrays holding the raw bfloat16 bits
+    (``torch.from_numpy(a).view(torch.bfloat16)`` or ``a.view(ml_dtypes.bfloat16)`` restores them).
+    Arrays are returned in file order (or in the order of ``names``).
+    """
+    target = os.fsdecode(_fspath(path, "path"))
+    dec_key, dec_mode = _check_dec(dec_key, dec_mode)
+    wanted = _check_names(names)
+    with _Checkpoint(target, dec_key, dec_mode) as ckpt:
+        if wanted is None:
+            return ckpt.load_all()
+        entries, start = ckpt.header()
+        unknown = [n for n in wanted if n not in entries]
+        if unknown:
+            raise _missing(unknown, f"checkpoint {target}")
+        return ckpt.load_names(wanted, entries, start)
+
+
+def _read_index(index_path: str) -> dict[str, str]:
+    try:
+        with open(index_path, "rb") as f:
+            index = json.loads(f.read().decode("utf-8"), object_pairs_hook=_no_duplicates)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise FormatError(f"index {index_path} is not UTF-8 JSON: {exc}") from None
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict):
+        raise FormatError(f"index {index_path} has no 'weight_map' object")
+    for name, shard in weight_map.items():
+        if not isinstance(shard, str) or not shard or os.path.isabs(shard) or ".." in re.split(r"[\\/]", shard):
+            raise FormatError(f"index {index_path}: tensor {name!r} maps to {shard!r}, which is not a file name "
+                              "beside the index")
+    return weight_map
+
+
+def load_distributed_checkpoint(
+    index_or_paths: Union[StrPath, Iterable[StrPath]],
+    dec_key: Optional[BytesLike] = None,
+    dec_mode: DecMode = "AES-GCM",
+    *,
+    names: Optional[Iterable[str]] = None,
+) -> dict[str, np.ndarray]:
+    """Load a sharded checkpoint: an index JSON (``{"weight_map": {name: shard file}}``) or a list of shards.
+
+    With an index path, only the shards holding the requested ``names`` are opened (every shard
+    when ``names`` is None); shard file names are resolved beside the index and must not leave
+    its directory. The index is plaintext and unauthenticated, so each tensor's presence in the
+    shard the index names is checked against that shard's (authenticated) header: a mismatch
+    raises FormatError. With a list of shard paths every shard is loaded, or, with ``names``,
+    each shard's header is read by random access and only the requested tensors are decrypted.
+    A name found in two shards raises FormatError; unknown names raise KeyError. Keys, modes and
+    arrays behave as in load_checkpoint (one key for all shards).
+    """
+    dec_key, dec_mode = _check_dec(dec_key, dec_mode)
+    wanted = _check_names(names)
+    out: dict[str, np.ndarray] = {}
+
+    def merge(arrays: dict[str, np.ndarray], shard: str) -> None:
+        for name, arr in arrays.items():
+            if name in out:
+                raise FormatError(f"tensor {name!r} appears in more than one shard (again in {shard})")
+            out[name] = arr
+
+    if isinstance(index_or_paths, (str, bytes, os.PathLike)):
+        index_path = os.fsdecode(_fspath(index_or_paths, "index_or_paths"))
+        weight_map = _read_index(index_path)
+        directory = os.path.dirname(os.path.abspath(index_path))
+        if wanted is not None:
+            unknown = [n for n in wanted if n not in weight_map]
+            if unknown:
+                raise _missing(unknown, f"index {index_path}")
+        by_shard: dict[str, list[str]] = {}
+        for name in (wanted if wanted is not None else weight_map):
+            by_shard.setdefault(weight_map[name], []).append(name)
+        for shard, shard_names in by_shard.items():
+            shard_path = os.path.join(directory, shard)
+            with _Checkpoint(shard_path, dec_key, dec_mode) as ckpt:
+                if wanted is None:
+                    arrays = ckpt.load_all()
+                    stray = [n for n in arrays if weight_map.get(n) != shard]
+                    if stray:
+                        raise FormatError(f"shard {shard_path} holds tensors the index does not map to it: "
+                                          + ", ".join(repr(n) for n in stray[:20]))
+                    absent = [n for n in shard_names if n not in arrays]
+                else:
+                    entries, start = ckpt.header()
+                    absent = [n for n in shard_names if n not in entries]
+                    arrays = {} if absent else ckpt.load_names(shard_names, entries, start)
+                if absent:
+                    raise FormatError(f"index {index_path} maps tensors to {shard} but it does not hold them: "
+                                      + ", ".join(repr(n) for n in absent[:20]))
+            merge(arrays, shard_path)
+        return {n: out[n] for n in wanted} if wanted is not None else out
+
+    if isinstance(index_or_paths, Mapping) or not isinstance(index_or_paths, Iterable):
+        raise TypeError("index_or_paths must be an index path or a list of shard paths, "
+                        f"not {type(index_or_paths).__name__}")
+    paths = [os.fsdecode(_fspath(p, "shard path")) for p in index_or_paths]
+    if not paths:
+        raise ValueError("no shard paths given")
+    found: dict[str, str] = {}
+    for shard_path in paths:
+        with _Checkpoint(shard_path, dec_key, dec_mode) as ckpt:
+            if wanted is None:
+                merge(ckpt.load_all(), shard_path)
+                continue
+            entries, start = ckpt.header()
+            for name in entries:
+                if name in found:
+                    raise FormatError(f"tensor {name!r} appears in more than one shard ({found[name]} and {shard_path})")
+                found[name] = shard_path
+            here = [n for n in wanted if n in entries]
+            if here:
+                merge(ckpt.load_names(here, entries, start), shard_path)
+    if wanted is not None:
+        unknown = [n for n in wanted if n not in out]
+        if unknown:
+            raise _missing(unknown, "the shards " + ", ".join(paths))
+        return {n: out[n] for n in wanted}
+    return out
+
+
+# ------------------------------------------------------------------ training-loop helpers
+
+
+class CheckpointConfig:
+    """How often ModelCheckpoint saves and how many files it keeps (MindSpore's names).
+
+    ``save_checkpoint_steps``: save when ``step % save_checkpoint_steps == 0``. ``keep_checkpoint_max``:
+    how many checkpoints of the prefix to keep. ``enc_key`` / ``enc_mode`` as for save_checkpoint
+    (no key: plain .safetensors checkpoints).
+    """
+
+    def __init__(
+        self,
+        save_checkpoint_steps: int = 1,
+        keep_checkpoint_max: int = 5,
+        enc_key: Optional[BytesLike] = None,
+        enc_mode: EncMode = "AES-GCM",
+    ):
+        for what, value in (("save_checkpoint_steps", save_checkpoint_steps), ("keep_checkpoint_max", keep_checkpoint_max)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+            if value < 1:
+                raise ValueError(f"{what} must be >= 1, got {value}")
+        self.save_checkpoint_steps = save_checkpoint_steps
+        self.keep_checkpoint_max = keep_checkpoint_max
+        self.enc_key, self.enc_mode = _check_enc(enc_key, enc_mode)
+
+    def __repr__(self) -> str:
+        mode = getattr(self.enc_mode, "__name__", "custom") if callable(self.enc_mode) else self.enc_mode
+        return (f"CheckpointConfig(save_checkpoint_steps={self.save_checkpoint_steps}, "
+                f"keep_checkpoint_max={self.keep_checkpoint_max}, "
+                f"enc_key={'<set>' if self.enc_key is not None else None}, enc_mode={mode!r})")
+
+
+class ModelCheckpoint:
+    """Saves ``<directory>/<prefix>-<step>.ckpt`` every ``config.save_checkpoint_steps`` steps.
+
+    Keeps the newest ``config.keep_checkpoint_max`` checkpoints of this prefix by step number,
+    counting those left in the directory by an earlier run; the checkpoint just written is always
+    kept. Older files are deleted only after the new one is complete, and every save is atomic,
+    so a crash or error during a save never destroys the previous checkpoint.
+    ``directory`` defaults to the current directory and is created if missing.
+    """
+
+    def __init__(self, prefix: str, directory: Optional[StrPath] = None, config: Optional[CheckpointConfig] = None):
+        if not isinstance(prefix, str):
+            raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
+        if not prefix or "/" in prefix or os.sep in prefix or prefix in (".", ".."):
+            raise ValueError(f"prefix must be a non-empty file name prefix without path separators, got {prefix!r}")
+        if config is None:
+            config = CheckpointConfig()
+        elif not isinstance(config, CheckpointConfig):
+            raise TypeError(f"config must be a CheckpointConfig or None, not {type(config).__name__}")
+        self.prefix = prefix
+        self.directory = os.path.abspath(os.fsdecode(_fspath(directory, "directory")) if directory is not None else ".")
+        self.config = config
+        self._pattern = re.compile(re.escape(prefix) + r"-(\d+)\.ckpt")
+        self._last_saved: Optional[str] = None
+        os.makedirs(self.directory, exist_ok=True)
+
+    def _existing(self) -> list[tuple[int, str]]:
+        found = []
+        for entry in os.listdir(self.directory):
+            m = self._pattern.fullmatch(entry)
+            if m:
+                found.append((int(m.group(1)), os.path.join(self.directory, entry)))
+        return sorted(found)
+
+    def checkpoints(self) -> list[str]:
+        """Paths of this prefix's checkpoints in the directory, oldest step first."""
+        return [p for _, p in self._existing()]
+
+    @property
+    def latest(self) -> Optional[str]:
+        """The checkpoint this object saved last, else the highest-step one in the directory, else None."""
+        if self._last_saved is not None and os.path.exists(self._last_saved):
+            return self._last_saved
+        existing = self._existing()
+        return existing[-1][1] if existing else None
+
+    def step(self, params: Mapping[str, Any], step: int) -> Optional[str]:
+        """Save ``params`` if ``step`` is a multiple of save_checkpoint_steps; returns the path or None."""
+        if isinstance(step, bool) or not isinstance(step, int):
+            raise TypeError(f"step must be an int, not {type(step).__name__}")
+        if step < 0:
+            raise ValueError(f"step must be >= 0, got {step}")
+        if step % self.config.save_checkpoint_steps:
+            return None
+        path = os.path.join(self.directory, f"{self.prefix}-{step}.ckpt")
+        save_checkpoint(params, path, self.config.enc_key, self.config.enc_mode)
+        self._last_saved = path
+        others = [p for _, p in self._existing() if p != path]
+        keep = self.config.keep_checkpoint_max - 1
+        for old in others[: max(0, len(others) - keep)]:
+            try:
+                os.unlink(old)
+            except FileNotFoundError:
+                pass
+        return path

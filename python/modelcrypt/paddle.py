@@ -1,0 +1,102 @@
+"""Run encrypted Paddle Inference models without writing plaintext to disk.
+
+    import modelcrypt.paddle as mcpaddle
+
+    predictor = mcpaddle.create_predictor("model.pdmodel.mcx", "model.pdiparams.mcx", key,
+                                          disable_gpu=True, switch_ir_optim=False)
+
+Needs the ``paddle`` extra: ``pip install "modelcrypt[paddle]"``.
+
+Only the legacy program format (``.pdmodel`` + ``.pdiparams``) can be loaded from memory: Paddle's
+``Config.set_model_buffer`` takes a ProgramDesc. Paddle 3 saves PIR programs (``.json``) by default,
+and Paddle itself cannot load those from a buffer; export with ``FLAGS_enable_pir_api=0`` in the
+environment (``paddle.jit.save`` / ``paddle.static.save_inference_model``) to get the legacy format.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+try:
+    import paddle.inference as _inference  # the real Paddle (absolute import), not this module
+except ImportError as exc:  # pragma: no cover - exercised in environments without paddle
+    raise ImportError(
+        'modelcrypt.paddle needs PaddlePaddle: pip install "modelcrypt[paddle]" (or pip install paddlepaddle)'
+    ) from exc
+
+from . import _core
+from ._frameworks import DecMode, decrypt_to_memory
+
+__all__ = ["create_predictor", "create_config"]
+
+# Config methods that would load the model from files instead, or write the (optimized, decrypted)
+# model to disk: refused in config_options.
+_REFUSED_OPTIONS = {
+    "set_model": "the model comes from the decrypted buffers",
+    "set_prog_file": "the model comes from the decrypted buffers",
+    "set_params_file": "the model comes from the decrypted buffers",
+    "set_model_buffer": "modelcrypt sets the model buffers itself",
+    "set_optim_cache_dir": "Paddle would write the optimized, decrypted model there",
+    "enable_save_optim_model": "Paddle would write the optimized, decrypted model to disk",
+}
+
+
+def create_config(
+    model_path: Any, params_path: Any, key: Any, mode: DecMode = "AES-GCM", **config_options: Any
+) -> "_inference.Config":
+    """A ``paddle.inference.Config`` holding the decrypted program and parameters (see
+    :func:`create_predictor`). The Config holds its own copy of the plaintext until it is freed."""
+    for name in config_options:
+        if name in _REFUSED_OPTIONS:
+            raise ValueError(f"config option {name!r} is not allowed: {_REFUSED_OPTIONS[name]}")
+    config = _inference.Config()
+    for name, value in config_options.items():
+        method = getattr(config, name, None)
+        if name.startswith("_") or not callable(method):
+            raise ValueError(f"paddle.inference.Config has no method {name!r}")
+        if value is True:
+            method()
+        elif isinstance(value, tuple):
+            method(*value)
+        elif isinstance(value, dict):
+            method(**value)
+        else:
+            method(value)
+    program = params = None
+    try:
+        with decrypt_to_memory(model_path, key, mode) as buf:
+            program = bytes(buf)  # set_model_buffer takes bytes only: one extra, wiped copy
+        with decrypt_to_memory(params_path, key, mode) as buf:
+            params = bytes(buf)
+        config.set_model_buffer(program, len(program), params, len(params))  # Paddle copies both
+    finally:
+        for plaintext in (program, params):
+            if plaintext is not None and len(plaintext) >= 2:
+                _core.wipe_bytes_object(plaintext)
+    return config
+
+
+def create_predictor(
+    model_path: Any, params_path: Any, key: Any, mode: DecMode = "AES-GCM", **config_options: Any
+) -> Any:
+    """Decrypt a legacy Paddle inference model (``.pdmodel`` program + ``.pdiparams`` parameters,
+    both encrypted with ``key``) into memory and return ``paddle.inference.create_predictor(config)``.
+
+    ``config_options`` are ``paddle.inference.Config`` method calls, applied in order before the
+    model is set: ``name=True`` calls ``config.name()``, a tuple calls ``config.name(*value)``, a
+    dict ``config.name(**value)``, any other value ``config.name(value)``. For example
+    ``create_predictor(m, p, key, disable_gpu=True, switch_ir_optim=False,
+    set_cpu_math_library_num_threads=2, enable_use_gpu=(256, 0))``. Options that load the model
+    from files or write the optimized model to disk (``set_model``, ``set_optim_cache_dir``,
+    ``enable_save_optim_model``, ...) are refused.
+
+    ``mode``: a modelcrypt mode name or a MindSpore-style callable ``(cipher_file: str, key: bytes)
+    -> bytes`` (modelcrypt does not check a custom cipher's correctness). Memory: each file is copied
+    once out of its DecryptedBuffer into ``bytes`` (which ``set_model_buffer`` requires) and Paddle
+    copies it again into the Config; modelcrypt wipes its copies, Paddle's live in the predictor.
+
+    Paddle 3's PIR programs (``.json``) cannot be loaded from memory by Paddle itself; export the
+    legacy format with ``FLAGS_enable_pir_api=0``.
+    """
+    config = create_config(model_path, params_path, key, mode, **config_options)
+    return _inference.create_predictor(config)

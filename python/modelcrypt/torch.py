@@ -1,0 +1,124 @@
+"""Encrypted PyTorch files: ``torch.save`` payloads and safetensors-layout checkpoints.
+
+    import modelcrypt.torch as mctorch
+
+    mctorch.save(model.state_dict(), "model.pt.mcx", key)
+    state = mctorch.load("model.pt.mcx", key)                  # torch.load from memory
+    model.load_state_dict(mctorch.load_state_dict("ckpt.mcx", key))   # modelcrypt.save_checkpoint files
+
+Needs the ``torch`` extra: ``pip install "modelcrypt[torch]"``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import struct
+from typing import Any, Iterable
+
+try:
+    import torch as _torch  # the real PyTorch (absolute import), not this module
+except ImportError as exc:  # pragma: no cover - exercised in environments without torch
+    raise ImportError('modelcrypt.torch needs PyTorch: pip install "modelcrypt[torch]" (or pip install torch)') from exc
+
+from ._api import load_range
+from .checkpoint import load_checkpoint
+from .keys import wipe
+from ._frameworks import DecMode, EncMode, MemoryReader, decrypt_to_memory, encrypt_stream_to_file
+
+__all__ = ["save", "load", "load_state_dict"]
+
+# safetensors dtypes that NumPy has no type for: load_checkpoint returns their raw bits as unsigned
+# integers of the same width, reinterpreted here.
+_RAW_DTYPES = {"BF16": _torch.bfloat16}
+
+
+def save(obj: Any, path: Any, key: Any, mode: EncMode = "AES-GCM", **encrypt_kwargs: Any) -> None:
+    """``torch.save(obj)`` into memory, then encrypt it to ``path`` (atomic: the old file stays until
+    the new one is complete). No plaintext is written to disk.
+
+    ``mode`` is a modelcrypt mode name or a MindSpore-style encryption callable
+    ``(model_stream: bytes, key: bytes) -> bytes`` (modelcrypt does not check a custom cipher's
+    correctness). ``encrypt_kwargs`` go to modelcrypt.encrypt_bytes (``chunk_size``, ``metadata``,
+    ``threads``). The serialized plaintext is held in memory once (plus whatever the in-memory stream
+    left behind while growing) and wiped after encryption.
+    """
+    stream = io.BytesIO()
+    _torch.save(obj, stream)
+    encrypt_stream_to_file(stream, path, key, mode, **encrypt_kwargs)
+
+
+def load(path: Any, key: Any, mode: DecMode = "AES-GCM", **torch_load_kwargs: Any) -> Any:
+    """Decrypt a file written by :func:`save` (or an encrypted ``torch.save`` file) in memory and
+    ``torch.load`` it. ``torch_load_kwargs`` go to ``torch.load`` (``map_location``,
+    ``weights_only``, ...); ``weights_only`` keeps torch's own default (True since torch 2.6), so
+    arbitrary pickled objects are refused unless you pass ``weights_only=False`` for a file you trust.
+    ``mmap=True`` is refused: there is no plaintext file to map.
+
+    The returned tensors own their memory; the decrypted buffer is wiped before this returns.
+    ``mode``: a modelcrypt mode name or a MindSpore-style callable ``(cipher_file: str, key: bytes)
+    -> bytes`` (modelcrypt does not check a custom cipher's correctness).
+    """
+    if torch_load_kwargs.get("mmap"):
+        raise ValueError("mmap=True is not supported for encrypted files (nothing is written to disk to map)")
+    with decrypt_to_memory(path, key, mode) as buf, MemoryReader(buf) as reader:
+        return _torch.load(reader, **torch_load_kwargs)
+
+
+def load_state_dict(
+    path: Any, key: Any, mode: DecMode = "AES-GCM", *, names: Iterable[str] | None = None
+) -> dict[str, "_torch.Tensor"]:
+    """Load a checkpoint in safetensors layout (written by modelcrypt.save_checkpoint) as a dict of
+    ``torch.Tensor``, ready for ``module.load_state_dict``.
+
+    The tensors share memory with the decrypted checkpoint (``torch.from_numpy`` over the arrays of
+    modelcrypt.load_checkpoint, no copy); it stays alive while any tensor does. bfloat16 tensors,
+    which NumPy holds as raw uint16 bits, come back with their real torch dtype, as
+    recorded in the checkpoint's header. ``names`` loads only those tensors (random access).
+    ``mode``: a modelcrypt mode name or a MindSpore-style callable ``(cipher_file: str, key: bytes)
+    -> bytes`` (modelcrypt does not check a custom cipher's correctness).
+    """
+    if callable(mode):
+        plaintext = mode(os.fsdecode(os.fspath(path)), bytes(key))  # call the custom cipher only once
+        try:
+            arrays = load_checkpoint(path, key, lambda _path, _key: plaintext, names=names)
+            dtypes = _header_dtypes(memoryview(plaintext))
+        finally:
+            if isinstance(plaintext, (bytes, bytearray)) and len(plaintext) >= 2:
+                wipe(plaintext)  # load_checkpoint has copied it into modelcrypt-owned memory
+    else:
+        arrays = load_checkpoint(path, key, mode, names=names)  # validates the header strictly
+        dtypes = _header_dtypes_from_file(path, key, mode)
+    tensors = {}
+    for name, array in arrays.items():
+        tensor = _torch.from_numpy(array)
+        real = _RAW_DTYPES.get(dtypes.get(name, ""))
+        if real is not None and tensor.dtype != real:
+            tensor = tensor.view(real)
+        tensors[name] = tensor
+    return tensors
+
+
+def _dtypes(header_json: bytes) -> dict[str, str]:
+    header = json.loads(header_json)
+    return {name: info["dtype"] for name, info in header.items() if name != "__metadata__"}
+
+
+def _header_dtypes(plaintext: memoryview) -> dict[str, str]:
+    """name -> safetensors dtype string, from a whole safetensors file ("u64 length, JSON header, data")."""
+    (length,) = struct.unpack("<Q", plaintext[:8])
+    return _dtypes(bytes(plaintext[8:8 + length]))
+
+
+def _header_dtypes_from_file(path: Any, key: Any, mode: str) -> dict[str, str]:
+    """The same, from an encrypted file, decrypting only the chunks the header covers (or from a
+    plaintext .safetensors file when ``key`` is None, as load_checkpoint allows)."""
+    if key is None:
+        with open(path, "rb") as f:
+            (length,) = struct.unpack("<Q", f.read(8))
+            return _dtypes(f.read(length))
+    with load_range(path, key, mode, offset=0, length=8) as prefix:
+        (length,) = struct.unpack("<Q", memoryview(prefix))
+    with load_range(path, key, mode, offset=8, length=length) as header:
+        return _dtypes(bytes(memoryview(header)))

@@ -1,0 +1,42 @@
+"""Shared test helpers.
+
+require(name): the framework integration tests need real frameworks (onnxruntime, torch, paddle, ...).
+Without one, its tests are skipped with the pip command that installs it, unless
+MODELCRYPT_REQUIRE_FRAMEWORKS=1 (set by .ci/run) turns the missing framework into a failure.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+from typing import Any
+
+import pytest
+
+# module -> the modelcrypt extra that installs it
+_EXTRAS = {
+    "onnx": "onnx",
+    "onnxruntime": "onnx",
+    "torch": "torch",
+    "paddle": "paddle",
+    "safetensors": "test",
+}
+
+
+def require(name: str, *, load: bool = True) -> Any:
+    """Import and return the module ``name``; skip the test when it is not installed (fail instead
+    when MODELCRYPT_REQUIRE_FRAMEWORKS=1). With ``load=False`` only check that it is installed
+    (returns None), for frameworks the test runs in a subprocess."""
+    try:
+        if load:
+            return importlib.import_module(name)
+        if importlib.util.find_spec(name) is None:
+            raise ImportError(f"No module named {name!r}")
+        return None
+    except ImportError as exc:
+        extra = _EXTRAS.get(name.split(".")[0], name)
+        missing = f"{name} is not installed (pip install 'modelcrypt[{extra}]')"
+        if os.environ.get("MODELCRYPT_REQUIRE_FRAMEWORKS") == "1":
+            pytest.fail(f"{missing} and MODELCRYPT_REQUIRE_FRAMEWORKS=1 [{type(exc).__name__}: {exc}]", pytrace=False)
+        pytest.skip(f"{missing}; set MODELCRYPT_REQUIRE_FRAMEWORKS=1 to make this a failure")
