@@ -104,9 +104,10 @@ def test_large_file_streaming(tmp_path):
         assert src.stat().st_size == SIZE
         src_sha = _sha256_file(src)
 
-        hwm, ru = _run_child("encrypt", src, enc, key)
+        # VmHWM is the child's own peak. (ru_maxrss from wait4 is not: Linux folds the RSS of the
+        # process image before exec - a fork of this pytest process, with its frameworks - into it.)
+        hwm, _ = _run_child("encrypt", src, enc, key)
         assert hwm < RSS_LIMIT, "encrypt_file peak RSS %.1f MiB" % (hwm / MiB)
-        assert ru < RSS_LIMIT, "encrypt_file peak RSS (rusage) %.1f MiB" % (ru / MiB)
 
         info = modelcrypt.inspect(enc)
         n = -(-SIZE // info.chunk_size)
@@ -116,9 +117,8 @@ def test_large_file_streaming(tmp_path):
         assert info.file_length == enc.stat().st_size == info.header_length + SIZE + 16 * n
         assert modelcrypt.is_encrypted(enc)
 
-        hwm, ru = _run_child("decrypt", enc, dec, key)
+        hwm, _ = _run_child("decrypt", enc, dec, key)
         assert hwm < RSS_LIMIT, "decrypt_file peak RSS %.1f MiB" % (hwm / MiB)
-        assert ru < RSS_LIMIT, "decrypt_file peak RSS (rusage) %.1f MiB" % (ru / MiB)
         enc.unlink()
 
         assert dec.stat().st_size == SIZE

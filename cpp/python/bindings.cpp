@@ -10,6 +10,7 @@
 #include "container.hpp"
 #include "crypto.hpp"
 #include "errors.hpp"
+#include "legacy.hpp"
 
 namespace py = pybind11;
 using namespace modelcrypt;
@@ -166,6 +167,9 @@ PYBIND11_MODULE(_core, m) {
       })
       .def("close", &DecryptedBuffer::close, "Wipe the plaintext (zeros, pages returned to the OS). Later access raises ValueError.")
       .def_property_readonly("closed", [](const DecryptedBuffer& self) { return self.closed; })
+      .def_property_readonly("format", [](const DecryptedBuffer& self) { return self.contents.format; })
+      .def_property_readonly("cipher", [](const DecryptedBuffer& self) { return self.contents.cipher; })
+      .def_property_readonly("insecure_reason", [](const DecryptedBuffer& self) { return self.contents.insecure; })
       .def_property_readonly("metadata_raw", [](const DecryptedBuffer& self) {
         const auto& md = self.contents.metadata;
         return py::bytes(reinterpret_cast<const char*>(md.data()), md.size());
@@ -280,7 +284,7 @@ PYBIND11_MODULE(_core, m) {
     const SecretBytes k = copy_key(key);
     const Progress hook = python_progress(progress);
     py::gil_scoped_release nogil;
-    decrypt_file(s, d, view_of(k), mode, threads, hook);
+    return decrypt_file(s, d, view_of(k), mode, threads, hook);
   }, py::arg("src"), py::arg("dst"), py::arg("key"), py::arg("mode"), py::arg("threads"),
      py::arg("progress") = py::none());
 
@@ -290,7 +294,7 @@ PYBIND11_MODULE(_core, m) {
     const SecretBytes k = copy_key(key);
     const Progress hook = python_progress(progress);
     py::gil_scoped_release nogil;
-    verify_file(p, view_of(k), mode, threads, hook);
+    return verify_file(p, view_of(k), mode, threads, hook);
   }, py::arg("path"), py::arg("key"), py::arg("mode"), py::arg("threads"), py::arg("progress") = py::none());
 
   // In-place wiping for modelcrypt.wipe(): policy (which objects, which sizes) lives in Python.
@@ -312,6 +316,52 @@ PYBIND11_MODULE(_core, m) {
 #pragma GCC diagnostic pop
 #endif
   }, py::arg("obj"));
+
+  m.def("detect_format", [](const py::bytes& path) {
+    const std::string p = to_path(path);
+    py::gil_scoped_release nogil;
+    return detect_file_format(p);
+  }, py::arg("path"));
+
+  m.def("describe_legacy", [](const py::bytes& path) {
+    const std::string p = to_path(path);
+    legacy::FileDescription fd;
+    {
+      py::gil_scoped_release nogil;
+      fd = legacy::describe_file(p);
+    }
+    py::dict d;
+    d["format"] = legacy::format_name(fd.format);
+    d["cipher"] = fd.description.cipher;
+    d["frames"] = fd.description.frames;
+    d["plaintext_length"] = fd.description.plaintext_length < 0 ? py::object(py::none()) : py::int_(fd.description.plaintext_length);
+    d["file_length"] = fd.file_length;
+    return d;
+  }, py::arg("path"));
+
+  m.def("mindspore_encrypt_bytes", [](const py::handle& data, const py::handle& key, const std::string& mode) {
+    const SecretBytes k = copy_key(key);
+    BytesLike in(data);
+    const legacy::Mode m = legacy::parse_mode(mode);
+    const uint64_t size = legacy::mindspore_encrypted_length(in.view().size, m);
+    PyObject* raw = PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(size));
+    if (raw == nullptr) throw py::error_already_set();
+    py::object result = py::reinterpret_steal<py::object>(raw);
+    auto* dst = reinterpret_cast<uint8_t*>(PyBytes_AS_STRING(raw));
+    {
+      py::gil_scoped_release nogil;
+      legacy::mindspore_encrypt(in.view(), m, view_of(k), dst, size);
+    }
+    return result;
+  }, py::arg("data"), py::arg("key"), py::arg("mode"));
+
+  m.def("mindspore_encrypt_file", [](const py::bytes& src, const py::bytes& dst, const py::handle& key, const std::string& mode) {
+    const std::string s = to_path(src), d = to_path(dst);
+    const SecretBytes k = copy_key(key);
+    const legacy::Mode m = legacy::parse_mode(mode);
+    py::gil_scoped_release nogil;
+    legacy::mindspore_encrypt_file(s, d, m, view_of(k));
+  }, py::arg("src"), py::arg("dst"), py::arg("key"), py::arg("mode"));
 
   m.def("is_encrypted", [](const py::bytes& path) {
     const std::string p = to_path(path);

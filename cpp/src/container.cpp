@@ -10,6 +10,7 @@
 
 #include "errors.hpp"
 #include "file_io.hpp"
+#include "legacy.hpp"
 #include "parallel.hpp"
 
 namespace modelcrypt {
@@ -102,20 +103,14 @@ uint64_t batch_chunks(const Header& h) {
 
 }  // namespace
 
-const std::vector<std::string>& supported_modes() {
-  static const std::vector<std::string> modes = {"AES-GCM"};
-  return modes;
-}
+const std::vector<std::string>& supported_modes() { return legacy::fixed_mode_names(); }
 
 void check_mode(const std::string& mode) {
-  std::string upper(mode);
-  std::transform(upper.begin(), upper.end(), upper.begin(), [](unsigned char c) { return std::toupper(c); });
-  for (const auto& m : supported_modes()) {
-    if (upper == m) return;
+  const legacy::Mode m = legacy::parse_mode(mode);  // unknown modes: the list of supported ones
+  if (m.kind != legacy::Mode::Kind::aes_gcm) {
+    throw Error(Status::invalid_argument, "mode '" + mode + "' is for reading legacy files (and writing MindSpore files "
+                                          "with format='mindspore'); modelcrypt files use mode 'AES-GCM'");
   }
-  std::string list;
-  for (const auto& m : supported_modes()) list += (list.empty() ? "" : ", ") + ("'" + m + "'");
-  throw Error(Status::invalid_argument, "unsupported mode '" + mode + "'; supported modes: " + list);
 }
 
 DebugCounters debug_counters() noexcept {
@@ -175,8 +170,58 @@ struct OpenedFile {
 
 }  // namespace
 
-Decrypted load_file(const std::string& path, ByteView key, const std::string& mode, unsigned threads) {
-  OpenedFile f(path, key, mode);
+namespace {
+
+// The format a read must use: from the file's first bytes, or Paddle cipher when the mode says so.
+// Throws when the mode disagrees with the file.
+legacy::Format format_for(const legacy::Mode& mode, const uint8_t* prefix, size_t n) {
+  const legacy::Format f = mode.kind == legacy::Mode::Kind::paddle ? legacy::Format::paddle_cipher : legacy::detect(prefix, n);
+  legacy::check_mode_matches(f, mode, prefix, n);
+  return f;
+}
+
+legacy::Format sniff_file(const std::string& path, const legacy::Mode& mode) {
+  InputFile in(path);
+  uint8_t prefix[8];
+  const size_t n = in.read_at(prefix, sizeof prefix, 0);
+  return format_for(mode, prefix, n);
+}
+
+// Decrypts a legacy file image (already in `image`) in place and describes the result.
+Decrypted open_legacy(SecureBuffer image, legacy::Format f, const legacy::Mode& mode, ByteView key) {
+  Decrypted out;
+  const legacy::Result r = legacy::decrypt_in_place(f, mode, image.data(), image.size(), key);  // image wiped if this throws
+  out.plaintext = std::move(image);
+  out.view_offset = r.offset;
+  out.view_length = r.length;
+  out.format = legacy::format_name(f);
+  out.cipher = r.cipher;
+  out.insecure = r.insecure;
+  return out;
+}
+
+Decrypted load_legacy_file(const std::string& path, legacy::Format f, const legacy::Mode& mode, ByteView key) {
+  InputFile in(path);
+  SecureBuffer image = SecureBuffer::allocate(checked_size(in.size()));
+  in.read_exact_at(image.data(), image.size(), 0);
+  count_read(image.size());
+  return open_legacy(std::move(image), f, mode, key);
+}
+
+}  // namespace
+
+std::string detect_file_format(const std::string& path) {
+  InputFile in(path);
+  uint8_t prefix[8];
+  return legacy::format_name(legacy::detect(prefix, in.read_at(prefix, sizeof prefix, 0)));
+}
+
+Decrypted load_file(const std::string& path, ByteView key, const std::string& mode_text, unsigned threads) {
+  const legacy::Mode mode = legacy::parse_mode(mode_text);
+  format::check_master_key(key);  // every format takes 16, 24 or 32-byte keys: argument errors come first
+  const legacy::Format format = sniff_file(path, mode);
+  if (format != legacy::Format::modelcrypt) return load_legacy_file(path, format, mode, key);
+  OpenedFile f(path, key, "AES-GCM");
   const Header& h = f.parsed.header;
   Decrypted out;
   out.plaintext = load_chunks(f.in, h, f.keys, 0, h.chunk_count(), threads);
@@ -187,6 +232,10 @@ Decrypted load_file(const std::string& path, ByteView key, const std::string& mo
 
 Decrypted load_range(const std::string& path, ByteView key, const std::string& mode, uint64_t offset,
                      uint64_t length, unsigned threads) {
+  check_mode(mode);
+  if (sniff_file(path, legacy::parse_mode(mode)) != legacy::Format::modelcrypt) {
+    throw Error(Status::invalid_argument, "random access needs a modelcrypt file; legacy formats load whole");
+  }
   OpenedFile f(path, key, mode);
   const Header& h = f.parsed.header;
   if (offset > h.plaintext_length || length > h.plaintext_length - offset) {
@@ -208,8 +257,15 @@ Decrypted load_range(const std::string& path, ByteView key, const std::string& m
   return out;
 }
 
-Decrypted decrypt_memory(ByteView blob, ByteView key, const std::string& mode, unsigned threads) {
-  check_mode(mode);
+Decrypted decrypt_memory(ByteView blob, ByteView key, const std::string& mode_text, unsigned threads) {
+  const legacy::Mode mode = legacy::parse_mode(mode_text);
+  format::check_master_key(key);  // every format takes 16, 24 or 32-byte keys: argument errors come first
+  const legacy::Format format = format_for(mode, blob.data, std::min<size_t>(blob.size, 8));
+  if (format != legacy::Format::modelcrypt) {
+    SecureBuffer image = SecureBuffer::allocate(blob.size);
+    if (blob.size) std::memcpy(image.data(), blob.data, blob.size);
+    return open_legacy(std::move(image), format, mode, key);
+  }
   format::check_master_key(key);
   const uint64_t header_length = format::parse_header_length(blob.data, std::min<size_t>(blob.size, format::kFixedHeaderSize), blob.size);
   const Header h = format::parse_header(blob.data, checked_size(header_length));
@@ -391,19 +447,36 @@ void stream_decrypt(const InputFile& in, const Header& h, const format::FileKeys
 
 }  // namespace
 
-void decrypt_file(const std::string& src, const std::string& dst, ByteView key, const std::string& mode,
-                  unsigned threads, const Progress& progress) {
-  OpenedFile f(src, key, mode);
+std::string decrypt_file(const std::string& src, const std::string& dst, ByteView key, const std::string& mode_text,
+                         unsigned threads, const Progress& progress) {
+  const legacy::Mode mode = legacy::parse_mode(mode_text);
+  format::check_master_key(key);  // every format takes 16, 24 or 32-byte keys: argument errors come first
+  const legacy::Format format = sniff_file(src, mode);
+  if (format != legacy::Format::modelcrypt) {  // legacy formats are small enough to go through memory
+    check_output_path(src, dst);
+    const Decrypted d = load_legacy_file(src, format, mode, key);
+    AtomicOutputFile out(dst, 0600);
+    out.write_all(d.data(), d.size());
+    out.commit();
+    return d.insecure;
+  }
+  OpenedFile f(src, key, "AES-GCM");
   check_output_path(src, dst);
   AtomicOutputFile out(dst, 0600);  // decrypted weights are the secret: owner-only by default
   stream_decrypt(f.in, f.parsed.header, f.keys, threads, &out, progress);  // on failure the temp file goes, dst stays
   out.commit();
+  return {};
 }
 
-void verify_file(const std::string& path, ByteView key, const std::string& mode, unsigned threads,
-                 const Progress& progress) {
-  OpenedFile f(path, key, mode);
+std::string verify_file(const std::string& path, ByteView key, const std::string& mode_text, unsigned threads,
+                        const Progress& progress) {
+  const legacy::Mode mode = legacy::parse_mode(mode_text);
+  format::check_master_key(key);  // every format takes 16, 24 or 32-byte keys: argument errors come first
+  const legacy::Format format = sniff_file(path, mode);
+  if (format != legacy::Format::modelcrypt) return load_legacy_file(path, format, mode, key).insecure;
+  OpenedFile f(path, key, "AES-GCM");
   stream_decrypt(f.in, f.parsed.header, f.keys, threads, nullptr, progress);
+  return {};
 }
 
 bool is_encrypted(const std::string& path) {

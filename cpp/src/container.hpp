@@ -13,9 +13,9 @@
 
 namespace modelcrypt {
 
-// Modes accepted by the API ("AES-GCM": format v1, AES-256-GCM under per-file HKDF subkeys).
+// Fixed mode names accepted for reading ("AES-GCM", "AES-CBC", "SM4-CBC"; plus "paddle:..." modes).
 const std::vector<std::string>& supported_modes();
-// Throws Error(invalid_argument) naming the supported modes.
+// For writers of modelcrypt files: only "AES-GCM". Throws Error(invalid_argument) saying why.
 void check_mode(const std::string& mode);
 
 // Called on the calling thread after each batch of a streaming operation with the number of
@@ -37,6 +37,9 @@ struct Decrypted {
   // a range was loaded, where whole chunks are decrypted around the requested bytes).
   size_t view_offset = 0;
   size_t view_length = 0;
+  std::string format = "modelcrypt";  // or "mindspore", "paddlex", "paddle-cipher"
+  std::string cipher = "AES-256-GCM";
+  std::string insecure;               // non-empty for legacy formats with known weaknesses: why
   const uint8_t* data() const noexcept { return plaintext.data() + view_offset; }
   size_t size() const noexcept { return view_length; }
 };
@@ -65,7 +68,12 @@ struct FileInfo {
   uint64_t file_length = 0;
 };
 
-// File -> memory. Ciphertext is read straight into the output buffer and decrypted in place, chunks
+// Format of a file from its first bytes: "modelcrypt", "mindspore", "paddlex" or "unknown".
+std::string detect_file_format(const std::string& path);
+
+// File -> memory. Reads modelcrypt files and, detected from their first bytes, MindSpore and PaddleX
+// files (and Paddle cipher files when `mode` is "paddle:..."); a mode that disagrees with the file is
+// Error(invalid_argument). For modelcrypt files: ciphertext is read straight into the output buffer and decrypted in place, chunks
 // in parallel: the plaintext exists once. Peak extra memory: the plaintext itself.
 Decrypted load_file(const std::string& path, ByteView key, const std::string& mode, unsigned threads = 0);
 
@@ -93,11 +101,13 @@ void encrypt_parts_to_file(const std::vector<ByteView>& parts, const std::string
 
 // Library-owned, wiping copy of caller bytes (e.g. the output of a caller-supplied cipher).
 Decrypted secure_copy(ByteView data);
-void decrypt_file(const std::string& src, const std::string& dst, ByteView key, const std::string& mode,
-                  unsigned threads = 0, const Progress& progress = {});
+// Legacy formats (MindSpore, PaddleX, Paddle cipher) are read as for load_file; these return the
+// weakness of such a format ("" for modelcrypt files), for the caller to warn about.
+std::string decrypt_file(const std::string& src, const std::string& dst, ByteView key, const std::string& mode,
+                         unsigned threads = 0, const Progress& progress = {});
 
 // Authenticates a whole file in bounded memory (<= 16 MiB batches) and writes nothing.
-void verify_file(const std::string& path, ByteView key, const std::string& mode, unsigned threads = 0,
+std::string verify_file(const std::string& path, ByteView key, const std::string& mode, unsigned threads = 0,
                  const Progress& progress = {});
 
 // True when the file starts with the format v1 magic. Errors opening it are Error(io).

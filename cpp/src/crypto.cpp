@@ -117,6 +117,52 @@ void hmac_sha256(ByteView key, ByteView data, uint8_t out[kSha256Size]) {
   if (!ok) throw_openssl("HMAC-SHA256 failed");
 }
 
+void sha256(ByteView data, uint8_t out[kSha256Size]) {
+  const Algorithms& a = algorithms();
+  EVP_MD* md = EVP_MD_fetch(a.libctx, "SHA256", nullptr);
+  unsigned int n = 0;
+  static const uint8_t empty = 0;
+  const bool ok = md != nullptr && EVP_Digest(data.size ? data.data : &empty, data.size, out, &n, md, nullptr) > 0;
+  EVP_MD_free(md);
+  if (!ok || n != kSha256Size) throw_openssl("SHA-256 failed");
+}
+
+long long cipher_crypt(const char* name, ByteView key, ByteView iv, const uint8_t* in, size_t len, uint8_t* out,
+                       bool encrypt, bool padding) {
+  const Algorithms& a = algorithms();
+  EVP_CIPHER* cipher = EVP_CIPHER_fetch(a.libctx, name, nullptr);
+  if (cipher == nullptr) {
+    ERR_clear_error();
+    throw Error(Status::unsupported, std::string("cipher ") + name + " is not available");
+  }
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  long long result = -1;
+  bool failed_setup = false;
+  if (ctx == nullptr || static_cast<size_t>(EVP_CIPHER_get_key_length(cipher)) != key.size ||
+      (EVP_CIPHER_get_iv_length(cipher) > 0 && static_cast<size_t>(EVP_CIPHER_get_iv_length(cipher)) != iv.size) ||
+      EVP_CipherInit_ex2(ctx, cipher, key.data, iv.size ? iv.data : nullptr, encrypt ? 1 : 0, nullptr) <= 0 ||
+      EVP_CIPHER_CTX_set_padding(ctx, padding ? 1 : 0) <= 0) {
+    failed_setup = true;
+  } else {
+    size_t done = 0, produced = 0;
+    bool ok = true;
+    while (ok && done < len) {
+      const int step = static_cast<int>(std::min<size_t>(len - done, 1u << 30));
+      int outl = 0;
+      ok = EVP_CipherUpdate(ctx, out + produced, &outl, in + done, step) > 0;
+      done += static_cast<size_t>(step);
+      produced += static_cast<size_t>(outl);
+    }
+    int finl = 0;
+    if (ok && EVP_CipherFinal_ex(ctx, out + produced, &finl) > 0) result = static_cast<long long>(produced + finl);
+  }
+  EVP_CIPHER_CTX_free(ctx);
+  EVP_CIPHER_free(cipher);
+  ERR_clear_error();
+  if (failed_setup) throw Error(Status::invalid_argument, std::string(name) + ": bad key or IV length");
+  return result;
+}
+
 bool equal_constant_time(const uint8_t* a, const uint8_t* b, size_t n) noexcept {
   return CRYPTO_memcmp(a, b, n) == 0;
 }
@@ -193,14 +239,17 @@ void AesGcm::encrypt(ByteView iv, ByteView aad, const uint8_t* in, uint8_t* out,
 }
 
 bool AesGcm::decrypt(ByteView iv, ByteView aad, const uint8_t* in, uint8_t* out, size_t len,
-                     const uint8_t tag[kGcmTagSize]) {
+                     const uint8_t* tag, size_t tag_len) {
+  if (tag_len < 4 || tag_len > kGcmTagSize) throw Error(Status::invalid_argument, "GCM tag must be 4..16 bytes");
   if (dec_ctx_ == nullptr && (dec_ctx_ = EVP_CIPHER_CTX_new()) == nullptr) throw_openssl("cannot create cipher context");
   auto* ctx = static_cast<EVP_CIPHER_CTX*>(dec_ctx_);
   start(ctx, 0, iv, aad);
   if (!update_all(ctx, in, out, len)) throw_openssl("AES-GCM decryption failed");
   uint8_t tag_copy[kGcmTagSize];
-  std::copy(tag, tag + kGcmTagSize, tag_copy);
-  if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, kGcmTagSize, tag_copy) <= 0) throw_openssl("AES-GCM tag setup failed");
+  std::copy(tag, tag + tag_len, tag_copy);
+  if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, static_cast<int>(tag_len), tag_copy) <= 0) {
+    throw_openssl("AES-GCM tag setup failed");
+  }
   int outl = 0;
   uint8_t dummy[16];
   const bool ok = EVP_DecryptFinal_ex(ctx, dummy, &outl) > 0;

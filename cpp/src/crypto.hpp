@@ -53,6 +53,15 @@ SecretBytes hkdf_sha256(ByteView ikm, ByteView salt, ByteView info, size_t out_l
 SecretBytes hkdf_sha256_extract(ByteView ikm, ByteView salt);
 SecretBytes hkdf_sha256_expand(ByteView prk, ByteView info, size_t out_len);
 
+// SHA-256, 32-byte output.
+void sha256(ByteView data, uint8_t out[kSha256Size]);
+
+// A non-AEAD cipher by OpenSSL name ("AES-256-CBC", "SM4-CBC", "AES-128-CTR", "AES-192-ECB", ...)
+// with optional PKCS#7 padding. `out` may equal `in` and must have room for len + 16 bytes when
+// encrypting with padding. Returns the output length; decryption with bad padding returns -1.
+long long cipher_crypt(const char* name, ByteView key, ByteView iv, const uint8_t* in, size_t len, uint8_t* out,
+                       bool encrypt, bool padding);
+
 // HMAC-SHA256, 32-byte output.
 void hmac_sha256(ByteView key, ByteView data, uint8_t out[kSha256Size]);
 
@@ -78,8 +87,9 @@ class AesGcm {
                uint8_t tag[kGcmTagSize]);
   // Returns false when the tag does not verify; `out` then holds unauthenticated bytes that the
   // caller must wipe and never release.
+  // `tag_len` 4..16: shorter tags exist only for reading legacy files that chose them.
   [[nodiscard]] bool decrypt(ByteView iv, ByteView aad, const uint8_t* in, uint8_t* out, size_t len,
-                             const uint8_t tag[kGcmTagSize]);
+                             const uint8_t* tag, size_t tag_len = kGcmTagSize);
 
  private:
   void start(void* ctx, int enc, ByteView iv, ByteView aad);

@@ -4,6 +4,7 @@ the native core runs; the core then does all cryptography and file I/O with the 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Callable, Optional, Union
@@ -11,6 +12,7 @@ from typing import Callable, Optional, Union
 from . import _core, _metadata
 from ._atomic import atomic_write
 from ._custom import custom_decrypt, custom_encrypt
+from .exceptions import InsecureFormatWarning
 
 __all__ = [
     "DecryptedBuffer",
@@ -24,6 +26,7 @@ __all__ = [
     "decrypt_file",
     "verify",
     "is_encrypted",
+    "detect_format",
     "inspect",
     "SUPPORTED_MODES",
     "KEY_LENGTHS",
@@ -55,20 +58,28 @@ DecryptedBuffer.__repr__ = lambda self: (  # type: ignore[method-assign]
 
 @dataclass(frozen=True)
 class FileInfo:
-    """Header fields of an encrypted file, read without the key (so none of it is authenticated)."""
+    """Header fields of an encrypted file, read without the key (so none of it is authenticated).
+
+    For MindSpore and PaddleX files (``format`` "mindspore" / "paddlex") the modelcrypt-only fields
+    are None; ``cipher`` and ``frames`` describe them (``plaintext_length`` is None for CBC files,
+    whose padding is only known after decryption).
+    """
 
     path: str
-    version: int
-    algorithm: str
-    chunk_size: int
-    plaintext_length: int
-    chunk_count: int
-    header_length: int
     file_length: int
-    expected_file_length: int
-    salt: bytes
-    key_commitment: bytes
-    metadata_raw: bytes
+    plaintext_length: int | None
+    format: str = "modelcrypt"
+    cipher: str = "AES-256-GCM"
+    frames: int | None = None
+    version: int | None = None
+    algorithm: str | None = None
+    chunk_size: int | None = None
+    chunk_count: int | None = None
+    header_length: int | None = None
+    expected_file_length: int | None = None
+    salt: bytes | None = None
+    key_commitment: bytes | None = None
+    metadata_raw: bytes = b""
 
     @property
     def metadata(self) -> dict[str, str]:
@@ -96,10 +107,39 @@ def _check_mode(mode: Mode) -> Mode:
         return mode
     if not isinstance(mode, str):
         raise TypeError(f"mode must be a str or a callable, not {type(mode).__name__}")
-    if mode.upper() not in SUPPORTED_MODES:
+    if mode.upper() not in SUPPORTED_MODES and not mode.lower().startswith("paddle:"):
         supported = ", ".join(repr(m) for m in SUPPORTED_MODES)
-        raise ValueError(f"unsupported mode {mode!r}; supported modes: {supported}")
+        raise ValueError(f"unsupported mode {mode!r}; supported modes: {supported}, and "
+                         "'paddle:<cipher_name>[:iv=<bits>][:tag=<bits>]' for Paddle cipher files")
     return mode
+
+
+FORMATS = ("modelcrypt", "mindspore")
+
+
+def _check_format(format: str, mode: Mode, chunk_size: int | None, metadata: Mapping[str, str] | None) -> str:
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(map(repr, FORMATS))}, got {format!r}")
+    if format == "mindspore":
+        if not isinstance(mode, str) or mode.upper() not in SUPPORTED_MODES:
+            raise ValueError(f"format='mindspore' takes mode 'AES-GCM', 'AES-CBC' or 'SM4-CBC', got {mode!r}")
+        if chunk_size is not None or metadata is not None:
+            raise ValueError("chunk_size and metadata belong to modelcrypt files; MindSpore's format has neither")
+        if mode.upper() != "AES-GCM":
+            warnings.warn(f"MindSpore {mode.upper()} files are not authenticated: anyone can modify them undetected; "
+                          "prefer mode 'AES-GCM'", InsecureFormatWarning, stacklevel=3)
+    return format
+
+
+def _warn_if_insecure(reason: str, stacklevel: int = 3) -> None:
+    """Warns at the API caller's line (stacklevel counts this function and the API function)."""
+    if reason:
+        warnings.warn(reason, InsecureFormatWarning, stacklevel=stacklevel)
+
+
+def _loaded(buffer: DecryptedBuffer) -> DecryptedBuffer:
+    _warn_if_insecure(buffer.insecure_reason, stacklevel=4)
+    return buffer
 
 
 def _check_threads(threads: int | None) -> int:
@@ -160,6 +200,7 @@ def encrypt_file(
     metadata: Mapping[str, str] | None = None,
     threads: int | None = None,
     progress: ProgressCallback = None,
+    format: str = "modelcrypt",
 ) -> None:
     """Encrypt the file ``src`` into ``dst`` (format v1), streaming in bounded memory.
 
@@ -167,7 +208,14 @@ def encrypt_file(
     error, and on KeyboardInterrupt, it is left as it was and no temporary file remains.
     ``metadata`` is authenticated but stored in clear. ``progress(bytes_done)`` is called after
     each batch of up to 16 MiB; an exception it raises cancels the operation.
+
+    ``format="mindspore"`` writes MindSpore's frame format instead (mode "AES-GCM", or the
+    unauthenticated "AES-CBC" / "SM4-CBC" with an InsecureFormatWarning), which MindSpore loads with
+    ``dec_key``/``dec_mode``; frames of at most 64 MiB, a fresh random IV per frame.
     """
+    if _check_format(format, mode, chunk_size, metadata) == "mindspore":
+        _core.mindspore_encrypt_file(_fspath(src, "src"), _fspath(dst, "dst"), _check_key(key), mode)
+        return
     if callable(mode):
         with open(src, "rb") as f:
             atomic_write(dst, custom_encrypt(mode, f.read(), _check_key(key)))
@@ -186,8 +234,13 @@ def encrypt_bytes(
     chunk_size: int | None = None,
     metadata: Mapping[str, str] | None = None,
     threads: int | None = None,
+    format: str = "modelcrypt",
 ) -> bytes:
-    """Encrypt bytes-like ``data`` into a format v1 blob (the same bytes encrypt_file would write)."""
+    """Encrypt bytes-like ``data`` into a format v1 blob (the same bytes encrypt_file would write).
+
+    ``format="mindspore"``: MindSpore's frame format, as for encrypt_file."""
+    if _check_format(format, mode, chunk_size, metadata) == "mindspore":
+        return _core.mindspore_encrypt_bytes(_check_data(data, "data"), _check_key(key), mode)
     if callable(mode):
         return bytes(custom_encrypt(mode, _check_data(data, "data"), _check_key(key)))
     return _core.encrypt_bytes(
@@ -205,7 +258,7 @@ def load(path: StrPath, key: BytesLike, mode: Mode = "AES-GCM", *, threads: int 
     """
     if callable(mode):
         return custom_decrypt(mode, _fspath(path, "path"), _check_key(key))
-    return _core.load(_fspath(path, "path"), _check_key(key), _check_mode(mode), _check_threads(threads))
+    return _loaded(_core.load(_fspath(path, "path"), _check_key(key), _check_mode(mode), _check_threads(threads)))
 
 
 def load_range(
@@ -231,7 +284,8 @@ def decrypt_bytes(blob: BytesLike, key: BytesLike, mode: Mode = "AES-GCM", *, th
     """Decrypt a format v1 blob held in memory."""
     if callable(mode):
         raise TypeError("a custom dec_mode callable reads a file (cipher_file: str, key: bytes); use load(path, key, mode)")
-    return _core.decrypt_bytes(_check_data(blob, "blob"), _check_key(key), _check_mode(mode), _check_threads(threads))
+    return _loaded(_core.decrypt_bytes(_check_data(blob, "blob"), _check_key(key), _check_mode(mode),
+                                       _check_threads(threads)))
 
 
 def decrypt_file(
@@ -253,10 +307,10 @@ def decrypt_file(
         with custom_decrypt(mode, _fspath(src, "src"), _check_key(key)) as plaintext:
             atomic_write(dst, plaintext, permissions=0o600, exact_permissions=True)
         return
-    _core.decrypt_file(
+    _warn_if_insecure(_core.decrypt_file(
         _fspath(src, "src"), _fspath(dst, "dst"), _check_key(key), _check_mode(mode), _check_threads(threads),
         _check_progress(progress),
-    )
+    ))
 
 
 def verify(
@@ -270,8 +324,8 @@ def verify(
     if callable(mode):  # a custom cipher is trusted to raise on bad input; modelcrypt cannot check it
         custom_decrypt(mode, _fspath(path, "path"), _check_key(key)).close()
         return
-    _core.verify_file(_fspath(path, "path"), _check_key(key), _check_mode(mode), _check_threads(threads),
-                      _check_progress(progress))
+    _warn_if_insecure(_core.verify_file(_fspath(path, "path"), _check_key(key), _check_mode(mode),
+                                        _check_threads(threads), _check_progress(progress)))
 
 
 def is_encrypted(path: StrPath) -> bool:
@@ -279,7 +333,17 @@ def is_encrypted(path: StrPath) -> bool:
     return _core.is_encrypted(_fspath(path, "path"))
 
 
+def detect_format(path: StrPath) -> str:
+    """The format a file's first bytes announce: "modelcrypt", "mindspore", "paddlex" or "unknown".
+
+    Paddle core cipher files carry no magic and show as "unknown" (read them with a "paddle:..." mode).
+    """
+    return _core.detect_format(_fspath(path, "path"))
+
+
 def inspect(path: StrPath) -> FileInfo:
     """Header fields of an encrypted file; no key needed, so nothing returned is authenticated."""
     raw = _fspath(path, "path")
+    if _core.detect_format(raw) in ("mindspore", "paddlex"):
+        return FileInfo(path=os.fsdecode(raw), **_core.describe_legacy(raw))
     return FileInfo(path=os.fsdecode(raw), **_core.inspect(raw))

@@ -42,3 +42,11 @@ class InsecureKeyFileWarning(UserWarning):
 
 
 __all__.append("InsecureKeyFileWarning")
+
+
+class InsecureFormatWarning(UserWarning):
+    """A file was read from a legacy format with a known weakness (unauthenticated CBC/CTR/ECB, or
+    PaddleX's fixed nonce). The message names the weakness; `modelcrypt migrate` fixes it."""
+
+
+__all__.append("InsecureFormatWarning")

@@ -135,8 +135,12 @@ static void test_invalid_arguments(void) {
   CHECK(mc_load(f, KEY32, 32, "AES-GCM", NULL) == MC_INVALID_ARGUMENT);
   CHECK(mc_load(f, KEY32, 20, "AES-GCM", &out) == MC_INVALID_ARGUMENT);
   CHECK(strstr(mc_last_error(), "16, 24 or 32") != NULL);
-  CHECK(mc_load(f, KEY32, 32, "AES-CBC", &out) == MC_INVALID_ARGUMENT);
+  CHECK(mc_load(f, KEY32, 32, "ROT13", &out) == MC_INVALID_ARGUMENT);
+  CHECK(strstr(mc_last_error(), "AES-GCM") != NULL); /* the message lists the supported modes */
+  /* a legacy read mode that disagrees with a modelcrypt file: the message names the right one */
+  CHECK(mc_load(path_in("plain.bin.mcx"), KEY32, 32, "AES-CBC", &out) == MC_INVALID_ARGUMENT);
   CHECK(strstr(mc_last_error(), "AES-GCM") != NULL);
+  CHECK(mc_load(f, KEY32, 32, "AES-CBC", &out) == MC_FORMAT); /* plain bytes are no format at all */
   CHECK(mc_decrypt_memory(NULL, 10, KEY32, 32, NULL, &out) == MC_INVALID_ARGUMENT);
   CHECK(mc_decrypt_memory("x", 1, KEY32, 32, NULL, NULL) == MC_INVALID_ARGUMENT);
   CHECK(mc_encrypt_memory(NULL, 10, KEY32, 32, NULL, &out) == MC_INVALID_ARGUMENT);
