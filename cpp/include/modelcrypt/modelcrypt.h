@@ -13,6 +13,9 @@
  *    different files. An mc_buffer is owned by one caller; reading it from several threads is fine,
  *    freeing it while another thread reads it is not.
  *  - Keys are 16, 24 or 32 random bytes. `mode` is "AES-GCM" (case-insensitive); NULL means "AES-GCM".
+ *    Readers (mc_load, mc_decrypt_memory, mc_decrypt_file) also read MindSpore files ("AES-GCM",
+ *    "AES-CBC", "SM4-CBC"), PaddleX files ("AES-GCM") and Paddle cipher files
+ *    ("paddle:<cipher_name>[:iv=<bits>][:tag=<bits>]"); see docs/LEGACY.md.
  *  - Decrypted bytes live in page-aligned memory kept out of core dumps, and are overwritten with
  *    zeros (OPENSSL_cleanse) by mc_buffer_free.
  */
