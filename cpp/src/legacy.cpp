@@ -272,13 +272,13 @@ Mode parse_mode(const std::string& text) {
     }
     const bool gcm = m.paddle_cipher == Mode::PaddleCipher::gcm;
     if (!gcm && m.paddle_cipher != Mode::PaddleCipher::ecb && m.iv_bytes != 16) {
-      throw Error(Status::unsupported, "Paddle CTR/CBC files need a 128-bit IV; mode '" + text + "' says " + std::to_string(m.iv_bytes * 8));
+      throw Error(Status::invalid_argument, "Paddle CTR/CBC files need a 128-bit IV; mode '" + text + "' says " + std::to_string(m.iv_bytes * 8));
     }
     if (gcm && (m.tag_bytes < 4 || m.tag_bytes > 16)) {
-      throw Error(Status::unsupported, "GCM tags are 32 to 128 bits; mode '" + text + "' says " + std::to_string(m.tag_bytes * 8));
+      throw Error(Status::invalid_argument, "GCM tags are 32 to 128 bits; mode '" + text + "' says " + std::to_string(m.tag_bytes * 8));
     }
     if (gcm && m.iv_bytes > crypto::kMaxGcmIvSize) {
-      throw Error(Status::unsupported, "GCM IVs longer than 1024 bits are not supported");
+      throw Error(Status::invalid_argument, "GCM IVs longer than 1024 bits are not supported");
     }
     return m;
   }

@@ -2,16 +2,18 @@
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
-from . import _api, _native, checkpoint, exceptions, keys
+from . import _api, _migrate, _native, checkpoint, exceptions, keys
 from ._api import *  # noqa: F401,F403  (names listed in _api.__all__)
 from ._native import *  # noqa: F401,F403  (names listed in _native.__all__)
 from .keys import *  # noqa: F401,F403  (names listed in keys.__all__)
 from .checkpoint import *  # noqa: F401,F403  (names listed in checkpoint.__all__)
 from .exceptions import *  # noqa: F401,F403  (names listed in exceptions.__all__)
+from ._migrate import *  # noqa: F401,F403  (names listed in _migrate.__all__)
 
 try:
     __version__ = _version("modelcrypt")
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0+unknown"
 
-__all__ = ["__version__", *_api.__all__, *_native.__all__, *keys.__all__, *checkpoint.__all__, *exceptions.__all__]
+__all__ = ["__version__", *_api.__all__, *_native.__all__, *keys.__all__, *checkpoint.__all__, *exceptions.__all__,
+           *_migrate.__all__]

@@ -15,6 +15,10 @@ checkpoint saved without a key *is* a plain ``.safetensors`` file.
   bytes``). modelcrypt does not check a custom cipher's correctness or security: whatever it
   returns is written or parsed as is.
 
+MindSpore ``.ckpt`` checkpoints (protobuf; see ``modelcrypt.mindspore``) are read too, plain or
+encrypted by MindSpore (frames) or by modelcrypt, and ``save_checkpoint(..., format="mindspore")``
+writes files that ``mindspore.load_checkpoint(path, dec_key=..., dec_mode=...)`` loads.
+
 Nothing here ever writes plaintext of an encrypted checkpoint to disk.
 """
 
@@ -40,6 +44,8 @@ from ._api import (
     _check_key,
     _check_mode,
     _fspath,
+    detect_format,
+    encrypt_bytes,
     inspect,
     is_encrypted,
     load,
@@ -235,6 +241,40 @@ def _write_one(path: str, tensors: list[_Tensor], metadata: Optional[Mapping[str
         _core.encrypt_parts_to_file(parts, _fspath(path, "path"), enc_key, enc_mode, DEFAULT_CHUNK_SIZE, b"", 0)
 
 
+CHECKPOINT_FORMATS = ("safetensors", "mindspore")
+
+
+def _check_format(format: Any) -> str:
+    if not isinstance(format, str):
+        raise TypeError(f"format must be a str, not {type(format).__name__}")
+    if format.lower() not in CHECKPOINT_FORMATS:
+        raise ValueError(f"unknown checkpoint format {format!r}; supported: {', '.join(CHECKPOINT_FORMATS)}")
+    return format.lower()
+
+
+def _write_mindspore(path: str, params: Any, enc_key: Any, enc_mode: Any) -> None:
+    """A MindSpore checkpoint: plain, custom-encrypted, or in MindSpore's frame format."""
+    from . import mindspore as _ms
+
+    parts = _ms.build_parts(params)
+    if enc_key is None:
+        atomic_write(path, parts)
+        return
+    plaintext = bytearray().join(parts)
+    for part in parts:  # serialized tensors: ours alone, wipe them now that they are joined
+        if len(part) >= 2:
+            _core.wipe_bytes_object(part)
+    del parts
+    try:
+        if callable(enc_mode):
+            result = custom_encrypt(enc_mode, plaintext, enc_key)
+        else:
+            result = encrypt_bytes(plaintext, enc_key, enc_mode, format="mindspore")
+    finally:
+        _core.wipe_writable_buffer(plaintext)
+    atomic_write(path, [result])
+
+
 def _shard_groups(tensors: list[_Tensor], limit: int) -> list[list[_Tensor]]:
     groups: list[list[_Tensor]] = []
     current: list[_Tensor] = []
@@ -258,6 +298,7 @@ def save_checkpoint(
     *,
     max_shard_size: Union[int, str, None] = None,
     metadata: Optional[Mapping[str, str]] = None,
+    format: str = "safetensors",
 ) -> str:
     """Save a mapping of names to arrays as a checkpoint (safetensors layout), encrypted with ``enc_key``.
 
@@ -286,10 +327,22 @@ def save_checkpoint(
     (``{"metadata": {"total_size": N}, "weight_map": {name: shard file name}}``), written last.
     A tensor larger than ``max_shard_size`` gets a shard of its own.
 
+    ``format="mindspore"``: write a MindSpore checkpoint instead (the protobuf of
+    ``modelcrypt.mindspore.build_checkpoint``, parameters in the given order; ``str`` values
+    allowed), encrypted in MindSpore's own frame format with a string ``enc_mode`` ("AES-GCM";
+    "AES-CBC" and "SM4-CBC" are unauthenticated and warn) so that MindSpore loads it with
+    ``mindspore.load_checkpoint(path, dec_key=enc_key, dec_mode=enc_mode)``; plain without a key.
+    ``max_shard_size`` and ``metadata`` are not available in this format.
+
     Returns the path written: ``path``, or the index path when the checkpoint was sharded.
     """
     target = os.fsdecode(_fspath(path, "path"))
     enc_key, enc_mode = _check_enc(enc_key, enc_mode)
+    if _check_format(format) == "mindspore":
+        if max_shard_size is not None or metadata is not None:
+            raise ValueError('format="mindspore" supports neither max_shard_size nor metadata')
+        _write_mindspore(target, params, enc_key, enc_mode)
+        return target
     metadata = _check_metadata(metadata)
     limit = None if max_shard_size is None else _parse_size(max_shard_size)
     tensors = _collect(params)
@@ -423,6 +476,71 @@ def _check_names(names: Any) -> Optional[list[str]]:
     return list(dict.fromkeys(names))
 
 
+class _MindSporePlaintext(FormatError):
+    """Internal: the plaintext is a MindSpore checkpoint, so it has no safetensors header to read by range."""
+
+
+def _is_mindspore_plaintext(buf: Any) -> bool:
+    from .mindspore import looks_like_checkpoint
+
+    with memoryview(buf) as view:
+        return looks_like_checkpoint(bytes(view[:16]))
+
+
+def _mindspore_arrays(buf: Any, where: str) -> dict[str, np.ndarray]:
+    """Parse MindSpore checkpoint plaintext into arrays (copies), then wipe a modelcrypt buffer."""
+    from .mindspore import parse_checkpoint
+
+    try:
+        return parse_checkpoint(buf)
+    except FormatError as exc:
+        raise FormatError(f"{where}: {exc}") from None
+    finally:
+        close = getattr(buf, "close", None)
+        if isinstance(buf, _core.DecryptedBuffer) and close is not None:
+            close()
+
+
+def _read_plain_mindspore(path: str) -> Optional[dict[str, np.ndarray]]:
+    """The arrays of a plaintext MindSpore checkpoint file, or None when it does not look like one."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+        if not _is_mindspore_plaintext(head):
+            return None
+        data = head + f.read()
+    return _mindspore_arrays(data, f"checkpoint {path}")
+
+
+def _load_other_format(path: str, dec_key: Any, dec_mode: Any, fmt: str) -> Optional[dict[str, np.ndarray]]:
+    """Checkpoints that are not modelcrypt v1 files: MindSpore ``.ckpt`` (plain or MindSpore-encrypted),
+    and any plaintext checkpoint inside a legacy container (PaddleX, Paddle ``paddle:...`` modes).
+    Returns None for the files the safetensors reader handles (v1 containers, plain safetensors)."""
+    where = f"checkpoint {path}"
+    legacy = fmt in ("mindspore", "paddlex") or (isinstance(dec_mode, str) and dec_mode.lower().startswith("paddle:"))
+    if legacy:
+        if dec_key is None:
+            kind = "Paddle cipher" if fmt == "unknown" else fmt
+            raise ValueError(f"{path} is an encrypted checkpoint ({kind} format): pass dec_key")
+        buf = load(path, dec_key, dec_mode)
+        if _is_mindspore_plaintext(buf):
+            return _mindspore_arrays(buf, where)
+        with memoryview(buf) as view:  # a safetensors plaintext in a legacy container
+            total = view.nbytes
+            n = _header_size(bytes(view[:8]), total, where)
+            entries, _ = _parse_header(bytes(view[8:8 + n]), total - 8 - n, where)
+        return {name: _array(buf, e, -(8 + n)) for name, e in entries.items()}
+    if fmt == "unknown":
+        if dec_key is not None:
+            with open(path, "rb") as f:
+                head = f.read(16)
+            if _is_mindspore_plaintext(head):
+                raise FormatError(f"{path} is a plaintext MindSpore checkpoint, not an encrypted file; refusing to "
+                                  "load it unauthenticated with dec_key (pass dec_key=None to load it)")
+            return None  # the safetensors reader refuses it the same way
+        return _read_plain_mindspore(path)
+    return None
+
+
 class _Checkpoint:
     """One checkpoint file opened for reading: its parsed header and a way to read byte ranges."""
 
@@ -475,6 +593,8 @@ class _Checkpoint:
         elif self.kind == "plain":
             self._whole = _map_plain(self.path)
         buf = self._whole
+        if self.kind != "plain" and _is_mindspore_plaintext(buf):
+            return _mindspore_arrays(buf, self.where)
         with memoryview(buf) as view:
             total = view.nbytes
             n = _header_size(bytes(view[:8]), total, self.where)
@@ -485,6 +605,8 @@ class _Checkpoint:
     def header(self) -> tuple[dict[str, _Entry], int]:
         """The validated header (entries, data start) read with as little decryption as possible."""
         if self.kind == "custom":
+            if _is_mindspore_plaintext(self._whole):
+                raise _MindSporePlaintext(f"{self.where} holds a MindSpore checkpoint")
             with memoryview(self._whole) as view:
                 total = view.nbytes
                 n = _header_size(bytes(view[:8]), total, self.where)
@@ -503,6 +625,8 @@ class _Checkpoint:
         info = inspect(pinned)  # unauthenticated; load_range authenticates the same header (same file)
         total, cs = info.plaintext_length, info.chunk_size
         with self._range(0, min(total, cs)) as first:  # decrypting 8 bytes costs chunk 0 anyway
+            if _is_mindspore_plaintext(first):
+                raise _MindSporePlaintext(f"{self.where} holds a MindSpore checkpoint")
             n = _header_size(bytes(memoryview(first)[:8]), total, self.where)
             if 8 + n <= len(first):
                 raw = bytes(memoryview(first)[8:8 + n])
@@ -590,18 +714,38 @@ def load_checkpoint(
     raise FormatError. BF16 tensors come back as uint16 arrays holding the raw bfloat16 bits
     (``torch.from_numpy(a).view(torch.bfloat16)`` or ``a.view(ml_dtypes.bfloat16)`` restores them).
     Arrays are returned in file order (or in the order of ``names``).
+
+    MindSpore checkpoints (``.ckpt`` protobuf) load too, into ``{name: ndarray}`` with exact
+    values (see ``modelcrypt.mindspore.parse_checkpoint``): a plain one without ``dec_key``; one
+    encrypted by MindSpore (``save_checkpoint(..., enc_key=, enc_mode=)``) with ``dec_key`` and the
+    ``dec_mode`` it was written with ("AES-GCM", "AES-CBC" or "SM4-CBC"; the last two are
+    unauthenticated and warn); one migrated into a modelcrypt file with its key. Their arrays are
+    copies (protobuf parses into its own memory; the decrypted buffer is wiped right after), and
+    ``names`` selects after decrypting the whole file.
     """
     target = os.fsdecode(_fspath(path, "path"))
     dec_key, dec_mode = _check_dec(dec_key, dec_mode)
     wanted = _check_names(names)
-    with _Checkpoint(target, dec_key, dec_mode) as ckpt:
-        if wanted is None:
-            return ckpt.load_all()
-        entries, start = ckpt.header()
-        unknown = [n for n in wanted if n not in entries]
-        if unknown:
-            raise _missing(unknown, f"checkpoint {target}")
-        return ckpt.load_names(wanted, entries, start)
+    arrays = None if callable(dec_mode) else _load_other_format(target, dec_key, dec_mode, detect_format(target))
+    if arrays is None:
+        with _Checkpoint(target, dec_key, dec_mode) as ckpt:
+            if wanted is None:
+                return ckpt.load_all()
+            try:
+                entries, start = ckpt.header()
+            except _MindSporePlaintext:  # no header to read by range: decrypt it all, then select
+                arrays = ckpt.load_all()
+            else:
+                unknown = [n for n in wanted if n not in entries]
+                if unknown:
+                    raise _missing(unknown, f"checkpoint {target}")
+                return ckpt.load_names(wanted, entries, start)
+    if wanted is None:
+        return arrays
+    unknown = [n for n in wanted if n not in arrays]
+    if unknown:
+        raise _missing(unknown, f"checkpoint {target}")
+    return {n: arrays[n] for n in wanted}
 
 
 def _read_index(index_path: str) -> dict[str, str]:

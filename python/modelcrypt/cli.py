@@ -318,6 +318,60 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
         wipe(key)
 
 
+def _resolve_old_key(args: argparse.Namespace) -> bytearray:
+    """migrate's old key, from exactly one of --from-key-file, --from-key-env, --from-key (key-source rules)."""
+    sources = [s for s in ("from_key_file", "from_key_env", "from_key") if getattr(args, s, None) is not None]
+    if len(sources) > 1:
+        raise _usage("give only one of --from-key-file, --from-key-env and --from-key")
+    try:
+        if args.from_key_file is not None:
+            return read_key_file(args.from_key_file)
+        if args.from_key_env is not None:
+            return key_from_env(args.from_key_env)
+        if args.from_key is not None:
+            warnings.warn("--from-key puts the key on the command line, where other users can see it "
+                          "(use --from-key-file or --from-key-env)", UserWarning, stacklevel=1)
+            return _key_from_text(_as_ascii(args.from_key, "--from-key"), "--from-key", allow_raw=False)
+    except ValueError as exc:
+        raise _usage(str(exc)) from None
+    raise _usage("no old key given: use --from-key-file FILE, --from-key-env VAR or --from-key TEXT")
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from ._migrate import migrate, paddle_cipher_mode
+
+    src, dst = args.src, args.output
+    os.lstat(src)
+    _check_destination(args, src, dst)
+    old_mode = args.from_mode
+    if args.from_paddle_config is not None:
+        if old_mode is not None:
+            raise _usage("give only one of --from-mode and --from-paddle-config")
+        try:
+            old_mode = paddle_cipher_mode(args.from_paddle_config)
+        except ValueError as exc:
+            raise _usage(str(exc)) from None
+    old_key = _resolve_old_key(args)
+    generated = None
+    key = None
+    try:
+        key, generated = _resolve_key(args, allow_generate=True)
+        written = migrate(src, dst, old_key, key, old_mode, keep_names=args.keep_names, exclude=args.exclude or (),
+                          overwrite=True, threads=args.threads, report=lambda message: _info(args, message))
+        if os.path.isdir(src):
+            _info(args, f"migrated {len(written)} file(s) into {dst}")
+        else:
+            _info(args, f"migrated {src} -> {dst}")
+        generated = None
+        return EXIT_OK
+    finally:
+        wipe(old_key)
+        if key is not None:
+            wipe(key)
+        if generated is not None and os.path.exists(generated):  # the run failed: the new key guards nothing
+            os.unlink(generated)
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     key, _ = _resolve_key(args)
     status = EXIT_OK
@@ -412,6 +466,28 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("src", metavar="SRC", help="encrypted file or directory")
     p.add_argument("-o", "--output", metavar="DST", required=True, help="plaintext output")
     _add_key_options(p)
+    p.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="threads (default: all cores)")
+    p.add_argument("--force", action="store_true", help="replace an existing DST")
+
+    p = command("migrate", "re-encrypt MindSpore, PaddleX, Paddle or modelcrypt files (file or directory) into "
+                "modelcrypt format v1 under a new key; no plaintext is written", cmd_migrate)
+    p.add_argument("src", metavar="SRC", help="encrypted file or directory")
+    p.add_argument("-o", "--output", metavar="DST", required=True, help="v1 output (file or directory mirror)")
+    g = p.add_argument_group("old key (exactly one)")
+    g.add_argument("--from-key-file", metavar="FILE", help="key file of the old key (hex, base64 or raw)")
+    g.add_argument("--from-key-env", metavar="VAR", help="environment variable holding the old key (hex or base64)")
+    g.add_argument("--from-key", metavar="TEXT", help="old key as hex or base64 (visible to other users)")
+    m = p.add_argument_group("old format (default: detected from each file)")
+    m.add_argument("--from-mode", metavar="MODE",
+                   help="AES-GCM, AES-CBC, SM4-CBC, or paddle:<cipher_name>[:iv=<bits>][:tag=<bits>] for Paddle "
+                        "cipher files (which have no magic)")
+    m.add_argument("--from-paddle-config", metavar="CONF",
+                   help="Paddle cipher config file the files were encrypted with (sets the paddle:... mode)")
+    _add_key_options(p, generate=True)
+    p.add_argument("--keep-names", action="store_true",
+                   help="keep PaddleX's encrypted.pdmodel/.pdparams/.yml names (default: model.pdmodel, "
+                        "model.pdiparams, model.yml)")
+    p.add_argument("--exclude", metavar="GLOB", action="append", help="skip files matching GLOB (repeatable)")
     p.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="threads (default: all cores)")
     p.add_argument("--force", action="store_true", help="replace an existing DST")
 
