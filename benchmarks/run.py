@@ -1,0 +1,883 @@
+#!/usr/bin/env python3
+"""modelcrypt benchmark harness: encrypted load against plain reads and the Python peers, in one run.
+
+    python benchmarks/run.py [--size 1GiB] [--json out.json] [--repeat 3] [--dir DIR]
+                             [--mindspore-python PATH] [--cases a,b,...] [--keep]
+
+Creates its data once in DIR (a fresh temporary directory on disk by default), then runs every case
+in a fresh subprocess per repetition (this same script with ``--child``), times only the operation,
+and reports the median. Warm page cache: before every repetition the parent reads the case's input
+files once, so each measurement is of data already in the page cache (see benchmarks/README.md).
+
+Only the standard library is imported here; numpy, cryptography, modelcrypt and mindspore are
+imported by the child that needs them (so a MindSpore virtual environment without modelcrypt can
+run the MindSpore children).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+MiB = 1 << 20
+GiB = 1 << 30
+CHUNK = 1 * MiB                # modelcrypt chunk size and cryptography streaming piece size
+GEN_PIECE = 64 * MiB           # random data is generated and written in pieces of this size
+NONCE_LEN, TAG_LEN = 12, 16    # cryptography peer file: nonce || ciphertext || tag
+CKPT_TENSORS = 64              # checkpoint: 64 float32 tensors (8 MiB each at 512 MiB)
+SEED = 20240607
+RESULT_MARK = "@@MODELCRYPT_BENCH_RESULT "
+
+# name -> (description, input files, bytes the GB/s figure is computed on: "size" or "ckpt")
+CASES: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "readinto": ("plaintext: f.readinto() into a fresh bytearray", ("plain",), "size"),
+    "fromfile": ("plaintext: np.fromfile(path, dtype=uint8)", ("plain",), "size"),
+    "load": ("modelcrypt.load(path, key) (default threads = all cores)", ("mcx",), "size"),
+    "load_threads1": ("modelcrypt.load(path, key, threads=1)", ("mcx",), "size"),
+    "aesgcm_oneshot": ("cryptography AESGCM(key).decrypt(nonce, f.read()[12:], None), read included",
+                       ("gcm",), "size"),
+    "aesgcm_stream": ("cryptography Cipher(AES, GCM(nonce, tag)).decryptor().update_into, 1 MiB pieces "
+                      "into a preallocated bytearray", ("gcm",), "size"),
+    "encrypt_file": ("modelcrypt.encrypt_file(plain, out, key, chunk_size=1 MiB) (incl. its fsync)",
+                     ("plain",), "size"),
+    "decrypt_file": ("modelcrypt.decrypt_file(mcx, out, key) (incl. its fsync)", ("mcx",), "size"),
+    "load_checkpoint": ("modelcrypt.load_checkpoint(ckpt, key) -> dict of numpy arrays", ("ckpt",), "ckpt"),
+    "mindspore_load_checkpoint": ("mindspore.load_checkpoint(ckpt, dec_key=key16, dec_mode='AES-GCM')",
+                                  ("ms_enc",), "ckpt"),
+    "mindspore_load_checkpoint_plain": ("mindspore.load_checkpoint(ckpt) of the same params, unencrypted "
+                                        "(reference)", ("ms_plain",), "ckpt"),
+}
+DEFAULT_CASES = [c for c in CASES if not c.startswith("mindspore")]
+MINDSPORE_CASES = [c for c in CASES if c.startswith("mindspore")]
+
+FILES = {  # logical name -> file name inside DIR
+    "key": "key.bin",
+    "plain": "plain.bin",
+    "mcx": "plain.bin.mcx",
+    "gcm": "plain.bin.gcm",
+    "ckpt": "params.ckpt.mcx",
+    "params_raw": "params.f32",
+    "ms_enc": "params_enc.ckpt",
+    "ms_plain": "params_plain.ckpt",
+    "manifest": "manifest.json",
+}
+OUTPUTS = ("out.mcx", "out.bin")  # written by encrypt_file / decrypt_file, removed after each repetition
+
+
+# ----------------------------------------------------------------------------------------------------
+# small helpers (used by parent and children)
+
+def parse_size(text: str) -> int:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)(b?)\s*", text.lower())
+    if not m:
+        raise argparse.ArgumentTypeError(f"bad size {text!r} (examples: 1GiB, 512MiB, 1GB, 1073741824)")
+    num, unit, binary, b = m.groups()
+    base = 1024 if (binary or (unit and not b)) else 1000  # "1G" and "1GiB" binary, "1GB" decimal
+    n = int(float(num) * base ** " kmgt".index(unit or " "))
+    if n <= 0:
+        raise argparse.ArgumentTypeError("size must be positive")
+    return n
+
+
+def fmt_bytes(n: float) -> str:
+    for unit, div in (("GiB", GiB), ("MiB", MiB), ("KiB", 1024)):
+        if abs(n) >= div:
+            return f"{n / div:.2f} {unit}".replace(".00 ", " ")
+    return f"{int(n)} B"
+
+
+def proc_status() -> dict[str, int]:
+    """Memory fields of /proc/self/status in bytes."""
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(("Vm", "Rss")):
+                key, rest = line.split(":", 1)
+                parts = rest.split()
+                if len(parts) == 2 and parts[1] == "kB":
+                    out[key] = int(parts[0]) * 1024
+    return out
+
+
+def reset_peak_rss() -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0: write 5 to /proc/self/clear_refs)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def read_fully_into(f, mv) -> int:
+    """readinto until mv is full or EOF (one read() returns at most ~2 GiB on Linux)."""
+    done = 0
+    while done < len(mv):
+        n = f.readinto(mv[done:])
+        if not n:
+            break
+        done += n
+    return done
+
+
+def warm(paths) -> None:
+    """Read each file once through a small buffer so that it is in the page cache."""
+    buf = memoryview(bytearray(16 * MiB))
+    for path in paths:
+        with open(path, "rb", buffering=0) as f:
+            while f.readinto(buf):
+                pass
+
+
+def prefault(nbytes: int) -> float:
+    """Touch nbytes of fresh anonymous memory (huge pages if allowed) and give it back; returns seconds.
+
+    On a VM whose free memory is handed back to the host (virtio-balloon free page reporting), the
+    first touch of such memory also faults on the host, which is slow and erratic. Touching and
+    freeing this much memory right before the operation lets the operation's own allocations reuse
+    host-backed pages, so it pays the guest's page-fault cost only, as a long-running process would.
+    """
+    import ctypes
+    import mmap
+    t = time.perf_counter()
+    m = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)  # the default is MAP_SHARED (shmem)
+    try:
+        if hasattr(m, "madvise") and hasattr(mmap, "MADV_HUGEPAGE"):
+            m.madvise(mmap.MADV_HUGEPAGE)
+        c = (ctypes.c_char * nbytes).from_buffer(m)
+        ctypes.memset(c, 1, nbytes)
+        del c
+    finally:
+        m.close()
+    return time.perf_counter() - t
+
+
+def page_cache_residency(path: str) -> float | None:
+    """Fraction of the file's pages in the page cache (mincore(2) on a private, never written mapping)."""
+    import ctypes
+    import mmap
+    try:
+        size = os.path.getsize(path)
+        if size == 0:
+            return 1.0
+        libc = ctypes.CDLL(None, use_errno=True)
+        page = mmap.PAGESIZE
+        npages = (size + page - 1) // page
+        vec = (ctypes.c_ubyte * npages)()
+        with open(path, "rb") as f:
+            m = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_COPY)
+        try:
+            anchor = ctypes.c_char.from_buffer(m)
+            rc = libc.mincore(ctypes.c_void_p(ctypes.addressof(anchor)), ctypes.c_size_t(size), vec)
+            del anchor
+        finally:
+            m.close()
+        if rc != 0:
+            return None
+        return sum(b & 1 for b in bytes(vec)) / npages
+    except (OSError, AttributeError, ValueError, TypeError):
+        return None
+
+
+# ----------------------------------------------------------------------------------------------------
+# child: one case, one repetition, one fresh process
+
+def child_main(case: str, d: str, size: int, ckpt_size: int, do_prefault: bool = True) -> None:
+    p = {k: os.path.join(d, v) for k, v in FILES.items()}
+    with open(p["key"], "rb") as f:
+        key = f.read()
+    key16 = key[:16]
+    extra: dict = {}
+
+    if case in ("readinto", "fromfile", "load", "load_threads1", "aesgcm_oneshot", "aesgcm_stream",
+                "encrypt_file", "decrypt_file"):
+        with open(p["plain"], "rb") as f:  # 4 KiB of expected plaintext, to check the result afterwards
+            head = f.read(4096)
+
+    # --- setup (imports, paths); nothing here is timed
+    if case == "readinto":
+        def op():
+            buf = bytearray(size)
+            with open(p["plain"], "rb", buffering=0) as f:
+                n = read_fully_into(f, memoryview(buf))
+            assert n == size
+            return buf
+
+        def check(r):
+            return len(r) == size and bytes(r[:4096]) == head
+    elif case == "fromfile":
+        import numpy as np
+
+        def op():
+            return np.fromfile(p["plain"], dtype=np.uint8)
+
+        def check(r):
+            return r.nbytes == size and r[:4096].tobytes() == head
+    elif case in ("load", "load_threads1"):
+        import modelcrypt
+        kw = {"threads": 1} if case == "load_threads1" else {}
+
+        def op():
+            return modelcrypt.load(p["mcx"], key, **kw)
+
+        def check(r):
+            ok = len(r) == size and bytes(memoryview(r)[:4096]) == head
+            r.close()
+            return ok
+    elif case == "aesgcm_oneshot":
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        def op():
+            t = time.perf_counter()
+            with open(p["gcm"], "rb") as f:
+                data = f.read()
+            extra["read_seconds"] = time.perf_counter() - t
+            out = AESGCM(key).decrypt(data[:NONCE_LEN], memoryview(data)[NONCE_LEN:], None)
+            return out
+
+        def check(r):
+            return len(r) == size and r[:4096] == head
+    elif case == "aesgcm_stream":
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+        def op():
+            with open(p["gcm"], "rb", buffering=0) as f:
+                total = os.fstat(f.fileno()).st_size - NONCE_LEN - TAG_LEN
+                nonce = f.read(NONCE_LEN)
+                f.seek(-TAG_LEN, os.SEEK_END)
+                tag = f.read(TAG_LEN)
+                f.seek(NONCE_LEN)
+                dec = Cipher(algorithms.AES(key), modes.GCM(nonce, tag)).decryptor()
+                out = bytearray(total + 15)  # update_into needs len(data) + block_size - 1 bytes of room
+                ov = memoryview(out)
+                piece = memoryview(bytearray(CHUNK))
+                off = 0
+                while off < total:
+                    n = f.readinto(piece[:min(CHUNK, total - off)])
+                    if not n:
+                        raise EOFError("short read")
+                    off += dec.update_into(piece[:n], ov[off:off + n + 15])
+                dec.finalize()  # raises InvalidTag on a bad tag
+            return ov[:total]
+
+        def check(r):
+            return len(r) == size and bytes(r[:4096]) == head
+    elif case == "encrypt_file":
+        import modelcrypt
+        out_path = os.path.join(d, OUTPUTS[0])
+
+        def op():
+            modelcrypt.encrypt_file(p["plain"], out_path, key, chunk_size=CHUNK)
+
+        def check(r):
+            return os.path.getsize(out_path) >= size
+    elif case == "decrypt_file":
+        import modelcrypt
+        out_path = os.path.join(d, OUTPUTS[1])
+
+        def op():
+            modelcrypt.decrypt_file(p["mcx"], out_path, key)
+
+        def check(r):
+            with open(out_path, "rb") as f:
+                return os.path.getsize(out_path) == size and f.read(4096) == head
+    elif case == "load_checkpoint":
+        import modelcrypt
+
+        def op():
+            return modelcrypt.load_checkpoint(p["ckpt"], key)
+
+        def check(r):
+            return len(r) == CKPT_TENSORS and sum(a.nbytes for a in r.values()) == ckpt_size
+    elif case in ("mindspore_load_checkpoint", "mindspore_load_checkpoint_plain"):
+        import mindspore
+        extra["mindspore_version"] = mindspore.__version__
+        if case == "mindspore_load_checkpoint":
+            path, kw = p["ms_enc"], {"dec_key": key16, "dec_mode": "AES-GCM"}
+        else:
+            path, kw = p["ms_plain"], {}
+
+        def op():
+            return mindspore.load_checkpoint(path, **kw)
+
+        def check(r):
+            return len(r) == CKPT_TENSORS and sum(v.asnumpy().nbytes for v in r.values()) == ckpt_size
+    elif case == "mindspore_setup":
+        mindspore_setup(p, key16, ckpt_size)
+        print(RESULT_MARK + json.dumps({"ok": True}), flush=True)
+        return
+    else:
+        raise SystemExit(f"unknown case {case!r}")
+
+    # --- memory the operation will fill: see prefault() (twice the plaintext for the peers that hold
+    # two copies, 64 MiB for the streaming file-to-file cases)
+    if do_prefault:
+        nbytes = size if CASES[case][2] == "size" else ckpt_size
+        mult = {"aesgcm_oneshot": 2, "mindspore_load_checkpoint": 2, "mindspore_load_checkpoint_plain": 2,
+                "encrypt_file": 0, "decrypt_file": 0}.get(case, 1)
+        extra["prefault_seconds"] = prefault(mult * nbytes + 64 * MiB)
+
+    # --- warm page cache: read the inputs once right before the operation (after the imports, so a
+    # slow import cannot give the kernel time to drop them), and record what mincore says about them
+    warm([p[f] for f in CASES[case][1]])
+    extra["page_cache_residency"] = {f: page_cache_residency(p[f]) for f in CASES[case][1]}
+
+    # --- measurement: RSS baseline after imports and setup, peak reset, time only op()
+    gc.collect()
+    gc.disable()
+    before = proc_status()
+    peak_reset = reset_peak_rss()
+    if peak_reset:
+        before = proc_status()
+    t0 = time.perf_counter()
+    result = op()
+    t1 = time.perf_counter()
+    after = proc_status()  # result still referenced: its pages count
+    gc.enable()
+    ok = bool(check(result))
+    del result
+    print(RESULT_MARK + json.dumps({
+        "seconds": t1 - t0,
+        "rss_before": before.get("VmRSS"),
+        "hwm_after": after.get("VmHWM"),
+        "rss_after": after.get("VmRSS"),
+        "rss_anon_delta": after.get("RssAnon", 0) - before.get("RssAnon", 0),
+        "rss_file_delta": after.get("RssFile", 0) - before.get("RssFile", 0),
+        "peak_reset": peak_reset,
+        "result_ok": ok,
+        **extra,
+    }), flush=True)
+
+
+def ckpt_shape(ckpt_size: int) -> tuple[int, ...]:
+    elems = ckpt_size // CKPT_TENSORS // 4
+    return (elems // 1024, 1024) if elems % 1024 == 0 else (elems,)
+
+
+def read_params_raw(path: str, ckpt_size: int):
+    import numpy as np
+    flat = np.fromfile(path, dtype=np.float32)
+    assert flat.nbytes == ckpt_size
+    shape = ckpt_shape(ckpt_size)
+    n = flat.size // CKPT_TENSORS
+    return {f"layer{i:02d}.weight": flat[i * n:(i + 1) * n].reshape(shape) for i in range(CKPT_TENSORS)}
+
+
+def mindspore_setup(p: dict, key16: bytes, ckpt_size: int) -> None:
+    """Runs under the MindSpore python: encrypted and plain MindSpore checkpoints of the same params."""
+    import mindspore
+    params = read_params_raw(p["params_raw"], ckpt_size)
+    plist = [{"name": k, "data": mindspore.Tensor(v)} for k, v in params.items()]
+    mindspore.save_checkpoint(plist, p["ms_enc"], enc_key=key16, enc_mode="AES-GCM")
+    mindspore.save_checkpoint(plist, p["ms_plain"])
+
+
+# ----------------------------------------------------------------------------------------------------
+# parent: data, runs, report
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def create_data(d: str, size: int, ckpt_size: int, needed: set[str], ms_python: str | None) -> dict:
+    """Create the files the selected cases need (reusing them if a matching manifest says they exist)."""
+    p = {k: os.path.join(d, v) for k, v in FILES.items()}
+    manifest = {"version": 1, "size": size, "ckpt_size": ckpt_size, "seed": SEED, "files": {}}
+    try:
+        with open(p["manifest"]) as f:
+            old = json.load(f)
+        if all(old.get(k) == manifest[k] for k in ("version", "size", "ckpt_size", "seed")) and \
+                os.path.exists(p["key"]):
+            manifest["files"] = {k: v for k, v in old.get("files", {}).items()
+                                 if os.path.exists(p[k]) and os.path.getsize(p[k]) == v}
+    except (OSError, ValueError):
+        pass
+    created: list[str] = []
+    timings: dict[str, float] = {}
+
+    def done(name: str, t0: float) -> None:
+        fsync_path(p[name])
+        manifest["files"][name] = os.path.getsize(p[name])
+        timings[name] = time.perf_counter() - t0
+        created.append(name)
+        with open(p["manifest"], "w") as f:
+            json.dump(manifest, f)
+
+    if not manifest["files"] or not os.path.exists(p["key"]):
+        manifest["files"] = {}
+        with open(p["key"], "wb") as f:
+            f.write(os.urandom(32))
+    with open(p["key"], "rb") as f:
+        key = f.read()
+
+    if ({"plain", "mcx", "gcm"} & needed) and "plain" not in manifest["files"]:
+        import numpy as np
+        log(f"creating {fmt_bytes(size)} of random plaintext")
+        t0 = time.perf_counter()
+        rng = np.random.default_rng(SEED)
+        with open(p["plain"], "wb") as f:
+            left = size
+            while left:
+                n = min(GEN_PIECE, left)
+                f.write(rng.bytes(n))
+                left -= n
+        done("plain", t0)
+    if "mcx" in needed and "mcx" not in manifest["files"]:
+        import modelcrypt
+        log("encrypting it with modelcrypt (1 MiB chunks)")
+        t0 = time.perf_counter()
+        modelcrypt.encrypt_file(p["plain"], p["mcx"], key, chunk_size=CHUNK)
+        done("mcx", t0)
+    if "gcm" in needed and "gcm" not in manifest["files"]:
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+        log("encrypting it with cryptography (nonce || ciphertext || tag)")
+        t0 = time.perf_counter()
+        nonce = os.urandom(NONCE_LEN)
+        enc = Cipher(algorithms.AES(key), modes.GCM(nonce)).encryptor()
+        inbuf = memoryview(bytearray(16 * MiB))
+        outbuf = memoryview(bytearray(16 * MiB + 15))
+        with open(p["plain"], "rb", buffering=0) as src, open(p["gcm"], "wb") as dst:
+            dst.write(nonce)
+            while True:
+                n = src.readinto(inbuf)
+                if not n:
+                    break
+                m = enc.update_into(inbuf[:n], outbuf)
+                dst.write(outbuf[:m])
+            enc.finalize()
+            dst.write(enc.tag)
+        done("gcm", t0)
+    if ({"ckpt", "params_raw"} & needed) and "params_raw" not in manifest["files"]:
+        import numpy as np
+        log(f"creating {fmt_bytes(ckpt_size)} of checkpoint parameters ({CKPT_TENSORS} float32 tensors "
+            f"of shape {ckpt_shape(ckpt_size)})")
+        t0 = time.perf_counter()
+        rng = np.random.default_rng(SEED + 1)
+        n = ckpt_size // CKPT_TENSORS // 4
+        with open(p["params_raw"], "wb") as f:
+            for _ in range(CKPT_TENSORS):
+                a = rng.random(n, dtype=np.float32)
+                a -= 0.5
+                a.tofile(f)
+        done("params_raw", t0)
+    if "ckpt" in needed and "ckpt" not in manifest["files"]:
+        import modelcrypt
+        log("saving them with modelcrypt.save_checkpoint (encrypted)")
+        t0 = time.perf_counter()
+        modelcrypt.save_checkpoint(read_params_raw(p["params_raw"], ckpt_size), p["ckpt"], key)
+        done("ckpt", t0)
+    if ({"ms_enc", "ms_plain"} & needed) and not {"ms_enc", "ms_plain"} <= set(manifest["files"]):
+        log(f"saving them with MindSpore ({ms_python}): encrypted (AES-GCM) and plain")
+        t0 = time.perf_counter()
+        r = subprocess.run([ms_python, os.path.abspath(__file__), "--child", "mindspore_setup", "--dir", d,
+                            "--size", str(size), "--checkpoint-size", str(ckpt_size)],
+                           capture_output=True, text=True, timeout=1800)
+        if r.returncode != 0 or RESULT_MARK not in r.stdout:
+            raise RuntimeError(f"MindSpore setup failed (exit {r.returncode}):\n{r.stderr[-3000:]}")
+        done("ms_enc", t0)
+        done("ms_plain", time.perf_counter())  # one subprocess wrote both: its time is under ms_enc
+    return {"created": created, "seconds": timings,
+            "files": {k: manifest["files"].get(k) for k in needed if k in manifest["files"]}}
+
+
+def run_child(python: str, case: str, d: str, size: int, ckpt_size: int, timeout: float,
+              do_prefault: bool) -> dict:
+    cmd = [python, os.path.abspath(__file__), "--child", case, "--dir", d, "--size", str(size),
+           "--checkpoint-size", str(ckpt_size)] + ([] if do_prefault else ["--no-prefault"])
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    for line in r.stdout.splitlines():
+        if line.startswith(RESULT_MARK):
+            return json.loads(line[len(RESULT_MARK):])
+    tail = (r.stderr.strip().splitlines() or ["(no output)"])[-1]
+    return {"error": f"exit {r.returncode}: {tail}"}
+
+
+def machine_description(d: str) -> dict:
+    def first(path: str, pattern: str) -> str | None:
+        try:
+            with open(path) as f:
+                for line in f:
+                    m = re.match(pattern, line)
+                    if m:
+                        return m.group(1).strip()
+        except OSError:
+            pass
+        return None
+
+    def read(path: str) -> str | None:
+        try:
+            with open(path) as f:
+                return f.read().strip()
+        except OSError:
+            return None
+
+    def cmd(*args: str) -> str | None:
+        try:
+            return subprocess.run(args, capture_output=True, text=True, timeout=30).stdout.strip() or None
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    info: dict = {
+        "cpu_model": first("/proc/cpuinfo", r"model name\s*:\s*(.*)"),
+        "cpu_flags_aes_vaes_avx512": None,
+        "cores_online": os.cpu_count(),
+        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "memory_total": None,
+        "kernel": platform.release(),
+        "thp_enabled": read("/sys/kernel/mm/transparent_hugepage/enabled"),
+        "thp_defrag": read("/sys/kernel/mm/transparent_hugepage/defrag"),
+        "python": sys.version.split()[0],
+        "python_executable": sys.executable,
+    }
+    flags = (first("/proc/cpuinfo", r"flags\s*:\s*(.*)") or "").split()
+    info["cpu_flags_aes_vaes_avx512"] = " ".join(f for f in ("aes", "vaes", "vpclmulqdq", "avx2", "avx512f")
+                                                 if f in flags)
+    mem = first("/proc/meminfo", r"MemTotal:\s*(\d+) kB")
+    if mem:
+        info["memory_total"] = fmt_bytes(int(mem) * 1024)
+    # filesystem holding the data directory (tmpfs would not be "on disk")
+    best = ("", "?", "?")
+    try:
+        real = os.path.realpath(d)
+        with open("/proc/mounts") as f:
+            for line in f:
+                dev, mnt, fstype = line.split()[:3]
+                mnt = mnt.replace("\\040", " ")
+                if (real == mnt or real.startswith(mnt.rstrip("/") + "/")) and len(mnt) > len(best[0]):
+                    best = (mnt, fstype, dev)
+    except OSError:
+        pass
+    info["data_dir"] = d
+    info["data_dir_filesystem"] = f"{best[1]} ({best[2]} on {best[0]})"
+    # versions
+    try:
+        import modelcrypt
+        info["modelcrypt"] = getattr(modelcrypt, "__version__", "?")
+        core = getattr(modelcrypt, "_core", None)
+        v = None
+        for attr in ("openssl_version", "OPENSSL_VERSION"):
+            v = getattr(core, attr, None) or getattr(modelcrypt, attr, None)
+            if callable(v):
+                v = v()
+            if v:
+                break
+        if v:
+            info["openssl"] = f"{v} (reported by modelcrypt)"
+        else:
+            found = None
+            try:
+                with open(core.__file__, "rb") as f:
+                    blob = f.read()
+                m = re.search(rb"OpenSSL (\d+\.\d+\.\d+[a-z]?)", blob) or \
+                    re.search(rb"\x00(3\.\d+\.\d+)\x00", blob)
+                found = m.group(1).decode() if m else None
+            except (OSError, AttributeError):
+                pass
+            sys_v = cmd("openssl", "version")
+            info["openssl"] = (f"{found} (version string in modelcrypt's statically linked _core); "
+                               if found else "") + f"system: {sys_v or 'unknown'}"
+    except Exception as e:  # noqa: BLE001 - description only
+        info["modelcrypt"] = f"not importable: {e}"
+        info["openssl"] = f"system: {cmd('openssl', 'version') or 'unknown'}"
+    for mod in ("numpy", "cryptography"):
+        try:
+            info[mod] = __import__(mod).__version__
+        except Exception:  # noqa: BLE001
+            info[mod] = None
+    return info
+
+
+def loadavg() -> str | None:
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return None
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="cases: " + ", ".join(CASES))
+    ap.add_argument("--size", type=parse_size, default=GiB, help="plaintext size (default 1GiB)")
+    ap.add_argument("--checkpoint-size", type=parse_size, default=512 * MiB,
+                    help="checkpoint parameter bytes (default 512MiB, 64 float32 tensors)")
+    ap.add_argument("--json", metavar="OUT", help="also write everything to this JSON file")
+    ap.add_argument("--repeat", type=int, default=3, help="repetitions per case, median reported (default 3)")
+    ap.add_argument("--dir", help="data directory (default: a new temporary directory on disk)")
+    ap.add_argument("--mindspore-python", metavar="PATH",
+                    help="python of a MindSpore environment: adds the MindSpore load_checkpoint cases")
+    ap.add_argument("--cases", help="comma-separated subset of the cases (default: all; MindSpore ones need "
+                                    "--mindspore-python)")
+    ap.add_argument("--keep", action="store_true", help="keep the data (a later run with --dir reuses it)")
+    ap.add_argument("--timeout", type=float, default=900, help="seconds per child (default 900)")
+    ap.add_argument("--no-prefault", action="store_true",
+                    help="don't touch and free the memory an operation will need right before it (see README)")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args.child:
+        child_main(args.child, args.dir, args.size, args.checkpoint_size, not args.no_prefault)
+        return 0
+    if args.repeat < 1:
+        ap.error("--repeat must be >= 1")
+    if args.checkpoint_size % (CKPT_TENSORS * 4):
+        ap.error(f"--checkpoint-size must be a multiple of {CKPT_TENSORS * 4}")
+
+    if args.cases:
+        cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+        unknown = [c for c in cases if c not in CASES]
+        if unknown:
+            ap.error(f"unknown case(s) {', '.join(unknown)}; known: {', '.join(CASES)}")
+    else:
+        cases = DEFAULT_CASES + (MINDSPORE_CASES if args.mindspore_python else [])
+    if any(c in MINDSPORE_CASES for c in cases) and not args.mindspore_python:
+        ap.error("the MindSpore cases need --mindspore-python PATH")
+
+    ms_python = args.mindspore_python
+    if ms_python:
+        r = subprocess.run([ms_python, "-c", "import mindspore, sys; print(mindspore.__version__)"],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            log(f"MindSpore not usable with {ms_python} ({(r.stderr.strip().splitlines() or ['?'])[-1]}); "
+                "skipping the MindSpore cases")
+            cases = [c for c in cases if c not in MINDSPORE_CASES]
+            ms_python = None
+        else:
+            ms_version = r.stdout.strip().splitlines()[-1]
+            log(f"MindSpore {ms_version} at {ms_python}")
+
+    needed = {f for c in cases for f in CASES[c][1]}
+    if "ckpt" in needed or {"ms_enc", "ms_plain"} & needed:
+        needed.add("params_raw")
+    if "mcx" in needed or "gcm" in needed:
+        needed.add("plain")  # source of the encrypted files, and of the children's 4 KiB result check
+
+    own_dir = args.dir is None
+    d = tempfile.mkdtemp(prefix="modelcrypt-bench-") if own_dir else os.path.abspath(args.dir)
+    os.makedirs(d, exist_ok=True)
+    need_bytes = (args.size * sum(1 for f in ("plain", "mcx", "gcm") if f in needed)
+                  + args.checkpoint_size * (("params_raw" in needed) + ("ckpt" in needed)
+                                            + 2 * bool({"ms_enc", "ms_plain"} & needed))
+                  + args.size * (("encrypt_file" in cases) or ("decrypt_file" in cases)))
+    free = shutil.disk_usage(d).free
+    if need_bytes * 1.05 > free:
+        log(f"not enough space in {d}: need about {fmt_bytes(need_bytes)}, {fmt_bytes(free)} free")
+        if own_dir:
+            shutil.rmtree(d, ignore_errors=True)
+        return 2
+
+    started = time.perf_counter()
+    report: dict = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+                    "argv": sys.argv[1:], "size": args.size, "checkpoint_size": args.checkpoint_size,
+                    "repeat": args.repeat, "chunk_size": CHUNK, "prefault": not args.no_prefault,
+                    "loadavg_start": loadavg()}
+    created_files: list[str] = []
+    try:
+        log(f"data directory {d}")
+        setup = create_data(d, args.size, args.checkpoint_size, needed, ms_python)
+        created_files = setup["created"]
+        report["setup"] = setup
+        report["machine"] = machine_description(d)
+        if ms_python:
+            report["machine"]["mindspore"] = ms_version
+            report["machine"]["mindspore_python"] = ms_python
+
+        # Round-robin over the cases, one repetition at a time, so slow drift (other work on the
+        # machine) spreads over all cases instead of hitting one.
+        raw: dict[str, list[dict]] = {c: [] for c in cases}
+        resid: dict[str, float] = {}
+        for rep in range(args.repeat):
+            for c in cases:
+                python = ms_python if c in MINDSPORE_CASES else sys.executable
+                res = run_child(python, c, d, args.size, args.checkpoint_size, args.timeout, not args.no_prefault)
+                for out in OUTPUTS:
+                    try:
+                        os.unlink(os.path.join(d, out))
+                    except FileNotFoundError:
+                        pass
+                raw[c].append(res)
+                for f, v in (res.get("page_cache_residency") or {}).items():
+                    if v is not None:
+                        resid[f] = min(resid.get(f, 1.0), v)
+                shown = f"{res['seconds']:.3f} s" if "seconds" in res else res.get("error")
+                log(f"rep {rep + 1}/{args.repeat} {c}: {shown}")
+        report["page_cache_residency_min"] = resid
+
+        results: dict[str, dict] = {}
+        for c in cases:
+            nbytes = args.size if CASES[c][2] == "size" else args.checkpoint_size
+            good = [r for r in raw[c] if "seconds" in r]
+            entry: dict = {"description": CASES[c][0], "bytes": nbytes, "runs": raw[c]}
+            if good:
+                secs = [r["seconds"] for r in good]
+                med = statistics.median(secs)
+                extras = [r["hwm_after"] - r["rss_before"] for r in good
+                          if r.get("hwm_after") is not None and r.get("rss_before") is not None]
+                entry.update({
+                    "seconds_median": med, "seconds_min": min(secs), "seconds_max": max(secs),
+                    "gbps": nbytes / med / 1e9,
+                    "extra_rss_bytes": statistics.median(extras) if extras else None,
+                    "extra_rss_x_size": statistics.median(extras) / nbytes if extras else None,
+                    "result_ok": all(r.get("result_ok") for r in good),
+                })
+                if c == "aesgcm_oneshot":
+                    entry["read_seconds_median"] = statistics.median(r.get("read_seconds", 0) for r in good)
+            errs = [r["error"] for r in raw[c] if "error" in r]
+            if errs:
+                entry["errors"] = errs
+            results[c] = entry
+        load_gbps = results.get("load", {}).get("gbps")
+        for c, e in results.items():
+            e["x_load"] = e["gbps"] / load_gbps if load_gbps and e.get("gbps") else None
+        report["results"] = results
+        report["checks"] = make_checks(results, report["machine"].get("cores_usable"))
+        report["loadavg_end"] = loadavg()
+        report["harness_seconds"] = time.perf_counter() - started
+
+        print_report(report)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(report, f, indent=2)
+                f.write("\n")
+            log(f"wrote {args.json}")
+    finally:
+        if args.keep:
+            log(f"kept the data in {d}")
+        elif own_dir:
+            shutil.rmtree(d, ignore_errors=True)
+        else:  # a given --dir: remove only what this run created (and the manifest if nothing is left)
+            for name in created_files:
+                try:
+                    os.unlink(os.path.join(d, FILES[name]))
+                except FileNotFoundError:
+                    pass
+            for out in OUTPUTS:
+                try:
+                    os.unlink(os.path.join(d, out))
+                except FileNotFoundError:
+                    pass
+            if not any(os.path.exists(os.path.join(d, FILES[k])) for k in FILES
+                       if k not in ("manifest", "key")):
+                for k in ("manifest", "key"):
+                    try:
+                        os.unlink(os.path.join(d, FILES[k]))
+                    except FileNotFoundError:
+                        pass
+    return 0
+
+
+def make_checks(results: dict, cores) -> list[dict]:
+    def gbps(c):
+        return results.get(c, {}).get("gbps")
+
+    def ratio(a, b):
+        ga, gb = gbps(a), gbps(b)
+        return ga / gb if ga and gb else None
+
+    def rss(c):
+        return results.get(c, {}).get("extra_rss_bytes")
+
+    checks = []
+
+    def add(name, value, target, kind, unit="x", note=""):
+        if value is None:
+            status = "n/a"
+        elif kind == ">=":
+            status = "PASS" if value >= target else "FAIL"
+        else:
+            status = "PASS" if value <= target else "FAIL"
+        checks.append({"check": name, "value": value, "target": f"{kind} {target}{unit}", "status": status,
+                       "note": note})
+
+    add("load vs cryptography streaming", ratio("load", "aesgcm_stream"), 4.0, ">=")
+    add("load vs plaintext readinto", ratio("load", "readinto"), 3.0, ">=")
+    add(f"load ({cores} threads, default) vs load threads=1", ratio("load", "load_threads1"), 1.7, ">=",
+        note="" if cores == 2 else f"the target is for 2 threads; this machine has {cores} usable cores")
+    add("encrypt_file vs load", ratio("encrypt_file", "load"), 0.8, ">=")
+    for c in ("encrypt_file", "decrypt_file"):
+        v = rss(c)
+        add(f"{c} peak extra RSS (MiB)", v / MiB if v is not None else None, 64, "<=", unit=" MiB")
+    add("load peak extra RSS (x size)", results.get("load", {}).get("extra_rss_x_size"), 1.05, "<=")
+    add("load_checkpoint vs MindSpore encrypted load_checkpoint",
+        ratio("load_checkpoint", "mindspore_load_checkpoint"), 8.0, ">=",
+        note="" if gbps("mindspore_load_checkpoint") else "not measured (no --mindspore-python)")
+    return checks
+
+
+def print_report(rep: dict) -> None:
+    res = rep["results"]
+    print()
+    print(f"modelcrypt benchmark  size {fmt_bytes(rep['size'])} ({rep['size']} bytes), checkpoint "
+          f"{fmt_bytes(rep['checkpoint_size'])}, chunk {fmt_bytes(rep['chunk_size'])}, median of {rep['repeat']}")
+    print(f"warm page cache, {'memory prefaulted' if rep['prefault'] else 'no prefault'}, GB = 10^9 bytes, "
+          f"x load = speed relative to load, extra RSS = peak growth during the operation")
+    print()
+    hdr = f"{'case':33} {'GB/s':>7} {'x load':>7} {'extra RSS x size':>17} {'extra RSS':>11} {'median s':>9} {'min-max s':>13}  ok"
+    print(hdr)
+    print("-" * len(hdr))
+    for c, e in res.items():
+        if "gbps" not in e:
+            print(f"{c:33} {'error: ' + '; '.join(e.get('errors', ['?']))[:90]}")
+            continue
+        xl = f"{e['x_load']:.2f}" if e.get("x_load") is not None else "-"
+        xr = f"{e['extra_rss_x_size']:.3f}" if e.get("extra_rss_x_size") is not None else "-"
+        mb = f"{e['extra_rss_bytes'] / MiB:.1f} MiB" if e.get("extra_rss_bytes") is not None else "-"
+        mm = f"{e['seconds_min']:.2f}-{e['seconds_max']:.2f}"
+        ok = "yes" if e.get("result_ok") else "NO"
+        if e.get("errors"):
+            ok += f" ({len(e['errors'])} failed)"
+        print(f"{c:33} {e['gbps']:7.3f} {xl:>7} {xr:>17} {mb:>11} {e['seconds_median']:9.3f} {mm:>13}  {ok}")
+    if "aesgcm_oneshot" in res and res["aesgcm_oneshot"].get("read_seconds_median") is not None:
+        print(f"  (aesgcm_oneshot: {res['aesgcm_oneshot']['read_seconds_median']:.3f} s of it is f.read())")
+    if any(c.startswith("mindspore") or c == "load_checkpoint" for c in res):
+        print(f"  (checkpoint cases: GB/s over the {fmt_bytes(rep['checkpoint_size'])} of parameters, "
+              f"extra RSS x that size)")
+    print()
+    print("targets (issue 7)")
+    for ch in rep["checks"]:
+        v = ch["value"]
+        vs = "-" if v is None else (f"{v:.2f}x" if ch["target"].endswith("x") else f"{v:.1f} MiB")
+        note = f"  [{ch['note']}]" if ch.get("note") else ""
+        print(f"  {ch['status']:4}  {ch['check']:58} {vs:>10}  (target {ch['target']}){note}")
+    print()
+    m = rep["machine"]
+    print("machine")
+    for k in ("cpu_model", "cpu_flags_aes_vaes_avx512", "cores_online", "cores_usable", "memory_total", "kernel",
+              "thp_enabled", "thp_defrag", "openssl", "python", "modelcrypt", "numpy", "cryptography",
+              "mindspore", "data_dir_filesystem"):
+        if m.get(k) is not None:
+            print(f"  {k:26} {m[k]}")
+    resid = rep.get("page_cache_residency_min") or {}
+    if resid:
+        print(f"  {'page cache residency':26} " + ", ".join(f"{k} {v * 100:.0f}%" for k, v in resid.items())
+              + " (lowest seen right before an operation, mincore)")
+    print(f"  {'load average':26} {rep.get('loadavg_start')} at start, {rep.get('loadavg_end')} at end")
+    print(f"  {'harness time':26} {rep['harness_seconds']:.0f} s (setup {sum(rep['setup']['seconds'].values()):.0f} s)")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
