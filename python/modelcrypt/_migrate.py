@@ -8,13 +8,13 @@ v1 file (temporary file beside the destination, fsync, rename). No plaintext eve
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
 from typing import Any, Callable, Optional, Union
 
+from ._tree import excluded as _excluded, same_or_inside as _same_or_inside, walk as _walk
 from . import _core, _metadata
 from ._api import (
     DEFAULT_CHUNK_SIZE,
@@ -170,31 +170,7 @@ def _migrate_one(src: str, dst: str, old_key: Any, new_key: Any, mode: Any, meta
         buf.close()  # wipes the plaintext
 
 
-def _same_or_inside(path: str, parent: str) -> bool:
-    path, parent = os.path.realpath(path), os.path.realpath(parent)
-    return path == parent or path.startswith(parent.rstrip(os.sep) + os.sep)
 
-
-def _walk(root: str, rel: str = ""):
-    """(kind, relative path) under root, links not followed: 'dir', 'file', 'symlink' or 'other'."""
-    with os.scandir(os.path.join(root, rel) if rel else root) as it:
-        entries = sorted(it, key=lambda e: e.name)
-    for entry in entries:
-        r = f"{rel}/{entry.name}" if rel else entry.name
-        if entry.is_symlink():
-            yield "symlink", r
-        elif entry.is_dir(follow_symlinks=False):
-            yield "dir", r
-            yield from _walk(root, r)
-        elif entry.is_file(follow_symlinks=False):
-            yield "file", r
-        else:
-            yield "other", r
-
-
-def _excluded(rel: str, patterns: list[str]) -> bool:
-    name = rel.rsplit("/", 1)[-1]
-    return any(fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
 def _plan_tree(src: str, old_mode: Any, keep_names: bool, exclude: list[str],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import json
 import os
 import re
@@ -13,6 +12,7 @@ import tempfile
 import warnings
 from typing import Callable
 
+from ._tree import excluded as _excluded, same_or_inside as _same_or_inside, walk as _walk
 from . import __version__, _native
 from ._api import decrypt_file, encrypt_file, generate_key, inspect, verify
 from .exceptions import ModelCryptError
@@ -126,10 +126,6 @@ class _Progress:
             self.bar.close()
 
 
-def _same_or_inside(path: str, parent: str) -> bool:
-    path, parent = os.path.realpath(path), os.path.realpath(parent)
-    return path == parent or path.startswith(parent.rstrip(os.sep) + os.sep)
-
 
 def _check_destination(args: argparse.Namespace, src: str, dst: str) -> None:
     if _same_or_inside(dst, src) and (os.path.isdir(src) or os.path.realpath(dst) == os.path.realpath(src)):
@@ -146,26 +142,6 @@ def _data_error(path: str, exc: ModelCryptError) -> CommandError:
     return CommandError(EXIT_DATA, f"{path}: {exc}")
 
 
-def _walk(src: str, rel: str = ""):
-    """Yields (kind, relative path) under src without following links: 'dir', 'file' or 'other'."""
-    with os.scandir(os.path.join(src, rel) if rel else src) as it:
-        entries = sorted(it, key=lambda e: e.name)
-    for entry in entries:
-        r = f"{rel}/{entry.name}" if rel else entry.name
-        if entry.is_symlink():
-            yield "symlink", r
-        elif entry.is_dir(follow_symlinks=False):
-            yield "dir", r
-            yield from _walk(src, r)
-        elif entry.is_file(follow_symlinks=False):
-            yield "file", r
-        else:
-            yield "other", r
-
-
-def _excluded(rel: str, patterns: list[str]) -> bool:
-    name = rel.rsplit("/", 1)[-1]
-    return any(fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
 def _mirror(args: argparse.Namespace, src: str, dst: str, convert: Callable, dir_mode: int, verb: str) -> int:
