@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from typing import Any, Callable, Optional, Union
 
+from ._tree import install_tree
 from ._tree import excluded as _excluded, same_or_inside as _same_or_inside, walk as _walk
 from . import _core, _metadata
 from ._api import (
@@ -300,13 +301,7 @@ def migrate(
                 continue
             _migrate_one(os.path.join(source, rel), os.path.join(tmp, out), old_key, new_key, mode, meta, threads_n)
             written.append(os.path.join(target, out))
-        if os.path.lexists(target):  # overwrite: swap only now that the new tree is complete
-            old = tempfile.mkdtemp(prefix=f".{base}.mcold-", dir=parent)
-            os.rename(target, os.path.join(old, "x"))
-            os.rename(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, target)
+        install_tree(tmp, target)  # with overwrite, the old tree goes only now
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import shutil
+import tempfile
 
 
 def same_or_inside(path: str, parent: str) -> bool:
@@ -33,3 +35,16 @@ def excluded(rel: str, patterns: list[str]) -> bool:
     """Does a relative path (or its bare file name) match one of the fnmatch patterns?"""
     name = rel.rsplit("/", 1)[-1]
     return any(fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def install_tree(tmp: str, dst: str) -> None:
+    """Moves the completed tree `tmp` to `dst`. An existing `dst` is replaced only now, when the new
+    tree is complete: it is renamed aside, the new tree renamed in, and the old one removed."""
+    if os.path.lexists(dst):
+        parent = os.path.dirname(os.path.abspath(dst))
+        old = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(dst))}.mcold-", dir=parent)
+        os.rename(dst, os.path.join(old, "x"))
+        os.rename(tmp, dst)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, dst)

@@ -12,6 +12,7 @@ import tempfile
 import warnings
 from typing import Callable
 
+from ._tree import install_tree
 from ._tree import excluded as _excluded, same_or_inside as _same_or_inside, walk as _walk
 from . import __version__, _native
 from ._api import decrypt_file, encrypt_file, generate_key, inspect, verify
@@ -175,13 +176,7 @@ def _mirror(args: argparse.Namespace, src: str, dst: str, convert: Callable, dir
                 raise _data_error(path, exc) from None
             progress.file_done(os.lstat(path).st_size)
             count += 1
-        if os.path.lexists(dst):  # --force: swap only now that the new tree is complete
-            old = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(dst))}.mcold-", dir=parent)
-            os.rename(dst, os.path.join(old, "x"))
-            os.rename(tmp, dst)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, dst)
+        install_tree(tmp, dst)  # with --force, the old tree goes only now
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
