@@ -269,24 +269,26 @@ PYBIND11_MODULE(_core, m) {
   }, py::arg("data"), py::arg("key"), py::arg("mode"), py::arg("chunk_size"), py::arg("metadata"), py::arg("threads"));
 
   m.def("encrypt_file", [](const py::bytes& src, const py::bytes& dst, const py::handle& key, const std::string& mode,
-                           uint32_t chunk_size, const py::bytes& metadata, unsigned threads, const py::object& progress) {
+                           uint32_t chunk_size, const py::bytes& metadata, unsigned threads, const py::object& progress,
+                           bool durable) {
     const std::string s = to_path(src), d = to_path(dst), md = metadata;
     const SecretBytes k = copy_key(key);
-    const EncryptOptions options = encrypt_options(chunk_size, md, threads, python_progress(progress));
+    EncryptOptions options = encrypt_options(chunk_size, md, threads, python_progress(progress));
+    options.durable = durable;
     py::gil_scoped_release nogil;
     encrypt_file(s, d, view_of(k), mode, options);
   }, py::arg("src"), py::arg("dst"), py::arg("key"), py::arg("mode"), py::arg("chunk_size"), py::arg("metadata"),
-     py::arg("threads"), py::arg("progress") = py::none());
+     py::arg("threads"), py::arg("progress") = py::none(), py::arg("durable") = true);
 
   m.def("decrypt_file", [](const py::bytes& src, const py::bytes& dst, const py::handle& key, const std::string& mode,
-                           unsigned threads, const py::object& progress) {
+                           unsigned threads, const py::object& progress, bool durable) {
     const std::string s = to_path(src), d = to_path(dst);
     const SecretBytes k = copy_key(key);
     const Progress hook = python_progress(progress);
     py::gil_scoped_release nogil;
-    return decrypt_file(s, d, view_of(k), mode, threads, hook);
+    return decrypt_file(s, d, view_of(k), mode, threads, hook, durable);
   }, py::arg("src"), py::arg("dst"), py::arg("key"), py::arg("mode"), py::arg("threads"),
-     py::arg("progress") = py::none());
+     py::arg("progress") = py::none(), py::arg("durable") = true);
 
   m.def("verify_file", [](const py::bytes& path, const py::handle& key, const std::string& mode, unsigned threads,
                           const py::object& progress) {

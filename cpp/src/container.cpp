@@ -7,6 +7,8 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <system_error>
+#include <thread>
 
 #include "errors.hpp"
 #include "file_io.hpp"
@@ -99,6 +101,47 @@ struct Batch {
 uint64_t batch_chunks(const Header& h) {
   const uint64_t per = std::max<uint64_t>(1, kBatchBytes / (uint64_t{h.chunk_size} + kTagSize));
   return std::min(per, kMaxBatchChunks);
+}
+
+// Runs a file->file job as a two-slot pipeline over `batches` batches: while the chunk workers
+// process batch b (in slot b % 2), one I/O thread first stores batch b-1 and then loads batch b+1
+// into the slot b-1 occupied. Reading, crypto and writing overlap; memory stays at two batches.
+// `done(b)` runs on the calling thread after batch b has been stored (progress, cancellation).
+// On any error the I/O thread is joined before the error propagates, and no batch whose
+// processing failed is ever stored.
+void run_pipeline(uint64_t batches, const std::function<void(uint64_t)>& load,
+                  const std::function<void(uint64_t)>& process, const std::function<void(uint64_t)>& store,
+                  const std::function<void(uint64_t)>& done) {
+  if (batches == 0) return;
+  load(0);
+  for (uint64_t b = 0; b < batches; ++b) {
+    std::exception_ptr io_error;
+    auto io = [&, b]() {
+      try {
+        if (b > 0) store(b - 1);
+        if (b + 1 < batches) load(b + 1);
+      } catch (...) {
+        io_error = std::current_exception();
+      }
+    };
+    std::thread io_thread;
+    try {
+      io_thread = std::thread(io);
+    } catch (const std::system_error&) {
+      io();  // no thread to spare: do the I/O first, then the crypto
+    }
+    try {
+      process(b);
+    } catch (...) {
+      if (io_thread.joinable()) io_thread.join();
+      throw;
+    }
+    if (io_thread.joinable()) io_thread.join();
+    if (io_error) std::rethrow_exception(io_error);
+    if (b > 0 && done) done(b - 1);
+  }
+  store(batches - 1);
+  if (done) done(batches - 1);
 }
 
 }  // namespace
@@ -357,8 +400,9 @@ class PartsSource final : public PlaintextSource {
   uint64_t total_ = 0;
 };
 
-// The streaming writer: batches of plaintext are read into their slots (leaving room for each
-// chunk's tag), encrypted in place in parallel, and written; memory stays at one batch.
+// The streaming writer: each batch of plaintext is read into its slots (leaving room for each
+// chunk's tag), sealed in place in parallel, and written, with reading and writing overlapped with
+// the sealing (run_pipeline); memory stays at two batches.
 void encrypt_stream(PlaintextSource& source, const std::string& dst, ByteView key, const std::string& mode,
                     const EncryptOptions& options) {
   check_mode(mode);
@@ -368,23 +412,45 @@ void encrypt_stream(PlaintextSource& source, const std::string& dst, ByteView ke
   const Header& h = nh.header;
   const uint64_t stride = uint64_t{h.chunk_size} + kTagSize;
   const uint64_t per_batch = std::min(batch_chunks(h), h.chunk_count());
-  SecureBuffer buf = SecureBuffer::allocate(checked_size(per_batch * stride));  // holds plaintext: wiped on release
+  const uint64_t batches = (h.chunk_count() + per_batch - 1) / per_batch;
+  SecureBuffer slots[2];  // hold plaintext: wiped on release
+  slots[0] = SecureBuffer::allocate(checked_size(per_batch * stride));
+  if (batches > 1) slots[1] = SecureBuffer::allocate(checked_size(per_batch * stride));
   std::vector<struct iovec> iov(per_batch);
+  auto first_of = [&](uint64_t b) { return b * per_batch; };
+  auto count_of = [&](uint64_t b) { return std::min(per_batch, h.chunk_count() - first_of(b)); };
+  auto end_of = [&](uint64_t b) {  // plaintext offset just past batch b
+    const uint64_t last = first_of(b) + count_of(b) - 1;
+    return h.chunk_plaintext_offset(last) + h.chunk_plaintext_size(last);
+  };
 
-  AtomicOutputFile out(dst, 0666);
+  AtomicOutputFile out(dst, 0666, options.durable);
   out.write_all(nh.serialized.data(), nh.serialized.size());
-  for (uint64_t first = 0; first < h.chunk_count(); first += per_batch) {
-    const uint64_t count = std::min(per_batch, h.chunk_count() - first);
-    for (uint64_t j = 0; j < count; ++j) iov[j] = {buf.data() + j * stride, h.chunk_plaintext_size(first + j)};
-    source.read(h.chunk_plaintext_offset(first), iov.data(), static_cast<int>(count));
-    for_each_chunk(count, options.threads, nh.keys.payload_key, [&](crypto::AesGcm& gcm, uint64_t j) {
-      uint8_t* slot = buf.data() + j * stride;
-      seal_chunk(gcm, h, first + j, slot, slot, slot + h.chunk_plaintext_size(first + j));
-    });
-    const uint64_t last = first + count - 1;
-    out.write_all(buf.data(), checked_size((count - 1) * stride + h.chunk_plaintext_size(last) + kTagSize));
-    if (options.progress) options.progress(h.chunk_plaintext_offset(last) + h.chunk_plaintext_size(last));
-  }
+  run_pipeline(
+      batches,
+      [&](uint64_t b) {  // load: plaintext chunks into their slots
+        uint8_t* base = slots[b % 2].data();
+        const uint64_t first = first_of(b), count = count_of(b);
+        for (uint64_t j = 0; j < count; ++j) iov[j] = {base + j * stride, h.chunk_plaintext_size(first + j)};
+        source.read(h.chunk_plaintext_offset(first), iov.data(), static_cast<int>(count));
+      },
+      [&](uint64_t b) {  // process: seal in place
+        uint8_t* base = slots[b % 2].data();
+        const uint64_t first = first_of(b);
+        for_each_chunk(count_of(b), options.threads, nh.keys.payload_key, [&](crypto::AesGcm& gcm, uint64_t j) {
+          uint8_t* slot = base + j * stride;
+          seal_chunk(gcm, h, first + j, slot, slot, slot + h.chunk_plaintext_size(first + j));
+        });
+      },
+      [&](uint64_t b) {  // store: chunks and tags are contiguous
+        const uint64_t count = count_of(b);
+        const uint64_t last = first_of(b) + count - 1;
+        out.write_all(slots[b % 2].data(), checked_size((count - 1) * stride + h.chunk_plaintext_size(last) + kTagSize));
+      },
+      [&](uint64_t b) {
+        if (options.progress) options.progress(end_of(b));
+      });
+  if (batches == 0 && options.progress) options.progress(0);
   source.finish();
   out.commit();
 }
@@ -418,51 +484,71 @@ Decrypted secure_copy(ByteView data) {
 namespace {
 
 // Decrypts a file's payload batch by batch, handing each authenticated batch of plaintext to
-// `out` (when given). Nothing reaches `out` before its chunks have authenticated.
+// `out` (when given), with reading and writing overlapped with the decryption (run_pipeline).
+// Nothing reaches `out` before its chunks have authenticated.
 void stream_decrypt(const InputFile& in, const Header& h, const format::FileKeys& keys, unsigned threads,
                     AtomicOutputFile* out, const Progress& progress) {
   const uint64_t stride = uint64_t{h.chunk_size} + kTagSize;
   const uint64_t per_batch = std::min(batch_chunks(h), h.chunk_count());
-  SecureBuffer buf = SecureBuffer::allocate(checked_size(per_batch * stride));
+  const uint64_t batches = per_batch ? (h.chunk_count() + per_batch - 1) / per_batch : 0;
+  SecureBuffer slots[2];  // hold plaintext: wiped on release
+  if (batches > 0) slots[0] = SecureBuffer::allocate(checked_size(per_batch * stride));
+  if (batches > 1) slots[1] = SecureBuffer::allocate(checked_size(per_batch * stride));
   std::vector<struct iovec> iov(per_batch);
   FailedChunk failed;
-  for (uint64_t first = 0; first < h.chunk_count(); first += per_batch) {
-    const uint64_t count = std::min(per_batch, h.chunk_count() - first);
-    const uint64_t last = first + count - 1;
-    const size_t batch_bytes = checked_size((count - 1) * stride + h.chunk_plaintext_size(last) + kTagSize);
-    in.read_exact_at(buf.data(), batch_bytes, h.chunk_file_offset(first));
-    count_read(batch_bytes);
-    for_each_chunk(count, threads, keys.payload_key, [&](crypto::AesGcm& gcm, uint64_t j) {
-      uint8_t* slot = buf.data() + j * stride;
-      if (!open_chunk(gcm, h, first + j, slot, slot, slot + h.chunk_plaintext_size(first + j))) failed.record(first + j);
-    });
-    if (failed.any()) failed.raise(h);
-    if (out != nullptr) {
-      for (uint64_t j = 0; j < count; ++j) iov[j] = {buf.data() + j * stride, h.chunk_plaintext_size(first + j)};
-      out->writev_all(iov.data(), static_cast<int>(count));
-    }
-    if (progress) progress(h.chunk_plaintext_offset(last) + h.chunk_plaintext_size(last));
-  }
+  auto first_of = [&](uint64_t b) { return b * per_batch; };
+  auto count_of = [&](uint64_t b) { return std::min(per_batch, h.chunk_count() - first_of(b)); };
+  run_pipeline(
+      batches,
+      [&](uint64_t b) {  // load: chunks with their tags
+        const uint64_t first = first_of(b), count = count_of(b);
+        const uint64_t last = first + count - 1;
+        const size_t batch_bytes = checked_size((count - 1) * stride + h.chunk_plaintext_size(last) + kTagSize);
+        in.read_exact_at(slots[b % 2].data(), batch_bytes, h.chunk_file_offset(first));
+        count_read(batch_bytes);
+      },
+      [&](uint64_t b) {  // process: open in place; a bad tag stops here, before the batch is stored
+        uint8_t* base = slots[b % 2].data();
+        const uint64_t first = first_of(b);
+        for_each_chunk(count_of(b), threads, keys.payload_key, [&](crypto::AesGcm& gcm, uint64_t j) {
+          uint8_t* slot = base + j * stride;
+          if (!open_chunk(gcm, h, first + j, slot, slot, slot + h.chunk_plaintext_size(first + j))) failed.record(first + j);
+        });
+        if (failed.any()) failed.raise(h);
+      },
+      [&](uint64_t b) {  // store: the plaintext of each chunk, without the tags
+        if (out == nullptr) return;
+        uint8_t* base = slots[b % 2].data();
+        const uint64_t first = first_of(b), count = count_of(b);
+        for (uint64_t j = 0; j < count; ++j) iov[j] = {base + j * stride, h.chunk_plaintext_size(first + j)};
+        out->writev_all(iov.data(), static_cast<int>(count));
+      },
+      [&](uint64_t b) {
+        if (progress) {
+          const uint64_t last = first_of(b) + count_of(b) - 1;
+          progress(h.chunk_plaintext_offset(last) + h.chunk_plaintext_size(last));
+        }
+      });
 }
 
 }  // namespace
 
 std::string decrypt_file(const std::string& src, const std::string& dst, ByteView key, const std::string& mode_text,
-                         unsigned threads, const Progress& progress) {
+                         unsigned threads, const Progress& progress, bool durable) {
   const legacy::Mode mode = legacy::parse_mode(mode_text);
   format::check_master_key(key);  // every format takes 16, 24 or 32-byte keys: argument errors come first
   const legacy::Format format = sniff_file(src, mode);
   if (format != legacy::Format::modelcrypt) {  // legacy formats are small enough to go through memory
     check_output_path(src, dst);
     const Decrypted d = load_legacy_file(src, format, mode, key);
-    AtomicOutputFile out(dst, 0600);
+    AtomicOutputFile out(dst, 0600, durable);
     out.write_all(d.data(), d.size());
     out.commit();
     return d.insecure;
   }
   OpenedFile f(src, key, "AES-GCM");
   check_output_path(src, dst);
-  AtomicOutputFile out(dst, 0600);  // decrypted weights are the secret: owner-only by default
+  AtomicOutputFile out(dst, 0600, durable);  // decrypted weights are the secret: owner-only by default
   stream_decrypt(f.in, f.parsed.header, f.keys, threads, &out, progress);  // on failure the temp file goes, dst stays
   out.commit();
   return {};

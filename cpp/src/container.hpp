@@ -28,6 +28,7 @@ struct EncryptOptions {
   ByteView metadata;     // authenticated, not encrypted; at most 64 KiB
   unsigned threads = 0;  // 0: all available CPUs
   Progress progress;     // optional
+  bool durable = true;   // file output: fsync before the rename (see AtomicOutputFile)
 };
 
 struct Decrypted {
@@ -104,9 +105,9 @@ Decrypted secure_copy(ByteView data);
 // Legacy formats (MindSpore, PaddleX, Paddle cipher) are read as for load_file; these return the
 // weakness of such a format ("" for modelcrypt files), for the caller to warn about.
 std::string decrypt_file(const std::string& src, const std::string& dst, ByteView key, const std::string& mode,
-                         unsigned threads = 0, const Progress& progress = {});
+                         unsigned threads = 0, const Progress& progress = {}, bool durable = true);
 
-// Authenticates a whole file in bounded memory (<= 16 MiB batches) and writes nothing.
+// Authenticates a whole file in bounded memory (two 16 MiB batches) and writes nothing.
 std::string verify_file(const std::string& path, ByteView key, const std::string& mode, unsigned threads = 0,
                  const Progress& progress = {});
 

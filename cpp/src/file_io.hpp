@@ -37,14 +37,18 @@ class InputFile {
 class AtomicOutputFile {
  public:
   // Creates ".<name>.mctmp-XXXXXXXXXXXX" beside `destination` with permission bits `mode` (umask applies).
-  AtomicOutputFile(const std::string& destination, mode_t mode);
+  // `durable`: commit() flushes the data to the device before the rename (and writeback starts while
+  // writing), so even a power loss leaves either the old or the new file. Without it the rename is
+  // still atomic for other processes and against a crash of this process, but not against a
+  // power loss or kernel crash.
+  AtomicOutputFile(const std::string& destination, mode_t mode, bool durable = true);
   ~AtomicOutputFile();  // not committed: closes and removes the temporary file
   AtomicOutputFile(const AtomicOutputFile&) = delete;
   AtomicOutputFile& operator=(const AtomicOutputFile&) = delete;
 
   void write_all(const void* data, size_t n);
   void writev_all(struct iovec* iov, int iovcnt);  // iov is modified
-  // fsync, rename over the destination, fsync the directory.
+  // fsync (when durable), rename over the destination, fsync the directory (when durable).
   void commit();
 
  private:
@@ -52,6 +56,9 @@ class AtomicOutputFile {
   std::string destination_;
   std::string temp_path_;
   bool committed_ = false;
+  bool durable_ = true;
+  uint64_t written_ = 0;    // bytes written so far
+  uint64_t flushing_ = 0;   // bytes whose writeback has been started
 };
 
 // Refuses (Error(invalid_argument)) a destination that is the source file itself, and

@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 #include <sys/mman.h>
 
+#include <atomic>
 #include <utility>
 
 #include "errors.hpp"
@@ -12,7 +13,10 @@ namespace {
 constexpr size_t kHugePage = size_t{2} << 20;
 constexpr size_t kPage = 4096;
 uint8_t g_empty_byte = 0;  // data() of size-0 buffers: a valid, non-null pointer
+std::atomic<testing::ReleaseObserver> g_release_observer{nullptr};
 }  // namespace
+
+void testing::set_release_observer(ReleaseObserver observer) noexcept { g_release_observer.store(observer); }
 
 SecureBuffer SecureBuffer::allocate(size_t size) {
   SecureBuffer buf;
@@ -74,6 +78,7 @@ void SecureBuffer::wipe() noexcept {
 void SecureBuffer::release() noexcept {
   if (map_ != nullptr) {
     OPENSSL_cleanse(map_, map_size_);
+    if (const testing::ReleaseObserver observe = g_release_observer.load(std::memory_order_acquire)) observe(data_, size_);
     munmap(map_, map_size_);
   }
   data_ = nullptr;

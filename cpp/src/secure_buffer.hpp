@@ -37,3 +37,10 @@ class SecureBuffer {
 };
 
 }  // namespace modelcrypt
+
+// Test hook: called (when set) on every release of a mapped buffer, after its bytes were wiped and
+// before they are unmapped, with the buffer's data() and size(). Process-wide; for tests only.
+namespace modelcrypt::testing {
+using ReleaseObserver = void (*)(const uint8_t* data, size_t size);
+void set_release_observer(ReleaseObserver observer) noexcept;
+}  // namespace modelcrypt::testing

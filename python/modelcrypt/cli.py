@@ -263,7 +263,7 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
     try:
         def convert(path: str, out: str, progress) -> None:
             encrypt_file(path, out, key, chunk_size=args.chunk_size, metadata=metadata or None,
-                         threads=args.threads, progress=progress)
+                         threads=args.threads, progress=progress, durable=not args.no_fsync)
 
         _convert_path(args, src, dst, convert, 0o777, "encrypt")
         generated = None
@@ -281,7 +281,7 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
     key, _ = _resolve_key(args)
     try:
         def convert(path: str, out: str, progress) -> None:
-            decrypt_file(path, out, key, threads=args.threads, progress=progress)
+            decrypt_file(path, out, key, threads=args.threads, progress=progress, durable=not args.no_fsync)
 
         _convert_path(args, src, dst, convert, 0o700, "decrypt")
         return EXIT_OK
@@ -431,6 +431,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metadata", type=_metadata_item, action="append", metavar="KEY=VALUE",
                    help="authenticated, unencrypted metadata (repeatable)")
     p.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="threads (default: all cores)")
+    p.add_argument("--no-fsync", action="store_true",
+                   help="don't flush outputs to the device before renaming them into place (faster on slow disks; "
+                        "a power loss soon after may leave an empty or partial output)")
     p.add_argument("--force", action="store_true", help="replace an existing DST")
 
     p = command("decrypt", "decrypt to a plaintext file or directory (on purpose)", cmd_decrypt)
@@ -438,6 +441,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="DST", required=True, help="plaintext output")
     _add_key_options(p)
     p.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="threads (default: all cores)")
+    p.add_argument("--no-fsync", action="store_true",
+                   help="don't flush outputs to the device before renaming them into place (faster on slow disks; "
+                        "a power loss soon after may leave an empty or partial output)")
     p.add_argument("--force", action="store_true", help="replace an existing DST")
 
     p = command("migrate", "re-encrypt MindSpore, PaddleX, Paddle or modelcrypt files (file or directory) into "
