@@ -176,3 +176,59 @@ def test_c_program_and_example_are_valgrind_clean(c_test_binary, example_app, en
     out = run([*VALGRIND, example_app, str(path), str(key_file)])
     assert out.returncode == 0, out.stderr
     assert out.stderr == ""
+
+
+# --- legacy formats through the C ABI: the buffer holds exactly the plaintext, not the file image
+
+def _c_lib(libpath):
+    import ctypes
+    lib = ctypes.CDLL(libpath)
+    lib.mc_load.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p,
+                            ctypes.POINTER(ctypes.c_void_p)]
+    lib.mc_decrypt_memory.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t,
+                                      ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]
+    lib.mc_buffer_data.argtypes = [ctypes.c_void_p]
+    lib.mc_buffer_data.restype = ctypes.c_void_p
+    lib.mc_buffer_size.argtypes = [ctypes.c_void_p]
+    lib.mc_buffer_size.restype = ctypes.c_size_t
+    lib.mc_buffer_free.argtypes = [ctypes.c_void_p]
+    return lib
+
+
+def _c_decrypt_both_ways(lib, path, key, mode):
+    import ctypes
+    results = []
+    blob = open(path, "rb").read()
+    for how in ("load", "memory"):
+        buf = ctypes.c_void_p()
+        if how == "load":
+            st = lib.mc_load(os.fsencode(path), key, len(key), mode.encode(), ctypes.byref(buf))
+        else:
+            st = lib.mc_decrypt_memory(blob, len(blob), key, len(key), mode.encode(), ctypes.byref(buf))
+        assert st == 0, (how, st)
+        results.append(ctypes.string_at(lib.mc_buffer_data(buf), lib.mc_buffer_size(buf)))
+        lib.mc_buffer_free(buf)
+    return results
+
+
+@pytest.mark.parametrize("fmt,mode", [("mindspore", "AES-GCM"), ("mindspore", "AES-CBC"), ("modelcrypt", "AES-GCM")])
+def test_c_api_returns_exact_plaintext_of_written_files(libpath, tmp_path, fmt, mode):
+    import warnings
+    key = modelcrypt.generate_key()
+    data = os.urandom(1100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", modelcrypt.InsecureFormatWarning)
+        blob = modelcrypt.encrypt_bytes(data, key, mode, format=fmt)
+    path = tmp_path / "f.enc"
+    path.write_bytes(blob)
+    assert _c_decrypt_both_ways(_c_lib(libpath), str(path), bytes(key), mode) == [data, data]
+
+
+def test_c_api_returns_exact_plaintext_of_paddle_fixtures(libpath):
+    d = os.path.join(HERE, "interop", "paddle", "cipher")
+    plain = open(os.path.join(d, "plain.bin"), "rb").read()
+    lib = _c_lib(libpath)
+    for name, k, conf in (("ctr_k128.enc", bytes(range(0x40, 0x50)), "ctr.conf"),
+                          ("gcm_k256.enc", bytes(range(0x00, 0x20)), "gcm.conf")):
+        mode = modelcrypt.paddle_cipher_mode(os.path.join(d, conf))
+        assert _c_decrypt_both_ways(lib, os.path.join(d, name), k, mode) == [plain, plain], name

@@ -394,10 +394,10 @@ PYBIND11_MODULE(_core, m) {
     return d;
   }, py::arg("path"));
 
-  m.def("random_bytes", [](size_t n) {
-    std::string out(n, '\0');
-    crypto::random_bytes(reinterpret_cast<uint8_t*>(out.data()), n);
-    return py::bytes(out);
+  m.def("random_bytes", [](size_t n) {  // backs generate_key(): filled in place, no unwiped copy
+    py::bytes out(nullptr, n);
+    crypto::random_bytes(reinterpret_cast<uint8_t*>(PyBytes_AS_STRING(out.ptr())), n);
+    return out;
   }, py::arg("n"));
 
   // Raw primitives, for known-answer tests (Wycheproof) of the exact code the format uses.

@@ -15,7 +15,9 @@
 #endif
 
 struct mc_buffer {
-  modelcrypt::SecureBuffer bytes;
+  modelcrypt::SecureBuffer bytes;  // owns (and wipes) everything decrypted
+  size_t offset = 0;               // the caller's bytes: [offset, offset + size) of `bytes`
+  size_t size = 0;                 // (legacy formats decrypt in place: headers and IVs surround them)
 };
 
 namespace {
@@ -68,7 +70,16 @@ modelcrypt::ByteView key_view(const uint8_t* key, size_t key_len) {
 
 mc_buffer* wrap(modelcrypt::SecureBuffer&& bytes) {
   mc_buffer* b = new mc_buffer;
+  b->size = bytes.size();
   b->bytes = std::move(bytes);
+  return b;
+}
+
+mc_buffer* wrap(modelcrypt::Decrypted&& d) {
+  mc_buffer* b = new mc_buffer;
+  b->offset = d.view_offset;
+  b->size = d.view_length;
+  b->bytes = std::move(d.plaintext);
   return b;
 }
 
@@ -90,7 +101,7 @@ mc_status mc_load(const char* path, const uint8_t* key, size_t key_len, const ch
   return guarded([&] {
     require(out != nullptr, "out is NULL");
     require(path != nullptr, "path is NULL");
-    *out = wrap(modelcrypt::load_file(path, key_view(key, key_len), mode_or_default(mode)).plaintext);
+    *out = wrap(modelcrypt::load_file(path, key_view(key, key_len), mode_or_default(mode)));
   });
 }
 
@@ -101,7 +112,7 @@ mc_status mc_decrypt_memory(const void* data, size_t size, const uint8_t* key, s
     require(out != nullptr, "out is NULL");
     require(data != nullptr || size == 0, "data is NULL");
     const modelcrypt::ByteView blob{static_cast<const uint8_t*>(data), size};
-    *out = wrap(modelcrypt::decrypt_memory(blob, key_view(key, key_len), mode_or_default(mode)).plaintext);
+    *out = wrap(modelcrypt::decrypt_memory(blob, key_view(key, key_len), mode_or_default(mode)));
   });
 }
 
@@ -140,9 +151,9 @@ mc_status mc_encrypt_memory(const void* data, size_t size, const uint8_t* key, s
   });
 }
 
-const void* mc_buffer_data(const mc_buffer* buffer) { return buffer ? buffer->bytes.data() : nullptr; }
+const void* mc_buffer_data(const mc_buffer* buffer) { return buffer ? buffer->bytes.data() + buffer->offset : nullptr; }
 
-size_t mc_buffer_size(const mc_buffer* buffer) { return buffer ? buffer->bytes.size() : 0; }
+size_t mc_buffer_size(const mc_buffer* buffer) { return buffer ? buffer->size : 0; }
 
 void mc_buffer_free(mc_buffer* buffer) { delete buffer; }  // SecureBuffer wipes on release
 
