@@ -12,6 +12,10 @@ namespace modelcrypt {
 namespace {
 constexpr size_t kHugePage = size_t{2} << 20;
 constexpr size_t kPage = 4096;
+// Buffers up to this size are locked in RAM (best effort): the streaming batches, small models and
+// everything decrypted for file-to-file work. Larger ones (a whole multi-GiB model) are not: locking
+// would pin and pre-fault them single-threaded, and RLIMIT_MEMLOCK (often 8 MiB) refuses it anyway.
+constexpr size_t kLockLimit = size_t{64} << 20;
 uint8_t g_empty_byte = 0;  // data() of size-0 buffers: a valid, non-null pointer
 std::atomic<testing::ReleaseObserver> g_release_observer{nullptr};
 }  // namespace
@@ -47,6 +51,7 @@ SecureBuffer SecureBuffer::allocate(size_t size) {
 #ifdef MADV_DONTDUMP
   madvise(start, rounded, MADV_DONTDUMP);
 #endif
+  if (rounded <= kLockLimit) (void)mlock(start, rounded);  // best effort: keep plaintext out of swap
   buf.map_ = start;
   buf.map_size_ = rounded;
   buf.data_ = start;
