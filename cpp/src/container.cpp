@@ -447,12 +447,13 @@ void encrypt_stream(PlaintextSource& source, const std::string& dst, ByteView ke
         const uint64_t last = first_of(b) + count - 1;
         out.write_all(slots[b % 2].data(), checked_size((count - 1) * stride + h.chunk_plaintext_size(last) + kTagSize));
       },
-      [&](uint64_t b) {
-        if (options.progress) options.progress(end_of(b));
+      [&](uint64_t b) {  // the last report comes from commit(), once the file is complete and flushed
+        if (options.progress && b + 1 < batches) options.progress(end_of(b));
       });
-  if (batches == 0 && options.progress) options.progress(0);
   source.finish();
-  out.commit();
+  out.commit([&] {  // progress may cancel (Ctrl-C) up to the rename, never after it
+    if (options.progress) options.progress(end_of(batches - 1));
+  });
 }
 
 }  // namespace
@@ -523,8 +524,8 @@ void stream_decrypt(const InputFile& in, const Header& h, const format::FileKeys
         for (uint64_t j = 0; j < count; ++j) iov[j] = {base + j * stride, h.chunk_plaintext_size(first + j)};
         out->writev_all(iov.data(), static_cast<int>(count));
       },
-      [&](uint64_t b) {
-        if (progress) {
+      [&](uint64_t b) {  // with an output, the last report is the caller's, at commit (see decrypt_file)
+        if (progress && (out == nullptr || b + 1 < batches)) {
           const uint64_t last = first_of(b) + count_of(b) - 1;
           progress(h.chunk_plaintext_offset(last) + h.chunk_plaintext_size(last));
         }
@@ -550,7 +551,9 @@ std::string decrypt_file(const std::string& src, const std::string& dst, ByteVie
   check_output_path(src, dst);
   AtomicOutputFile out(dst, 0600, durable);  // decrypted weights are the secret: owner-only by default
   stream_decrypt(f.in, f.parsed.header, f.keys, threads, &out, progress);  // on failure the temp file goes, dst stays
-  out.commit();
+  out.commit([&] {  // progress may cancel (Ctrl-C) up to the rename, never after it
+    if (progress) progress(f.parsed.header.plaintext_length);
+  });
   return {};
 }
 

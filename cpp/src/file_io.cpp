@@ -162,11 +162,12 @@ void AtomicOutputFile::writev_all(struct iovec* iov, int iovcnt) {
   }
 }
 
-void AtomicOutputFile::commit() {
+void AtomicOutputFile::commit(const std::function<void()>& before_rename) {
   if (durable_ && ::fsync(fd_) != 0) throw_io_error("cannot flush", destination_);
   const int fd = fd_;
   fd_ = -1;
   if (::close(fd) != 0) throw_io_error("cannot close", destination_);
+  if (before_rename) before_rename();  // throws: the destructor removes the temporary file
   if (::rename(temp_path_.c_str(), destination_.c_str()) != 0) throw_io_error("cannot rename the finished file to", destination_);
   committed_ = true;
   if (!durable_) return;

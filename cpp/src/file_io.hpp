@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace modelcrypt {
@@ -48,8 +49,10 @@ class AtomicOutputFile {
 
   void write_all(const void* data, size_t n);
   void writev_all(struct iovec* iov, int iovcnt);  // iov is modified
-  // fsync (when durable), rename over the destination, fsync the directory (when durable).
-  void commit();
+  // fsync (when durable), `before_rename()` (a last chance to cancel: if it throws, the temporary
+  // file is removed and the destination is untouched), rename over the destination, fsync the
+  // directory (when durable).
+  void commit(const std::function<void()>& before_rename = {});
 
  private:
   int fd_ = -1;
