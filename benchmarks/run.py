@@ -898,7 +898,7 @@ def print_report(rep: dict) -> None:
         v = ch["value"]
         vs = "-" if v is None else (f"{v:.1f} MiB" if ch["target"].endswith("MiB") else f"{v:.2f}x")
         note = f"  [{ch['note']}]" if ch.get("note") else ""
-        target = "" if ch["status"] == "info" else f"  (target {ch['target']})"
+        target = "" if ch["target"].startswith("info") else f"  (target {ch['target']})"
         print(f"  {ch['status']:4}  {ch['check']:58} {vs:>10}{target}{note}")
     print()
     m = rep["machine"]
