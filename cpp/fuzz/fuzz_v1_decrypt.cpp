@@ -26,19 +26,21 @@ const std::vector<uint8_t> kKey = fuzz::counting_key(0x00, 32);
 
 const std::string& temp_path() {
   static const std::string path = [] {
-    const char* dir = std::getenv("TMPDIR");
+    // tmpfs when there is one: rewriting a file on a disk filesystem (ext4 with discard) costs
+    // milliseconds per input. MC_FUZZ_TMPDIR overrides.
+    const char* dir = std::getenv("MC_FUZZ_TMPDIR");
+    if (dir == nullptr || *dir == 0) dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : std::getenv("TMPDIR");
     std::string tmpl = std::string(dir && *dir ? dir : "/tmp") + "/mc_fuzz_v1_XXXXXX";
-    const int fd = mkstemp(tmpl.data());
+    const int fd = mkstemp(tmpl.data());  // reserves a unique name; each input recreates the file
     if (fd < 0) fail("mkstemp failed");
     close(fd);
-    std::atexit([] { unlink(temp_path().c_str()); });
     return tmpl;
   }();
   return path;
 }
 
 void write_file(const uint8_t* data, size_t size) {
-  const int fd = open(temp_path().c_str(), O_WRONLY | O_TRUNC);
+  const int fd = open(temp_path().c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   if (fd < 0) fail("cannot open the temporary file");
   size_t done = 0;
   while (done < size) {
@@ -101,5 +103,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                        info.header.metadata != parsed.metadata || info.file_length != size)) {
     fail("inspect_file and parse_header disagree");
   }
+  unlink(temp_path().c_str());  // libFuzzer ends with _Exit: nothing is left behind but a crash's file
   return 0;
 }

@@ -1,0 +1,129 @@
+"""Regenerates the seed corpora in tests/fuzz/<harness>/ (run from the repository root with the
+installed modelcrypt package). Encrypted seeds get fresh salts/IVs each run, so regenerating changes
+their bytes but not what they cover. Interop fixtures are copied from tests/interop/."""
+
+import os
+import random
+import shutil
+import struct
+import sys
+from pathlib import Path
+
+import modelcrypt
+
+HERE = Path(__file__).resolve().parent
+INTEROP = HERE.parent / "interop"
+sys.path.insert(0, str(HERE.parent))
+import legacy_reference as ref  # noqa: E402  (independent writer, for the ECB file no fixture has)
+
+V1_KEY = bytes(range(32))          # fuzz_v1_decrypt, atheris_api
+MS_KEY = b"0123456789ABCDEF"       # fuzz_mindspore (the MindSpore fixtures' key)
+PX_KEY = bytes(range(1, 33))       # fuzz_paddlex (the PaddleX fixtures' key)
+rng = random.Random(8)
+
+
+def corpus(name):
+    d = HERE / name
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir()
+    return lambda file, data: (d / file).write_bytes(data)
+
+
+def pattern(n):
+    return bytes((i * 7 + i // 251) & 0xFF for i in range(n))
+
+
+def v1(n, key=V1_KEY, metadata=None):
+    return modelcrypt.encrypt_bytes(pattern(n), key, chunk_size=4096, metadata=metadata, threads=1)
+
+
+# --- fuzz_v1_decrypt: format v1 files under V1_KEY, and broken ones
+put = corpus("fuzz_v1_decrypt")
+put("empty.mc", v1(0))
+put("small_metadata.mc", v1(100, metadata={"framework": "onnx", "name": "fuzz"}))
+put("two_chunks.mc", v1(5000))
+put("two_full_chunks.mc", v1(8192))
+put("four_chunks_1byte_tail.mc", v1(12289))
+good = v1(300)
+put("bad_truncated_header.mc", good[:60])
+put("bad_header_only.mc", good[:96 + 32])
+put("bad_version2.mc", good[:8] + struct.pack("<H", 2) + good[10:])
+put("bad_chunk_size.mc", good[:12] + struct.pack("<I", 4097) + good[16:])
+put("bad_trailing_byte.mc", good + b"\0")
+put("bad_truncated_chunk.mc", good[:-1])
+put("bad_flipped_tag.mc", good[:-1] + bytes([good[-1] ^ 1]))
+put("bad_other_key.mc", v1(300, key=bytes(range(100, 132))))
+put("mindspore_gcm_same_key.ms", modelcrypt.encrypt_bytes(pattern(200), V1_KEY, format="mindspore"))
+
+# --- fuzz_v1_roundtrip / fuzz_legacy_roundtrip: structure-aware, any bytes are valid input
+for name in ("fuzz_v1_roundtrip", "fuzz_legacy_roundtrip"):
+    put = corpus(name)
+    for i, n in enumerate((8, 32, 100, 300, 700)):
+        put(f"random_{i}", bytes(rng.randrange(256) for _ in range(n)))
+
+# --- fuzz_mindspore: MindSpore 2.10.0's own files (tests/interop), multi-frame and broken ones
+put = corpus("fuzz_mindspore")
+ms = {}
+for f in ("b_gcm16.ckpt", "c_cbc16.ckpt", "g_sm4cbc16.ckpt", "d_gcm16.mindir"):
+    ms[f] = (INTEROP / "mindspore" / f).read_bytes()
+    put(f, ms[f])
+for mode in ("AES-GCM", "AES-CBC", "SM4-CBC"):  # frames back to back: a two-frame file
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = modelcrypt.encrypt_bytes(pattern(40), MS_KEY, mode, format="mindspore")
+        b = modelcrypt.encrypt_bytes(pattern(17), MS_KEY, mode, format="mindspore")
+    put(f"two_frames_{mode.lower()}.ms", a + b)
+put("empty_gcm.ms", modelcrypt.encrypt_bytes(b"", MS_KEY, format="mindspore"))
+g = ms["b_gcm16.ckpt"]
+put("bad_truncated.ms", g[:-3])
+put("bad_iv_len.ms", g[:24] + struct.pack("<i", 12) + g[28:])
+put("bad_block_len.ms", g[:20] + struct.pack("<i", 7) + g[24:])
+put("bad_trailing_magic.ms", g + g[:4])
+put("bad_tag.ms", g[:4] + bytes([g[4] ^ 1]) + g[5:])
+
+# --- fuzz_paddlex: PaddleX files (tests/interop) and broken ones
+put = corpus("fuzz_paddlex")
+px = {}
+for f in ("encrypted.yml", "plain.bin.encrypted", "encrypted.pdparams"):
+    px[f] = (INTEROP / "paddle" / "paddlex" / f).read_bytes()
+    put(f, px[f])
+p = px["plain.bin.encrypted"]
+put("bad_truncated.px", p[:140])
+put("bad_key_hash.px", p[:7] + b"0" * 64 + p[71:])
+put("empty_plaintext.px", ref.write_paddlex(b"", PX_KEY))
+put("bad_version.px", b"PADDLE2" + p[7:])
+
+# --- fuzz_paddle_cipher: [mode selector][key selector] + Paddle CipherFactory file (tests/interop)
+put = corpus("fuzz_paddle_cipher")
+cipher = INTEROP / "paddle" / "cipher"
+put("ctr_default_k256", bytes([0, 0]) + (cipher / "default_k256.enc").read_bytes())
+put("ctr_k128", bytes([0, 1]) + (cipher / "ctr_k128.enc").read_bytes())
+put("cbc_k192", bytes([1, 2]) + (cipher / "cbc_k192.enc").read_bytes())
+put("gcm_k256", bytes([3, 0]) + (cipher / "gcm_k256.enc").read_bytes())
+plain = (cipher / "plain.bin").read_bytes()
+put("ecb_k128", bytes([2, 1]) + ref.write_paddle_cipher(plain[:100], bytes(range(0x40, 0x50)), "AES_ECB_PKCSPadding"))
+put("gcm_iv96_tag32_k192", bytes([3 | 1 << 2 | 1 << 4, 2]) +
+    ref.write_paddle_cipher(plain[:50], bytes(range(0x80, 0x98)), "AES_GCM_NoPadding", 96, 32))
+put("bad_cbc_not_block", bytes([1, 2]) + (cipher / "cbc_k192.enc").read_bytes()[:-5])
+put("mode_string_1", b"\xc0paddle:AES_GCM_NoPadding:iv=96:tag=128")
+put("mode_string_2", b"\xc0PADDLE:AES_CBC_PKCSPadding:iv=128")
+
+# --- atheris_api: [entry point][key/mode selector] + payload (see atheris_api.py)
+put = corpus("atheris_api")
+small = v1(100, metadata={"k": "v"})
+put("decrypt_bytes_v1", bytes([0, 0]) + small)
+put("decrypt_bytes_mindspore", bytes([0, 1]) + ms["b_gcm16.ckpt"])
+put("detect_paddlex", bytes([1, 0]) + px["encrypted.yml"])
+put("inspect_v1", bytes([2, 0]) + small)
+put("inspect_mindspore_cbc", bytes([2, 0]) + ms["c_cbc16.ckpt"])
+put("load_paddlex", bytes([3, 2]) + px["encrypted.yml"])
+put("verify_v1", bytes([4, 0]) + small)
+put("load_range_v1", bytes([5, 0]) + v1(5000))
+put("key_hex", bytes([6, 1]) + b" 0x" + bytes(range(16)).hex().encode() + b"\n")
+put("key_base64", bytes([7, 0]) + (INTEROP / "paddle" / "paddlex" / "key.b64").read_bytes())
+put("key_env_hex", bytes([8, 1]) + bytes(range(24)).hex().encode())
+put("key_file_raw", bytes([8, 0]) + bytes(range(32)))
+
+total = sum(f.stat().st_size for f in HERE.rglob("*") if f.is_file())
+print(f"tests/fuzz: {total} bytes in total")
