@@ -661,6 +661,8 @@ def main(argv=None) -> int:
     ap.add_argument("--cases", help="comma-separated subset of the cases (default: all; MindSpore ones need "
                                     "--mindspore-python)")
     ap.add_argument("--keep", action="store_true", help="keep the data (a later run with --dir reuses it)")
+    ap.add_argument("--settle", type=float, default=2.0, metavar="S",
+                    help="after each child: sync, then wait S seconds before the next one (default 2)")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per child (default 900)")
     ap.add_argument("--no-prefault", action="store_true",
                     help="don't touch and free the memory an operation will need right before it (see README)")
@@ -747,6 +749,9 @@ def main(argv=None) -> int:
                         os.unlink(os.path.join(d, out))
                     except FileNotFoundError:
                         pass
+                if args.settle > 0:  # let write-back, discards and the host's memory reclaim calm down
+                    os.sync()
+                    time.sleep(args.settle)
                 raw[c].append(res)
                 for f, v in (res.get("page_cache_residency") or {}).items():
                     if v is not None:

@@ -103,41 +103,72 @@ uint64_t batch_chunks(const Header& h) {
   return std::min(per, kMaxBatchChunks);
 }
 
-// Runs a file->file job as a two-slot pipeline over `batches` batches: while the chunk workers
-// process batch b (in slot b % 2), one I/O thread first stores batch b-1 and then loads batch b+1
-// into the slot b-1 occupied. Reading, crypto and writing overlap; memory stays at two batches.
+constexpr uint64_t kPipelineSlots = 3;
+
+// The batch buffers of a pipeline: one per stage in flight (fewer for short files). They hold
+// plaintext, so they are SecureBuffers (wiped on release).
+std::vector<SecureBuffer> pipeline_slots(uint64_t batches, uint64_t bytes_per_batch) {
+  std::vector<SecureBuffer> slots;
+  for (uint64_t k = 0; k < std::min(batches, kPipelineSlots); ++k) {
+    slots.push_back(SecureBuffer::allocate(checked_size(bytes_per_batch)));
+  }
+  return slots;
+}
+
+// Runs `fn` on a new thread, or (no thread to spare) right here. Errors land in `error`.
+class StageThread {
+ public:
+  explicit StageThread(const std::function<void()>& fn) : fn_(fn) {
+    try {
+      thread_ = std::thread([this] { run(); });
+    } catch (const std::system_error&) {
+      run();
+    }
+  }
+  // Joins; then rethrows what the stage threw.
+  void finish() {
+    join();
+    if (error_) std::rethrow_exception(error_);
+  }
+  void join() noexcept {
+    if (thread_.joinable()) thread_.join();
+  }
+  ~StageThread() { join(); }
+
+ private:
+  void run() noexcept {
+    try {
+      fn_();
+    } catch (...) {
+      error_ = std::current_exception();
+    }
+  }
+  std::function<void()> fn_;
+  std::exception_ptr error_;
+  std::thread thread_;
+};
+
+// Runs a file->file job as a three-stage pipeline over `batches` batches, batch b in slot b % 3:
+// while the chunk workers process batch b, a reader thread loads batch b+1 and a writer thread
+// stores batch b-1, so reading, crypto and writing all overlap; memory stays at three batches.
 // `done(b)` runs on the calling thread after batch b has been stored (progress, cancellation).
-// On any error the I/O thread is joined before the error propagates, and no batch whose
-// processing failed is ever stored.
+// On any error every stage is joined before the error propagates, and no batch whose processing
+// failed is ever stored.
 void run_pipeline(uint64_t batches, const std::function<void(uint64_t)>& load,
                   const std::function<void(uint64_t)>& process, const std::function<void(uint64_t)>& store,
                   const std::function<void(uint64_t)>& done) {
   if (batches == 0) return;
   load(0);
   for (uint64_t b = 0; b < batches; ++b) {
-    std::exception_ptr io_error;
-    auto io = [&, b]() {
-      try {
-        if (b > 0) store(b - 1);
-        if (b + 1 < batches) load(b + 1);
-      } catch (...) {
-        io_error = std::current_exception();
-      }
-    };
-    std::thread io_thread;
-    try {
-      io_thread = std::thread(io);
-    } catch (const std::system_error&) {
-      io();  // no thread to spare: do the I/O first, then the crypto
-    }
-    try {
-      process(b);
-    } catch (...) {
-      if (io_thread.joinable()) io_thread.join();
-      throw;
-    }
-    if (io_thread.joinable()) io_thread.join();
-    if (io_error) std::rethrow_exception(io_error);
+    StageThread writer([&, b] {
+      if (b > 0) store(b - 1);
+    });
+    StageThread reader([&, b] {
+      if (b + 1 < batches) load(b + 1);
+    });
+    process(b);  // throws: the destructors join both stages first
+    writer.finish();
+    reader.finish();
     if (b > 0 && done) done(b - 1);
   }
   store(batches - 1);
@@ -402,7 +433,7 @@ class PartsSource final : public PlaintextSource {
 
 // The streaming writer: each batch of plaintext is read into its slots (leaving room for each
 // chunk's tag), sealed in place in parallel, and written, with reading and writing overlapped with
-// the sealing (run_pipeline); memory stays at two batches.
+// the sealing (run_pipeline); memory stays at three batches.
 void encrypt_stream(PlaintextSource& source, const std::string& dst, ByteView key, const std::string& mode,
                     const EncryptOptions& options) {
   check_mode(mode);
@@ -413,9 +444,7 @@ void encrypt_stream(PlaintextSource& source, const std::string& dst, ByteView ke
   const uint64_t stride = uint64_t{h.chunk_size} + kTagSize;
   const uint64_t per_batch = std::min(batch_chunks(h), h.chunk_count());
   const uint64_t batches = (h.chunk_count() + per_batch - 1) / per_batch;
-  SecureBuffer slots[2];  // hold plaintext: wiped on release
-  slots[0] = SecureBuffer::allocate(checked_size(per_batch * stride));
-  if (batches > 1) slots[1] = SecureBuffer::allocate(checked_size(per_batch * stride));
+  std::vector<SecureBuffer> slots = pipeline_slots(batches, per_batch * stride);
   std::vector<struct iovec> iov(per_batch);
   auto first_of = [&](uint64_t b) { return b * per_batch; };
   auto count_of = [&](uint64_t b) { return std::min(per_batch, h.chunk_count() - first_of(b)); };
@@ -429,13 +458,13 @@ void encrypt_stream(PlaintextSource& source, const std::string& dst, ByteView ke
   run_pipeline(
       batches,
       [&](uint64_t b) {  // load: plaintext chunks into their slots
-        uint8_t* base = slots[b % 2].data();
+        uint8_t* base = slots[b % kPipelineSlots].data();
         const uint64_t first = first_of(b), count = count_of(b);
         for (uint64_t j = 0; j < count; ++j) iov[j] = {base + j * stride, h.chunk_plaintext_size(first + j)};
         source.read(h.chunk_plaintext_offset(first), iov.data(), static_cast<int>(count));
       },
       [&](uint64_t b) {  // process: seal in place
-        uint8_t* base = slots[b % 2].data();
+        uint8_t* base = slots[b % kPipelineSlots].data();
         const uint64_t first = first_of(b);
         for_each_chunk(count_of(b), options.threads, nh.keys.payload_key, [&](crypto::AesGcm& gcm, uint64_t j) {
           uint8_t* slot = base + j * stride;
@@ -445,7 +474,7 @@ void encrypt_stream(PlaintextSource& source, const std::string& dst, ByteView ke
       [&](uint64_t b) {  // store: chunks and tags are contiguous
         const uint64_t count = count_of(b);
         const uint64_t last = first_of(b) + count - 1;
-        out.write_all(slots[b % 2].data(), checked_size((count - 1) * stride + h.chunk_plaintext_size(last) + kTagSize));
+        out.write_all(slots[b % kPipelineSlots].data(), checked_size((count - 1) * stride + h.chunk_plaintext_size(last) + kTagSize));
       },
       [&](uint64_t b) {  // the last report comes from commit(), once the file is complete and flushed
         if (options.progress && b + 1 < batches) options.progress(end_of(b));
@@ -492,9 +521,7 @@ void stream_decrypt(const InputFile& in, const Header& h, const format::FileKeys
   const uint64_t stride = uint64_t{h.chunk_size} + kTagSize;
   const uint64_t per_batch = std::min(batch_chunks(h), h.chunk_count());
   const uint64_t batches = per_batch ? (h.chunk_count() + per_batch - 1) / per_batch : 0;
-  SecureBuffer slots[2];  // hold plaintext: wiped on release
-  if (batches > 0) slots[0] = SecureBuffer::allocate(checked_size(per_batch * stride));
-  if (batches > 1) slots[1] = SecureBuffer::allocate(checked_size(per_batch * stride));
+  std::vector<SecureBuffer> slots = pipeline_slots(batches, per_batch * stride);
   std::vector<struct iovec> iov(per_batch);
   FailedChunk failed;
   auto first_of = [&](uint64_t b) { return b * per_batch; };
@@ -505,11 +532,11 @@ void stream_decrypt(const InputFile& in, const Header& h, const format::FileKeys
         const uint64_t first = first_of(b), count = count_of(b);
         const uint64_t last = first + count - 1;
         const size_t batch_bytes = checked_size((count - 1) * stride + h.chunk_plaintext_size(last) + kTagSize);
-        in.read_exact_at(slots[b % 2].data(), batch_bytes, h.chunk_file_offset(first));
+        in.read_exact_at(slots[b % kPipelineSlots].data(), batch_bytes, h.chunk_file_offset(first));
         count_read(batch_bytes);
       },
       [&](uint64_t b) {  // process: open in place; a bad tag stops here, before the batch is stored
-        uint8_t* base = slots[b % 2].data();
+        uint8_t* base = slots[b % kPipelineSlots].data();
         const uint64_t first = first_of(b);
         for_each_chunk(count_of(b), threads, keys.payload_key, [&](crypto::AesGcm& gcm, uint64_t j) {
           uint8_t* slot = base + j * stride;
@@ -519,7 +546,7 @@ void stream_decrypt(const InputFile& in, const Header& h, const format::FileKeys
       },
       [&](uint64_t b) {  // store: the plaintext of each chunk, without the tags
         if (out == nullptr) return;
-        uint8_t* base = slots[b % 2].data();
+        uint8_t* base = slots[b % kPipelineSlots].data();
         const uint64_t first = first_of(b), count = count_of(b);
         for (uint64_t j = 0; j < count; ++j) iov[j] = {base + j * stride, h.chunk_plaintext_size(first + j)};
         out->writev_all(iov.data(), static_cast<int>(count));

@@ -107,7 +107,7 @@ Decrypted secure_copy(ByteView data);
 std::string decrypt_file(const std::string& src, const std::string& dst, ByteView key, const std::string& mode,
                          unsigned threads = 0, const Progress& progress = {}, bool durable = true);
 
-// Authenticates a whole file in bounded memory (two 16 MiB batches) and writes nothing.
+// Authenticates a whole file in bounded memory (three 16 MiB batches) and writes nothing.
 std::string verify_file(const std::string& path, ByteView key, const std::string& mode, unsigned threads = 0,
                  const Progress& progress = {});
 
