@@ -349,18 +349,18 @@ def child_main(case: str, d: str, size: int, ckpt_size: int, do_prefault: bool =
     else:
         raise SystemExit(f"unknown case {case!r}")
 
+    # --- warm page cache: read the inputs once before the operation (after the imports, so a slow
+    # import cannot give the kernel time to drop them), and record what mincore says about them
+    warm([p[f] for f in CASES[case][1]])
+    extra["page_cache_residency"] = {f: page_cache_residency(p[f]) for f in CASES[case][1]}
+
     # --- memory the operation will fill: see prefault() (twice the plaintext for the peers that hold
-    # two copies, 64 MiB for the streaming file-to-file cases)
+    # two copies). Last step before the timer: the host reclaims freed memory after about 2 s.
     if do_prefault:
         nbytes = size if CASES[case][2] == "size" else ckpt_size
         # (file-to-file cases: the page cache pages of the output come from the same free memory)
         mult = {"aesgcm_oneshot": 2, "mindspore_load_checkpoint": 2, "mindspore_load_checkpoint_plain": 2}.get(case, 1)
         extra["prefault_seconds"] = prefault(mult * nbytes + 64 * MiB)
-
-    # --- warm page cache: read the inputs once right before the operation (after the imports, so a
-    # slow import cannot give the kernel time to drop them), and record what mincore says about them
-    warm([p[f] for f in CASES[case][1]])
-    extra["page_cache_residency"] = {f: page_cache_residency(p[f]) for f in CASES[case][1]}
 
     # --- measurement: RSS baseline after imports and setup, peak reset, time only op()
     gc.collect()
@@ -543,6 +543,27 @@ def run_child(python: str, case: str, d: str, size: int, ckpt_size: int, timeout
     return {"error": f"exit {r.returncode}: {tail}"}
 
 
+def balloon_free_page_reporting() -> bool:
+    """Does a virtio-balloon device report free pages to the host (feature bit 5)? modelcrypt then
+    uses 4 KiB pages for its buffers by default (MODELCRYPT_HUGE_PAGES unset or auto)."""
+    base = "/sys/bus/virtio/devices"
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return False
+    for name in names:
+        try:
+            with open(os.path.join(base, name, "device")) as f:
+                dev = f.read().strip()
+            with open(os.path.join(base, name, "features")) as f:
+                bits = f.read().strip()
+        except OSError:
+            continue
+        if dev in ("0x0005", "0x5") and len(bits) > 5 and bits[5] == "1":
+            return True
+    return False
+
+
 def machine_description(d: str) -> dict:
     def first(path: str, pattern: str) -> str | None:
         try:
@@ -576,6 +597,8 @@ def machine_description(d: str) -> dict:
         "memory_total": None,
         "kernel": platform.release(),
         "thp_enabled": read("/sys/kernel/mm/transparent_hugepage/enabled"),
+        "balloon_free_page_reporting": balloon_free_page_reporting(),
+        "MODELCRYPT_HUGE_PAGES": os.environ.get("MODELCRYPT_HUGE_PAGES", "auto (unset)"),
         "thp_defrag": read("/sys/kernel/mm/transparent_hugepage/defrag"),
         "python": sys.version.split()[0],
         "python_executable": sys.executable,
@@ -661,8 +684,8 @@ def main(argv=None) -> int:
     ap.add_argument("--cases", help="comma-separated subset of the cases (default: all; MindSpore ones need "
                                     "--mindspore-python)")
     ap.add_argument("--keep", action="store_true", help="keep the data (a later run with --dir reuses it)")
-    ap.add_argument("--settle", type=float, default=2.0, metavar="S",
-                    help="after each child: sync, then wait S seconds before the next one (default 2)")
+    ap.add_argument("--settle", type=float, default=3.0, metavar="S",
+                    help="after each child: sync, then wait S seconds before the next one (default 3)")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per child (default 900)")
     ap.add_argument("--no-prefault", action="store_true",
                     help="don't touch and free the memory an operation will need right before it (see README)")
@@ -909,7 +932,7 @@ def print_report(rep: dict) -> None:
     m = rep["machine"]
     print("machine")
     for k in ("cpu_model", "cpu_flags_aes_vaes_avx512", "cores_online", "cores_usable", "memory_total", "kernel",
-              "thp_enabled", "thp_defrag", "openssl", "python", "modelcrypt", "numpy", "cryptography",
+              "thp_enabled", "thp_defrag", "balloon_free_page_reporting", "MODELCRYPT_HUGE_PAGES", "openssl", "python", "modelcrypt", "numpy", "cryptography",
               "mindspore", "data_dir_filesystem"):
         if m.get(k) is not None:
             print(f"  {k:26} {m[k]}")

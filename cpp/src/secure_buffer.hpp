@@ -10,7 +10,9 @@ class SecureBuffer {
  public:
   SecureBuffer() noexcept = default;
   // Allocates `size` bytes with mmap. Buffers of 2 MiB and more are 2 MiB aligned and advised
-  // MADV_HUGEPAGE (filling huge pages is several times faster than 4 KiB pages). All buffers are
+  // MADV_HUGEPAGE (filling huge pages is several times faster than 4 KiB pages), except on VMs whose
+  // balloon hands free memory back to the host, where fresh huge pages are the slow ones.
+  // MODELCRYPT_HUGE_PAGES=always|never overrides the choice. All buffers are
   // advised MADV_DONTDUMP so plaintext stays out of core dumps. Throws Error(no_memory).
   static SecureBuffer allocate(size_t size);
 

@@ -217,7 +217,10 @@ def encrypt_file(
     kill of this process, but a power loss or kernel crash soon after may leave ``dst`` empty or
     partial. Use it for scratch outputs when the disk's flush speed is the bottleneck.
     ``metadata`` is authenticated but stored in clear. ``progress(bytes_done)`` is called after
-    each batch of up to 16 MiB; an exception it raises cancels the operation.
+    each batch of up to 16 MiB is written, the last time once the output is complete and flushed,
+    just before the rename; an exception it raises (Ctrl-C included) cancels the operation and
+    leaves ``dst`` untouched. Reading, encryption (``threads``, default all cores) and writing
+    run concurrently in three 16 MiB buffers.
 
     ``format="mindspore"`` writes MindSpore's frame format instead (mode "AES-GCM", or the
     unauthenticated "AES-CBC" / "SM4-CBC" with an InsecureFormatWarning), which MindSpore loads with
