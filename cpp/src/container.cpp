@@ -115,7 +115,7 @@ std::vector<SecureBuffer> pipeline_slots(uint64_t batches, uint64_t bytes_per_ba
   return slots;
 }
 
-// Runs `fn` on a new thread, or (no thread to spare) right here. Errors land in `error`.
+// Runs `fn` on a new thread, or (no thread to spare) right here; finish() joins and rethrows.
 class StageThread {
  public:
   explicit StageThread(const std::function<void()>& fn) : fn_(fn) {
@@ -151,12 +151,13 @@ class StageThread {
 // Runs a file->file job as a three-stage pipeline over `batches` batches, batch b in slot b % 3:
 // while the chunk workers process batch b, a reader thread loads batch b+1 and a writer thread
 // stores batch b-1, so reading, crypto and writing all overlap; memory stays at three batches.
-// `done(b)` runs on the calling thread after batch b has been stored (progress, cancellation).
+// `between(b)` runs on the calling thread after batch b has been stored, for every batch but the
+// last (progress, cancellation; the caller reports the end itself, e.g. once its output is flushed).
 // On any error every stage is joined before the error propagates, and no batch whose processing
 // failed is ever stored.
 void run_pipeline(uint64_t batches, const std::function<void(uint64_t)>& load,
                   const std::function<void(uint64_t)>& process, const std::function<void(uint64_t)>& store,
-                  const std::function<void(uint64_t)>& done) {
+                  const std::function<void(uint64_t)>& between) {
   if (batches == 0) return;
   load(0);
   for (uint64_t b = 0; b < batches; ++b) {
@@ -169,10 +170,9 @@ void run_pipeline(uint64_t batches, const std::function<void(uint64_t)>& load,
     process(b);  // throws: the destructors join both stages first
     writer.finish();
     reader.finish();
-    if (b > 0 && done) done(b - 1);
+    if (b > 0) between(b - 1);
   }
   store(batches - 1);
-  if (done) done(batches - 1);
 }
 
 }  // namespace
@@ -476,8 +476,8 @@ void encrypt_stream(PlaintextSource& source, const std::string& dst, ByteView ke
         const uint64_t last = first_of(b) + count - 1;
         out.write_all(slots[b % kPipelineSlots].data(), checked_size((count - 1) * stride + h.chunk_plaintext_size(last) + kTagSize));
       },
-      [&](uint64_t b) {  // the last report comes from commit(), once the file is complete and flushed
-        if (options.progress && b + 1 < batches) options.progress(end_of(b));
+      [&](uint64_t b) {
+        if (options.progress) options.progress(end_of(b));
       });
   source.finish();
   out.commit([&] {  // progress may cancel (Ctrl-C) up to the rename, never after it
@@ -520,7 +520,7 @@ void stream_decrypt(const InputFile& in, const Header& h, const format::FileKeys
                     AtomicOutputFile* out, const Progress& progress) {
   const uint64_t stride = uint64_t{h.chunk_size} + kTagSize;
   const uint64_t per_batch = std::min(batch_chunks(h), h.chunk_count());
-  const uint64_t batches = per_batch ? (h.chunk_count() + per_batch - 1) / per_batch : 0;
+  const uint64_t batches = (h.chunk_count() + per_batch - 1) / per_batch;
   std::vector<SecureBuffer> slots = pipeline_slots(batches, per_batch * stride);
   std::vector<struct iovec> iov(per_batch);
   FailedChunk failed;
@@ -551,12 +551,14 @@ void stream_decrypt(const InputFile& in, const Header& h, const format::FileKeys
         for (uint64_t j = 0; j < count; ++j) iov[j] = {base + j * stride, h.chunk_plaintext_size(first + j)};
         out->writev_all(iov.data(), static_cast<int>(count));
       },
-      [&](uint64_t b) {  // with an output, the last report is the caller's, at commit (see decrypt_file)
-        if (progress && (out == nullptr || b + 1 < batches)) {
+      [&](uint64_t b) {
+        if (progress) {
           const uint64_t last = first_of(b) + count_of(b) - 1;
           progress(h.chunk_plaintext_offset(last) + h.chunk_plaintext_size(last));
         }
       });
+  // With an output the final report is the caller's, once the output is flushed (see decrypt_file).
+  if (out == nullptr && progress) progress(h.plaintext_length);
 }
 
 }  // namespace
