@@ -59,25 +59,35 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 
 failed=()
 summary=()
-for h in "${harnesses[@]}"; do
-  corpus="$build/corpus/$h"
+
+# run_harness NAME SECONDS ERROR_PATTERN COMMAND...: fuzzes a fresh copy of tests/fuzz/NAME with
+# COMMAND (a libFuzzer-style driver), records the execution count, and on failure the first matching
+# lines of its log.
+run_harness() {
+  local name="$1" seconds="$2" pattern="$3"
+  shift 3
+  local corpus="$build/corpus/$name" log="$build/logs/$name.log" status=0 execs line
   rm -rf "$corpus"
-  mkdir -p "$corpus" "$build/artifacts/$h"
-  if [ -d "tests/fuzz/$h" ]; then cp -R "tests/fuzz/$h/." "$corpus/"; fi
-  log="$build/logs/$h.log"
-  echo "== fuzzing $h for ${FUZZ_SECONDS}s (log: $log)"
-  status=0
-  "$build/bin/$h" -max_total_time="$FUZZ_SECONDS" -timeout=60 -rss_limit_mb=2048 -print_final_stats=1 \
-    -artifact_prefix="$build/artifacts/$h/" "$corpus" >"$log" 2>&1 || status=$?
+  mkdir -p "$corpus" "$build/artifacts/$name"
+  if [ -d "tests/fuzz/$name" ]; then cp -R "tests/fuzz/$name/." "$corpus/"; fi
+  echo "== fuzzing $name for ${seconds}s (log: $log)"
+  "$@" -max_total_time="$seconds" -timeout=60 -print_final_stats=1 -artifact_prefix="$build/artifacts/$name/" \
+    "$corpus" >"$log" 2>&1 || status=$?
   execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)"
-  line="$h: ${execs:-?} executions in ${FUZZ_SECONDS}s"
+  line="$name: ${execs:-?} executions in ${seconds}s"
   if [ "$status" -ne 0 ]; then
     line="$line, FAILED (exit $status)"
-    failed+=("$h")
-    grep -E 'FUZZ BUG|ERROR: (AddressSanitizer|libFuzzer|LeakSanitizer)|runtime error|uncaught exception|==[0-9]+==|Test unit written' "$log" | head -20 >&2 || true
+    failed+=("$name")
+    grep -E "$pattern" "$log" | head -20 >&2 || true
   fi
   echo "$line"
   summary+=("$line")
+}
+
+for h in "${harnesses[@]}"; do
+  run_harness "$h" "$FUZZ_SECONDS" \
+    'FUZZ BUG|ERROR: (AddressSanitizer|libFuzzer|LeakSanitizer)|runtime error|uncaught exception|==[0-9]+==|Test unit written' \
+    "$build/bin/$h" -rss_limit_mb=2048
 done
 
 # Python entry points (atheris). atheris ships manylinux wheels for CPython 3.8-3.11 on x86_64.
@@ -87,25 +97,9 @@ if [ "$ATHERIS_SECONDS" != "0" ]; then
     "$PYTHON" -m pip install -q atheris || true
   fi
   if "$PYTHON" -c 'import atheris, modelcrypt' 2>/dev/null; then
-    corpus="$build/corpus/atheris_api"
-    rm -rf "$corpus"
-    mkdir -p "$corpus" "$build/artifacts/atheris_api"
-    cp -R tests/fuzz/atheris_api/. "$corpus/"
-    log="$build/logs/atheris_api.log"
-    echo "== fuzzing atheris_api for ${ATHERIS_SECONDS}s (log: $log)"
-    status=0
     # ASAN_OPTIONS off: the interpreter is not built with ASan.
-    ASAN_OPTIONS= "$PYTHON" tests/fuzz/atheris_api.py -max_total_time="$ATHERIS_SECONDS" -timeout=60 \
-      -print_final_stats=1 -artifact_prefix="$build/artifacts/atheris_api/" "$corpus" >"$log" 2>&1 || status=$?
-    execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)"
-    line="atheris_api: ${execs:-?} executions in ${ATHERIS_SECONDS}s"
-    if [ "$status" -ne 0 ]; then
-      line="$line, FAILED (exit $status)"
-      failed+=("atheris_api")
-      grep -E 'Uncaught Python exception|Error|Traceback|Test unit written' "$log" | head -20 >&2 || true
-    fi
-    echo "$line"
-    summary+=("$line")
+    ASAN_OPTIONS= run_harness atheris_api "$ATHERIS_SECONDS" 'Uncaught Python exception|Error|Traceback|Test unit written' \
+      "$PYTHON" tests/fuzz/atheris_api.py
   else
     echo "== atheris_api skipped: atheris (or modelcrypt) cannot be imported by $PYTHON"
     summary+=("atheris_api: skipped (atheris not importable)")

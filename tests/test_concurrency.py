@@ -213,17 +213,22 @@ def test_mixed_operations_at_once(shared, tmp_path):
     _no_temp_files(tmp_path)
 
 
-def test_8_writers_same_destination(tmp_path):
-    datas = [_data(200 + i, (1 << 20) + 4096 * i) for i in range(N)]
+def _distinct_sources(tmp_path, seed, count):
+    """`count` distinct source files, their digests, and an empty out/ directory with dst = out/model.mcx."""
+    datas = [_data(seed + i, (1 << 20) + 4096 * i) for i in range(count)]
     by_digest = {_digest(d): i for i, d in enumerate(datas)}
-    assert len(by_digest) == N
+    assert len(by_digest) == count
     srcs = []
     for i, d in enumerate(datas):
         srcs.append(tmp_path / f"src{i}.bin")
         srcs[-1].write_bytes(d)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    dst = out_dir / "model.mcx"
+    return datas, by_digest, srcs, out_dir, out_dir / "model.mcx"
+
+
+def test_8_writers_same_destination(tmp_path):
+    datas, by_digest, srcs, out_dir, dst = _distinct_sources(tmp_path, 200, N)
     for r in range(2 * ROUNDS):
         # odd rounds: every writer waits in its progress callback (after its last batch, before its
         # rename) until all 8 temporary files exist at once, so the renames really race
@@ -254,15 +259,7 @@ def test_8_writers_same_destination(tmp_path):
 
 
 def test_readers_see_only_complete_files_while_writers_replace(tmp_path):
-    datas = [_data(300 + i, (1 << 20) + 4096 * i) for i in range(4)]
-    by_digest = {_digest(d): i for i, d in enumerate(datas)}
-    srcs = []
-    for i, d in enumerate(datas):
-        srcs.append(tmp_path / f"src{i}.bin")
-        srcs[-1].write_bytes(d)
-    out_dir = tmp_path / "out"
-    out_dir.mkdir()
-    dst = out_dir / "model.mcx"
+    datas, by_digest, srcs, out_dir, dst = _distinct_sources(tmp_path, 300, 4)
     modelcrypt.encrypt_file(srcs[0], dst, KEY, chunk_size=CS)
     stop = threading.Event()
     seen: list[int] = []
