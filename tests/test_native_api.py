@@ -25,6 +25,8 @@ VALGRIND = ["valgrind", "--leak-check=full", "--errors-for-leak-kinds=definite,i
 C_API = {
     "mc_status_string", "mc_last_error", "mc_version", "mc_load", "mc_decrypt_memory", "mc_encrypt_file",
     "mc_decrypt_file", "mc_encrypt_memory", "mc_buffer_data", "mc_buffer_size", "mc_buffer_free", "mc_wipe",
+    "mc_load_with_format", "mc_decrypt_memory_with_format", "mc_decrypt_file_with_format", "mc_buffer_format",
+    "mc_buffer_insecure_reason",
 }
 
 
@@ -192,20 +194,37 @@ def _c_lib(libpath):
     lib.mc_buffer_size.argtypes = [ctypes.c_void_p]
     lib.mc_buffer_size.restype = ctypes.c_size_t
     lib.mc_buffer_free.argtypes = [ctypes.c_void_p]
+    lib.mc_load_with_format.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p,
+                                        ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]
+    lib.mc_decrypt_memory_with_format.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t,
+                                                  ctypes.c_char_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]
+    lib.mc_decrypt_file_with_format.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t,
+                                                ctypes.c_char_p, ctypes.c_char_p]
+    lib.mc_buffer_format.argtypes = [ctypes.c_void_p]
+    lib.mc_buffer_format.restype = ctypes.c_char_p
+    lib.mc_buffer_insecure_reason.argtypes = [ctypes.c_void_p]
+    lib.mc_buffer_insecure_reason.restype = ctypes.c_char_p
+    lib.mc_last_error.restype = ctypes.c_char_p
     return lib
 
 
-def _c_decrypt_both_ways(lib, path, key, mode):
+def _c_decrypt_both_ways(lib, path, key, mode, fmt=None):
+    """Plaintexts from mc_load and mc_decrypt_memory (their *_with_format variants when `fmt` is given)."""
     import ctypes
     results = []
     blob = open(path, "rb").read()
     for how in ("load", "memory"):
         buf = ctypes.c_void_p()
-        if how == "load":
+        if how == "load" and fmt is None:
             st = lib.mc_load(os.fsencode(path), key, len(key), mode.encode(), ctypes.byref(buf))
-        else:
+        elif how == "load":
+            st = lib.mc_load_with_format(os.fsencode(path), key, len(key), mode.encode(), fmt.encode(), ctypes.byref(buf))
+        elif fmt is None:
             st = lib.mc_decrypt_memory(blob, len(blob), key, len(key), mode.encode(), ctypes.byref(buf))
-        assert st == 0, (how, st)
+        else:
+            st = lib.mc_decrypt_memory_with_format(blob, len(blob), key, len(key), mode.encode(), fmt.encode(),
+                                                   ctypes.byref(buf))
+        assert st == 0, (how, st, lib.mc_last_error())
         results.append(ctypes.string_at(lib.mc_buffer_data(buf), lib.mc_buffer_size(buf)))
         lib.mc_buffer_free(buf)
     return results
@@ -221,7 +240,65 @@ def test_c_api_returns_exact_plaintext_of_written_files(libpath, tmp_path, fmt, 
         blob = modelcrypt.encrypt_bytes(data, key, mode, format=fmt)
     path = tmp_path / "f.enc"
     path.write_bytes(blob)
-    assert _c_decrypt_both_ways(_c_lib(libpath), str(path), bytes(key), mode) == [data, data]
+    # MindSpore GCM needs the explicit choice; AES-CBC exists only in MindSpore's format, so it is one.
+    fmt_arg = "mindspore" if (fmt, mode) == ("mindspore", "AES-GCM") else None
+    assert _c_decrypt_both_ways(_c_lib(libpath), str(path), bytes(key), mode, fmt_arg) == [data, data]
+
+
+def test_c_api_reads_legacy_formats_only_when_asked_and_reports_the_format(libpath, tmp_path):
+    """Security review item 3: mc_load and mc_decrypt_memory read format v1 only; a MindSpore GCM or
+    PaddleX file needs mc_*_with_format, and the buffer says which format it was and why it is weak."""
+    import ctypes
+    import warnings
+
+    lib = _c_lib(libpath)
+    key = bytes(range(32))
+    data = os.urandom(3000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", modelcrypt.InsecureFormatWarning)
+        ms = modelcrypt.encrypt_bytes(data, key, "AES-GCM", format="mindspore")
+    v1 = modelcrypt.encrypt_bytes(data, key)
+    px = os.path.join(HERE, "interop", "paddle", "paddlex")
+    cases = [("ms.enc", ms, "mindspore"), ("v1.mcx", v1, "modelcrypt")]
+    for name, blob, fmt in cases:
+        (tmp_path / name).write_bytes(blob)
+    for name, blob, fmt in cases:
+        path = os.fsencode(tmp_path / name)
+        out = ctypes.c_void_p()
+        st = lib.mc_load(path, key, 32, None, ctypes.byref(out))
+        st_mem = lib.mc_decrypt_memory(blob, len(blob), key, 32, None, ctypes.byref(out))
+        dst = os.fsencode(tmp_path / (name + ".out"))
+        st_file = lib.mc_decrypt_file(path, dst, key, 32, None)
+        if fmt == "modelcrypt":
+            assert (st, st_mem, st_file) == (0, 0, 0)
+            lib.mc_buffer_free(out)
+        else:
+            assert (st, st_mem, st_file) == (3, 3, 3)  # MC_FORMAT, and no output file
+            assert b"format='mindspore'" in lib.mc_last_error()
+            assert not os.path.exists(dst)
+        for choice in (fmt, "auto"):
+            out = ctypes.c_void_p()
+            assert lib.mc_load_with_format(path, key, 32, None, choice.encode(), ctypes.byref(out)) == 0
+            assert ctypes.string_at(lib.mc_buffer_data(out), lib.mc_buffer_size(out)) == data
+            assert lib.mc_buffer_format(out) == fmt.encode()
+            reason = lib.mc_buffer_insecure_reason(out)
+            assert (b"dropped, reordered and spliced" in reason) if fmt == "mindspore" else reason == b""
+            lib.mc_buffer_free(out)
+        assert lib.mc_decrypt_file_with_format(path, dst, key, 32, None, b"auto") == 0
+        assert open(dst, "rb").read() == data
+    # PaddleX fixtures: refused by default, read with "paddlex", reported as such
+    pkey = base64.b64decode(open(os.path.join(px, "key.b64")).read().strip())
+    out = ctypes.c_void_p()
+    p = os.fsencode(os.path.join(px, "encrypted.pdmodel"))
+    assert lib.mc_load(p, pkey, len(pkey), None, ctypes.byref(out)) == 3
+    assert lib.mc_load_with_format(p, pkey, len(pkey), None, b"paddlex", ctypes.byref(out)) == 0
+    assert lib.mc_buffer_format(out) == b"paddlex" and b"nonce" in lib.mc_buffer_insecure_reason(out)
+    assert ctypes.string_at(lib.mc_buffer_data(out), lib.mc_buffer_size(out)) == open(os.path.join(px, "model.pdmodel"), "rb").read()
+    lib.mc_buffer_free(out)
+    # a bad choice is an argument error; an encrypted image from mc_encrypt_memory has no format
+    out = ctypes.c_void_p()
+    assert lib.mc_load_with_format(os.fsencode(tmp_path / "v1.mcx"), key, 32, None, b"zip", ctypes.byref(out)) == 6
+    assert lib.mc_buffer_format(None) == b"" and lib.mc_buffer_insecure_reason(None) == b""
 
 
 def test_c_api_returns_exact_plaintext_of_paddle_fixtures(libpath):

@@ -102,7 +102,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   {
     Decrypted d;
-    if (guarded("decrypt_memory (genuine)", [&] { d = decrypt_memory(view(file), view(key), mode_text, 1); }) != Status::ok) {
+    if (guarded("decrypt_memory (genuine)", [&] { d = decrypt_memory(view(file), view(key), mode_text, "auto", 1); }) != Status::ok) {
       fail("a freshly written " + std::string(kModes[which]) + " file does not decrypt");
     }
     if (!fuzz::same(d.data(), d.size(), pt)) fail("round trip changed the plaintext (" + std::string(kModes[which]) + ")");
@@ -141,7 +141,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
 
   Decrypted d;
-  if (guarded("decrypt_memory", [&] { d = decrypt_memory(view(blob), view(key), mode_text, 1); }) == Status::ok) {
+  if (guarded("decrypt_memory", [&] { d = decrypt_memory(view(blob), view(key), mode_text, "auto", 1); }) == Status::ok) {
     if (d.view_offset + d.view_length > d.plaintext.size()) fail("view outside the buffer");
     if (authenticated && !fuzz::same(d.data(), d.size(), pt)) fail("SILENT WRONG PLAINTEXT from a mutated " + std::string(kModes[which]) + " file");
     if (is_paddle && d.size() > blob.size()) fail("plaintext longer than the file");

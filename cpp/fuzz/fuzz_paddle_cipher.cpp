@@ -55,7 +55,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if ((gcm || ctr) ? r.length != body : (r.length >= body || r.length + 16 < body)) fail("plaintext length inconsistent with the layout");
   }
   Decrypted d;
-  const Status mst = guarded("decrypt_memory", [&] { d = decrypt_memory({original.data(), original.size()}, key, mode_text, 1); });
+  const Status mst = guarded("decrypt_memory", [&] { d = decrypt_memory({original.data(), original.size()}, key, mode_text, "auto", 1); });
   if (mst != st) fail(std::string("decrypt_memory status ") + status_name(mst) + " != decrypt_in_place status " + status_name(st));
   if (st == Status::ok && (d.size() != r.length || (r.length && std::memcmp(d.data(), image.data() + r.offset, r.length) != 0))) {
     fail("decrypt_memory and decrypt_in_place return different plaintexts");

@@ -70,7 +70,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   // In memory, with the key.
   Decrypted mem;
-  const Status mem_status = guarded("decrypt_memory", [&] { mem = decrypt_memory(blob, key, "AES-GCM", 1); });
+  const Status mem_status = guarded("decrypt_memory", [&] { mem = decrypt_memory(blob, key, "AES-GCM", "modelcrypt", 1); });
   if (mem_status == Status::ok) {
     if (mem.view_offset + mem.view_length > mem.plaintext.size()) fail("decrypt_memory: view outside the buffer");
     if (mem.format == "modelcrypt") {
@@ -84,7 +84,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The same bytes from a file.
   write_file(image.data(), image.size());
   Decrypted file;
-  const Status file_status = guarded("load_file", [&] { file = load_file(temp_path(), key, "AES-GCM", 1); });
+  const Status file_status = guarded("load_file", [&] { file = load_file(temp_path(), key, "AES-GCM", "modelcrypt", 1); });
   if (file_status != mem_status) {
     fail(std::string("load_file status ") + status_name(file_status) + " != decrypt_memory status " + status_name(mem_status));
   }

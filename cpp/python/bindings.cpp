@@ -17,11 +17,60 @@ using namespace modelcrypt;
 
 namespace {
 
+// Argument conversion. Every binding takes its arguments as py::handle and converts them here, so
+// that a bad argument never reaches pybind11's overload resolution, whose TypeError lists every
+// argument of the call ("Invoked with: ...") -- the key and the plaintext included. The messages
+// below name the argument and what it must be, and never show a value.
+[[noreturn]] void raise(PyObject* type, const std::string& message) {
+  PyErr_SetString(type, message.c_str());
+  throw py::error_already_set();
+}
+
+std::string bytes_arg(const py::handle& h, const char* name) {
+  if (!PyBytes_Check(h.ptr())) raise(PyExc_TypeError, std::string(name) + " must be bytes");
+  return std::string(PyBytes_AS_STRING(h.ptr()), static_cast<size_t>(PyBytes_GET_SIZE(h.ptr())));
+}
+
+std::string to_path(const py::handle& h, const char* name = "path") { return bytes_arg(h, name); }
+
+// A str that encodes to UTF-8 (lone surrogates do not): modes and format names.
+std::string text_arg(const py::handle& h, const char* name) {
+  if (!PyUnicode_Check(h.ptr())) raise(PyExc_TypeError, std::string(name) + " must be a str");
+  Py_ssize_t n = 0;
+  const char* utf8 = PyUnicode_AsUTF8AndSize(h.ptr(), &n);
+  if (utf8 == nullptr) {
+    PyErr_Clear();  // the UnicodeEncodeError would carry the text; ours names the argument only
+    raise(PyExc_ValueError, std::string(name) + " must be text encodable as UTF-8");
+  }
+  return std::string(utf8, static_cast<size_t>(n));
+}
+
+uint64_t u64_arg(const py::handle& h, const char* name, uint64_t max = UINT64_MAX) {
+  if (!PyLong_Check(h.ptr()) || PyBool_Check(h.ptr())) raise(PyExc_TypeError, std::string(name) + " must be an int");
+  const unsigned long long v = PyLong_AsUnsignedLongLong(h.ptr());
+  if (v == static_cast<unsigned long long>(-1) && PyErr_Occurred()) {
+    PyErr_Clear();
+    raise(PyExc_OverflowError, std::string(name) + " is out of range (0 to " + std::to_string(max) + ")");
+  }
+  if (v > max) raise(PyExc_OverflowError, std::string(name) + " is out of range (0 to " + std::to_string(max) + ")");
+  return v;
+}
+
+uint32_t u32_arg(const py::handle& h, const char* name) { return static_cast<uint32_t>(u64_arg(h, name, UINT32_MAX)); }
+
+bool bool_arg(const py::handle& h, const char* name) {
+  if (!PyBool_Check(h.ptr())) raise(PyExc_TypeError, std::string(name) + " must be True or False");
+  return h.ptr() == Py_True;
+}
+
 // A C-contiguous read-only view of any bytes-like object, held for the duration of a call.
 class BytesLike {
  public:
-  explicit BytesLike(const py::handle& obj) {
-    if (PyObject_GetBuffer(obj.ptr(), &view_, PyBUF_SIMPLE) != 0) throw py::error_already_set();
+  explicit BytesLike(const py::handle& obj, const char* name = "data") {
+    if (PyObject_GetBuffer(obj.ptr(), &view_, PyBUF_SIMPLE) != 0) {
+      PyErr_Clear();
+      raise(PyExc_TypeError, std::string(name) + " must be a C-contiguous bytes-like object");
+    }
   }
   ~BytesLike() { PyBuffer_Release(&view_); }
   BytesLike(const BytesLike&) = delete;
@@ -35,7 +84,7 @@ class BytesLike {
 // The key is copied into wiping memory before the GIL is released, so another Python thread
 // mutating a bytearray key cannot race the core.
 SecretBytes copy_key(const py::handle& key) {
-  BytesLike k(key);
+  BytesLike k(key, "key");
   const ByteView v = k.view();
   return SecretBytes(v.data, v.data + v.size);
 }
@@ -43,7 +92,6 @@ SecretBytes copy_key(const py::handle& key) {
 ByteView view_of(const SecretBytes& s) { return {s.data(), s.size()}; }
 ByteView view_of(const std::string& s) { return {reinterpret_cast<const uint8_t*>(s.data()), s.size()}; }
 
-std::string to_path(const py::bytes& p) { return std::string(p); }
 
 // The core's progress hook for a streaming call made with the GIL released: between batches it
 // re-acquires the GIL, lets pending signals run (Ctrl-C raises KeyboardInterrupt, which cancels the
@@ -180,25 +228,29 @@ PYBIND11_MODULE(_core, m) {
         return false;
       });
 
-  m.def("load", [](const py::bytes& path, const py::handle& key, const std::string& mode, unsigned threads) {
-    const std::string p = to_path(path);
+  m.def("load", [](const py::handle& path, const py::handle& key, const py::handle& mode, const py::handle& format,
+                   const py::handle& threads) {
+    const std::string p = to_path(path), md = text_arg(mode, "mode"), fmt = text_arg(format, "format");
+    const unsigned t = u32_arg(threads, "threads");
     const SecretBytes k = copy_key(key);
     auto out = std::make_unique<DecryptedBuffer>();
     {
       py::gil_scoped_release nogil;
-      out->contents = load_file(p, view_of(k), mode, threads);
+      out->contents = load_file(p, view_of(k), md, fmt, t);
     }
     return out;
-  }, py::arg("path"), py::arg("key"), py::arg("mode"), py::arg("threads"));
+  }, py::arg("path"), py::arg("key"), py::arg("mode"), py::arg("format"), py::arg("threads"));
 
-  m.def("load_range", [](const py::bytes& path, const py::handle& key, const std::string& mode, uint64_t offset,
-                         uint64_t length, unsigned threads) {
-    const std::string p = to_path(path);
+  m.def("load_range", [](const py::handle& path, const py::handle& key, const py::handle& mode, const py::handle& offset,
+                         const py::handle& length, const py::handle& threads) {
+    const std::string p = to_path(path), md = text_arg(mode, "mode");
+    const uint64_t off = u64_arg(offset, "offset"), len = u64_arg(length, "length");
+    const unsigned t = u32_arg(threads, "threads");
     const SecretBytes k = copy_key(key);
     auto out = std::make_unique<DecryptedBuffer>();
     {
       py::gil_scoped_release nogil;
-      out->contents = load_range(p, view_of(k), mode, offset, length, threads);
+      out->contents = load_range(p, view_of(k), md, off, len, t);
     }
     return out;
   }, py::arg("path"), py::arg("key"), py::arg("mode"), py::arg("offset"), py::arg("length"), py::arg("threads"));
@@ -222,40 +274,48 @@ PYBIND11_MODULE(_core, m) {
   });
   m.def("reset_debug_counters", &reset_debug_counters);
 
-  m.def("encrypt_parts_to_file", [](const py::sequence& parts, const py::bytes& dst, const py::handle& key,
-                                    const std::string& mode, uint32_t chunk_size, const py::bytes& metadata,
-                                    unsigned threads, const py::object& progress) {
+  m.def("encrypt_parts_to_file", [](const py::handle& parts, const py::handle& dst, const py::handle& key,
+                                    const py::handle& mode, const py::handle& chunk_size, const py::handle& metadata,
+                                    const py::handle& threads, const py::handle& progress) {
+    if (!PyList_Check(parts.ptr()) && !PyTuple_Check(parts.ptr())) raise(PyExc_TypeError, "parts must be a list or tuple");
     std::vector<std::unique_ptr<BytesLike>> held;  // keeps every part's buffer exported during the call
     std::vector<ByteView> views;
-    for (const py::handle part : parts) {
-      held.push_back(std::make_unique<BytesLike>(part));
+    for (const py::handle part : py::reinterpret_borrow<py::sequence>(parts)) {
+      held.push_back(std::make_unique<BytesLike>(part, "each part"));
       views.push_back(held.back()->view());
     }
-    const std::string d = to_path(dst), md = metadata;
+    const std::string d = to_path(dst, "dst"), md = bytes_arg(metadata, "metadata"), mo = text_arg(mode, "mode");
+    const uint32_t cs = u32_arg(chunk_size, "chunk_size");
+    const unsigned t = u32_arg(threads, "threads");
     const SecretBytes k = copy_key(key);
-    const EncryptOptions options = encrypt_options(chunk_size, md, threads, python_progress(progress));
+    const EncryptOptions options = encrypt_options(cs, md, t, python_progress(progress));
     py::gil_scoped_release nogil;
-    encrypt_parts_to_file(views, d, view_of(k), mode, options);
+    encrypt_parts_to_file(views, d, view_of(k), mo, options);
   }, py::arg("parts"), py::arg("dst"), py::arg("key"), py::arg("mode"), py::arg("chunk_size"), py::arg("metadata"),
      py::arg("threads"), py::arg("progress") = py::none());
 
-  m.def("decrypt_bytes", [](const py::handle& blob, const py::handle& key, const std::string& mode, unsigned threads) {
+  m.def("decrypt_bytes", [](const py::handle& blob, const py::handle& key, const py::handle& mode, const py::handle& format,
+                            const py::handle& threads) {
+    const std::string md = text_arg(mode, "mode"), fmt = text_arg(format, "format");
+    const unsigned t = u32_arg(threads, "threads");
     const SecretBytes k = copy_key(key);
-    BytesLike in(blob);
+    BytesLike in(blob, "blob");
     auto out = std::make_unique<DecryptedBuffer>();
     {
       py::gil_scoped_release nogil;
-      out->contents = decrypt_memory(in.view(), view_of(k), mode, threads);
+      out->contents = decrypt_memory(in.view(), view_of(k), md, fmt, t);
     }
     return out;
-  }, py::arg("blob"), py::arg("key"), py::arg("mode"), py::arg("threads"));
+  }, py::arg("blob"), py::arg("key"), py::arg("mode"), py::arg("format"), py::arg("threads"));
 
-  m.def("encrypt_bytes", [](const py::handle& data, const py::handle& key, const std::string& mode, uint32_t chunk_size,
-                            const py::bytes& metadata, unsigned threads) {
+  m.def("encrypt_bytes", [](const py::handle& data, const py::handle& key, const py::handle& mode, const py::handle& chunk_size,
+                            const py::handle& metadata, const py::handle& threads) {
+    const std::string mo = text_arg(mode, "mode"), md = bytes_arg(metadata, "metadata");
+    const uint32_t cs = u32_arg(chunk_size, "chunk_size");
+    const unsigned t = u32_arg(threads, "threads");
     const SecretBytes k = copy_key(key);
     BytesLike in(data);
-    const std::string md = metadata;
-    const EncryptOptions options = encrypt_options(chunk_size, md, threads, nullptr);
+    const EncryptOptions options = encrypt_options(cs, md, t, nullptr);
     const uint64_t size = encrypted_length(in.view().size, options);
     PyObject* raw = PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(size));
     if (raw == nullptr) throw py::error_already_set();
@@ -263,41 +323,50 @@ PYBIND11_MODULE(_core, m) {
     auto* dst = reinterpret_cast<uint8_t*>(PyBytes_AS_STRING(raw));
     {
       py::gil_scoped_release nogil;
-      encrypt_memory(in.view(), view_of(k), mode, options, dst, size);
+      encrypt_memory(in.view(), view_of(k), mo, options, dst, size);
     }
     return result;
   }, py::arg("data"), py::arg("key"), py::arg("mode"), py::arg("chunk_size"), py::arg("metadata"), py::arg("threads"));
 
-  m.def("encrypt_file", [](const py::bytes& src, const py::bytes& dst, const py::handle& key, const std::string& mode,
-                           uint32_t chunk_size, const py::bytes& metadata, unsigned threads, const py::object& progress,
-                           bool durable) {
-    const std::string s = to_path(src), d = to_path(dst), md = metadata;
+  m.def("encrypt_file", [](const py::handle& src, const py::handle& dst, const py::handle& key, const py::handle& mode,
+                           const py::handle& chunk_size, const py::handle& metadata, const py::handle& threads,
+                           const py::handle& progress, const py::handle& durable) {
+    const std::string s = to_path(src, "src"), d = to_path(dst, "dst"), md = bytes_arg(metadata, "metadata");
+    const std::string mo = text_arg(mode, "mode");
+    const uint32_t cs = u32_arg(chunk_size, "chunk_size");
+    const unsigned t = u32_arg(threads, "threads");
+    const bool du = bool_arg(durable, "durable");
     const SecretBytes k = copy_key(key);
-    EncryptOptions options = encrypt_options(chunk_size, md, threads, python_progress(progress));
-    options.durable = durable;
+    EncryptOptions options = encrypt_options(cs, md, t, python_progress(progress));
+    options.durable = du;
     py::gil_scoped_release nogil;
-    encrypt_file(s, d, view_of(k), mode, options);
+    encrypt_file(s, d, view_of(k), mo, options);
   }, py::arg("src"), py::arg("dst"), py::arg("key"), py::arg("mode"), py::arg("chunk_size"), py::arg("metadata"),
      py::arg("threads"), py::arg("progress") = py::none(), py::arg("durable") = true);
 
-  m.def("decrypt_file", [](const py::bytes& src, const py::bytes& dst, const py::handle& key, const std::string& mode,
-                           unsigned threads, const py::object& progress, bool durable) {
-    const std::string s = to_path(src), d = to_path(dst);
+  m.def("decrypt_file", [](const py::handle& src, const py::handle& dst, const py::handle& key, const py::handle& mode,
+                           const py::handle& format, const py::handle& threads, const py::handle& progress,
+                           const py::handle& durable) {
+    const std::string s = to_path(src, "src"), d = to_path(dst, "dst");
+    const std::string mo = text_arg(mode, "mode"), fmt = text_arg(format, "format");
+    const unsigned t = u32_arg(threads, "threads");
+    const bool du = bool_arg(durable, "durable");
     const SecretBytes k = copy_key(key);
     const Progress hook = python_progress(progress);
     py::gil_scoped_release nogil;
-    return decrypt_file(s, d, view_of(k), mode, threads, hook, durable);
-  }, py::arg("src"), py::arg("dst"), py::arg("key"), py::arg("mode"), py::arg("threads"),
+    return decrypt_file(s, d, view_of(k), mo, fmt, t, hook, du);
+  }, py::arg("src"), py::arg("dst"), py::arg("key"), py::arg("mode"), py::arg("format"), py::arg("threads"),
      py::arg("progress") = py::none(), py::arg("durable") = true);
 
-  m.def("verify_file", [](const py::bytes& path, const py::handle& key, const std::string& mode, unsigned threads,
-                          const py::object& progress) {
-    const std::string p = to_path(path);
+  m.def("verify_file", [](const py::handle& path, const py::handle& key, const py::handle& mode, const py::handle& format,
+                          const py::handle& threads, const py::handle& progress) {
+    const std::string p = to_path(path), mo = text_arg(mode, "mode"), fmt = text_arg(format, "format");
+    const unsigned t = u32_arg(threads, "threads");
     const SecretBytes k = copy_key(key);
     const Progress hook = python_progress(progress);
     py::gil_scoped_release nogil;
-    return verify_file(p, view_of(k), mode, threads, hook);
-  }, py::arg("path"), py::arg("key"), py::arg("mode"), py::arg("threads"), py::arg("progress") = py::none());
+    return verify_file(p, view_of(k), mo, fmt, t, hook);
+  }, py::arg("path"), py::arg("key"), py::arg("mode"), py::arg("format"), py::arg("threads"), py::arg("progress") = py::none());
 
   // In-place wiping for modelcrypt.wipe(): policy (which objects, which sizes) lives in Python.
   m.def("wipe_writable_buffer", [](const py::handle& obj) {
@@ -306,7 +375,8 @@ PYBIND11_MODULE(_core, m) {
     crypto::wipe(view.buf, static_cast<size_t>(view.len));
     PyBuffer_Release(&view);
   }, py::arg("buffer"));
-  m.def("wipe_bytes_object", [](const py::bytes& obj) {
+  m.def("wipe_bytes_object", [](const py::handle& obj) {
+    if (!PyBytes_CheckExact(obj.ptr())) raise(PyExc_TypeError, "obj must be a bytes object");
     // Zeroes the bytes object's own storage and drops its cached hash, which described the old value.
     crypto::wipe(PyBytes_AS_STRING(obj.ptr()), static_cast<size_t>(PyBytes_GET_SIZE(obj.ptr())));
 #if defined(__GNUC__)
@@ -319,13 +389,13 @@ PYBIND11_MODULE(_core, m) {
 #endif
   }, py::arg("obj"));
 
-  m.def("detect_format", [](const py::bytes& path) {
+  m.def("detect_format", [](const py::handle& path) {
     const std::string p = to_path(path);
     py::gil_scoped_release nogil;
     return detect_file_format(p);
   }, py::arg("path"));
 
-  m.def("describe_legacy", [](const py::bytes& path) {
+  m.def("describe_legacy", [](const py::handle& path) {
     const std::string p = to_path(path);
     legacy::FileDescription fd;
     {
@@ -341,7 +411,8 @@ PYBIND11_MODULE(_core, m) {
     return d;
   }, py::arg("path"));
 
-  m.def("mindspore_encrypt_bytes", [](const py::handle& data, const py::handle& key, const std::string& mode) {
+  m.def("mindspore_encrypt_bytes", [](const py::handle& data, const py::handle& key, const py::handle& mode_arg) {
+    const std::string mode = text_arg(mode_arg, "mode");
     const SecretBytes k = copy_key(key);
     BytesLike in(data);
     const legacy::Mode m = legacy::parse_mode(mode);
@@ -357,21 +428,22 @@ PYBIND11_MODULE(_core, m) {
     return result;
   }, py::arg("data"), py::arg("key"), py::arg("mode"));
 
-  m.def("mindspore_encrypt_file", [](const py::bytes& src, const py::bytes& dst, const py::handle& key, const std::string& mode) {
-    const std::string s = to_path(src), d = to_path(dst);
+  m.def("mindspore_encrypt_file", [](const py::handle& src, const py::handle& dst, const py::handle& key, const py::handle& mode_arg) {
+    const std::string mode = text_arg(mode_arg, "mode");
+    const std::string s = to_path(src, "src"), d = to_path(dst, "dst");
     const SecretBytes k = copy_key(key);
     const legacy::Mode m = legacy::parse_mode(mode);
     py::gil_scoped_release nogil;
     legacy::mindspore_encrypt_file(s, d, m, view_of(k));
   }, py::arg("src"), py::arg("dst"), py::arg("key"), py::arg("mode"));
 
-  m.def("is_encrypted", [](const py::bytes& path) {
+  m.def("is_encrypted", [](const py::handle& path) {
     const std::string p = to_path(path);
     py::gil_scoped_release nogil;
     return is_encrypted(p);
   }, py::arg("path"));
 
-  m.def("inspect", [](const py::bytes& path) {
+  m.def("inspect", [](const py::handle& path) {
     const std::string p = to_path(path);
     FileInfo info;
     {
@@ -394,7 +466,8 @@ PYBIND11_MODULE(_core, m) {
     return d;
   }, py::arg("path"));
 
-  m.def("random_bytes", [](size_t n) {  // backs generate_key(): filled in place, no unwiped copy
+  m.def("random_bytes", [](const py::handle& length) {  // backs generate_key(): filled in place, no unwiped copy
+    const size_t n = static_cast<size_t>(u64_arg(length, "n", 1u << 20));
     py::bytes out(nullptr, n);
     crypto::random_bytes(reinterpret_cast<uint8_t*>(PyBytes_AS_STRING(out.ptr())), n);
     return out;
@@ -402,8 +475,8 @@ PYBIND11_MODULE(_core, m) {
 
   // Raw primitives, for known-answer tests (Wycheproof) of the exact code the format uses.
   py::module_ prim = m.def_submodule("primitives", "AES-GCM / HKDF / HMAC primitives of the core (for tests)");
-  prim.def("aes_gcm_encrypt", [](const py::bytes& key, const py::bytes& iv, const py::bytes& aad, const py::bytes& pt) {
-    const std::string k = key, n = iv, a = aad, p = pt;
+  prim.def("aes_gcm_encrypt", [](const py::handle& key, const py::handle& iv, const py::handle& aad, const py::handle& pt) {
+    const std::string k = bytes_arg(key, "key"), n = bytes_arg(iv, "iv"), a = bytes_arg(aad, "aad"), p = bytes_arg(pt, "plaintext");
     crypto::AesGcm gcm(view_of(k));
     std::string ct(p.size(), '\0');
     uint8_t tag[crypto::kGcmTagSize];
@@ -411,9 +484,10 @@ PYBIND11_MODULE(_core, m) {
                 reinterpret_cast<const uint8_t*>(p.data()), reinterpret_cast<uint8_t*>(ct.data()), p.size(), tag);
     return py::make_tuple(py::bytes(ct), py::bytes(reinterpret_cast<const char*>(tag), sizeof tag));
   }, py::arg("key"), py::arg("iv"), py::arg("aad"), py::arg("plaintext"));
-  prim.def("aes_gcm_decrypt", [](const py::bytes& key, const py::bytes& iv, const py::bytes& aad, const py::bytes& ct,
-                                 const py::bytes& tag) {
-    const std::string k = key, n = iv, a = aad, c = ct, t = tag;
+  prim.def("aes_gcm_decrypt", [](const py::handle& key, const py::handle& iv, const py::handle& aad, const py::handle& ct,
+                                 const py::handle& tag) {
+    const std::string k = bytes_arg(key, "key"), n = bytes_arg(iv, "iv"), a = bytes_arg(aad, "aad");
+    const std::string c = bytes_arg(ct, "ciphertext"), t = bytes_arg(tag, "tag");
     if (t.size() != crypto::kGcmTagSize) throw Error(Status::invalid_argument, "tag must be 16 bytes");
     crypto::AesGcm gcm(view_of(k));
     std::string pt(c.size(), '\0');
@@ -424,15 +498,16 @@ PYBIND11_MODULE(_core, m) {
     }
     return py::bytes(pt);
   }, py::arg("key"), py::arg("iv"), py::arg("aad"), py::arg("ciphertext"), py::arg("tag"));
-  prim.def("hkdf_sha256", [](const py::bytes& ikm, const py::bytes& salt, const py::bytes& info, size_t length) {
-    const std::string i = ikm, s = salt, f = info;
+  prim.def("hkdf_sha256", [](const py::handle& ikm, const py::handle& salt, const py::handle& info, const py::handle& length_arg) {
+    const std::string i = bytes_arg(ikm, "ikm"), s = bytes_arg(salt, "salt"), f = bytes_arg(info, "info");
+    const size_t length = static_cast<size_t>(u64_arg(length_arg, "length"));
     const SecretBytes out = crypto::hkdf_sha256(view_of(i),
                                                 view_of(s),
                                                 view_of(f), length);
     return py::bytes(reinterpret_cast<const char*>(out.data()), out.size());
   }, py::arg("ikm"), py::arg("salt"), py::arg("info"), py::arg("length"));
-  prim.def("hmac_sha256", [](const py::bytes& key, const py::bytes& data) {
-    const std::string k = key, d = data;
+  prim.def("hmac_sha256", [](const py::handle& key, const py::handle& data) {
+    const std::string k = bytes_arg(key, "key"), d = bytes_arg(data, "data");
     uint8_t out[crypto::kSha256Size];
     crypto::hmac_sha256(view_of(k), view_of(d), out);
     return py::bytes(reinterpret_cast<const char*>(out), sizeof out);

@@ -18,6 +18,8 @@ struct mc_buffer {
   modelcrypt::SecureBuffer bytes;  // owns (and wipes) everything decrypted
   size_t offset = 0;               // the caller's bytes: [offset, offset + size) of `bytes`
   size_t size = 0;                 // (legacy formats decrypt in place: headers and IVs surround them)
+  const char* format = "";         // static: the format decrypted ("" for encrypted images)
+  std::string insecure;            // why that format is weak ("" when it is not)
 };
 
 namespace {
@@ -68,6 +70,13 @@ modelcrypt::ByteView key_view(const uint8_t* key, size_t key_len) {
   return {key, key_len};
 }
 
+const char* static_format_name(const std::string& name) {
+  for (const char* known : {"modelcrypt", "mindspore", "paddlex", "paddle-cipher"}) {
+    if (name == known) return known;
+  }
+  return "unknown";
+}
+
 mc_buffer* wrap(modelcrypt::SecureBuffer&& bytes) {
   mc_buffer* b = new mc_buffer;
   b->size = bytes.size();
@@ -80,8 +89,12 @@ mc_buffer* wrap(modelcrypt::Decrypted&& d) {
   b->offset = d.view_offset;
   b->size = d.view_length;
   b->bytes = std::move(d.plaintext);
+  b->format = static_format_name(d.format);
+  b->insecure = d.insecure;
   return b;
 }
+
+const char* format_or_default(const char* format) { return format ? format : "modelcrypt"; }
 
 }  // namespace
 
@@ -96,24 +109,34 @@ const char* mc_last_error(void) { return t_last_error.c_str(); }
 
 const char* mc_version(void) { return MODELCRYPT_VERSION; }
 
-mc_status mc_load(const char* path, const uint8_t* key, size_t key_len, const char* mode, mc_buffer** out) {
+mc_status mc_load_with_format(const char* path, const uint8_t* key, size_t key_len, const char* mode, const char* format,
+                              mc_buffer** out) {
   if (out) *out = nullptr;
   return guarded([&] {
     require(out != nullptr, "out is NULL");
     require(path != nullptr, "path is NULL");
-    *out = wrap(modelcrypt::load_file(path, key_view(key, key_len), mode_or_default(mode)));
+    *out = wrap(modelcrypt::load_file(path, key_view(key, key_len), mode_or_default(mode), format_or_default(format)));
   });
 }
 
-mc_status mc_decrypt_memory(const void* data, size_t size, const uint8_t* key, size_t key_len, const char* mode,
-                            mc_buffer** out) {
+mc_status mc_load(const char* path, const uint8_t* key, size_t key_len, const char* mode, mc_buffer** out) {
+  return mc_load_with_format(path, key, key_len, mode, nullptr, out);
+}
+
+mc_status mc_decrypt_memory_with_format(const void* data, size_t size, const uint8_t* key, size_t key_len,
+                                        const char* mode, const char* format, mc_buffer** out) {
   if (out) *out = nullptr;
   return guarded([&] {
     require(out != nullptr, "out is NULL");
     require(data != nullptr || size == 0, "data is NULL");
     const modelcrypt::ByteView blob{static_cast<const uint8_t*>(data), size};
-    *out = wrap(modelcrypt::decrypt_memory(blob, key_view(key, key_len), mode_or_default(mode)));
+    *out = wrap(modelcrypt::decrypt_memory(blob, key_view(key, key_len), mode_or_default(mode), format_or_default(format)));
   });
+}
+
+mc_status mc_decrypt_memory(const void* data, size_t size, const uint8_t* key, size_t key_len, const char* mode,
+                            mc_buffer** out) {
+  return mc_decrypt_memory_with_format(data, size, key, key_len, mode, nullptr, out);
 }
 
 mc_status mc_encrypt_file(const char* src, const char* dst, const uint8_t* key, size_t key_len, const char* mode) {
@@ -124,12 +147,17 @@ mc_status mc_encrypt_file(const char* src, const char* dst, const uint8_t* key, 
   });
 }
 
-mc_status mc_decrypt_file(const char* src, const char* dst, const uint8_t* key, size_t key_len, const char* mode) {
+mc_status mc_decrypt_file_with_format(const char* src, const char* dst, const uint8_t* key, size_t key_len,
+                                      const char* mode, const char* format) {
   return guarded([&] {
     require(src != nullptr, "src is NULL");
     require(dst != nullptr, "dst is NULL");
-    modelcrypt::decrypt_file(src, dst, key_view(key, key_len), mode_or_default(mode));
+    modelcrypt::decrypt_file(src, dst, key_view(key, key_len), mode_or_default(mode), format_or_default(format));
   });
+}
+
+mc_status mc_decrypt_file(const char* src, const char* dst, const uint8_t* key, size_t key_len, const char* mode) {
+  return mc_decrypt_file_with_format(src, dst, key, key_len, mode, nullptr);
 }
 
 mc_status mc_encrypt_memory(const void* data, size_t size, const uint8_t* key, size_t key_len, const char* mode,
@@ -154,6 +182,10 @@ mc_status mc_encrypt_memory(const void* data, size_t size, const uint8_t* key, s
 const void* mc_buffer_data(const mc_buffer* buffer) { return buffer ? buffer->bytes.data() + buffer->offset : nullptr; }
 
 size_t mc_buffer_size(const mc_buffer* buffer) { return buffer ? buffer->size : 0; }
+
+const char* mc_buffer_format(const mc_buffer* buffer) { return buffer ? buffer->format : ""; }
+
+const char* mc_buffer_insecure_reason(const mc_buffer* buffer) { return buffer ? buffer->insecure.c_str() : ""; }
 
 void mc_buffer_free(mc_buffer* buffer) { delete buffer; }  // SecureBuffer wipes on release
 

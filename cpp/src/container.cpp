@@ -81,13 +81,29 @@ struct ParsedFileHeader {
   std::vector<uint8_t> raw;
 };
 
+// Reads the header once: the fixed prefix, then the rest of it after the prefix, into one copy
+// that is then parsed, validated and (by the caller) authenticated. No byte of it is read twice,
+// so a file rewritten meanwhile cannot make the bytes checked differ from the bytes used.
 ParsedFileHeader read_file_header(const InputFile& in) {
-  uint8_t prefix[format::kFixedHeaderSize];
-  const size_t got = in.read_at(prefix, sizeof prefix, 0);
-  const uint64_t header_length = format::parse_header_length(prefix, got, in.size());
   ParsedFileHeader out;
-  out.raw.resize(header_length);
-  in.read_exact_at(out.raw.data(), out.raw.size(), 0);
+  out.raw.resize(format::kFixedHeaderSize);
+  const size_t got = in.read_at(out.raw.data(), out.raw.size(), 0);
+  const uint64_t header_length = format::parse_header_length(out.raw.data(), got, in.size());
+  out.raw.resize(checked_size(header_length));
+  in.read_exact_at(out.raw.data() + format::kFixedHeaderSize, out.raw.size() - format::kFixedHeaderSize,
+                   format::kFixedHeaderSize);
+  out.header = format::parse_header(out.raw.data(), out.raw.size());
+  return out;
+}
+
+// The same for a header held in the caller's memory: copied once into our own memory first.
+ParsedFileHeader copy_memory_header(ByteView blob) {
+  ParsedFileHeader out;
+  out.raw.assign(blob.data, blob.data + std::min<size_t>(blob.size, format::kFixedHeaderSize));
+  const uint64_t header_length = format::parse_header_length(out.raw.data(), out.raw.size(), blob.size);
+  out.raw.resize(checked_size(header_length));
+  std::memcpy(out.raw.data() + format::kFixedHeaderSize, blob.data + format::kFixedHeaderSize,
+              out.raw.size() - format::kFixedHeaderSize);
   out.header = format::parse_header(out.raw.data(), out.raw.size());
   return out;
 }
@@ -223,20 +239,14 @@ SecureBuffer load_chunks(const InputFile& in, const Header& h, const format::Fil
   return out;
 }
 
-// Checks the caller's arguments before touching the file, so a bad mode or key length is reported
-// as such even for a missing file.
-const std::string& checked_arguments(const std::string& path, ByteView key, const std::string& mode) {
-  check_mode(mode);
-  format::check_master_key(key);
-  return path;
-}
-
-// An encrypted file whose header has been parsed and authenticated with the key (reader steps 1-8).
+// A file opened once for a read; authenticate() reads its header once and authenticates it with the
+// key (reader steps 1-8). Every later read goes through the same descriptor.
 struct OpenedFile {
   InputFile in;
   ParsedFileHeader parsed;
   format::FileKeys keys;
-  OpenedFile(const std::string& path, ByteView key, const std::string& mode) : in(checked_arguments(path, key, mode)) {
+  explicit OpenedFile(const std::string& path) : in(path) {}
+  void authenticate(ByteView key) {
     parsed = read_file_header(in);
     keys = format::authenticate_header(parsed.header, parsed.raw.data(), key, in.size());
   }
@@ -246,19 +256,16 @@ struct OpenedFile {
 
 namespace {
 
-// The format a read must use: from the file's first bytes, or Paddle cipher when the mode says so.
-// Throws when the mode disagrees with the file.
-legacy::Format format_for(const legacy::Mode& mode, const uint8_t* prefix, size_t n) {
-  const legacy::Format f = mode.kind == legacy::Mode::Kind::paddle ? legacy::Format::paddle_cipher : legacy::detect(prefix, n);
-  legacy::check_mode_matches(f, mode, prefix, n);
-  return f;
+// The format a read must use (see legacy::choose_format): from the file's first bytes, or Paddle
+// cipher when the mode says so; legacy formats only when the caller asked for them.
+legacy::Format format_for(const legacy::Mode& mode, legacy::FormatSet accepted, const uint8_t* prefix, size_t n) {
+  return legacy::choose_format(mode, accepted, prefix, n);
 }
 
-legacy::Format sniff_file(const std::string& path, const legacy::Mode& mode) {
-  InputFile in(path);
+legacy::Format sniff(const InputFile& in, const legacy::Mode& mode, legacy::FormatSet accepted) {
   uint8_t prefix[8];
   const size_t n = in.read_at(prefix, sizeof prefix, 0);
-  return format_for(mode, prefix, n);
+  return format_for(mode, accepted, prefix, n);
 }
 
 // Decrypts a legacy file image (already in `image`) in place and describes the result.
@@ -274,11 +281,16 @@ Decrypted open_legacy(SecureBuffer image, legacy::Format f, const legacy::Mode& 
   return out;
 }
 
-Decrypted load_legacy_file(const std::string& path, legacy::Format f, const legacy::Mode& mode, ByteView key) {
-  InputFile in(path);
+// Reads a legacy file whole into our memory (once) and decrypts that copy; the format detected from
+// the copy must be the one chosen from the first bytes read earlier.
+Decrypted load_legacy_file(const InputFile& in, legacy::Format f, const legacy::Mode& mode, legacy::FormatSet accepted,
+                           ByteView key) {
   SecureBuffer image = SecureBuffer::allocate(checked_size(in.size()));
   in.read_exact_at(image.data(), image.size(), 0);
   count_read(image.size());
+  if (format_for(mode, accepted, image.data(), std::min<size_t>(image.size(), 8)) != f) {
+    throw Error(Status::auth_failed, "the file changed while it was being read");
+  }
   return open_legacy(std::move(image), f, mode, key);
 }
 
@@ -290,12 +302,15 @@ std::string detect_file_format(const std::string& path) {
   return legacy::format_name(legacy::detect(prefix, in.read_at(prefix, sizeof prefix, 0)));
 }
 
-Decrypted load_file(const std::string& path, ByteView key, const std::string& mode_text, unsigned threads) {
+Decrypted load_file(const std::string& path, ByteView key, const std::string& mode_text, const std::string& format_choice,
+                    unsigned threads) {
   const legacy::Mode mode = legacy::parse_mode(mode_text);
+  const legacy::FormatSet accepted = legacy::accepted_formats(format_choice, mode);
   format::check_master_key(key);  // every format takes 16, 24 or 32-byte keys: argument errors come first
-  const legacy::Format format = sniff_file(path, mode);
-  if (format != legacy::Format::modelcrypt) return load_legacy_file(path, format, mode, key);
-  OpenedFile f(path, key, "AES-GCM");
+  OpenedFile f(path);
+  const legacy::Format format = sniff(f.in, mode, accepted);
+  if (format != legacy::Format::modelcrypt) return load_legacy_file(f.in, format, mode, accepted, key);
+  f.authenticate(key);
   const Header& h = f.parsed.header;
   Decrypted out;
   out.plaintext = load_chunks(f.in, h, f.keys, 0, h.chunk_count(), threads);
@@ -307,10 +322,12 @@ Decrypted load_file(const std::string& path, ByteView key, const std::string& mo
 Decrypted load_range(const std::string& path, ByteView key, const std::string& mode, uint64_t offset,
                      uint64_t length, unsigned threads) {
   check_mode(mode);
-  if (sniff_file(path, legacy::parse_mode(mode)) != legacy::Format::modelcrypt) {
+  format::check_master_key(key);
+  OpenedFile f(path);
+  if (sniff(f.in, legacy::parse_mode(mode), legacy::format_bit(legacy::Format::modelcrypt)) != legacy::Format::modelcrypt) {
     throw Error(Status::invalid_argument, "random access needs a modelcrypt file; legacy formats load whole");
   }
-  OpenedFile f(path, key, mode);
+  f.authenticate(key);
   const Header& h = f.parsed.header;
   if (offset > h.plaintext_length || length > h.plaintext_length - offset) {
     throw Error(Status::invalid_argument, "range [" + std::to_string(offset) + ", " + std::to_string(offset) + "+" +
@@ -331,19 +348,28 @@ Decrypted load_range(const std::string& path, ByteView key, const std::string& m
   return out;
 }
 
-Decrypted decrypt_memory(ByteView blob, ByteView key, const std::string& mode_text, unsigned threads) {
+Decrypted decrypt_memory(ByteView blob, ByteView key, const std::string& mode_text, const std::string& format_choice,
+                         unsigned threads) {
   const legacy::Mode mode = legacy::parse_mode(mode_text);
+  const legacy::FormatSet accepted = legacy::accepted_formats(format_choice, mode);
   format::check_master_key(key);  // every format takes 16, 24 or 32-byte keys: argument errors come first
-  const legacy::Format format = format_for(mode, blob.data, std::min<size_t>(blob.size, 8));
-  if (format != legacy::Format::modelcrypt) {
+  // The caller's memory may change under us (an mmap of a file being rewritten): every byte is
+  // copied once into memory we own, and only that copy is parsed, authenticated and decrypted.
+  uint8_t prefix[8] = {};
+  const size_t prefix_len = std::min<size_t>(blob.size, sizeof prefix);
+  if (prefix_len) std::memcpy(prefix, blob.data, prefix_len);
+  if (format_for(mode, accepted, prefix, prefix_len) != legacy::Format::modelcrypt) {
     SecureBuffer image = SecureBuffer::allocate(blob.size);
     if (blob.size) std::memcpy(image.data(), blob.data, blob.size);
-    return open_legacy(std::move(image), format, mode, key);
+    const legacy::Format f = format_for(mode, accepted, image.data(), std::min<size_t>(image.size(), 8));  // the copy decides
+    if (f == legacy::Format::modelcrypt) {
+      throw Error(Status::auth_failed, "the data changed while it was being read");
+    }
+    return open_legacy(std::move(image), f, mode, key);
   }
-  format::check_master_key(key);
-  const uint64_t header_length = format::parse_header_length(blob.data, std::min<size_t>(blob.size, format::kFixedHeaderSize), blob.size);
-  const Header h = format::parse_header(blob.data, checked_size(header_length));
-  const format::FileKeys keys = format::authenticate_header(h, blob.data, key, blob.size);
+  const ParsedFileHeader parsed = copy_memory_header(blob);
+  const Header& h = parsed.header;
+  const format::FileKeys keys = format::authenticate_header(h, parsed.raw.data(), key, blob.size);
 
   Decrypted out;
   out.plaintext = SecureBuffer::allocate(checked_size(h.plaintext_length));
@@ -351,8 +377,14 @@ Decrypted decrypt_memory(ByteView blob, ByteView key, const std::string& mode_te
   uint8_t* dst = out.plaintext.data();
   FailedChunk failed;
   for_each_chunk(h.chunk_count(), threads, keys.payload_key, [&](crypto::AesGcm& gcm, uint64_t i) {
+    // Copy the chunk and its tag into our memory once, then authenticate and decrypt that copy in place.
     const uint8_t* ct = blob.data + h.chunk_file_offset(i);
-    if (!open_chunk(gcm, h, i, ct, dst + h.chunk_plaintext_offset(i), ct + h.chunk_plaintext_size(i))) failed.record(i);
+    const size_t n = h.chunk_plaintext_size(i);
+    uint8_t* slot = dst + h.chunk_plaintext_offset(i);
+    uint8_t tag[kTagSize];
+    if (n) std::memcpy(slot, ct, n);
+    std::memcpy(tag, ct + n, kTagSize);
+    if (!open_chunk(gcm, h, i, slot, slot, tag)) failed.record(i);
   });
   if (failed.any()) {
     out.plaintext.wipe();
@@ -564,19 +596,21 @@ void stream_decrypt(const InputFile& in, const Header& h, const format::FileKeys
 }  // namespace
 
 std::string decrypt_file(const std::string& src, const std::string& dst, ByteView key, const std::string& mode_text,
-                         unsigned threads, const Progress& progress, bool durable) {
+                         const std::string& format_choice, unsigned threads, const Progress& progress, bool durable) {
   const legacy::Mode mode = legacy::parse_mode(mode_text);
+  const legacy::FormatSet accepted = legacy::accepted_formats(format_choice, mode);
   format::check_master_key(key);  // every format takes 16, 24 or 32-byte keys: argument errors come first
-  const legacy::Format format = sniff_file(src, mode);
+  OpenedFile f(src);
+  const legacy::Format format = sniff(f.in, mode, accepted);
   if (format != legacy::Format::modelcrypt) {  // legacy formats are small enough to go through memory
     check_output_path(src, dst);
-    const Decrypted d = load_legacy_file(src, format, mode, key);
+    const Decrypted d = load_legacy_file(f.in, format, mode, accepted, key);
     AtomicOutputFile out(dst, 0600, durable);
     out.write_all(d.data(), d.size());
     out.commit();
     return d.insecure;
   }
-  OpenedFile f(src, key, "AES-GCM");
+  f.authenticate(key);
   check_output_path(src, dst);
   AtomicOutputFile out(dst, 0600, durable);  // decrypted weights are the secret: owner-only by default
   stream_decrypt(f.in, f.parsed.header, f.keys, threads, &out, progress);  // on failure the temp file goes, dst stays
@@ -586,13 +620,15 @@ std::string decrypt_file(const std::string& src, const std::string& dst, ByteVie
   return {};
 }
 
-std::string verify_file(const std::string& path, ByteView key, const std::string& mode_text, unsigned threads,
-                        const Progress& progress) {
+std::string verify_file(const std::string& path, ByteView key, const std::string& mode_text,
+                        const std::string& format_choice, unsigned threads, const Progress& progress) {
   const legacy::Mode mode = legacy::parse_mode(mode_text);
+  const legacy::FormatSet accepted = legacy::accepted_formats(format_choice, mode);
   format::check_master_key(key);  // every format takes 16, 24 or 32-byte keys: argument errors come first
-  const legacy::Format format = sniff_file(path, mode);
-  if (format != legacy::Format::modelcrypt) return load_legacy_file(path, format, mode, key).insecure;
-  OpenedFile f(path, key, "AES-GCM");
+  OpenedFile f(path);
+  const legacy::Format format = sniff(f.in, mode, accepted);
+  if (format != legacy::Format::modelcrypt) return load_legacy_file(f.in, format, mode, accepted, key).insecure;
+  f.authenticate(key);
   stream_decrypt(f.in, f.parsed.header, f.keys, threads, nullptr, progress);
   return {};
 }

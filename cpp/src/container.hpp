@@ -72,11 +72,15 @@ struct FileInfo {
 // Format of a file from its first bytes: "modelcrypt", "mindspore", "paddlex" or "unknown".
 std::string detect_file_format(const std::string& path);
 
-// File -> memory. Reads modelcrypt files and, detected from their first bytes, MindSpore and PaddleX
-// files (and Paddle cipher files when `mode` is "paddle:..."); a mode that disagrees with the file is
-// Error(invalid_argument). For modelcrypt files: ciphertext is read straight into the output buffer and decrypted in place, chunks
+// File -> memory. Reads modelcrypt files and, when `format` asks for them, MindSpore and PaddleX files
+// (detected from their first bytes) and Paddle cipher files (`mode` "paddle:..."); a mode that
+// disagrees with the file is Error(invalid_argument). For modelcrypt files: ciphertext is read straight into the output buffer and decrypted in place, chunks
 // in parallel: the plaintext exists once. Peak extra memory: the plaintext itself.
-Decrypted load_file(const std::string& path, ByteView key, const std::string& mode, unsigned threads = 0);
+// `format` is the caller's choice of accepted formats (legacy::accepted_formats): "modelcrypt" (the
+// default) reads format v1 only; legacy formats only when named ("mindspore", "paddlex",
+// "paddle-cipher", "auto") or implied by a legacy-only mode.
+Decrypted load_file(const std::string& path, ByteView key, const std::string& mode, const std::string& format = "modelcrypt",
+                    unsigned threads = 0);
 
 // File -> memory, part of the plaintext: authenticates the header exactly like load_file, then reads
 // and decrypts only the chunks covering [offset, offset + length). Out of range: Error(invalid_argument).
@@ -84,7 +88,10 @@ Decrypted load_range(const std::string& path, ByteView key, const std::string& m
                      uint64_t length, unsigned threads = 0);
 
 // Memory -> memory.
-Decrypted decrypt_memory(ByteView blob, ByteView key, const std::string& mode, unsigned threads = 0);
+// Every byte of `blob` is copied once into library memory before it is parsed, authenticated or
+// decrypted: a blob that changes meanwhile (a shared mapping) yields its authentic plaintext or an error.
+Decrypted decrypt_memory(ByteView blob, ByteView key, const std::string& mode, const std::string& format = "modelcrypt",
+                         unsigned threads = 0);
 
 // Size of the encrypted form of `plaintext_length` bytes.
 uint64_t encrypted_length(uint64_t plaintext_length, const EncryptOptions& options);
@@ -105,11 +112,12 @@ Decrypted secure_copy(ByteView data);
 // Legacy formats (MindSpore, PaddleX, Paddle cipher) are read as for load_file; these return the
 // weakness of such a format ("" for modelcrypt files), for the caller to warn about.
 std::string decrypt_file(const std::string& src, const std::string& dst, ByteView key, const std::string& mode,
-                         unsigned threads = 0, const Progress& progress = {}, bool durable = true);
+                         const std::string& format = "modelcrypt", unsigned threads = 0, const Progress& progress = {},
+                         bool durable = true);
 
 // Authenticates a whole file in bounded memory (three 16 MiB batches) and writes nothing.
-std::string verify_file(const std::string& path, ByteView key, const std::string& mode, unsigned threads = 0,
-                 const Progress& progress = {});
+std::string verify_file(const std::string& path, ByteView key, const std::string& mode,
+                        const std::string& format = "modelcrypt", unsigned threads = 0, const Progress& progress = {});
 
 // True when the file starts with the format v1 magic. Errors opening it are Error(io).
 bool is_encrypted(const std::string& path);

@@ -112,15 +112,17 @@ uint64_t parse_header_length(const uint8_t* p, size_t n, uint64_t file_length) {
 }
 
 Header parse_header(const uint8_t* p, size_t header_length) {
+  // Every field is validated here, on the very bytes parsed: a caller that validated an earlier
+  // read of the same header (which may have changed since) gains nothing from that.
+  if (header_length < kFixedHeaderSize || parse_header_length(p, kFixedHeaderSize, header_length) != header_length) {
+    format_error("header length does not match its metadata length field");
+  }
   Header h;
   h.version = load_le16(p + 8);
   h.algorithm = load_le16(p + 10);
   h.chunk_size = load_le32(p + 12);
   h.plaintext_length = load_le64(p + 16);
   const uint32_t metadata_length = load_le32(p + 24);
-  if (header_length != kFixedHeaderSize + metadata_length + kHeaderMacSize) {
-    throw Error(Status::internal, "header length mismatch");
-  }
   std::memcpy(h.salt.data(), p + 32, kSaltSize);
   std::memcpy(h.commitment.data(), p + 64, kCommitmentSize);
   h.metadata.assign(p + kFixedHeaderSize, p + kFixedHeaderSize + metadata_length);

@@ -66,7 +66,8 @@ struct Header {
 // Returns the full header length H. Throws Error(format | unsupported).
 uint64_t parse_header_length(const uint8_t* prefix, size_t prefix_len, uint64_t file_length);
 
-// Parses a complete header (H bytes, as returned by parse_header_length) without a key.
+// Parses a complete header (H bytes) without a key. Validates every field again on these bytes
+// (reader steps 1-4) and that they are exactly H bytes long: Error(format | unsupported).
 Header parse_header(const uint8_t* data, size_t header_length);
 
 // Reader steps 6-8: key commitment (KeyMismatch), header MAC (AuthFailed), exact file length

@@ -134,7 +134,10 @@ Result ms_decrypt(uint8_t* p, size_t size, const Mode& mode, ByteView key) {
   }
   r.offset = 0;
   r.length = out;
-  if (magic != kMsMagicGcm) {
+  if (magic == kMsMagicGcm) {
+    r.insecure = "MindSpore AES-GCM files authenticate each frame on its own: frames can be dropped, reordered and "
+                 "spliced between files under the same key undetected; re-encrypt with `modelcrypt migrate`";
+  } else {
     r.insecure = std::string("MindSpore ") + ms_cipher(magic) +
                  " files are not authenticated: modified bytes load silently as changed weights, and frames can be "
                  "dropped or reordered undetected; re-encrypt with `modelcrypt migrate`";
@@ -187,6 +190,10 @@ Result paddle_decrypt(uint8_t* p, size_t size, const Mode& mode, ByteView key) {
     }
     r.length = n;
     r.cipher = aes_name(key.size, "GCM");
+    if (mode.tag_bytes < kTag) {
+      r.insecure = "this Paddle AES-GCM file has a " + std::to_string(mode.tag_bytes * 8) +
+                   "-bit tag: forgeries succeed with far better odds than with 128-bit tags; re-encrypt with `modelcrypt migrate`";
+    }
     return r;
   }
   const bool ecb = mode.paddle_cipher == Mode::PaddleCipher::ecb;
@@ -327,6 +334,66 @@ void check_mode_matches(Format f, const Mode& mode, const uint8_t* p, size_t n) 
   }
   (void)n;
   if (!ok) throw Error(Status::invalid_argument, "mode '" + mode.name + "' does not match the file: it is " + file_says);
+}
+
+const std::vector<std::string>& format_choices() {
+  static const std::vector<std::string> names = {"modelcrypt", "mindspore", "paddlex", "paddle-cipher", "auto"};
+  return names;
+}
+
+FormatSet accepted_formats(const std::string& choice, const Mode& mode) {
+  const FormatSet v1 = format_bit(Format::modelcrypt);
+  const bool paddle_mode = mode.kind == Mode::Kind::paddle;
+  const bool mindspore_only_mode = mode.kind == Mode::Kind::aes_cbc || mode.kind == Mode::Kind::sm4_cbc;
+  if (choice.empty() || choice == "modelcrypt") {
+    if (paddle_mode) return v1 | format_bit(Format::paddle_cipher);
+    if (mindspore_only_mode) return v1 | format_bit(Format::mindspore);
+    return v1;
+  }
+  if (choice == "auto") {
+    return v1 | format_bit(Format::mindspore) | format_bit(Format::paddlex) | format_bit(Format::paddle_cipher);
+  }
+  if (choice == "mindspore") {
+    if (paddle_mode) throw Error(Status::invalid_argument, "format 'mindspore' reads MindSpore files: mode 'AES-GCM', 'AES-CBC' or 'SM4-CBC', not a 'paddle:...' mode");
+    return v1 | format_bit(Format::mindspore);
+  }
+  if (choice == "paddlex") {
+    if (mode.kind != Mode::Kind::aes_gcm) throw Error(Status::invalid_argument, "format 'paddlex' reads PaddleX files, whose mode is 'AES-GCM'");
+    return v1 | format_bit(Format::paddlex);
+  }
+  if (choice == "paddle-cipher") {
+    if (!paddle_mode) {
+      throw Error(Status::invalid_argument, "format 'paddle-cipher' needs the file's cipher as the mode: "
+                                            "'paddle:<cipher_name>[:iv=<bits>][:tag=<bits>]'");
+    }
+    return format_bit(Format::paddle_cipher);
+  }
+  throw Error(Status::invalid_argument, "unknown format choice; expected one of 'modelcrypt', 'mindspore', 'paddlex', "
+                                        "'paddle-cipher', 'auto'");
+}
+
+Format choose_format(const Mode& mode, FormatSet accepted, const uint8_t* p, size_t n) {
+  const Format f = mode.kind == Mode::Kind::paddle ? Format::paddle_cipher : detect(p, n);
+  if (f != Format::unknown && (accepted & format_bit(f)) == 0) {
+    std::string what, why;
+    if (f == Format::mindspore) {
+      what = std::string("a MindSpore ") + ms_cipher(le32(p)) + " file";
+      why = "MindSpore frames can be dropped, reordered and spliced undetected";
+    } else if (f == Format::paddlex) {
+      what = "a PaddleX file";
+      why = "PaddleX reuses one nonce for every file under a key";
+    } else {
+      what = std::string("a ") + format_name(f) + " file";
+    }
+    if (f == Format::modelcrypt) {
+      throw Error(Status::format, "this is a modelcrypt file, but format 'paddle-cipher' was asked for");
+    }
+    throw Error(Status::format, "this is " + what + ", a legacy format that is read only when asked for (" + why +
+                                    "): pass format='" + format_name(f) + "' (CLI --format " + format_name(f) +
+                                    "), or convert it once with `modelcrypt migrate`");
+  }
+  check_mode_matches(f, mode, p, n);
+  return f;
 }
 
 Result decrypt_in_place(Format f, const Mode& mode, uint8_t* image, size_t size, ByteView key) {

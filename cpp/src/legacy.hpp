@@ -34,6 +34,21 @@ Format detect(const uint8_t* prefix, size_t n) noexcept;
 // Throws Error(invalid_argument) when `mode` cannot apply to a file of format `f` (naming both).
 void check_mode_matches(Format f, const Mode& mode, const uint8_t* prefix, size_t n);
 
+// The formats a read accepts (docs/LEGACY.md, "Legacy formats only when asked for"): a set of Format bits.
+using FormatSet = unsigned;
+constexpr FormatSet format_bit(Format f) noexcept { return 1u << static_cast<unsigned>(f); }
+// The reader's format choice: "modelcrypt" (the default; "" means the same), "mindspore", "paddlex",
+// "paddle-cipher" or "auto" (any format detected). A named legacy format also accepts modelcrypt
+// files (an upgrade is never a risk). Modes that exist only in a legacy format choose it themselves:
+// "AES-CBC"/"SM4-CBC" MindSpore, "paddle:..." Paddle cipher. A choice that contradicts the mode is
+// Error(invalid_argument).
+FormatSet accepted_formats(const std::string& choice, const Mode& mode);
+const std::vector<std::string>& format_choices();
+// The format a read of a file starting with `prefix` uses (Paddle cipher when the mode says so,
+// else detected); Error(format) when it is a legacy format the caller did not ask for (saying how
+// to opt in), Error(invalid_argument) when the mode does not fit the file.
+Format choose_format(const Mode& mode, FormatSet accepted, const uint8_t* prefix, size_t n);
+
 struct Result {
   size_t offset = 0;     // plaintext = image[offset, offset + length)
   size_t length = 0;

@@ -29,6 +29,7 @@ __all__ = [
     "detect_format",
     "inspect",
     "SUPPORTED_MODES",
+    "READ_FORMATS",
     "KEY_LENGTHS",
     "DEFAULT_CHUNK_SIZE",
 ]
@@ -115,6 +116,18 @@ def _check_mode(mode: Mode) -> Mode:
 
 
 FORMATS = ("modelcrypt", "mindspore")
+# What readers accept (docs/LEGACY.md): "modelcrypt" (the default) is format v1 only; a legacy format
+# is read only when named here, or when the mode exists only in a legacy format ("AES-CBC",
+# "SM4-CBC": MindSpore; "paddle:...": Paddle cipher). "auto" reads any format detected.
+READ_FORMATS = ("modelcrypt", "mindspore", "paddlex", "paddle-cipher", "auto")
+
+
+def _check_read_format(format: str) -> str:
+    if not isinstance(format, str):
+        raise TypeError(f"format must be a str, not {type(format).__name__}")
+    if format not in READ_FORMATS:
+        raise ValueError(f"format must be one of {', '.join(map(repr, READ_FORMATS))}, got {format!r}")
+    return format
 
 
 def _check_format(format: str, mode: Mode, chunk_size: int | None, metadata: Mapping[str, str] | None) -> str:
@@ -263,16 +276,25 @@ def encrypt_bytes(
     )
 
 
-def load(path: StrPath, key: BytesLike, mode: Mode = "AES-GCM", *, threads: int | None = None) -> DecryptedBuffer:
+def load(
+    path: StrPath, key: BytesLike, mode: Mode = "AES-GCM", *, format: str = "modelcrypt", threads: int | None = None
+) -> DecryptedBuffer:
     """Decrypt the file at ``path`` into memory; nothing is written to disk.
 
     Raises KeyMismatchError for a wrong key, AuthenticationError for modified, truncated or extended
     data, FormatError for a file that is not format v1. The returned DecryptedBuffer holds the only
     copy of the plaintext; ``close()`` (or leaving a ``with`` block) wipes it.
+
+    ``format`` is which formats you accept: "modelcrypt" (the default) reads format v1 only, so
+    nobody can swap a model for a weaker legacy file under the same key. To read a legacy file, say
+    so: "mindspore", "paddlex", "paddle-cipher" (each also reads v1 files) or "auto" (any); modes that
+    only exist in a legacy format ("AES-CBC", "SM4-CBC", "paddle:...") choose it themselves. Weak
+    formats warn (InsecureFormatWarning); ``buf.format`` tells which format was read.
     """
     if callable(mode):
         return custom_decrypt(mode, _fspath(path, "path"), _check_key(key))
-    return _loaded(_core.load(_fspath(path, "path"), _check_key(key), _check_mode(mode), _check_threads(threads)))
+    return _loaded(_core.load(_fspath(path, "path"), _check_key(key), _check_mode(mode), _check_read_format(format),
+                              _check_threads(threads)))
 
 
 def load_range(
@@ -294,12 +316,18 @@ def load_range(
                             _check_threads(threads))
 
 
-def decrypt_bytes(blob: BytesLike, key: BytesLike, mode: Mode = "AES-GCM", *, threads: int | None = None) -> DecryptedBuffer:
-    """Decrypt a format v1 blob held in memory."""
+def decrypt_bytes(
+    blob: BytesLike, key: BytesLike, mode: Mode = "AES-GCM", *, format: str = "modelcrypt", threads: int | None = None
+) -> DecryptedBuffer:
+    """Decrypt a format v1 blob held in memory (``format`` as for load).
+
+    Every byte of ``blob`` is copied once into modelcrypt's memory before it is parsed,
+    authenticated and decrypted, so a blob that changes meanwhile (an ``mmap`` of a file being
+    rewritten) yields its authentic plaintext or an error, never anything else."""
     if callable(mode):
         raise TypeError("a custom dec_mode callable reads a file (cipher_file: str, key: bytes); use load(path, key, mode)")
     return _loaded(_core.decrypt_bytes(_check_data(blob, "blob"), _check_key(key), _check_mode(mode),
-                                       _check_threads(threads)))
+                                       _check_read_format(format), _check_threads(threads)))
 
 
 def decrypt_file(
@@ -308,6 +336,7 @@ def decrypt_file(
     key: BytesLike,
     mode: Mode = "AES-GCM",
     *,
+    format: str = "modelcrypt",
     threads: int | None = None,
     progress: ProgressCallback = None,
     durable: bool = True,
@@ -316,31 +345,38 @@ def decrypt_file(
 
     Streams in bounded memory; ``dst`` (mode 0600) appears only after every chunk has been
     authenticated, so a tampered input leaves no partial plaintext behind. ``progress`` and
-    ``durable`` as for encrypt_file.
+    ``durable`` as for encrypt_file, ``format`` as for load.
     """
     if callable(mode):
         with custom_decrypt(mode, _fspath(src, "src"), _check_key(key)) as plaintext:
             atomic_write(dst, plaintext, permissions=0o600, exact_permissions=True)
         return
     _warn_if_insecure(_core.decrypt_file(
-        _fspath(src, "src"), _fspath(dst, "dst"), _check_key(key), _check_mode(mode), _check_threads(threads),
-        _check_progress(progress), _check_bool(durable, "durable"),
+        _fspath(src, "src"), _fspath(dst, "dst"), _check_key(key), _check_mode(mode), _check_read_format(format),
+        _check_threads(threads), _check_progress(progress), _check_bool(durable, "durable"),
     ))
 
 
 def verify(
-    path: StrPath, key: BytesLike, mode: Mode = "AES-GCM", *, threads: int | None = None, progress: ProgressCallback = None
+    path: StrPath,
+    key: BytesLike,
+    mode: Mode = "AES-GCM",
+    *,
+    format: str = "modelcrypt",
+    threads: int | None = None,
+    progress: ProgressCallback = None,
 ) -> None:
     """Authenticate a whole encrypted file in bounded memory, writing nothing.
 
     Returns None when every chunk authenticates; raises KeyMismatchError, AuthenticationError or
-    FormatError (as load would) otherwise.
+    FormatError (as load would) otherwise. ``format`` as for load: by default only a format v1 file
+    passes.
     """
     if callable(mode):  # a custom cipher is trusted to raise on bad input; modelcrypt cannot check it
         custom_decrypt(mode, _fspath(path, "path"), _check_key(key)).close()
         return
     _warn_if_insecure(_core.verify_file(_fspath(path, "path"), _check_key(key), _check_mode(mode),
-                                        _check_threads(threads), _check_progress(progress)))
+                                        _check_read_format(format), _check_threads(threads), _check_progress(progress)))
 
 
 def is_encrypted(path: StrPath) -> bool:

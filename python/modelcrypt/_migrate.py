@@ -159,7 +159,7 @@ def _with_path(exc: ModelCryptError, path: str) -> ModelCryptError:
 def _migrate_one(src: str, dst: str, old_key: Any, new_key: Any, mode: Any, metadata: Optional[bytes],
                  threads: int) -> None:
     try:
-        buf = load(src, old_key, mode, threads=threads or None)
+        buf = load(src, old_key, mode, format="auto", threads=threads or None)  # migrate reads every format
     except ModelCryptError as exc:
         raise _with_path(exc, src) from None
     except ValueError as exc:  # the key does not fit the file's format, or the mode disagrees with the file

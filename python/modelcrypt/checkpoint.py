@@ -43,6 +43,7 @@ from ._api import (
     StrPath,
     _check_key,
     _check_mode,
+    _check_read_format,
     _fspath,
     detect_format,
     encrypt_bytes,
@@ -511,7 +512,7 @@ def _read_plain_mindspore(path: str) -> Optional[dict[str, np.ndarray]]:
     return _mindspore_arrays(data, f"checkpoint {path}")
 
 
-def _load_other_format(path: str, dec_key: Any, dec_mode: Any, fmt: str) -> Optional[dict[str, np.ndarray]]:
+def _load_other_format(path: str, dec_key: Any, dec_mode: Any, fmt: str, format: str) -> Optional[dict[str, np.ndarray]]:
     """Checkpoints that are not modelcrypt v1 files: MindSpore ``.ckpt`` (plain or MindSpore-encrypted),
     and any plaintext checkpoint inside a legacy container (PaddleX, Paddle ``paddle:...`` modes).
     Returns None for the files the safetensors reader handles (v1 containers, plain safetensors)."""
@@ -521,7 +522,7 @@ def _load_other_format(path: str, dec_key: Any, dec_mode: Any, fmt: str) -> Opti
         if dec_key is None:
             kind = "Paddle cipher" if fmt == "unknown" else fmt
             raise ValueError(f"{path} is an encrypted checkpoint ({kind} format): pass dec_key")
-        buf = load(path, dec_key, dec_mode)
+        buf = load(path, dec_key, dec_mode, format=format)  # legacy formats only when the caller chose one
         if _is_mindspore_plaintext(buf):
             return _mindspore_arrays(buf, where)
         with memoryview(buf) as view:  # a safetensors plaintext in a legacy container
@@ -690,6 +691,7 @@ def load_checkpoint(
     dec_mode: DecMode = "AES-GCM",
     *,
     names: Optional[Iterable[str]] = None,
+    format: str = "modelcrypt",
 ) -> dict[str, np.ndarray]:
     """Load a checkpoint written by save_checkpoint (or any ``.safetensors`` file) as numpy arrays.
 
@@ -717,16 +719,19 @@ def load_checkpoint(
 
     MindSpore checkpoints (``.ckpt`` protobuf) load too, into ``{name: ndarray}`` with exact
     values (see ``modelcrypt.mindspore.parse_checkpoint``): a plain one without ``dec_key``; one
-    encrypted by MindSpore (``save_checkpoint(..., enc_key=, enc_mode=)``) with ``dec_key`` and the
-    ``dec_mode`` it was written with ("AES-GCM", "AES-CBC" or "SM4-CBC"; the last two are
-    unauthenticated and warn); one migrated into a modelcrypt file with its key. Their arrays are
+    encrypted by MindSpore (``save_checkpoint(..., enc_key=, enc_mode=)``) with ``dec_key``,
+    ``format="mindspore"`` (legacy formats are read only when asked for, see modelcrypt.load) and
+    the ``dec_mode`` it was written with ("AES-GCM", "AES-CBC" or "SM4-CBC"; all three warn: GCM
+    frames can be dropped or reordered, CBC is unauthenticated); one migrated into a modelcrypt
+    file with its key. Their arrays are
     copies (protobuf parses into its own memory; the decrypted buffer is wiped right after), and
     ``names`` selects after decrypting the whole file.
     """
     target = os.fsdecode(_fspath(path, "path"))
     dec_key, dec_mode = _check_dec(dec_key, dec_mode)
     wanted = _check_names(names)
-    arrays = None if callable(dec_mode) else _load_other_format(target, dec_key, dec_mode, detect_format(target))
+    _check_read_format(format)
+    arrays = None if callable(dec_mode) else _load_other_format(target, dec_key, dec_mode, detect_format(target), format)
     if arrays is None:
         with _Checkpoint(target, dec_key, dec_mode) as ckpt:
             if wanted is None:

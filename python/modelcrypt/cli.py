@@ -15,7 +15,7 @@ from typing import Callable
 from ._tree import install_tree
 from ._tree import excluded as _excluded, same_or_inside as _same_or_inside, walk as _walk
 from . import __version__, _native
-from ._api import decrypt_file, encrypt_file, generate_key, inspect, verify
+from ._api import READ_FORMATS, decrypt_file, encrypt_file, generate_key, inspect, verify
 from .exceptions import ModelCryptError
 from .keys import KEY_FORMATS, _as_ascii, _key_from_text, key_from_env, read_key_file, wipe, write_key_file
 
@@ -207,6 +207,16 @@ def _umask() -> int:
     return mask
 
 
+def _add_legacy_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("legacy formats (read only when asked for; see docs/LEGACY.md)")
+    g.add_argument("--format", choices=READ_FORMATS, default="modelcrypt",
+                   help="formats to accept: modelcrypt (default: format v1 only), mindspore, paddlex, paddle-cipher "
+                        "(each also reads v1 files) or auto (any detected format)")
+    g.add_argument("--mode", metavar="MODE", default="AES-GCM",
+                   help="cipher of a legacy file: AES-GCM (default), MindSpore's AES-CBC or SM4-CBC, or "
+                        "paddle:<cipher_name>[:iv=<bits>][:tag=<bits>] for Paddle cipher files")
+
+
 def _chunk_size(text: str) -> int:
     m = re.fullmatch(r"\s*(\d+)\s*(k|kib|m|mib)?\s*", text, re.IGNORECASE)
     if not m:
@@ -281,7 +291,8 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
     key, _ = _resolve_key(args)
     try:
         def convert(path: str, out: str, progress) -> None:
-            decrypt_file(path, out, key, threads=args.threads, progress=progress, durable=not args.no_fsync)
+            decrypt_file(path, out, key, args.mode, format=args.format, threads=args.threads, progress=progress,
+                         durable=not args.no_fsync)
 
         _convert_path(args, src, dst, convert, 0o700, "decrypt")
         return EXIT_OK
@@ -349,7 +360,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     try:
         for path in args.files:
             try:
-                verify(path, key, threads=args.threads)
+                verify(path, key, args.mode, format=args.format, threads=args.threads)
             except ModelCryptError as exc:
                 print(f"FAILED: {path}: {exc}")
                 status = status or EXIT_DATA
@@ -440,6 +451,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("src", metavar="SRC", help="encrypted file or directory")
     p.add_argument("-o", "--output", metavar="DST", required=True, help="plaintext output")
     _add_key_options(p)
+    _add_legacy_options(p)
     p.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="threads (default: all cores)")
     p.add_argument("--no-fsync", action="store_true",
                    help="don't flush outputs to the device before renaming them into place (faster on slow disks; "
@@ -471,6 +483,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p = command("verify", "authenticate whole files with the key; writes nothing", cmd_verify)
     p.add_argument("files", metavar="FILE", nargs="+")
     _add_key_options(p)
+    _add_legacy_options(p)
     p.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="threads (default: all cores)")
 
     p = command("inspect", "show header fields (no key needed, nothing authenticated)", cmd_inspect)

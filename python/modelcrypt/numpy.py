@@ -22,7 +22,7 @@ from ._frameworks import DecMode, EncMode, MemoryReader, decrypt_to_memory, encr
 
 __all__ = ["load", "save", "savez", "savez_compressed"]
 
-def load(path: Any, key: Any, mode: DecMode = "AES-GCM", **np_load_kwargs: Any) -> Any:
+def load(path: Any, key: Any, mode: DecMode = "AES-GCM", *, format: str = "modelcrypt", **np_load_kwargs: Any) -> Any:
     """Load an encrypted ``.npy`` or ``.npz`` file: ``np.load`` over the decrypted plaintext in memory.
 
     Returns what ``np.load`` returns for the plaintext: an ndarray for ``.npy``, and for ``.npz`` a
@@ -33,12 +33,12 @@ def load(path: Any, key: Any, mode: DecMode = "AES-GCM", **np_load_kwargs: Any) 
 
     ``mode`` is a modelcrypt mode name or a MindSpore-style callable
     ``(cipher_file: str, key: bytes) -> bytes``; modelcrypt does not check a custom cipher's
-    correctness.
+    correctness. ``format`` as for modelcrypt.load (format v1 only unless a legacy format is named).
     """
     if np_load_kwargs.get("mmap_mode") is not None:
         raise ValueError("mmap_mode is not supported for encrypted files (nothing is written to disk to map)")
     np_load_kwargs.pop("mmap_mode", None)
-    with decrypt_to_memory(path, key, mode) as buf, MemoryReader(buf) as reader:
+    with decrypt_to_memory(path, key, mode, format=format) as buf, MemoryReader(buf) as reader:
         result = np.load(reader, **np_load_kwargs)
         if isinstance(result, np.lib.npyio.NpzFile):
             with result:

@@ -45,6 +45,7 @@ def InferenceSession(  # noqa: N802 - mirrors onnxruntime.InferenceSession
     mode: DecMode = "AES-GCM",
     *,
     external_data: Mapping[str, Any] | None = None,
+    format: str = "modelcrypt",
     **session_kwargs: Any,
 ) -> "_ort.InferenceSession":
     """Decrypt the ONNX (or ORT-format) model at ``path`` in memory and return an
@@ -53,7 +54,8 @@ def InferenceSession(  # noqa: N802 - mirrors onnxruntime.InferenceSession
     ``session_kwargs`` go to ``onnxruntime.InferenceSession`` (``sess_options``, ``providers``,
     ``provider_options``, ...). ``mode`` is a modelcrypt mode name or a MindSpore-style callable
     ``(cipher_file: str, key: bytes) -> bytes`` (modelcrypt does not check a custom cipher's
-    correctness). Raises KeyMismatchError / AuthenticationError as modelcrypt.load does.
+    correctness). Raises KeyMismatchError / AuthenticationError as modelcrypt.load does. ``format``
+    as for modelcrypt.load: format v1 only unless a legacy format is named.
 
     External data files are found next to ``path`` under the names the model records (they must be
     encrypted with the same key and mode), or looked up in ``external_data`` (name -> encrypted file).
@@ -84,14 +86,14 @@ def InferenceSession(  # noqa: N802 - mirrors onnxruntime.InferenceSession
             "these sess_options already carry decrypted external data from an earlier modelcrypt session "
             "(ONNX Runtime looks it up by file name); pass a fresh onnxruntime.SessionOptions()"
         )
-    with decrypt_to_memory(path, key, mode) as buf:
+    with decrypt_to_memory(path, key, mode, format=format) as buf:
         model_bytes = bytes(buf)  # ONNX Runtime's Python API takes bytes only: the one extra copy
     keep_model_bytes = held = False
     external: list = []
     try:
         names = external_data_locations(model_bytes)
         if names:
-            external = _decrypt_external(path, key, mode, names, external_data)
+            external = _decrypt_external(path, key, mode, names, external_data, format)
             if sess_options is None:
                 sess_options = _ort.SessionOptions()
             if not hasattr(sess_options, "add_external_initializers_from_files_in_memory"):
@@ -227,7 +229,8 @@ def _walk(view: memoryview, start: int, end: int, kind: int, found: dict[str, No
             _walk(view, s, e, child, found, depth + 1)
 
 
-def _decrypt_external(path: Any, key: Any, mode: DecMode, names: list[str], mapping: Mapping[str, Any] | None) -> list:
+def _decrypt_external(path: Any, key: Any, mode: DecMode, names: list[str], mapping: Mapping[str, Any] | None,
+                      format: str = "modelcrypt") -> list:
     base = os.path.dirname(os.path.abspath(os.fsdecode(os.fspath(path))))
     buffers: list = []
     try:
@@ -242,7 +245,7 @@ def _decrypt_external(path: Any, key: Any, mode: DecMode, names: list[str], mapp
                         "pass its encrypted file in external_data={name: path}"
                     )
                 source = os.path.join(base, normalized)
-            buffers.append(decrypt_to_memory(source, key, mode))
+            buffers.append(decrypt_to_memory(source, key, mode, format=format))
     except BaseException:
         for b in buffers:
             b.close()

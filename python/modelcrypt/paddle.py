@@ -42,7 +42,8 @@ _REFUSED_OPTIONS = {
 
 
 def create_config(
-    model_path: Any, params_path: Any, key: Any, mode: DecMode = "AES-GCM", **config_options: Any
+    model_path: Any, params_path: Any, key: Any, mode: DecMode = "AES-GCM", *, format: str = "modelcrypt",
+    **config_options: Any
 ) -> "_inference.Config":
     """A ``paddle.inference.Config`` holding the decrypted program and parameters (see
     :func:`create_predictor`). The Config holds its own copy of the plaintext until it is freed."""
@@ -64,9 +65,9 @@ def create_config(
             method(value)
     program = params = None
     try:
-        with decrypt_to_memory(model_path, key, mode) as buf:
+        with decrypt_to_memory(model_path, key, mode, format=format) as buf:
             program = bytes(buf)  # set_model_buffer takes bytes only: one extra, wiped copy
-        with decrypt_to_memory(params_path, key, mode) as buf:
+        with decrypt_to_memory(params_path, key, mode, format=format) as buf:
             params = bytes(buf)
         config.set_model_buffer(program, len(program), params, len(params))  # Paddle copies both
     finally:
@@ -77,7 +78,8 @@ def create_config(
 
 
 def create_predictor(
-    model_path: Any, params_path: Any, key: Any, mode: DecMode = "AES-GCM", **config_options: Any
+    model_path: Any, params_path: Any, key: Any, mode: DecMode = "AES-GCM", *, format: str = "modelcrypt",
+    **config_options: Any
 ) -> Any:
     """Decrypt a legacy Paddle inference model (``.pdmodel`` program + ``.pdiparams`` parameters,
     both encrypted with ``key``) into memory and return ``paddle.inference.create_predictor(config)``.
@@ -91,12 +93,14 @@ def create_predictor(
     ``enable_save_optim_model``, ...) are refused.
 
     ``mode``: a modelcrypt mode name or a MindSpore-style callable ``(cipher_file: str, key: bytes)
-    -> bytes`` (modelcrypt does not check a custom cipher's correctness). Memory: each file is copied
+    -> bytes`` (modelcrypt does not check a custom cipher's correctness). ``format`` as for
+    modelcrypt.load: PaddleX-encrypted models need ``format="paddlex"``, Paddle cipher files a
+    ``"paddle:<cipher>"`` mode. Memory: each file is copied
     once out of its DecryptedBuffer into ``bytes`` (which ``set_model_buffer`` requires) and Paddle
     copies it again into the Config; modelcrypt wipes its copies, Paddle's live in the predictor.
 
     Paddle 3's PIR programs (``.json``) cannot be loaded from memory by Paddle itself; export the
     legacy format with ``FLAGS_enable_pir_api=0``.
     """
-    config = create_config(model_path, params_path, key, mode, **config_options)
+    config = create_config(model_path, params_path, key, mode, format=format, **config_options)
     return _inference.create_predictor(config)

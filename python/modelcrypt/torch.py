@@ -49,7 +49,7 @@ def save(obj: Any, path: Any, key: Any, mode: EncMode = "AES-GCM", **encrypt_kwa
     encrypt_stream_to_file(stream, path, key, mode, **encrypt_kwargs)
 
 
-def load(path: Any, key: Any, mode: DecMode = "AES-GCM", **torch_load_kwargs: Any) -> Any:
+def load(path: Any, key: Any, mode: DecMode = "AES-GCM", *, format: str = "modelcrypt", **torch_load_kwargs: Any) -> Any:
     """Decrypt a file written by :func:`save` (or an encrypted ``torch.save`` file) in memory and
     ``torch.load`` it. ``torch_load_kwargs`` go to ``torch.load`` (``map_location``,
     ``weights_only``, ...); ``weights_only`` keeps torch's own default (True since torch 2.6), so
@@ -58,11 +58,12 @@ def load(path: Any, key: Any, mode: DecMode = "AES-GCM", **torch_load_kwargs: An
 
     The returned tensors own their memory; the decrypted buffer is wiped before this returns.
     ``mode``: a modelcrypt mode name or a MindSpore-style callable ``(cipher_file: str, key: bytes)
-    -> bytes`` (modelcrypt does not check a custom cipher's correctness).
+    -> bytes`` (modelcrypt does not check a custom cipher's correctness). ``format`` as for
+    modelcrypt.load (format v1 only unless a legacy format is named).
     """
     if torch_load_kwargs.get("mmap"):
         raise ValueError("mmap=True is not supported for encrypted files (nothing is written to disk to map)")
-    with decrypt_to_memory(path, key, mode) as buf, MemoryReader(buf) as reader:
+    with decrypt_to_memory(path, key, mode, format=format) as buf, MemoryReader(buf) as reader:
         return _torch.load(reader, **torch_load_kwargs)
 
 

@@ -149,19 +149,19 @@ void test_modelcrypt_paths(const check::WorkDir& dir) {
   heap_watch::start();
   {
     const format::FileKeys k = format::derive_file_keys(view(master), blob.data() + 32);
-    Decrypted a = decrypt_memory(view(blob), view(master), "AES-GCM", 4);
-    Decrypted b = load_file(path, view(master), "aes-gcm", 4);
+    Decrypted a = decrypt_memory(view(blob), view(master), "AES-GCM", "modelcrypt", 4);
+    Decrypted b = load_file(path, view(master), "aes-gcm", "modelcrypt", 4);
     Decrypted c = load_range(path, view(master), "AES-GCM", 9000, 30000, 3);
     CHECK(a.size() == pt.size() && b.size() == pt.size() && c.size() == 30000);
     CHECK(std::memcmp(b.data(), pt.data(), pt.size()) == 0 && std::memcmp(c.data(), pt.data() + 9000, 30000) == 0);
-    CHECK(verify_file(path, view(master), "AES-GCM", 2).empty());
-    CHECK(decrypt_file(path, out, view(master), "AES-GCM", 2).empty());
+    CHECK(verify_file(path, view(master), "AES-GCM", "modelcrypt", 2).empty());
+    CHECK(decrypt_file(path, out, view(master), "AES-GCM", "modelcrypt", 2).empty());
     (void)inspect_file(path);
-    CHECK(status_of([&] { (void)load_file(path, view(other), "AES-GCM", 2); }) == Status::key_mismatch);
-    CHECK(status_of([&] { (void)decrypt_memory(view(tampered), view(master), "AES-GCM", 2); }) == Status::auth_failed);
-    CHECK(status_of([&] { (void)load_file(tampered_path, view(master), "AES-GCM", 2); }) == Status::auth_failed);
-    CHECK(status_of([&] { (void)verify_file(tampered_path, view(master), "AES-GCM", 2); }) == Status::auth_failed);
-    CHECK(status_of([&] { (void)decrypt_file(tampered_path, out + "2", view(master), "AES-GCM", 2); }) == Status::auth_failed);
+    CHECK(status_of([&] { (void)load_file(path, view(other), "AES-GCM", "modelcrypt", 2); }) == Status::key_mismatch);
+    CHECK(status_of([&] { (void)decrypt_memory(view(tampered), view(master), "AES-GCM", "modelcrypt", 2); }) == Status::auth_failed);
+    CHECK(status_of([&] { (void)load_file(tampered_path, view(master), "AES-GCM", "modelcrypt", 2); }) == Status::auth_failed);
+    CHECK(status_of([&] { (void)verify_file(tampered_path, view(master), "AES-GCM", "modelcrypt", 2); }) == Status::auth_failed);
+    CHECK(status_of([&] { (void)decrypt_file(tampered_path, out + "2", view(master), "AES-GCM", "modelcrypt", 2); }) == Status::auth_failed);
   }
   heap_watch::stop();
   CHECK(heap_watch::blocks() > 0 && !heap_watch::overflowed());
@@ -201,7 +201,7 @@ void test_legacy_paths(const check::WorkDir& dir) {
     const legacy::Mode m = legacy::parse_mode(mode);
     std::vector<uint8_t> ms(legacy::mindspore_encrypted_length(pt.size(), m));
     legacy::mindspore_encrypt(view(pt), m, view(master), ms.data(), ms.size());
-    Decrypted d = decrypt_memory(view(ms), view(master), mode, 2);
+    Decrypted d = decrypt_memory(view(ms), view(master), mode, "mindspore", 2);
     CHECK(d.size() == pt.size() && std::memcmp(d.data(), pt.data(), pt.size()) == 0);
     const std::string path = dir.file(std::string("ms-") + mode);
     legacy::mindspore_encrypt_file(src, path, m, view(master));

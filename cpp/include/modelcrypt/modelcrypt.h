@@ -13,9 +13,13 @@
  *    different files. An mc_buffer is owned by one caller; reading it from several threads is fine,
  *    freeing it while another thread reads it is not.
  *  - Keys are 16, 24 or 32 random bytes. `mode` is "AES-GCM" (case-insensitive); NULL means "AES-GCM".
- *    Readers (mc_load, mc_decrypt_memory, mc_decrypt_file) also read MindSpore files ("AES-GCM",
- *    "AES-CBC", "SM4-CBC"), PaddleX files ("AES-GCM") and Paddle cipher files
- *    ("paddle:<cipher_name>[:iv=<bits>][:tag=<bits>]"); see docs/LEGACY.md.
+ *  - Legacy formats only when asked for (docs/LEGACY.md): mc_load, mc_decrypt_memory and
+ *    mc_decrypt_file read modelcrypt format v1 files only (and legacy files whose mode exists only in
+ *    a legacy format: MindSpore "AES-CBC"/"SM4-CBC", Paddle cipher "paddle:<cipher_name>[:iv=<bits>]
+ *    [:tag=<bits>]"). The *_with_format variants take the caller's explicit choice `format`:
+ *    "modelcrypt" (NULL means the same), "mindspore", "paddlex", "paddle-cipher" or "auto" (any
+ *    detected format). A legacy file the caller did not ask for is MC_FORMAT. mc_buffer_format()
+ *    tells which format was decrypted; mc_buffer_insecure_reason() why that format is weak.
  *  - Decrypted bytes live in page-aligned memory kept out of core dumps, and are overwritten with
  *    zeros (OPENSSL_cleanse) by mc_buffer_free.
  */
@@ -79,6 +83,14 @@ MC_API mc_status mc_encrypt_file(const char* src, const char* dst, const uint8_t
 MC_API mc_status mc_decrypt_file(const char* src, const char* dst, const uint8_t* key, size_t key_len,
                                  const char* mode);
 
+/* The same three readers with the caller's choice of accepted formats (see Conventions). */
+MC_API mc_status mc_load_with_format(const char* path, const uint8_t* key, size_t key_len, const char* mode,
+                                     const char* format, mc_buffer** out);
+MC_API mc_status mc_decrypt_memory_with_format(const void* data, size_t size, const uint8_t* key, size_t key_len,
+                                               const char* mode, const char* format, mc_buffer** out);
+MC_API mc_status mc_decrypt_file_with_format(const char* src, const char* dst, const uint8_t* key, size_t key_len,
+                                             const char* mode, const char* format);
+
 /* Memory -> memory encryption. `data` may be NULL when size is 0. */
 MC_API mc_status mc_encrypt_memory(const void* data, size_t size, const uint8_t* key, size_t key_len,
                                    const char* mode, mc_buffer** out);
@@ -86,6 +98,14 @@ MC_API mc_status mc_encrypt_memory(const void* data, size_t size, const uint8_t*
 /* Contents of a buffer. NULL buffer: data NULL, size 0. */
 MC_API const void* mc_buffer_data(const mc_buffer* buffer);
 MC_API size_t mc_buffer_size(const mc_buffer* buffer);
+
+/* The format a decrypted buffer was read from: "modelcrypt", "mindspore", "paddlex" or
+ * "paddle-cipher" ("" for a buffer of mc_encrypt_memory and for NULL). Static storage. */
+MC_API const char* mc_buffer_format(const mc_buffer* buffer);
+
+/* Why the format it was read from is weak (e.g. MindSpore frames can be dropped undetected), ""
+ * when it is not (modelcrypt files) and for NULL. Valid while the buffer lives. Callers should log it. */
+MC_API const char* mc_buffer_insecure_reason(const mc_buffer* buffer);
 
 /* Wipes and frees a buffer. NULL is accepted and ignored. */
 MC_API void mc_buffer_free(mc_buffer* buffer);

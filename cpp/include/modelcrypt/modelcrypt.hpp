@@ -166,21 +166,29 @@ class Buffer {
   const std::uint8_t* begin() const noexcept { return data(); }
   const std::uint8_t* end() const noexcept { return data() + size(); }
   bool empty() const noexcept { return size() == 0; }
+  // The format decrypted ("modelcrypt", "mindspore", "paddlex", "paddle-cipher"; "" for encrypted images).
+  std::string format() const { return mc_buffer_format(buffer_); }
+  // Why that format is weak ("" for modelcrypt files): log it.
+  std::string insecure_reason() const { return mc_buffer_insecure_reason(buffer_); }
 
  private:
   mc_buffer* buffer_ = nullptr;
 };
 
-// Decrypts the file at `path` into memory (no temporary file). Throws Error.
-inline Buffer Load(const std::string& path, const Key& key, const std::string& mode = "AES-GCM") {
+// Decrypts the file at `path` into memory (no temporary file). Throws Error. `format` is the
+// caller's choice of accepted formats: "modelcrypt" (format v1 only, the default), or to read a
+// legacy file "mindspore", "paddlex", "paddle-cipher" or "auto" (see modelcrypt.h).
+inline Buffer Load(const std::string& path, const Key& key, const std::string& mode = "AES-GCM",
+                   const std::string& format = "modelcrypt") {
   mc_buffer* out = nullptr;
-  detail::check(mc_load(path.c_str(), key.data(), key.size(), mode.c_str(), &out));
+  detail::check(mc_load_with_format(path.c_str(), key.data(), key.size(), mode.c_str(), format.c_str(), &out));
   return Buffer(out);
 }
 
-inline Buffer DecryptMemory(const void* data, std::size_t size, const Key& key, const std::string& mode = "AES-GCM") {
+inline Buffer DecryptMemory(const void* data, std::size_t size, const Key& key, const std::string& mode = "AES-GCM",
+                            const std::string& format = "modelcrypt") {
   mc_buffer* out = nullptr;
-  detail::check(mc_decrypt_memory(data, size, key.data(), key.size(), mode.c_str(), &out));
+  detail::check(mc_decrypt_memory_with_format(data, size, key.data(), key.size(), mode.c_str(), format.c_str(), &out));
   return Buffer(out);
 }
 
@@ -194,8 +202,9 @@ inline void EncryptFile(const std::string& src, const std::string& dst, const Ke
   detail::check(mc_encrypt_file(src.c_str(), dst.c_str(), key.data(), key.size(), mode.c_str()));
 }
 
-inline void DecryptFile(const std::string& src, const std::string& dst, const Key& key, const std::string& mode = "AES-GCM") {
-  detail::check(mc_decrypt_file(src.c_str(), dst.c_str(), key.data(), key.size(), mode.c_str()));
+inline void DecryptFile(const std::string& src, const std::string& dst, const Key& key, const std::string& mode = "AES-GCM",
+                        const std::string& format = "modelcrypt") {
+  detail::check(mc_decrypt_file_with_format(src.c_str(), dst.c_str(), key.data(), key.size(), mode.c_str(), format.c_str()));
 }
 
 inline std::string Version() { return mc_version(); }
