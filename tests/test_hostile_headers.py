@@ -62,11 +62,11 @@ path, key_hex, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 key = bytes.fromhex(key_hex)
 dst = path + ".out"
 calls = {
-    "load": lambda: modelcrypt.load(path, key, mode, threads=1),
-    "load_t2": lambda: modelcrypt.load(path, key, mode, threads=2),
-    "decrypt_bytes": lambda: modelcrypt.decrypt_bytes(open(path, "rb").read(), key, mode, threads=1),
-    "verify": lambda: modelcrypt.verify(path, key, mode, threads=2),
-    "decrypt_file": lambda: modelcrypt.decrypt_file(path, dst, key, mode, threads=2),
+    "load": lambda: modelcrypt.load(path, key, mode, format="auto", threads=1),
+    "load_t2": lambda: modelcrypt.load(path, key, mode, format="auto", threads=2),
+    "decrypt_bytes": lambda: modelcrypt.decrypt_bytes(open(path, "rb").read(), key, mode, format="auto", threads=1),
+    "verify": lambda: modelcrypt.verify(path, key, mode, format="auto", threads=2),
+    "decrypt_file": lambda: modelcrypt.decrypt_file(path, dst, key, mode, format="auto", threads=2),
     "inspect": lambda: modelcrypt.inspect(path),
 }
 for api in sys.argv[4:]:

@@ -205,11 +205,11 @@ void test_legacy_paths(const check::WorkDir& dir) {
     CHECK(d.size() == pt.size() && std::memcmp(d.data(), pt.data(), pt.size()) == 0);
     const std::string path = dir.file(std::string("ms-") + mode);
     legacy::mindspore_encrypt_file(src, path, m, view(master));
-    Decrypted e = load_file(path, view(master), mode, 2);
+    Decrypted e = load_file(path, view(master), mode, "mindspore", 2);
     CHECK(e.size() == pt.size() && std::memcmp(e.data(), pt.data(), pt.size()) == 0);
   }
   {
-    Decrypted d = decrypt_memory(view(paddle), view(master), "paddle:AES_CTR_NoPadding", 1);
+    Decrypted d = decrypt_memory(view(paddle), view(master), "paddle:AES_CTR_NoPadding", "modelcrypt", 1);
     CHECK(d.size() == pt.size() && std::memcmp(d.data(), pt.data(), pt.size()) == 0);
   }
   heap_watch::stop();

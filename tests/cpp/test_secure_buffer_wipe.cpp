@@ -152,7 +152,7 @@ void test_decrypted_buffers(const check::WorkDir& dir) {
   reset();
   const uint8_t* where = nullptr;
   {
-    Decrypted d = decrypt_memory({blob.data(), blob.size()}, kKeyView, "AES-GCM", 4);
+    Decrypted d = decrypt_memory({blob.data(), blob.size()}, kKeyView, "AES-GCM", "modelcrypt", 4);
     CHECK(d.size() == pt.size() && std::memcmp(d.data(), pt.data(), pt.size()) == 0);
     where = d.plaintext.data();
   }
@@ -161,7 +161,7 @@ void test_decrypted_buffers(const check::WorkDir& dir) {
 
   reset();
   {
-    Decrypted d = load_file(path, kKeyView, "AES-GCM", 4);
+    Decrypted d = load_file(path, kKeyView, "AES-GCM", "modelcrypt", 4);
     CHECK(d.size() == pt.size() && std::memcmp(d.data(), pt.data(), pt.size()) == 0);
     where = d.plaintext.data();
   }
@@ -184,7 +184,7 @@ void test_decrypted_buffers(const check::WorkDir& dir) {
   reset();
   bool threw = false;
   try {
-    (void)decrypt_memory({bad.data(), bad.size()}, kKeyView, "AES-GCM", 4);
+    (void)decrypt_memory({bad.data(), bad.size()}, kKeyView, "AES-GCM", "modelcrypt", 4);
   } catch (const Error& e) {
     threw = e.status() == Status::auth_failed;
   }
@@ -195,7 +195,7 @@ void test_decrypted_buffers(const check::WorkDir& dir) {
   reset();
   threw = false;
   try {
-    (void)load_file(path, kKeyView, "AES-GCM", 4);
+    (void)load_file(path, kKeyView, "AES-GCM", "modelcrypt", 4);
   } catch (const Error& e) {
     threw = e.status() == Status::auth_failed;
   }
@@ -211,10 +211,10 @@ void test_decrypted_buffers(const check::WorkDir& dir) {
   encrypt_file(src, enc, kKeyView, "AES-GCM", options);
   CHECK(count() >= 1 && every_release_zero());  // one or more batch buffers, however the pipeline is built
   reset();
-  (void)decrypt_file(enc, dec, kKeyView, "AES-GCM", 2);
+  (void)decrypt_file(enc, dec, kKeyView, "AES-GCM", "modelcrypt", 2);
   CHECK(count() >= 1 && every_release_zero());
   reset();
-  (void)verify_file(enc, kKeyView, "AES-GCM", 2);
+  (void)verify_file(enc, kKeyView, "AES-GCM", "modelcrypt", 2);
   CHECK(count() >= 1 && every_release_zero());
 }
 

@@ -67,7 +67,7 @@ def _key_text(sel: int, payload: bytes):
 def _run(target: int, sel: int, payload: bytes) -> None:
     key, mode = KEYS[sel % len(KEYS)], MODES[(sel >> 2) % len(MODES)]
     if target == 0:
-        _use(modelcrypt.decrypt_bytes(payload, key, mode, threads=1))
+        _use(modelcrypt.decrypt_bytes(payload, key, mode, format="auto", threads=1))
     elif target == 1:
         fmt = modelcrypt.detect_format(_write(payload))
         assert fmt in FORMATS, fmt
@@ -79,9 +79,9 @@ def _run(target: int, sel: int, payload: bytes) -> None:
         except modelcrypt.FormatError:  # unauthenticated, opaque bytes: may be anything
             pass
     elif target == 3:
-        _use(modelcrypt.load(_write(payload), key, mode, threads=1))
+        _use(modelcrypt.load(_write(payload), key, mode, format="auto", threads=1))
     elif target == 4:
-        modelcrypt.verify(_write(payload), key, mode, threads=1)
+        modelcrypt.verify(_write(payload), key, mode, format="auto", threads=1)
     elif target == 5:
         _use(modelcrypt.load_range(_write(payload), key, "AES-GCM", offset=sel * 97, length=(sel >> 4) * 1031, threads=1))
     elif target == 6:
