@@ -5,8 +5,11 @@ Real files made by the other systems (tests/interop/, see its README) are checke
 1. the independent reference implementation (tests/legacy_reference.py, cryptography + stdlib only)
    decrypts every fixture to its expected plaintext, so the fixtures and the oracle vouch for each other;
 2. modelcrypt's load / decrypt_bytes / decrypt_file / verify / detect_format / inspect agree with them,
-   warn (InsecureFormatWarning) exactly for the unauthenticated or broken schemes, and reject every
-   tampered, truncated or extended variant of an authenticated legacy file with the right error;
+   warn (InsecureFormatWarning) exactly for the unauthenticated or broken schemes (every MindSpore
+   format, PaddleX, Paddle CTR/CBC/ECB and GCM with a tag under 128 bits), and reject every tampered,
+   truncated or extended variant of an authenticated legacy file with the right error. Legacy formats
+   are read only when asked for (format="mindspore" / "paddlex" / "auto", or a mode that exists only
+   in a legacy format); by default the readers refuse them (test_legacy_formats_need_opt_in);
 3. MindSpore-format files written by modelcrypt decrypt with the reference frame reader.
 
 The inherent limits of the legacy formats (what no faithful reader can detect) are asserted explicitly
@@ -48,12 +51,13 @@ FE = modelcrypt.FormatError
 AE = modelcrypt.AuthenticationError
 KM = modelcrypt.KeyMismatchError
 
-# file, mode, plaintext file, sha256 prefix of the plaintext (README table), insecure?
+# file, mode, plaintext file, sha256 prefix of the plaintext (README table), insecure? (every MindSpore
+# format warns: CBC / SM4 have no MAC, GCM frames can be dropped, reordered and spliced)
 MS_FIXTURES = [
-    ("b_gcm16.ckpt", "AES-GCM", "a_plain.ckpt", "dcba7978", False),
+    ("b_gcm16.ckpt", "AES-GCM", "a_plain.ckpt", "dcba7978", True),
     ("c_cbc16.ckpt", "AES-CBC", "a_plain.ckpt", "dcba7978", True),
     ("g_sm4cbc16.ckpt", "SM4-CBC", "a_plain.ckpt", "dcba7978", True),
-    ("d_gcm16.mindir", "AES-GCM", "a_plain.mindir", "0140c45d", False),
+    ("d_gcm16.mindir", "AES-GCM", "a_plain.mindir", "0140c45d", True),
 ]
 # file, plaintext file (plain.bin.encrypted holds the same 292 bytes as cipher/plain.bin)
 PX_FIXTURES = [
@@ -95,41 +99,43 @@ def _call(fn, *args, **kwargs):
     return out, _insecure(rec)
 
 
-def _load_bytes(path, key, mode):
-    with modelcrypt.load(path, key, mode) as buf:
+def _load_bytes(path, key, mode, format="modelcrypt"):
+    with modelcrypt.load(path, key, mode, format=format) as buf:
         return bytes(buf), buf.format
 
 
-def _decrypt_bytes(blob, key, mode):
-    with modelcrypt.decrypt_bytes(blob, key, mode) as buf:
+def _decrypt_bytes(blob, key, mode, format="modelcrypt"):
+    with modelcrypt.decrypt_bytes(blob, key, mode, format=format) as buf:
         return bytes(buf)
 
 
-def _all_ways(path: Path, key, mode, tmp_path: Path) -> dict:
-    """Read one file through every reading entry point; returns {api: (plaintext|None, n_insecure_warnings)}."""
+def _all_ways(path: Path, key, mode, tmp_path: Path, format="modelcrypt") -> dict:
+    """Read one file through every reading entry point (accepting ``format``); returns
+    {api: (plaintext|None, n_insecure_warnings)}."""
     out = {}
-    (data, fmt), w = _call(_load_bytes, path, key, mode)
+    (data, fmt), w = _call(_load_bytes, path, key, mode, format)
     out["load"] = (data, len(w))
     out["format"] = fmt
-    data, w = _call(_decrypt_bytes, path.read_bytes(), key, mode)
+    data, w = _call(_decrypt_bytes, path.read_bytes(), key, mode, format)
     out["decrypt_bytes"] = (data, len(w))
     dst = tmp_path / (path.name + ".dec")
     if dst.exists():
         dst.unlink()
-    _, w = _call(modelcrypt.decrypt_file, path, dst, key, mode)
+    _, w = _call(modelcrypt.decrypt_file, path, dst, key, mode, format=format)
     out["decrypt_file"] = (dst.read_bytes(), len(w))
-    _, w = _call(modelcrypt.verify, path, key, mode)
+    _, w = _call(modelcrypt.verify, path, key, mode, format=format)
     out["verify"] = (None, len(w))
     return out
 
 
-def _reject(blob: bytes, key, mode, path: Path):
-    """The exception class each of decrypt_bytes / load / verify raises for blob (None if it loads)."""
+def _reject(blob: bytes, key, mode, path: Path, format="modelcrypt"):
+    """The exception class each of decrypt_bytes / load / verify raises for blob (None if it loads),
+    each reader accepting ``format``."""
     path.write_bytes(blob)
     got = []
-    for fn in (lambda: _decrypt_bytes(blob, key, mode),
-               lambda: _load_bytes(path, key, mode),
-               lambda: modelcrypt.verify(path, key, mode)):
+    for fn in (lambda: _decrypt_bytes(blob, key, mode, format),
+               lambda: _load_bytes(path, key, mode, format),
+               lambda: modelcrypt.verify(path, key, mode, format=format)):
         try:
             _call(fn)
             got.append(None)
@@ -315,14 +321,21 @@ def test_modelcrypt_reads_mindspore_fixture(name, mode, plain, prefix, insecure,
     assert info.frames == 1
     for v1_only in ("salt", "key_commitment", "chunk_size"):
         assert getattr(info, v1_only) is None, v1_only
+    # AES-CBC / SM4-CBC exist only in MindSpore's format, so the mode alone opts in; AES-GCM needs
+    # format="mindspore" (or "auto"), and the default format refuses it (test_legacy_formats_need_opt_in)
+    formats = ["mindspore", "auto"] + (["modelcrypt"] if mode != "AES-GCM" else [])
     for m in (mode, mode.lower()):
-        res = _all_ways(path, KEY16, m, tmp_path)
-        assert res["format"] == "mindspore"
-        for api in ("load", "decrypt_bytes", "decrypt_file"):
-            assert res[api][0] == expected, api
-        for api in ("load", "decrypt_bytes", "decrypt_file", "verify"):
-            # 3. insecure exactly for CBC / SM4, never for MindSpore GCM
-            assert (res[api][1] > 0) == insecure, (api, res[api][1])
+        for fmt in formats:
+            res = _all_ways(path, KEY16, m, tmp_path, format=fmt)
+            assert res["format"] == "mindspore", fmt
+            for api in ("load", "decrypt_bytes", "decrypt_file"):
+                assert res[api][0] == expected, (fmt, api)
+            for api in ("load", "decrypt_bytes", "decrypt_file", "verify"):
+                # 3. every MindSpore format warns: CBC / SM4 (no MAC) and GCM (frames droppable / reorderable)
+                assert (res[api][1] > 0) == insecure, (fmt, api, res[api][1])
+    if mode == "AES-GCM":
+        with pytest.raises(FE, match="format='mindspore'"):
+            _call(_load_bytes, path, KEY16, mode)
 
 
 @pytest.mark.parametrize("name,plain", PX_FIXTURES, ids=_ids(PX_FIXTURES))
@@ -335,16 +348,19 @@ def test_modelcrypt_reads_paddlex_fixture(name, plain, tmp_path):
     b64_key = modelcrypt.key_from_base64((PX / "key.b64").read_text().strip())
     assert bytes(b64_key) == PX_KEY
     for key in (b64_key, PX_KEY):
-        res = _all_ways(path, key, "AES-GCM", tmp_path)
-        assert res["format"] == "paddlex"
-        for api in ("load", "decrypt_bytes", "decrypt_file"):
-            assert res[api][0] == plain.read_bytes(), api
-        for api in ("load", "decrypt_bytes", "decrypt_file", "verify"):
-            assert res[api][1] > 0, f"{api}: no InsecureFormatWarning for PaddleX's fixed nonce"
+        for fmt in ("paddlex", "auto"):
+            res = _all_ways(path, key, "AES-GCM", tmp_path, format=fmt)
+            assert res["format"] == "paddlex", fmt
+            for api in ("load", "decrypt_bytes", "decrypt_file"):
+                assert res[api][0] == plain.read_bytes(), (fmt, api)
+            for api in ("load", "decrypt_bytes", "decrypt_file", "verify"):
+                assert res[api][1] > 0, f"{fmt} {api}: no InsecureFormatWarning for PaddleX's fixed nonce"
+    with pytest.raises(FE, match="format='paddlex'"):
+        _call(_load_bytes, path, PX_KEY, "AES-GCM")
 
 
 def test_paddlex_warning_names_weakness_and_migrate():
-    _, w = _call(_load_bytes, PX / "encrypted.yml", PX_KEY, "AES-GCM")
+    _, w = _call(_load_bytes, PX / "encrypted.yml", PX_KEY, "AES-GCM", "paddlex")
     assert w, "no InsecureFormatWarning"
     text = str(w[0].message).lower()
     assert "migrate" in text and ("nonce" in text or "iv" in text), text
@@ -358,6 +374,16 @@ def test_mindspore_cbc_warning_names_weakness_and_migrate(name, mode):
     assert "migrate" in text and any(s in text for s in ("authentic", "integrity", "mac")), text
     assert issubclass(modelcrypt.InsecureFormatWarning, UserWarning)
     assert modelcrypt.InsecureFormatWarning is modelcrypt.exceptions.InsecureFormatWarning
+
+
+@pytest.mark.parametrize("name", ["b_gcm16.ckpt", "d_gcm16.mindir"])
+def test_mindspore_gcm_warning_names_weakness_and_migrate(name):
+    """MindSpore AES-GCM authenticates each frame alone: the warning says frames can be dropped /
+    reordered / spliced, and points to migrate."""
+    _, w = _call(_load_bytes, MS / name, KEY16, "AES-GCM", "mindspore")
+    assert w, "no InsecureFormatWarning"
+    text = str(w[0].message).lower()
+    assert "migrate" in text and any(s in text for s in ("dropped", "reordered", "spliced")), text
 
 
 @pytest.mark.parametrize("name,key,cipher,conf", PC_FIXTURES, ids=_ids(PC_FIXTURES))
@@ -427,7 +453,8 @@ def test_paddle_gcm_sizes_written_by_reference(iv_bits, tag_bits, tmp_path):
     assert len(blob) == iv_bits // 8 + len(data) + tag_bits // 8
     gcm.write_bytes(blob)
     (out, _), w = _call(_load_bytes, gcm, key, f"paddle:AES_GCM_NoPadding:iv={iv_bits}:tag={tag_bits}")
-    assert out == data and not w
+    # a tag shorter than 128 bits is weaker than GCM's full tag: InsecureFormatWarning; 128 bits does not warn
+    assert out == data and bool(w) == (tag_bits < 128), (tag_bits, w)
     # the same bytes read with the default 128-bit IV/tag split cannot authenticate
     with pytest.raises(AE):
         _call(_load_bytes, gcm, key, "paddle:AES_GCM_NoPadding")
@@ -464,12 +491,14 @@ def test_v1_files_do_not_warn(v1_file, tmp_path):
     path, plain = v1_file
     assert modelcrypt.detect_format(path) == "modelcrypt"
     assert modelcrypt.inspect(path).format == "modelcrypt"
-    res = _all_ways(path, KEY16, "AES-GCM", tmp_path)
-    assert res["format"] == "modelcrypt"
-    for api in ("load", "decrypt_bytes", "decrypt_file"):
-        assert res[api][0] == plain
-    for api in ("load", "decrypt_bytes", "decrypt_file", "verify"):
-        assert res[api][1] == 0, api
+    # every format choice that names a legacy format also reads v1 files, and v1 never warns
+    for fmt in ("modelcrypt", "mindspore", "paddlex", "auto"):
+        res = _all_ways(path, KEY16, "AES-GCM", tmp_path, format=fmt)
+        assert res["format"] == "modelcrypt", fmt
+        for api in ("load", "decrypt_bytes", "decrypt_file"):
+            assert res[api][0] == plain, (fmt, api)
+        for api in ("load", "decrypt_bytes", "decrypt_file", "verify"):
+            assert res[api][1] == 0, (fmt, api)
 
 
 def test_detect_format_plain_files():
@@ -484,36 +513,129 @@ def test_load_checkpoint_mindspore(name, mode, expected_params):
         warnings.simplefilter("ignore")
         if mode is None:
             params = modelcrypt.load_checkpoint(MS / name)
-        else:
+        elif mode == "AES-GCM":                       # MindSpore GCM is read only when asked for
+            params = modelcrypt.load_checkpoint(MS / name, KEY16, mode, format="mindspore")
+        else:                                         # AES-CBC / SM4-CBC: the mode implies MindSpore
             params = modelcrypt.load_checkpoint(MS / name, KEY16, mode)
     assert list(params) == list(expected_params)
     for k, v in expected_params.items():
         assert np.asarray(params[k]).dtype == np.float32 and np.array_equal(params[k], v), k
 
 
+# =========================================================================== legacy formats are opt-in
+
+def _readers(path: Path, key, dst: Path, mode="AES-GCM", **kw) -> dict:
+    """Every reading entry point for one file, as zero-argument callables; kw (format=...) goes to each."""
+    def checkpoint():
+        return modelcrypt.load_checkpoint(path, key, mode, **kw)
+    return {
+        "load": lambda: _load_bytes(path, key, mode, **kw),
+        "decrypt_bytes": lambda: _decrypt_bytes(path.read_bytes(), key, mode, **kw),
+        "decrypt_file": lambda: modelcrypt.decrypt_file(path, dst, key, mode, **kw),
+        "verify": lambda: modelcrypt.verify(path, key, mode, **kw),
+        "load_checkpoint": checkpoint,
+    }
+
+
+def test_legacy_formats_need_opt_in(tmp_path, expected_params):
+    """With default arguments every reader refuses a MindSpore AES-GCM file and a PaddleX file with a
+    FormatError that names the format= to pass (decrypting nothing: no warning, no output file); the
+    opt-in reads them (with the InsecureFormatWarning). Naming the wrong legacy format is refused too,
+    and a mode that belongs to another format than the one named is an argument error (ValueError)."""
+    # a PaddleX container holding a checkpoint, so that load_checkpoint has something to succeed on
+    px_ckpt = tmp_path / "net.pdparams"
+    px_ckpt.write_bytes(R.write_paddlex((MS / "a_plain.ckpt").read_bytes(), PX_KEY))
+    cases = [
+        (MS / "b_gcm16.ckpt", KEY16, "mindspore", MS / "a_plain.ckpt", MS / "b_gcm16.ckpt"),
+        (PX / "encrypted.yml", PX_KEY, "paddlex", PX / "model.yml", px_ckpt),
+    ]
+    dst = tmp_path / "out.bin"
+    for path, key, fmt, plain, ckpt in cases:
+        assert modelcrypt.detect_format(path) == modelcrypt.detect_format(ckpt) == fmt
+        expected = plain.read_bytes()
+        # default arguments: refused, naming the format to pass
+        for api, fn in _readers(path, key, dst).items():
+            if api == "load_checkpoint":
+                fn = _readers(ckpt, key, dst)[api]
+            with pytest.raises(FE) as ei:
+                _, w = _call(fn)
+            msg = str(ei.value)
+            assert f"format='{fmt}'" in msg and "legacy format that is read only when asked for" in msg, (api, msg)
+            assert not dst.exists(), (path.name, api)
+        with warnings.catch_warnings(record=True) as rec:       # refused before anything was decrypted
+            warnings.simplefilter("always")
+            with pytest.raises(FE):
+                modelcrypt.load(path, key)
+        assert not _insecure(rec), path.name
+        # the same with format="modelcrypt" spelled out
+        with pytest.raises(FE, match=f"format='{fmt}'"):
+            _call(_load_bytes, path, key, "AES-GCM", "modelcrypt")
+        # with the opt-in: reads, and warns
+        readers = _readers(path, key, dst, format=fmt)
+        (data, got_fmt), w = _call(readers["load"])
+        assert data == expected and got_fmt == fmt and w
+        data, w = _call(readers["decrypt_bytes"])
+        assert data == expected and w
+        _, w = _call(readers["decrypt_file"])
+        assert dst.read_bytes() == expected and w
+        dst.unlink()
+        _, w = _call(readers["verify"])
+        assert w
+        params, w = _call(_readers(ckpt, key, dst, format=fmt)["load_checkpoint"])
+        assert w and list(params) == list(expected_params)
+        for k, v in expected_params.items():
+            assert np.array_equal(params[k], v), (ckpt.name, k)
+
+    # format="paddlex" does not accept a MindSpore file (nor the reverse): FormatError naming the right one
+    for path, key, wrong, right in ((MS / "b_gcm16.ckpt", KEY16, "paddlex", "mindspore"),
+                                    (PX / "encrypted.yml", PX_KEY, "mindspore", "paddlex")):
+        for api, fn in _readers(path, key, dst, format=wrong).items():
+            if api == "load_checkpoint" and right == "paddlex":
+                fn = _readers(px_ckpt, key, dst, format=wrong)[api]
+            with pytest.raises(FE, match=f"format='{right}'"):
+                _call(fn)
+            assert not dst.exists(), (path.name, api)
+
+    # format="mindspore" with a Paddle cipher mode: the arguments contradict each other (ValueError)
+    pc = PC / "default_k256.enc"
+    for api, fn in _readers(pc, bytes(range(32)), dst, "paddle:AES_CTR_NoPadding", format="mindspore").items():
+        with pytest.raises(ValueError) as ei:
+            _call(fn)
+        assert not isinstance(ei.value, modelcrypt.ModelCryptError), (api, repr(ei.value))
+        assert "mindspore" in str(ei.value).lower() and "paddle" in str(ei.value).lower(), (api, str(ei.value))
+        assert not dst.exists(), api
+    # ... while the Paddle cipher mode alone opts in to its format
+    (data, got_fmt), w = _call(_load_bytes, pc, bytes(range(32)), "paddle:AES_CTR_NoPadding")
+    assert data == (PC / "plain.bin").read_bytes() and got_fmt == "paddle-cipher" and w
+
+
 # =========================================================================== 4. mode disagreement
 
-@pytest.mark.parametrize("path,key,given,actual", [
-    (MS / "c_cbc16.ckpt", KEY16, "AES-GCM", "AES-CBC"),
-    (MS / "g_sm4cbc16.ckpt", KEY16, "AES-GCM", "SM4-CBC"),
-    (MS / "b_gcm16.ckpt", KEY16, "AES-CBC", "AES-GCM"),
-    (MS / "b_gcm16.ckpt", KEY16, "SM4-CBC", "AES-GCM"),
-    (PX / "encrypted.yml", PX_KEY, "AES-CBC", None),
-], ids=["ms-cbc-as-gcm", "ms-sm4-as-gcm", "ms-gcm-as-cbc", "ms-gcm-as-sm4", "paddlex-as-cbc"])
-def test_mode_disagreement(path, key, given, actual, tmp_path):
+@pytest.mark.parametrize("path,key,given,actual,fmt", [
+    (MS / "c_cbc16.ckpt", KEY16, "AES-GCM", "AES-CBC", "mindspore"),
+    (MS / "g_sm4cbc16.ckpt", KEY16, "AES-GCM", "SM4-CBC", "mindspore"),
+    (MS / "b_gcm16.ckpt", KEY16, "AES-CBC", "AES-GCM", "modelcrypt"),   # AES-CBC implies MindSpore
+    (MS / "b_gcm16.ckpt", KEY16, "SM4-CBC", "AES-GCM", "modelcrypt"),   # SM4-CBC implies MindSpore
+    (MS / "b_gcm16.ckpt", KEY16, "AES-CBC", "AES-GCM", "mindspore"),
+    (PX / "encrypted.yml", PX_KEY, "AES-CBC", "AES-GCM", "auto"),
+    (PX / "encrypted.yml", PX_KEY, "SM4-CBC", "AES-GCM", "auto"),
+], ids=["ms-cbc-as-gcm", "ms-sm4-as-gcm", "ms-gcm-as-cbc", "ms-gcm-as-sm4", "ms-gcm-as-cbc-explicit",
+        "paddlex-as-cbc", "paddlex-as-sm4"])
+def test_mode_disagreement(path, key, given, actual, fmt, tmp_path):
+    """With the file's format accepted, a mode that disagrees with the file is a ValueError naming both."""
     calls = {
-        "load": lambda: _load_bytes(path, key, given),
-        "decrypt_bytes": lambda: _decrypt_bytes(path.read_bytes(), key, given),
-        "decrypt_file": lambda: modelcrypt.decrypt_file(path, tmp_path / "out", key, given),
-        "verify": lambda: modelcrypt.verify(path, key, given),
+        "load": lambda: _load_bytes(path, key, given, fmt),
+        "decrypt_bytes": lambda: _decrypt_bytes(path.read_bytes(), key, given, fmt),
+        "decrypt_file": lambda: modelcrypt.decrypt_file(path, tmp_path / "out", key, given, format=fmt),
+        "verify": lambda: modelcrypt.verify(path, key, given, format=fmt),
     }
     for api, fn in calls.items():
         with pytest.raises(ValueError) as ei:
             _call(fn)
+        assert not isinstance(ei.value, modelcrypt.ModelCryptError), (api, repr(ei.value))  # not FormatError
         msg = str(ei.value).upper()
         assert given.upper() in msg, (api, str(ei.value))
-        if actual:
-            assert actual.upper() in msg, (api, str(ei.value))
+        assert actual.upper() in msg, (api, str(ei.value))
         assert not (tmp_path / "out").exists()
 
 
@@ -552,8 +674,9 @@ def _ms_gcm_expected(i: int, regions: dict):
 
 
 def test_tamper_matrix_mindspore_gcm(tmp_path):
-    """Every single-byte flip of the MindSpore AES-GCM checkpoint: rejected with the error its region
-    prescribes, except iv[12:16], which MindSpore stores but never uses (asserted to load unchanged)."""
+    """Every single-byte flip of the MindSpore AES-GCM checkpoint, read with format="mindspore": rejected
+    with the error its region prescribes, except iv[12:16], which MindSpore stores but never uses
+    (asserted to load unchanged)."""
     blob = (MS / "b_gcm16.ckpt").read_bytes()
     plain = (MS / "a_plain.ckpt").read_bytes()
     regions = R.parse_mindspore(blob)[0].regions()
@@ -571,7 +694,8 @@ def test_tamper_matrix_mindspore_gcm(tmp_path):
         else:
             with pytest.raises({FE: R.FormatError, AE: R.AuthenticationError}[want]):
                 R.read_mindspore(t, KEY16, "AES-GCM")
-        for api, got in zip(("decrypt_bytes", "load", "verify"), _reject(t, KEY16, "AES-GCM", tmp_path / "t.ckpt")):
+        for api, got in zip(("decrypt_bytes", "load", "verify"),
+                            _reject(t, KEY16, "AES-GCM", tmp_path / "t.ckpt", format="mindspore")):
             ok = got is None if want is None else isinstance(got, want)
             if not ok:
                 failures.append((i, api, want.__name__ if want else "loads", repr(got)))
@@ -609,15 +733,16 @@ def test_tamper_matrix_paddlex(tmp_path):
         else:
             with pytest.raises({FE: R.FormatError, AE: R.AuthenticationError, KM: R.KeyMismatchError}[want]):
                 R.read_paddlex(t, PX_KEY)
-        for api, got in zip(("decrypt_bytes", "load", "verify"), _reject(t, PX_KEY, "AES-GCM", tmp_path / "t.enc")):
+        for api, got in zip(("decrypt_bytes", "load", "verify"),
+                            _reject(t, PX_KEY, "AES-GCM", tmp_path / "t.enc", format="paddlex")):
             ok = got is None if want is None else isinstance(got, want)
             if not ok:
                 failures.append((i, api, want.__name__ if want else "loads", repr(got)))
     assert not failures, f"{len(failures)} mismatches, first: {failures[:10]}"
     for n in (0, 6, 7, 70, 134, 135, 150, len(blob) - 1):
-        got = _reject(blob[:n], PX_KEY, "AES-GCM", tmp_path / "t.enc")
+        got = _reject(blob[:n], PX_KEY, "AES-GCM", tmp_path / "t.enc", format="paddlex")
         assert all(isinstance(g, (FE, AE)) for g in got), (n, got)
-    got = _reject(blob + b"\x00", PX_KEY, "AES-GCM", tmp_path / "t.enc")
+    got = _reject(blob + b"\x00", PX_KEY, "AES-GCM", tmp_path / "t.enc", format="paddlex")
     assert all(isinstance(g, AE) for g in got), got
 
 
@@ -630,7 +755,7 @@ def test_mindspore_truncation_rejected(name, tmp_path):
     for n in range(len(blob)):
         with pytest.raises(R.FormatError):
             R.read_mindspore(blob[:n], KEY16)
-        got = _reject(blob[:n], KEY16, mode, tmp_path / "t.ckpt")
+        got = _reject(blob[:n], KEY16, mode, tmp_path / "t.ckpt", format="mindspore")
         if not all(isinstance(g, FE) for g in got):
             bad.append((n, got))
     assert not bad, f"{len(bad)} prefixes not FormatError, first: {bad[:5]}"
@@ -649,13 +774,13 @@ def test_mindspore_length_past_end_rejected(name, tmp_path):
         struct.pack_into("<i", t, bl, new + 24)           # consistent lengths, just past the end
         with pytest.raises(R.FormatError):
             R.read_mindspore(bytes(t), KEY16)
-        got = _reject(bytes(t), KEY16, mode, tmp_path / "t.ckpt")
+        got = _reject(bytes(t), KEY16, mode, tmp_path / "t.ckpt", format="mindspore")
         assert all(isinstance(g, FE) for g in got), (new, got)
     for new in (-1, 0, -16):                               # negative / zero lengths
         t = bytearray(blob)
         struct.pack_into("<i", t, cl, new)
         struct.pack_into("<i", t, bl, new + 24)
-        got = _reject(bytes(t), KEY16, mode, tmp_path / "t.ckpt")
+        got = _reject(bytes(t), KEY16, mode, tmp_path / "t.ckpt", format="mindspore")
         assert all(isinstance(g, FE) for g in got), (new, got)
 
 
@@ -674,7 +799,7 @@ def test_mindspore_appended_junk_rejected(name, tmp_path):
         t = blob + junk
         with pytest.raises(R.FormatError):
             R.read_mindspore(t, KEY16)
-        got = _reject(t, KEY16, mode, tmp_path / "t.ckpt")
+        got = _reject(t, KEY16, mode, tmp_path / "t.ckpt", format="mindspore")
         assert all(isinstance(g, FE) for g in got), (junk[:16], got)
 
 
@@ -685,7 +810,7 @@ def test_mindspore_later_frame_wrong_magic_rejected(tmp_path):
     for magic in (R.MS_MAGIC["AES-CBC"], R.MS_MAGIC["SM4-CBC"], 0x12345678):
         t = bytearray(two)
         struct.pack_into("<I", t, f2, magic)
-        got = _reject(bytes(t), KEY16, "AES-GCM", tmp_path / "t.ckpt")
+        got = _reject(bytes(t), KEY16, "AES-GCM", tmp_path / "t.ckpt", format="mindspore")
         assert all(isinstance(g, FE) for g in got), (hex(magic), got)
 
 
@@ -699,7 +824,8 @@ def test_mindspore_frame_over_64mib_rejected(tmp_path):
         with open(p, "wb") as f:
             f.write(head)
             f.truncate(len(head) + n)
-        for fn in (lambda: _load_bytes(p, KEY16, mode), lambda: modelcrypt.verify(p, KEY16, mode)):
+        for fn in (lambda: _load_bytes(p, KEY16, mode, "mindspore"),
+                   lambda: modelcrypt.verify(p, KEY16, mode, format="mindspore")):
             with pytest.raises(FE):
                 _call(fn)
         p.unlink()
@@ -726,11 +852,14 @@ def test_mindspore_inherent_limits(tmp_path):
     p = tmp_path / "limits.ckpt"
 
     def mc(data):
+        # read with the explicit opt-in; each read warns (the reason the opt-in exists)
         p.write_bytes(data)
-        (out, fmt), _ = _call(_load_bytes, p, KEY16, "AES-GCM")
-        assert fmt == "mindspore"
-        assert _decrypt_bytes(data, KEY16, "AES-GCM") == out
-        modelcrypt.verify(p, KEY16, "AES-GCM")
+        (out, fmt), w = _call(_load_bytes, p, KEY16, "AES-GCM", "mindspore")
+        assert fmt == "mindspore" and w
+        out2, w = _call(_decrypt_bytes, data, KEY16, "AES-GCM", "mindspore")
+        assert out2 == out and w
+        _, w = _call(modelcrypt.verify, p, KEY16, "AES-GCM", format="mindspore")
+        assert w
         return out
 
     assert mc(blob) == a + b + c
@@ -750,7 +879,7 @@ def test_mindspore_inherent_limits(tmp_path):
     for n in range(1, len(blob)):
         if n in bounds:
             continue
-        got = _reject(blob[:n], KEY16, "AES-GCM", tmp_path / "t.ckpt")
+        got = _reject(blob[:n], KEY16, "AES-GCM", tmp_path / "t.ckpt", format="mindspore")
         assert all(isinstance(g, FE) for g in got), (n, got)
     # iv[12:16] of any frame is not authenticated
     t = bytearray(blob)
@@ -770,7 +899,7 @@ def test_paddlex_inherent_limits(tmp_path):
     assert bytes(x ^ y for x, y in zip(c1, c2)) == bytes(x ^ y for x, y in zip(p1, p2))
     path = tmp_path / "filler.enc"
     path.write_bytes(f1[:71] + os.urandom(64) + f1[135:])
-    (out, _), w = _call(_load_bytes, path, key, "AES-GCM")
+    (out, _), w = _call(_load_bytes, path, key, "AES-GCM", "paddlex")
     assert out == p1 and w
 
 
@@ -779,14 +908,14 @@ def test_paddlex_inherent_limits(tmp_path):
 def test_wrong_key_mindspore_gcm(tmp_path):
     for name in ("b_gcm16.ckpt", "d_gcm16.mindir"):
         for key in (b"0123456789ABCDEG", bytes(16), bytes(24), bytes(32)):
-            got = _reject((MS / name).read_bytes(), key, "AES-GCM", tmp_path / "t")
+            got = _reject((MS / name).read_bytes(), key, "AES-GCM", tmp_path / "t", format="mindspore")
             assert all(isinstance(g, AE) for g in got), (name, key, got)
 
 
 def test_wrong_key_paddlex(tmp_path):
     for name, _ in PX_FIXTURES:
         for key in (bytes(32), PX_KEY[::-1], PX_KEY[:31] + b"\x00"):
-            got = _reject((PX / name).read_bytes(), key, "AES-GCM", tmp_path / "t")
+            got = _reject((PX / name).read_bytes(), key, "AES-GCM", tmp_path / "t", format="paddlex")
             assert all(isinstance(g, KM) for g in got), (name, key, got)
 
 
@@ -848,8 +977,8 @@ def test_encrypt_file_mindspore_readable_by_reference(mode, klen, tmp_path):
             else:
                 assert frames[0].cipher_len == (size // 16 + 1) * 16
             assert R.read_mindspore(blob, key, mode) == data
-            (out, fmt), _ = _call(_load_bytes, dst, key, mode)
-            assert out == data and fmt == "mindspore"
+            (out, fmt), w = _call(_load_bytes, dst, key, mode, "mindspore")
+            assert out == data and fmt == "mindspore" and w      # reading any MindSpore file warns
             assert modelcrypt.detect_format(dst) == "mindspore"
             info = modelcrypt.inspect(dst)
             assert (info.format, info.cipher, info.frames) == ("mindspore", mode, 1)
@@ -916,7 +1045,8 @@ def test_encrypt_mindspore_multi_frame(mode, extra, tmp_path):
         assert plain[off:off + 4] == m
     assert plain == src.read_bytes()
     del plain
-    _call(modelcrypt.verify, dst, key, mode)
+    _, w = _call(modelcrypt.verify, dst, key, mode, format="mindspore")
+    assert w
     assert modelcrypt.inspect(dst).frames == len(frames)
     src.unlink()                                   # do not leave 2 x 64 MiB behind in pytest's tmp dirs
     dst.unlink()
@@ -936,9 +1066,9 @@ def test_paddlex_keys_with_zero_bytes(key, tmp_path):
     path.write_bytes(R.write_paddlex(data, key))
     for k in (key, modelcrypt.key_from_base64(base64.b64encode(key).decode())):
         assert bytes(k) == key
-        (out, fmt), w = _call(_load_bytes, path, k, "AES-GCM")
+        (out, fmt), w = _call(_load_bytes, path, k, "AES-GCM", "paddlex")
         assert out == data and fmt == "paddlex" and w
-        assert _call(_decrypt_bytes, path.read_bytes(), k, "AES-GCM")[0] == data
+        assert _call(_decrypt_bytes, path.read_bytes(), k, "AES-GCM", "paddlex")[0] == data
 
 
 def test_fixture_directory_complete():

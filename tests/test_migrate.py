@@ -167,12 +167,28 @@ def test_migrate_legacy_fixture(tmp_path, case):
 
 
 def test_migrate_warns_for_insecure_sources(tmp_path):
+    """migrate detects every format without an opt-in, and warns for each weak one: MindSpore CBC (no
+    MAC) and GCM (frames can be dropped / reordered / spliced), PaddleX (one nonce per key), Paddle
+    GCM with a tag shorter than 128 bits; not for full-tag Paddle GCM, nor for a v1 source."""
     new_key = modelcrypt.generate_key()
-    for src, insecure in ((MS / "c_cbc16.ckpt", True), (MS / "b_gcm16.ckpt", False)):
+    v1 = tmp_path / "v1.mcx"
+    v1.write_bytes(modelcrypt.encrypt_bytes(b"weights" * 100, KEY16))
+    short_tag = tmp_path / "gcm96.enc"
+    short_tag.write_bytes(R.write_paddle_cipher(b"weights" * 100, bytes(32), "AES_GCM_NoPadding", 128, 96))
+    cases = [
+        (MS / "c_cbc16.ckpt", KEY16, None, True),
+        (MS / "b_gcm16.ckpt", KEY16, None, True),
+        (PX / "encrypted.yml", PX_KEY, None, True),
+        (short_tag, bytes(32), "paddle:AES_GCM_NoPadding:tag=96", True),
+        (PC / "gcm_k256.enc", bytes(range(32)), "paddle:AES_GCM_NoPadding", False),
+        (v1, KEY16, None, False),
+    ]
+    for src, old_key, mode, insecure in cases:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            migrate(src, tmp_path / src.name, KEY16, new_key)
-        assert any(issubclass(w.category, INSECURE) for w in caught) == insecure
+            migrate(src, tmp_path / (src.name + ".out"), old_key, new_key, mode)
+        assert any(issubclass(w.category, INSECURE) for w in caught) == insecure, src.name
+        assert modelcrypt.detect_format(tmp_path / (src.name + ".out")) == "modelcrypt"
 
 
 def test_migrated_mindspore_checkpoint_loads_as_arrays(tmp_path):

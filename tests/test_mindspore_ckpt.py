@@ -32,8 +32,11 @@ MS_DIR = HERE / "interop" / "mindspore"
 KEY16 = b"0123456789ABCDEF"
 EXPECTED = json.loads((MS_DIR / "expected.json").read_text())
 PLAIN = (MS_DIR / "a_plain.ckpt").read_bytes()
-ENCRYPTED = [("b_gcm16.ckpt", "AES-GCM", False), ("c_cbc16.ckpt", "AES-CBC", True),
-             ("g_sm4cbc16.ckpt", "SM4-CBC", True)]
+# (file, mode, has a MAC?). Every MindSpore-encrypted checkpoint is read only when asked for
+# (format="mindspore", implied by the modes AES-CBC / SM4-CBC) and warns (InsecureFormatWarning):
+# CBC / SM4 have no MAC, GCM frames can be dropped, reordered and spliced.
+ENCRYPTED = [("b_gcm16.ckpt", "AES-GCM", True), ("c_cbc16.ckpt", "AES-CBC", False),
+             ("g_sm4cbc16.ckpt", "SM4-CBC", False)]
 INSECURE = getattr(modelcrypt, "InsecureFormatWarning", UserWarning)
 
 
@@ -248,28 +251,43 @@ def test_plain_fixture_with_key_refused():
         load_checkpoint(MS_DIR / "a_plain.ckpt", KEY16)
 
 
-@pytest.mark.parametrize("name, mode, insecure", ENCRYPTED)
-def test_load_mindspore_encrypted_fixtures(name, mode, insecure):
+@pytest.mark.parametrize("name, mode, mac", ENCRYPTED)
+def test_load_mindspore_encrypted_fixtures(name, mode, mac):
     path = MS_DIR / name
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        got = load_checkpoint(path, KEY16, mode)
-    assert_exact(got, expected_params())
-    assert any(issubclass(w.category, INSECURE) for w in caught) == insecure
-    assert_exact(load_quiet(path, KEY16, mode, names=["fc1.weight"]), {"fc1.weight": expected_params()["fc1.weight"]})
+    # AES-GCM exists in format v1 too, so a MindSpore GCM file needs the opt-in; the CBC modes imply it
+    formats = ["mindspore", "auto"] + (["modelcrypt"] if mode != "AES-GCM" else [])
+    for fmt in formats:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            got = load_checkpoint(path, KEY16, mode, format=fmt)
+        assert_exact(got, expected_params())
+        assert any(issubclass(w.category, INSECURE) for w in caught), fmt  # every MindSpore format warns
+        assert_exact(load_quiet(path, KEY16, mode, names=["fc1.weight"], format=fmt),
+                     {"fc1.weight": expected_params()["fc1.weight"]})
+    if mode == "AES-GCM":
+        with pytest.raises(modelcrypt.FormatError, match="format='mindspore'"):
+            load_checkpoint(path, KEY16, mode)
+        with pytest.raises(modelcrypt.FormatError, match="format='mindspore'"):
+            load_checkpoint(path, KEY16, mode, format="paddlex")
 
 
-@pytest.mark.parametrize("name, mode, insecure", ENCRYPTED)
-def test_load_mindspore_encrypted_errors(name, mode, insecure):
+@pytest.mark.parametrize("name, mode, mac", ENCRYPTED)
+def test_load_mindspore_encrypted_errors(name, mode, mac):
     path = MS_DIR / name
     with pytest.raises(ValueError, match="dec_key"):
         load_checkpoint(path)
+    with pytest.raises(ValueError, match="dec_key"):
+        load_checkpoint(path, format="mindspore")
     other = "AES-CBC" if mode == "AES-GCM" else "AES-GCM"
-    with pytest.raises(ValueError):  # the mode must agree with the file
-        load_quiet(path, KEY16, other)
-    if not insecure:
+    with pytest.raises(ValueError) as info:  # the mode must agree with the file (format accepted)
+        load_quiet(path, KEY16, other, format="mindspore")
+    assert not isinstance(info.value, modelcrypt.ModelCryptError)
+    assert other in str(info.value) and mode in str(info.value)
+    with pytest.raises(ValueError, match="format"):
+        load_checkpoint(path, KEY16, mode, format="onnx")
+    if mac:
         with pytest.raises(modelcrypt.AuthenticationError):
-            load_checkpoint(path, b"F" * 16, mode)
+            load_quiet(path, b"F" * 16, mode, format="mindspore")
 
 
 def test_modelcrypt_file_holding_a_mindspore_checkpoint(tmp_path):
@@ -307,7 +325,7 @@ def test_save_encrypted_mindspore_frames(tmp_path, mode):
     data = path.read_bytes()
     assert R.mindspore_mode(data) == mode
     assert R.read_mindspore(data, KEY16, mode) == PLAIN  # the independent frame reader
-    assert_exact(load_quiet(path, KEY16, mode), params)
+    assert_exact(load_quiet(path, KEY16, mode, format="mindspore"), params)
     assert os.listdir(tmp_path) == ["enc.ckpt"]
 
 
@@ -316,7 +334,9 @@ def test_save_gcm_key_sizes(tmp_path, key):
     path = tmp_path / "k.ckpt"
     save_checkpoint(expected_params(), path, key, format="mindspore")
     assert R.read_mindspore(path.read_bytes(), key) == PLAIN
-    assert_exact(load_checkpoint(path, key), expected_params())
+    with pytest.raises(modelcrypt.FormatError, match="format='mindspore'"):
+        load_checkpoint(path, key)
+    assert_exact(load_quiet(path, key, format="mindspore"), expected_params())
 
 
 def test_save_fresh_nonces(tmp_path):
@@ -336,7 +356,7 @@ def test_save_large_is_framed_at_64_mib(tmp_path):
     assert len(frames) == 2
     assert frames[0].cipher_len == R.MS_MAX_FRAME_PLAIN  # GCM: ciphertext length == plaintext length
     assert R.read_mindspore(data, KEY16) == ms.build_checkpoint(params)
-    got = load_checkpoint(path, KEY16)
+    got = load_quiet(path, KEY16, format="mindspore")
     assert np.array_equal(got["big"], params["big"]) and np.array_equal(got["tail"], params["tail"])
 
 

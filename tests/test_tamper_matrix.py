@@ -21,7 +21,9 @@ goes to the full matrix:
 * MindSpore / PaddleX: every bit of every fixture and of files written by modelcrypt and by the
   reference writer, every truncation, and the frame operations whose outcome docs/LEGACY.md and
   tests/interop/README.md document (undetectable ones are asserted to load exactly the rearranged
-  plaintext, rejectable ones to raise the documented class).
+  plaintext, rejectable ones to raise the documented class). Legacy formats are read only when asked
+  for, so these sweeps read with format="mindspore" / format="paddlex" (by default every such file
+  is refused with a FormatError before any decryption: test_interop.test_legacy_formats_need_opt_in).
 """
 
 from __future__ import annotations
@@ -680,7 +682,7 @@ def test_ms_every_bit_flip(name):
                     with pytest.raises({FE: LR.FormatError, AE: LR.AuthenticationError}[want]):
                         LR.read_mindspore(bytes(data), key, "AES-GCM")
                 t.check(f"{name} flip {off}.{bit}", want,
-                        lambda: modelcrypt.decrypt_bytes(data, key, "AES-GCM", threads=1), plain)
+                        lambda: modelcrypt.decrypt_bytes(data, key, "AES-GCM", format="mindspore", threads=1), plain)
             finally:
                 data[off] ^= 1 << bit
     t.assert_clean()
@@ -702,7 +704,8 @@ def test_ms_every_truncation(name):
     mv = memoryview(blob)
     for n in range(len(blob)):
         want = OK if n in boundary_plain else FE
-        t.check(f"{name} cut {n}", want, lambda: modelcrypt.decrypt_bytes(mv[:n], key, "AES-GCM", threads=1),
+        t.check(f"{name} cut {n}", want,
+                lambda: modelcrypt.decrypt_bytes(mv[:n], key, "AES-GCM", format="mindspore", threads=1),
                 boundary_plain.get(n))
     t.assert_clean()
 
@@ -710,7 +713,8 @@ def test_ms_every_truncation(name):
 def test_ms_frame_operations(tmp_path):
     """Frames carry no index and no count (LEGACY.md "Inherent limits"): every reordering, every
     dropping of whole frames and every duplication of a frame yields a well-formed file that loads
-    exactly as the frames' plaintexts concatenated in the new order (the reference reader agrees).
+    exactly as the frames' plaintexts concatenated in the new order (the reference reader agrees) when
+    read with format="mindspore", and is refused (FormatError) by the default format.
     What the format can detect is rejected: a frame under another key (AuthenticationError), a frame
     of another mode (FormatError: magic differs from the first frame's), a partial frame (FormatError)."""
     blob, key, _ = MS_FILES["reference-3-frames"]
@@ -722,9 +726,13 @@ def test_ms_frame_operations(tmp_path):
 
     def both(label, data, want, plain=None):
         p.write_bytes(data)
-        t.check(label, want, lambda: modelcrypt.decrypt_bytes(data, key, "AES-GCM", threads=1), plain)
-        t.check(label + " load", want, lambda: modelcrypt.load(p, key, "AES-GCM"), plain)
-        t.check(label + " verify", want, lambda: modelcrypt.verify(p, key, "AES-GCM"))
+        t.check(label, want, lambda: modelcrypt.decrypt_bytes(data, key, "AES-GCM", format="mindspore", threads=1),
+                plain)
+        t.check(label + " load", want, lambda: modelcrypt.load(p, key, "AES-GCM", format="mindspore"), plain)
+        t.check(label + " verify", want, lambda: modelcrypt.verify(p, key, "AES-GCM", format="mindspore"))
+        # without the opt-in no variant loads, not even the undetectable ones: refused (FormatError)
+        t.check(label + " default", FE, lambda: modelcrypt.decrypt_bytes(data, key, "AES-GCM", threads=1))
+        t.check(label + " default load", FE, lambda: modelcrypt.load(p, key))
 
     seqs = set()
     for r in range(1, 4):
@@ -762,7 +770,9 @@ def test_ms_frame_appended_same_key_is_undetectable():
     blob, key, plain = MS_FILES["modelcrypt-written"]
     extra = LR.write_mindspore(b"tail", key, "AES-GCM")
     t = Tally()
-    t.check("append frame", OK, lambda: modelcrypt.decrypt_bytes(blob + extra, key, "AES-GCM"), plain + b"tail")
+    t.check("append frame", OK, lambda: modelcrypt.decrypt_bytes(blob + extra, key, "AES-GCM", format="mindspore"),
+            plain + b"tail")
+    t.check("append frame, default format", FE, lambda: modelcrypt.decrypt_bytes(blob + extra, key))
     t.assert_clean()
 
 
@@ -818,7 +828,7 @@ def test_px_every_bit_flip(name):
                         with pytest.raises(ref_want):
                             LR.read_paddlex(bytes(data), PX_KEY)
                 t.check(f"{name} flip {off}.{bit}", want,
-                        lambda: modelcrypt.decrypt_bytes(data, PX_KEY, "AES-GCM", threads=1), plain)
+                        lambda: modelcrypt.decrypt_bytes(data, PX_KEY, "AES-GCM", format="paddlex", threads=1), plain)
             finally:
                 data[off] ^= 1 << bit
     t.assert_clean()
@@ -833,16 +843,18 @@ def test_px_every_truncation_and_append(name, tmp_path):
     mv = memoryview(blob)
     for n in range(len(blob)):
         want = FE if n < 135 + 16 else AE
-        t.check(f"{name} cut {n}", want, lambda: modelcrypt.decrypt_bytes(mv[:n], PX_KEY, "AES-GCM", threads=1))
+        t.check(f"{name} cut {n}", want,
+                lambda: modelcrypt.decrypt_bytes(mv[:n], PX_KEY, "AES-GCM", format="paddlex", threads=1))
     p = tmp_path / "px.enc"
     for tail in (b"\x00", bytes(16), blob[135:]):
         data = blob + tail
         p.write_bytes(data)
-        t.check(f"{name} append {len(tail)}", AE, lambda: modelcrypt.decrypt_bytes(data, PX_KEY, "AES-GCM"))
-        t.check(f"{name} append {len(tail)} load", AE, lambda: modelcrypt.load(p, PX_KEY, "AES-GCM"))
+        t.check(f"{name} append {len(tail)}", AE,
+                lambda: modelcrypt.decrypt_bytes(data, PX_KEY, "AES-GCM", format="paddlex"))
+        t.check(f"{name} append {len(tail)} load", AE, lambda: modelcrypt.load(p, PX_KEY, "AES-GCM", format="paddlex"))
     for n in (0, 6, 7, 70, 71, 134, 135, 150, 151, len(blob) - 1):   # the file-based path too
         p.write_bytes(blob[:n])
         want = FE if n < 151 else AE
-        t.check(f"{name} cut {n} load", want, lambda: modelcrypt.load(p, PX_KEY, "AES-GCM"))
-        t.check(f"{name} cut {n} verify", want, lambda: modelcrypt.verify(p, PX_KEY, "AES-GCM"))
+        t.check(f"{name} cut {n} load", want, lambda: modelcrypt.load(p, PX_KEY, "AES-GCM", format="paddlex"))
+        t.check(f"{name} cut {n} verify", want, lambda: modelcrypt.verify(p, PX_KEY, "AES-GCM", format="paddlex"))
     t.assert_clean()
