@@ -967,7 +967,7 @@ def test_encrypt_file_mindspore_readable_by_reference(mode, klen, tmp_path):
             if dst.exists():
                 dst.unlink()
             _, w = _call(modelcrypt.encrypt_file, src, dst, key, mode, format="mindspore")
-            assert bool(w) == (mode != "AES-GCM"), (mode, w)
+            assert w, (mode, w)  # writing any MindSpore file warns: GCM frames can be dropped and spliced
             blob = dst.read_bytes()
             assert R.mindspore_mode(blob) == mode
             frames = R.parse_mindspore(blob)

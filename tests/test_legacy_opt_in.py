@@ -182,3 +182,18 @@ def test_decrypted_buffer_reports_its_format(tmp_path):
         modelcrypt.load(path, KEY, format="AUTO")
     with pytest.raises(TypeError):
         modelcrypt.load(path, KEY, format=None)
+
+
+def test_opt_in_errors_say_what_to_pass(tmp_path):
+    """A CBC file needs its mode (the only opt-in that can read it); a v1 file is never read as a
+    Paddle cipher file (whose first bytes are a random IV, never the v1 magic)."""
+    cbc = os.path.join(MS, "c_cbc16.ckpt")
+    with pytest.raises(modelcrypt.FormatError, match="mode 'AES-CBC'"):
+        modelcrypt.load(cbc, MS_KEY16)
+    v1 = tmp_path / "v1.mcx"
+    v1.write_bytes(modelcrypt.encrypt_bytes(b"w" * 100, KEY))
+    for fmt in ("modelcrypt", "paddle-cipher", "auto"):
+        with pytest.raises(ValueError, match="it is a modelcrypt file"):
+            modelcrypt.load(v1, KEY, "paddle:AES_CTR_NoPadding", format=fmt)
+    with pytest.raises(ValueError, match="not mode 'AES-CBC'"):
+        modelcrypt.load(v1, KEY, "AES-CBC", format="paddlex")

@@ -56,6 +56,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   Decrypted d;
   const Status mst = guarded("decrypt_memory", [&] { d = decrypt_memory({original.data(), original.size()}, key, mode_text, "auto", 1); });
+  if (legacy::detect(original.data(), original.size()) == legacy::Format::modelcrypt) {
+    // A Paddle cipher file starts with a random IV; one starting with the v1 magic is a v1 file, which
+    // decrypt_memory refuses to read with a paddle: mode (decrypt_in_place, told the format, tries).
+    if (mst != Status::invalid_argument) fail(std::string("decrypt_memory of a v1 image with a paddle mode: ") + status_name(mst));
+    return 0;
+  }
   if (mst != st) fail(std::string("decrypt_memory status ") + status_name(mst) + " != decrypt_in_place status " + status_name(st));
   if (st == Status::ok && (d.size() != r.length || (r.length && std::memcmp(d.data(), image.data() + r.offset, r.length) != 0))) {
     fail("decrypt_memory and decrypt_in_place return different plaintexts");

@@ -354,17 +354,23 @@ FormatSet accepted_formats(const std::string& choice, const Mode& mode) {
     return v1 | format_bit(Format::mindspore) | format_bit(Format::paddlex) | format_bit(Format::paddle_cipher);
   }
   if (choice == "mindspore") {
-    if (paddle_mode) throw Error(Status::invalid_argument, "format 'mindspore' reads MindSpore files: mode 'AES-GCM', 'AES-CBC' or 'SM4-CBC', not a 'paddle:...' mode");
+    if (paddle_mode) {
+      throw Error(Status::invalid_argument, "format 'mindspore' reads MindSpore files, with mode 'AES-GCM', 'AES-CBC' or "
+                                            "'SM4-CBC', not mode '" + mode.name + "'");
+    }
     return v1 | format_bit(Format::mindspore);
   }
   if (choice == "paddlex") {
-    if (mode.kind != Mode::Kind::aes_gcm) throw Error(Status::invalid_argument, "format 'paddlex' reads PaddleX files, whose mode is 'AES-GCM'");
+    if (mode.kind != Mode::Kind::aes_gcm) {
+      throw Error(Status::invalid_argument, "format 'paddlex' reads PaddleX files, whose mode is 'AES-GCM', not mode '" +
+                                            mode.name + "'");
+    }
     return v1 | format_bit(Format::paddlex);
   }
   if (choice == "paddle-cipher") {
     if (!paddle_mode) {
-      throw Error(Status::invalid_argument, "format 'paddle-cipher' needs the file's cipher as the mode: "
-                                            "'paddle:<cipher_name>[:iv=<bits>][:tag=<bits>]'");
+      throw Error(Status::invalid_argument, "format 'paddle-cipher' needs the file's cipher as the mode, "
+                                            "'paddle:<cipher_name>[:iv=<bits>][:tag=<bits>]', not mode '" + mode.name + "'");
     }
     return format_bit(Format::paddle_cipher);
   }
@@ -373,11 +379,24 @@ FormatSet accepted_formats(const std::string& choice, const Mode& mode) {
 }
 
 Format choose_format(const Mode& mode, FormatSet accepted, const uint8_t* p, size_t n) {
+  if (mode.kind == Mode::Kind::paddle && detect(p, n) == Format::modelcrypt) {
+    // Paddle cipher files start with a random IV: one that starts with the v1 magic is a v1 file.
+    throw Error(Status::invalid_argument, "mode '" + mode.name + "' does not match the file: it is a modelcrypt file "
+                                          "(AES-256-GCM), read with mode 'AES-GCM'");
+  }
   const Format f = mode.kind == Mode::Kind::paddle ? Format::paddle_cipher : detect(p, n);
   if (f != Format::unknown && (accepted & format_bit(f)) == 0) {
     std::string what, why;
+    if (f == Format::mindspore && le32(p) != kMsMagicGcm) {
+      // CBC/SM4: the mode, which only MindSpore has, is the opt-in.
+      throw Error(Status::format, std::string("this is a MindSpore ") + ms_cipher(le32(p)) +
+                                      " file, a legacy format that is read only when asked for (it is not "
+                                      "authenticated at all): read it with mode '" + ms_cipher(le32(p)) +
+                                      "' (CLI --mode " + ms_cipher(le32(p)) +
+                                      "), or convert it once with `modelcrypt migrate`");
+    }
     if (f == Format::mindspore) {
-      what = std::string("a MindSpore ") + ms_cipher(le32(p)) + " file";
+      what = "a MindSpore AES-GCM file";
       why = "MindSpore frames can be dropped, reordered and spliced undetected";
     } else if (f == Format::paddlex) {
       what = "a PaddleX file";

@@ -141,6 +141,10 @@ def _check_format(format: str, mode: Mode, chunk_size: int | None, metadata: Map
         if mode.upper() != "AES-GCM":
             warnings.warn(f"MindSpore {mode.upper()} files are not authenticated: anyone can modify them undetected; "
                           "prefer mode 'AES-GCM'", InsecureFormatWarning, stacklevel=3)
+        else:
+            warnings.warn("MindSpore AES-GCM files authenticate each frame on its own: frames can be dropped, "
+                          "reordered and spliced between files under the same key undetected; write format "
+                          "'modelcrypt' unless MindSpore itself must read the file", InsecureFormatWarning, stacklevel=3)
     return format
 
 
