@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "bind_random_access.hpp"
 #include "container.hpp"
 #include "crypto.hpp"
 #include "errors.hpp"
@@ -179,6 +180,12 @@ PYBIND11_MODULE(_core, m) {
         self.close();
         return false;
       });
+
+  bind_random_access(m, [](Decrypted&& d) {
+    auto out = std::make_unique<DecryptedBuffer>();
+    out->contents = std::move(d);
+    return py::cast(std::move(out));
+  });
 
   m.def("load", [](const py::bytes& path, const py::handle& key, const std::string& mode, unsigned threads) {
     const std::string p = to_path(path);

@@ -46,10 +46,10 @@ from ._api import (
     _fspath,
     detect_format,
     encrypt_bytes,
-    inspect,
     is_encrypted,
     load,
 )
+from ._random_access import EncryptedFile, open_encrypted
 from .exceptions import FormatError
 
 __all__ = [
@@ -548,8 +548,10 @@ class _Checkpoint:
         self.path = path
         self.where = f"checkpoint {path}"
         self._key, self._mode = dec_key, dec_mode
-        self._fd: Optional[int] = None
+        self._file: Optional[EncryptedFile] = None  # encrypted: one handle for the header and every range
         self._whole: Any = None  # a buffer holding the whole plaintext (decrypted, custom or mapped)
+        #: the authenticated modelcrypt metadata (encrypted files; {} otherwise)
+        self.metadata: dict[str, str] = {}
         if callable(dec_mode):
             self._whole = custom_decrypt(dec_mode, path, dec_key)
             self.kind = "custom"
@@ -557,17 +559,19 @@ class _Checkpoint:
             if dec_key is None:
                 raise ValueError(f"{path} is an encrypted checkpoint: pass dec_key")
             self.kind = "encrypted"
+            self._file = open_encrypted(path, dec_key, dec_mode)
+            self.metadata = self._file.metadata
         else:
             if dec_key is not None:
                 raise FormatError(f"{path} is not an encrypted modelcrypt file; refusing to load it unauthenticated "
                                   "with dec_key (pass dec_key=None to load a plaintext .safetensors checkpoint)")
             self.kind = "plain"
 
-    # -- lifetime of the pinned file descriptor (encrypted random access)
+    # -- lifetime of the handle (encrypted random access)
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
     def __enter__(self) -> "_Checkpoint":
         return self
@@ -575,21 +579,15 @@ class _Checkpoint:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def _pinned_path(self) -> bytes:
-        """A path that keeps naming the same file for all our reads (Linux: /proc/self/fd/N)."""
-        if self._fd is None and os.path.isdir("/proc/self/fd"):
-            self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        if self._fd is not None:
-            return os.fsencode(f"/proc/self/fd/{self._fd}")
-        return os.fsencode(self.path)
-
     def _range(self, offset: int, length: int) -> Any:
-        return _core.load_range(self._pinned_path(), self._key, self._mode, offset, length, 0)
+        assert self._file is not None
+        return self._file.read_range(offset, length)
 
     # -- loading
     def load_all(self) -> dict[str, np.ndarray]:
         if self.kind == "encrypted":
-            self._whole = load(self.path, self._key, self._mode)
+            assert self._file is not None
+            self._whole = self._file.read_all()
         elif self.kind == "plain":
             self._whole = _map_plain(self.path)
         buf = self._whole
@@ -621,9 +619,8 @@ class _Checkpoint:
                 raise FormatError(f"{self.where}: truncated header")
             entries, _ = _parse_header(raw, total - 8 - n, self.where)
             return entries, 8 + n
-        pinned = self._pinned_path()
-        info = inspect(pinned)  # unauthenticated; load_range authenticates the same header (same file)
-        total, cs = info.plaintext_length, info.chunk_size
+        assert self._file is not None
+        total, cs = self._file.plaintext_length, self._file.chunk_size  # authenticated when opened
         with self._range(0, min(total, cs)) as first:  # decrypting 8 bytes costs chunk 0 anyway
             if _is_mindspore_plaintext(first):
                 raise _MindSporePlaintext(f"{self.where} holds a MindSpore checkpoint")
