@@ -271,6 +271,7 @@ class BoundFiles:
         self.manifest: Optional[Manifest] = None
         self.unbound: Optional[str] = None  # a file loaded without a binding
         self.root: Optional[str] = None
+        self.manifest_missing: Optional[str] = None
 
     def load(self, path: Any, rel: Optional[str] = None) -> Any:
         """Decrypts ``path`` into a DecryptedBuffer. ``rel``: the member name it must carry
@@ -314,10 +315,13 @@ class BoundFiles:
                 raise SetMismatchError(f"{where}: was encrypted as {member!r}; the file was renamed or moved")
             self.root = root
             self.manifest = Manifest.read(root, self.key)
-            if self.manifest is None and SET in md and MEMBER_INDEX not in md:
-                raise SetMismatchError(f"{where}: member of an encrypted directory whose manifest "
-                                       f"{os.path.join(root, MANIFEST_NAME)} is missing")
+            if self.manifest is None and MEMBER_INDEX not in md and STEP not in md:
+                # a directory member alone: fine for a model of one file, an error once a second is needed
+                self.manifest_missing = f"{where}: member of an encrypted directory whose manifest " \
+                                        f"{os.path.join(root, MANIFEST_NAME)} is missing"
         else:
+            if self.manifest_missing is not None:
+                raise SetMismatchError(self.manifest_missing)
             if sid != self.set_id:
                 raise SetMismatchError(f"{where}: belongs to another save (set {sid}, the model's is {self.set_id})")
             if rel is None and self.root is not None:
