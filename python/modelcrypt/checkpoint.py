@@ -329,7 +329,11 @@ def save_checkpoint(
     (``model.safetensors`` -> ``model-00001-of-00003.safetensors``), each a complete checkpoint
     encrypted like a single one, plus a plaintext index ``<path>.index.json``
     (``{"metadata": {"total_size": N}, "weight_map": {name: shard file name}}``), written last.
-    A tensor larger than ``max_shard_size`` gets a shard of its own.
+    A tensor larger than ``max_shard_size`` gets a shard of its own. Encrypted shards (string
+    ``enc_mode``) are bound into one set: each authenticates the save's random id (also in the
+    index's ``metadata`` as ``"modelcrypt.set"``), its file name, its place and the digest of the
+    weight map, so loaders refuse a shard from another save, a missing, duplicated or renamed
+    shard and an edited index (docs/FORMAT.md, "Sets of files").
 
     ``format="mindspore"``: write a MindSpore checkpoint instead (the protobuf of
     ``modelcrypt.mindspore.build_checkpoint``, parameters in the given order; ``str`` values
@@ -789,12 +793,18 @@ def load_distributed_checkpoint(
 ) -> dict[str, np.ndarray]:
     """Load a sharded checkpoint: an index JSON (``{"weight_map": {name: shard file}}``) or a list of shards.
 
-    With an index path, only the shards holding the requested ``names`` are opened (every shard
-    when ``names`` is None); shard file names are resolved beside the index and must not leave
-    its directory. The index is plaintext and unauthenticated, so each tensor's presence in the
-    shard the index names is checked against that shard's (authenticated) header: a mismatch
-    raises FormatError. With a list of shard paths every shard is loaded, or, with ``names``,
-    each shard's header is read by random access and only the requested tensors are decrypted.
+    With an index path, only the shards holding the requested ``names`` are decrypted (every
+    shard when ``names`` is None); shard file names are resolved beside the index and must not
+    leave its directory. Shards saved as a set (encrypted by save_checkpoint) are checked as a
+    whole before any tensor is returned: every shard of the index is opened and its header
+    authenticated, and a shard from another save, a missing, duplicated or renamed shard, or an
+    index whose weight map is not the one the shards authenticate raise SetMismatchError. For
+    unbound shards (plaintext, custom ciphers, older files) each tensor's presence in the shard
+    the index names is checked against that shard's header: a mismatch raises FormatError.
+
+    With a list of shard paths every shard is loaded, or, with ``names``, each shard's header is
+    read by random access and only the requested tensors are decrypted; bound shards are checked
+    as a set the same way (each under the file name it was saved as).
     A name found in two shards raises FormatError; unknown names raise KeyError. Keys, modes and
     arrays behave as in load_checkpoint (one key for all shards).
     """
