@@ -220,3 +220,34 @@ def test_paddle_params_from_another_save_are_refused(tmp_path):
     assert "REFUSED" in out and "another" in out
     shutil.copyfile(b / "model.pdiparams", a / "model.pdiparams")
     assert "REFUSED" in run(a / "model.pdmodel", a / "model.pdiparams")
+
+
+# ------------------------------------------------------------------ migrate (key rotation of a directory)
+
+
+def test_migrated_directory_is_a_new_set(tree, tmp_path):
+    src, _ = tree
+    modelcrypt.encrypt_directory(src, tmp_path / "enc", KEY)
+    new_key = modelcrypt.generate_key()
+    written = modelcrypt.migrate(tmp_path / "enc", tmp_path / "rotated", KEY, new_key)
+    assert sorted(os.path.relpath(p, tmp_path / "rotated") for p in written) == ["a.txt", "sub/b.bin", "sub/c.bin"]
+    assert modelcrypt.verify_directory(tmp_path / "rotated", new_key) == ["a.txt", "sub/b.bin", "sub/c.bin"]
+    with modelcrypt.open_encrypted(tmp_path / "enc" / "a.txt", KEY) as old, \
+            modelcrypt.open_encrypted(tmp_path / "rotated" / "a.txt", new_key) as new:
+        assert old.metadata["modelcrypt.set"] != new.metadata["modelcrypt.set"]
+        assert new.metadata["modelcrypt.member"] == "a.txt"
+    modelcrypt.decrypt_directory(tmp_path / "rotated", tmp_path / "dec", new_key)
+    assert (tmp_path / "dec" / "sub" / "b.bin").read_bytes() == (src / "sub" / "b.bin").read_bytes()
+
+
+def test_migrate_checks_the_source_directory(tree, tmp_path):
+    src, _ = tree
+    modelcrypt.encrypt_directory(src, tmp_path / "enc", KEY)
+    modelcrypt.encrypt_directory(src, tmp_path / "other", KEY)
+    shutil.copyfile(tmp_path / "other" / "a.txt", tmp_path / "enc" / "a.txt")
+    with pytest.raises(SetMismatchError, match="another encrypted directory"):
+        modelcrypt.migrate(tmp_path / "enc", tmp_path / "rotated", KEY, modelcrypt.generate_key())
+    assert not (tmp_path / "rotated").exists()
+    os.unlink(tmp_path / "enc" / "sub" / "c.bin")
+    with pytest.raises(SetMismatchError, match="missing"):
+        modelcrypt.migrate(tmp_path / "enc", tmp_path / "rotated", KEY, modelcrypt.generate_key())
