@@ -176,3 +176,36 @@ def test_checkpoint_replaced_between_header_and_tensors(tmp_path):
         os.replace(newer, path)
         with pytest.raises(AuthenticationError, match="replaced"):
             ckpt.load_names(["b"], entries, start)
+
+
+def test_one_handle_serves_many_threads(tmp_path, plain):
+    """read_range releases the GIL and shares the descriptor and keys: concurrent reads of one handle
+    all return the right bytes; closing it while others read is safe."""
+    import threading
+
+    path = _encrypt(tmp_path, plain)
+    errors: list = []
+    f = modelcrypt.open_encrypted(path, KEY)
+
+    def worker(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        try:
+            for _ in range(50):
+                off = int(rng.integers(0, len(plain)))
+                n = int(rng.integers(0, len(plain) - off + 1))
+                with f.read_range(off, n, threads=2) as b:
+                    assert bytes(b) == plain[off:off + n]
+        except ValueError as exc:  # closed by the main thread: the only acceptable failure
+            if "closed" not in str(exc):
+                errors.append(exc)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    threads[0].join()
+    f.close()
+    for t in threads:
+        t.join()
+    assert errors == []
