@@ -93,6 +93,8 @@ def check_shards(shards: Mapping[str, Mapping[str, str]], *, expected_names: Opt
                                + ("the index names set " + index_set if index_set and not bound
                                   else "the other shards were saved as one set")
                                + " (a file from another save or an older version?)")
+    if not bound:
+        raise SetMismatchError(f"{where}: the index names set {index_set}, but none of its shards is there")
     set_ids = {name: set_id_of(md, f"shard {name}") for name, md in bound.items()}
     reference = index_set if index_set is not None else next(iter(set_ids.values()))
     for name, sid in set_ids.items():
