@@ -196,3 +196,29 @@ def test_checkpoint_renamed_to_another_step_is_refused(tmp_path):
     os.replace(tmp_path / "net-2.ckpt", tmp_path / "best.ckpt")
     with pytest.raises(SetMismatchError, match="renamed"):
         modelcrypt.load_checkpoint(tmp_path / "best.ckpt", KEY)
+
+
+def _xor_enc(model_stream, key):
+    pad = np.resize(np.frombuffer(bytes(key), np.uint8), len(model_stream))
+    return (np.frombuffer(model_stream, np.uint8) ^ pad).tobytes()
+
+
+def _xor_dec(cipher_file, key):
+    with open(cipher_file, "rb") as f:
+        return _xor_enc(f.read(), key)
+
+
+def test_unbound_custom_cipher_shards_keep_the_per_tensor_index_checks(tmp_path):
+    """Custom-cipher shards have no authenticated metadata, so they are not a bound set; they load
+    as before, and an index that lies about a requested tensor is still caught by its shard's header."""
+    params = _params()
+    index = modelcrypt.save_checkpoint(params, tmp_path / "x.safetensors", KEY, _xor_enc, max_shard_size=8000)
+    assert "modelcrypt.set" not in json.loads(pathlib.Path(index).read_text())["metadata"]
+    _same(modelcrypt.load_distributed_checkpoint(index, KEY, _xor_dec), params)
+    doc = json.loads(pathlib.Path(index).read_text())
+    wm = doc["weight_map"]
+    other = next(s for s in sorted(set(wm.values())) if s != wm["b"])
+    doc["weight_map"] = dict(wm, b=other)
+    pathlib.Path(index).write_text(json.dumps(doc))
+    with pytest.raises(modelcrypt.FormatError, match="'b'"):
+        modelcrypt.load_distributed_checkpoint(index, KEY, _xor_dec, names=["b"])
