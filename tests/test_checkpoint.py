@@ -316,16 +316,20 @@ def test_load_distributed_from_index(tmp_path):
     params, index = _sharded(tmp_path)
     _assert_same(modelcrypt.load_distributed_checkpoint(index, KEY), params)
     weight_map = json.loads(pathlib.Path(index).read_text())["weight_map"]
-    # Only the shards holding the requested names are opened: delete every other shard first.
+    # Only the shards holding the requested names are read (the others' headers are authenticated,
+    # to check that the set is complete, but none of their chunks is decrypted).
     wanted = ["layer3.weight", "bias"]
     needed = {weight_map[n] for n in wanted}
-    for shard in set(weight_map.values()) - needed:
-        os.unlink(tmp_path / shard)
     _core.reset_debug_counters()
     got = modelcrypt.load_distributed_checkpoint(index, KEY, names=wanted)
     assert list(got) == wanted
     _assert_same(got, {n: params[n] for n in wanted})
     assert _core.debug_counters()["ciphertext_bytes_read"] < 3 * MIB
+    # A shard of the set that is missing is an error even when none of its tensors is asked for.
+    for shard in set(weight_map.values()) - needed:
+        os.unlink(tmp_path / shard)
+    with pytest.raises(modelcrypt.SetMismatchError, match="missing"):
+        modelcrypt.load_distributed_checkpoint(index, KEY, names=wanted)
     with pytest.raises(KeyError, match="nope"):
         modelcrypt.load_distributed_checkpoint(index, KEY, names=["bias", "nope"])
     with pytest.raises(FileNotFoundError):
@@ -356,9 +360,11 @@ def test_index_that_lies_is_caught(tmp_path):
     other = next(s for s in sorted(set(wm.values())) if s != wm["bias"])
     bad = dict(meta, weight_map=dict(wm, bias=other))
     pathlib.Path(index).write_text(json.dumps(bad))
-    with pytest.raises(modelcrypt.FormatError, match="bias"):
+    # The shards authenticate the digest of the weight map they were saved with: an edited index is
+    # refused before any tensor is read, whichever names are asked for.
+    with pytest.raises(modelcrypt.SetMismatchError, match="weight map does not match"):
         modelcrypt.load_distributed_checkpoint(index, KEY, names=["bias"])
-    with pytest.raises(modelcrypt.FormatError, match="bias"):
+    with pytest.raises(modelcrypt.SetMismatchError, match="weight map does not match"):
         modelcrypt.load_distributed_checkpoint(index, KEY)
     for escape in ("../elsewhere.safetensors", "/etc/passwd"):
         pathlib.Path(index).write_text(json.dumps(dict(meta, weight_map=dict(wm, bias=escape))))

@@ -673,7 +673,8 @@ def test_directory_roundtrip(tmp_path, keyfile, key):
     assert enc.is_dir()
     enc_tree = content_tree(enc)
     want = expected_mirror(root)
-    assert set(enc_tree) == set(want)                              # same names, same layout
+    assert ".modelcrypt-manifest" in enc_tree                       # the set's authenticated manifest
+    assert set(enc_tree) - {".modelcrypt-manifest"} == set(want)   # same names, same layout
     for rel, content in want.items():
         if content is None:
             assert (enc / rel).is_dir() and not (enc / rel).is_symlink()
@@ -700,7 +701,7 @@ def test_directory_explicit_dst_and_quiet(tmp_path, keyfile):
     os.symlink("a", root / "ln")
     r = ok(mc("encrypt", root, "-o", tmp_path / "elsewhere", "--key-file", keyfile, "--quiet"))
     assert r.stdout == ""
-    assert set(content_tree(tmp_path / "elsewhere")) == {"a", "a/x.bin"}
+    assert set(content_tree(tmp_path / "elsewhere")) == {"a", "a/x.bin", ".modelcrypt-manifest"}
     assert not (tmp_path / "m.mcx").exists()
 
 
@@ -727,7 +728,7 @@ def test_directory_existing_dst_needs_force(tmp_path, keyfile, key):
     assert_usage_error(r, "exists", "--force")
     assert content_tree(dst) == {"stale.bin": b"from an older run"}
     ok(mc("encrypt", root, "--key-file", keyfile, "--force"))
-    assert set(content_tree(dst)) == {"w.bin"}                     # replaced, not merged
+    assert set(content_tree(dst)) == {"w.bin", ".modelcrypt-manifest"}  # replaced, not merged
     with modelcrypt.load(dst / "w.bin", key) as buf:
         assert bytes(buf) == data(3000)
     # decrypt side: existing directory DST

@@ -306,13 +306,13 @@ def test_migrate_directory_mixed_keys_per_format(tmp_path):
     assert v1_plaintext(tmp_path / "ms.v1" / "deep" / "net.mindir", new_key) == plain["mindir"]
 
     written = quiet(migrate, src / "px", tmp_path / "px.v1", PX_KEY, new_key)
-    assert sorted(os.listdir(tmp_path / "px.v1")) == ["model.pdiparams", "model.pdmodel", "model.yml"]
+    assert sorted(os.listdir(tmp_path / "px.v1")) == [".modelcrypt-manifest", "model.pdiparams", "model.pdmodel", "model.yml"]
     assert len(written) == 3
     for name, key in (("model.pdmodel", "pdmodel"), ("model.pdiparams", "pdiparams"), ("model.yml", "yml")):
         assert v1_plaintext(tmp_path / "px.v1" / name, new_key) == plain[key]
 
     quiet(migrate, src / "px", tmp_path / "px.keep", PX_KEY, new_key, keep_names=True)
-    assert sorted(os.listdir(tmp_path / "px.keep")) == ["encrypted.pdmodel", "encrypted.pdparams", "encrypted.yml"]
+    assert sorted(os.listdir(tmp_path / "px.keep")) == [".modelcrypt-manifest", "encrypted.pdmodel", "encrypted.pdparams", "encrypted.yml"]
     no_temp_left(tmp_path)
 
 
@@ -327,7 +327,7 @@ def test_migrate_directory_mirrors_empty_dirs_and_excludes(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["src"]
     reported = []
     migrate(src, tmp_path / "dst", KEY16, new_key, exclude=["*.txt"], report=reported.append)
-    assert sorted(os.listdir(tmp_path / "dst")) == ["a.ckpt", "empty"]
+    assert sorted(os.listdir(tmp_path / "dst")) == [".modelcrypt-manifest", "a.ckpt", "empty"]
     assert reported == ["excluded: README.txt"]
 
 
@@ -443,12 +443,12 @@ def test_cli_migrate_paddlex_directory(tmp_path, keys):
     b64 = (PX / "key.b64").read_text().strip()
     r = check(mc("migrate", src, "-o", tmp_path / "pxdst", "--from-key", b64, "--key-file", keys["new"]), 0)
     assert "--from-key puts the key on the command line" in r.stderr
-    assert sorted(os.listdir(tmp_path / "pxdst")) == ["model.pdiparams", "model.pdmodel", "model.yml"]
+    assert sorted(os.listdir(tmp_path / "pxdst")) == [".modelcrypt-manifest", "model.pdiparams", "model.pdmodel", "model.yml"]
     got = v1_plaintext(tmp_path / "pxdst" / "model.pdiparams", keys["new_key"])
     assert got == (PX / "model.pdiparams").read_bytes()
     check(mc("migrate", src, "-o", tmp_path / "pxkeep", "--from-key-file", keys["px"], "--key-file", keys["new"],
              "--keep-names", "-q"), 0)
-    assert sorted(os.listdir(tmp_path / "pxkeep")) == ["encrypted.pdmodel", "encrypted.pdparams", "encrypted.yml"]
+    assert sorted(os.listdir(tmp_path / "pxkeep")) == [".modelcrypt-manifest", "encrypted.pdmodel", "encrypted.pdparams", "encrypted.yml"]
 
 
 def test_cli_migrate_paddle_config(tmp_path, keys):

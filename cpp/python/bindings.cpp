@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "bind_random_access.hpp"
 #include "container.hpp"
 #include "crypto.hpp"
 #include "errors.hpp"
@@ -227,6 +228,12 @@ PYBIND11_MODULE(_core, m) {
         self.close();
         return false;
       });
+
+  bind_random_access(m, [](Decrypted&& d) {
+    auto out = std::make_unique<DecryptedBuffer>();
+    out->contents = std::move(d);
+    return py::cast(std::move(out));
+  });
 
   m.def("load", [](const py::handle& path, const py::handle& key, const py::handle& mode, const py::handle& format,
                    const py::handle& threads) {

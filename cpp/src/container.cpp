@@ -10,6 +10,7 @@
 #include <system_error>
 #include <thread>
 
+#include "container_detail.hpp"
 #include "errors.hpp"
 #include "file_io.hpp"
 #include "legacy.hpp"
@@ -76,10 +77,7 @@ size_t checked_size(uint64_t n) {
   return static_cast<size_t>(n);
 }
 
-struct ParsedFileHeader {
-  Header header;
-  std::vector<uint8_t> raw;
-};
+using detail::ParsedFileHeader;
 
 // Reads the header once: the fixed prefix, then the rest of it after the prefix, into one copy
 // that is then parsed, validated and (by the caller) authenticated. No byte of it is read twice,
@@ -239,20 +237,17 @@ SecureBuffer load_chunks(const InputFile& in, const Header& h, const format::Fil
   return out;
 }
 
-// A file opened once for a read; authenticate() reads its header once and authenticates it with the
-// key (reader steps 1-8). Every later read goes through the same descriptor.
-struct OpenedFile {
-  InputFile in;
-  ParsedFileHeader parsed;
-  format::FileKeys keys;
-  explicit OpenedFile(const std::string& path) : in(path) {}
-  void authenticate(ByteView key) {
-    parsed = read_file_header(in);
-    keys = format::authenticate_header(parsed.header, parsed.raw.data(), key, in.size());
-  }
-};
+// Checks the caller's arguments before touching the file, so a bad mode or key length is reported
+// as such even for a missing file.
+const std::string& checked_arguments(const std::string& path, ByteView key, const std::string& mode) {
+  check_mode(mode);
+  format::check_master_key(key);
+  return path;
+}
 
 }  // namespace
+
+using detail::OpenedFile;
 
 namespace {
 
@@ -611,12 +606,7 @@ std::string decrypt_file(const std::string& src, const std::string& dst, ByteVie
     return d.insecure;
   }
   f.authenticate(key);
-  check_output_path(src, dst);
-  AtomicOutputFile out(dst, 0600, durable);  // decrypted weights are the secret: owner-only by default
-  stream_decrypt(f.in, f.parsed.header, f.keys, threads, &out, progress);  // on failure the temp file goes, dst stays
-  out.commit([&] {  // progress may cancel (Ctrl-C) up to the rename, never after it
-    if (progress) progress(f.parsed.header.plaintext_length);
-  });
+  detail::decrypt_opened(f, dst, threads, progress, durable);
   return {};
 }
 
@@ -629,7 +619,7 @@ std::string verify_file(const std::string& path, ByteView key, const std::string
   const legacy::Format format = sniff(f.in, mode, accepted);
   if (format != legacy::Format::modelcrypt) return load_legacy_file(f.in, format, mode, accepted, key).insecure;
   f.authenticate(key);
-  stream_decrypt(f.in, f.parsed.header, f.keys, threads, nullptr, progress);
+  detail::verify_opened(f, threads, progress);
   return {};
 }
 
@@ -638,6 +628,40 @@ bool is_encrypted(const std::string& path) {
   uint8_t magic[sizeof format::kMagic];
   return in.read_at(magic, sizeof magic, 0) == sizeof magic && std::memcmp(magic, format::kMagic, sizeof magic) == 0;
 }
+
+namespace detail {
+
+OpenedFile::OpenedFile(const std::string& path) : in(path) {}
+
+OpenedFile::OpenedFile(const std::string& path, ByteView key, const std::string& mode)
+    : in(checked_arguments(path, key, mode)) {
+  authenticate(key);
+}
+
+void OpenedFile::authenticate(ByteView key) {
+  parsed = read_file_header(in);
+  keys = format::authenticate_header(parsed.header, parsed.raw.data(), key, in.size());
+}
+
+SecureBuffer load_opened_chunks(const OpenedFile& f, uint64_t first, uint64_t count, unsigned threads) {
+  return load_chunks(f.in, f.parsed.header, f.keys, first, count, threads);
+}
+
+void decrypt_opened(const OpenedFile& f, const std::string& dst, unsigned threads, const Progress& progress,
+                    bool durable) {
+  check_output_path(f.in.path(), dst);
+  AtomicOutputFile out(dst, 0600, durable);  // decrypted weights are the secret: owner-only by default
+  stream_decrypt(f.in, f.parsed.header, f.keys, threads, &out, progress);  // on failure the temp file goes, dst stays
+  out.commit([&] {  // progress may cancel (Ctrl-C) up to the rename, never after it
+    if (progress) progress(f.parsed.header.plaintext_length);
+  });
+}
+
+void verify_opened(const OpenedFile& f, unsigned threads, const Progress& progress) {
+  stream_decrypt(f.in, f.parsed.header, f.keys, threads, nullptr, progress);
+}
+
+}  // namespace detail
 
 FileInfo inspect_file(const std::string& path) {
   InputFile in(path);

@@ -66,6 +66,34 @@ InputFile::~InputFile() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+namespace {
+FileIdentity identity_of(const struct stat& st) {
+  FileIdentity id;
+  id.device = static_cast<uint64_t>(st.st_dev);
+  id.inode = static_cast<uint64_t>(st.st_ino);
+  id.size = static_cast<uint64_t>(st.st_size);
+  id.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  id.ctime_ns = static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
+  return id;
+}
+}  // namespace
+
+bool path_identity(const std::string& path, FileIdentity* out) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return false;
+    throw_io_error("cannot stat", path);
+  }
+  *out = identity_of(st);
+  return true;
+}
+
+FileIdentity InputFile::identity() const {
+  struct stat st;
+  if (fstat(fd_, &st) != 0) throw_io_error("cannot stat", path_);
+  return identity_of(st);
+}
+
 uint64_t InputFile::current_size() const {
   struct stat st;
   if (fstat(fd_, &st) != 0) throw_io_error("cannot stat", path_);

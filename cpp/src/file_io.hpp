@@ -11,6 +11,24 @@
 
 namespace modelcrypt {
 
+// What identifies a file's contents as of one moment: its inode, size and modification time.
+// (ctime is recorded but not compared: chmod, a new hard link or an xattr change it without
+// touching the contents.)
+struct FileIdentity {
+  uint64_t device = 0;
+  uint64_t inode = 0;
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+  bool same_inode(const FileIdentity& o) const noexcept { return device == o.device && inode == o.inode; }
+  bool operator==(const FileIdentity& o) const noexcept {
+    return same_inode(o) && size == o.size && mtime_ns == o.mtime_ns;
+  }
+};
+
+// The identity of what `path` names now (stat, links followed); false when nothing is there.
+bool path_identity(const std::string& path, FileIdentity* out);
+
 class InputFile {
  public:
   // Opens a regular file for reading. Missing file, directory, permission: Error(io) with errno.
@@ -23,6 +41,8 @@ class InputFile {
   const std::string& path() const noexcept { return path_; }
   // Current size from fstat (to notice a source that changed while it was read).
   uint64_t current_size() const;
+  // The open file's identity now (fstat).
+  FileIdentity identity() const;
   // Reads up to n bytes at offset; returns the count (short only at end of file).
   size_t read_at(void* buf, size_t n, uint64_t offset) const;
   // Reads exactly the bytes described by iov (modified) at offset; a short read is Error(io).

@@ -2,8 +2,10 @@
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
-from . import _api, _migrate, _native, checkpoint, exceptions, keys
+from . import _api, _directory, _migrate, _native, _random_access, checkpoint, exceptions, keys
 from ._api import *  # noqa: F401,F403  (names listed in _api.__all__)
+from ._random_access import *  # noqa: F401,F403  (names listed in _random_access.__all__)
+from ._directory import *  # noqa: F401,F403  (names listed in _directory.__all__)
 from ._native import *  # noqa: F401,F403  (names listed in _native.__all__)
 from .keys import *  # noqa: F401,F403  (names listed in keys.__all__)
 from .checkpoint import *  # noqa: F401,F403  (names listed in checkpoint.__all__)
@@ -15,5 +17,5 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0+unknown"
 
-__all__ = ["__version__", *_api.__all__, *_native.__all__, *keys.__all__, *checkpoint.__all__, *exceptions.__all__,
+__all__ = ["__version__", *_api.__all__, *_random_access.__all__, *_directory.__all__, *_native.__all__, *keys.__all__, *checkpoint.__all__, *exceptions.__all__,
            *_migrate.__all__]

@@ -307,7 +307,8 @@ def load_range(
     """Decrypt only plaintext bytes [offset, offset + length) of an encrypted file (random access).
 
     The header is authenticated exactly as by load(); only the chunks covering the range are read
-    and decrypted, each authenticated. A range outside the plaintext is a ValueError.
+    and decrypted, each authenticated. A range outside the plaintext is a ValueError. For several
+    ranges of one file use ``open_encrypted(path, key)``: one handle, one header authentication.
     """
     for name, value in (("offset", offset), ("length", length)):
         if isinstance(value, bool) or not isinstance(value, int):
@@ -316,8 +317,13 @@ def load_range(
             raise ValueError(f"{name} must be >= 0, got {value}")
     if callable(mode):
         raise TypeError("load_range needs a modelcrypt mode; a custom dec_mode callable cannot read part of a file")
-    return _core.load_range(_fspath(path, "path"), _check_key(key), _check_mode(mode), offset, length,
-                            _check_threads(threads))
+    from ._random_access import open_encrypted
+
+    raw, key, mode = _fspath(path, "path"), _check_key(key), _check_mode(mode)
+    if mode.lower().startswith("paddle:") or _core.detect_format(raw) in ("mindspore", "paddlex"):
+        raise ValueError("random access needs a modelcrypt file; legacy formats load whole")
+    with open_encrypted(raw, key, mode) as f:
+        return f.read_range(offset, length, threads=threads)
 
 
 def decrypt_bytes(

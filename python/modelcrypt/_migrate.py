@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional, Union
 
 from ._tree import install_tree
 from ._tree import excluded as _excluded, same_or_inside as _same_or_inside, walk as _walk
-from . import _core, _metadata
+from . import _core, _metadata, _sets
 from ._api import (
     DEFAULT_CHUNK_SIZE,
     BytesLike,
@@ -156,8 +156,16 @@ def _with_path(exc: ModelCryptError, path: str) -> ModelCryptError:
     return new
 
 
+class _Member:
+    """Set binding of one file of a migrated directory: the source checked against its manifest
+    (when it had one), the output bound into the new set under its output path."""
+
+    def __init__(self, set_id: str, rel: str, out: str, source_manifest: Optional[_sets.Manifest]):
+        self.set_id, self.rel, self.out, self.source_manifest = set_id, rel, out, source_manifest
+
+
 def _migrate_one(src: str, dst: str, old_key: Any, new_key: Any, mode: Any, metadata: Optional[bytes],
-                 threads: int) -> None:
+                 threads: int, member: Optional[_Member] = None) -> int:
     try:
         buf = load(src, old_key, mode, format="auto", threads=threads or None)  # migrate reads every format
     except ModelCryptError as exc:
@@ -166,7 +174,16 @@ def _migrate_one(src: str, dst: str, old_key: Any, new_key: Any, mode: Any, meta
         raise ValueError(f"{src}: {exc}") from None
     try:
         meta = metadata if metadata is not None else bytes(getattr(buf, "metadata_raw", b"") or b"")
+        if member is not None:
+            source_meta = _metadata.decode(bytes(getattr(buf, "metadata_raw", b"") or b""))
+            if member.source_manifest is not None:
+                member.source_manifest.check_member(member.rel, source_meta, len(buf), src)
+            elif _sets.SET in source_meta and _sets.MEMBER_INDEX not in source_meta and _sets.STEP not in source_meta:
+                raise _sets.SetMismatchError(f"{src}: member of an encrypted directory whose manifest is missing")
+            kept = {k: v for k, v in _metadata.decode(meta).items() if not k.startswith(_sets.RESERVED_PREFIX)}
+            meta = _metadata.encode(_sets.member_metadata(member.set_id, member.out, kept))
         _core.encrypt_parts_to_file([buf], os.fsencode(dst), new_key, "AES-GCM", DEFAULT_CHUNK_SIZE, meta, threads)
+        return len(buf)
     finally:
         buf.close()  # wipes the plaintext
 
@@ -180,6 +197,8 @@ def _plan_tree(src: str, old_mode: Any, keep_names: bool, exclude: list[str],
     plan = []
     outputs: dict[str, str] = {}
     for kind, rel in _walk(src):
+        if (kind, rel) == ("file", _sets.MANIFEST_NAME):  # the source's manifest: checked, replaced by a new one
+            continue
         if kind in ("symlink", "other"):
             if report:
                 report(f"skipped {'symlink' if kind == 'symlink' else 'special file'}: {rel}")
@@ -247,7 +266,12 @@ def migrate(
     before any is decrypted), else FormatError naming it; ``exclude`` globs (matched against the
     relative path with ``/`` separators and against the bare name) leave files out.
 
-    ``metadata`` (str -> str) is stored in every output; by default v1 sources keep theirs.
+    ``metadata`` (str -> str) is stored in every output; by default v1 sources keep theirs
+    (keys starting with ``modelcrypt.`` are reserved). A migrated directory is a new set, like one
+    ``encrypt_directory`` writes: every output carries the new set id and its relative path, and
+    ``dst/.modelcrypt-manifest`` lists them. A source directory with a manifest is checked
+    against it (with ``old_key``) first: a missing, added, renamed or foreign member raises
+    SetMismatchError before anything is decrypted.
     An existing ``dst`` raises FileExistsError unless ``overwrite=True`` (then it is replaced only
     once the new output is complete). ``dst`` equal to ``src`` or inside it: ValueError.
     ``report(message)`` receives the skipped-entry messages.
@@ -265,6 +289,7 @@ def migrate(
     if old_mode is not None:
         old_mode = _check_mode(old_mode)
     threads_n = _check_threads(threads)
+    _sets.check_user_metadata(metadata)
     meta = None if metadata is None else _metadata.encode(metadata)
     if report is not None and not callable(report):
         raise TypeError(f"report must be callable or None, not {type(report).__name__}")
@@ -287,6 +312,20 @@ def migrate(
     if isinstance(exclude, str):
         exclude = [exclude]
     plan = _plan_tree(source, old_mode, keep_names, list(exclude), report)
+    # A directory is migrated as one set: a source with a manifest is checked against it (with the
+    # old key) before anything is decrypted, and the output is a new set with its own manifest.
+    source_manifest = None
+    if os.path.isfile(os.path.join(source, _sets.MANIFEST_NAME)):
+        try:
+            source_manifest = _sets.Manifest.read(source, old_key)
+        except ModelCryptError as exc:
+            raise _with_path(exc, os.path.join(source, _sets.MANIFEST_NAME)) from None
+        if exclude:  # excluded members are simply not part of the new set
+            source_manifest.members = {r: n for r, n in source_manifest.members.items() if not _excluded(r, list(exclude))}
+        source_manifest.check_tree(rel for kind, rel in _walk(source)
+                                   if kind == "file" and rel != _sets.MANIFEST_NAME and not _excluded(rel, list(exclude)))
+    set_id = _sets.new_set_id()
+    members: dict[str, int] = {}
     parent = os.path.dirname(os.path.abspath(target))
     base = os.path.basename(os.path.abspath(target))
     tmp = tempfile.mkdtemp(prefix=f".{base}.mctmp-", dir=parent)
@@ -299,8 +338,10 @@ def migrate(
             if kind == "dir":
                 os.mkdir(os.path.join(tmp, out), 0o777)
                 continue
-            _migrate_one(os.path.join(source, rel), os.path.join(tmp, out), old_key, new_key, mode, meta, threads_n)
+            members[out] = _migrate_one(os.path.join(source, rel), os.path.join(tmp, out), old_key, new_key, mode,
+                                        meta, threads_n, _Member(set_id, rel, out, source_manifest))
             written.append(os.path.join(target, out))
+        _sets.write_manifest(tmp, new_key, set_id, members)
         install_tree(tmp, target)  # with overwrite, the old tree goes only now
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

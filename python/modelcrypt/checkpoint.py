@@ -34,7 +34,7 @@ from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
-from . import _core
+from . import _core, _metadata, _sets
 from ._atomic import atomic_write
 from ._custom import custom_decrypt, custom_encrypt
 from ._api import (
@@ -47,10 +47,10 @@ from ._api import (
     _fspath,
     detect_format,
     encrypt_bytes,
-    inspect,
     is_encrypted,
     load,
 )
+from ._random_access import EncryptedFile, open_encrypted
 from .exceptions import FormatError
 
 __all__ = [
@@ -226,7 +226,9 @@ def _check_enc(enc_key: Any, enc_mode: Any) -> tuple[Any, Any]:
     return _check_key_mode(enc_key, enc_mode, "enc")
 
 
-def _write_one(path: str, tensors: list[_Tensor], metadata: Optional[Mapping[str, str]], enc_key: Any, enc_mode: Any) -> None:
+def _write_one(path: str, tensors: list[_Tensor], metadata: Optional[Mapping[str, str]], enc_key: Any, enc_mode: Any,
+               binding: Optional[Mapping[str, str]] = None) -> None:
+    """``binding``: set-binding keys for the modelcrypt header's authenticated metadata (see _sets)."""
     header = _header_bytes(tensors, metadata)
     parts = [header, *(t.data for t in tensors)]
     if enc_key is None:
@@ -239,7 +241,8 @@ def _write_one(path: str, tensors: list[_Tensor], metadata: Optional[Mapping[str
             _core.wipe_writable_buffer(plaintext)
         atomic_write(path, [result])
     else:
-        _core.encrypt_parts_to_file(parts, _fspath(path, "path"), enc_key, enc_mode, DEFAULT_CHUNK_SIZE, b"", 0)
+        _core.encrypt_parts_to_file(parts, _fspath(path, "path"), enc_key, enc_mode, DEFAULT_CHUNK_SIZE,
+                                    _metadata.encode(binding), 0)
 
 
 CHECKPOINT_FORMATS = ("safetensors", "mindspore")
@@ -300,6 +303,7 @@ def save_checkpoint(
     max_shard_size: Union[int, str, None] = None,
     metadata: Optional[Mapping[str, str]] = None,
     format: str = "safetensors",
+    _binding: Optional[Mapping[str, str]] = None,
 ) -> str:
     """Save a mapping of names to arrays as a checkpoint (safetensors layout), encrypted with ``enc_key``.
 
@@ -326,7 +330,11 @@ def save_checkpoint(
     (``model.safetensors`` -> ``model-00001-of-00003.safetensors``), each a complete checkpoint
     encrypted like a single one, plus a plaintext index ``<path>.index.json``
     (``{"metadata": {"total_size": N}, "weight_map": {name: shard file name}}``), written last.
-    A tensor larger than ``max_shard_size`` gets a shard of its own.
+    A tensor larger than ``max_shard_size`` gets a shard of its own. Encrypted shards (string
+    ``enc_mode``) are bound into one set: each authenticates the save's random id (also in the
+    index's ``metadata`` as ``"modelcrypt.set"``), its file name, its place and the digest of the
+    weight map, so loaders refuse a shard from another save, a missing, duplicated or renamed
+    shard and an edited index (docs/FORMAT.md, "Sets of files").
 
     ``format="mindspore"``: write a MindSpore checkpoint instead (the protobuf of
     ``modelcrypt.mindspore.build_checkpoint``, parameters in the given order; ``str`` values
@@ -349,21 +357,31 @@ def save_checkpoint(
     tensors = _collect(params)
     total = sum(t.nbytes for t in tensors)
     if limit is None or total <= limit:
-        _write_one(target, tensors, metadata, enc_key, enc_mode)
+        _write_one(target, tensors, metadata, enc_key, enc_mode, _binding)
         return target
+    if _binding is not None:
+        raise ValueError("a ModelCheckpoint file cannot be sharded")
 
     groups = _shard_groups(tensors, limit)
     directory, base = os.path.split(target)
     stem, suffix = os.path.splitext(base)
     count = len(groups)
-    weight_map: dict[str, str] = {}
-    for i, group in enumerate(groups, 1):
-        shard_name = f"{stem}-{i:05d}-of-{count:05d}{suffix}"
-        _write_one(os.path.join(directory, shard_name), group, metadata, enc_key, enc_mode)
-        for t in group:
-            weight_map[t.name] = shard_name
+    names = [f"{stem}-{i:05d}-of-{count:05d}{suffix}" for i in range(1, count + 1)]
+    weight_map = {t.name: name for name, group in zip(names, groups) for t in group}
+    # Encrypted shards (modelcrypt modes) are bound into one set: each authenticates the save's id,
+    # its own name and place, and the digest of the whole weight map (so the plaintext index is
+    # authenticated too). Custom ciphers have no authenticated metadata: their shards stay unbound.
+    bound = enc_key is not None and not callable(enc_mode)
+    set_id = _sets.new_set_id() if bound else None
+    digest = _sets.weight_map_digest(weight_map)
+    for i, (shard_name, group) in enumerate(zip(names, groups), 1):
+        binding = _sets.shard_metadata(set_id, shard_name, i, count, digest) if set_id else None
+        _write_one(os.path.join(directory, shard_name), group, metadata, enc_key, enc_mode, binding)
     index_path = target + ".index.json"
-    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    index_meta: dict[str, Any] = {"total_size": total}
+    if set_id:
+        index_meta[_sets.SET] = set_id
+    index = {"metadata": index_meta, "weight_map": weight_map}
     atomic_write(index_path, [json.dumps(index, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"])
     return index_path
 
@@ -549,8 +567,10 @@ class _Checkpoint:
         self.path = path
         self.where = f"checkpoint {path}"
         self._key, self._mode = dec_key, dec_mode
-        self._fd: Optional[int] = None
+        self._file: Optional[EncryptedFile] = None  # encrypted: one handle for the header and every range
         self._whole: Any = None  # a buffer holding the whole plaintext (decrypted, custom or mapped)
+        #: the authenticated modelcrypt metadata (encrypted files; {} otherwise)
+        self.metadata: dict[str, str] = {}
         if callable(dec_mode):
             self._whole = custom_decrypt(dec_mode, path, dec_key)
             self.kind = "custom"
@@ -558,17 +578,19 @@ class _Checkpoint:
             if dec_key is None:
                 raise ValueError(f"{path} is an encrypted checkpoint: pass dec_key")
             self.kind = "encrypted"
+            self._file = open_encrypted(path, dec_key, dec_mode)
+            self.metadata = self._file.metadata
         else:
             if dec_key is not None:
                 raise FormatError(f"{path} is not an encrypted modelcrypt file; refusing to load it unauthenticated "
                                   "with dec_key (pass dec_key=None to load a plaintext .safetensors checkpoint)")
             self.kind = "plain"
 
-    # -- lifetime of the pinned file descriptor (encrypted random access)
+    # -- lifetime of the handle (encrypted random access)
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
     def __enter__(self) -> "_Checkpoint":
         return self
@@ -576,21 +598,15 @@ class _Checkpoint:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def _pinned_path(self) -> bytes:
-        """A path that keeps naming the same file for all our reads (Linux: /proc/self/fd/N)."""
-        if self._fd is None and os.path.isdir("/proc/self/fd"):
-            self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        if self._fd is not None:
-            return os.fsencode(f"/proc/self/fd/{self._fd}")
-        return os.fsencode(self.path)
-
     def _range(self, offset: int, length: int) -> Any:
-        return _core.load_range(self._pinned_path(), self._key, self._mode, offset, length, 0)
+        assert self._file is not None
+        return self._file.read_range(offset, length)
 
     # -- loading
     def load_all(self) -> dict[str, np.ndarray]:
         if self.kind == "encrypted":
-            self._whole = load(self.path, self._key, self._mode)
+            assert self._file is not None
+            self._whole = self._file.read_all()
         elif self.kind == "plain":
             self._whole = _map_plain(self.path)
         buf = self._whole
@@ -622,9 +638,8 @@ class _Checkpoint:
                 raise FormatError(f"{self.where}: truncated header")
             entries, _ = _parse_header(raw, total - 8 - n, self.where)
             return entries, 8 + n
-        pinned = self._pinned_path()
-        info = inspect(pinned)  # unauthenticated; load_range authenticates the same header (same file)
-        total, cs = info.plaintext_length, info.chunk_size
+        assert self._file is not None
+        total, cs = self._file.plaintext_length, self._file.chunk_size  # authenticated when opened
         with self._range(0, min(total, cs)) as first:  # decrypting 8 bytes costs chunk 0 anyway
             if _is_mindspore_plaintext(first):
                 raise _MindSporePlaintext(f"{self.where} holds a MindSpore checkpoint")
@@ -734,6 +749,7 @@ def load_checkpoint(
     arrays = None if callable(dec_mode) else _load_other_format(target, dec_key, dec_mode, detect_format(target), format)
     if arrays is None:
         with _Checkpoint(target, dec_key, dec_mode) as ckpt:
+            _sets.check_step(target, ckpt.metadata)  # a ModelCheckpoint file: named after its step
             if wanted is None:
                 return ckpt.load_all()
             try:
@@ -753,7 +769,7 @@ def load_checkpoint(
     return {n: arrays[n] for n in wanted}
 
 
-def _read_index(index_path: str) -> dict[str, str]:
+def _read_index(index_path: str) -> tuple[dict[str, str], Optional[str]]:
     try:
         with open(index_path, "rb") as f:
             index = json.loads(f.read().decode("utf-8"), object_pairs_hook=_no_duplicates)
@@ -766,7 +782,11 @@ def _read_index(index_path: str) -> dict[str, str]:
         if not isinstance(shard, str) or not shard or os.path.isabs(shard) or ".." in re.split(r"[\\/]", shard):
             raise FormatError(f"index {index_path}: tensor {name!r} maps to {shard!r}, which is not a file name "
                               "beside the index")
-    return weight_map
+    meta = index.get("metadata")
+    index_set = meta.get(_sets.SET) if isinstance(meta, dict) else None
+    if index_set is not None and not isinstance(index_set, str):
+        raise FormatError(f"index {index_path}: metadata {_sets.SET} is not a string")
+    return weight_map, index_set
 
 
 def load_distributed_checkpoint(
@@ -778,12 +798,18 @@ def load_distributed_checkpoint(
 ) -> dict[str, np.ndarray]:
     """Load a sharded checkpoint: an index JSON (``{"weight_map": {name: shard file}}``) or a list of shards.
 
-    With an index path, only the shards holding the requested ``names`` are opened (every shard
-    when ``names`` is None); shard file names are resolved beside the index and must not leave
-    its directory. The index is plaintext and unauthenticated, so each tensor's presence in the
-    shard the index names is checked against that shard's (authenticated) header: a mismatch
-    raises FormatError. With a list of shard paths every shard is loaded, or, with ``names``,
-    each shard's header is read by random access and only the requested tensors are decrypted.
+    With an index path, only the shards holding the requested ``names`` are decrypted (every
+    shard when ``names`` is None); shard file names are resolved beside the index and must not
+    leave its directory. Shards saved as a set (encrypted by save_checkpoint) are checked as a
+    whole before any tensor is returned: every shard of the index is opened and its header
+    authenticated, and a shard from another save, a missing, duplicated or renamed shard, or an
+    index whose weight map is not the one the shards authenticate raise SetMismatchError. For
+    unbound shards (plaintext, custom ciphers, older files) each tensor's presence in the shard
+    the index names is checked against that shard's header: a mismatch raises FormatError.
+
+    With a list of shard paths every shard is loaded, or, with ``names``, each shard's header is
+    read by random access and only the requested tensors are decrypted; bound shards are checked
+    as a set the same way (each under the file name it was saved as).
     A name found in two shards raises FormatError; unknown names raise KeyError. Keys, modes and
     arrays behave as in load_checkpoint (one key for all shards).
     """
@@ -799,7 +825,7 @@ def load_distributed_checkpoint(
 
     if isinstance(index_or_paths, (str, bytes, os.PathLike)):
         index_path = os.fsdecode(_fspath(index_or_paths, "index_or_paths"))
-        weight_map = _read_index(index_path)
+        weight_map, index_set = _read_index(index_path)
         directory = os.path.dirname(os.path.abspath(index_path))
         if wanted is not None:
             unknown = [n for n in wanted if n not in weight_map]
@@ -808,9 +834,26 @@ def load_distributed_checkpoint(
         by_shard: dict[str, list[str]] = {}
         for name in (wanted if wanted is not None else weight_map):
             by_shard.setdefault(weight_map[name], []).append(name)
-        for shard, shard_names in by_shard.items():
-            shard_path = os.path.join(directory, shard)
-            with _Checkpoint(shard_path, dec_key, dec_mode) as ckpt:
+        opened: dict[str, _Checkpoint] = {}
+        try:
+            # Every shard the index names is opened (its header authenticated) before any is read,
+            # so the set is checked as a whole: the needed ones stay open and are read through the
+            # same handles; the others only have their headers checked (modelcrypt files only: a
+            # custom cipher would decrypt the whole file just to open it).
+            for shard in dict.fromkeys(weight_map.values()):
+                shard_path = os.path.join(directory, shard)
+                if shard in by_shard:
+                    opened[shard] = _Checkpoint(shard_path, dec_key, dec_mode)
+                elif not callable(dec_mode) and os.path.isfile(shard_path) and is_encrypted(shard_path) \
+                        and dec_key is not None:
+                    opened[shard] = _Checkpoint(shard_path, dec_key, dec_mode)
+                    opened[shard].close()
+            _sets.check_shards({name: ck.metadata for name, ck in opened.items()},
+                               expected_names=weight_map.values(), weight_map=weight_map, index_set=index_set,
+                               where=f"index {index_path}")
+            for shard, shard_names in by_shard.items():
+                shard_path = os.path.join(directory, shard)
+                ckpt = opened[shard]
                 if wanted is None:
                     arrays = ckpt.load_all()
                     stray = [n for n in arrays if weight_map.get(n) != shard]
@@ -825,7 +868,10 @@ def load_distributed_checkpoint(
                 if absent:
                     raise FormatError(f"index {index_path} maps tensors to {shard} but it does not hold them: "
                                       + ", ".join(repr(n) for n in absent[:20]))
-            merge(arrays, shard_path)
+                merge(arrays, shard_path)
+        finally:
+            for ckpt in opened.values():
+                ckpt.close()
         return {n: out[n] for n in wanted} if wanted is not None else out
 
     if isinstance(index_or_paths, Mapping) or not isinstance(index_or_paths, Iterable):
@@ -835,12 +881,31 @@ def load_distributed_checkpoint(
     if not paths:
         raise ValueError("no shard paths given")
     found: dict[str, str] = {}
-    for shard_path in paths:
-        with _Checkpoint(shard_path, dec_key, dec_mode) as ckpt:
+    ckpts: list[_Checkpoint] = []
+    try:
+        metas: dict[str, dict[str, str]] = {}
+        seen: set[str] = set()
+        for shard_path in paths:  # all opened (headers authenticated) and checked as a set first
+            ckpt = _Checkpoint(shard_path, dec_key, dec_mode)
+            ckpts.append(ckpt)
+            real = os.path.realpath(shard_path)
+            if real in seen:  # the same file twice: the tensors then appear twice (FormatError below)
+                continue
+            seen.add(real)
+            name = os.path.basename(shard_path)
+            if name in metas and (metas[name] or ckpt.metadata):
+                raise _sets.SetMismatchError(f"two shards are named {name} ({shard_path}): duplicated")
+            metas[name] = ckpt.metadata
+        _sets.check_shards(metas, where="the shards " + ", ".join(paths))
+        rebuilt: dict[str, str] = {}  # the weight map the shards hold, checked against the one they authenticate
+        for shard_path, ckpt in zip(paths, ckpts):
             if wanted is None:
-                merge(ckpt.load_all(), shard_path)
+                arrays = ckpt.load_all()
+                rebuilt.update((n, os.path.basename(shard_path)) for n in arrays)
+                merge(arrays, shard_path)
                 continue
             entries, start = ckpt.header()
+            rebuilt.update((n, os.path.basename(shard_path)) for n in entries)
             for name in entries:
                 if name in found:
                     raise FormatError(f"tensor {name!r} appears in more than one shard ({found[name]} and {shard_path})")
@@ -848,6 +913,13 @@ def load_distributed_checkpoint(
             here = [n for n in wanted if n in entries]
             if here:
                 merge(ckpt.load_names(here, entries, start), shard_path)
+        bound = [md for md in metas.values() if _sets.SET in md]
+        if bound and bound[0].get(_sets.WEIGHT_MAP) != _sets.weight_map_digest(rebuilt):
+            raise _sets.SetMismatchError("the shards " + ", ".join(paths) + " do not hold the tensors their save "
+                                         "authenticated (a shard's contents were swapped)")
+    finally:
+        for ckpt in ckpts:
+            ckpt.close()
     if wanted is not None:
         unknown = [n for n in wanted if n not in out]
         if unknown:
@@ -897,6 +969,11 @@ class ModelCheckpoint:
     counting those left in the directory by an earlier run; the checkpoint just written is always
     kept. Older files are deleted only after the new one is complete, and every save is atomic,
     so a crash or error during a save never destroys the previous checkpoint.
+
+    Encrypted checkpoints (string ``enc_mode``) carry, authenticated, this object's
+    ``series_id``, their file name and their step: ``load_checkpoint`` refuses (SetMismatchError)
+    such a file under any name but ``<prefix>-<step>.ckpt`` with its own step, so an old
+    checkpoint cannot be renamed to pass for a newer one.
     ``directory`` defaults to the current directory and is created if missing.
     """
 
@@ -914,6 +991,8 @@ class ModelCheckpoint:
         self.config = config
         self._pattern = re.compile(re.escape(prefix) + r"-(\d+)\.ckpt")
         self._last_saved: Optional[str] = None
+        #: the id binding this object's checkpoints into one series (authenticated in each file)
+        self.series_id = _sets.new_set_id()
         os.makedirs(self.directory, exist_ok=True)
 
     def _existing(self) -> list[tuple[int, str]]:
@@ -944,8 +1023,12 @@ class ModelCheckpoint:
             raise ValueError(f"step must be >= 0, got {step}")
         if step % self.config.save_checkpoint_steps:
             return None
-        path = os.path.join(self.directory, f"{self.prefix}-{step}.ckpt")
-        save_checkpoint(params, path, self.config.enc_key, self.config.enc_mode)
+        name = f"{self.prefix}-{step}.ckpt"
+        path = os.path.join(self.directory, name)
+        binding = None
+        if self.config.enc_key is not None and not callable(self.config.enc_mode):
+            binding = {_sets.SET: self.series_id, _sets.MEMBER: name, _sets.STEP: str(step)}
+        save_checkpoint(params, path, self.config.enc_key, self.config.enc_mode, _binding=binding)
         self._last_saved = path
         others = [p for _, p in self._existing() if p != path]
         keep = self.config.keep_checkpoint_max - 1

@@ -14,7 +14,8 @@ from typing import Callable
 
 from ._tree import install_tree
 from ._tree import excluded as _excluded, same_or_inside as _same_or_inside, walk as _walk
-from . import __version__, _native
+from . import __version__, _directory, _native, _sets
+from ._directory import verify_directory
 from ._api import READ_FORMATS, decrypt_file, encrypt_file, generate_key, inspect, verify
 from .exceptions import ModelCryptError
 from .keys import KEY_FORMATS, _as_ascii, _key_from_text, key_from_env, read_key_file, wipe, write_key_file
@@ -140,13 +141,17 @@ def _check_destination(args: argparse.Namespace, src: str, dst: str) -> None:
 
 
 def _data_error(path: str, exc: ModelCryptError) -> CommandError:
-    return CommandError(EXIT_DATA, f"{path}: {exc}")
+    message = str(exc)
+    return CommandError(EXIT_DATA, message if message.startswith(f"{path}:") else f"{path}: {message}")
 
 
 
 
-def _mirror(args: argparse.Namespace, src: str, dst: str, convert: Callable, dir_mode: int, verb: str) -> int:
-    """Builds dst as a mirror of directory src in a temporary directory, then moves it into place."""
+def _mirror(args: argparse.Namespace, src: str, dst: str, convert: Callable, dir_mode: int, verb: str,
+            check: Callable | None = None, finish: Callable | None = None) -> int:
+    """Builds dst as a mirror of directory src in a temporary directory, then moves it into place.
+    convert(path, out, progress, rel) converts one file; check(plan) runs before any file is
+    converted, finish(tmp) after the last one, before the tree is moved into place."""
     plan = []
     for kind, rel in _walk(src):
         if kind == "symlink":
@@ -157,6 +162,11 @@ def _mirror(args: argparse.Namespace, src: str, dst: str, convert: Callable, dir
             _info(args, f"excluded: {rel}")
         else:
             plan.append((kind, rel))
+    if check is not None:
+        try:
+            plan = check(plan)
+        except ModelCryptError as exc:
+            raise _data_error(src, exc) from None
     total = sum(os.lstat(os.path.join(src, rel)).st_size for kind, rel in plan if kind == "file")
     parent = os.path.dirname(os.path.abspath(dst))
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(dst))}.mctmp-", dir=parent)
@@ -171,11 +181,13 @@ def _mirror(args: argparse.Namespace, src: str, dst: str, convert: Callable, dir
                 continue
             path = os.path.join(src, rel)
             try:
-                convert(path, out, progress.callback())
+                convert(path, out, progress.callback(), rel)
             except ModelCryptError as exc:
                 raise _data_error(path, exc) from None
             progress.file_done(os.lstat(path).st_size)
             count += 1
+        if finish is not None:
+            finish(tmp)
         install_tree(tmp, dst)  # with --force, the old tree goes only now
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -185,10 +197,13 @@ def _mirror(args: argparse.Namespace, src: str, dst: str, convert: Callable, dir
     return count
 
 
-def _convert_path(args: argparse.Namespace, src: str, dst: str, convert: Callable, dir_mode: int, verb: str) -> None:
-    """Runs convert(src_file, dst_file, progress) on a file, or mirrors a directory with it."""
+def _convert_path(args: argparse.Namespace, src: str, dst: str, convert: Callable, dir_mode: int, verb: str,
+                  convert_member: Callable | None = None, check: Callable | None = None,
+                  finish: Callable | None = None) -> None:
+    """Runs convert(src_file, dst_file, progress) on a file, or mirrors a directory with
+    convert_member(path, out, progress, rel) (see _mirror)."""
     if os.path.isdir(src):
-        n = _mirror(args, src, dst, convert, dir_mode, verb)
+        n = _mirror(args, src, dst, convert_member, dir_mode, verb, check, finish)
         _info(args, f"{verb}ed {n} file(s) into {dst}")
         return
     progress = _Progress(args, os.path.getsize(src), verb)
@@ -268,14 +283,32 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
     os.lstat(src)  # FileNotFoundError -> exit 3
     dst = args.output or src.rstrip("/") + ".mcx"
     _check_destination(args, src, dst)
-    key, generated = _resolve_key(args, allow_generate=True)
     metadata = dict(args.metadata or [])
     try:
-        def convert(path: str, out: str, progress) -> None:
-            encrypt_file(path, out, key, chunk_size=args.chunk_size, metadata=metadata or None,
-                         threads=args.threads, progress=progress, durable=not args.no_fsync)
+        _sets.check_user_metadata(metadata)
+    except ValueError as exc:
+        raise _usage(str(exc)) from None
+    key, generated = _resolve_key(args, allow_generate=True)
+    try:
+        options = dict(chunk_size=args.chunk_size, threads=args.threads, durable=not args.no_fsync)
 
-        _convert_path(args, src, dst, convert, 0o777, "encrypt")
+        def convert(path: str, out: str, progress) -> None:
+            encrypt_file(path, out, key, metadata=metadata or None, progress=progress, **options)
+
+        # A directory: its files are bound into one set with an encrypted manifest (_directory).
+        writer = _directory.DirectoryWriter(key, metadata)
+
+        def check(plan):
+            try:
+                _directory.refuse_manifest_source(src, plan)
+            except ValueError as exc:
+                raise _usage(str(exc)) from None
+            return plan
+
+        def convert_member(path: str, out: str, progress, rel: str) -> None:
+            writer.encrypt(path, out, rel, progress=progress, **options)
+
+        _convert_path(args, src, dst, convert, 0o777, "encrypt", convert_member, check, writer.finish)
         generated = None
         return EXIT_OK
     finally:
@@ -290,11 +323,24 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
     _check_destination(args, src, dst)
     key, _ = _resolve_key(args)
     try:
-        def convert(path: str, out: str, progress) -> None:
-            decrypt_file(path, out, key, args.mode, format=args.format, threads=args.threads, progress=progress,
-                         durable=not args.no_fsync)
+        options = dict(threads=args.threads, durable=not args.no_fsync)
 
-        _convert_path(args, src, dst, convert, 0o700, "decrypt")
+        def convert(path: str, out: str, progress) -> None:
+            decrypt_file(path, out, key, args.mode, format=args.format, progress=progress, **options)
+
+        # A directory: checked against its manifest before anything is decrypted, each member as it is.
+        reader: list = []
+
+        def check(plan):
+            reader.append(_directory.DirectoryReader(src, key))
+            plan = [(kind, rel) for kind, rel in plan if (kind, rel) != ("file", _sets.MANIFEST_NAME)]
+            reader[0].check_files(_directory.member_files(plan))
+            return plan
+
+        def convert_member(path: str, out: str, progress, rel: str) -> None:
+            reader[0].decrypt(path, out, rel, progress=progress, **options)
+
+        _convert_path(args, src, dst, convert, 0o700, "decrypt", convert_member, check)
         return EXIT_OK
     finally:
         wipe(key)
@@ -360,7 +406,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     try:
         for path in args.files:
             try:
-                verify(path, key, args.mode, format=args.format, threads=args.threads)
+                if os.path.isdir(path):  # every member, and the directory against its manifest
+                    verify_directory(path, key, threads=args.threads)
+                else:
+                    verify(path, key, args.mode, format=args.format, threads=args.threads)
             except ModelCryptError as exc:
                 print(f"FAILED: {path}: {exc}")
                 status = status or EXIT_DATA

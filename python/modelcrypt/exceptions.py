@@ -50,3 +50,13 @@ class InsecureFormatWarning(UserWarning):
 
 
 __all__.append("InsecureFormatWarning")
+
+
+class SetMismatchError(AuthenticationError):
+    """Files that were encrypted as one set (the shards of a checkpoint, an encrypted directory, a
+    ModelCheckpoint series) do not form that set: a member from another save, a missing, duplicated,
+    renamed or unlisted member, or a checkpoint whose file name disagrees with its authenticated step.
+    Each member's set id, name and place are authenticated metadata (docs/FORMAT.md, "Sets")."""
+
+
+__all__.append("SetMismatchError")

@@ -30,7 +30,8 @@ except ImportError as exc:  # pragma: no cover - exercised in environments witho
     ) from exc
 
 from . import _core
-from ._frameworks import DecMode, decrypt_to_memory
+from ._frameworks import DecMode
+from ._sets import BoundFiles
 
 __all__ = ["InferenceSession", "external_data_locations"]
 
@@ -86,14 +87,15 @@ def InferenceSession(  # noqa: N802 - mirrors onnxruntime.InferenceSession
             "these sess_options already carry decrypted external data from an earlier modelcrypt session "
             "(ONNX Runtime looks it up by file name); pass a fresh onnxruntime.SessionOptions()"
         )
-    with decrypt_to_memory(path, key, mode, format=format) as buf:
+    files = BoundFiles(key, mode, format)  # the model and its external data: one set (docs/FORMAT.md, "Sets of files")
+    with files.load(path) as buf:
         model_bytes = bytes(buf)  # ONNX Runtime's Python API takes bytes only: the one extra copy
     keep_model_bytes = held = False
     external: list = []
     try:
         names = external_data_locations(model_bytes)
         if names:
-            external = _decrypt_external(path, key, mode, names, external_data, format)
+            external = _decrypt_external(path, files, names, external_data)
             if sess_options is None:
                 sess_options = _ort.SessionOptions()
             if not hasattr(sess_options, "add_external_initializers_from_files_in_memory"):
@@ -229,23 +231,29 @@ def _walk(view: memoryview, start: int, end: int, kind: int, found: dict[str, No
             _walk(view, s, e, child, found, depth + 1)
 
 
-def _decrypt_external(path: Any, key: Any, mode: DecMode, names: list[str], mapping: Mapping[str, Any] | None,
-                      format: str = "modelcrypt") -> list:
-    base = os.path.dirname(os.path.abspath(os.fsdecode(os.fspath(path))))
+def _decrypt_external(path: Any, files: BoundFiles, names: list[str], mapping: Mapping[str, Any] | None) -> list:
+    """Each external data file, loaded as a member of the model's set: when the model is bound, the
+    file must carry the same set id and the member name of its place beside the model."""
+    model = os.path.abspath(os.fsdecode(os.fspath(path)))
+    base = os.path.dirname(model)
     buffers: list = []
     try:
         for name in names:
+            normalized = os.path.normpath(name)
+            inside = not (os.path.isabs(name) or normalized == ".." or normalized.startswith(".." + os.sep))
             if mapping is not None and name in mapping:
                 source = mapping[name]
             else:
-                normalized = os.path.normpath(name)
-                if os.path.isabs(name) or normalized == ".." or normalized.startswith(".." + os.sep):
+                if not inside:
                     raise ValueError(
                         f"the model's external data location {name!r} is outside the model's directory; "
                         "pass its encrypted file in external_data={name: path}"
                     )
                 source = os.path.join(base, normalized)
-            buffers.append(decrypt_to_memory(source, key, mode, format=format))
+            rel = None
+            if files.root is not None and inside:  # its member name: its path beside the model, in the set
+                rel = os.path.relpath(os.path.join(base, normalized), files.root).replace(os.sep, "/")
+            buffers.append(files.load(source, rel))
     except BaseException:
         for b in buffers:
             b.close()

@@ -25,7 +25,8 @@ except ImportError as exc:  # pragma: no cover - exercised in environments witho
     ) from exc
 
 from . import _core
-from ._frameworks import DecMode, decrypt_to_memory
+from ._frameworks import DecMode
+from ._sets import BoundFiles
 
 __all__ = ["create_predictor", "create_config"]
 
@@ -65,9 +66,10 @@ def create_config(
             method(value)
     program = params = None
     try:
-        with decrypt_to_memory(model_path, key, mode, format=format) as buf:
+        files = BoundFiles(key, mode, format)  # program and parameters: one set (docs/FORMAT.md, "Sets of files")
+        with files.load(model_path) as buf:
             program = bytes(buf)  # set_model_buffer takes bytes only: one extra, wiped copy
-        with decrypt_to_memory(params_path, key, mode, format=format) as buf:
+        with files.load(params_path) as buf:
             params = bytes(buf)
         config.set_model_buffer(program, len(program), params, len(params))  # Paddle copies both
     finally:

@@ -1,0 +1,42 @@
+// Internals of container.cpp shared with random_access.cpp: an encrypted file opened and
+// authenticated once (reader steps 1-8 of FORMAT.md), and the operations that read its payload
+// through that same descriptor with those same keys.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "container.hpp"
+#include "file_io.hpp"
+#include "format.hpp"
+
+namespace modelcrypt::detail {
+
+struct ParsedFileHeader {
+  format::Header header;
+  std::vector<uint8_t> raw;
+};
+
+// A file opened once for a read. authenticate() reads its header once, into one copy that is parsed,
+// validated and authenticated with the key (reader steps 1-8); every later read goes through the
+// same descriptor with the keys derived then.
+struct OpenedFile {
+  InputFile in;
+  ParsedFileHeader parsed;
+  format::FileKeys keys;
+  explicit OpenedFile(const std::string& path);  // opened, not yet authenticated
+  // Checks mode and key first, then opens and authenticates.
+  OpenedFile(const std::string& path, ByteView key, const std::string& mode);
+  void authenticate(ByteView key);
+};
+
+// Reads and decrypts chunks [first, first + count) of `f` into a new buffer (parallel, in place).
+// Nothing is returned unless every chunk authenticates (Error(auth_failed) naming the first bad one).
+SecureBuffer load_opened_chunks(const OpenedFile& f, uint64_t first, uint64_t count, unsigned threads);
+
+// decrypt_file / verify_file on an already opened file (same descriptor, same keys).
+void decrypt_opened(const OpenedFile& f, const std::string& dst, unsigned threads, const Progress& progress,
+                    bool durable);
+void verify_opened(const OpenedFile& f, unsigned threads, const Progress& progress);
+
+}  // namespace modelcrypt::detail

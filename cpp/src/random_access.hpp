@@ -1,0 +1,53 @@
+// Random access to one encrypted file: it is opened once, its header read and authenticated once,
+// and every later read goes through that same descriptor with those same keys. So all the bytes a
+// handle hands out belong to the one file whose header was authenticated: a file replaced (rename
+// over the path) or rewritten in place while the handle is open is an error, never a mix of two files.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "container.hpp"
+#include "file_io.hpp"
+
+namespace modelcrypt {
+namespace detail {
+struct OpenedFile;
+}
+
+class RandomAccessFile {
+ public:
+  // Reader steps 1-8 of FORMAT.md, once. Wrong key: Error(key_mismatch); modified header:
+  // Error(auth_failed); not a modelcrypt file: Error(format); `mode` must be "AES-GCM".
+  RandomAccessFile(const std::string& path, ByteView key, const std::string& mode);
+  ~RandomAccessFile();
+  RandomAccessFile(const RandomAccessFile&) = delete;
+  RandomAccessFile& operator=(const RandomAccessFile&) = delete;
+
+  const std::string& path() const noexcept { return path_; }
+  const format::Header& header() const noexcept;
+  uint64_t file_length() const noexcept;
+
+  // Plaintext bytes [offset, offset + length): only the chunks covering them are read and
+  // decrypted. Out of range: Error(invalid_argument). The file changed (size or times, in place)
+  // or replaced or removed at its path since it was opened: Error(auth_failed) saying so; a chunk
+  // that fails authentication: Error(auth_failed). Safe to call from several threads at once.
+  Decrypted read_range(uint64_t offset, uint64_t length, unsigned threads = 0) const;
+  // decrypt_file / verify_file of this file, through the same descriptor and keys.
+  void decrypt_to_file(const std::string& dst, unsigned threads, const Progress& progress, bool durable) const;
+  void verify(unsigned threads, const Progress& progress) const;
+
+ private:
+  void check_unchanged() const;
+  // Runs fn; an authentication failure is re-reported as a change of the file when it changed.
+  template <typename Fn>
+  auto guarded(Fn&& fn) const -> decltype(fn());
+
+  std::string path_;
+  std::string check_path_;  // absolute form of path_, to compare what the path names later
+  std::unique_ptr<detail::OpenedFile> file_;
+  FileIdentity opened_;
+};
+
+}  // namespace modelcrypt

@@ -1,0 +1,236 @@
+"""Encrypted directories: every file encrypted under its relative path, bound into one set, plus
+an encrypted manifest listing them (docs/FORMAT.md, "Encrypted directories").
+
+``modelcrypt encrypt DIR -o OUT`` and :func:`encrypt_directory` write them; ``modelcrypt
+decrypt`` / ``verify`` of a directory, :func:`decrypt_directory`, :func:`verify_directory` and
+the directory loaders (ONNX external data, Paddle model + params) check them: a member missing,
+renamed, copied over another, taken from another encrypted directory, or a file not in the
+manifest is a SetMismatchError, raised before any plaintext is written.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from typing import Any, Callable, Optional
+
+from . import _sets
+from ._api import BytesLike, StrPath, _check_key, _fspath, decrypt_file, encrypt_file, inspect, is_encrypted
+from ._random_access import open_encrypted
+from ._tree import excluded, install_tree, same_or_inside, walk
+from .exceptions import SetMismatchError
+
+__all__ = ["encrypt_directory", "decrypt_directory", "verify_directory"]
+
+Report = Optional[Callable[[str], None]]
+
+
+class DirectoryWriter:
+    """Encrypts the files of one directory as members of a new set; ``finish`` writes the manifest."""
+
+    def __init__(self, key: Any, metadata: Optional[Mapping[str, str]] = None):
+        _sets.check_user_metadata(metadata)
+        self.key = key
+        self.metadata = dict(metadata or {})
+        self.set_id = _sets.new_set_id()
+        self.members: dict[str, int] = {}
+
+    def encrypt(self, path: str, out: str, rel: str, **kwargs: Any) -> None:
+        if rel == _sets.MANIFEST_NAME:
+            raise ValueError(f"{path}: a file named {_sets.MANIFEST_NAME} at the top of the directory "
+                             "(is it already an encrypted directory?)")
+        encrypt_file(path, out, self.key, metadata=_sets.member_metadata(self.set_id, rel, self.metadata), **kwargs)
+        self.members[rel] = inspect(out).plaintext_length
+
+    def finish(self, directory: str) -> None:
+        _sets.write_manifest(directory, self.key, self.set_id, self.members)
+
+
+class DirectoryReader:
+    """Reads the members of an encrypted directory, each checked against its manifest (or, in a
+    directory without one, refused when it claims to belong to a set)."""
+
+    def __init__(self, root: str, key: Any):
+        self.root, self.key = root, key
+        self.manifest = _sets.Manifest.read(root, key)
+
+    def check_files(self, files: Iterable[str]) -> None:
+        """The directory's files (relative paths, the manifest excluded) are exactly its members."""
+        if self.manifest is not None:
+            self.manifest.check_tree(files)
+
+    def _checked(self, path: str, rel: str) -> Any:
+        """An open, checked handle on a member (None for a file that is not a modelcrypt file)."""
+        if not is_encrypted(path):
+            if self.manifest is not None:
+                raise SetMismatchError(f"{path}: not a member of the encrypted directory {self.root} "
+                                       "(not a modelcrypt file)")
+            return None
+        f = open_encrypted(path, self.key)
+        try:
+            md = f.metadata
+            if self.manifest is not None:
+                self.manifest.check_member(rel, md, f.plaintext_length, path)
+            elif _sets.SET in md:
+                raise SetMismatchError(f"{path}: member {md.get(_sets.MEMBER)!r} of an encrypted directory, but "
+                                       f"{os.path.join(self.root, _sets.MANIFEST_NAME)} is missing")
+        except BaseException:
+            f.close()
+            raise
+        return f
+
+    def decrypt(self, path: str, out: str, rel: str, *, threads: Optional[int] = None, progress: Any = None,
+                durable: bool = True) -> None:
+        f = self._checked(path, rel)
+        if f is None:  # a legacy file in a directory without a manifest: as before
+            decrypt_file(path, out, self.key, threads=threads, progress=progress, durable=durable)
+            return
+        with f:
+            f.decrypt_to(out, threads=threads, progress=progress, durable=durable)
+
+    def verify(self, path: str, rel: str, *, threads: Optional[int] = None, progress: Any = None) -> None:
+        from ._api import verify
+
+        f = self._checked(path, rel)
+        if f is None:
+            verify(path, self.key, threads=threads, progress=progress)
+            return
+        with f:
+            f.verify(threads=threads, progress=progress)
+
+
+def plan(src: str, exclude: Iterable[str] = (), report: Report = None) -> list[tuple[str, str]]:
+    """[(kind, rel)] of a directory: dirs and regular files; links and special files skipped."""
+    out = []
+    patterns = list(exclude)
+    for kind, rel in walk(src):
+        if kind in ("symlink", "other"):
+            if report:
+                report(f"skipped {'symlink' if kind == 'symlink' else 'special file'}: {rel}")
+        elif kind == "file" and excluded(rel, patterns):
+            if report:
+                report(f"excluded: {rel}")
+        else:
+            out.append((kind, rel))
+    return out
+
+
+def refuse_manifest_source(source: str, entries: Iterable[tuple[str, str]]) -> None:
+    if ("file", _sets.MANIFEST_NAME) in list(entries):
+        raise ValueError(f"{source} holds a {_sets.MANIFEST_NAME}: it is already an encrypted directory")
+
+
+def member_files(entries: Iterable[tuple[str, str]]) -> list[str]:
+    return [rel for kind, rel in entries if kind == "file" and rel != _sets.MANIFEST_NAME]
+
+
+def _prepare(src: StrPath, dst: StrPath, overwrite: bool) -> tuple[str, str]:
+    source = os.fsdecode(_fspath(src, "src"))
+    target = os.fsdecode(_fspath(dst, "dst"))
+    if not os.path.isdir(source):
+        raise NotADirectoryError(f"{source} is not a directory")
+    if same_or_inside(target, source):
+        raise ValueError(f"destination {target} is the source or lies inside it")
+    if os.path.lexists(target) and not overwrite:
+        raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
+    if os.path.lexists(target) and not os.path.isdir(target):
+        raise FileExistsError(f"{target} exists and is a file; remove it first")
+    return source, target
+
+
+def _build(target: str, entries: list[tuple[str, str]], dir_mode: int, fill: Callable[[str], None]) -> None:
+    parent = os.path.dirname(os.path.abspath(target))
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(target))}.mctmp-", dir=parent)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, dir_mode & ~umask)
+        for kind, rel in entries:
+            if kind == "dir":
+                os.mkdir(os.path.join(tmp, rel), dir_mode)
+        fill(tmp)
+        install_tree(tmp, target)  # an existing target goes only now
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def encrypt_directory(
+    src: StrPath,
+    dst: StrPath,
+    key: BytesLike,
+    *,
+    exclude: Iterable[str] = (),
+    chunk_size: Optional[int] = None,
+    metadata: Optional[Mapping[str, str]] = None,
+    threads: Optional[int] = None,
+    overwrite: bool = False,
+    durable: bool = True,
+    report: Report = None,
+) -> list[str]:
+    """Mirror directory ``src`` into the encrypted directory ``dst`` (what ``modelcrypt encrypt
+    DIR -o DST`` does): every regular file encrypted under the same relative path, bound into one
+    set (random set id and the relative path in each file's authenticated metadata), plus the
+    encrypted manifest ``dst/.modelcrypt-manifest`` listing every member. Symbolic links and
+    special files are skipped (reported); ``exclude`` globs leave files out. ``metadata`` goes into
+    every file (keys starting with ``modelcrypt.`` are reserved). ``dst`` is built beside itself
+    and renamed into place when complete; an existing ``dst`` needs ``overwrite=True`` and is
+    replaced only then. Returns the members' relative paths."""
+    key = _check_key(key)
+    source, target = _prepare(src, dst, overwrite)
+    entries = plan(source, exclude, report)
+    writer = DirectoryWriter(key, metadata)
+    refuse_manifest_source(source, entries)
+
+    def fill(tmp: str) -> None:
+        for rel in member_files(entries):
+            writer.encrypt(os.path.join(source, rel), os.path.join(tmp, rel), rel, chunk_size=chunk_size,
+                           threads=threads, durable=durable)
+        writer.finish(tmp)
+
+    _build(target, entries, 0o777, fill)
+    return sorted(writer.members)
+
+
+def decrypt_directory(
+    src: StrPath,
+    dst: StrPath,
+    key: BytesLike,
+    *,
+    threads: Optional[int] = None,
+    overwrite: bool = False,
+    durable: bool = True,
+    report: Report = None,
+) -> list[str]:
+    """Decrypt an encrypted directory into the plaintext directory ``dst`` (mode 0700 directories,
+    0600 files; the manifest is not copied). The directory is checked against its manifest before
+    anything is decrypted, and every member against it as it is decrypted (SetMismatchError).
+    Returns the members' relative paths."""
+    key = _check_key(key)
+    source, target = _prepare(src, dst, overwrite)
+    entries = plan(source, (), report)
+    reader = DirectoryReader(source, key)
+    files = member_files(entries)
+    reader.check_files(files)
+
+    def fill(tmp: str) -> None:
+        for rel in files:
+            reader.decrypt(os.path.join(source, rel), os.path.join(tmp, rel), rel, threads=threads, durable=durable)
+
+    _build(target, entries, 0o700, fill)
+    return files
+
+
+def verify_directory(path: StrPath, key: BytesLike, *, threads: Optional[int] = None) -> list[str]:
+    """Authenticate every member of an encrypted directory and the directory as a whole (against
+    its manifest), writing nothing. Returns the members' relative paths."""
+    key = _check_key(key)
+    root = os.fsdecode(_fspath(path, "path"))
+    reader = DirectoryReader(root, key)
+    files = member_files(plan(root))
+    reader.check_files(files)
+    for rel in files:
+        reader.verify(os.path.join(root, rel), rel, threads=threads)
+    return files

@@ -1,0 +1,132 @@
+"""Random access through one handle: ``open_encrypted(path, key) -> EncryptedFile``.
+
+The file is opened once and its header authenticated once; every ``read_range`` goes through the
+same descriptor with the same derived keys, so everything one handle returns belongs to the one
+file that was authenticated. A file replaced at its path or rewritten in place while the handle is
+open makes the next read raise AuthenticationError (saying the file changed); it never yields a
+mix of two files.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from . import _core, _metadata
+from ._api import (
+    BytesLike,
+    DecryptedBuffer,
+    Mode,
+    ProgressCallback,
+    StrPath,
+    _check_bool,
+    _check_key,
+    _check_mode,
+    _check_progress,
+    _check_threads,
+    _fspath,
+)
+
+__all__ = ["EncryptedFile", "open_encrypted"]
+
+
+def _check_uint(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return value
+
+
+class EncryptedFile:
+    """An encrypted file opened for random access (see :func:`open_encrypted`). Thread-safe."""
+
+    __slots__ = ("_handle", "_path", "_metadata")
+
+    def __init__(self, handle: Any, path: str):
+        self._handle = handle
+        self._path = path
+        self._metadata: dict[str, str] | None = None
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
+    def closed(self) -> bool:
+        return self._handle.closed
+
+    @property
+    def plaintext_length(self) -> int:
+        return self._handle.plaintext_length
+
+    @property
+    def chunk_size(self) -> int:
+        return self._handle.chunk_size
+
+    @property
+    def file_length(self) -> int:
+        return self._handle.file_length
+
+    @property
+    def metadata_raw(self) -> bytes:
+        return self._handle.metadata_raw
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The authenticated metadata (dict of str to str; {} when none)."""
+        if self._metadata is None:
+            self._metadata = _metadata.decode(self._handle.metadata_raw)
+        return dict(self._metadata)
+
+    def read_range(self, offset: int, length: int, *, threads: int | None = None) -> DecryptedBuffer:
+        """Plaintext bytes [offset, offset + length), reading and decrypting only the chunks that
+        hold them. A range outside the plaintext is a ValueError."""
+        return self._handle.read_range(_check_uint(offset, "offset"), _check_uint(length, "length"),
+                                       _check_threads(threads))
+
+    def read_all(self, *, threads: int | None = None) -> DecryptedBuffer:
+        """The whole plaintext (as modelcrypt.load would return it)."""
+        return self._handle.read_range(0, self._handle.plaintext_length, _check_threads(threads))
+
+    def decrypt_to(self, dst: StrPath, *, threads: int | None = None, progress: ProgressCallback = None,
+                   durable: bool = True) -> None:
+        """modelcrypt.decrypt_file of this file, through this handle."""
+        self._handle.decrypt_to_file(_fspath(dst, "dst"), _check_threads(threads), _check_progress(progress),
+                                     _check_bool(durable, "durable"))
+
+    def verify(self, *, threads: int | None = None, progress: ProgressCallback = None) -> None:
+        """modelcrypt.verify of this file, through this handle."""
+        self._handle.verify(_check_threads(threads), _check_progress(progress))
+
+    def close(self) -> None:
+        """Close the file and wipe its derived keys. Buffers already returned stay valid."""
+        self._handle.close()
+
+    def __enter__(self) -> "EncryptedFile":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return f"<modelcrypt.EncryptedFile {self._path!r} closed>"
+        return f"<modelcrypt.EncryptedFile {self._path!r} {self.plaintext_length} bytes>"
+
+
+EncryptedFile.__module__ = "modelcrypt"
+
+
+def open_encrypted(path: StrPath, key: BytesLike, mode: Mode = "AES-GCM") -> EncryptedFile:
+    """Open a modelcrypt file for random access: the header is read and authenticated now, once.
+
+    Raises KeyMismatchError for a wrong key, AuthenticationError for a modified header, FormatError
+    for a file that is not format v1. Reads through the handle then use the same descriptor and
+    keys; see :class:`EncryptedFile`. Use it as a context manager, or call ``close()``.
+    """
+    raw = _fspath(path, "path")
+    if callable(mode):
+        raise TypeError("open_encrypted needs a modelcrypt mode; a custom dec_mode callable cannot read part of a file")
+    handle = _core.open_encrypted(raw, _check_key(key), _check_mode(mode))
+    return EncryptedFile(handle, os.fsdecode(raw))
