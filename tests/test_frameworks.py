@@ -440,6 +440,51 @@ def test_paddle_predictor_from_encrypted_legacy_models(tmp_path):
                                rtol=1e-5, atol=1e-6)
 
 
+_PADDLE_REFUSALS = textwrap.dedent("""
+    import sys
+    import modelcrypt.paddle as mcpaddle
+    import paddle.inference as inference
+    key, model, params = bytes.fromhex(sys.argv[1]), sys.argv[2], sys.argv[3]
+    refused = [
+        ("enable_tensorrt_engine", {"use_static": True}, "use_static"),
+        ("enable_tensorrt_engine", (1 << 28, 1, 3, inference.PrecisionType.Float32, True), "use_static"),
+        ("switch_ir_debug", True, "switch_ir_debug"),
+        ("switch_ir_debug", (True, ["fc_fuse_pass"]), "switch_ir_debug"),
+        ("switch_ir_debug", {"x": 1}, "switch_ir_debug"),
+        ("enable_tensorrt_inspector", {"inspector_serialize": True}, "inspector_serialize"),
+        ("enable_tensorrt_inspector", (True,), "inspector_serialize"),
+        ("use_optimized_model", True, "use_optimized_model"),
+        ("set_optim_cache_dir", sys.argv[4], "set_optim_cache_dir"),
+    ]
+    for name, value, word in refused:
+        try:
+            mcpaddle.create_config(model, params, key, disable_gpu=True, **{name: value})
+        except ValueError as exc:
+            assert word in str(exc) and name in str(exc), (name, value, str(exc))
+        else:
+            raise AssertionError(f"{name}={value!r} accepted")
+    # the same methods with arguments that write nothing are accepted (enable_tensorrt_engine itself
+    # is refused by this CPU-only Paddle: "please compile with TENSORRT")
+    for name, value in (("switch_ir_debug", False), ("switch_ir_debug", {"x": False}),
+                        ("enable_tensorrt_inspector", True), ("enable_tensorrt_inspector", (False,))):
+        config = mcpaddle.create_config(model, params, key, disable_gpu=True, **{name: value})
+        assert config.model_from_memory()
+    print("REFUSALS-OK")
+""")
+
+
+def test_paddle_refuses_options_that_write_engines_or_the_model(tmp_path):
+    require("paddle", load=False)
+    paddlex = DATA / "paddle"
+    enc_model, enc_params = tmp_path / "model.pdmodel.mcx", tmp_path / "model.pdiparams.mcx"
+    modelcrypt.encrypt_file(paddlex / "model.pdmodel", enc_model, KEY)
+    modelcrypt.encrypt_file(paddlex / "model.pdiparams", enc_params, KEY)
+    (tmp_path / "cache").mkdir()
+    before = _listing(tmp_path)
+    assert "REFUSALS-OK" in _python(_PADDLE_REFUSALS, KEY.hex(), enc_model, enc_params, tmp_path / "cache", cwd=tmp_path)
+    assert _listing(tmp_path) == before
+
+
 # ------------------------------------------------------------------ NumPy
 
 def test_numpy_npy_npz_round_trips(tmp_path):
