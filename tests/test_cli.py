@@ -944,6 +944,19 @@ def _popen(*args):
                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=ENV, text=True)
 
 
+def _writing_into(pid, directory):
+    """Whether process `pid` has an output file open in `directory`: the unnamed (O_TMPFILE) file the
+    writers use on Linux ("DIR/#INODE (deleted)" in /proc) or a named ".NAME.mctmp-" temporary file."""
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith(f"{directory}/") and (".mctmp-" in link or re.match(r".*/#\d+ \(deleted\)$", link)):
+            return True
+    return False
+
+
 def _wait_for(pred, proc, timeout=60):
     deadline = time.monotonic() + timeout
     while not pred():
@@ -966,7 +979,7 @@ def test_ctrl_c_during_file_encrypt(tmp_path, keyfile):
     dst = outdir / "big.bin.mcx"
     p = _popen("encrypt", big, "-o", dst, "--key-file", keyfile, "--threads", "1")
     try:
-        _wait_for(lambda: any(".mctmp-" in n for n in os.listdir(outdir)), p)
+        _wait_for(lambda: _writing_into(p.pid, outdir), p)
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=120)
     finally:

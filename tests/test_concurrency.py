@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import threading
 
 import numpy as np
@@ -61,6 +62,21 @@ def _run(workers):
     if errors:
         raise errors[0]
     return results
+
+
+def _open_outputs(directory):
+    """The output files this process has open in `directory`: unnamed O_TMPFILE files (Linux,
+    "DIR/#INODE (deleted)" in /proc/self/fd) or named ".model.mcx.mctmp-" temporary files."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            link = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        head, name = os.path.split(link)
+        if head == str(directory) and (name.startswith(".model.mcx.mctmp-") or re.fullmatch(r"#\d+ \(deleted\)", name)):
+            found.append(name)
+    return sorted(found)
 
 
 def _no_temp_files(directory):
@@ -238,7 +254,7 @@ def test_8_writers_same_destination(tmp_path):
         def progress(done, together=together):
             if together is not None:
                 if together.wait(timeout=30) == 0:
-                    temps_at_once.append(sorted(n for n in os.listdir(out_dir) if n.startswith(".model.mcx.mctmp-")))
+                    temps_at_once.append(_open_outputs(out_dir))
                 together.wait(timeout=30)  # nobody renames before the listing is taken
 
         def writer(i, r=r, progress=progress):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -171,6 +172,80 @@ def test_onnxruntime_errors(ort, onnx_files, tmp_path):
     with pytest.raises(ValueError, match="optimized_model_filepath"):
         mcort.InferenceSession(enc / "mlp.onnx", KEY, sess_options=options)
     assert not (tmp_path / "optimized.onnx").exists()
+
+
+@pytest.mark.parametrize("entry, value", [
+    ("ep.context_enable", "1"),                       # EP-context model dump (compiled weights)
+    ("ep.context_file_path", "ctx.onnx"),
+    ("ep.context_embed_mode", "1"),
+    ("ep.context_model_external_initializers_file_name", "ctx.bin"),
+    ("session.save_model_format", "ORT"),
+    ("session.optimized_model_external_initializers_file_name", "opt.bin"),
+    ("session.save_external_prepacked_constant_initializers", "1"),
+    ("session.debug_layout_transformation", "1"),     # dumps post_layout_transform_step_N.onnx
+])
+def test_onnxruntime_refuses_session_entries_that_write_the_model(ort, onnx_files, tmp_path, monkeypatch, entry, value):
+    import modelcrypt.onnxruntime as mcort
+
+    _, enc, x, expected = onnx_files
+    monkeypatch.chdir(tmp_path)
+    before = _listing(tmp_path)
+    options = ort.SessionOptions()
+    options.add_session_config_entry(entry, value if "path" not in entry else str(tmp_path / value))
+    with pytest.raises(ValueError, match=re.escape(repr(entry))):
+        mcort.InferenceSession(enc / "mlp.onnx", KEY, sess_options=options, providers=["CPUExecutionProvider"])
+    assert _listing(tmp_path) == before
+    if entry in ("ep.context_enable", "session.save_external_prepacked_constant_initializers",
+                 "session.debug_layout_transformation"):  # switched off: accepted
+        options = ort.SessionOptions()
+        options.add_session_config_entry(entry, "0")
+        out = mcort.InferenceSession(enc / "mlp.onnx", KEY, sess_options=options,
+                                     providers=["CPUExecutionProvider"]).run(None, {"x": x})
+        np.testing.assert_allclose(out[0], expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("provider, option, value", [
+    ("TensorrtExecutionProvider", "trt_engine_cache_enable", True),
+    ("TensorrtExecutionProvider", "trt_engine_cache_enable", "1"),
+    ("TensorrtExecutionProvider", "trt_engine_cache_path", "cache"),
+    ("TensorrtExecutionProvider", "trt_dump_ep_context_model", "True"),
+    ("TensorrtExecutionProvider", "trt_ep_context_file_path", "ctx.onnx"),
+    ("TensorrtExecutionProvider", "trt_dump_subgraphs", "true"),
+    ("OpenVINOExecutionProvider", "cache_dir", "ov_cache"),
+    ("OpenVINOExecutionProvider", "load_config", '{"CPU": {"CACHE_DIR": "ov_cache"}}'),
+    ("MIGraphXExecutionProvider", "migraphx_save_compiled_model", "1"),
+    ("MIGraphXExecutionProvider", "migraphx_save_model_path", "m.mxr"),
+    ("CoreMLExecutionProvider", "ModelCacheDirectory", "coreml"),
+])
+@pytest.mark.parametrize("how", ["providers", "provider_options"])
+def test_onnxruntime_refuses_provider_caches(ort, onnx_files, tmp_path, provider, option, value, how):
+    """Engine / model caches of execution providers hold the compiled, decrypted weights on disk.
+    (This ONNX Runtime has only the CPU provider: unrefused, it would warn and fall back to CPU.)"""
+    import modelcrypt.onnxruntime as mcort
+
+    _, enc, _, _ = onnx_files
+    if how == "providers":
+        kwargs = {"providers": [(provider, {option: value}), "CPUExecutionProvider"]}
+    else:
+        kwargs = {"providers": [provider, "CPUExecutionProvider"], "provider_options": [{option: value}, {}]}
+    with pytest.raises(ValueError, match=f"{provider} option {option!r}" if option != "load_config" else "CACHE_DIR"):
+        mcort.InferenceSession(enc / "mlp.onnx", KEY, **kwargs)
+
+
+def test_onnxruntime_refuses_tensorrt_cache_environment(ort, onnx_files, monkeypatch):
+    import modelcrypt.onnxruntime as mcort
+
+    _, enc, x, expected = onnx_files
+    monkeypatch.setenv("ORT_TENSORRT_ENGINE_CACHE_ENABLE", "1")
+    with pytest.raises(ValueError, match="ORT_TENSORRT_ENGINE_CACHE_ENABLE"):
+        mcort.InferenceSession(enc / "mlp.onnx", KEY, providers=["TensorrtExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.delenv("ORT_TENSORRT_ENGINE_CACHE_ENABLE")
+    # options that write nothing are accepted (the missing TensorRT provider: a warning, CPU runs it)
+    with pytest.warns(UserWarning, match="TensorrtExecutionProvider"):
+        session = mcort.InferenceSession(enc / "mlp.onnx", KEY, providers=[
+            ("TensorrtExecutionProvider", {"trt_engine_cache_enable": False, "trt_fp16_enable": True}),
+            ("CPUExecutionProvider", {})])
+    np.testing.assert_allclose(session.run(None, {"x": x})[0], expected, rtol=1e-5, atol=1e-6)
 
 
 def test_onnxruntime_custom_cipher(ort, onnx_files, tmp_path):
@@ -363,6 +438,51 @@ def test_paddle_predictor_from_encrypted_legacy_models(tmp_path):
     assert "PADDLE-OK" in _python(_PADDLE_RUN, KEY.hex(), *cases, cwd=tmp_path)
     np.testing.assert_allclose(np.load(tmp_path / "paddlex_x.npy.out.npy"), np.load(paddlex / "ref_output.npy"),
                                rtol=1e-5, atol=1e-6)
+
+
+_PADDLE_REFUSALS = textwrap.dedent("""
+    import sys
+    import modelcrypt.paddle as mcpaddle
+    import paddle.inference as inference
+    key, model, params = bytes.fromhex(sys.argv[1]), sys.argv[2], sys.argv[3]
+    refused = [
+        ("enable_tensorrt_engine", {"use_static": True}, "use_static"),
+        ("enable_tensorrt_engine", (1 << 28, 1, 3, inference.PrecisionType.Float32, True), "use_static"),
+        ("switch_ir_debug", True, "switch_ir_debug"),
+        ("switch_ir_debug", (True, ["fc_fuse_pass"]), "switch_ir_debug"),
+        ("switch_ir_debug", {"x": 1}, "switch_ir_debug"),
+        ("enable_tensorrt_inspector", {"inspector_serialize": True}, "inspector_serialize"),
+        ("enable_tensorrt_inspector", (True,), "inspector_serialize"),
+        ("use_optimized_model", True, "use_optimized_model"),
+        ("set_optim_cache_dir", sys.argv[4], "set_optim_cache_dir"),
+    ]
+    for name, value, word in refused:
+        try:
+            mcpaddle.create_config(model, params, key, disable_gpu=True, **{name: value})
+        except ValueError as exc:
+            assert word in str(exc) and name in str(exc), (name, value, str(exc))
+        else:
+            raise AssertionError(f"{name}={value!r} accepted")
+    # the same methods with arguments that write nothing are accepted (enable_tensorrt_engine itself
+    # is refused by this CPU-only Paddle: "please compile with TENSORRT")
+    for name, value in (("switch_ir_debug", False), ("switch_ir_debug", {"x": False}),
+                        ("enable_tensorrt_inspector", True), ("enable_tensorrt_inspector", (False,))):
+        config = mcpaddle.create_config(model, params, key, disable_gpu=True, **{name: value})
+        assert config.model_from_memory()
+    print("REFUSALS-OK")
+""")
+
+
+def test_paddle_refuses_options_that_write_engines_or_the_model(tmp_path):
+    require("paddle", load=False)
+    paddlex = DATA / "paddle"
+    enc_model, enc_params = tmp_path / "model.pdmodel.mcx", tmp_path / "model.pdiparams.mcx"
+    modelcrypt.encrypt_file(paddlex / "model.pdmodel", enc_model, KEY)
+    modelcrypt.encrypt_file(paddlex / "model.pdiparams", enc_params, KEY)
+    (tmp_path / "cache").mkdir()
+    before = _listing(tmp_path)
+    assert "REFUSALS-OK" in _python(_PADDLE_REFUSALS, KEY.hex(), enc_model, enc_params, tmp_path / "cache", cwd=tmp_path)
+    assert _listing(tmp_path) == before
 
 
 # ------------------------------------------------------------------ NumPy

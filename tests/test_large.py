@@ -136,3 +136,101 @@ def test_large_file_streaming(tmp_path):
                 p.unlink()
             except FileNotFoundError:
                 pass
+
+
+# ------------------------------------------------------------------ inspect of big legacy files
+
+INSPECT_CHILD = textwrap.dedent("""
+    import dataclasses, json, sys
+    import modelcrypt
+    def status(field):
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")                      # VmHWM := current RSS
+    before = status("VmRSS")
+    info = modelcrypt.inspect(sys.argv[1])
+    fields = {k: v for k, v in dataclasses.asdict(info).items() if isinstance(v, (int, str, type(None)))}
+    print(json.dumps({"info": fields, "growth_kb": status("VmHWM") - before}))
+""")
+
+
+def _ms_frame_header(cipher_len, gcm=True):
+    magic = 0x7F3A5ED8 if gcm else 0x7F3A5ED9
+    return (struct.pack("<I", magic) + (b"\x11" * 16 if gcm else b"")
+            + struct.pack("<ii", cipher_len + 24, 16) + b"\x22" * 16 + struct.pack("<i", cipher_len))
+
+
+def _sparse_file(path, pieces, total):
+    """A file of `total` bytes holding `pieces` ({offset: bytes}) and holes elsewhere."""
+    with open(path, "wb") as f:
+        for off, data in pieces.items():
+            f.seek(off)
+            f.write(data)
+        f.truncate(total)
+
+
+def _inspect_in_child(path):
+    import json
+    out = subprocess.run([sys.executable, "-c", INSPECT_CHILD, str(path)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    return r["info"], r["growth_kb"] * 1024
+
+
+@pytest.mark.parametrize("gcm", [True, False])
+def test_inspect_large_mindspore_file_reads_only_frame_headers(tmp_path, gcm):
+    """inspect() of a 512 MiB MindSpore file (8 frames of 64 MiB; sparse: the ciphertext is not
+    looked at without a key) walks the frame headers only: the child's peak RSS grows by far less
+    than the file (it read the whole file into memory before), with the same description."""
+    frame = 64 * MiB + (0 if gcm else 16)      # CBC frames: 64 MiB of plaintext padded by a block
+    head = len(_ms_frame_header(0, gcm))
+    pieces, pos = {}, 0
+    for _ in range(8):
+        pieces[pos] = _ms_frame_header(frame, gcm)
+        pos += head + frame
+    path = tmp_path / "big.ckpt"
+    _sparse_file(path, pieces, pos)
+    info, growth = _inspect_in_child(path)
+    assert info == {"path": str(path), "file_length": pos, "plaintext_length": 8 * frame if gcm else None,
+                    "format": "mindspore", "cipher": "AES-GCM" if gcm else "AES-CBC", "frames": 8,
+                    "version": None, "algorithm": None, "chunk_size": None, "chunk_count": None,
+                    "header_length": None, "expected_file_length": None, "salt": None, "key_commitment": None}, info
+    assert growth < 16 * MiB, f"inspect grew the peak RSS by {growth / MiB:.1f} MiB"
+
+
+def test_inspect_large_paddlex_file_reads_only_the_magic(tmp_path):
+    size = 512 * MiB
+    path = tmp_path / "big.pdmodel"
+    _sparse_file(path, {0: b"PADDLE1" + b"0" * 128}, size)
+    info, growth = _inspect_in_child(path)
+    assert (info["format"], info["cipher"], info["frames"], info["file_length"], info["plaintext_length"]) == \
+        ("paddlex", "AES-256-GCM", 1, size, size - 135 - 16), info
+    assert growth < 16 * MiB, f"inspect grew the peak RSS by {growth / MiB:.1f} MiB"
+
+
+def test_inspect_of_real_mindspore_files_and_bad_frames_unchanged(tmp_path):
+    """Real writer output (several frames, a short last one) and a corrupted frame walk: the same
+    description and the same errors as the in-memory walk."""
+    src = tmp_path / "w.bin"
+    src.write_bytes(os.urandom(130 * MiB + 5))
+    key = modelcrypt.generate_key(16)
+    enc = tmp_path / "w.ckpt"
+    modelcrypt.encrypt_file(src, enc, key, format="mindspore")
+    info, _ = _inspect_in_child(enc)
+    assert (info["frames"], info["plaintext_length"], info["cipher"]) == (3, 130 * MiB + 5, "AES-GCM")
+    data = bytearray(enc.read_bytes())
+    second = 48 + 64 * MiB                     # offset of frame 1 (a GCM frame header is 48 bytes)
+    data[second:second + 4] = b"\0\0\0\0"
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(data)
+    with pytest.raises(modelcrypt.FormatError, match=f"MindSpore frame 1 at offset {second}: bad frame magic"):
+        modelcrypt.inspect(bad)
+    bad.write_bytes(bytes(enc.read_bytes()[:second + 20]))
+    with pytest.raises(modelcrypt.FormatError, match=f"MindSpore frame 1 at offset {second}: truncated frame header"):
+        modelcrypt.inspect(bad)
+    with pytest.raises(modelcrypt.FormatError, match="runs past the end of the file"):
+        bad.write_bytes(bytes(enc.read_bytes()[:-1]))
+        modelcrypt.inspect(bad)

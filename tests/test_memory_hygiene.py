@@ -1,4 +1,4 @@
-"""Plaintext buffers are kept out of core dumps (MADV_DONTDUMP) and, up to 64 MiB, out of swap
+"""Plaintext buffers are kept out of core dumps (MADV_DONTDUMP), out of fork() children (MADV_WIPEONFORK) and, up to 64 MiB, out of swap
 (mlock, best effort), as the kernel reports them in /proc/self/smaps. Wiping on release is checked
 byte by byte in tests/cpp/test_secure_buffer_wipe.cpp through a test hook."""
 
@@ -123,3 +123,42 @@ def test_closed_buffer_refuses_access_and_reads_zero_through_old_views():
     buf.close()
     with pytest.raises(ValueError):
         bytes(buf)
+
+
+def _child_view(address, size):
+    """Forks; the child reads `size` bytes at `address` (its copy of the parent's memory) and sends
+    back whether they are all zero and their first bytes. Returns (all_zero, prefix)."""
+    import ctypes
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: no Python-level cleanup, no pytest machinery
+        try:
+            os.close(r)
+            seen = ctypes.string_at(address, size)
+            os.write(w, (b"Z" if seen.count(0) == size else b"N") + seen[:16])
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        answer = f.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    return answer[:1] == b"Z", answer[1:]
+
+
+@pytest.mark.parametrize("size", [100000, 3 << 20])  # a 4 KiB-page buffer and a 2 MiB-aligned one
+def test_forked_child_sees_zeros_in_plaintext_buffers(tmp_path, size):
+    """MADV_WIPEONFORK: a fork() child (a worker pool, a subprocess started by fork) gets zero pages
+    where the parent holds decrypted plaintext; the parent keeps its plaintext."""
+    key = modelcrypt.generate_key()
+    data = bytes([0xA5]) * size
+    src = tmp_path / "m.bin"
+    src.write_bytes(data)
+    modelcrypt.encrypt_file(src, tmp_path / "m.mcx", key)
+    for buf in (modelcrypt.load(tmp_path / "m.mcx", key), modelcrypt.decrypt_bytes(modelcrypt.encrypt_bytes(data, key), key)):
+        with buf:
+            address = _address(buf)
+            all_zero, prefix = _child_view(address, len(buf))
+            assert all_zero, f"the child sees the plaintext: {prefix.hex()}"
+            assert bytes(buf) == data  # the parent's copy is untouched
+            assert "wf" in _mapping_flags(address)  # VM_WIPEONFORK in smaps

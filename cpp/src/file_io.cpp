@@ -138,14 +138,37 @@ std::string temp_file_prefix(const std::string& destination) {
   return (dir == "/" ? std::string("/") : dir + "/") + "." + base_of(destination) + ".mctmp-";
 }
 
+std::string AtomicOutputFile::random_temp_name() const {
+  static const char hex[] = "0123456789abcdef";
+  uint8_t rnd[6];
+  crypto::random_bytes(rnd, sizeof rnd);
+  std::string name = temp_file_prefix(destination_);
+  for (uint8_t b : rnd) { name += hex[b >> 4]; name += hex[b & 15]; }
+  return name;
+}
+
 AtomicOutputFile::AtomicOutputFile(const std::string& destination, mode_t mode, bool durable)
     : destination_(destination), durable_(durable) {
-  static const char hex[] = "0123456789abcdef";
+#ifdef O_TMPFILE
+  // Linux: an unnamed file in the destination's directory, given a name only once complete, so a
+  // process killed at any point before commit() leaves nothing behind. It needs /proc/self/fd to
+  // be linked later (linkat with AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH). Any failure (a filesystem
+  // without O_TMPFILE: EOPNOTSUPP, EISDIR on old kernels, EINVAL; or a real error such as EACCES,
+  // which the named path below reports as before) falls back to a named temporary file.
+  do {
+    fd_ = ::open(dir_of(destination).c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
+  } while (fd_ < 0 && errno == EINTR);
+  if (fd_ >= 0) {
+    if (::access(("/proc/self/fd/" + std::to_string(fd_)).c_str(), F_OK) == 0) {
+      unnamed_ = true;
+      return;
+    }
+    ::close(fd_);
+    fd_ = -1;
+  }
+#endif
   for (int attempt = 0; attempt < 16; ++attempt) {
-    uint8_t rnd[6];
-    crypto::random_bytes(rnd, sizeof rnd);
-    std::string name = temp_file_prefix(destination);
-    for (uint8_t b : rnd) { name += hex[b >> 4]; name += hex[b & 15]; }
+    std::string name = random_temp_name();
     do {
       fd_ = ::open(name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     } while (fd_ < 0 && errno == EINTR);
@@ -159,7 +182,7 @@ AtomicOutputFile::AtomicOutputFile(const std::string& destination, mode_t mode, 
 }
 
 AtomicOutputFile::~AtomicOutputFile() {
-  if (fd_ >= 0) ::close(fd_);
+  if (fd_ >= 0) ::close(fd_);  // an unnamed file that was never linked goes with its last descriptor
   if (!committed_ && !temp_path_.empty()) ::unlink(temp_path_.c_str());
 }
 
@@ -192,10 +215,25 @@ void AtomicOutputFile::writev_all(struct iovec* iov, int iovcnt) {
 
 void AtomicOutputFile::commit(const std::function<void()>& before_rename) {
   if (durable_ && ::fsync(fd_) != 0) throw_io_error("cannot flush", destination_);
+  if (unnamed_) {
+    if (before_rename) before_rename();  // throws: the unnamed file goes with its descriptor
+    // Name the complete file with a temporary name (linkat cannot replace an existing file), then
+    // rename it over the destination. Only a kill between the two leaves a (complete) temporary file.
+    const std::string fd_path = "/proc/self/fd/" + std::to_string(fd_);
+    for (int attempt = 0; attempt < 16 && temp_path_.empty(); ++attempt) {
+      std::string name = random_temp_name();
+      if (::linkat(AT_FDCWD, fd_path.c_str(), AT_FDCWD, name.c_str(), AT_SYMLINK_FOLLOW) == 0) {
+        temp_path_ = std::move(name);
+      } else if (errno != EEXIST) {
+        throw_io_error("cannot create a temporary file next to", destination_);
+      }
+    }
+    if (temp_path_.empty()) throw_io_error("cannot create a temporary file next to", destination_, EEXIST);
+  }
   const int fd = fd_;
   fd_ = -1;
   if (::close(fd) != 0) throw_io_error("cannot close", destination_);
-  if (before_rename) before_rename();  // throws: the destructor removes the temporary file
+  if (!unnamed_ && before_rename) before_rename();  // throws: the destructor removes the temporary file
   if (::rename(temp_path_.c_str(), destination_.c_str()) != 0) throw_io_error("cannot rename the finished file to", destination_);
   committed_ = true;
   if (!durable_) return;

@@ -1,5 +1,6 @@
 // POSIX file helpers for the core: positional reads of a regular input file, and an output file
-// that appears at its destination only when complete (temp file in the same directory, fsync, rename).
+// that appears at its destination only when complete (an unnamed O_TMPFILE file, or a named temp file,
+// in the same directory; fsync; rename).
 #pragma once
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -57,7 +58,11 @@ class InputFile {
 
 class AtomicOutputFile {
  public:
-  // Creates ".<name>.mctmp-XXXXXXXXXXXX" beside `destination` with permission bits `mode` (umask applies).
+  // Creates an unnamed file (Linux O_TMPFILE) in the directory of `destination` with permission bits
+  // `mode` (umask applies): a process killed before commit() leaves nothing behind. Where the
+  // filesystem has no O_TMPFILE, creates ".<name>.mctmp-XXXXXXXXXXXX" beside `destination` instead
+  // (left behind by a kill; removed on every error). commit() gives the unnamed file that temporary
+  // name (linkat) just before the rename.
   // `durable`: commit() flushes the data to the device before the rename (and writeback starts while
   // writing), so even a power loss leaves either the old or the new file. Without it the rename is
   // still atomic for other processes and against a crash of this process, but not against a
@@ -70,14 +75,16 @@ class AtomicOutputFile {
   void write_all(const void* data, size_t n);
   void writev_all(struct iovec* iov, int iovcnt);  // iov is modified
   // fsync (when durable), `before_rename()` (a last chance to cancel: if it throws, the temporary
-  // file is removed and the destination is untouched), rename over the destination, fsync the
-  // directory (when durable).
+  // file is removed and the destination is untouched), link the unnamed file to a temporary name,
+  // rename over the destination, fsync the directory (when durable).
   void commit(const std::function<void()>& before_rename = {});
 
  private:
   int fd_ = -1;
   std::string destination_;
-  std::string temp_path_;
+  std::string random_temp_name() const;
+  std::string temp_path_;   // named temporary file (empty while the file is unnamed)
+  bool unnamed_ = false;    // O_TMPFILE: no name until commit()
   bool committed_ = false;
   bool durable_ = true;
   uint64_t written_ = 0;    // bytes written so far

@@ -51,15 +51,19 @@ struct Frame {
   size_t length = 0;      // ciphertext length
 };
 
-std::vector<Frame> ms_frames(const uint8_t* p, size_t size, uint32_t* magic_out) {
-  std::vector<Frame> frames;
+// Walks the frames of a MindSpore file of `size` bytes. header_at(pos, n) gives the n bytes at pos
+// (n <= 48, pos + n <= size): only frame headers are read, so a file on disk needs no full image.
+// on_frame(frame) is called for each valid frame. Returns the number of frames; sets *magic_out.
+template <class HeaderAt, class OnFrame>
+uint64_t walk_ms_frames(uint64_t size, HeaderAt&& header_at, OnFrame&& on_frame, uint32_t* magic_out) {
+  uint64_t count = 0;
   uint32_t magic = 0;
-  size_t pos = 0;
+  uint64_t pos = 0;
   while (pos < size) {
-    const std::string where = "MindSpore frame " + std::to_string(frames.size()) + " at offset " + std::to_string(pos);
+    const std::string where = "MindSpore frame " + std::to_string(count) + " at offset " + std::to_string(pos);
     if (size - pos < 4) format_error(where + ": truncated frame header");
-    const uint32_t m = le32(p + pos);
-    if (frames.empty()) {
+    const uint32_t m = le32(header_at(pos, 4));
+    if (count == 0) {
       if (m != kMsMagicGcm && m != kMsMagicCbc && m != kMsMagicSm4) format_error(where + ": not a MindSpore frame");
       magic = m;
     } else if (m != magic) {
@@ -67,7 +71,7 @@ std::vector<Frame> ms_frames(const uint8_t* p, size_t size, uint32_t* magic_out)
     }
     const size_t head = (magic == kMsMagicGcm ? 4 + kTag : 4) + 4 + 4 + 16 + 4;
     if (size - pos < head) format_error(where + ": truncated frame header");
-    const uint8_t* h = p + pos + (magic == kMsMagicGcm ? 4 + kTag : 4);
+    const uint8_t* h = header_at(pos, head) + (magic == kMsMagicGcm ? 4 + kTag : 4);
     const int32_t block_len = static_cast<int32_t>(le32(h));
     const int32_t iv_len = static_cast<int32_t>(le32(h + 4));
     const int32_t cipher_len = static_cast<int32_t>(le32(h + 24));
@@ -79,14 +83,22 @@ std::vector<Frame> ms_frames(const uint8_t* p, size_t size, uint32_t* magic_out)
     if (magic != kMsMagicGcm && (cipher_len == 0 || cipher_len % 16 != 0)) {
       format_error(where + ": CBC ciphertext length " + std::to_string(cipher_len) + " is not a positive multiple of 16");
     }
-    if (static_cast<size_t>(cipher_len) > size - pos - head) {
+    if (static_cast<uint64_t>(cipher_len) > size - pos - head) {
       format_error(where + ": ciphertext length " + std::to_string(cipher_len) + " runs past the end of the file");
     }
-    frames.push_back({pos, pos + head, static_cast<size_t>(cipher_len)});
-    pos += head + static_cast<size_t>(cipher_len);
+    on_frame(Frame{static_cast<size_t>(pos), static_cast<size_t>(pos + head), static_cast<size_t>(cipher_len)});
+    ++count;
+    pos += head + static_cast<uint64_t>(cipher_len);
   }
-  if (frames.empty()) format_error("empty file: no MindSpore frame");
+  if (count == 0) format_error("empty file: no MindSpore frame");
   *magic_out = magic;
+  return count;
+}
+
+std::vector<Frame> ms_frames(const uint8_t* p, size_t size, uint32_t* magic_out) {
+  std::vector<Frame> frames;
+  walk_ms_frames(size, [p](uint64_t pos, size_t) { return p + pos; },
+                 [&frames](const Frame& f) { frames.push_back(f); }, magic_out);
   return frames;
 }
 
@@ -448,12 +460,34 @@ Description describe(Format f, const uint8_t* image, size_t size) {
 
 FileDescription describe_file(const std::string& path) {
   InputFile in(path);
-  std::vector<uint8_t> image(in.size());  // headers only matter, but frames are spread over the whole file
-  in.read_exact_at(image.data(), image.size(), 0);
   FileDescription out;
-  out.format = detect(image.data(), image.size());
-  out.description = describe(out.format, image.data(), image.size());
   out.file_length = in.size();
+  uint8_t prefix[8] = {};
+  const size_t got = in.read_at(prefix, sizeof prefix, 0);
+  out.format = detect(prefix, got);
+  if (out.format != Format::mindspore) {  // PaddleX needs only the size; anything else is refused
+    out.description = describe(out.format, prefix, out.format == Format::paddlex ? static_cast<size_t>(in.size()) : got);
+    return out;
+  }
+  // Only the frame headers are read, through a small window (frames are up to 64 MiB apart, and a
+  // file of tiny frames is walked without one read per frame).
+  std::vector<uint8_t> window(64 << 10);
+  uint64_t window_pos = 0;
+  size_t window_len = 0;
+  auto header_at = [&](uint64_t pos, size_t n) -> const uint8_t* {
+    if (pos < window_pos || pos + n > window_pos + window_len) {
+      window_pos = pos;
+      window_len = in.read_at(window.data(), static_cast<size_t>(std::min<uint64_t>(window.size(), in.size() - pos)), pos);
+      if (window_len < n) throw Error(Status::io, "file '" + path + "' became shorter while it was being read", 0, path);
+    }
+    return window.data() + (pos - window_pos);
+  };
+  Description& d = out.description;
+  uint32_t magic = 0;
+  int64_t plaintext = 0;
+  d.frames = walk_ms_frames(in.size(), header_at, [&plaintext](const Frame& f) { plaintext += static_cast<int64_t>(f.length); }, &magic);
+  d.cipher = ms_cipher(magic);
+  if (magic == kMsMagicGcm) d.plaintext_length = plaintext;
   return out;
 }
 

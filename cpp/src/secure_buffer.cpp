@@ -4,13 +4,17 @@
 #include <sys/mman.h>
 
 #include <dirent.h>
+#include <pthread.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "errors.hpp"
 
@@ -25,6 +29,45 @@ constexpr size_t kLockLimit = size_t{64} << 20;
 uint8_t g_empty_byte = 0;  // data() of size-0 buffers: a valid, non-null pointer
 std::atomic<testing::ReleaseObserver> g_release_observer{nullptr};
 enum class HugePages { automatic, always, never };
+
+#ifndef MADV_WIPEONFORK
+#define MADV_WIPEONFORK 18  // Linux 4.14; older headers lack the name
+#endif
+
+// fork() children must not inherit plaintext. MADV_WIPEONFORK (Linux 4.14+) gives the child zero
+// pages in place of the mapping. Where the kernel refuses it (EINVAL), the mapping is registered
+// here and a pthread_atfork child handler drops the child's copy of its pages (MADV_DONTNEED on a
+// private anonymous mapping: the child reads zeros, the parent's pages are untouched). Only a
+// fork() through the C library runs the handler (a raw clone syscall does not): hence second best.
+std::atomic<bool> g_force_fork_fallback{false};
+std::mutex g_fork_registry_mutex;
+std::vector<std::pair<void*, size_t>>& fork_registry() {
+  static auto* registry = new std::vector<std::pair<void*, size_t>>();  // never destroyed: used at exit
+  return *registry;
+}
+void fork_prepare() { g_fork_registry_mutex.lock(); }
+void fork_parent() { g_fork_registry_mutex.unlock(); }
+void fork_child() {
+  for (const auto& m : fork_registry()) madvise(m.first, m.second, MADV_DONTNEED);
+  g_fork_registry_mutex.unlock();
+}
+
+// Returns whether the mapping went into the fallback registry.
+bool protect_from_fork(void* start, size_t size) {
+  if (!g_force_fork_fallback.load(std::memory_order_relaxed) && madvise(start, size, MADV_WIPEONFORK) == 0) return false;
+  static const bool installed = pthread_atfork(fork_prepare, fork_parent, fork_child) == 0;
+  (void)installed;
+  std::lock_guard<std::mutex> lock(g_fork_registry_mutex);
+  fork_registry().emplace_back(start, size);  // may throw bad_alloc: the caller unmaps
+  return true;
+}
+
+void forget_fork_fallback(void* start) noexcept {
+  std::lock_guard<std::mutex> lock(g_fork_registry_mutex);
+  auto& r = fork_registry();
+  const auto it = std::find_if(r.begin(), r.end(), [start](const auto& m) { return m.first == start; });
+  if (it != r.end()) r.erase(it);
+}
 
 // MODELCRYPT_HUGE_PAGES=auto (default) | always | never, read once.
 HugePages huge_page_policy() {
@@ -64,6 +107,7 @@ bool host_reclaims_free_memory() {
 }  // namespace
 
 void testing::set_release_observer(ReleaseObserver observer) noexcept { g_release_observer.store(observer); }
+void testing::set_fork_fallback(bool force) noexcept { g_force_fork_fallback.store(force); }
 
 SecureBuffer SecureBuffer::allocate(size_t size) {
   SecureBuffer buf;
@@ -97,6 +141,12 @@ SecureBuffer SecureBuffer::allocate(size_t size) {
 #ifdef MADV_DONTDUMP
   madvise(start, rounded, MADV_DONTDUMP);
 #endif
+  try {
+    buf.fork_registered_ = protect_from_fork(start, rounded);
+  } catch (...) {
+    munmap(start, rounded);
+    throw Error(Status::no_memory, "cannot allocate " + std::to_string(size) + " bytes for the decrypted data");
+  }
   if (rounded <= kLockLimit) (void)mlock(start, rounded);  // best effort: keep plaintext out of swap
   buf.map_ = start;
   buf.map_size_ = rounded;
@@ -114,6 +164,7 @@ SecureBuffer& SecureBuffer::operator=(SecureBuffer&& other) noexcept {
     size_ = std::exchange(other.size_, 0);
     map_ = std::exchange(other.map_, nullptr);
     map_size_ = std::exchange(other.map_size_, 0);
+    fork_registered_ = std::exchange(other.fork_registered_, false);
   }
   return *this;
 }
@@ -130,12 +181,14 @@ void SecureBuffer::release() noexcept {
   if (map_ != nullptr) {
     OPENSSL_cleanse(map_, map_size_);
     if (const testing::ReleaseObserver observe = g_release_observer.load(std::memory_order_acquire)) observe(data_, size_);
+    if (fork_registered_) forget_fork_fallback(map_);
     munmap(map_, map_size_);
   }
   data_ = nullptr;
   size_ = 0;
   map_ = nullptr;
   map_size_ = 0;
+  fork_registered_ = false;
 }
 
 }  // namespace modelcrypt

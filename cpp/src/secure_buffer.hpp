@@ -13,7 +13,9 @@ class SecureBuffer {
   // MADV_HUGEPAGE (filling huge pages is several times faster than 4 KiB pages), except on VMs whose
   // balloon hands free memory back to the host, where fresh huge pages are the slow ones.
   // MODELCRYPT_HUGE_PAGES=always|never overrides the choice. All buffers are
-  // advised MADV_DONTDUMP so plaintext stays out of core dumps. Throws Error(no_memory).
+  // advised MADV_DONTDUMP so plaintext stays out of core dumps, and MADV_WIPEONFORK so a fork()
+  // child sees zeros instead of the plaintext (where the kernel lacks it, a pthread_atfork child
+  // handler discards the child's copy of the pages). Throws Error(no_memory).
   static SecureBuffer allocate(size_t size);
 
   SecureBuffer(SecureBuffer&& other) noexcept;
@@ -36,6 +38,7 @@ class SecureBuffer {
   size_t size_ = 0;
   void* map_ = nullptr;         // the mapping (nullptr for size 0)
   size_t map_size_ = 0;
+  bool fork_registered_ = false;  // in the fork fallback registry (no MADV_WIPEONFORK)
 };
 
 }  // namespace modelcrypt
@@ -45,4 +48,6 @@ class SecureBuffer {
 namespace modelcrypt::testing {
 using ReleaseObserver = void (*)(const uint8_t* data, size_t size);
 void set_release_observer(ReleaseObserver observer) noexcept;
+// Buffers allocated while `force` is set skip MADV_WIPEONFORK and use the pthread_atfork fallback.
+void set_fork_fallback(bool force) noexcept;
 }  // namespace modelcrypt::testing

@@ -229,7 +229,8 @@ def encrypt_file(
     """Encrypt the file ``src`` into ``dst`` (format v1), streaming in bounded memory.
 
     ``dst`` appears atomically when complete (temporary file beside it, fsync, rename); on any
-    error, and on KeyboardInterrupt, it is left as it was and no temporary file remains.
+    error, and on KeyboardInterrupt, it is left as it was and no temporary file remains. On Linux
+    the temporary file is unnamed (O_TMPFILE) until complete, so a killed process leaves none either.
     ``durable=False`` skips the fsyncs: the rename stays atomic for readers and against a crash or
     kill of this process, but a power loss or kernel crash soon after may leave ``dst`` empty or
     partial. Use it for scratch outputs when the disk's flush speed is the bottleneck.

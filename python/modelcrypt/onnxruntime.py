@@ -74,7 +74,17 @@ def InferenceSession(  # noqa: N802 - mirrors onnxruntime.InferenceSession
     for another modelcrypt session with external data.
 
     ``sess_options.optimized_model_filepath`` is refused: ONNX Runtime would write the decrypted,
-    optimized model there in plaintext.
+    optimized model there in plaintext. So is every other option that makes ONNX Runtime or an
+    execution provider write the model, a compiled engine or a cache derived from it to disk, with a
+    ValueError naming it: the session config entries ``ep.context_enable`` (EP-context model dump)
+    and the other ``ep.context_*`` dump settings, ``session.save_model_format``,
+    ``session.optimized_model_external_initializers_file_name``,
+    ``session.save_external_prepacked_constant_initializers``, ``session.debug_layout_transformation``;
+    and the provider options ``trt_engine_cache_enable``, ``trt_engine_cache_path``,
+    ``trt_dump_ep_context_model``, ``trt_ep_context_file_path``, ``trt_dump_subgraphs`` (TensorRT, also
+    through their ``ORT_TENSORRT_*`` environment variables), ``cache_dir`` and a ``load_config`` with
+    ``CACHE_DIR`` (OpenVINO model caching; ``cache_dir`` of Vitis AI), ``migraphx_save_compiled_model``,
+    ``migraphx_save_model_path`` (MIGraphX), ``ModelCacheDirectory`` (CoreML).
     """
     sess_options = session_kwargs.pop("sess_options", None)
     caller_options = sess_options is not None
@@ -82,6 +92,9 @@ def InferenceSession(  # noqa: N802 - mirrors onnxruntime.InferenceSession
         raise ValueError(
             "sess_options.optimized_model_filepath is set: ONNX Runtime would write the decrypted model there in plaintext"
         )
+    if caller_options:
+        _refuse_session_config_writes(sess_options)
+    _refuse_provider_writes(session_kwargs.get("providers"), session_kwargs.get("provider_options"))
     if caller_options and sess_options in _HELD_BY_OPTIONS:
         raise ValueError(
             "these sess_options already carry decrypted external data from an earlier modelcrypt session "
@@ -123,6 +136,101 @@ def InferenceSession(  # noqa: N802 - mirrors onnxruntime.InferenceSession
         session._model_bytes = None
         session.set_providers = _set_providers_unavailable
     return session
+
+
+# Session config entries that make ONNX Runtime write the (decrypted) model, or an EP-context model
+# holding the compiled weights, to disk. Refused when set (to anything but "0" for the switches).
+_REFUSED_CONFIG_SWITCHES = ("ep.context_enable", "session.save_external_prepacked_constant_initializers",
+                            "session.debug_layout_transformation")
+_REFUSED_CONFIG_ENTRIES = ("ep.context_file_path", "ep.context_embed_mode",
+                           "ep.context_model_external_initializers_file_name", "session.save_model_format",
+                           "session.optimized_model_external_initializers_file_name")
+# Provider options that write an engine, a compiled model or a cache holding the weights to disk:
+# switches (refused unless false) and paths (refused unless empty).
+_REFUSED_PROVIDER_SWITCHES = ("trt_engine_cache_enable", "trt_dump_ep_context_model", "trt_dump_subgraphs",
+                              "migraphx_save_compiled_model")
+_REFUSED_PROVIDER_PATHS = ("trt_engine_cache_path", "trt_ep_context_file_path", "cache_dir",
+                           "migraphx_save_model_path", "ModelCacheDirectory")
+# Environment variables the TensorRT and MIGraphX providers read in place of those options.
+_REFUSED_ENVIRONMENT = {
+    "TensorrtExecutionProvider": ("ORT_TENSORRT_ENGINE_CACHE_ENABLE", "ORT_TENSORRT_DUMP_SUBGRAPHS",
+                                  "ORT_DUMP_EP_CONTEXT_MODEL"),
+    "MIGraphXExecutionProvider": ("ORT_MIGRAPHX_SAVE_COMPILED_MODEL",),
+}
+
+
+def _enabled(value: Any) -> bool:
+    return str(value).strip().lower() not in ("", "0", "false", "none")
+
+
+def _config_entry(sess_options: Any, key: str) -> str | None:
+    try:
+        return sess_options.get_session_config_entry(key)
+    except RuntimeError:  # ONNX Runtime raises for an entry that was never set
+        return None
+
+
+def _refuse_session_config_writes(sess_options: Any) -> None:
+    for key in _REFUSED_CONFIG_SWITCHES:
+        value = _config_entry(sess_options, key)
+        if value is not None and _enabled(value):
+            raise ValueError(
+                f"session config entry {key!r} is set to {value!r}: ONNX Runtime would write the decrypted model "
+                "(or a compiled model holding its weights) to disk"
+            )
+    for key in _REFUSED_CONFIG_ENTRIES:
+        if _config_entry(sess_options, key) is not None:
+            raise ValueError(
+                f"session config entry {key!r} is set: it configures writing the decrypted model (or a compiled "
+                "model holding its weights) to disk, which modelcrypt refuses"
+            )
+
+
+def _refuse_provider_writes(providers: Any, provider_options: Any) -> None:
+    option_sets: list = []
+    names: list[str] = []
+    for entry in providers or ():
+        if isinstance(entry, (tuple, list)) and len(entry) == 2:
+            names.append(str(entry[0]))
+            option_sets.append((str(entry[0]), entry[1]))
+        else:
+            names.append(str(entry))
+    for i, options in enumerate(provider_options or ()):
+        option_sets.append((names[i] if i < len(names) else f"provider_options[{i}]", options))
+    for name, options in option_sets:
+        if not isinstance(options, Mapping):
+            continue
+        for key, value in options.items():
+            key = str(key)
+            if (key in _REFUSED_PROVIDER_SWITCHES and _enabled(value)) or (key in _REFUSED_PROVIDER_PATHS and str(value)):
+                raise ValueError(
+                    f"{name} option {key!r} is set to {value!r}: the provider would write an engine or cache "
+                    "holding the decrypted weights to disk"
+                )
+            if key == "load_config" and "CACHE_DIR" in _text_or_file(value):
+                raise ValueError(
+                    f"{name} option 'load_config' sets CACHE_DIR: OpenVINO would write compiled models holding the "
+                    "decrypted weights to disk"
+                )
+    for name in names:
+        for var in _REFUSED_ENVIRONMENT.get(name, ()):
+            if _enabled(os.environ.get(var, "")):
+                raise ValueError(
+                    f"environment variable {var} is set: {name} would write an engine or compiled model holding the "
+                    "decrypted weights to disk"
+                )
+
+
+def _text_or_file(value: Any) -> str:
+    """OpenVINO's load_config: JSON text, or the path of a JSON file."""
+    text = str(value)
+    try:
+        if os.path.isfile(text):
+            with open(text, encoding="utf-8", errors="replace") as f:
+                return f.read()
+    except (OSError, ValueError):
+        pass
+    return text
 
 
 def _set_providers_unavailable(*_: Any, **__: Any) -> None:

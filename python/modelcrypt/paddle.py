@@ -39,7 +39,36 @@ _REFUSED_OPTIONS = {
     "set_model_buffer": "modelcrypt sets the model buffers itself",
     "set_optim_cache_dir": "Paddle would write the optimized, decrypted model there",
     "enable_save_optim_model": "Paddle would write the optimized, decrypted model to disk",
+    "use_optimized_model": "Paddle would load an optimized model from its cache directory instead",
 }
+
+# Config methods refused only with certain arguments: name -> (argument name, its position, default,
+# why). enable_tensorrt_engine(use_static=True) serializes the TensorRT engines (the compiled weights)
+# to the optimization cache directory; switch_ir_debug(True) writes the program after every pass;
+# enable_tensorrt_inspector(inspector_serialize=True) writes the engines' layer information.
+_REFUSED_ARGUMENTS = {
+    "enable_tensorrt_engine": ("use_static", 4, False, "Paddle would serialize the TensorRT engines, which hold the "
+                               "decrypted weights, to disk"),
+    "switch_ir_debug": ("x", 0, True, "Paddle would write the decrypted program to disk after every pass"),
+    "enable_tensorrt_inspector": ("inspector_serialize", 0, False, "Paddle would write the TensorRT engines' layer "
+                                  "information to disk"),
+}
+
+
+def _refuse_writing_arguments(name: str, value: Any) -> None:
+    if name not in _REFUSED_ARGUMENTS:
+        return
+    arg, position, default, why = _REFUSED_ARGUMENTS[name]
+    if value is True:
+        given = default
+    elif isinstance(value, tuple):
+        given = value[position] if len(value) > position else default
+    elif isinstance(value, dict):
+        given = value.get(arg, default)
+    else:
+        given = value if position == 0 else default
+    if given:
+        raise ValueError(f"config option {name!r} with {arg}={given!r} is not allowed: {why}")
 
 
 def create_config(
@@ -51,6 +80,7 @@ def create_config(
     for name in config_options:
         if name in _REFUSED_OPTIONS:
             raise ValueError(f"config option {name!r} is not allowed: {_REFUSED_OPTIONS[name]}")
+        _refuse_writing_arguments(name, config_options[name])
     config = _inference.Config()
     for name, value in config_options.items():
         method = getattr(config, name, None)
@@ -92,7 +122,10 @@ def create_predictor(
     ``create_predictor(m, p, key, disable_gpu=True, switch_ir_optim=False,
     set_cpu_math_library_num_threads=2, enable_use_gpu=(256, 0))``. Options that load the model
     from files or write the optimized model to disk (``set_model``, ``set_optim_cache_dir``,
-    ``enable_save_optim_model``, ...) are refused.
+    ``enable_save_optim_model``, ``use_optimized_model``, ...) are refused, and so are
+    ``enable_tensorrt_engine`` with ``use_static=True`` (serialized TensorRT engines hold the
+    weights), ``switch_ir_debug`` switched on (writes the program after each pass) and
+    ``enable_tensorrt_inspector`` with ``inspector_serialize=True``.
 
     ``mode``: a modelcrypt mode name or a MindSpore-style callable ``(cipher_file: str, key: bytes)
     -> bytes`` (modelcrypt does not check a custom cipher's correctness). ``format`` as for

@@ -2,7 +2,8 @@
 // the observer runs after the wipe and before munmap, so it reads the very bytes being released.
 // Covers plain buffers, move-assignment, the plaintext buffers that decrypt_memory / load_file /
 // load_range return, the buffers an authentication failure discards, the streaming encryptor's
-// batch buffer, and mc_buffer_free of the C API (c_api.cpp is compiled into this program).
+// batch buffer, and mc_buffer_free of the C API (c_api.cpp is compiled into this program); and that
+// fork() children see zeros in place of live plaintext buffers (MADV_WIPEONFORK and its fallback).
 // usage: test_secure_buffer_wipe [WORKDIR]
 #include <algorithm>
 #include <atomic>
@@ -10,6 +11,9 @@
 #include <cstring>
 #include <string>
 #include <vector>
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "check.hpp"
 #include "container.hpp"
@@ -249,6 +253,46 @@ void test_c_api_buffers(const check::WorkDir& dir) {
   CHECK(count() == 2);
 }
 
+// Forks: the child checks whether `size` bytes at `data` read as zeros in its copy of the memory.
+// Returns 1 (child saw zeros), 0 (it saw something else), -1 (the child failed).
+int child_sees_zeros(const uint8_t* data, size_t size) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    bool zero = true;
+    for (size_t i = 0; i < size; ++i) zero = zero && data[i] == 0;
+    _exit(zero ? 10 : 11);
+  }
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) return -1;
+  return WEXITSTATUS(status) == 10 ? 1 : WEXITSTATUS(status) == 11 ? 0 : -1;
+}
+
+// fork() children see zeros where the parent holds plaintext (MADV_WIPEONFORK, or the pthread_atfork
+// fallback); the parent keeps its bytes. Includes the C API's buffers.
+void test_fork_children_see_zeros(const check::WorkDir& dir) {
+  for (bool fallback : {false, true}) {
+    testing::set_fork_fallback(fallback);
+    for (size_t size : {size_t{4096}, size_t{5000}, (size_t{3} << 20) + 17}) {
+      const std::vector<uint8_t> pt = pattern(size, 9);
+      SecureBuffer b = SecureBuffer::allocate(size);
+      std::memcpy(b.data(), pt.data(), size);
+      CHECK_MSG(child_sees_zeros(b.data(), size) == 1, "fallback " + std::to_string(fallback) + " size " + std::to_string(size));
+      CHECK(std::memcmp(b.data(), pt.data(), size) == 0);
+      SecureBuffer moved = std::move(b);  // the fallback registry follows the mapping, not the object
+      CHECK(child_sees_zeros(moved.data(), size) == 1);
+    }
+  }
+  testing::set_fork_fallback(false);  // the C API's buffers
+  const std::vector<uint8_t> pt = pattern(70000, 4);
+  const std::string path = dir.file("fork.mcx");
+  write_file(path, encrypt(pt, 1u << 20));
+  mc_buffer* out = nullptr;
+  CHECK(mc_load(path.c_str(), kKey, sizeof kKey, nullptr, &out) == MC_OK);
+  CHECK(child_sees_zeros(static_cast<const uint8_t*>(mc_buffer_data(out)), mc_buffer_size(out)) == 1);
+  CHECK(std::memcmp(mc_buffer_data(out), pt.data(), pt.size()) == 0);
+  mc_buffer_free(out);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -257,6 +301,7 @@ int main(int argc, char** argv) {
   test_plain_buffers();
   test_decrypted_buffers(dir);
   test_c_api_buffers(dir);
+  test_fork_children_see_zeros(dir);
   testing::set_release_observer(nullptr);
   reset();
   { SecureBuffer b = SecureBuffer::allocate(10); }
