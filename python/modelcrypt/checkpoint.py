@@ -44,6 +44,7 @@ from ._api import (
     _check_key,
     _check_mode,
     _fspath,
+    _shown,
     detect_format,
     encrypt_bytes,
     inspect,
@@ -200,7 +201,7 @@ def _parse_size(size: Any) -> int:
         m = _SIZE_RE.fullmatch(size)
         unit = m.group(2).upper() if m else None
         if unit not in _SIZE_UNITS:
-            raise ValueError(f"max_shard_size {size!r} is not a size like '500MB', '2GB' or '1GiB'")
+            raise ValueError(f"max_shard_size {_shown(size)} is not a size like '500MB', '2GB' or '1GiB'")
         size = int(float(m.group(1)) * _SIZE_UNITS[unit])
     if size < 1:
         raise ValueError(f"max_shard_size must be at least 1 byte, got {size}")
@@ -248,7 +249,7 @@ def _check_format(format: Any) -> str:
     if not isinstance(format, str):
         raise TypeError(f"format must be a str, not {type(format).__name__}")
     if format.lower() not in CHECKPOINT_FORMATS:
-        raise ValueError(f"unknown checkpoint format {format!r}; supported: {', '.join(CHECKPOINT_FORMATS)}")
+        raise ValueError(f"unknown checkpoint format {_shown(format)}; supported: {', '.join(CHECKPOINT_FORMATS)}")
     return format.lower()
 
 
@@ -899,7 +900,7 @@ class ModelCheckpoint:
         if not isinstance(prefix, str):
             raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
         if not prefix or "/" in prefix or os.sep in prefix or prefix in (".", ".."):
-            raise ValueError(f"prefix must be a non-empty file name prefix without path separators, got {prefix!r}")
+            raise ValueError(f"prefix must be a non-empty file name prefix without path separators, got {_shown(prefix)}")
         if config is None:
             config = CheckpointConfig()
         elif not isinstance(config, CheckpointConfig):
