@@ -4,6 +4,7 @@ the native core runs; the core then does all cryptography and file I/O with the 
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -87,11 +88,65 @@ class FileInfo:
         return _metadata.decode(self.metadata_raw)
 
 
+#: Runs of text that could be (most of) a hex or base64 key: a caller's str that contains one is
+#: never repeated in a message, so a key passed in the wrong argument is not echoed back.
+_KEYLIKE_TEXT = re.compile(r"[0-9A-Fa-f]{16,}|[A-Za-z0-9+/]{20,}")
+
+#: Offsets, lengths and sizes must fit the core's 64-bit unsigned integers.
+MAX_UINT64 = (1 << 64) - 1
+
+
+def _shown(value: object, limit: int = 64) -> str:
+    """A caller's value as it may appear in an error message, without risking a key in it.
+
+    A short str with nothing key-like in it is shown repr()-escaped (so lone surrogates and control
+    characters appear as escapes, never raw); anything else only by its type and length.
+    """
+    if isinstance(value, str):
+        if len(value) <= limit and not _KEYLIKE_TEXT.search(value):
+            return repr(value)
+        return f"<a str of {len(value)} characters, not shown>"
+    return f"<a {type(value).__name__}, not shown>"
+
+
+def _check_text(value: object, name: str) -> str:
+    """A str argument that must be encodable text (UTF-8): no lone surrogates (e.g. from
+    surrogateescape'd command-line bytes). The message says where, never what the text is."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        position = exc.start
+    else:
+        return value
+    raise ValueError(f"{name} is not valid text: it has an undecodable character (a lone surrogate, e.g. from "
+                     f"non-UTF-8 command-line bytes) at position {position}")
+
+
+def _check_uint(value: object, name: str, maximum: int = MAX_UINT64) -> int:
+    """An int argument (not bool) in [0, maximum]."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    if value > maximum:
+        raise ValueError(f"{name} must be at most {maximum}, got a larger number")
+    return int(value)
+
+
 def _fspath(path: StrPath, what: str) -> bytes:
     try:
-        return os.fsencode(os.fspath(path))
+        raw = os.fsencode(os.fspath(path))
     except TypeError:
         raise TypeError(f"{what} must be str, bytes or os.PathLike, not {type(path).__name__}") from None
+    except UnicodeEncodeError:  # a str path with characters the file system encoding cannot encode
+        raise ValueError(f"{what} cannot be encoded for the file system") from None
+    if not isinstance(raw, bytes):  # an os.PathLike whose __fspath__ returned something odd
+        raise TypeError(f"{what} must be str, bytes or os.PathLike, not {type(path).__name__}")
+    if b"\0" in raw:
+        raise ValueError(f"{what} contains a NUL byte")
+    return raw
 
 
 def _check_key(key: BytesLike) -> BytesLike:
@@ -108,11 +163,22 @@ def _check_mode(mode: Mode) -> Mode:
         return mode
     if not isinstance(mode, str):
         raise TypeError(f"mode must be a str or a callable, not {type(mode).__name__}")
+    _check_text(mode, "mode")
+    if len(mode) > 256:
+        raise ValueError(f"mode is {len(mode)} characters long; a mode name is short (e.g. 'AES-GCM')")
     if mode.upper() not in SUPPORTED_MODES and not mode.lower().startswith("paddle:"):
         supported = ", ".join(repr(m) for m in SUPPORTED_MODES)
-        raise ValueError(f"unsupported mode {mode!r}; supported modes: {supported}, and "
+        raise ValueError(f"unsupported mode {_shown(mode)}; supported modes: {supported}, and "
                          "'paddle:<cipher_name>[:iv=<bits>][:tag=<bits>]' for Paddle cipher files")
+    if mode.lower().startswith("paddle:") and not _PADDLE_MODE.fullmatch(mode):
+        # Checked here as well as in the core, whose messages repeat the mode: what reaches it is known words and digits.
+        raise ValueError(f"bad Paddle mode {_shown(mode)}: expected 'paddle:<cipher_name>[:iv=<bits>][:tag=<bits>]' "
+                         f"with cipher_name one of {', '.join(PADDLE_CIPHER_NAMES)}")
     return mode
+
+
+PADDLE_CIPHER_NAMES = ("AES_CTR_NoPadding", "AES_CBC_PKCSPadding", "AES_ECB_PKCSPadding", "AES_GCM_NoPadding")
+_PADDLE_MODE = re.compile(r"(?i:paddle):(?:" + "|".join(PADDLE_CIPHER_NAMES) + r")(?::(?:iv|tag)=[0-9]{1,5})*")
 
 
 FORMATS = ("modelcrypt", "mindspore")
@@ -126,16 +192,22 @@ def _check_read_format(format: str) -> str:
     if not isinstance(format, str):
         raise TypeError(f"format must be a str, not {type(format).__name__}")
     if format not in READ_FORMATS:
-        raise ValueError(f"format must be one of {', '.join(map(repr, READ_FORMATS))}, got {format!r}")
+        # (the value is not repeated: a key pasted into the wrong argument must not reach a log)
+        raise ValueError(f"format must be one of {', '.join(map(repr, READ_FORMATS))}")
     return format
 
 
 def _check_format(format: str, mode: Mode, chunk_size: int | None, metadata: Mapping[str, str] | None) -> str:
+    if not isinstance(format, str):
+        raise TypeError(f"format must be a str, not {type(format).__name__}")
     if format not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(map(repr, FORMATS))}, got {format!r}")
+        raise ValueError(f"format must be one of {', '.join(map(repr, FORMATS))}, got {_shown(format)}")
     if format == "mindspore":
+        if isinstance(mode, str):
+            _check_text(mode, "mode")
         if not isinstance(mode, str) or mode.upper() not in SUPPORTED_MODES:
-            raise ValueError(f"format='mindspore' takes mode 'AES-GCM', 'AES-CBC' or 'SM4-CBC', got {mode!r}")
+            shown = _shown(mode) if isinstance(mode, str) else f"a {type(mode).__name__}"
+            raise ValueError(f"format='mindspore' takes mode 'AES-GCM', 'AES-CBC' or 'SM4-CBC', got {shown}")
         if chunk_size is not None or metadata is not None:
             raise ValueError("chunk_size and metadata belong to modelcrypt files; MindSpore's format has neither")
         if mode.upper() != "AES-GCM":
@@ -248,8 +320,9 @@ def encrypt_file(
         _core.mindspore_encrypt_file(_fspath(src, "src"), _fspath(dst, "dst"), _check_key(key), mode)
         return
     if callable(mode):
-        with open(src, "rb") as f:
-            atomic_write(dst, custom_encrypt(mode, f.read(), _check_key(key)))
+        src_path, dst_path, key = _fspath(src, "src"), _fspath(dst, "dst"), _check_key(key)
+        with open(src_path, "rb") as f:
+            atomic_write(os.fsdecode(dst_path), custom_encrypt(mode, f.read(), key))
         return
     _core.encrypt_file(
         _fspath(src, "src"), _fspath(dst, "dst"), _check_key(key), _check_mode(mode),
@@ -311,11 +384,9 @@ def load_range(
     and decrypted, each authenticated. A range outside the plaintext is a ValueError. For several
     ranges of one file use ``open_encrypted(path, key)``: one handle, one header authentication.
     """
-    for name, value in (("offset", offset), ("length", length)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-        if value < 0:
-            raise ValueError(f"{name} must be >= 0, got {value}")
+    offset, length = _check_uint(offset, "offset"), _check_uint(length, "length")
+    if offset + length > MAX_UINT64:
+        raise ValueError("offset + length must be at most 2**64 - 1")
     if callable(mode):
         raise TypeError("load_range needs a modelcrypt mode; a custom dec_mode callable cannot read part of a file")
     from ._random_access import open_encrypted
@@ -359,8 +430,9 @@ def decrypt_file(
     ``durable`` as for encrypt_file, ``format`` as for load.
     """
     if callable(mode):
+        dst_path = _fspath(dst, "dst")
         with custom_decrypt(mode, _fspath(src, "src"), _check_key(key)) as plaintext:
-            atomic_write(dst, plaintext, permissions=0o600, exact_permissions=True)
+            atomic_write(os.fsdecode(dst_path), plaintext, permissions=0o600, exact_permissions=True)
         return
     _warn_if_insecure(_core.decrypt_file(
         _fspath(src, "src"), _fspath(dst, "dst"), _check_key(key), _check_mode(mode), _check_read_format(format),

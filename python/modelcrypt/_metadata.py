@@ -16,7 +16,12 @@ def encode(metadata: Mapping[str, str] | None) -> bytes:
     for k, v in metadata.items():
         if not isinstance(k, str) or not isinstance(v, str):
             raise TypeError("metadata keys and values must be str")
-    raw = json.dumps(dict(metadata), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    try:
+        raw = json.dumps(dict(metadata), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (e.g. from non-UTF-8 command-line bytes)
+        raw = None
+    if raw is None:
+        raise ValueError("metadata keys and values must be valid text (no lone surrogates)")
     if len(raw) > _core.MAX_METADATA_SIZE:
         raise ValueError(f"metadata encodes to {len(raw)} bytes; the limit is {_core.MAX_METADATA_SIZE}")
     return raw if metadata else b""

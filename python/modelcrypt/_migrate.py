@@ -25,6 +25,7 @@ from ._api import (
     _check_mode,
     _check_threads,
     _fspath,
+    _shown,
     detect_format,
     inspect,
     load,
@@ -42,7 +43,7 @@ _PADDLE_DEFAULT_BITS = 128
 
 def _config_int(value: str, name: str, where: str) -> int:
     if not value.isdigit() or not value.isascii():
-        raise ValueError(f"{where}: {name} must be a whole number of bits, got {value!r}")
+        raise ValueError(f"{where}: {name} must be a whole number of bits, got {_shown(value)}")
     bits = int(value)
     if bits <= 0 or bits % 8:
         raise ValueError(f"{where}: {name} must be a positive multiple of 8 bits, got {bits}")
@@ -71,8 +72,12 @@ def paddle_cipher_mode(config_path: Optional[StrPath] = None) -> str:
         raw = f.read()
     try:
         text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not a text file ({exc})") from None
+    except UnicodeDecodeError as exc:  # (its message would quote a byte of the file: perhaps a key file given by mistake)
+        position = exc.start
+    else:
+        position = None
+    if position is not None:
+        raise ValueError(f"{path}: not a text file (not UTF-8 at byte {position})")
     values: dict[str, tuple[str, int]] = {}
     for number, line in enumerate(text.splitlines(), 1):
         where = f"{path}, line {number}"
@@ -84,13 +89,13 @@ def paddle_cipher_mode(config_path: Optional[StrPath] = None) -> str:
         name, rest = (stripped.split(None, 1) + [""])[:2]
         tokens = rest[1:].split() if rest.startswith(":") else []
         if ":" in name or not tokens:
-            raise ValueError(f"{where}: expected 'name : value' (a space before ':'), got {stripped!r}")
+            raise ValueError(f"{where}: expected 'name : value' (a space before ':'), got {_shown(stripped)}")
         if len(tokens) > 1 and not tokens[1].startswith("#"):
-            raise ValueError(f"{where}: more than one value in {stripped!r}")
+            raise ValueError(f"{where}: more than one value in {_shown(stripped)}")
         value = tokens[0]
         if name in values and values[name][0] != value:
-            raise ValueError(f"{where}: {name} is set again ({value!r}; line {values[name][1]} set "
-                             f"{values[name][0]!r})")
+            raise ValueError(f"{where}: {name} is set again ({_shown(value)}; line {values[name][1]} set "
+                             f"{_shown(values[name][0])})")
         values.setdefault(name, (value, number))
 
     def line_of(name: str) -> str:
@@ -101,7 +106,7 @@ def paddle_cipher_mode(config_path: Optional[StrPath] = None) -> str:
                          f"cipher names: {', '.join(PADDLE_CIPHERS)}")
     cipher = values["cipher_name"][0]
     if cipher not in PADDLE_CIPHERS:
-        raise ValueError(f"{line_of('cipher_name')}: unknown cipher_name {cipher!r}; "
+        raise ValueError(f"{line_of('cipher_name')}: unknown cipher_name {_shown(cipher)}; "
                          f"Paddle's are {', '.join(PADDLE_CIPHERS)}")
     mode = f"paddle:{cipher}"
     if "iv_size" in values and cipher != "AES_ECB_PKCSPadding":

@@ -45,6 +45,7 @@ from ._api import (
     _check_mode,
     _check_read_format,
     _fspath,
+    _shown,
     detect_format,
     encrypt_bytes,
     is_encrypted,
@@ -201,7 +202,7 @@ def _parse_size(size: Any) -> int:
         m = _SIZE_RE.fullmatch(size)
         unit = m.group(2).upper() if m else None
         if unit not in _SIZE_UNITS:
-            raise ValueError(f"max_shard_size {size!r} is not a size like '500MB', '2GB' or '1GiB'")
+            raise ValueError(f"max_shard_size {_shown(size)} is not a size like '500MB', '2GB' or '1GiB'")
         size = int(float(m.group(1)) * _SIZE_UNITS[unit])
     if size < 1:
         raise ValueError(f"max_shard_size must be at least 1 byte, got {size}")
@@ -252,7 +253,7 @@ def _check_format(format: Any) -> str:
     if not isinstance(format, str):
         raise TypeError(f"format must be a str, not {type(format).__name__}")
     if format.lower() not in CHECKPOINT_FORMATS:
-        raise ValueError(f"unknown checkpoint format {format!r}; supported: {', '.join(CHECKPOINT_FORMATS)}")
+        raise ValueError(f"unknown checkpoint format {_shown(format)}; supported: {', '.join(CHECKPOINT_FORMATS)}")
     return format.lower()
 
 
@@ -399,8 +400,8 @@ class _Entry:
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for k, v in pairs:
-        if k in result:
-            raise FormatError(f"checkpoint header: duplicate key {k!r}")
+        if k in result:  # (the key is not quoted: in an encrypted checkpoint's header it is plaintext)
+            raise FormatError("checkpoint header: a key appears twice in one object")
         result[k] = v
     return result
 
@@ -420,17 +421,33 @@ def _header_size(prefix: bytes, total: int, where: str) -> int:
     return n
 
 
-def _parse_header(raw: bytes, data_len: int, where: str) -> tuple[dict[str, _Entry], dict[str, str]]:
-    """Strictly validate a safetensors JSON header against a data section of data_len bytes."""
+def _decode_json(raw: bytes, where: str, hook: Any) -> Any:
+    """UTF-8 JSON, or a FormatError that quotes none of the text (an encrypted checkpoint's header
+    is plaintext) and chains nothing (a UnicodeDecodeError would carry all of it)."""
+    problem = None
     try:
         text = bytes(raw).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        problem = f"not UTF-8 at byte {exc.start}"
+    else:
         if not text.startswith("{"):
-            raise ValueError("it does not start with '{'")
-        obj = json.loads(text, object_pairs_hook=_no_duplicates)
-    except FormatError:
-        raise
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise FormatError(f"{where}: the header is not UTF-8 JSON: {exc}") from None
+            problem = "it does not start with '{'"
+        else:
+            try:
+                return json.loads(text, object_pairs_hook=hook)
+            except json.JSONDecodeError as exc:
+                problem = f"{exc.msg} at byte {exc.pos}"
+            except (ValueError, RecursionError) as exc:
+                problem = f"{type(exc).__name__}"
+    raise FormatError(f"{where}: the header is not UTF-8 JSON: {problem}")
+
+
+def _parse_header(raw: bytes, data_len: int, where: str, secret: bool = True) -> tuple[dict[str, _Entry], dict[str, str]]:
+    """Strictly validate a safetensors JSON header against a data section of data_len bytes.
+
+    ``secret``: the header came out of an encrypted file, so it is plaintext: messages then name
+    tensors by their position in the header (``tensor #3``) and quote none of its values."""
+    obj = _decode_json(raw, where, _no_duplicates)
     if not isinstance(obj, dict):
         raise FormatError(f"{where}: the header is not a JSON object")
     metadata = obj.pop("__metadata__", None)
@@ -438,31 +455,40 @@ def _parse_header(raw: bytes, data_len: int, where: str) -> tuple[dict[str, _Ent
         metadata = {}
     elif not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
         raise FormatError(f"{where}: __metadata__ must be an object of str to str")
+    positions = {name: i for i, name in enumerate(obj)}
+
+    def tensor(name: str) -> str:
+        return f"tensor #{positions[name]}" if secret else f"tensor {name!r}"
+
+    def value(v: Any) -> str:
+        return "" if secret and not (isinstance(v, list) and all(type(x) is int for x in v)) else f" {v!r}"
+
     entries: dict[str, _Entry] = {}
     for name, info in obj.items():
         if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
-            raise FormatError(f"{where}: tensor {name!r} must be an object with exactly dtype, shape, data_offsets")
+            raise FormatError(f"{where}: {tensor(name)} must be an object with exactly dtype, shape, data_offsets")
         dtype_name, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
         if not isinstance(dtype_name, str) or dtype_name not in _DTYPES:
-            raise FormatError(f"{where}: tensor {name!r} has unsupported dtype {dtype_name!r} "
+            shown = "" if secret else f" {dtype_name!r}"
+            raise FormatError(f"{where}: {tensor(name)} has an unsupported dtype{shown} "
                               f"(supported: {', '.join(_DTYPES)})")
         if not isinstance(shape, list) or not all(_is_uint(d) for d in shape):
-            raise FormatError(f"{where}: tensor {name!r} has an invalid shape {shape!r}")
+            raise FormatError(f"{where}: {tensor(name)} has an invalid shape{value(shape)}")
         if (not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_uint(o) for o in offsets)
                 or offsets[0] > offsets[1] or offsets[1] > data_len):
-            raise FormatError(f"{where}: tensor {name!r} has data_offsets {offsets!r} outside the "
+            raise FormatError(f"{where}: {tensor(name)} has data_offsets{value(offsets)} outside the "
                               f"{data_len}-byte data section")
         dtype = _DTYPES[dtype_name]
         nbytes = math.prod(shape) * dtype.itemsize
         if nbytes != offsets[1] - offsets[0]:
-            raise FormatError(f"{where}: tensor {name!r} of shape {shape} and dtype {dtype_name} needs {nbytes} "
+            raise FormatError(f"{where}: {tensor(name)} of shape {shape} and dtype {dtype_name} needs {nbytes} "
                               f"bytes but data_offsets {offsets} cover {offsets[1] - offsets[0]}")
         entries[name] = _Entry(name, dtype, tuple(shape), offsets[0], offsets[1])
     position = 0
     for e in sorted(entries.values(), key=lambda e: (e.begin, e.end)):
         if e.begin != position:
             problem = "overlaps the previous tensor" if e.begin < position else "leaves a gap before it"
-            raise FormatError(f"{where}: tensor {e.name!r} at data_offsets [{e.begin}, {e.end}] {problem}")
+            raise FormatError(f"{where}: {tensor(e.name)} at data_offsets [{e.begin}, {e.end}] {problem}")
         position = e.end
     if position != data_len:
         raise FormatError(f"{where}: the tensors cover {position} bytes of a {data_len}-byte data section")
@@ -506,12 +532,12 @@ def _is_mindspore_plaintext(buf: Any) -> bool:
         return looks_like_checkpoint(bytes(view[:16]))
 
 
-def _mindspore_arrays(buf: Any, where: str) -> dict[str, np.ndarray]:
+def _mindspore_arrays(buf: Any, where: str, secret: bool = True) -> dict[str, np.ndarray]:
     """Parse MindSpore checkpoint plaintext into arrays (copies), then wipe a modelcrypt buffer."""
-    from .mindspore import parse_checkpoint
+    from .mindspore import _parse_checkpoint
 
     try:
-        return parse_checkpoint(buf)
+        return _parse_checkpoint(buf, secret)
     except FormatError as exc:
         raise FormatError(f"{where}: {exc}") from None
     finally:
@@ -527,7 +553,7 @@ def _read_plain_mindspore(path: str) -> Optional[dict[str, np.ndarray]]:
         if not _is_mindspore_plaintext(head):
             return None
         data = head + f.read()
-    return _mindspore_arrays(data, f"checkpoint {path}")
+    return _mindspore_arrays(data, f"checkpoint {path}", secret=False)
 
 
 def _load_other_format(path: str, dec_key: Any, dec_mode: Any, fmt: str, format: str) -> Optional[dict[str, np.ndarray]]:
@@ -615,7 +641,7 @@ class _Checkpoint:
         with memoryview(buf) as view:
             total = view.nbytes
             n = _header_size(bytes(view[:8]), total, self.where)
-            entries, _ = _parse_header(bytes(view[8:8 + n]), total - 8 - n, self.where)
+            entries, _ = _parse_header(bytes(view[8:8 + n]), total - 8 - n, self.where, secret=self.kind != "plain")
         base = -(8 + n)
         return {name: _array(buf, e, base) for name, e in entries.items()}
 
@@ -636,7 +662,7 @@ class _Checkpoint:
                 raw = f.read(n)
             if len(raw) != n:
                 raise FormatError(f"{self.where}: truncated header")
-            entries, _ = _parse_header(raw, total - 8 - n, self.where)
+            entries, _ = _parse_header(raw, total - 8 - n, self.where, secret=False)
             return entries, 8 + n
         assert self._file is not None
         total, cs = self._file.plaintext_length, self._file.chunk_size  # authenticated when opened
@@ -696,7 +722,7 @@ def _map_plain(path: str) -> Any:
 
 def _missing(names: Iterable[str], where: str) -> KeyError:
     missing = list(names)
-    shown = ", ".join(repr(n) for n in missing[:20]) + (", ..." if len(missing) > 20 else "")
+    shown = ", ".join(_shown(n, 200) for n in missing[:20]) + (", ..." if len(missing) > 20 else "")
     return KeyError(f"{len(missing)} name(s) not in {where}: {shown}")
 
 
@@ -817,10 +843,13 @@ def load_distributed_checkpoint(
     wanted = _check_names(names)
     out: dict[str, np.ndarray] = {}
 
+    def tensor(name: str) -> str:  # names read from an encrypted shard are plaintext: not quoted
+        return f"tensor {name!r}" if dec_key is None else "a tensor"
+
     def merge(arrays: dict[str, np.ndarray], shard: str) -> None:
         for name, arr in arrays.items():
             if name in out:
-                raise FormatError(f"tensor {name!r} appears in more than one shard (again in {shard})")
+                raise FormatError(f"{tensor(name)} appears in more than one shard (again in {shard})")
             out[name] = arr
 
     if isinstance(index_or_paths, (str, bytes, os.PathLike)):
@@ -858,8 +887,9 @@ def load_distributed_checkpoint(
                     arrays = ckpt.load_all()
                     stray = [n for n in arrays if weight_map.get(n) != shard]
                     if stray:
-                        raise FormatError(f"shard {shard_path} holds tensors the index does not map to it: "
-                                          + ", ".join(repr(n) for n in stray[:20]))
+                        raise FormatError(f"shard {shard_path} holds {len(stray)} tensor(s) the index does not map "
+                                          "to it" + ("" if dec_key is not None else ": " + ", ".join(
+                                              repr(n) for n in stray[:20])))
                     absent = [n for n in shard_names if n not in arrays]
                 else:
                     entries, start = ckpt.header()
@@ -908,7 +938,7 @@ def load_distributed_checkpoint(
             rebuilt.update((n, os.path.basename(shard_path)) for n in entries)
             for name in entries:
                 if name in found:
-                    raise FormatError(f"tensor {name!r} appears in more than one shard ({found[name]} and {shard_path})")
+                    raise FormatError(f"{tensor(name)} appears in more than one shard ({found[name]} and {shard_path})")
                 found[name] = shard_path
             here = [n for n in wanted if n in entries]
             if here:
@@ -981,7 +1011,7 @@ class ModelCheckpoint:
         if not isinstance(prefix, str):
             raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
         if not prefix or "/" in prefix or os.sep in prefix or prefix in (".", ".."):
-            raise ValueError(f"prefix must be a non-empty file name prefix without path separators, got {prefix!r}")
+            raise ValueError(f"prefix must be a non-empty file name prefix without path separators, got {_shown(prefix)}")
         if config is None:
             config = CheckpointConfig()
         elif not isinstance(config, CheckpointConfig):

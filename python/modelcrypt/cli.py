@@ -24,6 +24,7 @@ EXIT_OK = 0
 EXIT_DATA = 1         # wrong key, authentication failure, not a modelcrypt file
 EXIT_USAGE = 2
 EXIT_IO = 3
+EXIT_INTERNAL = 4
 EXIT_INTERRUPTED = 130
 
 PROGRESS_MIN_BYTES = 64 << 20
@@ -33,6 +34,7 @@ EXIT_CODES_HELP = """exit codes:
   1    wrong key, authentication failure (modified, truncated or extended data), not a modelcrypt file
   2    usage error (bad or conflicting options, missing key source, refusing to overwrite without --force)
   3    I/O error (missing or unreadable file, permission denied, disk full)
+  4    internal error (a bug or an unexpected failure of the library; one line, no traceback)
   130  interrupted (Ctrl-C); no partial output and no temporary file is left behind
 """
 
@@ -553,7 +555,36 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"warning: {message}", file=sys.stderr)
 
 
+def _safe_message(exc: BaseException) -> str:
+    """An exception's message for the terminal: one line, and withheld when it carries bytes
+    (a bytes repr, e.g. of data a custom cipher choked on) or key-like text."""
+    try:
+        text = str(exc)
+    except Exception:  # a broken __str__
+        text = ""
+    text = " ".join(text.split())
+    if "b'" in text or 'b"' in text or "bytearray(" in text or _KEYLIKE_MESSAGE.search(text):
+        return f"{type(exc).__name__} (message withheld: it may hold key or file bytes)"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+_KEYLIKE_MESSAGE = re.compile(r"[0-9A-Fa-f]{32,}|[A-Za-z0-9+/]{22,}={0,2}")
+
+
+def _text_streams() -> None:
+    """Messages name files and options as given; characters the terminal's encoding cannot show
+    (lone surrogates from non-UTF-8 file names) come out escaped instead of failing."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):
+                pass
+
+
 def main(argv: list[str] | None = None) -> int:
+    _text_streams()
     parser = _build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -573,12 +604,15 @@ def main(argv: list[str] | None = None) -> int:
         where = f": {exc.filename}" if exc.filename and str(exc.filename) not in str(exc) else ""
         print(f"modelcrypt: error: {exc}{where}", file=sys.stderr)
         return EXIT_IO
-    except ValueError as exc:  # argument values the API refused (e.g. a chunk size out of range)
+    except (ValueError, TypeError, OverflowError) as exc:  # argument values the API refused (bad input)
         print(f"modelcrypt: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("modelcrypt: interrupted; no output was written", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - never a traceback (it could show data); one line instead
+        print(f"modelcrypt: internal error: {_safe_message(exc)}", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

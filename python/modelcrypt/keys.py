@@ -15,7 +15,7 @@ from typing import Union
 
 from . import _core
 from ._atomic import atomic_write
-from ._api import KEY_LENGTHS, DecryptedBuffer, StrPath
+from ._api import KEY_LENGTHS, DecryptedBuffer, StrPath, _check_bool, _check_key, _check_text, _fspath, _shown
 from .exceptions import InsecureKeyFileWarning
 
 __all__ = [
@@ -40,13 +40,36 @@ Text = Union[str, bytes, bytearray]
 
 def _as_ascii(text: Text, what: str) -> bytes:
     if isinstance(text, str):
-        try:
+        if text.isascii():  # (no encode attempt: a UnicodeEncodeError would hold the whole key text)
             return text.encode("ascii")
-        except UnicodeEncodeError:
-            raise ValueError(f"{what} contains non-ASCII characters") from None
+        raise ValueError(f"{what} contains non-ASCII characters")
     if isinstance(text, (bytes, bytearray)):
         return bytes(text)
     raise TypeError(f"{what} must be str or bytes, not {type(text).__name__}")
+
+
+#: Path text that could be a key (a key given where a key file's path was expected): not echoed.
+_KEYLIKE_PATH = re.compile(r"[0-9A-Fa-f]{16,}|[A-Za-z0-9+=]{20,}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _path_shown(name: str) -> str:
+    """A key file's path for messages; withheld when it looks like key text (hex or base64)."""
+    if len(name) > 4096 or _KEYLIKE_PATH.search(name):
+        return "<key file path not shown: it looks like key text>"
+    return name.encode("utf-8", "backslashreplace").decode("utf-8")  # lone surrogates as escapes
+
+
+def _env_name(name: object) -> str:
+    """A checked environment variable name, and how messages show it (never key-like text)."""
+    _check_text(name, "the environment variable name")
+    if not name or "=" in name or "\0" in name:
+        raise ValueError("the environment variable name must be non-empty, without '=' or NUL")
+    return name if _ENV_NAME.fullmatch(name) and len(name) <= 64 and not _KEYLIKE_TEXT_IN_NAME.search(name) \
+        else _shown(name)
+
+
+_KEYLIKE_TEXT_IN_NAME = re.compile(r"[0-9A-Fa-f]{16,}|[A-Za-z0-9]{20,}")
 
 
 def _checked(key: bytearray, source: str) -> bytearray:
@@ -108,8 +131,16 @@ def read_key_file(path: StrPath) -> bytearray:
 
     Warns with InsecureKeyFileWarning when the file is accessible to group or others.
     """
-    name = os.fsdecode(os.fspath(path))
-    with open(path, "rb") as f:
+    raw_path = _fspath(path, "path")
+    name = _path_shown(os.fsdecode(raw_path))
+    failure = None
+    try:
+        f = open(raw_path, "rb")
+    except OSError as exc:  # re-raised below with the name as shown, outside this block (no chained original)
+        failure = (exc.errno, exc.strerror or "cannot open")
+    if failure is not None:
+        raise OSError(failure[0], failure[1], name)  # OSError(errno, ...) is FileNotFoundError etc.
+    with f:
         mode = os.fstat(f.fileno()).st_mode
         content = bytearray(f.read(1 << 16))
     if stat.S_IMODE(mode) & 0o077:
@@ -126,19 +157,23 @@ def read_key_file(path: StrPath) -> bytearray:
 
 def key_from_env(name: str = DEFAULT_KEY_ENV) -> bytearray:
     """A key from an environment variable holding hex or base64 text."""
+    shown = _env_name(name)
     value = os.environ.get(name)
     if not value:
-        raise ValueError(f"environment variable {name} is not set" if value is None else f"environment variable {name} is empty")
-    return _key_from_text(_as_ascii(value, f"environment variable {name}"), f"environment variable {name}", allow_raw=False)
+        raise ValueError(f"environment variable {shown} is not set" if value is None else f"environment variable {shown} is empty")
+    return _key_from_text(_as_ascii(value, f"environment variable {shown}"), f"environment variable {shown}", allow_raw=False)
 
 
 def write_key_file(path: StrPath, key: bytes | bytearray | memoryview, format: str = "hex", *, force: bool = False) -> None:
     """Write a key file with mode 0600, atomically. Refuses to replace a file unless force=True."""
+    if not isinstance(format, str):
+        raise TypeError(f"format must be a str, not {type(format).__name__}")
     if format not in KEY_FORMATS:
-        raise ValueError(f"format must be one of {', '.join(KEY_FORMATS)}, got {format!r}")
+        raise ValueError(f"format must be one of {', '.join(KEY_FORMATS)}, got {_shown(format)}")
+    _check_bool(force, "force")
+    target = _fspath(path, "path")
+    _check_key(key)  # bytes-like of 16, 24 or 32 bytes, checked before any copy
     raw = bytes(key) if not isinstance(key, bytearray) else key
-    if len(raw) not in KEY_LENGTHS:
-        raise ValueError(f"key must be 16, 24 or 32 bytes long, got {len(raw)} bytes")
     if format == "hex":
         content = bytearray(binascii.hexlify(raw) + b"\n")
     elif format == "base64":
@@ -146,9 +181,9 @@ def write_key_file(path: StrPath, key: bytes | bytearray | memoryview, format: s
     else:
         content = bytearray(raw)
     try:
-        atomic_write(path, content, permissions=0o600, exact_permissions=True, replace=force)
+        atomic_write(os.fsdecode(target), content, permissions=0o600, exact_permissions=True, replace=force)
     except FileExistsError:
-        raise FileExistsError(f"{os.fsdecode(os.fspath(path))} exists; refusing to overwrite it without force=True") from None
+        raise FileExistsError(f"{_path_shown(os.fsdecode(target))} exists; refusing to overwrite it without force=True") from None
     finally:
         wipe(content)
 

@@ -35,6 +35,7 @@ are freed, not zeroed). modelcrypt's own safetensors checkpoints have no such co
 from __future__ import annotations
 
 import binascii
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -169,10 +170,20 @@ def _strip_crc(view: memoryview) -> memoryview:
     return view
 
 
+_TYPE_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,15}")
+
+
+def _type_shown(tensor_type: str) -> str:
+    """An unknown tensor_type for a message: a short type-like word is quoted, anything else (it is
+    plaintext of the checkpoint) is not."""
+    return repr(tensor_type) if _TYPE_WORD.fullmatch(tensor_type) else "(not shown)"
+
+
 def _array(tag: str, tensor_type: str, dims: list[int], content: bytes) -> np.ndarray:
+    """``tag`` is how messages name the parameter (its position, or its quoted name for plain files)."""
     if tensor_type == "str":  # MindSpore stores a str as numpy UTF-32 ('U') bytes, dims [0]
         if len(content) % 4:
-            raise FormatError(f"MindSpore checkpoint: str value {tag!r} has {len(content)} bytes, "
+            raise FormatError(f"MindSpore checkpoint: str value {tag} has {len(content)} bytes, "
                               "not a multiple of 4 (UTF-32)")
         if not content:
             return np.array("")
@@ -182,13 +193,13 @@ def _array(tag: str, tensor_type: str, dims: list[int], content: bytes) -> np.nd
         return np.frombuffer(content, dtype=np.uint8).copy()
     dtype = MINDSPORE_TYPES.get(tensor_type)
     if dtype is None:
-        raise FormatError(f"MindSpore checkpoint: parameter {tag!r} has tensor_type {tensor_type!r}, which is "
+        raise FormatError(f"MindSpore checkpoint: {tag} has tensor_type {_type_shown(tensor_type)}, which is "
                           f"not supported (supported: {', '.join(MINDSPORE_TYPES)}, str)")
     if any(d < 0 for d in dims):
-        raise FormatError(f"MindSpore checkpoint: parameter {tag!r} has negative dims {dims}")
+        raise FormatError(f"MindSpore checkpoint: {tag} has negative dims {dims}")
     count, rem = divmod(len(content), dtype.itemsize)
     if rem:
-        raise FormatError(f"MindSpore checkpoint: parameter {tag!r} has {len(content)} bytes of content, "
+        raise FormatError(f"MindSpore checkpoint: {tag} has {len(content)} bytes of content, "
                           f"not a multiple of the {tensor_type} size {dtype.itemsize}")
     if dims in ([0], []) and count == 1:
         shape: tuple[int, ...] = ()  # MindSpore writes a 0-d scalar with dims [0]
@@ -198,7 +209,7 @@ def _array(tag: str, tensor_type: str, dims: list[int], content: bytes) -> np.nd
     for d in shape:
         expected *= d
     if expected != count:
-        raise FormatError(f"MindSpore checkpoint: parameter {tag!r} of dims {dims} and type {tensor_type} needs "
+        raise FormatError(f"MindSpore checkpoint: {tag} of dims {dims} and type {tensor_type} needs "
                           f"{expected * dtype.itemsize} bytes but has {len(content)}")
     arr = np.frombuffer(content, dtype=dtype, count=count).reshape(shape)
     return arr.copy()  # writable, owns its memory (protobuf's bytes are immutable)
@@ -213,8 +224,14 @@ def parse_checkpoint(buffer: Any) -> dict[str, np.ndarray]:
     values come back as 0-d numpy unicode arrays (``str(a)`` gives the text); MindSpore's opaque
     ``random_op`` record as a 1-d uint8 array. A MapParameter record, an unknown tensor_type,
     content that does not match dims, a name appearing twice non-consecutively, or bytes that are
-    not a checkpoint raise FormatError.
+    not a checkpoint raise FormatError; its message names a parameter by its position
+    (``parameter #3``), not by its name, which is plaintext of the checkpoint.
     """
+    return _parse_checkpoint(buffer, secret=True)
+
+
+def _parse_checkpoint(buffer: Any, secret: bool) -> dict[str, np.ndarray]:
+    """parse_checkpoint; ``secret=False`` (a plaintext file read without a key) quotes names in errors."""
     from google.protobuf.message import DecodeError
 
     Checkpoint, _ = _message_classes()
@@ -237,13 +254,14 @@ def parse_checkpoint(buffer: Any) -> dict[str, np.ndarray]:
     while i < n:
         v = values[i]
         tag = v.tag
+        label = f"parameter #{len(out)}" if secret else f"parameter {tag!r}"  # a name is plaintext too
         kind = v.WhichOneof("value")
         if kind == "maptensor":
-            raise FormatError(f"MindSpore checkpoint: {tag!r} is a MapParameter, which is not supported")
+            raise FormatError(f"MindSpore checkpoint: {label} is a MapParameter, which is not supported")
         if kind is None:
-            raise FormatError(f"MindSpore checkpoint: record {tag!r} holds no tensor")
+            raise FormatError(f"MindSpore checkpoint: {label} holds no tensor")
         if tag in out:
-            raise FormatError(f"MindSpore checkpoint: parameter {tag!r} appears twice")
+            raise FormatError(f"MindSpore checkpoint: {label} appears twice (its name was used by an earlier parameter)")
         t = v.tensor
         tensor_type, dims = t.tensor_type, list(t.dims)
         pieces = [t.tensor_content]
@@ -252,11 +270,11 @@ def parse_checkpoint(buffer: Any) -> dict[str, np.ndarray]:
             nxt = values[i]
             if nxt.WhichOneof("value") != "tensor" or nxt.tensor.tensor_type != tensor_type \
                     or list(nxt.tensor.dims) != dims:
-                raise FormatError(f"MindSpore checkpoint: the pieces of parameter {tag!r} disagree on type or dims")
+                raise FormatError(f"MindSpore checkpoint: the pieces of {label} disagree on type or dims")
             pieces.append(nxt.tensor.tensor_content)
             i += 1
         content = pieces[0] if len(pieces) == 1 else b"".join(pieces)
-        out[tag] = _array(tag, tensor_type, dims, content)
+        out[tag] = _array(label, tensor_type, dims, content)
     return out
 
 

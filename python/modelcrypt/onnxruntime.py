@@ -113,7 +113,7 @@ def InferenceSession(  # noqa: N802 - mirrors onnxruntime.InferenceSession
                 sess_options = _ort.SessionOptions()
             if not hasattr(sess_options, "add_external_initializers_from_files_in_memory"):
                 raise RuntimeError(
-                    f"the model has external data ({', '.join(names)}): loading it from memory needs "
+                    f"the model has external data ({len(names)} file(s)): loading it from memory needs "
                     "SessionOptions.add_external_initializers_from_files_in_memory, which this onnxruntime "
                     f"({_ort.__version__}) lacks; upgrade onnxruntime"
                 )
@@ -346,16 +346,18 @@ def _decrypt_external(path: Any, files: BoundFiles, names: list[str], mapping: M
     base = os.path.dirname(model)
     buffers: list = []
     try:
-        for name in names:
+        for position, name in enumerate(names):
             normalized = os.path.normpath(name)
             inside = not (os.path.isabs(name) or normalized == ".." or normalized.startswith(".." + os.sep))
             if mapping is not None and name in mapping:
                 source = mapping[name]
             else:
                 if not inside:
+                    # (the location is not quoted: it is plaintext of the decrypted model)
                     raise ValueError(
-                        f"the model's external data location {name!r} is outside the model's directory; "
-                        "pass its encrypted file in external_data={name: path}"
+                        f"the model's external data location #{position} is outside the model's directory; "
+                        "pass its encrypted file in external_data={name: path} (the names: "
+                        "modelcrypt.onnxruntime.external_data_locations(decrypted model bytes))"
                     )
                 source = os.path.join(base, normalized)
             rel = None

@@ -22,7 +22,8 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised in environments without torch
     raise ImportError('modelcrypt.torch needs PyTorch: pip install "modelcrypt[torch]" (or pip install torch)') from exc
 
-from ._api import load_range
+from ._api import _check_key, _fspath, load_range
+from ._custom import _call_cipher
 from .checkpoint import load_checkpoint
 from .keys import wipe
 from ._frameworks import DecMode, EncMode, MemoryReader, decrypt_to_memory, encrypt_stream_to_file
@@ -81,7 +82,9 @@ def load_state_dict(
     -> bytes`` (modelcrypt does not check a custom cipher's correctness).
     """
     if callable(mode):
-        plaintext = mode(os.fsdecode(os.fspath(path)), bytes(key))  # call the custom cipher only once
+        path_text, key = os.fsdecode(_fspath(path, "path")), _check_key(key)  # checked before the cipher sees them
+        key_bytes = bytes(key)
+        plaintext = _call_cipher(mode, "dec_mode", path_text, key_bytes, (key_bytes,))  # called only once
         try:
             arrays = load_checkpoint(path, key, lambda _path, _key: plaintext, names=names)
             dtypes = _header_dtypes(memoryview(plaintext))
