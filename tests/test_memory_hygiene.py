@@ -346,3 +346,38 @@ def test_reading_a_key_file_leaves_no_copy_of_the_key(tmp_path):
     src.write_bytes(os.urandom(1000))
     found, _ = _run_scan(_KEYFILE_CHILD, tmp_path / "k.hex", src, tmp_path / "m.mcx")
     assert found == {"raw": 0, "hex": 0, "unwiped": 0}, found
+
+
+_NUMPY_CHILD = _SCANNER + r"""
+import numpy as np
+import modelcrypt, modelcrypt.numpy as mcnp
+path, key = sys.argv[1], bytes.fromhex(sys.argv[2])
+result = mcnp.load(path, key)
+arrays = list(result.values()) if isinstance(result, dict) else [result]
+needles = Needles()
+skip = []
+for i, arr in enumerate(arrays):  # slices of the plaintext, taken from the arrays np.load returned
+    skip.append((arr.ctypes.data, arr.ctypes.data + arr.nbytes))
+    with memoryview(arr.reshape(-1).view(np.uint8)) as v:
+        for j, off in enumerate(range(4096, arr.nbytes - 64, arr.nbytes // 8)):
+            needles.put(f"a{i}.{j}", v[off:off + 64])
+found = scan(needles, skip)
+print("FOUND", {"copies": sum(found.values()), "needles": len(found)}, flush=True)
+"""
+
+
+@pytest.mark.parametrize("kind", ["npy", "npz"])
+def test_numpy_load_leaves_no_copy_of_the_plaintext(tmp_path, kind):
+    """modelcrypt.numpy.load hands np.load its plaintext through MemoryReader.read, which must return
+    bytes copies: each is wiped once np.load has dropped it."""
+    import modelcrypt.numpy as mcnp
+    key = modelcrypt.generate_key()
+    arr = np.frombuffer(os.urandom(4 << 20), dtype=np.uint8)
+    path = tmp_path / f"a.{kind}.mcx"
+    if kind == "npy":
+        mcnp.save(path, arr, key)
+    else:
+        mcnp.savez(path, key, a=arr, b=arr[: 1 << 20].copy())
+    found, _ = _run_scan(_NUMPY_CHILD, path, bytes(key).hex())
+    assert found["needles"] >= 8 and found["copies"] == 0, found
+
