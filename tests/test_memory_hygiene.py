@@ -162,3 +162,222 @@ def test_forked_child_sees_zeros_in_plaintext_buffers(tmp_path, size):
             assert all_zero, f"the child sees the plaintext: {prefix.hex()}"
             assert bytes(buf) == data  # the parent's copy is untouched
             assert "wf" in _mapping_flags(address)  # VM_WIPEONFORK in smaps
+
+
+# ------------------------------------------------------------------ Python-side copies of secrets
+#
+# A child process runs one modelcrypt call, then searches its own writable memory (/proc/self/mem,
+# every rw-p mapping) for the secret: the key (raw and as hex text) or slices of the plaintext.
+# Copies modelcrypt made and dropped unwiped stay in freed memory and are found. The needles live
+# in an mmap (and the legitimate holders, e.g. the array np.load returned, are named) that the scan
+# skips; needles are copied in through buffers, never through intermediate Python objects.
+
+_SCANNER = r"""
+import ctypes, gc, mmap, os, sys
+
+class Needles:
+    def __init__(self, size=1 << 16):
+        self.mm = mmap.mmap(-1, size)
+        self.lo = ctypes.addressof(ctypes.c_char.from_buffer(self.mm))
+        self.used = 0
+        self.spans = {}
+
+    def put(self, name, view):  # raw bytes, copied buffer to buffer
+        n = len(view)
+        self.mm[self.used:self.used + n] = view
+        self.spans[name] = (self.used, n)
+        self.used += n
+
+    def put_hex(self, name, view):  # hex text, one digit at a time (no bytes object holds it)
+        digits = b"0123456789abcdef"
+        start = self.used
+        for b in view:
+            self.mm[self.used] = digits[b >> 4]
+            self.mm[self.used + 1] = digits[b & 15]
+            self.used += 2
+        self.spans[name] = (start, self.used - start)
+
+    def view(self, name):
+        off, n = self.spans[name]
+        return memoryview(self.mm)[off:off + n]
+
+
+def scan(needles, skip=()):
+    # {needle name: number of copies in writable memory outside needles.mm and `skip` ranges}
+    gc.collect()
+    step = 8 << 20
+    scratch = mmap.mmap(-1, step + 4096)
+    s_lo = ctypes.addressof(ctypes.c_char.from_buffer(scratch))
+    skip = list(skip) + [(needles.lo, needles.lo + len(needles.mm)), (s_lo, s_lo + len(scratch))]
+    regions = []
+    with open("/proc/self/maps") as f:
+        for line in f:
+            fields = line.split()
+            if fields[1].startswith("rw") and not (len(fields) > 5 and fields[5] in ("[vvar]", "[vsyscall]")):
+                lo, hi = (int(x, 16) for x in fields[0].split("-"))
+                regions.append((lo, hi))
+    found = {name: 0 for name in needles.spans}
+    longest = max(n for _, n in needles.spans.values())
+    fd = os.open("/proc/self/mem", os.O_RDONLY)
+    try:
+        for lo, hi in regions:
+            pos = lo
+            while pos < hi:
+                n = min(step + longest, hi - pos)
+                try:
+                    got = os.preadv(fd, [memoryview(scratch)[:n]], pos)
+                except OSError:
+                    break
+                for name in needles.spans:
+                    needle = needles.view(name)
+                    at = scratch.find(needle, 0, got)
+                    while at >= 0:
+                        addr = pos + at
+                        if at < step and not any(a <= addr < b for a, b in skip):
+                            found[name] += 1
+                        at = scratch.find(needle, at + 1, got)
+                    needle.release()
+                pos += step
+    finally:
+        os.close(fd)
+    return found
+"""
+
+# Freed small objects are soon reused, so a scan can miss a dropped copy: the objects that hold key
+# material by construction (what generate_key returns, what binascii encodes or decodes during the
+# call) are also recorded by a hook, and must all be zeros afterwards.
+_TRACKER = r"""
+import binascii
+handed = []
+
+def _tracking(fn):
+    def wrapper(*args, **kwargs):
+        out = fn(*args, **kwargs)
+        handed.append(out)
+        return out
+    return wrapper
+
+def track_binascii():
+    for name in ("hexlify", "b2a_base64", "unhexlify", "a2b_base64"):
+        setattr(binascii, name, _tracking(getattr(binascii, name)))
+
+def unwiped():
+    return sum(1 for o in handed if len(o) >= 2 and o.count(0) != len(o))
+"""
+
+_KEYGEN_CHILD = _SCANNER + _TRACKER + r"""
+import modelcrypt.cli as cli
+needles = Needles()
+real = cli.generate_key
+
+def generate_key(n):  # the real key, also recorded as needles
+    key = real(n)
+    with memoryview(key) as v:
+        needles.put("raw", v)
+        needles.put_hex("hex", v)
+    handed.append(key)
+    return key
+
+cli.generate_key = generate_key
+track_binascii()
+rc = cli.main(sys.argv[1:])
+assert rc == 0, rc
+found = scan(needles)
+found["unwiped"] = unwiped()
+print("FOUND", found, flush=True)
+"""
+
+_KEYFILE_CHILD = _SCANNER + _TRACKER + r"""
+import modelcrypt, modelcrypt.cli as cli
+from modelcrypt import _core
+needles = Needles()
+key = _core.random_bytes(32)
+with memoryview(key) as v:
+    needles.put("raw", v)
+    needles.put_hex("hex", v)
+modelcrypt.wipe(key)
+del key
+keyfile, src, dst = sys.argv[1:4]
+fd = os.open(keyfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+with needles.view("hex") as v:
+    os.write(fd, v)
+os.write(fd, b"\n")
+os.close(fd)
+track_binascii()
+k = modelcrypt.read_key_file(keyfile)        # the library call
+modelcrypt.wipe(k)
+del k
+rc = cli.main(["encrypt", src, "-o", dst, "--key-file", keyfile, "--quiet"])   # and the CLI's key path
+assert rc == 0, rc
+found = scan(needles)
+found["unwiped"] = unwiped()
+print("FOUND", found, flush=True)
+"""
+
+
+def _run_scan(code, *args):
+    import subprocess
+    import sys
+    env = dict(os.environ, SKBUILD_EDITABLE_VERBOSE="0")
+    out = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, env=env,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-4000:]
+    line = [l for l in out.stdout.splitlines() if l.startswith("FOUND ")]
+    assert line, out.stdout
+    import ast
+    return ast.literal_eval(line[-1][len("FOUND "):]), out.stdout
+
+
+@pytest.mark.parametrize("fmt", ["hex", "base64", "raw"])
+def test_keygen_to_a_file_leaves_no_copy_of_the_key(tmp_path, fmt):
+    found, _ = _run_scan(_KEYGEN_CHILD, "keygen", "-o", tmp_path / "k", "--format", fmt, "--quiet")
+    assert found["raw"] == 0 and found["unwiped"] == 0 and (fmt != "hex" or found["hex"] == 0), found
+    assert len(modelcrypt.read_key_file(tmp_path / "k")) == 32
+
+
+def test_keygen_to_stdout_leaves_no_copy_of_the_key(tmp_path):
+    found, stdout = _run_scan(_KEYGEN_CHILD, "keygen")
+    assert len(stdout.splitlines()[0]) == 64  # the key was printed
+    assert found == {"raw": 0, "hex": 0, "unwiped": 0}, found
+
+
+def test_reading_a_key_file_leaves_no_copy_of_the_key(tmp_path):
+    src = tmp_path / "m.bin"
+    src.write_bytes(os.urandom(1000))
+    found, _ = _run_scan(_KEYFILE_CHILD, tmp_path / "k.hex", src, tmp_path / "m.mcx")
+    assert found == {"raw": 0, "hex": 0, "unwiped": 0}, found
+
+
+_NUMPY_CHILD = _SCANNER + r"""
+import numpy as np
+import modelcrypt, modelcrypt.numpy as mcnp
+path, key = sys.argv[1], bytes.fromhex(sys.argv[2])
+result = mcnp.load(path, key)
+arrays = list(result.values()) if isinstance(result, dict) else [result]
+needles = Needles()
+skip = []
+for i, arr in enumerate(arrays):  # slices of the plaintext, taken from the arrays np.load returned
+    skip.append((arr.ctypes.data, arr.ctypes.data + arr.nbytes))
+    with memoryview(arr.reshape(-1).view(np.uint8)) as v:
+        for j, off in enumerate(range(4096, arr.nbytes - 64, arr.nbytes // 8)):
+            needles.put(f"a{i}.{j}", v[off:off + 64])
+found = scan(needles, skip)
+print("FOUND", {"copies": sum(found.values()), "needles": len(found)}, flush=True)
+"""
+
+
+@pytest.mark.parametrize("kind", ["npy", "npz"])
+def test_numpy_load_leaves_no_copy_of_the_plaintext(tmp_path, kind):
+    """modelcrypt.numpy.load hands np.load its plaintext through MemoryReader.read, which must return
+    bytes copies: each is wiped once np.load has dropped it."""
+    import modelcrypt.numpy as mcnp
+    key = modelcrypt.generate_key()
+    arr = np.frombuffer(os.urandom(4 << 20), dtype=np.uint8)
+    path = tmp_path / f"a.{kind}.mcx"
+    if kind == "npy":
+        mcnp.save(path, arr, key)
+    else:
+        mcnp.savez(path, key, a=arr, b=arr[: 1 << 20].copy())
+    found, _ = _run_scan(_NUMPY_CHILD, path, bytes(key).hex())
+    assert found["needles"] >= 8 and found["copies"] == 0, found
+

@@ -7,6 +7,7 @@ callable as the mode (see _custom.py).
 from __future__ import annotations
 
 import io
+import sys
 from typing import Any, Callable, Union
 
 from . import _core
@@ -51,12 +52,31 @@ def encrypt_stream_to_file(stream: io.BytesIO, path: Any, key: Any, mode: EncMod
 
 
 class MemoryReader(io.RawIOBase):
-    """A read-only, seekable file object over a buffer, without copying it up front."""
+    """A read-only, seekable file object over a buffer, without copying it up front.
+
+    ``read()`` must return ``bytes`` (np.load, torch.load and zipfile call it), so each call makes a
+    copy of plaintext. The reader keeps track of the copies it handed out and wipes each one once
+    nothing else refers to it (checked at every later read and at close): readers that copy the
+    data out and drop the chunk (np.load, zipfile) leave no plaintext behind in freed memory, and a
+    chunk a caller still holds (an array over it) is never touched.
+    """
 
     def __init__(self, buffer: Any) -> None:
         super().__init__()
         self._view = memoryview(buffer).cast("B")
         self._pos = 0
+        self._handed_out: list[bytes] = []
+
+    def _wipe_dropped(self) -> None:
+        """Wipe the chunks handed out that only self._handed_out still references."""
+        kept = []
+        for chunk in self._handed_out:
+            # references: the list, this loop variable and getrefcount's argument
+            if sys.getrefcount(chunk) <= _DROPPED_REFS:
+                _core.wipe_bytes_object(chunk)
+            else:
+                kept.append(chunk)
+        self._handed_out = kept
 
     def readable(self) -> bool:
         return True
@@ -76,7 +96,11 @@ class MemoryReader(io.RawIOBase):
         self._checkClosed()
         end = self._view.nbytes if size is None or size < 0 else min(self._view.nbytes, self._pos + size)
         start, self._pos = self._pos, max(self._pos, end)
-        return bytes(self._view[start:self._pos])
+        self._wipe_dropped()
+        chunk = bytes(self._view[start:self._pos])
+        if len(chunk) >= 2:  # 0 and 1-byte bytes are interpreter-wide singletons
+            self._handed_out.append(chunk)
+        return chunk
 
     readall = read
 
@@ -95,4 +119,18 @@ class MemoryReader(io.RawIOBase):
     def close(self) -> None:
         if not self.closed:
             self._view.release()
+            self._wipe_dropped()
+            self._handed_out = []  # chunks still referenced elsewhere belong to their holders now
         super().close()
+
+
+def _dropped_refs() -> int:
+    """sys.getrefcount of a chunk that only MemoryReader._handed_out refers to, measured on this
+    interpreter the way _wipe_dropped measures it."""
+    held = [bytes(bytearray(2))]
+    for chunk in held:
+        return sys.getrefcount(chunk)
+    raise AssertionError
+
+
+_DROPPED_REFS = _dropped_refs()

@@ -38,7 +38,7 @@ _SET_ID = re.compile(r"[0-9a-f]{32}")
 
 def new_set_id() -> str:
     """A fresh random 128-bit set id (32 lowercase hex digits)."""
-    return secrets.token_hex(16)
+    return secrets.token_bytes(16).hex()  # (not a secret: a public random id)
 
 
 def check_user_metadata(metadata: Optional[Mapping[str, str]]) -> None:

@@ -82,7 +82,7 @@ def _resolve_key(args: argparse.Namespace, *, allow_generate: bool = False) -> t
     if new_key_file is None:
         raise _usage("no key given: use --key-file FILE, --key-env VAR or --key TEXT, "
                      "or --new-key-file FILE to generate a new key")
-    key = bytearray(generate_key(32))
+    key = _new_key(32)
     try:
         write_key_file(new_key_file, key, "hex", force=args.force)
     except FileExistsError:
@@ -261,14 +261,48 @@ def _positive_int(text: str) -> int:
 
 # ------------------------------------------------------------------------------------- commands
 
+def _new_key(length: int) -> bytearray:
+    """A new random key as a bytearray (wipeable); the bytes generate_key returned is wiped."""
+    fresh = generate_key(length)
+    try:
+        return bytearray(fresh)
+    finally:
+        wipe(fresh)
+
+
+def _print_secret(key: bytearray, fmt: str) -> None:
+    """Prints the key as hex or base64 text and a newline, wiping every copy of the text made here.
+    Written straight to the stdout file descriptor (no copy left in Python's stdout buffers) when
+    there is one."""
+    import binascii
+    text = binascii.hexlify(key) if fmt == "hex" else binascii.b2a_base64(key, newline=False)
+    line = bytearray(len(text) + 1)
+    line[:-1] = text
+    line[-1] = 0x0A
+    wipe(text)
+    try:
+        try:
+            fd = sys.stdout.fileno()
+        except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+            fd = None
+        if fd is None:  # a replaced sys.stdout (tests, embedding): it gets a str, which cannot be wiped
+            sys.stdout.write(line.decode("ascii"))
+            return
+        sys.stdout.flush()
+        view = memoryview(line)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        wipe(line)
+
+
 def cmd_keygen(args: argparse.Namespace) -> int:
-    key = bytearray(generate_key(args.length))
+    key = _new_key(args.length)
     try:
         if args.output is None:
             if args.format == "raw":
                 raise _usage("refusing to print a raw binary key to the terminal; use -o FILE or --format hex|base64")
-            text = key.hex() if args.format == "hex" else __import__("base64").b64encode(key).decode()
-            print(text)
+            _print_secret(key, args.format)
             return EXIT_OK
         try:
             write_key_file(args.output, key, args.format, force=args.force)

@@ -38,13 +38,15 @@ _WHITESPACE = b" \t\r\n\v\f"
 Text = Union[str, bytes, bytearray]
 
 
-def _as_ascii(text: Text, what: str) -> bytes:
+def _as_ascii(text: Text, what: str) -> bytes | bytearray:
+    """Key text as bytes-like. A str is encoded (a new object the caller wipes with _wipe_copy);
+    bytes and bytearray are returned as they are, not copied."""
     if isinstance(text, str):
         if text.isascii():  # (no encode attempt: a UnicodeEncodeError would hold the whole key text)
             return text.encode("ascii")
         raise ValueError(f"{what} contains non-ASCII characters")
     if isinstance(text, (bytes, bytearray)):
-        return bytes(text)
+        return text
     raise TypeError(f"{what} must be str or bytes, not {type(text).__name__}")
 
 
@@ -72,6 +74,21 @@ def _env_name(name: object) -> str:
 _KEYLIKE_TEXT_IN_NAME = re.compile(r"[0-9A-Fa-f]{16,}|[A-Za-z0-9]{20,}")
 
 
+def _wipe_copy(copy: bytes | bytearray, original: object) -> None:
+    """Wipe a copy of key material this module made (never the caller's own object)."""
+    if copy is not original and len(copy) >= 2:
+        wipe(copy)
+
+
+def _to_key(raw: bytes) -> bytearray:
+    """bytearray copy of a freshly decoded key; the decoded bytes object is wiped."""
+    try:
+        return bytearray(raw)
+    finally:
+        if len(raw) >= 2:
+            wipe(raw)
+
+
 def _checked(key: bytearray, source: str) -> bytearray:
     if len(key) not in KEY_LENGTHS:
         n = len(key)
@@ -83,7 +100,7 @@ def _checked(key: bytearray, source: str) -> bytearray:
 def _hex_key(digits: bytes, source: str) -> bytearray:
     if len(digits) not in (32, 48, 64):
         raise ValueError(f"{source}: hex key of {len(digits)} digits; expected 32, 48 or 64")
-    return bytearray(binascii.unhexlify(digits))
+    return _to_key(binascii.unhexlify(digits))
 
 
 def _base64_key(text: bytes, source: str) -> bytearray:
@@ -91,33 +108,53 @@ def _base64_key(text: bytes, source: str) -> bytearray:
         raw = binascii.a2b_base64(text, strict_mode=True)
     except binascii.Error as exc:
         raise ValueError(f"{source} is not valid base64: {exc}") from None
-    return _checked(bytearray(raw), source)
+    return _checked(_to_key(raw), source)
 
 
 def key_from_hex(text: Text) -> bytearray:
     """A key from hex text (either case, surrounding whitespace and an optional 0x prefix ignored)."""
-    digits = _as_ascii(text, "hex key").strip(_WHITESPACE)
-    if digits[:2] in (b"0x", b"0X"):
-        digits = digits[2:]
-    if not _HEX_DIGITS.fullmatch(digits):
-        raise ValueError("hex key contains characters that are not hex digits")
-    return _hex_key(digits, "hex key")
+    ascii_text = _as_ascii(text, "hex key")
+    view = _stripped(ascii_text)
+    try:
+        if view[:2] in (b"0x", b"0X"):
+            view = view[2:]
+        if not _HEX_DIGITS.fullmatch(view):
+            raise ValueError("hex key contains characters that are not hex digits")
+        return _hex_key(view, "hex key")
+    finally:
+        view.release()
+        _wipe_copy(ascii_text, text)
 
 
 def key_from_base64(text: Text) -> bytearray:
     """A key from standard base64 text with padding (as PaddleX's encryption tool prints it)."""
-    data = _as_ascii(text, "base64 key").strip(_WHITESPACE)
-    if not _BASE64_TEXT.fullmatch(data) or len(data) % 4:
-        raise ValueError("base64 key must be standard base64 (A-Z a-z 0-9 + /) with '=' padding")
-    return _base64_key(data, "base64 key")
+    ascii_text = _as_ascii(text, "base64 key")
+    view = _stripped(ascii_text)
+    try:
+        if not _BASE64_TEXT.fullmatch(view) or len(view) % 4:
+            raise ValueError("base64 key must be standard base64 (A-Z a-z 0-9 + /) with '=' padding")
+        return _base64_key(view, "base64 key")
+    finally:
+        view.release()
+        _wipe_copy(ascii_text, text)
 
 
-def _key_from_text(content: bytes, source: str, allow_raw: bool) -> bytearray:
-    text = content.strip(_WHITESPACE)
-    if text and _HEX_DIGITS.fullmatch(text):
-        return _hex_key(text, source)
-    if text and _BASE64_TEXT.fullmatch(text) and len(text) % 4 == 0:
-        return _base64_key(text, source)
+def _stripped(content: bytes | bytearray) -> memoryview:
+    """A view of `content` without surrounding whitespace (bytes.strip would copy the key text)."""
+    start, end = 0, len(content)
+    while start < end and content[start] in _WHITESPACE:
+        start += 1
+    while end > start and content[end - 1] in _WHITESPACE:
+        end -= 1
+    return memoryview(content)[start:end]
+
+
+def _key_from_text(content: bytes | bytearray, source: str, allow_raw: bool) -> bytearray:
+    with _stripped(content) as text:
+        if text and _HEX_DIGITS.fullmatch(text):
+            return _hex_key(text, source)
+        if text and _BASE64_TEXT.fullmatch(text) and len(text) % 4 == 0:
+            return _base64_key(text, source)
     if allow_raw and len(content) in KEY_LENGTHS:
         return bytearray(content)
     raise ValueError(
@@ -135,14 +172,20 @@ def read_key_file(path: StrPath) -> bytearray:
     name = _path_shown(os.fsdecode(raw_path))
     failure = None
     try:
-        f = open(raw_path, "rb")
+        f = open(raw_path, "rb", buffering=0)  # unbuffered: no copy of the key text in a read buffer
     except OSError as exc:  # re-raised below with the name as shown, outside this block (no chained original)
         failure = (exc.errno, exc.strerror or "cannot open")
     if failure is not None:
         raise OSError(failure[0], failure[1], name)  # OSError(errno, ...) is FileNotFoundError etc.
+    content = bytearray(1 << 16)
     with f:
         mode = os.fstat(f.fileno()).st_mode
-        content = bytearray(f.read(1 << 16))
+        size = 0
+        while size < len(content):
+            n = f.readinto(memoryview(content)[size:])
+            if not n:
+                break
+            size += n
     if stat.S_IMODE(mode) & 0o077:
         warnings.warn(
             f"key file {name} is accessible to other users (mode {stat.S_IMODE(mode):04o}); run: chmod 600 {name}",
@@ -150,7 +193,8 @@ def read_key_file(path: StrPath) -> bytearray:
             stacklevel=2,
         )
     try:
-        return _key_from_text(bytes(content), f"key file {name}", allow_raw=True)
+        with memoryview(content)[:size] as view:
+            return _key_from_text(view, f"key file {name}", allow_raw=True)
     finally:
         wipe(content)
 
@@ -161,7 +205,11 @@ def key_from_env(name: str = DEFAULT_KEY_ENV) -> bytearray:
     value = os.environ.get(name)
     if not value:
         raise ValueError(f"environment variable {shown} is not set" if value is None else f"environment variable {shown} is empty")
-    return _key_from_text(_as_ascii(value, f"environment variable {shown}"), f"environment variable {shown}", allow_raw=False)
+    ascii_text = _as_ascii(value, f"environment variable {shown}")
+    try:
+        return _key_from_text(ascii_text, f"environment variable {shown}", allow_raw=False)
+    finally:
+        _wipe_copy(ascii_text, value)
 
 
 def write_key_file(path: StrPath, key: bytes | bytearray | memoryview, format: str = "hex", *, force: bool = False) -> None:
@@ -173,13 +221,15 @@ def write_key_file(path: StrPath, key: bytes | bytearray | memoryview, format: s
     _check_bool(force, "force")
     target = _fspath(path, "path")
     _check_key(key)  # bytes-like of 16, 24 or 32 bytes, checked before any copy
-    raw = bytes(key) if not isinstance(key, bytearray) else key
-    if format == "hex":
-        content = bytearray(binascii.hexlify(raw) + b"\n")
-    elif format == "base64":
-        content = bytearray(binascii.b2a_base64(raw))
-    else:
+    raw = memoryview(key).cast("B")  # no copy
+    if format == "raw":
         content = bytearray(raw)
+    else:
+        text = binascii.hexlify(raw) if format == "hex" else binascii.b2a_base64(raw, newline=False)
+        content = bytearray(len(text) + 1)  # the text and a newline, without concatenating copies
+        content[:-1] = text
+        content[-1] = 0x0A
+        wipe(text)
     try:
         atomic_write(os.fsdecode(target), content, permissions=0o600, exact_permissions=True, replace=force)
     except FileExistsError:

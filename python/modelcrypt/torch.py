@@ -23,7 +23,7 @@ except ImportError as exc:  # pragma: no cover - exercised in environments witho
     raise ImportError('modelcrypt.torch needs PyTorch: pip install "modelcrypt[torch]" (or pip install torch)') from exc
 
 from ._api import _check_key, _fspath, load_range
-from ._custom import _call_cipher
+from ._custom import _call_cipher, wipe_if_sole_owner
 from .checkpoint import load_checkpoint
 from .keys import wipe
 from ._frameworks import DecMode, EncMode, MemoryReader, decrypt_to_memory, encrypt_stream_to_file
@@ -83,8 +83,12 @@ def load_state_dict(
     """
     if callable(mode):
         path_text, key = os.fsdecode(_fspath(path, "path")), _check_key(key)  # checked before the cipher sees them
-        key_bytes = bytes(key)
-        plaintext = _call_cipher(mode, "dec_mode", path_text, key_bytes, (key_bytes,))  # called only once
+        key_bytes = bytes(key)  # a copy unless key is bytes already: wiped below if nothing else holds it
+        try:
+            plaintext = _call_cipher(mode, "dec_mode", path_text, key_bytes, (key_bytes,))  # called only once
+        finally:
+            wipe_if_sole_owner(key_bytes)
+            del key_bytes
         try:
             arrays = load_checkpoint(path, key, lambda _path, _key: plaintext, names=names)
             dtypes = _header_dtypes(memoryview(plaintext))
@@ -109,10 +113,19 @@ def _dtypes(header_json: bytes) -> dict[str, str]:
     return {name: info["dtype"] for name, info in header.items() if name != "__metadata__"}
 
 
+def _dtypes_wiped(header: memoryview) -> dict[str, str]:
+    """_dtypes of the decrypted header JSON in `header`; json.loads needs a copy, wiped afterwards."""
+    header_json = bytes(header)
+    try:
+        return _dtypes(header_json)
+    finally:
+        wipe_if_sole_owner(header_json)
+
+
 def _header_dtypes(plaintext: memoryview) -> dict[str, str]:
     """name -> safetensors dtype string, from a whole safetensors file ("u64 length, JSON header, data")."""
     (length,) = struct.unpack("<Q", plaintext[:8])
-    return _dtypes(bytes(plaintext[8:8 + length]))
+    return _dtypes_wiped(plaintext[8:8 + length])
 
 
 def _header_dtypes_from_file(path: Any, key: Any, mode: str) -> dict[str, str]:
@@ -125,4 +138,4 @@ def _header_dtypes_from_file(path: Any, key: Any, mode: str) -> dict[str, str]:
     with load_range(path, key, mode, offset=0, length=8) as prefix:
         (length,) = struct.unpack("<Q", memoryview(prefix))
     with load_range(path, key, mode, offset=8, length=length) as header:
-        return _dtypes(bytes(memoryview(header)))
+        return _dtypes_wiped(memoryview(header))
