@@ -550,10 +550,8 @@ def cli_files(tmp_path_factory):
     return d
 
 
-# The core's error messages name the file; for a file name that is not UTF-8 the binding's
-# PyErr_SetString fails to decode the message and a UnicodeDecodeError replaces the OSError (exit 2
-# instead of 3). cpp/python/bindings.cpp is being rewritten; strict, so the fix is noticed here.
-_NON_UTF8_MESSAGE = pytest.mark.xfail(strict=True, reason="bindings.cpp: non-UTF-8 file name in an error message")
+# The core's error messages name the file; a file name that is not UTF-8 is shown with \xNN escapes
+# (the binding decodes messages with backslashreplace), and the error stays an OSError (exit 3).
 
 K = ("--key-file", "{keyfile}")
 E = ("--key-env", "MC_SECRET_KEY")
@@ -586,9 +584,9 @@ CLI_CASES = [
     (("decrypt", b"{enc}\xff", "-o", "{out}", *E), 3),
     (("verify", "{enc}", "--key-env", "MC_BAD_KEY"), 2),
     (("verify", "{enc}", "--key-file", b"/nonexistent/\xff"), 3),
-    pytest.param(("verify", "{enc}", b"{dir}/\xff", *K), 3, marks=_NON_UTF8_MESSAGE),
+    (("verify", "{enc}", b"{dir}/\xff", *K), 3),
     (("verify", "{src}", *E), 1),
-    pytest.param(("inspect", b"/nonexistent/\xff"), 3, marks=_NON_UTF8_MESSAGE),
+    (("inspect", b"/nonexistent/\xff"), 3),
     (("inspect", "{src}"), 1),
     (("keygen", "--length", str(2**64)), 2),
     (("keygen", "--format", b"\xff"), 2),
@@ -624,7 +622,7 @@ def test_cli_bad_input(args, code, cli_files, tmp_path):
         assert b"error" in r.stderr or (args[0] == "verify" and b"FAILED" in r.stdout), text
 
 
-@pytest.mark.xfail(strict=True, reason="bindings.cpp: non-UTF-8 file name in an error message")
 def test_missing_file_with_a_non_utf8_name_is_a_file_error():
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError) as ei:
         modelcrypt.inspect(b"/nonexistent/\xff")
+    assert "\\xff" in str(ei.value)

@@ -155,14 +155,29 @@ py::object exception_class(const char* name) {
   return py::module_::import("modelcrypt.exceptions").attr(name);
 }
 
+// The core's message as str. Messages may quote a file name that is not UTF-8: such bytes are
+// shown as \xNN escapes (PyErr_SetString would fail to decode them and raise a UnicodeDecodeError
+// in place of the real error).
+py::str message_of(const Error& e) {
+  const std::string text = e.what();
+  PyObject* s = PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()), "backslashreplace");
+  if (s == nullptr) {
+    PyErr_Clear();
+    return py::str("(undecodable error message)");
+  }
+  return py::reinterpret_steal<py::str>(s);
+}
+
+void set_error(PyObject* type, const Error& e) { PyErr_SetObject(type, message_of(e).ptr()); }
+
 void translate(const Error& e) {
   switch (e.status()) {
-    case Status::key_mismatch: PyErr_SetString(exception_class("KeyMismatchError").ptr(), e.what()); return;
-    case Status::auth_failed: PyErr_SetString(exception_class("AuthenticationError").ptr(), e.what()); return;
-    case Status::format: PyErr_SetString(exception_class("FormatError").ptr(), e.what()); return;
-    case Status::unsupported: PyErr_SetString(exception_class("UnsupportedVersionError").ptr(), e.what()); return;
-    case Status::invalid_argument: PyErr_SetString(PyExc_ValueError, e.what()); return;
-    case Status::no_memory: PyErr_SetString(PyExc_MemoryError, e.what()); return;
+    case Status::key_mismatch: set_error(exception_class("KeyMismatchError").ptr(), e); return;
+    case Status::auth_failed: set_error(exception_class("AuthenticationError").ptr(), e); return;
+    case Status::format: set_error(exception_class("FormatError").ptr(), e); return;
+    case Status::unsupported: set_error(exception_class("UnsupportedVersionError").ptr(), e); return;
+    case Status::invalid_argument: set_error(PyExc_ValueError, e); return;
+    case Status::no_memory: set_error(PyExc_MemoryError, e); return;
     case Status::io: {
       // OSError(errno, message, filename) becomes FileNotFoundError, PermissionError, ... by errno.
       py::object oserror = py::reinterpret_borrow<py::object>(PyExc_OSError);
@@ -170,14 +185,14 @@ void translate(const Error& e) {
       if (e.sys_errno() != 0) {
         py::object filename = py::reinterpret_steal<py::object>(
             PyUnicode_DecodeFSDefaultAndSize(e.path().data(), static_cast<Py_ssize_t>(e.path().size())));
-        err = oserror(e.sys_errno(), e.what(), filename);
+        err = oserror(e.sys_errno(), message_of(e), filename);
       } else {
-        err = oserror(e.what());
+        err = oserror(message_of(e));
       }
       PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(err.ptr())), err.ptr());
       return;
     }
-    default: PyErr_SetString(exception_class("ModelCryptError").ptr(), e.what()); return;
+    default: set_error(exception_class("ModelCryptError").ptr(), e); return;
   }
 }
 
