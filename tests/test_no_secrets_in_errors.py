@@ -626,3 +626,26 @@ def test_missing_file_with_a_non_utf8_name_is_a_file_error():
     with pytest.raises(FileNotFoundError) as ei:
         modelcrypt.inspect(b"/nonexistent/\xff")
     assert "\\xff" in str(ei.value)
+
+
+def test_decrypted_buffer_methods_never_echo_their_arguments():
+    """DecryptedBuffer's methods and properties take their arguments unconverted: a key or the
+    plaintext passed by mistake (or as a wrong `self`) is not shown by pybind11's "Invoked with"."""
+    k = bytes(_KEY)
+    buf = modelcrypt.decrypt_bytes(modelcrypt.encrypt_bytes(_PLAINTEXT, k), k)
+    calls = {
+        "close(key)": lambda: buf.close(k),
+        "close(x=plaintext)": lambda: buf.close(x=_PLAINTEXT),
+        "__len__(key)": lambda: buf.__len__(k),
+        "__enter__(plaintext)": lambda: buf.__enter__(_PLAINTEXT),
+        "unbound close(key)": lambda: modelcrypt.DecryptedBuffer.close(k),
+        "unbound __len__(plaintext)": lambda: modelcrypt.DecryptedBuffer.__len__(_PLAINTEXT),
+        "closed.fget(key)": lambda: modelcrypt.DecryptedBuffer.closed.fget(k),
+        "metadata_raw.fget(plaintext)": lambda: modelcrypt.DecryptedBuffer.metadata_raw.fget(_PLAINTEXT),
+    }
+    for what, call in calls.items():
+        with pytest.raises(TypeError) as ei:
+            call()
+        assert not leaks(ei.value), (what, leaks(ei.value))
+    assert len(buf) == len(_PLAINTEXT) and not buf.closed  # none of the refused calls did anything
+    buf.close()

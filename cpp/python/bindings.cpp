@@ -151,6 +151,17 @@ extern "C" int decrypted_buffer_getbuffer(PyObject* obj, Py_buffer* view, int fl
   return PyBuffer_FillInfo(view, obj, const_cast<uint8_t*>(d.data()), static_cast<Py_ssize_t>(d.size()), 0, flags);
 }
 
+// `self` of a DecryptedBuffer method, taken as py::handle so that a call with a wrong `self` or with
+// extra arguments never reaches pybind11's "Invoked with: ..." message (which would show them).
+DecryptedBuffer& buffer_self(const py::handle& self) {
+  if (!py::isinstance<DecryptedBuffer>(self)) raise(PyExc_TypeError, "expected a modelcrypt.DecryptedBuffer");
+  return self.cast<DecryptedBuffer&>();
+}
+
+void no_arguments(const py::args& args, const py::kwargs& kwargs, const char* name) {
+  if (!args.empty() || !kwargs.empty()) raise(PyExc_TypeError, std::string(name) + "() takes no arguments");
+}
+
 py::object exception_class(const char* name) {
   return py::module_::import("modelcrypt.exceptions").attr(name);
 }
@@ -225,22 +236,31 @@ PYBIND11_MODULE(_core, m) {
   type->tp_as_buffer->bf_releasebuffer = nullptr;
   PyType_Modified(type);
   buffer_class
-      .def("__len__", [](const DecryptedBuffer& self) {
-        self.check_open();
-        return self.contents.size();
+      .def("__len__", [](const py::handle& self, const py::args& args, const py::kwargs& kwargs) {
+        no_arguments(args, kwargs, "__len__");
+        const DecryptedBuffer& buf = buffer_self(self);
+        buf.check_open();
+        return buf.contents.size();
       })
-      .def("close", &DecryptedBuffer::close, "Wipe the plaintext (zeros, pages returned to the OS). Later access raises ValueError.")
-      .def_property_readonly("closed", [](const DecryptedBuffer& self) { return self.closed; })
-      .def_property_readonly("format", [](const DecryptedBuffer& self) { return self.contents.format; })
-      .def_property_readonly("cipher", [](const DecryptedBuffer& self) { return self.contents.cipher; })
-      .def_property_readonly("insecure_reason", [](const DecryptedBuffer& self) { return self.contents.insecure; })
-      .def_property_readonly("metadata_raw", [](const DecryptedBuffer& self) {
-        const auto& md = self.contents.metadata;
+      .def("close", [](const py::handle& self, const py::args& args, const py::kwargs& kwargs) {
+        no_arguments(args, kwargs, "close");
+        buffer_self(self).close();
+      }, "Wipe the plaintext (zeros, pages returned to the OS). Later access raises ValueError.")
+      .def_property_readonly("closed", [](const py::handle& self) { return buffer_self(self).closed; })
+      .def_property_readonly("format", [](const py::handle& self) { return buffer_self(self).contents.format; })
+      .def_property_readonly("cipher", [](const py::handle& self) { return buffer_self(self).contents.cipher; })
+      .def_property_readonly("insecure_reason", [](const py::handle& self) { return buffer_self(self).contents.insecure; })
+      .def_property_readonly("metadata_raw", [](const py::handle& self) {
+        const auto& md = buffer_self(self).contents.metadata;
         return py::bytes(reinterpret_cast<const char*>(md.data()), md.size());
       })
-      .def("__enter__", [](py::object self) { return self; })
-      .def("__exit__", [](DecryptedBuffer& self, py::args) {
-        self.close();
+      .def("__enter__", [](const py::handle& self, const py::args& args, const py::kwargs& kwargs) {
+        no_arguments(args, kwargs, "__enter__");
+        buffer_self(self);
+        return py::reinterpret_borrow<py::object>(self);
+      })
+      .def("__exit__", [](const py::handle& self, const py::args&, const py::kwargs&) {
+        buffer_self(self).close();
         return false;
       });
 
