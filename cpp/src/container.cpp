@@ -323,24 +323,8 @@ Decrypted load_range(const std::string& path, ByteView key, const std::string& m
     throw Error(Status::invalid_argument, "random access needs a modelcrypt file; legacy formats load whole");
   }
   f.authenticate(key);
-  const Header& h = f.parsed.header;
-  if (offset > h.plaintext_length || length > h.plaintext_length - offset) {
-    throw Error(Status::invalid_argument, "range [" + std::to_string(offset) + ", " + std::to_string(offset) + "+" +
-                                              std::to_string(length) + ") is outside the plaintext of " +
-                                              std::to_string(h.plaintext_length) + " bytes");
-  }
-  Decrypted out;
-  out.metadata = h.metadata;
-  if (length == 0) {
-    out.plaintext = SecureBuffer::allocate(0);
-    return out;
-  }
-  const uint64_t first = offset / h.chunk_size;
-  const uint64_t last = (offset + length - 1) / h.chunk_size;
-  out.plaintext = load_chunks(f.in, h, f.keys, first, last - first + 1, threads);
-  out.view_offset = checked_size(offset - h.chunk_plaintext_offset(first));
-  out.view_length = checked_size(length);
-  return out;
+  detail::check_range(f.parsed.header, offset, length);
+  return detail::load_opened_range(f, offset, length, threads);
 }
 
 Decrypted decrypt_memory(ByteView blob, ByteView key, const std::string& mode_text, const std::string& format_choice,
@@ -645,6 +629,30 @@ void OpenedFile::authenticate(ByteView key) {
 
 SecureBuffer load_opened_chunks(const OpenedFile& f, uint64_t first, uint64_t count, unsigned threads) {
   return load_chunks(f.in, f.parsed.header, f.keys, first, count, threads);
+}
+
+void check_range(const Header& h, uint64_t offset, uint64_t length) {
+  if (offset > h.plaintext_length || length > h.plaintext_length - offset) {
+    throw Error(Status::invalid_argument, "range [" + std::to_string(offset) + ", " + std::to_string(offset) + "+" +
+                                              std::to_string(length) + ") is outside the plaintext of " +
+                                              std::to_string(h.plaintext_length) + " bytes");
+  }
+}
+
+Decrypted load_opened_range(const OpenedFile& f, uint64_t offset, uint64_t length, unsigned threads) {
+  const Header& h = f.parsed.header;
+  Decrypted out;
+  out.metadata = h.metadata;
+  if (length == 0) {
+    out.plaintext = SecureBuffer::allocate(0);
+    return out;
+  }
+  const uint64_t first = offset / h.chunk_size;
+  const uint64_t last = (offset + length - 1) / h.chunk_size;
+  out.plaintext = load_opened_chunks(f, first, last - first + 1, threads);
+  out.view_offset = checked_size(offset - h.chunk_plaintext_offset(first));
+  out.view_length = checked_size(length);
+  return out;
 }
 
 void decrypt_opened(const OpenedFile& f, const std::string& dst, unsigned threads, const Progress& progress,

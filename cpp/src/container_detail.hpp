@@ -34,6 +34,12 @@ struct OpenedFile {
 // Nothing is returned unless every chunk authenticates (Error(auth_failed) naming the first bad one).
 SecureBuffer load_opened_chunks(const OpenedFile& f, uint64_t first, uint64_t count, unsigned threads);
 
+// Error(invalid_argument) unless [offset, offset + length) lies inside the plaintext of `h`.
+void check_range(const format::Header& h, uint64_t offset, uint64_t length);
+// Plaintext bytes [offset, offset + length) (checked by check_range): the whole chunks covering
+// them are read and decrypted, the view is the range.
+Decrypted load_opened_range(const OpenedFile& f, uint64_t offset, uint64_t length, unsigned threads);
+
 // decrypt_file / verify_file on an already opened file (same descriptor, same keys).
 void decrypt_opened(const OpenedFile& f, const std::string& dst, unsigned threads, const Progress& progress,
                     bool durable);

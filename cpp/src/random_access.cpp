@@ -75,26 +75,8 @@ auto RandomAccessFile::guarded(Fn&& fn) const -> decltype(fn()) {
 }
 
 Decrypted RandomAccessFile::read_range(uint64_t offset, uint64_t length, unsigned threads) const {
-  const format::Header& h = header();
-  if (offset > h.plaintext_length || length > h.plaintext_length - offset) {
-    throw Error(Status::invalid_argument, "range [" + std::to_string(offset) + ", " + std::to_string(offset) + "+" +
-                                              std::to_string(length) + ") is outside the plaintext of " +
-                                              std::to_string(h.plaintext_length) + " bytes");
-  }
-  return guarded([&] {
-    Decrypted out;
-    out.metadata = h.metadata;
-    if (length == 0) {
-      out.plaintext = SecureBuffer::allocate(0);
-      return out;
-    }
-    const uint64_t first = offset / h.chunk_size;
-    const uint64_t last = (offset + length - 1) / h.chunk_size;
-    out.plaintext = detail::load_opened_chunks(*file_, first, last - first + 1, threads);
-    out.view_offset = static_cast<size_t>(offset - h.chunk_plaintext_offset(first));
-    out.view_length = static_cast<size_t>(length);
-    return out;
-  });
+  detail::check_range(header(), offset, length);
+  return guarded([&] { return detail::load_opened_range(*file_, offset, length, threads); });
 }
 
 void RandomAccessFile::decrypt_to_file(const std::string& dst, unsigned threads, const Progress& progress,
