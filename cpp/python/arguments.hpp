@@ -1,0 +1,103 @@
+// Argument conversion shared by the binding files (bindings.cpp, bind_random_access.cpp).
+#pragma once
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <string>
+
+#include "container.hpp"
+#include "crypto.hpp"
+
+namespace modelcrypt::binding {
+
+namespace py = pybind11;
+
+// Argument conversion. Every binding takes its arguments as py::handle and converts them here, so
+// that a bad argument never reaches pybind11's overload resolution, whose TypeError lists every
+// argument of the call ("Invoked with: ...") -- the key and the plaintext included. The messages
+// below name the argument and what it must be, and never show a value.
+[[noreturn]] inline void raise(PyObject* type, const std::string& message) {
+  PyErr_SetString(type, message.c_str());
+  throw py::error_already_set();
+}
+
+inline std::string bytes_arg(const py::handle& h, const char* name) {
+  if (!PyBytes_Check(h.ptr())) raise(PyExc_TypeError, std::string(name) + " must be bytes");
+  return std::string(PyBytes_AS_STRING(h.ptr()), static_cast<size_t>(PyBytes_GET_SIZE(h.ptr())));
+}
+
+inline std::string to_path(const py::handle& h, const char* name = "path") { return bytes_arg(h, name); }
+
+// A str that encodes to UTF-8 (lone surrogates do not): modes and format names.
+inline std::string text_arg(const py::handle& h, const char* name) {
+  if (!PyUnicode_Check(h.ptr())) raise(PyExc_TypeError, std::string(name) + " must be a str");
+  Py_ssize_t n = 0;
+  const char* utf8 = PyUnicode_AsUTF8AndSize(h.ptr(), &n);
+  if (utf8 == nullptr) {
+    PyErr_Clear();  // the UnicodeEncodeError would carry the text; ours names the argument only
+    raise(PyExc_ValueError, std::string(name) + " must be text encodable as UTF-8");
+  }
+  return std::string(utf8, static_cast<size_t>(n));
+}
+
+inline uint64_t u64_arg(const py::handle& h, const char* name, uint64_t max = UINT64_MAX) {
+  if (!PyLong_Check(h.ptr()) || PyBool_Check(h.ptr())) raise(PyExc_TypeError, std::string(name) + " must be an int");
+  const unsigned long long v = PyLong_AsUnsignedLongLong(h.ptr());
+  if (v == static_cast<unsigned long long>(-1) && PyErr_Occurred()) {
+    PyErr_Clear();
+    raise(PyExc_OverflowError, std::string(name) + " is out of range (0 to " + std::to_string(max) + ")");
+  }
+  if (v > max) raise(PyExc_OverflowError, std::string(name) + " is out of range (0 to " + std::to_string(max) + ")");
+  return v;
+}
+
+inline uint32_t u32_arg(const py::handle& h, const char* name) { return static_cast<uint32_t>(u64_arg(h, name, UINT32_MAX)); }
+
+inline bool bool_arg(const py::handle& h, const char* name) {
+  if (!PyBool_Check(h.ptr())) raise(PyExc_TypeError, std::string(name) + " must be True or False");
+  return h.ptr() == Py_True;
+}
+
+// A C-contiguous read-only view of any bytes-like object, held for the duration of a call.
+class BytesLike {
+ public:
+  explicit BytesLike(const py::handle& obj, const char* name = "data") {
+    if (PyObject_GetBuffer(obj.ptr(), &view_, PyBUF_SIMPLE) != 0) {
+      PyErr_Clear();
+      raise(PyExc_TypeError, std::string(name) + " must be a C-contiguous bytes-like object");
+    }
+  }
+  ~BytesLike() { PyBuffer_Release(&view_); }
+  BytesLike(const BytesLike&) = delete;
+  BytesLike& operator=(const BytesLike&) = delete;
+  ByteView view() const { return {static_cast<const uint8_t*>(view_.buf), static_cast<size_t>(view_.len)}; }
+
+ private:
+  Py_buffer view_{};
+};
+
+// The key is copied into wiping memory before the GIL is released, so another Python thread
+// mutating a bytearray key cannot race the core.
+inline SecretBytes copy_key(const py::handle& key) {
+  BytesLike k(key, "key");
+  const ByteView v = k.view();
+  return SecretBytes(v.data, v.data + v.size);
+}
+
+inline ByteView view_of(const SecretBytes& s) { return {s.data(), s.size()}; }
+inline ByteView view_of(const std::string& s) { return {reinterpret_cast<const uint8_t*>(s.data()), s.size()}; }
+
+
+// The core's progress hook for a streaming call made with the GIL released: between batches it
+// re-acquires the GIL, lets pending signals run (Ctrl-C raises KeyboardInterrupt, which cancels the
+// operation: the core removes its temporary file) and calls the optional Python callback.
+// `callback` is borrowed: the caller's argument keeps it alive for the whole call.
+inline Progress python_progress(py::handle callback) {
+  return [callback](uint64_t bytes_done) {
+    py::gil_scoped_acquire gil;
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+    if (!callback.is_none()) callback(bytes_done);
+  };
+}
+
+}  // namespace modelcrypt::binding
