@@ -266,9 +266,10 @@ def unwiped():
 """
 
 _KEYGEN_CHILD = _SCANNER + _TRACKER + r"""
-import modelcrypt.cli as cli
+import modelcrypt.cli
+import modelcrypt.cli._key_source as key_source
 needles = Needles()
-real = cli.generate_key
+real = key_source.generate_key
 
 def generate_key(n):  # the real key, also recorded as needles
     key = real(n)
@@ -278,9 +279,9 @@ def generate_key(n):  # the real key, also recorded as needles
     handed.append(key)
     return key
 
-cli.generate_key = generate_key
+key_source.generate_key = generate_key  # where the CLI looks it up
 track_binascii()
-rc = cli.main(sys.argv[1:])
+rc = modelcrypt.cli.main(sys.argv[1:])
 assert rc == 0, rc
 found = scan(needles)
 found["unwiped"] = unwiped()
@@ -307,7 +308,7 @@ track_binascii()
 k = modelcrypt.read_key_file(keyfile)        # the library call
 modelcrypt.wipe(k)
 del k
-rc = cli.main(["encrypt", src, "-o", dst, "--key-file", keyfile, "--quiet"])   # and the CLI's key path
+rc = modelcrypt.cli.main(["encrypt", src, "-o", dst, "--key-file", keyfile, "--quiet"])   # and the CLI's key path
 assert rc == 0, rc
 found = scan(needles)
 found["unwiped"] = unwiped()

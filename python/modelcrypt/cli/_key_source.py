@@ -1,0 +1,127 @@
+"""Where a command gets its key: --key-file, --key-env, --key, --new-key-file (and migrate's --from-*); keygen."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+
+from .._api import generate_key
+from ..keys import _as_ascii, _key_from_text, key_from_env, read_key_file, wipe, write_key_file
+from ._common import EXIT_OK, _info, _usage
+
+
+def _resolve_key(args: argparse.Namespace, *, allow_generate: bool = False) -> tuple[bytearray, str | None]:
+    """The key from the one source given. Returns (key, path of a key file generated for it)."""
+    sources = [s for s in ("key_file", "key_env", "key") if getattr(args, s, None) is not None]
+    new_key_file = getattr(args, "new_key_file", None)
+    if len(sources) > 1:
+        raise _usage("give only one of --key-file, --key-env and --key")
+    if sources and new_key_file is not None:
+        raise _usage("--new-key-file generates a key; it cannot be combined with --key-file, --key-env or --key")
+    try:
+        if args.key_file is not None:
+            return read_key_file(args.key_file), None
+        if args.key_env is not None:
+            return key_from_env(args.key_env), None
+        if args.key is not None:
+            warnings.warn("--key puts the key on the command line, where other users can see it "
+                          "(use --key-file or --key-env)", UserWarning, stacklevel=1)
+            return _key_from_text(_as_ascii(args.key, "--key"), "--key", allow_raw=False), None
+    except ValueError as exc:
+        raise _usage(str(exc)) from None
+    if not allow_generate:
+        raise _usage("no key given: use --key-file FILE, --key-env VAR or --key TEXT")
+    if new_key_file is None:
+        raise _usage("no key given: use --key-file FILE, --key-env VAR or --key TEXT, "
+                     "or --new-key-file FILE to generate a new key")
+    key = _new_key(32)
+    try:
+        write_key_file(new_key_file, key, "hex", force=args.force)
+    except FileExistsError:
+        raise _usage(f"{new_key_file} exists; use --force to replace it") from None
+    _info(args, f"generated a new key: {new_key_file}")
+    return key, new_key_file
+
+
+def _add_key_options(p: argparse.ArgumentParser, *, generate: bool = False) -> None:
+    g = p.add_argument_group("key source (exactly one)")
+    g.add_argument("--key-file", metavar="FILE", help="key file holding a hex, base64 or raw key")
+    g.add_argument("--key-env", metavar="VAR", help="environment variable holding a hex or base64 key")
+    g.add_argument("--key", metavar="TEXT", help="hex or base64 key (visible to other users: prefer the above)")
+    if generate:
+        g.add_argument("--new-key-file", metavar="FILE",
+                       help="with no key source: generate a 32-byte key and save it here (hex, mode 0600)")
+
+
+def _resolve_old_key(args: argparse.Namespace) -> bytearray:
+    """migrate's old key, from exactly one of --from-key-file, --from-key-env, --from-key (key-source rules)."""
+    sources = [s for s in ("from_key_file", "from_key_env", "from_key") if getattr(args, s, None) is not None]
+    if len(sources) > 1:
+        raise _usage("give only one of --from-key-file, --from-key-env and --from-key")
+    try:
+        if args.from_key_file is not None:
+            return read_key_file(args.from_key_file)
+        if args.from_key_env is not None:
+            return key_from_env(args.from_key_env)
+        if args.from_key is not None:
+            warnings.warn("--from-key puts the key on the command line, where other users can see it "
+                          "(use --from-key-file or --from-key-env)", UserWarning, stacklevel=1)
+            return _key_from_text(_as_ascii(args.from_key, "--from-key"), "--from-key", allow_raw=False)
+    except ValueError as exc:
+        raise _usage(str(exc)) from None
+    raise _usage("no old key given: use --from-key-file FILE, --from-key-env VAR or --from-key TEXT")
+
+
+def _new_key(length: int) -> bytearray:
+    """A new random key as a bytearray (wipeable); the bytes generate_key returned is wiped."""
+    fresh = generate_key(length)
+    try:
+        return bytearray(fresh)
+    finally:
+        wipe(fresh)
+
+
+def _print_secret(key: bytearray, fmt: str) -> None:
+    """Prints the key as hex or base64 text and a newline, wiping every copy of the text made here.
+    Written straight to the stdout file descriptor (no copy left in Python's stdout buffers) when
+    there is one."""
+    import binascii
+    text = binascii.hexlify(key) if fmt == "hex" else binascii.b2a_base64(key, newline=False)
+    line = bytearray(len(text) + 1)
+    line[:-1] = text
+    line[-1] = 0x0A
+    wipe(text)
+    try:
+        try:
+            fd = sys.stdout.fileno()
+        except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+            fd = None
+        if fd is None:  # a replaced sys.stdout (tests, embedding): it gets a str, which cannot be wiped
+            sys.stdout.write(line.decode("ascii"))
+            return
+        sys.stdout.flush()
+        view = memoryview(line)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        wipe(line)
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    key = _new_key(args.length)
+    try:
+        if args.output is None:
+            if args.format == "raw":
+                raise _usage("refusing to print a raw binary key to the terminal; use -o FILE or --format hex|base64")
+            _print_secret(key, args.format)
+            return EXIT_OK
+        try:
+            write_key_file(args.output, key, args.format, force=args.force)
+        except FileExistsError:
+            raise _usage(f"{args.output} exists; use --force to replace it") from None
+        _info(args, f"wrote a new {args.length}-byte key to {args.output} ({args.format}, mode 0600)")
+        return EXIT_OK
+    finally:
+        wipe(key)

@@ -1,0 +1,59 @@
+"""Entry point: parses arguments, runs the command, maps exceptions to exit codes and one-line messages."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+from ..exceptions import ModelCryptError
+from ._common import (EXIT_DATA, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_IO, EXIT_USAGE, CommandError,
+                      _safe_message)
+from ._parser import _build_parser
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _text_streams() -> None:
+    """Messages name files and options as given; characters the terminal's encoding cannot show
+    (lone surrogates from non-UTF-8 file names) come out escaped instead of failing."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):
+                pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    _text_streams()
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    warnings.showwarning = _show_warning
+    warnings.simplefilter("default")
+    try:
+        return args.func(args)
+    except CommandError as exc:
+        print(f"modelcrypt: error: {exc}", file=sys.stderr)
+        return exc.code
+    except ModelCryptError as exc:
+        print(f"modelcrypt: error: {exc}", file=sys.stderr)
+        return EXIT_DATA
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename and str(exc.filename) not in str(exc) else ""
+        print(f"modelcrypt: error: {exc}{where}", file=sys.stderr)
+        return EXIT_IO
+    except (ValueError, TypeError, OverflowError) as exc:  # argument values the API refused (bad input)
+        print(f"modelcrypt: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("modelcrypt: interrupted; no output was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - never a traceback (it could show data); one line instead
+        print(f"modelcrypt: internal error: {_safe_message(exc)}", file=sys.stderr)
+        return EXIT_INTERNAL

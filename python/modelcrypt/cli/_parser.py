@@ -1,0 +1,112 @@
+"""The argument parser of the `modelcrypt` command line."""
+
+from __future__ import annotations
+
+import argparse
+
+from .. import __version__, _native
+from .._api import READ_FORMATS
+from ..keys import KEY_FORMATS
+from ._common import EXIT_CODES_HELP, _chunk_size, _metadata_item, _positive_int
+from ._commands import cmd_config, cmd_decrypt, cmd_encrypt, cmd_inspect, cmd_migrate, cmd_verify
+from ._key_source import _add_key_options, cmd_keygen
+
+
+def _add_legacy_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("legacy formats (read only when asked for; see docs/LEGACY.md)")
+    g.add_argument("--format", choices=READ_FORMATS, default="modelcrypt",
+                   help="formats to accept: modelcrypt (default: format v1 only), mindspore, paddlex, paddle-cipher "
+                        "(each also reads v1 files) or auto (any detected format)")
+    g.add_argument("--mode", metavar="MODE", default="AES-GCM",
+                   help="cipher of a legacy file: AES-GCM (default), MindSpore's AES-CBC or SM4-CBC, or "
+                        "paddle:<cipher_name>[:iv=<bits>][:tag=<bits>] for Paddle cipher files")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modelcrypt",
+        description="Authenticated encryption for model files (format: docs/FORMAT.md).",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"modelcrypt {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help_: str, func) -> argparse.ArgumentParser:
+        p = commands.add_parser(name, help=help_, description=help_, epilog=EXIT_CODES_HELP,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.set_defaults(func=func)
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or informational messages")
+        return p
+
+    p = command("keygen", "generate a random key", cmd_keygen)
+    p.add_argument("-o", "--output", metavar="FILE", help="write the key to FILE (mode 0600) instead of stdout")
+    p.add_argument("--format", choices=KEY_FORMATS, default="hex", help="key encoding (default: hex)")
+    p.add_argument("--length", type=int, choices=(16, 24, 32), default=32, help="key length in bytes (default: 32)")
+    p.add_argument("--force", action="store_true", help="replace an existing key file")
+
+    p = command("encrypt", "encrypt a file, or mirror a directory into an encrypted one", cmd_encrypt)
+    p.add_argument("src", metavar="SRC", help="file or directory to encrypt")
+    p.add_argument("-o", "--output", metavar="DST", help="output (default: SRC.mcx)")
+    _add_key_options(p, generate=True)
+    p.add_argument("--exclude", metavar="GLOB", action="append", help="skip files matching GLOB (repeatable)")
+    p.add_argument("--chunk-size", type=_chunk_size, default=None, metavar="N", help="chunk size (default 1MiB)")
+    p.add_argument("--metadata", type=_metadata_item, action="append", metavar="KEY=VALUE",
+                   help="authenticated, unencrypted metadata (repeatable)")
+    p.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="threads (default: all cores)")
+    p.add_argument("--no-fsync", action="store_true",
+                   help="don't flush outputs to the device before renaming them into place (faster on slow disks; "
+                        "a power loss soon after may leave an empty or partial output)")
+    p.add_argument("--force", action="store_true", help="replace an existing DST")
+
+    p = command("decrypt", "decrypt to a plaintext file or directory (on purpose)", cmd_decrypt)
+    p.add_argument("src", metavar="SRC", help="encrypted file or directory")
+    p.add_argument("-o", "--output", metavar="DST", required=True, help="plaintext output")
+    _add_key_options(p)
+    _add_legacy_options(p)
+    p.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="threads (default: all cores)")
+    p.add_argument("--no-fsync", action="store_true",
+                   help="don't flush outputs to the device before renaming them into place (faster on slow disks; "
+                        "a power loss soon after may leave an empty or partial output)")
+    p.add_argument("--force", action="store_true", help="replace an existing DST")
+
+    p = command("migrate", "re-encrypt MindSpore, PaddleX, Paddle or modelcrypt files (file or directory) into "
+                "modelcrypt format v1 under a new key; no plaintext is written", cmd_migrate)
+    p.add_argument("src", metavar="SRC", help="encrypted file or directory")
+    p.add_argument("-o", "--output", metavar="DST", required=True, help="v1 output (file or directory mirror)")
+    g = p.add_argument_group("old key (exactly one)")
+    g.add_argument("--from-key-file", metavar="FILE", help="key file of the old key (hex, base64 or raw)")
+    g.add_argument("--from-key-env", metavar="VAR", help="environment variable holding the old key (hex or base64)")
+    g.add_argument("--from-key", metavar="TEXT", help="old key as hex or base64 (visible to other users)")
+    m = p.add_argument_group("old format (default: detected from each file)")
+    m.add_argument("--from-mode", metavar="MODE",
+                   help="AES-GCM, AES-CBC, SM4-CBC, or paddle:<cipher_name>[:iv=<bits>][:tag=<bits>] for Paddle "
+                        "cipher files (which have no magic)")
+    m.add_argument("--from-paddle-config", metavar="CONF",
+                   help="Paddle cipher config file the files were encrypted with (sets the paddle:... mode)")
+    _add_key_options(p, generate=True)
+    p.add_argument("--keep-names", action="store_true",
+                   help="keep PaddleX's encrypted.pdmodel/.pdparams/.yml names (default: model.pdmodel, "
+                        "model.pdiparams, model.yml)")
+    p.add_argument("--exclude", metavar="GLOB", action="append", help="skip files matching GLOB (repeatable)")
+    p.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="threads (default: all cores)")
+    p.add_argument("--force", action="store_true", help="replace an existing DST")
+
+    p = command("verify", "authenticate whole files with the key; writes nothing", cmd_verify)
+    p.add_argument("files", metavar="FILE", nargs="+")
+    _add_key_options(p)
+    _add_legacy_options(p)
+    p.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="threads (default: all cores)")
+
+    p = command("inspect", "show header fields (no key needed, nothing authenticated)", cmd_inspect)
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+
+    p = command("config", "print where the C/C++ API is installed", cmd_config)
+    which = p.add_mutually_exclusive_group(required=True)
+    for flag, func, what in (("--cmakedir", _native.get_cmake_dir, "directory of modelcryptConfig.cmake"),
+                             ("--includedir", _native.get_include, "include directory (modelcrypt/modelcrypt.h)"),
+                             ("--libdir", _native.get_lib_dir, "directory of libmodelcrypt.so"),
+                             ("--pkgconfigdir", _native.get_pkgconfig_dir, "directory of modelcrypt.pc")):
+        which.add_argument(flag, action="store_const", const=func, dest="where", help=what)
+    return parser
