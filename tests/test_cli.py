@@ -872,7 +872,8 @@ def test_inspect_json(tmp_path, keyfile):
     _, enc = encrypted(tmp_path, keyfile, size=9_000, extra=("--metadata", "model=tiny"))
     r = ok(mc("inspect", enc, "--json"))
     obj = json.loads(r.stdout)
-    assert set(obj) == set(INSPECT_FIELDS) | {"path"}
+    assert set(obj) == set(INSPECT_FIELDS) | {"path", "format", "cipher"}
+    assert obj["format"] == "modelcrypt"
     info = modelcrypt.inspect(enc)
     for f in INSPECT_FIELDS:
         if f == "metadata":

@@ -333,7 +333,8 @@ void check_mode_matches(Format f, const Mode& mode, const uint8_t* p, size_t n) 
       const uint32_t m = le32(p);
       const Mode::Kind want = m == kMsMagicGcm ? Mode::Kind::aes_gcm : m == kMsMagicCbc ? Mode::Kind::aes_cbc : Mode::Kind::sm4_cbc;
       ok = mode.kind == want;
-      file_says = std::string("a MindSpore ") + ms_cipher(m) + " file, read with mode '" + ms_cipher(m) + "'";
+      file_says = std::string("a MindSpore ") + ms_cipher(m) + " file, read with mode '" + ms_cipher(m) + "' (CLI --mode " +
+                  ms_cipher(m) + ")";
       break;
     }
     case Format::paddle_cipher:

@@ -13,6 +13,7 @@ from typing import Callable, Optional, Union
 from . import _core, _metadata
 from ._atomic import atomic_write
 from ._custom import custom_decrypt, custom_encrypt
+from ._key_looks import warn_if_key_looks_like_text
 from .exceptions import InsecureFormatWarning
 
 __all__ = [
@@ -155,6 +156,7 @@ def _check_key(key: BytesLike) -> BytesLike:
     n = key.nbytes if isinstance(key, memoryview) else len(key)
     if n not in KEY_LENGTHS:
         raise ValueError(f"key must be 16, 24 or 32 bytes long, got {n} bytes")
+    warn_if_key_looks_like_text(key, stacklevel=3)  # KeyTextWarning, shown at the caller of the public function
     return key
 
 

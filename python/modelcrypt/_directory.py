@@ -10,6 +10,8 @@ manifest is a SetMismatchError, raised before any plaintext is written.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
@@ -17,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Callable, Optional
 
 from . import _sets
-from ._api import BytesLike, StrPath, _check_key, _fspath, decrypt_file, encrypt_file, inspect, is_encrypted
+from ._api import BytesLike, StrPath, _check_bool, _check_key, _fspath, decrypt_file, encrypt_file, inspect, is_encrypted
 from ._random_access import open_encrypted
 from ._tree import excluded, install_tree, same_or_inside, walk
 from .exceptions import SetMismatchError
@@ -36,6 +38,7 @@ class DirectoryWriter:
         self.metadata = dict(metadata or {})
         self.set_id = _sets.new_set_id()
         self.members: dict[str, int] = {}
+        self.copied: dict[str, tuple[int, str]] = {}
 
     def encrypt(self, path: str, out: str, rel: str, **kwargs: Any) -> None:
         if rel == _sets.MANIFEST_NAME:
@@ -44,8 +47,38 @@ class DirectoryWriter:
         encrypt_file(path, out, self.key, metadata=_sets.member_metadata(self.set_id, rel, self.metadata), **kwargs)
         self.members[rel] = inspect(out).plaintext_length
 
+    def copy(self, path: str, out: str, rel: str, progress: Any = None) -> None:
+        """Copies a file as plaintext (on request: encrypt --copy-excluded); the manifest records its
+        length and SHA-256, so readers detect a copy that was modified, removed or added later."""
+        if rel == _sets.MANIFEST_NAME:
+            raise ValueError(f"{path}: a file named {_sets.MANIFEST_NAME} at the top of the directory "
+                             "(is it already an encrypted directory?)")
+        self.copied[rel] = copy_hashing(path, out, progress)
+
     def finish(self, directory: str) -> None:
-        _sets.write_manifest(directory, self.key, self.set_id, self.members)
+        _sets.write_manifest(directory, self.key, self.set_id, self.members, self.copied)
+
+
+def copy_hashing(path: str, out: Optional[str], progress: Any = None) -> tuple[int, str]:
+    """(length, SHA-256 hex) of the file at ``path``, read once; with ``out``, the same bytes are
+    written there (a new file, mode 0644 less the umask) as they are hashed."""
+    digest = hashlib.sha256()
+    n = 0
+    with open(path, "rb") as f, (open(out, "xb") if out is not None else contextlib.nullcontext()) as g:
+        while True:
+            block = f.read(1 << 20)
+            if not block:
+                break
+            digest.update(block)
+            if g is not None:
+                g.write(block)
+            n += len(block)
+            if progress is not None:
+                progress(n)
+        if g is not None:
+            g.flush()
+            os.fsync(g.fileno())
+    return n, digest.hexdigest()
 
 
 class DirectoryReader:
@@ -60,6 +93,14 @@ class DirectoryReader:
         """The directory's files (relative paths, the manifest excluded) are exactly its members."""
         if self.manifest is not None:
             self.manifest.check_tree(files)
+
+    def is_copied(self, rel: str) -> bool:
+        """Whether the manifest lists ``rel`` as a file copied as plaintext (encrypt --copy-excluded)."""
+        return self.manifest is not None and rel in self.manifest.copied
+
+    def _copy_checked(self, path: str, out: Optional[str], rel: str, progress: Any) -> None:
+        n, digest = copy_hashing(path, out, progress)
+        self.manifest.check_copied(rel, n, digest, path)
 
     def _checked(self, path: str, rel: str) -> Any:
         """An open, checked handle on a member (None for a file that is not a modelcrypt file)."""
@@ -83,6 +124,9 @@ class DirectoryReader:
 
     def decrypt(self, path: str, out: str, rel: str, *, threads: Optional[int] = None, progress: Any = None,
                 durable: bool = True) -> None:
+        if self.is_copied(rel):  # copied back as it was, checked against the manifest's SHA-256
+            self._copy_checked(path, out, rel, progress)
+            return
         f = self._checked(path, rel)
         if f is None:  # a legacy file in a directory without a manifest: as before
             decrypt_file(path, out, self.key, threads=threads, progress=progress, durable=durable)
@@ -93,6 +137,9 @@ class DirectoryReader:
     def verify(self, path: str, rel: str, *, threads: Optional[int] = None, progress: Any = None) -> None:
         from ._api import verify
 
+        if self.is_copied(rel):
+            self._copy_checked(path, None, rel, progress)
+            return
         f = self._checked(path, rel)
         if f is None:
             verify(path, self.key, threads=threads, progress=progress)
@@ -163,6 +210,7 @@ def encrypt_directory(
     key: BytesLike,
     *,
     exclude: Iterable[str] = (),
+    copy_excluded: bool = False,
     chunk_size: Optional[int] = None,
     metadata: Optional[Mapping[str, str]] = None,
     threads: Optional[int] = None,
@@ -174,18 +222,27 @@ def encrypt_directory(
     DIR -o DST`` does): every regular file encrypted under the same relative path, bound into one
     set (random set id and the relative path in each file's authenticated metadata), plus the
     encrypted manifest ``dst/.modelcrypt-manifest`` listing every member. Symbolic links and
-    special files are skipped (reported); ``exclude`` globs leave files out. ``metadata`` goes into
+    special files are skipped (reported); ``exclude`` globs leave files out, or, with
+    ``copy_excluded=True``, copy them as plaintext (their length and SHA-256 in the manifest, so
+    decrypting and verifying check them too). ``metadata`` goes into
     every file (keys starting with ``modelcrypt.`` are reserved). ``dst`` is built beside itself
     and renamed into place when complete; an existing ``dst`` needs ``overwrite=True`` and is
     replaced only then. Returns the members' relative paths."""
     key = _check_key(key)
+    _check_bool(copy_excluded, "copy_excluded")
     source, target = _prepare(src, dst, overwrite)
-    entries = plan(source, exclude, report)
+    patterns = list(exclude)
+    entries = plan(source, () if copy_excluded else patterns, report)
     writer = DirectoryWriter(key, metadata)
     refuse_manifest_source(source, entries)
 
     def fill(tmp: str) -> None:
         for rel in member_files(entries):
+            if copy_excluded and excluded(rel, patterns):
+                if report:
+                    report(f"copied as plaintext: {rel}")
+                writer.copy(os.path.join(source, rel), os.path.join(tmp, rel), rel)
+                continue
             writer.encrypt(os.path.join(source, rel), os.path.join(tmp, rel), rel, chunk_size=chunk_size,
                            threads=threads, durable=durable)
         writer.finish(tmp)
@@ -199,6 +256,7 @@ def decrypt_directory(
     dst: StrPath,
     key: BytesLike,
     *,
+    exclude: Iterable[str] = (),
     threads: Optional[int] = None,
     overwrite: bool = False,
     durable: bool = True,
@@ -207,13 +265,22 @@ def decrypt_directory(
     """Decrypt an encrypted directory into the plaintext directory ``dst`` (mode 0700 directories,
     0600 files; the manifest is not copied). The directory is checked against its manifest before
     anything is decrypted, and every member against it as it is decrypted (SetMismatchError).
-    Returns the members' relative paths."""
+    ``exclude`` globs (matched against the relative paths) leave members out of ``dst``; the
+    directory is still checked as a whole. Files the manifest lists as copied as plaintext are
+    copied back after their SHA-256 is checked. Returns the relative paths written."""
     key = _check_key(key)
     source, target = _prepare(src, dst, overwrite)
     entries = plan(source, (), report)
     reader = DirectoryReader(source, key)
-    files = member_files(entries)
-    reader.check_files(files)
+    reader.check_files(member_files(entries))
+    patterns = list(exclude)
+    files = []
+    for rel in member_files(entries):
+        if excluded(rel, patterns):
+            if report:
+                report(f"excluded: {rel}")
+        else:
+            files.append(rel)
 
     def fill(tmp: str) -> None:
         for rel in files:

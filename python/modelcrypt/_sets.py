@@ -161,26 +161,39 @@ def member_metadata(set_id: str, rel: str, base: Optional[Mapping[str, str]] = N
     return out
 
 
-def manifest_bytes(set_id: str, members: Mapping[str, int]) -> bytes:
-    doc = {"format": MANIFEST_FORMAT, "version": 1, "set": set_id,
-           "members": {rel: {"plaintext_length": n} for rel, n in sorted(members.items())}}
+def manifest_bytes(set_id: str, members: Mapping[str, int],
+                   copied: Optional[Mapping[str, tuple[int, str]]] = None) -> bytes:
+    doc: dict[str, Any] = {"format": MANIFEST_FORMAT, "version": 1, "set": set_id,
+                           "members": {rel: {"plaintext_length": n} for rel, n in sorted(members.items())}}
+    if copied:  # files copied as plaintext on request (encrypt --copy-excluded): their length and SHA-256
+        doc["copied"] = {rel: {"length": n, "sha256": digest} for rel, (n, digest) in sorted(copied.items())}
     return json.dumps(doc, ensure_ascii=False, sort_keys=True, indent=1).encode("utf-8") + b"\n"
 
 
-def write_manifest(directory: str, key: Any, set_id: str, members: Mapping[str, int]) -> str:
+def write_manifest(directory: str, key: Any, set_id: str, members: Mapping[str, int],
+                   copied: Optional[Mapping[str, tuple[int, str]]] = None) -> str:
     """Writes the encrypted manifest of a directory (atomic)."""
     path = os.path.join(directory, MANIFEST_NAME)
     meta = _metadata.encode({SET: set_id, KIND: "manifest"})
-    _core.encrypt_parts_to_file([manifest_bytes(set_id, members)], os.fsencode(path), key, "AES-GCM",
+    _core.encrypt_parts_to_file([manifest_bytes(set_id, members, copied)], os.fsencode(path), key, "AES-GCM",
                                 _core.DEFAULT_CHUNK_SIZE, meta, 0)
     return path
+
+
+def _member_path_ok(rel: object) -> bool:
+    return isinstance(rel, str) and bool(rel) and not rel.startswith("/") and ".." not in rel.split("/")
+
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 class Manifest:
     """The authenticated list of an encrypted directory's members."""
 
-    def __init__(self, root: str, set_id: str, members: dict[str, int]):
+    def __init__(self, root: str, set_id: str, members: dict[str, int],
+                 copied: Optional[dict[str, tuple[int, str]]] = None):
         self.root, self.set_id, self.members = root, set_id, members
+        self.copied: dict[str, tuple[int, str]] = copied or {}  # plaintext copies: rel -> (length, sha256 hex)
 
     @classmethod
     def read(cls, root: str, key: Any) -> Optional["Manifest"]:
@@ -212,11 +225,29 @@ class Manifest:
         out: dict[str, int] = {}
         for rel, info in members.items():
             n = info.get("plaintext_length") if isinstance(info, dict) else None
-            if (not isinstance(rel, str) or not rel or rel.startswith("/") or ".." in rel.split("/")
-                    or type(n) is not int or n < 0):
+            if not _member_path_ok(rel) or type(n) is not int or n < 0:
                 raise FormatError(f"{where}: bad member entry {rel!r}")
             out[rel] = n
-        return cls(root, set_id, out)
+        copied_doc = doc.get("copied", {})
+        if not isinstance(copied_doc, dict):
+            raise FormatError(f"{where}: 'copied' is not an object")
+        copied: dict[str, tuple[int, str]] = {}
+        for rel, info in copied_doc.items():
+            n = info.get("length") if isinstance(info, dict) else None
+            digest = info.get("sha256") if isinstance(info, dict) else None
+            if (not _member_path_ok(rel) or rel in out or type(n) is not int or n < 0
+                    or not isinstance(digest, str) or not _SHA256_HEX.fullmatch(digest)):
+                raise FormatError(f"{where}: bad entry {rel!r} of 'copied'")
+            copied[rel] = (n, digest)
+        return cls(root, set_id, out, copied)
+
+    def check_copied(self, rel: str, length: int, digest: str, where: str) -> None:
+        """A file the manifest lists as copied as plaintext, against its listed length and SHA-256."""
+        if rel not in self.copied:
+            raise SetMismatchError(f"{where}: {rel!r} is not in the directory's manifest")
+        if self.copied[rel] != (length, digest):
+            raise SetMismatchError(f"{where}: this plaintext file was modified after it was copied "
+                                   "(its length or SHA-256 differs from the manifest's)")
 
     def check_member(self, rel: str, metadata: Mapping[str, str], plaintext_length: int, where: str) -> None:
         """One file of the directory, found at relative path ``rel``, against the manifest."""
@@ -238,11 +269,12 @@ class Manifest:
     def check_tree(self, files: Iterable[str]) -> None:
         """The files found (relative paths, the manifest excluded) are exactly the members listed."""
         found = set(files)
-        missing = sorted(set(self.members) - found)
+        listed = set(self.members) | set(self.copied)
+        missing = sorted(listed - found)
         if missing:
             raise SetMismatchError(f"{self.root}: member {missing[0]!r} listed in the manifest is missing"
                                    + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
-        extra = sorted(found - set(self.members))
+        extra = sorted(found - listed)
         if extra:
             raise SetMismatchError(f"{self.root}: {extra[0]!r} is not listed in the directory's manifest "
                                    "(added after encryption?)")

@@ -60,3 +60,11 @@ class SetMismatchError(AuthenticationError):
 
 
 __all__.append("SetMismatchError")
+
+
+class KeyTextWarning(UserWarning):
+    """A raw key's bytes are all printable text: hex or base64 key text passed as raw bytes (decode
+    it with key_from_hex / key_from_base64 / read_key_file), or a password. The key is still used."""
+
+
+__all__.append("KeyTextWarning")

@@ -15,8 +15,9 @@ from typing import Union
 
 from . import _core
 from ._atomic import atomic_write
+from ._key_looks import key_text_kind
 from ._api import KEY_LENGTHS, DecryptedBuffer, StrPath, _check_bool, _check_key, _check_text, _fspath, _shown
-from .exceptions import InsecureKeyFileWarning
+from .exceptions import InsecureKeyFileWarning, KeyTextWarning
 
 __all__ = [
     "key_from_hex",
@@ -58,7 +59,7 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 def _path_shown(name: str) -> str:
     """A key file's path for messages; withheld when it looks like key text (hex or base64)."""
     if len(name) > 4096 or _KEYLIKE_PATH.search(name):
-        return "<key file path not shown: it looks like key text>"
+        return "<key file path not shown: it looks like key text; a key file option takes the PATH of a file holding the key>"
     return name.encode("utf-8", "backslashreplace").decode("utf-8")  # lone surrogates as escapes
 
 
@@ -151,16 +152,35 @@ def _stripped(content: bytes | bytearray) -> memoryview:
 
 def _key_from_text(content: bytes | bytearray, source: str, allow_raw: bool) -> bytearray:
     with _stripped(content) as text:
+        if text[:2] in (b"0x", b"0X") and len(text) > 2 and _HEX_DIGITS.fullmatch(text[2:]):
+            with text[2:] as digits:  # an optional 0x prefix, as key_from_hex accepts
+                return _hex_key(digits, source)
         if text and _HEX_DIGITS.fullmatch(text):
+            if allow_raw and len(text) not in (32, 48, 64) and len(content) in (16, 24):
+                # Exactly 16 or 24 hex-digit bytes: no hex key has that many digits, so a raw ASCII key
+                # (MindSpore style, b"0123456789ABCDEF"); used as it is, with a KeyTextWarning.
+                _warn_raw_text_key(source)
+                return bytearray(content)
+            if not allow_raw and len(text) in (16, 24):
+                raise ValueError(f"{source}: hex key of {len(text)} digits; expected 32, 48 or 64 (a raw ASCII key "
+                                 "such as MindSpore's can only come from a key file holding exactly its bytes)")
             return _hex_key(text, source)
         if text and _BASE64_TEXT.fullmatch(text) and len(text) % 4 == 0:
             return _base64_key(text, source)
     if allow_raw and len(content) in KEY_LENGTHS:
+        if key_text_kind(content) is not None:  # a raw key that is text: a password?
+            _warn_raw_text_key(source)
         return bytearray(content)
     raise ValueError(
         f"{source} holds {len(content)} bytes that are neither a hex key (32/48/64 digits), a base64 key"
         + (" nor a raw 16/24/32-byte key" if allow_raw else "")
     )
+
+
+def _warn_raw_text_key(source: str) -> None:
+    warnings.warn(f"{source} holds a raw key that is printable text (a MindSpore-style ASCII key or a password): "
+                  "it works, but is only as strong as its text; a random key (`modelcrypt keygen`) is stronger",
+                  KeyTextWarning, stacklevel=4)
 
 
 def read_key_file(path: StrPath) -> bytearray:
@@ -204,7 +224,11 @@ def key_from_env(name: str = DEFAULT_KEY_ENV) -> bytearray:
     shown = _env_name(name)
     value = os.environ.get(name)
     if not value:
-        raise ValueError(f"environment variable {shown} is not set" if value is None else f"environment variable {shown} is empty")
+        hint = ("" if shown == name else
+                " (a key environment variable option takes the NAME of a variable, such as MODELCRYPT_KEY; "
+                "the name given looks like key text and is not shown)")
+        raise ValueError((f"environment variable {shown} is not set" if value is None
+                          else f"environment variable {shown} is empty") + hint)
     ascii_text = _as_ascii(value, f"environment variable {shown}")
     try:
         return _key_from_text(ascii_text, f"environment variable {shown}", allow_raw=False)

@@ -9,10 +9,11 @@ import sys
 
 from .. import _directory, _sets
 from .._directory import verify_directory
+from .._tree import excluded as _excluded
 from .._api import decrypt_file, encrypt_file, inspect, verify
 from ..exceptions import ModelCryptError
 from ..keys import wipe
-from ._common import EXIT_DATA, EXIT_IO, EXIT_OK, _data_error, _info, _usage
+from ._common import EXIT_DATA, EXIT_IO, EXIT_OK, CommandError, _data_error, _info, _usage
 from ._key_source import _resolve_key, _resolve_old_key
 from ._paths import _check_destination, _convert_path
 
@@ -45,6 +46,10 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
             return plan
 
         def convert_member(path: str, out: str, progress, rel: str) -> None:
+            if args.copy_excluded and _excluded(rel, args.exclude or []):
+                _info(args, f"copied as plaintext: {rel}")
+                writer.copy(path, out, rel, progress=progress)
+                return
             writer.encrypt(path, out, rel, progress=progress, **options)
 
         _convert_path(args, src, dst, convert, 0o777, "encrypt", convert_member, check, writer.finish)
@@ -59,6 +64,8 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
 def cmd_decrypt(args: argparse.Namespace) -> int:
     src, dst = args.src, args.output
     os.lstat(src)
+    if args.decrypt_exclude and not os.path.isdir(src):
+        raise _usage("--exclude applies to a directory SRC")
     _check_destination(args, src, dst)
     key, _ = _resolve_key(args)
     try:
@@ -73,8 +80,14 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
         def check(plan):
             reader.append(_directory.DirectoryReader(src, key))
             plan = [(kind, rel) for kind, rel in plan if (kind, rel) != ("file", _sets.MANIFEST_NAME)]
-            reader[0].check_files(_directory.member_files(plan))
-            return plan
+            reader[0].check_files(_directory.member_files(plan))  # the whole directory, --exclude or not
+            kept = []
+            for kind, rel in plan:
+                if kind == "file" and _excluded(rel, args.decrypt_exclude or []):
+                    _info(args, f"excluded: {rel}")
+                else:
+                    kept.append((kind, rel))
+            return kept
 
         def convert_member(path: str, out: str, progress, rel: str) -> None:
             reader[0].decrypt(path, out, rel, progress=progress, **options)
@@ -148,25 +161,40 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     try:
         info = inspect(args.file)
     except ModelCryptError as exc:
-        raise _data_error(args.file, exc) from None
+        error = _data_error(args.file, exc)
+        if "magic" in str(exc):  # what inspect reads: modelcrypt v1, MindSpore and PaddleX headers
+            error = CommandError(error.code, f"{error}; inspect reads modelcrypt, MindSpore and PaddleX files "
+                                             "(Paddle cipher files have no header to show)")
+        raise error from None
     fields = {
+        "format": info.format,
+        "cipher": info.cipher,
         "version": info.version,
         "algorithm": info.algorithm,
         "chunk_size": info.chunk_size,
         "plaintext_length": info.plaintext_length,
         "chunk_count": info.chunk_count,
+        "frames": info.frames,
         "header_length": info.header_length,
         "file_length": info.file_length,
-        "salt": info.salt.hex(),
-        "key_commitment": info.key_commitment.hex(),
+        "salt": info.salt.hex() if info.salt is not None else None,
+        "key_commitment": info.key_commitment.hex() if info.key_commitment is not None else None,
         "metadata": info.metadata,
     }
+    if info.format != "modelcrypt":  # a legacy file: only the fields its format has (docs/LEGACY.md)
+        fields = {name: value for name, value in fields.items()
+                  if value is not None and not (name == "metadata" and not value)}
+    else:
+        del fields["frames"]  # MindSpore/PaddleX only
     if args.json:
         print(json.dumps({"path": info.path, **fields}, indent=2, ensure_ascii=False))
     else:
         for name, value in fields.items():
             print(f"{name}: {json.dumps(value, ensure_ascii=False) if name == 'metadata' else value}")
-        if info.file_length != info.expected_file_length:
+        if info.format != "modelcrypt":
+            print(f"note: a {info.format} file; these fields are read without the key and are not authenticated "
+                  "(`modelcrypt migrate` moves it to format v1)", file=sys.stderr)
+        elif info.file_length != info.expected_file_length:
             print(f"warning: file has {info.file_length} bytes, its header says {info.expected_file_length} "
                   "(truncated or extended; unauthenticated without the key)", file=sys.stderr)
     return EXIT_OK

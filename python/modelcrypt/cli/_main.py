@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import warnings
 
-from ..exceptions import ModelCryptError
+from ..exceptions import KeyTextWarning, ModelCryptError
 from ._common import (EXIT_DATA, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_IO, EXIT_USAGE, CommandError,
                       _safe_message)
 from ._parser import _build_parser
@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     warnings.showwarning = _show_warning
     warnings.simplefilter("default")
+    # The CLI's keys come from key files, which warn about a raw text key themselves (keys.py); the
+    # library's generic warning about the same key ("... open(...).read()?") would only repeat it.
+    warnings.filterwarnings("ignore", message=r"the \d+-byte key ", category=KeyTextWarning)
     try:
         return args.func(args)
     except CommandError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from .. import __version__, _native
 from .._api import READ_FORMATS
@@ -22,11 +23,21 @@ def _add_legacy_options(p: argparse.ArgumentParser) -> None:
                         "paddle:<cipher_name>[:iv=<bits>][:tag=<bits>] for Paddle cipher files")
 
 
+def _docs_help() -> str:
+    """Where the documentation is: installed with the package (modelcrypt/docs), else the source tree's."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for docs in (os.path.join(here, "docs"), os.path.join(os.path.dirname(os.path.dirname(here)), "docs")):
+        if os.path.isfile(os.path.join(docs, "KEYS_AND_CLI.md")):
+            return (f"documentation: {os.path.join(docs, 'KEYS_AND_CLI.md')} (keys and commands), FORMAT.md "
+                    f"(file format) and LEGACY.md (MindSpore, PaddleX, Paddle) in {docs}")
+    return "documentation: docs/KEYS_AND_CLI.md in the modelcrypt source distribution"
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="modelcrypt",
         description="Authenticated encryption for model files (format: docs/FORMAT.md).",
-        epilog=EXIT_CODES_HELP,
+        epilog=EXIT_CODES_HELP + "\n" + _docs_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"modelcrypt {__version__}")
@@ -50,6 +61,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="DST", help="output (default: SRC.mcx)")
     _add_key_options(p, generate=True)
     p.add_argument("--exclude", metavar="GLOB", action="append", help="skip files matching GLOB (repeatable)")
+    p.add_argument("--copy-excluded", action="store_true",
+                   help="copy the files --exclude matches into the mirror as plaintext instead of dropping them "
+                        "(their SHA-256 goes into the encrypted manifest; decrypt and verify check them)")
     p.add_argument("--chunk-size", type=_chunk_size, default=None, metavar="N", help="chunk size (default 1MiB)")
     p.add_argument("--metadata", type=_metadata_item, action="append", metavar="KEY=VALUE",
                    help="authenticated, unencrypted metadata (repeatable)")
@@ -64,6 +78,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="DST", required=True, help="plaintext output")
     _add_key_options(p)
     _add_legacy_options(p)
+    p.add_argument("--exclude", metavar="GLOB", action="append", dest="decrypt_exclude",
+                   help="SRC a directory: don't write members matching GLOB (repeatable); the whole directory is "
+                        "still checked against its manifest")
     p.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="threads (default: all cores)")
     p.add_argument("--no-fsync", action="store_true",
                    help="don't flush outputs to the device before renaming them into place (faster on slow disks; "

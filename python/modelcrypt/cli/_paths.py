@@ -36,7 +36,8 @@ def _mirror(args: argparse.Namespace, src: str, dst: str, convert: Callable, dir
             _info(args, f"skipped symlink: {rel}")
         elif kind == "other":
             _info(args, f"skipped special file: {rel}")
-        elif kind == "file" and _excluded(rel, getattr(args, "exclude", None) or []):
+        elif (kind == "file" and _excluded(rel, getattr(args, "exclude", None) or [])
+              and not getattr(args, "copy_excluded", False)):  # with --copy-excluded, convert copies it
             _info(args, f"excluded: {rel}")
         else:
             plan.append((kind, rel))
