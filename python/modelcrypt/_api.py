@@ -361,7 +361,9 @@ def load(
 
     Raises KeyMismatchError for a wrong key, AuthenticationError for modified, truncated or extended
     data, FormatError for a file that is not format v1. The returned DecryptedBuffer holds the only
-    copy of the plaintext; ``close()`` (or leaving a ``with`` block) wipes it.
+    copy of the plaintext; ``close()`` (or leaving a ``with`` block) wipes it. Views of it
+    (memoryview, np.frombuffer, torch.frombuffer) read that copy: while any is alive, closing raises
+    BufferError and leaves the buffer intact (release them, or copy with ``np.array(v, copy=True)``).
 
     ``format`` is which formats you accept: "modelcrypt" (the default) reads format v1 only, so
     nobody can swap a model for a weaker legacy file under the same key. To read a legacy file, say
