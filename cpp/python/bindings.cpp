@@ -13,6 +13,7 @@
 #include "crypto.hpp"
 #include "decrypted_buffer.hpp"
 #include "errors.hpp"
+#include "file_errors.hpp"
 #include "legacy.hpp"
 
 namespace py = pybind11;
@@ -114,7 +115,7 @@ PYBIND11_MODULE(_core, m) {
     auto out = std::make_unique<DecryptedBuffer>();
     {
       py::gil_scoped_release nogil;
-      out->contents() = load_file(p, view_of(k), md, fmt, t);
+      out->contents() = about_file(p, [&] { return load_file(p, view_of(k), md, fmt, t); });
     }
     return out;
   }, py::arg("path"), py::arg("key"), py::arg("mode"), py::arg("format"), py::arg("threads"));
@@ -128,7 +129,7 @@ PYBIND11_MODULE(_core, m) {
     auto out = std::make_unique<DecryptedBuffer>();
     {
       py::gil_scoped_release nogil;
-      out->contents() = load_range(p, view_of(k), md, off, len, t);
+      out->contents() = about_file(p, [&] { return load_range(p, view_of(k), md, off, len, t); });
     }
     return out;
   }, py::arg("path"), py::arg("key"), py::arg("mode"), py::arg("offset"), py::arg("length"), py::arg("threads"));
@@ -168,7 +169,7 @@ PYBIND11_MODULE(_core, m) {
     const SecretBytes k = copy_key(key);
     const EncryptOptions options = encrypt_options(cs, md, t, python_progress(progress));
     py::gil_scoped_release nogil;
-    encrypt_parts_to_file(views, d, view_of(k), mo, options);
+    about_file(d, [&] { encrypt_parts_to_file(views, d, view_of(k), mo, options); });
   }, py::arg("parts"), py::arg("dst"), py::arg("key"), py::arg("mode"), py::arg("chunk_size"), py::arg("metadata"),
      py::arg("threads"), py::arg("progress") = py::none());
 
@@ -218,7 +219,7 @@ PYBIND11_MODULE(_core, m) {
     EncryptOptions options = encrypt_options(cs, md, t, python_progress(progress));
     options.durable = du;
     py::gil_scoped_release nogil;
-    encrypt_file(s, d, view_of(k), mo, options);
+    about_file(s, [&] { encrypt_file(s, d, view_of(k), mo, options); });
   }, py::arg("src"), py::arg("dst"), py::arg("key"), py::arg("mode"), py::arg("chunk_size"), py::arg("metadata"),
      py::arg("threads"), py::arg("progress") = py::none(), py::arg("durable") = true);
 
@@ -232,7 +233,7 @@ PYBIND11_MODULE(_core, m) {
     const SecretBytes k = copy_key(key);
     const Progress hook = python_progress(progress);
     py::gil_scoped_release nogil;
-    return decrypt_file(s, d, view_of(k), mo, fmt, t, hook, du);
+    return about_file(s, [&] { return decrypt_file(s, d, view_of(k), mo, fmt, t, hook, du); });
   }, py::arg("src"), py::arg("dst"), py::arg("key"), py::arg("mode"), py::arg("format"), py::arg("threads"),
      py::arg("progress") = py::none(), py::arg("durable") = true);
 
@@ -243,7 +244,7 @@ PYBIND11_MODULE(_core, m) {
     const SecretBytes k = copy_key(key);
     const Progress hook = python_progress(progress);
     py::gil_scoped_release nogil;
-    return verify_file(p, view_of(k), mo, fmt, t, hook);
+    return about_file(p, [&] { return verify_file(p, view_of(k), mo, fmt, t, hook); });
   }, py::arg("path"), py::arg("key"), py::arg("mode"), py::arg("format"), py::arg("threads"), py::arg("progress") = py::none());
 
   // In-place wiping for modelcrypt.wipe(): policy (which objects, which sizes) lives in Python.
@@ -270,7 +271,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("detect_format", [](const py::handle& path) {
     const std::string p = to_path(path);
     py::gil_scoped_release nogil;
-    return detect_file_format(p);
+    return about_file(p, [&] { return detect_file_format(p); });
   }, py::arg("path"));
 
   m.def("describe_legacy", [](const py::handle& path) {
@@ -278,7 +279,7 @@ PYBIND11_MODULE(_core, m) {
     legacy::FileDescription fd;
     {
       py::gil_scoped_release nogil;
-      fd = legacy::describe_file(p);
+      fd = about_file(p, [&] { return legacy::describe_file(p); });
     }
     py::dict d;
     d["format"] = legacy::format_name(fd.format);
@@ -312,13 +313,13 @@ PYBIND11_MODULE(_core, m) {
     const SecretBytes k = copy_key(key);
     const legacy::Mode m = legacy::parse_mode(mode);
     py::gil_scoped_release nogil;
-    legacy::mindspore_encrypt_file(s, d, m, view_of(k));
+    about_file(s, [&] { legacy::mindspore_encrypt_file(s, d, m, view_of(k)); });
   }, py::arg("src"), py::arg("dst"), py::arg("key"), py::arg("mode"));
 
   m.def("is_encrypted", [](const py::handle& path) {
     const std::string p = to_path(path);
     py::gil_scoped_release nogil;
-    return is_encrypted(p);
+    return about_file(p, [&] { return is_encrypted(p); });
   }, py::arg("path"));
 
   m.def("inspect", [](const py::handle& path) {
@@ -326,7 +327,7 @@ PYBIND11_MODULE(_core, m) {
     FileInfo info;
     {
       py::gil_scoped_release nogil;
-      info = inspect_file(p);
+      info = about_file(p, [&] { return inspect_file(p); });
     }
     const format::Header& h = info.header;
     py::dict d;

@@ -395,7 +395,8 @@ def load_range(
 
     raw, key, mode = _fspath(path, "path"), _check_key(key), _check_mode(mode)
     if mode.lower().startswith("paddle:") or _core.detect_format(raw) in ("mindspore", "paddlex"):
-        raise ValueError("random access needs a modelcrypt file; legacy formats load whole")
+        raise ValueError(f"{os.fsdecode(raw)}: random access needs a modelcrypt file; legacy formats load whole "
+                         "(use load with format=...)")
     with open_encrypted(raw, key, mode) as f:
         return f.read_range(offset, length, threads=threads)
 
