@@ -13,6 +13,7 @@
 #include "arguments.hpp"
 #include "crypto.hpp"
 #include "errors.hpp"
+#include "file_errors.hpp"
 #include "random_access.hpp"
 
 namespace py = pybind11;
@@ -61,7 +62,7 @@ void bind_random_access(py::module_& m, std::function<py::object(Decrypted&&)> w
         Decrypted d;
         {
           py::gil_scoped_release nogil;
-          d = file->read_range(o, n, t);
+          d = about_file(file->path(), [&] { return file->read_range(o, n, t); });
         }
         return wrap(std::move(d));
       }, py::arg("offset"), py::arg("length"), py::arg("threads"))
@@ -73,14 +74,14 @@ void bind_random_access(py::module_& m, std::function<py::object(Decrypted&&)> w
         const Progress hook = python_progress(progress);
         auto file = self.get();
         py::gil_scoped_release nogil;
-        file->decrypt_to_file(d, t, hook, durable_flag);
+        about_file(file->path(), [&] { file->decrypt_to_file(d, t, hook, durable_flag); });
       }, py::arg("dst"), py::arg("threads"), py::arg("progress"), py::arg("durable"))
       .def("verify", [](Handle& self, py::object threads, py::object progress) {
         const unsigned t = threads_arg(threads);
         const Progress hook = python_progress(progress);
         auto file = self.get();
         py::gil_scoped_release nogil;
-        file->verify(t, hook);
+        about_file(file->path(), [&] { file->verify(t, hook); });
       }, py::arg("threads"), py::arg("progress"))
       .def("close", &Handle::close)
       .def_property_readonly("closed", [](Handle& self) {
@@ -104,7 +105,7 @@ void bind_random_access(py::module_& m, std::function<py::object(Decrypted&&)> w
     auto handle = std::make_shared<Handle>();
     {
       py::gil_scoped_release nogil;
-      handle->file = std::make_shared<const RandomAccessFile>(p, ByteView{k.data(), k.size()}, md);
+      handle->file = about_file(p, [&] { return std::make_shared<const RandomAccessFile>(p, ByteView{k.data(), k.size()}, md); });
     }
     return handle;
   }, py::arg("path"), py::arg("key"), py::arg("mode"));

@@ -11,7 +11,9 @@
 #include "bind_random_access.hpp"
 #include "container.hpp"
 #include "crypto.hpp"
+#include "decrypted_buffer.hpp"
 #include "errors.hpp"
+#include "file_errors.hpp"
 #include "legacy.hpp"
 
 namespace py = pybind11;
@@ -28,52 +30,6 @@ EncryptOptions encrypt_options(uint32_t chunk_size, const std::string& metadata,
   options.threads = threads;
   options.progress = std::move(progress);
   return options;
-}
-
-// Decrypted plaintext handed to Python. Exposed as modelcrypt.DecryptedBuffer.
-struct DecryptedBuffer {
-  Decrypted contents;
-  bool closed = false;
-
-  void check_open() const {
-    if (closed) throw py::value_error("I/O operation on a closed DecryptedBuffer");
-  }
-  void close() noexcept {
-    contents.plaintext.wipe();
-    closed = true;
-  }
-};
-
-// Buffer protocol: writable, one-dimensional bytes. Accessing a closed buffer raises ValueError.
-// (pybind11's own def_buffer would turn that into BufferError.) Py_buffer.obj keeps the object,
-// and so the mapping, alive while any view exists; close() wipes the bytes but never unmaps them.
-extern "C" int decrypted_buffer_getbuffer(PyObject* obj, Py_buffer* view, int flags) {
-  DecryptedBuffer* self = nullptr;
-  try {
-    self = py::cast<DecryptedBuffer*>(py::handle(obj));
-  } catch (...) {
-    PyErr_SetString(PyExc_BufferError, "not a DecryptedBuffer");
-    view->obj = nullptr;
-    return -1;
-  }
-  if (self->closed) {
-    PyErr_SetString(PyExc_ValueError, "I/O operation on a closed DecryptedBuffer");
-    view->obj = nullptr;
-    return -1;
-  }
-  Decrypted& d = self->contents;
-  return PyBuffer_FillInfo(view, obj, const_cast<uint8_t*>(d.data()), static_cast<Py_ssize_t>(d.size()), 0, flags);
-}
-
-// `self` of a DecryptedBuffer method, taken as py::handle so that a call with a wrong `self` or with
-// extra arguments never reaches pybind11's "Invoked with: ..." message (which would show them).
-DecryptedBuffer& buffer_self(const py::handle& self) {
-  if (!py::isinstance<DecryptedBuffer>(self)) raise(PyExc_TypeError, "expected a modelcrypt.DecryptedBuffer");
-  return self.cast<DecryptedBuffer&>();
-}
-
-void no_arguments(const py::args& args, const py::kwargs& kwargs, const char* name) {
-  if (!args.empty() || !kwargs.empty()) raise(PyExc_TypeError, std::string(name) + "() takes no arguments");
 }
 
 py::object exception_class(const char* name) {
@@ -143,44 +99,11 @@ PYBIND11_MODULE(_core, m) {
   m.attr("FORMAT_VERSION") = format::kVersion;
   m.def("supported_modes", &supported_modes);
 
-  py::class_<DecryptedBuffer> buffer_class(m, "DecryptedBuffer", py::buffer_protocol(),
-      "Decrypted bytes owned by modelcrypt: buffer protocol, len(), close() wipes them.");
-  auto* type = reinterpret_cast<PyTypeObject*>(buffer_class.ptr());
-  type->tp_as_buffer->bf_getbuffer = decrypted_buffer_getbuffer;
-  type->tp_as_buffer->bf_releasebuffer = nullptr;
-  PyType_Modified(type);
-  buffer_class
-      .def("__len__", [](const py::handle& self, const py::args& args, const py::kwargs& kwargs) {
-        no_arguments(args, kwargs, "__len__");
-        const DecryptedBuffer& buf = buffer_self(self);
-        buf.check_open();
-        return buf.contents.size();
-      })
-      .def("close", [](const py::handle& self, const py::args& args, const py::kwargs& kwargs) {
-        no_arguments(args, kwargs, "close");
-        buffer_self(self).close();
-      }, "Wipe the plaintext (zeros, pages returned to the OS). Later access raises ValueError.")
-      .def_property_readonly("closed", [](const py::handle& self) { return buffer_self(self).closed; })
-      .def_property_readonly("format", [](const py::handle& self) { return buffer_self(self).contents.format; })
-      .def_property_readonly("cipher", [](const py::handle& self) { return buffer_self(self).contents.cipher; })
-      .def_property_readonly("insecure_reason", [](const py::handle& self) { return buffer_self(self).contents.insecure; })
-      .def_property_readonly("metadata_raw", [](const py::handle& self) {
-        const auto& md = buffer_self(self).contents.metadata;
-        return py::bytes(reinterpret_cast<const char*>(md.data()), md.size());
-      })
-      .def("__enter__", [](const py::handle& self, const py::args& args, const py::kwargs& kwargs) {
-        no_arguments(args, kwargs, "__enter__");
-        buffer_self(self);
-        return py::reinterpret_borrow<py::object>(self);
-      })
-      .def("__exit__", [](const py::handle& self, const py::args&, const py::kwargs&) {
-        buffer_self(self).close();
-        return false;
-      });
+  bind_decrypted_buffer(m);
 
   bind_random_access(m, [](Decrypted&& d) {
     auto out = std::make_unique<DecryptedBuffer>();
-    out->contents = std::move(d);
+    out->contents() = std::move(d);
     return py::cast(std::move(out));
   });
 
@@ -192,7 +115,7 @@ PYBIND11_MODULE(_core, m) {
     auto out = std::make_unique<DecryptedBuffer>();
     {
       py::gil_scoped_release nogil;
-      out->contents = load_file(p, view_of(k), md, fmt, t);
+      out->contents() = about_file(p, [&] { return load_file(p, view_of(k), md, fmt, t); });
     }
     return out;
   }, py::arg("path"), py::arg("key"), py::arg("mode"), py::arg("format"), py::arg("threads"));
@@ -206,7 +129,7 @@ PYBIND11_MODULE(_core, m) {
     auto out = std::make_unique<DecryptedBuffer>();
     {
       py::gil_scoped_release nogil;
-      out->contents = load_range(p, view_of(k), md, off, len, t);
+      out->contents() = about_file(p, [&] { return load_range(p, view_of(k), md, off, len, t); });
     }
     return out;
   }, py::arg("path"), py::arg("key"), py::arg("mode"), py::arg("offset"), py::arg("length"), py::arg("threads"));
@@ -216,7 +139,7 @@ PYBIND11_MODULE(_core, m) {
     auto out = std::make_unique<DecryptedBuffer>();
     {
       py::gil_scoped_release nogil;
-      out->contents = secure_copy(in.view());
+      out->contents() = secure_copy(in.view());
     }
     return out;
   }, py::arg("data"));
@@ -246,7 +169,7 @@ PYBIND11_MODULE(_core, m) {
     const SecretBytes k = copy_key(key);
     const EncryptOptions options = encrypt_options(cs, md, t, python_progress(progress));
     py::gil_scoped_release nogil;
-    encrypt_parts_to_file(views, d, view_of(k), mo, options);
+    about_file(d, [&] { encrypt_parts_to_file(views, d, view_of(k), mo, options); });
   }, py::arg("parts"), py::arg("dst"), py::arg("key"), py::arg("mode"), py::arg("chunk_size"), py::arg("metadata"),
      py::arg("threads"), py::arg("progress") = py::none());
 
@@ -259,7 +182,7 @@ PYBIND11_MODULE(_core, m) {
     auto out = std::make_unique<DecryptedBuffer>();
     {
       py::gil_scoped_release nogil;
-      out->contents = decrypt_memory(in.view(), view_of(k), md, fmt, t);
+      out->contents() = decrypt_memory(in.view(), view_of(k), md, fmt, t);
     }
     return out;
   }, py::arg("blob"), py::arg("key"), py::arg("mode"), py::arg("format"), py::arg("threads"));
@@ -296,7 +219,7 @@ PYBIND11_MODULE(_core, m) {
     EncryptOptions options = encrypt_options(cs, md, t, python_progress(progress));
     options.durable = du;
     py::gil_scoped_release nogil;
-    encrypt_file(s, d, view_of(k), mo, options);
+    about_file(s, [&] { encrypt_file(s, d, view_of(k), mo, options); });
   }, py::arg("src"), py::arg("dst"), py::arg("key"), py::arg("mode"), py::arg("chunk_size"), py::arg("metadata"),
      py::arg("threads"), py::arg("progress") = py::none(), py::arg("durable") = true);
 
@@ -310,7 +233,7 @@ PYBIND11_MODULE(_core, m) {
     const SecretBytes k = copy_key(key);
     const Progress hook = python_progress(progress);
     py::gil_scoped_release nogil;
-    return decrypt_file(s, d, view_of(k), mo, fmt, t, hook, du);
+    return about_file(s, [&] { return decrypt_file(s, d, view_of(k), mo, fmt, t, hook, du); });
   }, py::arg("src"), py::arg("dst"), py::arg("key"), py::arg("mode"), py::arg("format"), py::arg("threads"),
      py::arg("progress") = py::none(), py::arg("durable") = true);
 
@@ -321,7 +244,7 @@ PYBIND11_MODULE(_core, m) {
     const SecretBytes k = copy_key(key);
     const Progress hook = python_progress(progress);
     py::gil_scoped_release nogil;
-    return verify_file(p, view_of(k), mo, fmt, t, hook);
+    return about_file(p, [&] { return verify_file(p, view_of(k), mo, fmt, t, hook); });
   }, py::arg("path"), py::arg("key"), py::arg("mode"), py::arg("format"), py::arg("threads"), py::arg("progress") = py::none());
 
   // In-place wiping for modelcrypt.wipe(): policy (which objects, which sizes) lives in Python.
@@ -348,7 +271,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("detect_format", [](const py::handle& path) {
     const std::string p = to_path(path);
     py::gil_scoped_release nogil;
-    return detect_file_format(p);
+    return about_file(p, [&] { return detect_file_format(p); });
   }, py::arg("path"));
 
   m.def("describe_legacy", [](const py::handle& path) {
@@ -356,7 +279,7 @@ PYBIND11_MODULE(_core, m) {
     legacy::FileDescription fd;
     {
       py::gil_scoped_release nogil;
-      fd = legacy::describe_file(p);
+      fd = about_file(p, [&] { return legacy::describe_file(p); });
     }
     py::dict d;
     d["format"] = legacy::format_name(fd.format);
@@ -390,13 +313,13 @@ PYBIND11_MODULE(_core, m) {
     const SecretBytes k = copy_key(key);
     const legacy::Mode m = legacy::parse_mode(mode);
     py::gil_scoped_release nogil;
-    legacy::mindspore_encrypt_file(s, d, m, view_of(k));
+    about_file(s, [&] { legacy::mindspore_encrypt_file(s, d, m, view_of(k)); });
   }, py::arg("src"), py::arg("dst"), py::arg("key"), py::arg("mode"));
 
   m.def("is_encrypted", [](const py::handle& path) {
     const std::string p = to_path(path);
     py::gil_scoped_release nogil;
-    return is_encrypted(p);
+    return about_file(p, [&] { return is_encrypted(p); });
   }, py::arg("path"));
 
   m.def("inspect", [](const py::handle& path) {
@@ -404,7 +327,7 @@ PYBIND11_MODULE(_core, m) {
     FileInfo info;
     {
       py::gil_scoped_release nogil;
-      info = inspect_file(p);
+      info = about_file(p, [&] { return inspect_file(p); });
     }
     const format::Header& h = info.header;
     py::dict d;

@@ -106,7 +106,7 @@ uint64_t parse_header_length(const uint8_t* p, size_t n, uint64_t file_length) {
   if (load_le32(p + 28) != 0) format_error("reserved header field is not zero");
   const uint64_t header_length = kFixedHeaderSize + metadata_length + kHeaderMacSize;
   if (file_length < header_length) {
-    format_error("truncated header: file has " + std::to_string(file_length) + " bytes, header needs " + std::to_string(header_length));
+    format_error("truncated header: file has " + std::to_string(file_length) + " bytes, header needs " + std::to_string(header_length) + " bytes");
   }
   return header_length;
 }
@@ -145,7 +145,7 @@ FileKeys authenticate_header(const Header& header, const uint8_t* raw, ByteView 
   if (file_length != expected) {
     throw Error(Status::auth_failed, std::string(file_length < expected ? "truncated file" : "trailing data after the last chunk") +
                                          ": file has " + std::to_string(file_length) + " bytes, its authenticated header says " +
-                                         std::to_string(expected));
+                                         std::to_string(expected) + " bytes");
   }
   return keys;
 }

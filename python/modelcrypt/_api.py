@@ -363,7 +363,9 @@ def load(
 
     Raises KeyMismatchError for a wrong key, AuthenticationError for modified, truncated or extended
     data, FormatError for a file that is not format v1. The returned DecryptedBuffer holds the only
-    copy of the plaintext; ``close()`` (or leaving a ``with`` block) wipes it.
+    copy of the plaintext; ``close()`` (or leaving a ``with`` block) wipes it. Views of it
+    (memoryview, np.frombuffer, torch.frombuffer) read that copy: while any is alive, closing raises
+    BufferError and leaves the buffer intact (release them, or copy with ``np.array(v, copy=True)``).
 
     ``format`` is which formats you accept: "modelcrypt" (the default) reads format v1 only, so
     nobody can swap a model for a weaker legacy file under the same key. To read a legacy file, say
@@ -395,7 +397,8 @@ def load_range(
 
     raw, key, mode = _fspath(path, "path"), _check_key(key), _check_mode(mode)
     if mode.lower().startswith("paddle:") or _core.detect_format(raw) in ("mindspore", "paddlex"):
-        raise ValueError("random access needs a modelcrypt file; legacy formats load whole")
+        raise ValueError(f"{os.fsdecode(raw)}: random access needs a modelcrypt file; legacy formats load whole "
+                         "(use load with format=...)")
     with open_encrypted(raw, key, mode) as f:
         return f.read_range(offset, length, threads=threads)
 

@@ -9,12 +9,14 @@ Needs the ``paddle`` extra: ``pip install "modelcrypt[paddle]"``.
 
 Only the legacy program format (``.pdmodel`` + ``.pdiparams``) can be loaded from memory: Paddle's
 ``Config.set_model_buffer`` takes a ProgramDesc. Paddle 3 saves PIR programs (``.json``) by default,
-and Paddle itself cannot load those from a buffer; export with ``FLAGS_enable_pir_api=0`` in the
-environment (``paddle.jit.save`` / ``paddle.static.save_inference_model``) to get the legacy format.
+and Paddle itself cannot load those from a buffer (given one, it crashes): modelcrypt refuses them
+with a ValueError. Export with ``FLAGS_enable_pir_api=0`` in the environment of the exporting
+process (``paddle.jit.save`` / ``paddle.static.save_inference_model``) to get the legacy format.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 try:
@@ -71,6 +73,44 @@ def _refuse_writing_arguments(name: str, value: Any) -> None:
         raise ValueError(f"config option {name!r} with {arg}={given!r} is not allowed: {why}")
 
 
+# What paddle.jit.save writes by default in Paddle 3 (FLAGS_enable_pir_api=1): a JSON PIR program,
+# ``{"base_code":{"magic":"pir",...},"program":...}``. A ProgramDesc (protobuf) never starts with
+# "{" (0x7B would be field 15 as a group, which ProgramDesc does not have).
+_JSON_WHITESPACE = b" \t\r\n"
+_PIR_MAGIC = b'"magic":"pir"'
+
+_PIR_EXPORT_ADVICE = (
+    "export the legacy program format instead: run the export with the environment variable "
+    "FLAGS_enable_pir_api=0 set before paddle is imported (for example `FLAGS_enable_pir_api=0 python export.py`; "
+    "paddle.jit.save / paddle.static.save_inference_model then write <prefix>.pdmodel + <prefix>.pdiparams), "
+    "encrypt those two files and pass them"
+)
+
+
+def _check_program_desc(program: Any, model_path: Any) -> None:
+    """Refuses a program that is JSON (a Paddle 3 PIR program) before Paddle sees it: given one,
+    ``Config.set_model_buffer`` + ``create_predictor`` crash the process (segmentation fault)."""
+    with memoryview(program) as view:
+        start = 0
+        while start < min(len(view), 4096) and view[start] in _JSON_WHITESPACE:
+            start += 1
+        if start >= len(view) or view[start] != ord("{"):
+            return
+        head = bytes(view[start:start + 64])  # plaintext: wiped below
+    try:
+        pir = _PIR_MAGIC in head
+    finally:
+        if len(head) >= 2:
+            _core.wipe_bytes_object(head)
+    where = os.fsdecode(os.fspath(model_path))
+    what = ("a Paddle 3 PIR program (JSON), which paddle.jit.save writes by default in Paddle 3" if pir
+            else "JSON, not a ProgramDesc (a Paddle 3 PIR program?)")
+    raise ValueError(
+        f"{where}: the decrypted program is {what}; Paddle Inference can load only a ProgramDesc "
+        "(.pdmodel) from memory, and crashes on a PIR program: " + _PIR_EXPORT_ADVICE
+    )
+
+
 def create_config(
     model_path: Any, params_path: Any, key: Any, mode: DecMode = "AES-GCM", *, format: str = "modelcrypt",
     **config_options: Any
@@ -98,6 +138,7 @@ def create_config(
     try:
         files = BoundFiles(key, mode, format)  # program and parameters: one set (docs/FORMAT.md, "Sets of files")
         with files.load(model_path) as buf:
+            _check_program_desc(buf, model_path)
             program = bytes(buf)  # set_model_buffer takes bytes only: one extra, wiped copy
         with files.load(params_path) as buf:
             params = bytes(buf)
@@ -134,8 +175,9 @@ def create_predictor(
     once out of its DecryptedBuffer into ``bytes`` (which ``set_model_buffer`` requires) and Paddle
     copies it again into the Config; modelcrypt wipes its copies, Paddle's live in the predictor.
 
-    Paddle 3's PIR programs (``.json``) cannot be loaded from memory by Paddle itself; export the
-    legacy format with ``FLAGS_enable_pir_api=0``.
+    Paddle 3's PIR programs (``.json``) cannot be loaded from memory by Paddle itself (it crashes
+    on one): they are refused with a ValueError before Paddle sees them. Export the legacy format
+    by running the export with ``FLAGS_enable_pir_api=0`` in the environment.
     """
     config = create_config(model_path, params_path, key, mode, format=format, **config_options)
     return _inference.create_predictor(config)
