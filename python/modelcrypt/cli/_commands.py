@@ -144,7 +144,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 else:
                     verify(path, key, args.mode, format=args.format, threads=args.threads)
             except ModelCryptError as exc:
-                print(f"FAILED: {path}: {exc}")
+                print(f"FAILED: {_data_error(path, exc)}")  # the path once, whether or not the message names it
                 status = status or EXIT_DATA
             except OSError as exc:
                 print(f"FAILED: {path}: {exc.strerror or exc}")
