@@ -261,10 +261,13 @@ def test_keygen_refuses_overwrite_without_force(tmp_path):
     os.chmod(out, 0o644)
     before = snapshot(out)
     r = mc("keygen", "-o", out)
-    assert_usage_error(r, "exists", "--force")
+    assert_usage_error(r, "exists", "--overwrite-key")
     assert str(out.name) in r.stderr
     assert snapshot(out) == before
-    r = ok(mc("keygen", "-o", out, "--force", "--format", "base64"))
+    r = mc("keygen", "-o", out, "--force")  # --force is about outputs, never about key files
+    assert_usage_error(r, "--overwrite-key")
+    assert snapshot(out) == before
+    r = ok(mc("keygen", "-o", out, "--overwrite-key", "--format", "base64"))
     assert r.stdout == ""
     assert out.read_bytes() != b"do not lose me\n"
     assert mode_of(out) == 0o600
@@ -358,20 +361,24 @@ def test_new_key_file_quiet(tmp_path, src):
     assert len(read_key_quietly(tmp_path / "nk")) == 32
 
 
-def test_new_key_file_existing_needs_force(tmp_path, src, keyfile, key):
+def test_new_key_file_never_replaces_a_key_file(tmp_path, src, keyfile, key):
     nk = tmp_path / "already.key"
     write_key(nk, key)
     before = snapshot(nk)
     dst = pathlib.Path(str(src) + ".mcx")
     r = mc("encrypt", src, "--new-key-file", nk)
-    assert_usage_error(r, "--force")
+    assert_usage_error(r, "exists", "--key-file")
     assert snapshot(nk) == before
     assert not dst.exists()                 # nothing encrypted under a key that was never saved
-    ok(mc("encrypt", src, "--new-key-file", nk, "--force"))
-    newkey = read_key_quietly(nk)
-    assert newkey != key and mode_of(nk) == 0o600
-    with modelcrypt.load(dst, newkey) as buf:
-        assert bytes(buf) == src.read_bytes()
+    # --force is about DST: it never replaces a key file (issue 13: every model under the old key was lost)
+    dst.write_bytes(b"an older output")
+    for command in (("encrypt", src, "--new-key-file", nk, "--force"),
+                    ("migrate", src, "-o", dst, "--from-key-file", keyfile, "--new-key-file", nk, "--force")):
+        r = mc(*command)
+        assert_usage_error(r, "exists", "never replaces a key file")
+        assert snapshot(nk) == before
+        assert dst.read_bytes() == b"an older output"
+    assert read_key_quietly(nk) == key
 
 
 def test_encrypt_without_key_source(tmp_path, src):

@@ -38,9 +38,12 @@ def _resolve_key(args: argparse.Namespace, *, allow_generate: bool = False) -> t
                      "or --new-key-file FILE to generate a new key")
     key = _new_key(32)
     try:
-        write_key_file(new_key_file, key, "hex", force=args.force)
+        write_key_file(new_key_file, key, "hex", force=False)  # never a key file that exists: --force is about DST
     except FileExistsError:
-        raise _usage(f"{new_key_file} exists; use --force to replace it") from None
+        wipe(key)
+        raise _usage(f"{new_key_file} exists: --new-key-file never replaces a key file (whatever was encrypted "
+                     f"with it could no longer be decrypted), not even with --force; give a new file name, or "
+                     f"encrypt with that key: --key-file {new_key_file}") from None
     _info(args, f"generated a new key: {new_key_file}")
     return key, new_key_file
 
@@ -110,6 +113,9 @@ def _print_secret(key: bytearray, fmt: str) -> None:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
+    if args.force:
+        raise _usage("keygen has no --force: replacing a key file loses whatever was encrypted with the old key; "
+                     "if that is what you want, say so with --overwrite-key")
     key = _new_key(args.length)
     try:
         if args.output is None:
@@ -118,9 +124,10 @@ def cmd_keygen(args: argparse.Namespace) -> int:
             _print_secret(key, args.format)
             return EXIT_OK
         try:
-            write_key_file(args.output, key, args.format, force=args.force)
+            write_key_file(args.output, key, args.format, force=args.overwrite_key)
         except FileExistsError:
-            raise _usage(f"{args.output} exists; use --force to replace it") from None
+            raise _usage(f"{args.output} exists; a key file is replaced only with --overwrite-key (whatever was "
+                         "encrypted with the old key can then no longer be decrypted)") from None
         _info(args, f"wrote a new {args.length}-byte key to {args.output} ({args.format}, mode 0600)")
         return EXIT_OK
     finally:

@@ -54,7 +54,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="FILE", help="write the key to FILE (mode 0600) instead of stdout")
     p.add_argument("--format", choices=KEY_FORMATS, default="hex", help="key encoding (default: hex)")
     p.add_argument("--length", type=int, choices=(16, 24, 32), default=32, help="key length in bytes (default: 32)")
-    p.add_argument("--force", action="store_true", help="replace an existing key file")
+    p.add_argument("--overwrite-key", action="store_true",
+                   help="replace an existing key file (whatever was encrypted with the old key is lost)")
+    p.add_argument("--force", action="store_true", help=argparse.SUPPRESS)  # refused with a message: see cmd_keygen
 
     p = command("encrypt", "encrypt a file, or mirror a directory into an encrypted one", cmd_encrypt)
     p.add_argument("src", metavar="SRC", help="file or directory to encrypt")
