@@ -26,6 +26,7 @@ EXIT_CODES_HELP = """exit codes:
   3    I/O error (missing or unreadable file, permission denied, disk full)
   4    internal error (a bug or an unexpected failure of the library; one line, no traceback)
   130  interrupted (Ctrl-C); no partial output and no temporary file is left behind
+  143  terminated by SIGTERM (kill, docker stop, systemd), 129 by SIGHUP: as for Ctrl-C
 """
 
 

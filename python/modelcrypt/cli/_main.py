@@ -9,6 +9,7 @@ from ..exceptions import KeyTextWarning, ModelCryptError
 from ._common import (EXIT_DATA, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_IO, EXIT_USAGE, CommandError,
                       _safe_message)
 from ._parser import _build_parser
+from ._signals import Terminated, signals_cancel
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -40,7 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     # library's generic warning about the same key ("... open(...).read()?") would only repeat it.
     warnings.filterwarnings("ignore", message=r"the \d+-byte key ", category=KeyTextWarning)
     try:
-        return args.func(args)
+        with signals_cancel():  # SIGTERM/SIGHUP cancel like Ctrl-C (no partial output)
+            return args.func(args)
+    except Terminated as exc:
+        print(f"modelcrypt: terminated by {exc.name}; no output was written", file=sys.stderr)
+        return 128 + exc.signum
     except CommandError as exc:
         print(f"modelcrypt: error: {exc}", file=sys.stderr)
         return exc.code
