@@ -19,6 +19,7 @@ from ._paths import _check_destination, _convert_path
 
 
 def cmd_encrypt(args: argparse.Namespace) -> int:
+    _refuse_stdio(args, "encrypt")
     src = args.src
     os.lstat(src)  # FileNotFoundError -> exit 3
     dst = args.output or src.rstrip("/") + ".mcx"
@@ -61,9 +62,66 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
             os.unlink(generated)
 
 
+STDIO = "-"
+STREAM_BLOCK = 8 << 20  # decrypt -o -: bytes authenticated and written per step
+
+
+def _refuse_stdio(args: argparse.Namespace, command: str, *, output_ok: bool = False) -> None:
+    """`-` means stdin/stdout only where it is supported; never a file named `-` by accident."""
+    if args.src == STDIO:
+        raise _usage(f"{command} cannot read SRC from stdin: "
+                     + ("the format records the plaintext length in its header, before the data, so "
+                        "encrypt needs a file (save the stream to one first)" if command == "encrypt" else
+                        "an encrypted file is authenticated and read through one open file (give its path)")
+                     + "; a file really named '-' is ./-")
+    if args.output == STDIO and not output_ok:
+        raise _usage(f"{command} cannot write to stdout (-o -): outputs are written atomically to a file; "
+                     "give -o FILE (a file really named '-' is ./-)")
+
+
+def _decrypt_to_stdout(args: argparse.Namespace, key) -> int:
+    """decrypt -o -: streams the plaintext to stdout, each 8 MiB block authenticated before it is
+    written. A failure part-way (a modified chunk, a file truncated or replaced meanwhile) ends with
+    exit 1 after the authentic blocks before it were written: only exit 0 means the consumer got the
+    whole file. Never to a terminal; modelcrypt format v1 only."""
+    from .._random_access import open_encrypted
+
+    if os.path.isdir(args.src):
+        raise _usage("decrypt -o - takes a file; a directory decrypts into a directory (-o DIR)")
+    if args.format != "modelcrypt":
+        raise _usage("decrypt -o - reads modelcrypt format v1 files only; migrate a legacy file first, or "
+                     "decrypt it to a file")
+    if sys.stdout.isatty():
+        raise _usage("refusing to write plaintext to a terminal; redirect stdout (-o - | ...) or give -o FILE")
+    fd = sys.stdout.fileno()
+    sys.stdout.flush()
+    try:
+        with open_encrypted(args.src, key, args.mode) as f:
+            total = f.plaintext_length
+            for offset in range(0, total, STREAM_BLOCK):
+                with f.read_range(offset, min(STREAM_BLOCK, total - offset), threads=args.threads) as block:
+                    with memoryview(block) as view:
+                        done = 0
+                        while done < len(view):
+                            with view[done:] as rest:  # every view released before the block is wiped
+                                done += os.write(fd, rest)
+    except BrokenPipeError:  # the consumer stopped reading: not our error, but say the output is partial
+        raise CommandError(EXIT_IO, f"{args.src}: the reader of stdout closed the pipe; output incomplete") from None
+    return EXIT_OK
+
+
 def cmd_decrypt(args: argparse.Namespace) -> int:
     src, dst = args.src, args.output
+    _refuse_stdio(args, "decrypt", output_ok=True)
     os.lstat(src)
+    if dst == STDIO:
+        key, _ = _resolve_key(args)
+        try:
+            return _decrypt_to_stdout(args, key)
+        except ModelCryptError as exc:
+            raise _data_error(src, exc) from None
+        finally:
+            wipe(key)
     if args.decrypt_exclude and not os.path.isdir(src):
         raise _usage("--exclude applies to a directory SRC")
     _check_destination(args, src, dst)
@@ -101,6 +159,7 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
 def cmd_migrate(args: argparse.Namespace) -> int:
     from .._migrate import migrate, paddle_cipher_mode
 
+    _refuse_stdio(args, "migrate")
     src, dst = args.src, args.output
     os.lstat(src)
     _check_destination(args, src, dst)
