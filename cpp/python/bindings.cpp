@@ -155,7 +155,7 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("encrypt_parts_to_file", [](const py::handle& parts, const py::handle& dst, const py::handle& key,
                                     const py::handle& mode, const py::handle& chunk_size, const py::handle& metadata,
-                                    const py::handle& threads, const py::handle& progress) {
+                                    const py::handle& threads, const py::handle& progress, const py::handle& durable) {
     if (!PyList_Check(parts.ptr()) && !PyTuple_Check(parts.ptr())) raise(PyExc_TypeError, "parts must be a list or tuple");
     std::vector<std::unique_ptr<BytesLike>> held;  // keeps every part's buffer exported during the call
     std::vector<ByteView> views;
@@ -167,11 +167,12 @@ PYBIND11_MODULE(_core, m) {
     const uint32_t cs = u32_arg(chunk_size, "chunk_size");
     const unsigned t = u32_arg(threads, "threads");
     const SecretBytes k = copy_key(key);
-    const EncryptOptions options = encrypt_options(cs, md, t, python_progress(progress));
+    EncryptOptions options = encrypt_options(cs, md, t, python_progress(progress));
+    options.durable = bool_arg(durable, "durable");
     py::gil_scoped_release nogil;
     about_file(d, [&] { encrypt_parts_to_file(views, d, view_of(k), mo, options); });
   }, py::arg("parts"), py::arg("dst"), py::arg("key"), py::arg("mode"), py::arg("chunk_size"), py::arg("metadata"),
-     py::arg("threads"), py::arg("progress") = py::none());
+     py::arg("threads"), py::arg("progress") = py::none(), py::arg("durable") = py::bool_(true));
 
   m.def("decrypt_bytes", [](const py::handle& blob, const py::handle& key, const py::handle& mode, const py::handle& format,
                             const py::handle& threads) {

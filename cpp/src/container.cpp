@@ -442,10 +442,12 @@ class PartsSource final : public PlaintextSource {
   uint64_t total_ = 0;
 };
 
+}  // namespace
+
 // The streaming writer: each batch of plaintext is read into its slots (leaving room for each
 // chunk's tag), sealed in place in parallel, and written, with reading and writing overlapped with
 // the sealing (run_pipeline); memory stays at three batches.
-void encrypt_stream(PlaintextSource& source, const std::string& dst, ByteView key, const std::string& mode,
+void encrypt_source_to_file(PlaintextSource& source, const std::string& dst, ByteView key, const std::string& mode,
                     const EncryptOptions& options) {
   check_mode(mode);
   format::check_master_key(key);
@@ -496,8 +498,6 @@ void encrypt_stream(PlaintextSource& source, const std::string& dst, ByteView ke
   });
 }
 
-}  // namespace
-
 void encrypt_file(const std::string& src, const std::string& dst, ByteView key, const std::string& mode,
                   const EncryptOptions& options) {
   check_mode(mode);
@@ -505,13 +505,13 @@ void encrypt_file(const std::string& src, const std::string& dst, ByteView key, 
   format::check_chunk_size(options.chunk_size);
   FileSource source(src);
   check_output_path(src, dst);
-  encrypt_stream(source, dst, key, mode, options);
+  encrypt_source_to_file(source, dst, key, mode, options);
 }
 
 void encrypt_parts_to_file(const std::vector<ByteView>& parts, const std::string& dst, ByteView key,
                            const std::string& mode, const EncryptOptions& options) {
   PartsSource source(parts);
-  encrypt_stream(source, dst, key, mode, options);
+  encrypt_source_to_file(source, dst, key, mode, options);
 }
 
 Decrypted secure_copy(ByteView data) {

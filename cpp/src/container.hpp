@@ -103,6 +103,9 @@ void encrypt_memory(ByteView in, ByteView key, const std::string& mode, const En
 // File -> file, streaming in bounded memory (<= 16 MiB batches), atomic replacement of dst.
 void encrypt_file(const std::string& src, const std::string& dst, ByteView key, const std::string& mode,
                   const EncryptOptions& options);
+// Any plaintext source -> file, streaming in three batches of memory, atomic replacement of dst.
+void encrypt_source_to_file(PlaintextSource& source, const std::string& dst, ByteView key, const std::string& mode,
+                            const EncryptOptions& options);
 // Memory parts -> file: encrypts the concatenation of `parts` without ever concatenating them.
 void encrypt_parts_to_file(const std::vector<ByteView>& parts, const std::string& dst, ByteView key,
                            const std::string& mode, const EncryptOptions& options);

@@ -37,6 +37,10 @@ class RandomAccessFile {
   // decrypt_file / verify_file of this file, through the same descriptor and keys.
   void decrypt_to_file(const std::string& dst, unsigned threads, const Progress& progress, bool durable) const;
   void verify(unsigned threads, const Progress& progress) const;
+  // Key rotation without plaintext on disk and in bounded memory: the plaintext, decrypted batch by
+  // batch through this handle (each batch authenticated first), is encrypted to dst as a new file
+  // under new_key with `options` (metadata, chunk size, ...). dst is replaced atomically.
+  void reencrypt_to_file(const std::string& dst, ByteView new_key, const EncryptOptions& options) const;
 
  private:
   void check_unchanged() const;

@@ -156,7 +156,7 @@ def _check_key(key: BytesLike) -> BytesLike:
     n = key.nbytes if isinstance(key, memoryview) else len(key)
     if n not in KEY_LENGTHS:
         raise ValueError(f"key must be 16, 24 or 32 bytes long, got {n} bytes")
-    warn_if_key_looks_like_text(key, stacklevel=3)  # KeyTextWarning, shown at the caller of the public function
+    warn_if_key_looks_like_text(key)  # KeyTextWarning, attributed to the user's call
     return key
 
 

@@ -5,6 +5,7 @@ it is either the wrong key or a weak one. Nothing here copies the key or shows i
 from __future__ import annotations
 
 import re
+import sys
 import warnings
 
 from .exceptions import KeyTextWarning
@@ -24,7 +25,7 @@ def key_text_kind(key) -> str | None:
     return None
 
 
-def warn_if_key_looks_like_text(key, stacklevel: int = 3) -> None:
+def warn_if_key_looks_like_text(key) -> None:
     with memoryview(key) as view, view.cast("B") as octets:
         kind = key_text_kind(octets)
         n = octets.nbytes
@@ -38,4 +39,12 @@ def warn_if_key_looks_like_text(key, stacklevel: int = 3) -> None:
         message = (f"the {n}-byte key is printable text: it looks like a password or like base64 text used as raw "
                    "bytes; use a random key (modelcrypt.generate_key(), `modelcrypt keygen`) or decode base64 with "
                    "modelcrypt.key_from_base64(text)")
-    warnings.warn(message, KeyTextWarning, stacklevel=stacklevel + 1)
+    warnings.warn(message, KeyTextWarning, stacklevel=_caller_level())
+
+
+def _caller_level() -> int:
+    """The stacklevel of the first frame outside the modelcrypt package: the user's call."""
+    frame, level = sys._getframe(2), 2  # the frame that called warn_if_key_looks_like_text
+    while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] == "modelcrypt":
+        frame, level = frame.f_back, level + 1
+    return level

@@ -21,6 +21,7 @@ from ._api import (
     DEFAULT_CHUNK_SIZE,
     BytesLike,
     StrPath,
+    _check_bool,
     _check_key,
     _check_mode,
     _check_threads,
@@ -30,6 +31,7 @@ from ._api import (
     inspect,
     load,
 )
+from ._random_access import open_encrypted
 from .exceptions import FormatError, ModelCryptError
 
 __all__ = ["migrate", "paddle_cipher_mode"]  # re-exported by the package
@@ -169,8 +171,41 @@ class _Member:
         self.set_id, self.rel, self.out, self.source_manifest = set_id, rel, out, source_manifest
 
 
+def _member_metadata(member: Optional[_Member], source_raw: bytes, metadata: Optional[bytes], plaintext_length: int,
+                     src: str) -> bytes:
+    """The output's encoded metadata: the given metadata or the source's, bound into a migrated
+    directory's new set; the source checked against its own manifest first."""
+    meta = metadata if metadata is not None else source_raw
+    if member is None:
+        return meta
+    source_meta = _metadata.decode(source_raw)
+    if member.source_manifest is not None:
+        member.source_manifest.check_member(member.rel, source_meta, plaintext_length, src)
+    elif _sets.SET in source_meta and _sets.MEMBER_INDEX not in source_meta and _sets.STEP not in source_meta:
+        raise _sets.SetMismatchError(f"{src}: member of an encrypted directory whose manifest is missing")
+    kept = {k: v for k, v in _metadata.decode(meta).items() if not k.startswith(_sets.RESERVED_PREFIX)}
+    return _metadata.encode(_sets.member_metadata(member.set_id, member.out, kept))
+
+
+def _streams(mode: Any, src: str) -> bool:
+    """A format v1 source: re-encrypted in bounded memory (three batches), not loaded whole."""
+    return isinstance(mode, str) and mode.upper() == "AES-GCM" and _source_format(src) == "modelcrypt"
+
+
 def _migrate_one(src: str, dst: str, old_key: Any, new_key: Any, mode: Any, metadata: Optional[bytes],
-                 threads: int, member: Optional[_Member] = None) -> int:
+                 threads: int, member: Optional[_Member] = None, progress: Any = None, durable: bool = True) -> int:
+    if _streams(mode, src):
+        try:
+            with open_encrypted(src, old_key) as f:
+                n = f.plaintext_length
+                meta = _member_metadata(member, f.metadata_raw, metadata, n, src)
+                f.reencrypt_to(dst, new_key, metadata_raw=meta, chunk_size=DEFAULT_CHUNK_SIZE, threads=threads or None,
+                               progress=progress, durable=durable)
+            return n
+        except ModelCryptError as exc:
+            raise _with_path(exc, src) from None
+    # MindSpore, PaddleX and Paddle cipher files are decrypted whole into memory: their formats
+    # authenticate (if at all) only the whole file or frame, so nothing can be released earlier.
     try:
         buf = load(src, old_key, mode, format="auto", threads=threads or None)  # migrate reads every format
     except ModelCryptError as exc:
@@ -178,22 +213,12 @@ def _migrate_one(src: str, dst: str, old_key: Any, new_key: Any, mode: Any, meta
     except ValueError as exc:  # the key does not fit the file's format, or the mode disagrees with the file
         raise ValueError(f"{src}: {exc}") from None
     try:
-        meta = metadata if metadata is not None else bytes(getattr(buf, "metadata_raw", b"") or b"")
-        if member is not None:
-            source_meta = _metadata.decode(bytes(getattr(buf, "metadata_raw", b"") or b""))
-            if member.source_manifest is not None:
-                member.source_manifest.check_member(member.rel, source_meta, len(buf), src)
-            elif _sets.SET in source_meta and _sets.MEMBER_INDEX not in source_meta and _sets.STEP not in source_meta:
-                raise _sets.SetMismatchError(f"{src}: member of an encrypted directory whose manifest is missing")
-            kept = {k: v for k, v in _metadata.decode(meta).items() if not k.startswith(_sets.RESERVED_PREFIX)}
-            meta = _metadata.encode(_sets.member_metadata(member.set_id, member.out, kept))
-        _core.encrypt_parts_to_file([buf], os.fsencode(dst), new_key, "AES-GCM", DEFAULT_CHUNK_SIZE, meta, threads)
+        meta = _member_metadata(member, bytes(getattr(buf, "metadata_raw", b"") or b""), metadata, len(buf), src)
+        _core.encrypt_parts_to_file([buf], os.fsencode(dst), new_key, "AES-GCM", DEFAULT_CHUNK_SIZE, meta, threads,
+                                    progress, durable)
         return len(buf)
     finally:
         buf.close()  # wipes the plaintext
-
-
-
 
 
 def _plan_tree(src: str, old_mode: Any, keep_names: bool, exclude: list[str],
@@ -246,6 +271,8 @@ def migrate(
     overwrite: bool = False,
     threads: Optional[int] = None,
     report: Report = None,
+    progress: Optional[Callable[[int], None]] = None,
+    durable: bool = True,
 ) -> list[str]:
     """Re-encrypt a file, or every file of a directory, into modelcrypt format v1 under ``new_key``.
 
@@ -257,9 +284,13 @@ def migrate(
     agree with what a file says. ``old_key`` is the key those files were written with (PaddleX:
     the 32 raw bytes, e.g. ``modelcrypt.key_from_base64(printed_key)``).
 
-    Each file is decrypted into modelcrypt-owned memory and encrypted from that buffer into the
-    v1 output (atomic: temporary file beside it, fsync, rename); the buffer is wiped after. No
-    plaintext is written anywhere. A directory ``src`` is mirrored into ``dst`` like ``modelcrypt
+    A modelcrypt v1 file (key rotation) streams: decrypted and authenticated batch by batch
+    through one open handle and encrypted as it goes, in bounded memory (about 50 MiB whatever the
+    size). A MindSpore, PaddleX or Paddle cipher file is decrypted whole into modelcrypt-owned
+    memory (their formats authenticate the whole file or frame at once, so nothing could be
+    released earlier) and encrypted from that buffer; the buffer is wiped after. Outputs are atomic
+    (temporary file beside them, fsync unless ``durable=False``, rename). No plaintext is written
+    anywhere. ``progress(bytes_done)`` gets the plaintext bytes migrated so far, over all files. A directory ``src`` is mirrored into ``dst`` like ``modelcrypt
     encrypt`` does (same relative paths; sub-directories recreated; symbolic links and special
     files skipped and reported), built in a temporary directory beside ``dst`` and renamed into
     place only when every file succeeded. File names are kept, except PaddleX's: a PaddleX file
@@ -309,9 +340,12 @@ def migrate(
             raise FileExistsError(f"{target} exists and is {'a directory' if os.path.isdir(target) else 'a file'}; "
                                   "remove it first")
 
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be callable or None, not {type(progress).__name__}")
+    _check_bool(durable, "durable")
     if not is_dir:
         mode = old_mode if old_mode is not None else _auto_mode(source, _source_format(source))
-        _migrate_one(source, target, old_key, new_key, mode, meta, threads_n)
+        _migrate_one(source, target, old_key, new_key, mode, meta, threads_n, progress=progress, durable=durable)
         return [target]
 
     if isinstance(exclude, str):
@@ -335,6 +369,7 @@ def migrate(
     base = os.path.basename(os.path.abspath(target))
     tmp = tempfile.mkdtemp(prefix=f".{base}.mctmp-", dir=parent)
     written = []
+    done = 0
     try:
         umask = os.umask(0)
         os.umask(umask)
@@ -343,8 +378,15 @@ def migrate(
             if kind == "dir":
                 os.mkdir(os.path.join(tmp, out), 0o777)
                 continue
+            base_done = done
+
+            def file_progress(n: int, base_done: int = base_done) -> None:
+                progress(base_done + n)
+
             members[out] = _migrate_one(os.path.join(source, rel), os.path.join(tmp, out), old_key, new_key, mode,
-                                        meta, threads_n, _Member(set_id, rel, out, source_manifest))
+                                        meta, threads_n, _Member(set_id, rel, out, source_manifest),
+                                        file_progress if progress is not None else None, durable)
+            done += members[out]
             written.append(os.path.join(target, out))
         _sets.write_manifest(tmp, new_key, set_id, members)
         install_tree(tmp, target)  # with overwrite, the old tree goes only now

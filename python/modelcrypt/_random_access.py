@@ -99,6 +99,18 @@ class EncryptedFile:
         """modelcrypt.verify of this file, through this handle."""
         self._handle.verify(_check_threads(threads), _check_progress(progress))
 
+    def reencrypt_to(self, dst: StrPath, new_key: BytesLike, *, metadata_raw: bytes | None = None,
+                     chunk_size: int | None = None, threads: int | None = None, progress: ProgressCallback = None,
+                     durable: bool = True) -> None:
+        """Encrypt this file's plaintext to ``dst`` as a new file under ``new_key`` (key rotation), in
+        bounded memory: decrypted and authenticated batch by batch through this handle, never on disk.
+        ``metadata_raw`` (encoded metadata) defaults to this file's; ``chunk_size`` to its."""
+        self._handle.reencrypt_to_file(
+            _fspath(dst, "dst"), _check_key(new_key),
+            self._handle.chunk_size if chunk_size is None else _check_uint(chunk_size, "chunk_size"),
+            self._handle.metadata_raw if metadata_raw is None else metadata_raw,
+            _check_threads(threads), _check_progress(progress), _check_bool(durable, "durable"))
+
     def close(self) -> None:
         """Close the file and wipe its derived keys. Buffers already returned stay valid."""
         self._handle.close()

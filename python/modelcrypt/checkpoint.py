@@ -37,6 +37,7 @@ import numpy as np
 from . import _core, _metadata, _sets
 from ._atomic import atomic_write
 from ._custom import custom_decrypt, custom_encrypt
+from ._sizes import parse_size
 from ._api import (
     DEFAULT_CHUNK_SIZE,
     BytesLike,
@@ -190,23 +191,8 @@ def _check_metadata(metadata: Any) -> Optional[Mapping[str, str]]:
     return metadata
 
 
-_SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
-               "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
-_SIZE_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*")
-
-
 def _parse_size(size: Any) -> int:
-    if isinstance(size, bool) or not isinstance(size, (int, str)):
-        raise TypeError(f"max_shard_size must be an int (bytes) or a str like '2GB', not {type(size).__name__}")
-    if isinstance(size, str):
-        m = _SIZE_RE.fullmatch(size)
-        unit = m.group(2).upper() if m else None
-        if unit not in _SIZE_UNITS:
-            raise ValueError(f"max_shard_size {_shown(size)} is not a size like '500MB', '2GB' or '1GiB'")
-        size = int(float(m.group(1)) * _SIZE_UNITS[unit])
-    if size < 1:
-        raise ValueError(f"max_shard_size must be at least 1 byte, got {size}")
-    return size
+    return parse_size(size, "max_shard_size")  # the same spellings as the CLI's --chunk-size (_sizes.py)
 
 
 # ------------------------------------------------------------------ writing

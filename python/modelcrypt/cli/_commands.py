@@ -5,26 +5,55 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import stat
 import sys
 
 from .. import _directory, _sets
 from .._directory import verify_directory
 from .._tree import excluded as _excluded
-from .._api import decrypt_file, encrypt_file, inspect, verify
+from .._api import decrypt_file, detect_format, encrypt_file, inspect, verify
 from ..exceptions import ModelCryptError
 from ..keys import wipe
-from ._common import EXIT_DATA, EXIT_IO, EXIT_OK, CommandError, _data_error, _info, _usage
+from ._common import EXIT_DATA, EXIT_IO, EXIT_OK, CommandError, _Progress, _data_error, _info, _usage
 from ._key_source import _resolve_key, _resolve_old_key
-from ._paths import _check_destination, _convert_path
+from ._paths import _check_destination, _convert_path, _file_destination
+
+
+def _refuse_encrypted_input(args: argparse.Namespace, paths: list[str]) -> None:
+    """Encrypting an encrypted file again is almost always a mistake (the wrong file, or a second run
+    over the output): refused unless --force, which turns it into a warning."""
+    found = []
+    for path in paths:
+        try:
+            fmt = detect_format(path)
+        except OSError:
+            continue  # reported when the file is read
+        if fmt != "unknown":
+            found.append((path, fmt))
+    if not found:
+        return
+    path, fmt = found[0]
+    what = "a modelcrypt file" if fmt == "modelcrypt" else f"a {fmt} encrypted file"
+    more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+    if not args.force:
+        hint = ("" if fmt == "modelcrypt" else "; to move it to format v1 use `modelcrypt migrate`")
+        raise _usage(f"{path} is already {what}{more}: not encrypting it again{hint}; --force encrypts it anyway")
+    print(f"warning: {path} is already {what}{more}; encrypting it again (--force)", file=sys.stderr)
 
 
 def cmd_encrypt(args: argparse.Namespace) -> int:
     _refuse_stdio(args, "encrypt")
     src = args.src
     os.lstat(src)  # FileNotFoundError -> exit 3
-    dst = args.output or src.rstrip("/") + ".mcx"
+    dst = _file_destination(src, args.output, lambda name: name + ".mcx") if args.output else src.rstrip("/") + ".mcx"
     _check_destination(args, src, dst)
-    metadata = dict(args.metadata or [])
+    metadata = {}
+    for name, value in args.metadata or []:
+        if name in metadata:
+            raise _usage(f"--metadata {name} is given twice; each key once")
+        metadata[name] = value
+    if not os.path.isdir(src):
+        _refuse_encrypted_input(args, [src])
     try:
         _sets.check_user_metadata(metadata)
     except ValueError as exc:
@@ -44,6 +73,8 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
                 _directory.refuse_manifest_source(src, plan)
             except ValueError as exc:
                 raise _usage(str(exc)) from None
+            _refuse_encrypted_input(args, [os.path.join(src, rel) for kind, rel in plan if kind == "file"
+                                           and not (args.copy_excluded and _excluded(rel, args.exclude or []))])
             return plan
 
         def convert_member(path: str, out: str, progress, rel: str) -> None:
@@ -110,10 +141,18 @@ def _decrypt_to_stdout(args: argparse.Namespace, key) -> int:
     return EXIT_OK
 
 
+def _plain_name(name: str) -> str:
+    if name.endswith(".mcx") and len(name) > 4:
+        return name[:-4]
+    raise _usage(f"cannot name the plaintext of {name} (no .mcx suffix to remove): give -o DIR/NAME")
+
+
 def cmd_decrypt(args: argparse.Namespace) -> int:
     src, dst = args.src, args.output
     _refuse_stdio(args, "decrypt", output_ok=True)
     os.lstat(src)
+    if dst != STDIO:
+        dst = _file_destination(src, dst, _plain_name)
     if dst == STDIO:
         key, _ = _resolve_key(args)
         try:
@@ -156,12 +195,28 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
         wipe(key)
 
 
+def _tree_size(path: str) -> int:
+    """Bytes under path (a file's size, or a directory's regular files'): the progress bar's total."""
+    if not os.path.isdir(path):
+        return os.path.getsize(path)
+    total = 0
+    for root, _, names in os.walk(path):
+        for name in names:
+            try:
+                st = os.lstat(os.path.join(root, name))
+            except OSError:
+                continue
+            total += st.st_size if stat.S_ISREG(st.st_mode) else 0
+    return total
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     from .._migrate import migrate, paddle_cipher_mode
 
     _refuse_stdio(args, "migrate")
-    src, dst = args.src, args.output
+    src = args.src
     os.lstat(src)
+    dst = _file_destination(src, args.output, lambda name: name)
     _check_destination(args, src, dst)
     old_mode = args.from_mode
     if args.from_paddle_config is not None:
@@ -176,8 +231,14 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     key = None
     try:
         key, generated = _resolve_key(args, allow_generate=True)
-        written = migrate(src, dst, old_key, key, old_mode, keep_names=args.keep_names, exclude=args.exclude or (),
-                          overwrite=True, threads=args.threads, report=lambda message: _info(args, message))
+        bar = _Progress(args, _tree_size(src), "migrate", force=os.path.isdir(src))
+        try:
+            written = migrate(src, dst, old_key, key, old_mode, keep_names=args.keep_names,
+                              exclude=args.exclude or (), overwrite=True, threads=args.threads,
+                              report=lambda message: _info(args, message), progress=bar.callback(),
+                              durable=not args.no_fsync)
+        finally:
+            bar.close()
         if os.path.isdir(src):
             _info(args, f"migrated {len(written)} file(s) into {dst}")
         else:

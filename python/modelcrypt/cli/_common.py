@@ -8,6 +8,7 @@ import re
 import sys
 from typing import Callable
 
+from .._sizes import parse_size
 from ..exceptions import ModelCryptError
 
 EXIT_OK = 0
@@ -84,11 +85,16 @@ def _umask() -> int:
     os.umask(mask)
     return mask
 def _chunk_size(text: str) -> int:
-    m = re.fullmatch(r"\s*(\d+)\s*(k|kib|m|mib)?\s*", text, re.IGNORECASE)
-    if not m:
-        raise argparse.ArgumentTypeError(f"invalid size {text!r} (e.g. 1048576, 256KiB, 4MiB)")
-    unit = (m.group(2) or "").lower()
-    return int(m.group(1)) * (1024 if unit.startswith("k") else 1 << 20 if unit.startswith("m") else 1)
+    """--chunk-size: the sizes save_checkpoint's max_shard_size takes (_sizes.py), a multiple of 4 KiB."""
+    try:
+        size = parse_size(text, "chunk size")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if size % 4096:
+        raise argparse.ArgumentTypeError(f"chunk size {text!r} is {size} bytes, not a multiple of 4 KiB (4096)"
+                                         + ("; did you mean KiB/MiB (powers of 1024)?" if re.search(r"[kmgt]b\s*$", text, re.I)
+                                            else ""))
+    return size
 
 
 def _metadata_item(text: str) -> tuple[str, str]:

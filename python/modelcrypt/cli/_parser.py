@@ -43,11 +43,21 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"modelcrypt {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    quiet_help = {
+        "keygen": "no message on stderr (a key printed to stdout is still printed)",
+        "encrypt": "no progress bar and no informational messages (warnings and errors still print)",
+        "decrypt": "no progress bar and no informational messages (warnings and errors still print)",
+        "migrate": "no progress bar and no informational messages (warnings and errors still print)",
+        "verify": "print only failures (no OK lines)",
+        "inspect": "accepted for symmetry; inspect prints only the fields (and warnings)",
+        "config": "accepted for symmetry; config prints only the path",
+    }
+
     def command(name: str, help_: str, func) -> argparse.ArgumentParser:
         p = commands.add_parser(name, help=help_, description=help_, epilog=EXIT_CODES_HELP,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
         p.set_defaults(func=func)
-        p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or informational messages")
+        p.add_argument("-q", "--quiet", action="store_true", help=quiet_help[name])
         return p
 
     p = command("keygen", "generate a random key", cmd_keygen)
@@ -109,6 +119,9 @@ def _build_parser() -> argparse.ArgumentParser:
                         "model.pdiparams, model.yml)")
     p.add_argument("--exclude", metavar="GLOB", action="append", help="skip files matching GLOB (repeatable)")
     p.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="threads (default: all cores)")
+    p.add_argument("--no-fsync", action="store_true",
+                   help="don't flush outputs to the device before renaming them into place (faster on slow disks; "
+                        "a power loss soon after may leave an empty or partial output)")
     p.add_argument("--force", action="store_true", help="replace an existing DST")
 
     p = command("verify", "authenticate whole files with the key; writes nothing", cmd_verify)

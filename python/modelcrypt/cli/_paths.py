@@ -14,6 +14,15 @@ from ..exceptions import ModelCryptError
 from ._common import _Progress, _data_error, _info, _umask, _usage
 
 
+def _file_destination(src: str, dst: str, name: Callable[[str], str]) -> str:
+    """Like cp: a file SRC and an existing directory DST (or a DST ending in /) means DST/name(SRC)."""
+    if os.path.isdir(src) or not (dst.endswith("/") or os.path.isdir(dst)):
+        return dst
+    if not os.path.isdir(dst):
+        raise _usage(f"{dst} is not an existing directory; create it first, or give -o DIR/NAME")
+    return os.path.join(dst, name(os.path.basename(os.path.abspath(src))))
+
+
 def _check_destination(args: argparse.Namespace, src: str, dst: str) -> None:
     if _same_or_inside(dst, src) and (os.path.isdir(src) or os.path.realpath(dst) == os.path.realpath(src)):
         raise _usage(f"destination {dst} is the source or lies inside it")
