@@ -4,7 +4,10 @@
     python examples/torch_training_loop.py --dir runs/demo --steps 40    # resumes at step 20
 
 Checkpoints are "<dir>/linear-<step>.ckpt": modelcrypt containers whose plaintext is a
-.safetensors file (model weights plus the step counter). The key comes from --key-file (created,
+.safetensors file holding the whole training state — model weights, the Adam optimizer's state
+(moments, step counts, hyper-parameters), the RNG state that picks the minibatches, and the step —
+so a resumed run continues bit for bit as if it had never stopped (no pickle anywhere: the
+structure is typed JSON inside the encrypted file). The key comes from --key-file (created,
 mode 0600, if missing) or, when set, the MODELCRYPT_KEY environment variable (hex or base64).
 Keep the key away from the checkpoints in real use.
 """
@@ -12,12 +15,13 @@ Keep the key away from the checkpoints in real use.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 
-import numpy as np
 import torch
 
 import modelcrypt
+import modelcrypt.torch
 
 
 def make_data(n: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
@@ -25,6 +29,15 @@ def make_data(n: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     x = torch.randn(n, 4, generator=g)
     true_w = torch.tensor([[2.0, -1.0, 0.5, 3.0]])
     return x, x @ true_w.T + 0.25
+
+
+def state_digest(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> str:
+    """SHA-256 over every byte of the model's and the optimizer's tensors (bit-identical resume check)."""
+    digest = hashlib.sha256()
+    for t in list(model.state_dict().values()) + [v for s in optimizer.state_dict()["state"].values()
+                                                    for v in s.values()]:
+        digest.update(t.detach().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def get_key(args: argparse.Namespace) -> bytearray:
@@ -50,16 +63,18 @@ def main() -> None:
 
     torch.manual_seed(0)
     model = torch.nn.Linear(4, 1)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
     config = modelcrypt.CheckpointConfig(save_checkpoint_steps=args.save_every, keep_checkpoint_max=args.keep,
                                          enc_key=key, enc_mode="AES-GCM")
     checkpoints = modelcrypt.ModelCheckpoint("linear", directory=args.dir, config=config)
 
     start = 0
     if checkpoints.latest is not None:
-        state = modelcrypt.load_checkpoint(checkpoints.latest, key)  # decrypted in memory only
-        start = int(state.pop("step"))
-        model.load_state_dict({name: torch.from_numpy(array) for name, array in state.items()})
+        state = modelcrypt.torch.load_state_dict(checkpoints.latest, key)  # decrypted in memory only
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+        start = state["step"]
         print(f"resumed from {checkpoints.latest} at step {start}")
     else:
         print("starting from scratch")
@@ -67,16 +82,19 @@ def main() -> None:
     x, y = make_data()
     loss = None
     for step in range(start + 1, args.steps + 1):
+        batch = torch.randperm(len(x))[:32]  # minibatches drawn from the RNG whose state is checkpointed
         optimizer.zero_grad()
-        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss = torch.nn.functional.mse_loss(model(x[batch]), y[batch])
         loss.backward()
         optimizer.step()
-        params = {**model.state_dict(), "step": np.array(step, dtype=np.int64)}
-        saved = checkpoints.step(params, step)
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
+                 "step": step}
+        saved = checkpoints.step(state, step)
         if saved:
             print(f"step {step}: loss {loss.item():.4f}, saved {os.path.basename(saved)}")
     if loss is not None:
-        print(f"final loss {loss.item():.4f}")
+        print(f"final loss {loss.item():.6f}")
+    print(f"final state sha256 {state_digest(model, optimizer)}")
     print("kept:", " ".join(os.path.basename(p) for p in checkpoints.checkpoints()))
     modelcrypt.wipe(key)
 

@@ -38,10 +38,12 @@ from . import _core, _metadata, _sets
 from ._atomic import atomic_write
 from ._custom import custom_decrypt, custom_encrypt
 from ._sizes import parse_size
+from ._state_tree import STRUCTURE_KEY, flatten, is_flat, unflatten
 from ._api import (
     DEFAULT_CHUNK_SIZE,
     BytesLike,
     StrPath,
+    _check_bool,
     _check_key,
     _check_mode,
     _check_read_format,
@@ -340,11 +342,20 @@ def save_checkpoint(
         _write_mindspore(target, params, enc_key, enc_mode)
         return target
     metadata = _check_metadata(metadata)
+    if metadata and STRUCTURE_KEY in metadata:
+        raise ValueError(f"metadata key {STRUCTURE_KEY!r} is reserved (it holds a training state's structure)")
     limit = None if max_shard_size is None else _parse_size(max_shard_size)
+    if isinstance(params, Mapping) and not is_flat(params):  # a training state: tensors + a typed structure
+        params, structure = flatten(params)
+        metadata = {**(metadata or {}), STRUCTURE_KEY: structure}
     tensors = _collect(params)
     total = sum(t.nbytes for t in tensors)
+    index_path = target + ".index.json"
+    stale = _earlier_shards(index_path, target)  # an earlier sharded save to this path
     if limit is None or total <= limit:
         _write_one(target, tensors, metadata, enc_key, enc_mode, _binding)
+        if stale is not None:  # the earlier save's index and shards would otherwise shadow this one
+            _remove_files([index_path, *stale], directory=os.path.dirname(target))
         return target
     if _binding is not None:
         raise ValueError("a ModelCheckpoint file cannot be sharded")
@@ -364,13 +375,36 @@ def save_checkpoint(
     for i, (shard_name, group) in enumerate(zip(names, groups), 1):
         binding = _sets.shard_metadata(set_id, shard_name, i, count, digest) if set_id else None
         _write_one(os.path.join(directory, shard_name), group, metadata, enc_key, enc_mode, binding)
-    index_path = target + ".index.json"
     index_meta: dict[str, Any] = {"total_size": total}
     if set_id:
         index_meta[_sets.SET] = set_id
     index = {"metadata": index_meta, "weight_map": weight_map}
     atomic_write(index_path, [json.dumps(index, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"])
+    if stale:  # shards of the earlier save that this one did not overwrite (it had more of them)
+        _remove_files([name for name in stale if name not in names], directory=directory)
     return index_path
+
+
+def _earlier_shards(index_path: str, target: str) -> Optional[list[str]]:
+    """The shard file names of an earlier sharded save of ``target`` (listed in its index and named as
+    save_checkpoint names shards), or None when there is no such index. Nothing else is ever deleted."""
+    if not os.path.isfile(index_path):
+        return None
+    try:
+        weight_map, _ = _read_index(index_path)
+    except (FormatError, OSError):
+        return None  # not an index save_checkpoint wrote: left alone
+    stem, suffix = os.path.splitext(os.path.basename(target))
+    pattern = re.compile(re.escape(stem) + r"-\d{5}-of-\d{5}" + re.escape(suffix))
+    return sorted({shard for shard in weight_map.values() if pattern.fullmatch(shard)})
+
+
+def _remove_files(names: Iterable[str], directory: str) -> None:
+    for name in names:
+        try:
+            os.unlink(os.path.join(directory, os.path.basename(name)))
+        except FileNotFoundError:
+            pass
 
 
 # ------------------------------------------------------------------ parsing the header
@@ -400,10 +434,13 @@ def _header_size(prefix: bytes, total: int, where: str) -> int:
     if total < 8 or len(prefix) < 8:
         raise FormatError(f"{where}: {total} bytes is too short for a safetensors checkpoint (needs an 8-byte header size)")
     (n,) = struct.unpack("<Q", prefix[:8])
-    if n > MAX_HEADER_SIZE:
-        raise FormatError(f"{where}: header size {n} exceeds the safetensors limit of {MAX_HEADER_SIZE} bytes")
-    if 8 + n > total:
-        raise FormatError(f"{where}: header size {n} runs past the end of the data ({total} bytes)")
+    if n > MAX_HEADER_SIZE or 8 + n > total:
+        why = (f"over the safetensors limit of {MAX_HEADER_SIZE} bytes" if n > MAX_HEADER_SIZE
+               else f"past the end of its {total} bytes")
+        raise FormatError(f"{where}: not a checkpoint: its data does not start with a safetensors header (the "
+                          f"first 8 bytes give a header size of {n} bytes, {why}); a file encrypted with "
+                          "encrypt_file or `modelcrypt encrypt` loads with modelcrypt.load, a checkpoint is "
+                          "written by save_checkpoint")
     return n
 
 
@@ -583,6 +620,8 @@ class _Checkpoint:
         self._whole: Any = None  # a buffer holding the whole plaintext (decrypted, custom or mapped)
         #: the authenticated modelcrypt metadata (encrypted files; {} otherwise)
         self.metadata: dict[str, str] = {}
+        #: the safetensors __metadata__ (inside the plaintext), once the header has been parsed
+        self.header_metadata: dict[str, str] = {}
         if callable(dec_mode):
             self._whole = custom_decrypt(dec_mode, path, dec_key)
             self.kind = "custom"
@@ -627,7 +666,8 @@ class _Checkpoint:
         with memoryview(buf) as view:
             total = view.nbytes
             n = _header_size(bytes(view[:8]), total, self.where)
-            entries, _ = _parse_header(bytes(view[8:8 + n]), total - 8 - n, self.where, secret=self.kind != "plain")
+            entries, self.header_metadata = _parse_header(bytes(view[8:8 + n]), total - 8 - n, self.where,
+                                                          secret=self.kind != "plain")
         base = -(8 + n)
         return {name: _array(buf, e, base) for name, e in entries.items()}
 
@@ -639,7 +679,7 @@ class _Checkpoint:
             with memoryview(self._whole) as view:
                 total = view.nbytes
                 n = _header_size(bytes(view[:8]), total, self.where)
-                entries, _ = _parse_header(bytes(view[8:8 + n]), total - 8 - n, self.where)
+                entries, self.header_metadata = _parse_header(bytes(view[8:8 + n]), total - 8 - n, self.where)
             return entries, 8 + n
         if self.kind == "plain":
             with open(self.path, "rb") as f:
@@ -648,7 +688,7 @@ class _Checkpoint:
                 raw = f.read(n)
             if len(raw) != n:
                 raise FormatError(f"{self.where}: truncated header")
-            entries, _ = _parse_header(raw, total - 8 - n, self.where, secret=False)
+            entries, self.header_metadata = _parse_header(raw, total - 8 - n, self.where, secret=False)
             return entries, 8 + n
         assert self._file is not None
         total, cs = self._file.plaintext_length, self._file.chunk_size  # authenticated when opened
@@ -664,7 +704,7 @@ class _Checkpoint:
             with self._range(8, n) as rest:
                 raw = bytes(rest)
         self._chunk_size = cs
-        entries, _ = _parse_header(raw, total - 8 - n, self.where)
+        entries, self.header_metadata = _parse_header(raw, total - 8 - n, self.where)
         return entries, 8 + n
 
     def load_names(self, wanted: list[str], entries: dict[str, _Entry], start: int) -> dict[str, np.ndarray]:
@@ -719,8 +759,19 @@ def load_checkpoint(
     *,
     names: Optional[Iterable[str]] = None,
     format: str = "modelcrypt",
-) -> dict[str, np.ndarray]:
+    with_metadata: bool = False,
+) -> Any:
     """Load a checkpoint written by save_checkpoint (or any ``.safetensors`` file) as numpy arrays.
+
+    A training state saved by save_checkpoint (nested dicts, lists, tuples, Python scalars and
+    strings alongside tensors, e.g. ``{"model": ..., "optimizer": opt.state_dict(), "step": 3}``)
+    comes back with the same structure and types, its tensors as numpy arrays; a flat mapping comes
+    back as ``{name: ndarray}``. ``names`` selects tensors by their dotted names
+    (``"optimizer.state.0.exp_avg"``) and returns ``{name: ndarray}``.
+
+    ``with_metadata=True`` returns ``(state, metadata)``: the ``metadata`` given to save_checkpoint
+    (authenticated and, in an encrypted file, encrypted), without modelcrypt's own ``modelcrypt.``
+    keys.
 
     An encrypted checkpoint (``modelcrypt.is_encrypted``) needs ``dec_key``; it is decrypted into
     one modelcrypt-owned buffer and every array is a zero-copy, writable view into it (the buffer
@@ -754,16 +805,35 @@ def load_checkpoint(
     copies (protobuf parses into its own memory; the decrypted buffer is wiped right after), and
     ``names`` selects after decrypting the whole file.
     """
+    _check_bool(with_metadata, "with_metadata")
     target = os.fsdecode(_fspath(path, "path"))
+    arrays, header_metadata = load_flat(target, dec_key, dec_mode, names=names, format=format)
+    state = arrays
+    if names is None and STRUCTURE_KEY in header_metadata:
+        state = unflatten(header_metadata[STRUCTURE_KEY], arrays, f"checkpoint {target}")
+    if with_metadata:
+        return state, user_metadata(header_metadata)
+    return state
+
+
+def user_metadata(header_metadata: Mapping[str, str]) -> dict[str, str]:
+    """The metadata given to save_checkpoint: the safetensors __metadata__ without modelcrypt's keys."""
+    return {k: v for k, v in header_metadata.items() if not k.startswith("modelcrypt.")}
+
+
+def load_flat(target: str, dec_key: Any, dec_mode: Any, *, names: Optional[Iterable[str]] = None,
+              format: str = "modelcrypt") -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """({dotted name: ndarray}, the safetensors __metadata__) of one checkpoint file."""
     dec_key, dec_mode = _check_dec(dec_key, dec_mode)
     wanted = _check_names(names)
     _check_read_format(format)
+    _refuse_index(target)
     arrays = None if callable(dec_mode) else _load_other_format(target, dec_key, dec_mode, detect_format(target), format)
     if arrays is None:
         with _Checkpoint(target, dec_key, dec_mode) as ckpt:
             _sets.check_step(target, ckpt.metadata)  # a ModelCheckpoint file: named after its step
             if wanted is None:
-                return ckpt.load_all()
+                return ckpt.load_all(), ckpt.header_metadata
             try:
                 entries, start = ckpt.header()
             except _MindSporePlaintext:  # no header to read by range: decrypt it all, then select
@@ -772,13 +842,26 @@ def load_checkpoint(
                 unknown = [n for n in wanted if n not in entries]
                 if unknown:
                     raise _missing(unknown, f"checkpoint {target}")
-                return ckpt.load_names(wanted, entries, start)
+                return ckpt.load_names(wanted, entries, start), ckpt.header_metadata
     if wanted is None:
-        return arrays
+        return arrays, {}
     unknown = [n for n in wanted if n not in arrays]
     if unknown:
         raise _missing(unknown, f"checkpoint {target}")
-    return {n: arrays[n] for n in wanted}
+    return {n: arrays[n] for n in wanted}, {}
+
+
+def _refuse_index(target: str) -> None:
+    """load_checkpoint of a sharded checkpoint's index: say which function reads it."""
+    if target.endswith(".json"):
+        try:
+            with open(target, "rb") as f:
+                head = f.read(1 << 16)
+        except OSError:
+            return  # reported when the file is opened
+        if head.lstrip()[:1] == b"{" and b'"weight_map"' in head:
+            raise FormatError(f"{target} is the index of a sharded checkpoint, not a checkpoint file: load it with "
+                              f"modelcrypt.load_distributed_checkpoint({target!r}, key, names=...)")
 
 
 def _read_index(index_path: str) -> tuple[dict[str, str], Optional[str]]:
@@ -888,7 +971,9 @@ def load_distributed_checkpoint(
         finally:
             for ckpt in opened.values():
                 ckpt.close()
-        return {n: out[n] for n in wanted} if wanted is not None else out
+        if wanted is not None:
+            return {n: out[n] for n in wanted}
+        return _with_structure(out, [opened[s] for s in by_shard], f"index {index_path}")
 
     if isinstance(index_or_paths, Mapping) or not isinstance(index_or_paths, Iterable):
         raise TypeError("index_or_paths must be an index path or a list of shard paths, "
@@ -941,7 +1026,17 @@ def load_distributed_checkpoint(
         if unknown:
             raise _missing(unknown, "the shards " + ", ".join(paths))
         return {n: out[n] for n in wanted}
-    return out
+    return _with_structure(out, ckpts, "the shards " + ", ".join(paths))
+
+
+def _with_structure(arrays: dict[str, np.ndarray], shards: list["_Checkpoint"], where: str) -> Any:
+    """A sharded training state rebuilt from the structure every shard carries (the same in each)."""
+    structures = {ck.header_metadata.get(STRUCTURE_KEY) for ck in shards}
+    if structures == {None} or not structures:
+        return arrays
+    if len(structures) != 1:
+        raise FormatError(f"{where}: the shards carry different training-state structures (from different saves?)")
+    return unflatten(structures.pop(), arrays, where)
 
 
 # ------------------------------------------------------------------ training-loop helpers

@@ -24,7 +24,8 @@ except ImportError as exc:  # pragma: no cover - exercised in environments witho
 
 from ._api import _check_key, _fspath, load_range
 from ._custom import _call_cipher, wipe_if_sole_owner
-from .checkpoint import load_checkpoint
+from ._state_tree import STRUCTURE_KEY, unflatten
+from .checkpoint import load_flat
 from .keys import wipe
 from ._frameworks import DecMode, EncMode, MemoryReader, decrypt_to_memory, encrypt_stream_to_file
 
@@ -72,7 +73,9 @@ def load_state_dict(
     path: Any, key: Any, mode: DecMode = "AES-GCM", *, names: Iterable[str] | None = None
 ) -> dict[str, "_torch.Tensor"]:
     """Load a checkpoint in safetensors layout (written by modelcrypt.save_checkpoint) as a dict of
-    ``torch.Tensor``, ready for ``module.load_state_dict``.
+    ``torch.Tensor``, ready for ``module.load_state_dict``. A training state saved by save_checkpoint
+    (``{"model": model.state_dict(), "optimizer": opt.state_dict(), "step": n}``) comes back with
+    its structure and types, torch tensors inside (``opt.load_state_dict(state["optimizer"])``).
 
     The tensors share memory with the decrypted checkpoint (``torch.from_numpy`` over the arrays of
     modelcrypt.load_checkpoint, no copy); it stays alive while any tensor does. bfloat16 tensors,
@@ -90,13 +93,14 @@ def load_state_dict(
             wipe_if_sole_owner(key_bytes)
             del key_bytes
         try:
-            arrays = load_checkpoint(path, key, lambda _path, _key: plaintext, names=names)
+            arrays, header_metadata = load_flat(os.fsdecode(_fspath(path, "path")), key,
+                                                lambda _path, _key: plaintext, names=names)
             dtypes = _header_dtypes(memoryview(plaintext))
         finally:
             if isinstance(plaintext, (bytes, bytearray)) and len(plaintext) >= 2:
                 wipe(plaintext)  # load_checkpoint has copied it into modelcrypt-owned memory
     else:
-        arrays = load_checkpoint(path, key, mode, names=names)  # validates the header strictly
+        arrays, header_metadata = load_flat(os.fsdecode(_fspath(path, "path")), key, mode, names=names)  # validated strictly
         dtypes = _header_dtypes_from_file(path, key, mode)
     tensors = {}
     for name, array in arrays.items():
@@ -105,6 +109,8 @@ def load_state_dict(
         if real is not None and tensor.dtype != real:
             tensor = tensor.view(real)
         tensors[name] = tensor
+    if names is None and STRUCTURE_KEY in header_metadata:  # a training state: its structure, torch tensors inside
+        return unflatten(header_metadata[STRUCTURE_KEY], tensors, f"checkpoint {os.fsdecode(_fspath(path, 'path'))}")
     return tensors
 
 
