@@ -7,6 +7,7 @@
 #include <new>
 #include <string>
 
+#include "c_api_detail.hpp"
 #include "container.hpp"
 #include "errors.hpp"
 
@@ -14,88 +15,10 @@
 #error "MODELCRYPT_VERSION must be defined by the build"
 #endif
 
-struct mc_buffer {
-  modelcrypt::SecureBuffer bytes;  // owns (and wipes) everything decrypted
-  size_t offset = 0;               // the caller's bytes: [offset, offset + size) of `bytes`
-  size_t size = 0;                 // (legacy formats decrypt in place: headers and IVs surround them)
-  const char* format = "";         // static: the format decrypted ("" for encrypted images)
-  std::string insecure;            // why that format is weak ("" when it is not)
-};
-
 namespace {
-
-using modelcrypt::Error;
-using modelcrypt::Status;
-
-thread_local std::string t_last_error;
-
+using namespace modelcrypt::c_api;
 static_assert(static_cast<int>(Status::key_mismatch) == MC_KEY_MISMATCH, "status values must match");
 static_assert(static_cast<int>(Status::internal) == MC_INTERNAL, "status values must match");
-
-mc_status fail(mc_status status, const std::string& message) {
-  try {
-    t_last_error = message;
-  } catch (...) {
-    t_last_error.clear();
-  }
-  return status;
-}
-
-// Runs `body`, mapping every exception to a status. Clears the thread's last error first.
-template <class Body>
-mc_status guarded(Body&& body) noexcept {
-  t_last_error.clear();
-  try {
-    body();
-    return MC_OK;
-  } catch (const Error& e) {
-    return fail(static_cast<mc_status>(e.status()), e.what());
-  } catch (const std::bad_alloc&) {
-    return fail(MC_NO_MEMORY, "out of memory");
-  } catch (const std::exception& e) {
-    return fail(MC_INTERNAL, e.what());
-  } catch (...) {
-    return fail(MC_INTERNAL, "unknown internal error");
-  }
-}
-
-void require(bool condition, const char* message) {
-  if (!condition) throw Error(Status::invalid_argument, message);
-}
-
-std::string mode_or_default(const char* mode) { return mode ? std::string(mode) : std::string("AES-GCM"); }
-
-modelcrypt::ByteView key_view(const uint8_t* key, size_t key_len) {
-  require(key != nullptr, "key is NULL");
-  return {key, key_len};
-}
-
-const char* static_format_name(const std::string& name) {
-  for (const char* known : {"modelcrypt", "mindspore", "paddlex", "paddle-cipher"}) {
-    if (name == known) return known;
-  }
-  return "unknown";
-}
-
-mc_buffer* wrap(modelcrypt::SecureBuffer&& bytes) {
-  mc_buffer* b = new mc_buffer;
-  b->size = bytes.size();
-  b->bytes = std::move(bytes);
-  return b;
-}
-
-mc_buffer* wrap(modelcrypt::Decrypted&& d) {
-  mc_buffer* b = new mc_buffer;
-  b->offset = d.view_offset;
-  b->size = d.view_length;
-  b->bytes = std::move(d.plaintext);
-  b->format = static_format_name(d.format);
-  b->insecure = d.insecure;
-  return b;
-}
-
-const char* format_or_default(const char* format) { return format ? format : "modelcrypt"; }
-
 }  // namespace
 
 extern "C" {

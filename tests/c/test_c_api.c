@@ -8,6 +8,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include <modelcrypt/modelcrypt.h>
 
+#include <stdint.h>
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -262,6 +264,96 @@ static void test_threads(void) {
   CHECK(all);
 }
 
+/* Issue 13: the C API's parity with Python (threads, verify, ranges, metadata, inspect, key parsing). */
+static void test_parity(void) {
+  const char* enc = path_in("plain.bin.mcx"); /* from test_files: 2500000 bytes under KEY32, no metadata */
+  mc_buffer* out = (mc_buffer*)1;
+  uint8_t expect[4096];
+  for (size_t i = 0; i < sizeof expect; ++i) {
+    size_t at = 1234567 + i;
+    expect[i] = (uint8_t)(at ^ (at >> 9));
+  }
+  /* threads */
+  CHECK(mc_load_ex(enc, KEY32, 32, NULL, NULL, 1, &out) == MC_OK && mc_buffer_size(out) == 2500000);
+  CHECK(strcmp(mc_buffer_metadata(out), "{}") == 0);
+  mc_buffer_free(out);
+  CHECK(mc_decrypt_file_ex(enc, path_in("back1.bin"), KEY32, 32, NULL, NULL, 2) == MC_OK);
+  /* verify */
+  CHECK(mc_verify_file(enc, KEY32, 32, NULL, NULL, 0) == MC_OK);
+  CHECK(mc_verify_file(enc, OTHER32, 32, NULL, NULL, 0) == MC_KEY_MISMATCH);
+  CHECK(mc_verify_file(path_in("plain.bin"), KEY32, 32, NULL, NULL, 0) == MC_FORMAT);
+  CHECK(mc_verify_file(path_in("missing.mcx"), KEY32, 32, NULL, NULL, 0) == MC_IO);
+  CHECK(mc_verify_file(NULL, KEY32, 32, NULL, NULL, 0) == MC_INVALID_ARGUMENT);
+  size_t n = 0;
+  uint8_t* image = read_file(enc, &n);
+  CHECK(image != NULL && n > 2000000);
+  image[n - 1000] ^= 1; /* a byte of the last chunk */
+  CHECK(write_file(path_in("tampered.mcx"), image, n));
+  CHECK(mc_verify_file(path_in("tampered.mcx"), KEY32, 32, NULL, NULL, 0) == MC_AUTH_FAILED);
+  CHECK(write_file(path_in("truncated.mcx"), image, n - 5000));
+  CHECK(mc_verify_file(path_in("truncated.mcx"), KEY32, 32, NULL, NULL, 0) == MC_AUTH_FAILED);
+  /* random access */
+  CHECK(mc_load_range(enc, KEY32, 32, NULL, 1234567, sizeof expect, 0, &out) == MC_OK);
+  CHECK(out && mc_buffer_size(out) == sizeof expect && memcmp(mc_buffer_data(out), expect, sizeof expect) == 0);
+  mc_buffer_free(out);
+  CHECK(mc_load_range(enc, KEY32, 32, NULL, 2499999, 2, 0, &out) == MC_INVALID_ARGUMENT && out == NULL);
+  CHECK(mc_load_range(enc, KEY32, 32, NULL, UINT64_MAX, 2, 0, &out) == MC_INVALID_ARGUMENT);
+  CHECK(mc_load_range(enc, OTHER32, 32, NULL, 0, 10, 0, &out) == MC_KEY_MISMATCH);
+  CHECK(mc_load_range(path_in("tampered.mcx"), KEY32, 32, NULL, 0, 10, 0, &out) == MC_OK); /* chunk 0 is intact */
+  mc_buffer_free(out);
+  CHECK(mc_load_range(path_in("tampered.mcx"), KEY32, 32, NULL, 2490000, 100, 0, &out) == MC_AUTH_FAILED);
+  CHECK(mc_load_range(enc, KEY32, 32, NULL, 0, 10, 0, NULL) == MC_INVALID_ARGUMENT);
+  /* keyless inspect */
+  CHECK(mc_inspect(enc, &out) == MC_OK);
+  {
+    char json[2048] = {0};
+    size_t len = mc_buffer_size(out);
+    CHECK(len > 0 && len < sizeof json);
+    if (len < sizeof json) memcpy(json, mc_buffer_data(out), len);
+    CHECK(strstr(json, "\"format\":\"modelcrypt\"") != NULL);
+    CHECK(strstr(json, "\"plaintext_length\":2500000") != NULL);
+    CHECK(strstr(json, "\"chunk_size\":1048576") != NULL);
+  }
+  mc_buffer_free(out);
+  CHECK(mc_inspect(path_in("plain.bin"), &out) == MC_FORMAT && out == NULL);
+  CHECK(mc_inspect(NULL, &out) == MC_INVALID_ARGUMENT);
+  /* key parsing: hex (0x, whitespace), base64, files (raw too), environment; never echoed */
+  const char* hex = "0x0104070a0d101316191c1f2225282b2e3134373a3d404346494c4f5255585b5e\n";
+  CHECK(mc_key_from_text(hex, strlen(hex), &out) == MC_OK && mc_buffer_size(out) == 32 &&
+        memcmp(mc_buffer_data(out), KEY32, 32) == 0);
+  mc_buffer_free(out);
+  const char* b64 = " AQQHCg0QExYZHB8iJSgrLjE0Nzo9QENGSUxPUlVYW14= ";
+  CHECK(mc_key_from_text(b64, strlen(b64), &out) == MC_OK && memcmp(mc_buffer_data(out), KEY32, 32) == 0);
+  mc_buffer_free(out);
+  CHECK(mc_key_from_text("0x1234", 6, &out) == MC_INVALID_ARGUMENT && out == NULL);
+  CHECK(strstr(mc_last_error(), "1234") == NULL && strstr(mc_last_error(), "4 digits") != NULL);
+  CHECK(mc_key_from_text("not a key!", 10, &out) == MC_INVALID_ARGUMENT);
+  CHECK(mc_key_from_text("QUJD", 4, &out) == MC_INVALID_ARGUMENT); /* base64 of 3 bytes */
+  CHECK(mc_key_from_text(NULL, 0, &out) == MC_INVALID_ARGUMENT);
+  CHECK(write_file(path_in("k.hex"), hex + 2, strlen(hex) - 2));
+  CHECK(mc_key_from_file(path_in("k.hex"), &out) == MC_OK && memcmp(mc_buffer_data(out), KEY32, 32) == 0);
+  mc_buffer_free(out);
+  CHECK(write_file(path_in("k.raw"), KEY32, 32));
+  CHECK(mc_key_from_file(path_in("k.raw"), &out) == MC_OK && memcmp(mc_buffer_data(out), KEY32, 32) == 0);
+  mc_buffer_free(out);
+  CHECK(write_file(path_in("k.ms"), KEY16, 16)); /* MindSpore's ASCII key: 16 hex-digit bytes, raw */
+  CHECK(mc_key_from_file(path_in("k.ms"), &out) == MC_OK && mc_buffer_size(out) == 16 &&
+        memcmp(mc_buffer_data(out), KEY16, 16) == 0);
+  mc_buffer_free(out);
+  CHECK(mc_key_from_file(path_in("no-such.key"), &out) == MC_IO);
+  CHECK(mc_key_from_file("0104070a0d101316191c1f2225282b2e", &out) == MC_IO);
+  CHECK(strstr(mc_last_error(), "0104070a0d1013") == NULL); /* a key given as a path is not echoed */
+  setenv("MC_TEST_KEY", b64, 1);
+  CHECK(mc_key_from_env("MC_TEST_KEY", &out) == MC_OK && memcmp(mc_buffer_data(out), KEY32, 32) == 0);
+  mc_buffer_free(out);
+  unsetenv("MC_TEST_KEY");
+  CHECK(mc_key_from_env("MC_TEST_KEY", &out) == MC_INVALID_ARGUMENT && strstr(mc_last_error(), "not set") != NULL);
+  CHECK(mc_key_from_env("AQQHCg0QExYZHB8iJSgrLjE0Nzo9QENGSUxPUlVYW14", &out) == MC_INVALID_ARGUMENT);
+  CHECK(strstr(mc_last_error(), "AQQHCg0QExYZ") == NULL);
+  CHECK(mc_key_from_env(NULL, &out) == MC_INVALID_ARGUMENT);
+  free(image);
+}
+
 int main(int argc, char** argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: %s WORKDIR [--no-rlimit]\n", argv[0]);
@@ -278,6 +370,7 @@ int main(int argc, char** argv) {
   test_files();
   test_invalid_arguments();
   test_threads();
+  test_parity();
   if (argc < 3 || strcmp(argv[2], "--no-rlimit") != 0) test_no_memory();
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;

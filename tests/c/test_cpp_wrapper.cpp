@@ -67,6 +67,28 @@ int main(int argc, char** argv) {
   }
   modelcrypt::EncryptFile(path, dir + "/wrapper2.mcx", hex);
   modelcrypt::DecryptFile(dir + "/wrapper2.mcx", dir + "/wrapper2.bin", hex);
+  // parity with Python (issue 13): Verify, LoadRange, metadata, Inspect, key text/file/env, threads
+  modelcrypt::Verify(path, hex);
+  CHECK(status_of([&] { modelcrypt::Verify(path, raw); }) == MC_KEY_MISMATCH);
+  modelcrypt::Buffer part = modelcrypt::LoadRange(path, hex, 4, 6, "AES-GCM", 1);
+  CHECK(std::string(part.begin(), part.end()) == model.substr(4, 6));
+  CHECK(part.metadata() == "{}");
+  CHECK(status_of([&] { modelcrypt::LoadRange(path, hex, model.size(), 1); }) == MC_INVALID_ARGUMENT);
+  const std::string info = modelcrypt::Inspect(path);
+  CHECK(info.find("\"plaintext_length\":" + std::to_string(model.size())) != std::string::npos);
+  CHECK(modelcrypt::Load(path, hex, "AES-GCM", "modelcrypt", 2).size() == model.size());
+  const Key text = Key::FromText("0x30313233343536373839414243444546");
+  CHECK(text.size() == 16 && std::memcmp(text.data(), "0123456789ABCDEF", 16) == 0);
+  const Key hex0x = Key::FromHex("0X30313233343536373839414243444546");
+  CHECK(hex0x.size() == 16);
+  const std::string keyfile = dir + "/wrapper.key";
+  f = std::fopen(keyfile.c_str(), "wb");
+  CHECK(f && std::fputs("MDEyMzQ1Njc4OUFCQ0RFRg==\n", f) >= 0);
+  if (f) std::fclose(f);
+  CHECK(modelcrypt::Load(path, Key::FromFile(keyfile)).size() == model.size());
+  CHECK(status_of([&] { Key::FromFile(dir + "/missing.key"); }) == MC_IO);
+  CHECK(status_of([] { Key::FromEnv("MC_WRAPPER_TEST_UNSET"); }) == MC_INVALID_ARGUMENT);
+  CHECK(status_of([] { Key::FromText("0123"); }) == MC_INVALID_ARGUMENT);
   CHECK(!modelcrypt::Version().empty());
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;

@@ -107,6 +107,49 @@ MC_API const char* mc_buffer_format(const mc_buffer* buffer);
  * when it is not (modelcrypt files) and for NULL. Valid while the buffer lives. Callers should log it. */
 MC_API const char* mc_buffer_insecure_reason(const mc_buffer* buffer);
 
+/* The authenticated metadata of a decrypted buffer (mc_load*, mc_decrypt_memory*, mc_load_range):
+ * UTF-8 JSON text of an object of strings, "{}" when the file has none (and for legacy formats,
+ * encrypted images and NULL). NUL-terminated; valid while the buffer lives. */
+MC_API const char* mc_buffer_metadata(const mc_buffer* buffer);
+
+/* ---- Parity with the Python API: threads, verification, random access, inspection, key parsing ---- */
+
+/* mc_load_with_format / mc_decrypt_file_with_format with a thread count (0: all cores). */
+MC_API mc_status mc_load_ex(const char* path, const uint8_t* key, size_t key_len, const char* mode,
+                            const char* format, unsigned threads, mc_buffer** out);
+MC_API mc_status mc_decrypt_file_ex(const char* src, const char* dst, const uint8_t* key, size_t key_len,
+                                    const char* mode, const char* format, unsigned threads);
+
+/* Authenticates a whole file in bounded memory (three 16 MiB batches); writes and releases nothing.
+ * MC_OK only when every byte authenticates. `format` as for the readers (NULL: "modelcrypt"). */
+MC_API mc_status mc_verify_file(const char* path, const uint8_t* key, size_t key_len, const char* mode,
+                                const char* format, unsigned threads);
+
+/* Random access: plaintext bytes [offset, offset + length) of a format v1 file. The header is
+ * authenticated as by mc_load, then only the chunks covering the range are read and decrypted.
+ * A range beyond the plaintext (or overflowing) is MC_INVALID_ARGUMENT. mc_buffer_metadata works. */
+MC_API mc_status mc_load_range(const char* path, const uint8_t* key, size_t key_len, const char* mode,
+                               uint64_t offset, uint64_t length, unsigned threads, mc_buffer** out);
+
+/* Header fields without the key (nothing in them is authenticated), as UTF-8 JSON text in `*out`
+ * (not NUL-terminated: use mc_buffer_size): for a format v1 file {"format": "modelcrypt", "version",
+ * "algorithm", "chunk_size", "plaintext_length", "chunk_count", "header_length", "file_length",
+ * "expected_file_length", "salt" (hex), "key_commitment" (hex), "metadata" (object)}; for a
+ * MindSpore or PaddleX file {"format", "cipher", "frames", "plaintext_length" (null when unknown),
+ * "file_length"}. Anything else: MC_FORMAT. */
+MC_API mc_status mc_inspect(const char* path, mc_buffer** out);
+
+/* Keys from text, files and the environment, by the rules of the Python package and the CLI
+ * (docs/KEYS_AND_CLI.md): hex (optional 0x, 32/48/64 digits) or base64 with padding (as PaddleX
+ * prints keys), surrounding whitespace ignored. A key file may also hold the raw 16/24/32 bytes
+ * (and a file of exactly 16 or 24 hex digits is a raw MindSpore-style ASCII key). The key is
+ * returned in `*out` (wiped by mc_buffer_free); key text never appears in mc_last_error().
+ * Bad text: MC_INVALID_ARGUMENT; an unreadable file: MC_IO; an unset or empty variable:
+ * MC_INVALID_ARGUMENT. */
+MC_API mc_status mc_key_from_text(const char* text, size_t text_len, mc_buffer** out);
+MC_API mc_status mc_key_from_file(const char* path, mc_buffer** out);
+MC_API mc_status mc_key_from_env(const char* name, mc_buffer** out);
+
 /* Wipes and frees a buffer. NULL is accepted and ignored. */
 MC_API void mc_buffer_free(mc_buffer* buffer);
 

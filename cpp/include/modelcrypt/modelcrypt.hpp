@@ -50,8 +50,27 @@ class Key {
   }
 
   // Hex digits (either case); surrounding whitespace is ignored.
+  // Key text, a key file or an environment variable, by the rules of the Python package and the
+  // CLI (hex with optional 0x, base64, and for files raw bytes; see modelcrypt.h mc_key_from_*).
+  static Key FromText(std::string_view text) {
+    mc_buffer* out = nullptr;
+    detail::check(mc_key_from_text(text.data(), text.size(), &out));
+    return FromOwned(out);
+  }
+  static Key FromFile(const std::string& path) {
+    mc_buffer* out = nullptr;
+    detail::check(mc_key_from_file(path.c_str(), &out));
+    return FromOwned(out);
+  }
+  static Key FromEnv(const std::string& name = "MODELCRYPT_KEY") {
+    mc_buffer* out = nullptr;
+    detail::check(mc_key_from_env(name.c_str(), &out));
+    return FromOwned(out);
+  }
+
   static Key FromHex(std::string_view text) {
     text = trim(text);
+    if (text.size() >= 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) text.remove_prefix(2);
     if (text.size() % 2 != 0) detail::bad_key("hex key has an odd number of digits");
     Key k;
     k.bytes_.reserve(text.size() / 2);
@@ -113,6 +132,20 @@ class Key {
 
  private:
   Key() = default;
+  static Key FromOwned(mc_buffer* owned) {  // copies the key out of a library buffer, which is then wiped
+    Key k;
+    const auto* p = static_cast<const std::uint8_t*>(mc_buffer_data(owned));
+    try {
+      k.bytes_.reserve(mc_buffer_size(owned));
+      k.bytes_.assign(p, p + mc_buffer_size(owned));
+    } catch (...) {
+      mc_buffer_free(owned);
+      throw;
+    }
+    mc_buffer_free(owned);
+    k.validate();
+    return k;
+  }
   void wipe() noexcept { mc_wipe(bytes_.data(), bytes_.capacity()); }
   void validate() {
     if (bytes_.size() != 16 && bytes_.size() != 24 && bytes_.size() != 32) {
@@ -170,6 +203,8 @@ class Buffer {
   std::string format() const { return mc_buffer_format(buffer_); }
   // Why that format is weak ("" for modelcrypt files): log it.
   std::string insecure_reason() const { return mc_buffer_insecure_reason(buffer_); }
+  // The authenticated metadata as JSON text ("{}" when none).
+  std::string metadata() const { return mc_buffer_metadata(buffer_); }
 
  private:
   mc_buffer* buffer_ = nullptr;
@@ -178,11 +213,34 @@ class Buffer {
 // Decrypts the file at `path` into memory (no temporary file). Throws Error. `format` is the
 // caller's choice of accepted formats: "modelcrypt" (format v1 only, the default), or to read a
 // legacy file "mindspore", "paddlex", "paddle-cipher" or "auto" (see modelcrypt.h).
+// `threads`: 0 uses every core.
 inline Buffer Load(const std::string& path, const Key& key, const std::string& mode = "AES-GCM",
-                   const std::string& format = "modelcrypt") {
+                   const std::string& format = "modelcrypt", unsigned threads = 0) {
   mc_buffer* out = nullptr;
-  detail::check(mc_load_with_format(path.c_str(), key.data(), key.size(), mode.c_str(), format.c_str(), &out));
+  detail::check(mc_load_ex(path.c_str(), key.data(), key.size(), mode.c_str(), format.c_str(), threads, &out));
   return Buffer(out);
+}
+
+// Plaintext bytes [offset, offset + length) of a format v1 file: only the chunks covering them are decrypted.
+inline Buffer LoadRange(const std::string& path, const Key& key, std::uint64_t offset, std::uint64_t length,
+                        const std::string& mode = "AES-GCM", unsigned threads = 0) {
+  mc_buffer* out = nullptr;
+  detail::check(mc_load_range(path.c_str(), key.data(), key.size(), mode.c_str(), offset, length, threads, &out));
+  return Buffer(out);
+}
+
+// Authenticates the whole file in bounded memory; throws Error unless every byte authenticates.
+inline void Verify(const std::string& path, const Key& key, const std::string& mode = "AES-GCM",
+                   const std::string& format = "modelcrypt", unsigned threads = 0) {
+  detail::check(mc_verify_file(path.c_str(), key.data(), key.size(), mode.c_str(), format.c_str(), threads));
+}
+
+// Header fields without the key (unauthenticated), as JSON text (see mc_inspect).
+inline std::string Inspect(const std::string& path) {
+  mc_buffer* out = nullptr;
+  detail::check(mc_inspect(path.c_str(), &out));
+  Buffer json(out);
+  return std::string(reinterpret_cast<const char*>(json.data()), json.size());
 }
 
 inline Buffer DecryptMemory(const void* data, std::size_t size, const Key& key, const std::string& mode = "AES-GCM",
@@ -203,8 +261,8 @@ inline void EncryptFile(const std::string& src, const std::string& dst, const Ke
 }
 
 inline void DecryptFile(const std::string& src, const std::string& dst, const Key& key, const std::string& mode = "AES-GCM",
-                        const std::string& format = "modelcrypt") {
-  detail::check(mc_decrypt_file_with_format(src.c_str(), dst.c_str(), key.data(), key.size(), mode.c_str(), format.c_str()));
+                        const std::string& format = "modelcrypt", unsigned threads = 0) {
+  detail::check(mc_decrypt_file_ex(src.c_str(), dst.c_str(), key.data(), key.size(), mode.c_str(), format.c_str(), threads));
 }
 
 inline std::string Version() { return mc_version(); }

@@ -1,0 +1,92 @@
+// Shared by the files of the C ABI (c_api.cpp, c_api_readers.cpp): the buffer type behind the
+// opaque mc_buffer, argument checks, and the exception -> mc_status translation.
+#pragma once
+#include <new>
+#include <string>
+
+#include "container.hpp"
+#include "errors.hpp"
+#include "modelcrypt/modelcrypt.h"
+
+struct mc_buffer {
+  modelcrypt::SecureBuffer bytes;  // owns (and wipes) everything decrypted
+  size_t offset = 0;               // the caller's bytes: [offset, offset + size) of `bytes`
+  size_t size = 0;                 // (legacy formats decrypt in place: headers and IVs surround them)
+  const char* format = "";         // static: the format decrypted ("" for encrypted images)
+  std::string insecure;            // why that format is weak ("" when it is not)
+  std::string metadata = "{}";     // the authenticated metadata, JSON text
+};
+
+namespace modelcrypt::c_api {
+
+using modelcrypt::Error;
+using modelcrypt::Status;
+
+inline thread_local std::string t_last_error;
+
+inline mc_status fail(mc_status status, const std::string& message) {
+  try {
+    t_last_error = message;
+  } catch (...) {
+    t_last_error.clear();
+  }
+  return status;
+}
+
+// Runs `body`, mapping every exception to a status. Clears the thread's last error first.
+template <class Body>
+mc_status guarded(Body&& body) noexcept {
+  t_last_error.clear();
+  try {
+    body();
+    return MC_OK;
+  } catch (const Error& e) {
+    return fail(static_cast<mc_status>(e.status()), e.what());
+  } catch (const std::bad_alloc&) {
+    return fail(MC_NO_MEMORY, "out of memory");
+  } catch (const std::exception& e) {
+    return fail(MC_INTERNAL, e.what());
+  } catch (...) {
+    return fail(MC_INTERNAL, "unknown internal error");
+  }
+}
+
+inline void require(bool condition, const char* message) {
+  if (!condition) throw Error(Status::invalid_argument, message);
+}
+
+inline std::string mode_or_default(const char* mode) { return mode ? std::string(mode) : std::string("AES-GCM"); }
+
+inline modelcrypt::ByteView key_view(const uint8_t* key, size_t key_len) {
+  require(key != nullptr, "key is NULL");
+  return {key, key_len};
+}
+
+inline const char* static_format_name(const std::string& name) {
+  for (const char* known : {"modelcrypt", "mindspore", "paddlex", "paddle-cipher"}) {
+    if (name == known) return known;
+  }
+  return "unknown";
+}
+
+inline mc_buffer* wrap(modelcrypt::SecureBuffer&& bytes) {
+  mc_buffer* b = new mc_buffer;
+  b->size = bytes.size();
+  b->bytes = std::move(bytes);
+  return b;
+}
+
+inline mc_buffer* wrap(modelcrypt::Decrypted&& d) {
+  mc_buffer* b = new mc_buffer;
+  b->offset = d.view_offset;
+  b->size = d.view_length;
+  if (!d.metadata.empty()) b->metadata.assign(d.metadata.begin(), d.metadata.end());
+  b->bytes = std::move(d.plaintext);
+  b->format = static_format_name(d.format);
+  b->insecure = d.insecure;
+  return b;
+}
+
+inline const char* format_or_default(const char* format) { return format ? format : "modelcrypt"; }
+
+}  // namespace modelcrypt::c_api
