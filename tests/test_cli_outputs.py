@@ -128,8 +128,10 @@ def test_migrate_of_a_v1_file_streams_in_bounded_memory(tmp_path):
     modelcrypt.write_key_file(old_key, KEY)
     new = modelcrypt.generate_key()
     modelcrypt.write_key_file(new_key, new)
-    code = ("import resource, sys, modelcrypt.cli as c; rc = c.main(sys.argv[1:]); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)")
+    # VmHWM: the peak RSS of this process's own address space (ru_maxrss would also count the
+    # parent's, inherited across fork + exec)
+    code = ("import re, sys, modelcrypt.cli as c; rc = c.main(sys.argv[1:]); "
+            "print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)); sys.exit(rc)")
     r = subprocess.run([sys.executable, "-c", code, "migrate", str(enc), "-o", str(out), "--from-key-file",
                         str(old_key), "--key-file", str(new_key), "--no-fsync", "-q"],
                        capture_output=True, text=True, env=ENV, timeout=300)

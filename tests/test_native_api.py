@@ -27,6 +27,9 @@ C_API = {
     "mc_decrypt_file", "mc_encrypt_memory", "mc_buffer_data", "mc_buffer_size", "mc_buffer_free", "mc_wipe",
     "mc_load_with_format", "mc_decrypt_memory_with_format", "mc_decrypt_file_with_format", "mc_buffer_format",
     "mc_buffer_insecure_reason",
+    # issue 13: parity with Python
+    "mc_buffer_metadata", "mc_load_ex", "mc_decrypt_file_ex", "mc_verify_file", "mc_load_range", "mc_inspect",
+    "mc_key_from_text", "mc_key_from_file", "mc_key_from_env",
 }
 
 

@@ -1,41 +1,44 @@
 // Example native "inference app": loads an encrypted model into memory with modelcrypt::Load and
-// hands the bytes to a consumer. Here the consumer reports the size and SHA-256 of the model and, for
+// hands the bytes to a consumer. Here the consumer reports the size, SHA-256 (OpenSSL) and
+// authenticated metadata of the model and, for
 // safetensors files, the tensors it holds; a real app would pass data()/size() to its runtime
 // (e.g. Ort::Session(env, model.data(), model.size(), options)). No plaintext touches the disk.
 //
 // usage: inference_app ENCRYPTED_MODEL [KEY_FILE]
-//   The key (hex or base64 text) is read from KEY_FILE, or else from the MODELCRYPT_KEY environment
-//   variable; it is never taken from the command line.
+//   The key (a key file as `modelcrypt keygen` writes it: hex, base64 or raw) is read from KEY_FILE,
+//   or else from the MODELCRYPT_KEY environment variable (hex or base64); never from the command
+//   line. MODELCRYPT_THREADS caps the decryption threads (default: every core).
+#include <openssl/evp.h>
+
+#include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <fstream>
 #include <iostream>
-#include <iterator>
-#include <sstream>
+#include <stdexcept>
 #include <string>
 
 #include <modelcrypt/modelcrypt.hpp>
 
-#include "sha256.hpp"
-
 namespace {
 
-modelcrypt::Key key_from_text(std::string text) {
-  const bool hex = !text.empty() && text.find_first_not_of("0123456789abcdefABCDEF \t\r\n") == std::string::npos;
-  modelcrypt::Key key = hex ? modelcrypt::Key::FromHex(text) : modelcrypt::Key::FromBase64(text);
-  mc_wipe(&text[0], text.size());
-  return key;
+// The key from KEY_FILE or MODELCRYPT_KEY, parsed by the library with the rules of the Python
+// package and the CLI (hex with optional 0x, base64, raw bytes in a file), held in wiped memory.
+modelcrypt::Key read_key(int argc, char** argv) {
+  if (argc >= 3) return modelcrypt::Key::FromFile(argv[2]);
+  return modelcrypt::Key::FromEnv("MODELCRYPT_KEY");
 }
 
-modelcrypt::Key read_key(int argc, char** argv) {
-  if (argc >= 3) {
-    std::ifstream f(argv[2], std::ios::binary);
-    if (!f) throw std::runtime_error(std::string("cannot read key file ") + argv[2]);
-    return key_from_text(std::string(std::istreambuf_iterator<char>(f), {}));
+// SHA-256 with OpenSSL (no hand-written cryptography).
+std::string sha256_hex(const std::uint8_t* data, std::size_t size) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  if (EVP_Digest(data, size, digest, &n, EVP_sha256(), nullptr) != 1) throw std::runtime_error("SHA-256 failed");
+  std::string out;
+  char byte[3];
+  for (unsigned int i = 0; i < n; ++i) {
+    std::snprintf(byte, sizeof byte, "%02x", digest[i]);
+    out += byte;
   }
-  const char* env = std::getenv("MODELCRYPT_KEY");
-  if (env == nullptr) throw std::runtime_error("no key: pass a key file or set MODELCRYPT_KEY");
-  return key_from_text(env);
+  return out;
 }
 
 // Names the format of the model bytes; for safetensors also counts the tensors in its JSON header.
@@ -62,11 +65,14 @@ int main(int argc, char** argv) {
   }
   try {
     const modelcrypt::Key key = read_key(argc, argv);
-    const modelcrypt::Buffer model = modelcrypt::Load(argv[1], key, "AES-GCM");
+    const char* threads_env = std::getenv("MODELCRYPT_THREADS");  // 0 or unset: every core
+    const unsigned threads = threads_env ? static_cast<unsigned>(std::strtoul(threads_env, nullptr, 10)) : 0;
+    const modelcrypt::Buffer model = modelcrypt::Load(argv[1], key, "AES-GCM", "modelcrypt", threads);
     std::cout << "modelcrypt " << modelcrypt::Version() << "\n"
               << "size: " << model.size() << "\n"
               << "sha256: " << sha256_hex(model.data(), model.size()) << "\n"
-              << "format: " << describe(model) << "\n";
+              << "format: " << describe(model) << "\n"
+              << "metadata: " << model.metadata() << "\n";
     return 0;
   } catch (const modelcrypt::Error& e) {
     std::cerr << "error: " << e.what() << "\n";

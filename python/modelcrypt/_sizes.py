@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ._api import _shown  # a caller's text in a message, never key-like text
+
 #: Decimal units (KB, MB, GB, TB: powers of 1000, as Hugging Face's max_shard_size) and binary units
 #: (KiB, MiB, GiB, TiB, and the single letters K, M, G, T: powers of 1024). Case-insensitive.
 SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
@@ -23,8 +25,7 @@ def parse_size(size: Any, what: str) -> int:
         m = _SIZE_RE.fullmatch(size) if len(size) <= 64 else None
         unit = m.group(2).upper() if m else None
         if unit not in SIZE_UNITS:
-            shown = repr(size) if len(size) <= 64 else f"<a str of {len(size)} characters>"
-            raise ValueError(f"{what} {shown} is not a size like {EXAMPLES}")
+            raise ValueError(f"{what} {_shown(size)} is not a size like {EXAMPLES}")
         size = int(float(m.group(1)) * SIZE_UNITS[unit])
     if size < 1:
         raise ValueError(f"{what} must be at least 1 byte, got {size}")
