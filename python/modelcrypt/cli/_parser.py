@@ -33,6 +33,14 @@ def _docs_help() -> str:
     return "documentation: docs/KEYS_AND_CLI.md in the modelcrypt source distribution"
 
 
+def _add_output_options(p: argparse.ArgumentParser) -> None:
+    """--no-fsync and --force, as encrypt, decrypt and migrate take them."""
+    p.add_argument("--no-fsync", action="store_true",
+                   help="don't flush outputs to the device before renaming them into place (faster on slow disks; "
+                        "a power loss soon after may leave an empty or partial output)")
+    p.add_argument("--force", action="store_true", help="replace an existing DST")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="modelcrypt",
@@ -80,10 +88,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metadata", type=_metadata_item, action="append", metavar="KEY=VALUE",
                    help="authenticated, unencrypted metadata (repeatable)")
     p.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="threads (default: all cores)")
-    p.add_argument("--no-fsync", action="store_true",
-                   help="don't flush outputs to the device before renaming them into place (faster on slow disks; "
-                        "a power loss soon after may leave an empty or partial output)")
-    p.add_argument("--force", action="store_true", help="replace an existing DST")
+    _add_output_options(p)
 
     p = command("decrypt", "decrypt to a plaintext file or directory (on purpose)", cmd_decrypt)
     p.add_argument("src", metavar="SRC", help="encrypted file or directory")
@@ -94,10 +99,7 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="SRC a directory: don't write members matching GLOB (repeatable); the whole directory is "
                         "still checked against its manifest")
     p.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="threads (default: all cores)")
-    p.add_argument("--no-fsync", action="store_true",
-                   help="don't flush outputs to the device before renaming them into place (faster on slow disks; "
-                        "a power loss soon after may leave an empty or partial output)")
-    p.add_argument("--force", action="store_true", help="replace an existing DST")
+    _add_output_options(p)
 
     p = command("migrate", "re-encrypt MindSpore, PaddleX, Paddle or modelcrypt files (file or directory) into "
                 "modelcrypt format v1 under a new key; no plaintext is written", cmd_migrate)
@@ -119,10 +121,7 @@ def _build_parser() -> argparse.ArgumentParser:
                         "model.pdiparams, model.yml)")
     p.add_argument("--exclude", metavar="GLOB", action="append", help="skip files matching GLOB (repeatable)")
     p.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="threads (default: all cores)")
-    p.add_argument("--no-fsync", action="store_true",
-                   help="don't flush outputs to the device before renaming them into place (faster on slow disks; "
-                        "a power loss soon after may leave an empty or partial output)")
-    p.add_argument("--force", action="store_true", help="replace an existing DST")
+    _add_output_options(p)
 
     p = command("verify", "authenticate whole files with the key; writes nothing", cmd_verify)
     p.add_argument("files", metavar="FILE", nargs="+")
