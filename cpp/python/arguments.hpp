@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "bind_recipients.hpp"
 #include "container.hpp"
 #include "crypto.hpp"
 
@@ -82,6 +83,38 @@ inline SecretBytes copy_key(const py::handle& key) {
   BytesLike k(key, "key");
   const ByteView v = k.view();
   return SecretBytes(v.data, v.data + v.size);
+}
+
+// What a reader opens a file with: an X25519Identity object, or a bytes-like symmetric key (copied).
+inline Credential copy_credential(const py::handle& key) {
+  if (const Credential* identity = identity_credential(key)) return *identity;
+  const SecretBytes k = copy_key(key);
+  return Credential(ByteView{k.data(), k.size()});
+}
+inline const Credential& view_of(const Credential& c) { return c; }
+
+// What a writer encrypts to: `key` None (recipients only), an X25519Identity (its recipient is
+// added to options.recipients) or a bytes-like symmetric key; `recipients` a list of 32-byte
+// X25519 public keys (or None).
+inline SecretBytes writer_key(const py::handle& key, const py::handle& recipients, EncryptOptions& options) {
+  if (!recipients.is_none()) {
+    if (!PyList_Check(recipients.ptr()) && !PyTuple_Check(recipients.ptr())) raise(PyExc_TypeError, "recipients must be a list");
+    for (const py::handle r : py::reinterpret_borrow<py::sequence>(recipients)) {
+      BytesLike b(r, "each recipient");
+      if (b.view().size != crypto::kX25519KeySize) raise(PyExc_ValueError, "each recipient must be a 32-byte X25519 public key");
+      recipients::PublicKey pk{};
+      std::copy(b.view().data, b.view().data + pk.size(), pk.begin());
+      options.recipients.push_back(pk);
+    }
+  }
+  SecretBytes k;
+  if (const Credential* identity = identity_credential(key)) {
+    options.recipients.push_back(identity->public_key());
+  } else if (!key.is_none()) {
+    k = copy_key(key);
+  }
+  options.with_key = !k.empty();
+  return k;
 }
 
 inline ByteView view_of(const SecretBytes& s) { return {s.data(), s.size()}; }

@@ -84,7 +84,8 @@ void bind_random_access(py::module_& m, std::function<py::object(Decrypted&&)> w
         about_file(file->path(), [&] { file->verify(t, hook); });
       }, py::arg("threads"), py::arg("progress"))
       .def("reencrypt_to_file", [](Handle& self, py::object dst, py::object new_key, py::object chunk_size,
-                                   py::object metadata, py::object threads, py::object progress, py::object durable) {
+                                   py::object metadata, py::object threads, py::object progress, py::object durable,
+                                   py::object recipients) {
         const std::string d = to_path(dst, "dst"), md = bytes_arg(metadata, "metadata");
         EncryptOptions options;
         options.chunk_size = u32_arg(chunk_size, "chunk_size");
@@ -92,12 +93,12 @@ void bind_random_access(py::module_& m, std::function<py::object(Decrypted&&)> w
         options.threads = threads_arg(threads);
         options.durable = bool_arg(durable, "durable");
         options.progress = python_progress(progress);
-        const SecretBytes k = copy_key(new_key);
+        const SecretBytes k = writer_key(new_key, recipients, options);
         auto file = self.get();
         py::gil_scoped_release nogil;
         about_file(file->path(), [&] { file->reencrypt_to_file(d, view_of(k), options); });
       }, py::arg("dst"), py::arg("new_key"), py::arg("chunk_size"), py::arg("metadata"), py::arg("threads"),
-         py::arg("progress"), py::arg("durable"))
+         py::arg("progress"), py::arg("durable"), py::arg("recipients") = py::none())
       .def("close", &Handle::close)
       .def_property_readonly("closed", [](Handle& self) {
         std::lock_guard<std::mutex> lock(self.mutex);
@@ -116,11 +117,11 @@ void bind_random_access(py::module_& m, std::function<py::object(Decrypted&&)> w
 
   m.def("open_encrypted", [](py::object path, py::object key, py::object mode) {
     const std::string p = to_path(path, "path"), md = text_arg(mode, "mode");
-    const SecretBytes k = copy_key(key);  // copied into wiping memory before the GIL is released
+    const Credential k = copy_credential(key);  // copied into wiping memory before the GIL is released
     auto handle = std::make_shared<Handle>();
     {
       py::gil_scoped_release nogil;
-      handle->file = about_file(p, [&] { return std::make_shared<const RandomAccessFile>(p, ByteView{k.data(), k.size()}, md); });
+      handle->file = about_file(p, [&] { return std::make_shared<const RandomAccessFile>(p, k, md); });
     }
     return handle;
   }, py::arg("path"), py::arg("key"), py::arg("mode"));

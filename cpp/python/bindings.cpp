@@ -9,6 +9,7 @@
 
 #include "arguments.hpp"
 #include "bind_random_access.hpp"
+#include "bind_recipients.hpp"
 #include "container.hpp"
 #include "crypto.hpp"
 #include "decrypted_buffer.hpp"
@@ -100,6 +101,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("supported_modes", &supported_modes);
 
   bind_decrypted_buffer(m);
+  bind_recipients(m);
 
   bind_random_access(m, [](Decrypted&& d) {
     auto out = std::make_unique<DecryptedBuffer>();
@@ -111,7 +113,7 @@ PYBIND11_MODULE(_core, m) {
                    const py::handle& threads) {
     const std::string p = to_path(path), md = text_arg(mode, "mode"), fmt = text_arg(format, "format");
     const unsigned t = u32_arg(threads, "threads");
-    const SecretBytes k = copy_key(key);
+    const Credential k = copy_credential(key);
     auto out = std::make_unique<DecryptedBuffer>();
     {
       py::gil_scoped_release nogil;
@@ -125,7 +127,7 @@ PYBIND11_MODULE(_core, m) {
     const std::string p = to_path(path), md = text_arg(mode, "mode");
     const uint64_t off = u64_arg(offset, "offset"), len = u64_arg(length, "length");
     const unsigned t = u32_arg(threads, "threads");
-    const SecretBytes k = copy_key(key);
+    const Credential k = copy_credential(key);
     auto out = std::make_unique<DecryptedBuffer>();
     {
       py::gil_scoped_release nogil;
@@ -155,7 +157,8 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("encrypt_parts_to_file", [](const py::handle& parts, const py::handle& dst, const py::handle& key,
                                     const py::handle& mode, const py::handle& chunk_size, const py::handle& metadata,
-                                    const py::handle& threads, const py::handle& progress, const py::handle& durable) {
+                                    const py::handle& threads, const py::handle& progress, const py::handle& durable,
+                                    const py::handle& recipients) {
     if (!PyList_Check(parts.ptr()) && !PyTuple_Check(parts.ptr())) raise(PyExc_TypeError, "parts must be a list or tuple");
     std::vector<std::unique_ptr<BytesLike>> held;  // keeps every part's buffer exported during the call
     std::vector<ByteView> views;
@@ -166,19 +169,20 @@ PYBIND11_MODULE(_core, m) {
     const std::string d = to_path(dst, "dst"), md = bytes_arg(metadata, "metadata"), mo = text_arg(mode, "mode");
     const uint32_t cs = u32_arg(chunk_size, "chunk_size");
     const unsigned t = u32_arg(threads, "threads");
-    const SecretBytes k = copy_key(key);
     EncryptOptions options = encrypt_options(cs, md, t, python_progress(progress));
+    const SecretBytes k = writer_key(key, recipients, options);
     options.durable = bool_arg(durable, "durable");
     py::gil_scoped_release nogil;
     about_file(d, [&] { encrypt_parts_to_file(views, d, view_of(k), mo, options); });
   }, py::arg("parts"), py::arg("dst"), py::arg("key"), py::arg("mode"), py::arg("chunk_size"), py::arg("metadata"),
-     py::arg("threads"), py::arg("progress") = py::none(), py::arg("durable") = py::bool_(true));
+     py::arg("threads"), py::arg("progress") = py::none(), py::arg("durable") = py::bool_(true),
+     py::arg("recipients") = py::none());
 
   m.def("decrypt_bytes", [](const py::handle& blob, const py::handle& key, const py::handle& mode, const py::handle& format,
                             const py::handle& threads) {
     const std::string md = text_arg(mode, "mode"), fmt = text_arg(format, "format");
     const unsigned t = u32_arg(threads, "threads");
-    const SecretBytes k = copy_key(key);
+    const Credential k = copy_credential(key);
     BytesLike in(blob, "blob");
     auto out = std::make_unique<DecryptedBuffer>();
     {
@@ -189,13 +193,13 @@ PYBIND11_MODULE(_core, m) {
   }, py::arg("blob"), py::arg("key"), py::arg("mode"), py::arg("format"), py::arg("threads"));
 
   m.def("encrypt_bytes", [](const py::handle& data, const py::handle& key, const py::handle& mode, const py::handle& chunk_size,
-                            const py::handle& metadata, const py::handle& threads) {
+                            const py::handle& metadata, const py::handle& threads, const py::handle& recipients) {
     const std::string mo = text_arg(mode, "mode"), md = bytes_arg(metadata, "metadata");
     const uint32_t cs = u32_arg(chunk_size, "chunk_size");
     const unsigned t = u32_arg(threads, "threads");
-    const SecretBytes k = copy_key(key);
+    EncryptOptions options = encrypt_options(cs, md, t, nullptr);
+    const SecretBytes k = writer_key(key, recipients, options);
     BytesLike in(data);
-    const EncryptOptions options = encrypt_options(cs, md, t, nullptr);
     const uint64_t size = encrypted_length(in.view().size, options);
     PyObject* raw = PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(size));
     if (raw == nullptr) throw py::error_already_set();
@@ -206,23 +210,24 @@ PYBIND11_MODULE(_core, m) {
       encrypt_memory(in.view(), view_of(k), mo, options, dst, size);
     }
     return result;
-  }, py::arg("data"), py::arg("key"), py::arg("mode"), py::arg("chunk_size"), py::arg("metadata"), py::arg("threads"));
+  }, py::arg("data"), py::arg("key"), py::arg("mode"), py::arg("chunk_size"), py::arg("metadata"), py::arg("threads"),
+     py::arg("recipients") = py::none());
 
   m.def("encrypt_file", [](const py::handle& src, const py::handle& dst, const py::handle& key, const py::handle& mode,
                            const py::handle& chunk_size, const py::handle& metadata, const py::handle& threads,
-                           const py::handle& progress, const py::handle& durable) {
+                           const py::handle& progress, const py::handle& durable, const py::handle& recipients) {
     const std::string s = to_path(src, "src"), d = to_path(dst, "dst"), md = bytes_arg(metadata, "metadata");
     const std::string mo = text_arg(mode, "mode");
     const uint32_t cs = u32_arg(chunk_size, "chunk_size");
     const unsigned t = u32_arg(threads, "threads");
     const bool du = bool_arg(durable, "durable");
-    const SecretBytes k = copy_key(key);
     EncryptOptions options = encrypt_options(cs, md, t, python_progress(progress));
+    const SecretBytes k = writer_key(key, recipients, options);
     options.durable = du;
     py::gil_scoped_release nogil;
     about_file(s, [&] { encrypt_file(s, d, view_of(k), mo, options); });
   }, py::arg("src"), py::arg("dst"), py::arg("key"), py::arg("mode"), py::arg("chunk_size"), py::arg("metadata"),
-     py::arg("threads"), py::arg("progress") = py::none(), py::arg("durable") = true);
+     py::arg("threads"), py::arg("progress") = py::none(), py::arg("durable") = true, py::arg("recipients") = py::none());
 
   m.def("decrypt_file", [](const py::handle& src, const py::handle& dst, const py::handle& key, const py::handle& mode,
                            const py::handle& format, const py::handle& threads, const py::handle& progress,
@@ -231,7 +236,7 @@ PYBIND11_MODULE(_core, m) {
     const std::string mo = text_arg(mode, "mode"), fmt = text_arg(format, "format");
     const unsigned t = u32_arg(threads, "threads");
     const bool du = bool_arg(durable, "durable");
-    const SecretBytes k = copy_key(key);
+    const Credential k = copy_credential(key);
     const Progress hook = python_progress(progress);
     py::gil_scoped_release nogil;
     return about_file(s, [&] { return decrypt_file(s, d, view_of(k), mo, fmt, t, hook, du); });
@@ -242,7 +247,7 @@ PYBIND11_MODULE(_core, m) {
                           const py::handle& threads, const py::handle& progress) {
     const std::string p = to_path(path), mo = text_arg(mode, "mode"), fmt = text_arg(format, "format");
     const unsigned t = u32_arg(threads, "threads");
-    const SecretBytes k = copy_key(key);
+    const Credential k = copy_credential(key);
     const Progress hook = python_progress(progress);
     py::gil_scoped_release nogil;
     return about_file(p, [&] { return verify_file(p, view_of(k), mo, fmt, t, hook); });
@@ -343,6 +348,8 @@ PYBIND11_MODULE(_core, m) {
     d["salt"] = py::bytes(reinterpret_cast<const char*>(h.salt.data()), h.salt.size());
     d["key_commitment"] = py::bytes(reinterpret_cast<const char*>(h.commitment.data()), h.commitment.size());
     d["metadata_raw"] = py::bytes(reinterpret_cast<const char*>(h.metadata.data()), h.metadata.size());
+    d["recipients_length"] = h.version == format::kVersion2 ? py::object(py::int_(h.recipients_block.size())) : py::object(py::none());
+    d["recipients"] = stanzas_info(h.stanzas);
     return d;
   }, py::arg("path"));
 

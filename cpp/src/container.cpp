@@ -85,11 +85,15 @@ using detail::ParsedFileHeader;
 ParsedFileHeader read_file_header(const InputFile& in) {
   ParsedFileHeader out;
   out.raw.resize(format::kFixedHeaderSize);
-  const size_t got = in.read_at(out.raw.data(), out.raw.size(), 0);
-  const uint64_t header_length = format::parse_header_length(out.raw.data(), got, in.size());
-  out.raw.resize(checked_size(header_length));
-  in.read_exact_at(out.raw.data() + format::kFixedHeaderSize, out.raw.size() - format::kFixedHeaderSize,
-                   format::kFixedHeaderSize);
+  size_t have = in.read_at(out.raw.data(), out.raw.size(), 0);
+  for (;;) {  // v1: one more read; v2: two (the recipients length, then the rest)
+    const uint64_t needed = format::header_bytes_needed(out.raw.data(), have, in.size());
+    if (needed <= have) break;
+    out.raw.resize(checked_size(needed));
+    in.read_exact_at(out.raw.data() + have, out.raw.size() - have, have);
+    have = out.raw.size();
+  }
+  out.raw.resize(have);
   out.header = format::parse_header(out.raw.data(), out.raw.size());
   return out;
 }
@@ -98,10 +102,14 @@ ParsedFileHeader read_file_header(const InputFile& in) {
 ParsedFileHeader copy_memory_header(ByteView blob) {
   ParsedFileHeader out;
   out.raw.assign(blob.data, blob.data + std::min<size_t>(blob.size, format::kFixedHeaderSize));
-  const uint64_t header_length = format::parse_header_length(out.raw.data(), out.raw.size(), blob.size);
-  out.raw.resize(checked_size(header_length));
-  std::memcpy(out.raw.data() + format::kFixedHeaderSize, blob.data + format::kFixedHeaderSize,
-              out.raw.size() - format::kFixedHeaderSize);
+  size_t have = out.raw.size();
+  for (;;) {
+    const uint64_t needed = format::header_bytes_needed(out.raw.data(), have, blob.size);
+    if (needed <= have) break;
+    out.raw.resize(checked_size(needed));
+    std::memcpy(out.raw.data() + have, blob.data + have, out.raw.size() - have);
+    have = out.raw.size();
+  }
   out.header = format::parse_header(out.raw.data(), out.raw.size());
   return out;
 }
@@ -239,9 +247,9 @@ SecureBuffer load_chunks(const InputFile& in, const Header& h, const format::Fil
 
 // Checks the caller's arguments before touching the file, so a bad mode or key length is reported
 // as such even for a missing file.
-const std::string& checked_arguments(const std::string& path, ByteView key, const std::string& mode) {
+const std::string& checked_arguments(const std::string& path, const Credential& key, const std::string& mode) {
   check_mode(mode);
-  format::check_master_key(key);
+  check_credential(key);
   return path;
 }
 
@@ -297,14 +305,14 @@ std::string detect_file_format(const std::string& path) {
   return legacy::format_name(legacy::detect(prefix, in.read_at(prefix, sizeof prefix, 0)));
 }
 
-Decrypted load_file(const std::string& path, ByteView key, const std::string& mode_text, const std::string& format_choice,
+Decrypted load_file(const std::string& path, const Credential& key, const std::string& mode_text, const std::string& format_choice,
                     unsigned threads) {
   const legacy::Mode mode = legacy::parse_mode(mode_text);
   const legacy::FormatSet accepted = legacy::accepted_formats(format_choice, mode);
-  format::check_master_key(key);  // every format takes 16, 24 or 32-byte keys: argument errors come first
+  check_credential(key);  // argument errors come first
   OpenedFile f(path);
   const legacy::Format format = sniff(f.in, mode, accepted);
-  if (format != legacy::Format::modelcrypt) return load_legacy_file(f.in, format, mode, accepted, key);
+  if (format != legacy::Format::modelcrypt) return load_legacy_file(f.in, format, mode, accepted, key.symmetric_key("a legacy format"));
   f.authenticate(key);
   const Header& h = f.parsed.header;
   Decrypted out;
@@ -314,10 +322,10 @@ Decrypted load_file(const std::string& path, ByteView key, const std::string& mo
   return out;
 }
 
-Decrypted load_range(const std::string& path, ByteView key, const std::string& mode, uint64_t offset,
+Decrypted load_range(const std::string& path, const Credential& key, const std::string& mode, uint64_t offset,
                      uint64_t length, unsigned threads) {
   check_mode(mode);
-  format::check_master_key(key);
+  check_credential(key);
   OpenedFile f(path);
   if (sniff(f.in, legacy::parse_mode(mode), legacy::format_bit(legacy::Format::modelcrypt)) != legacy::Format::modelcrypt) {
     throw Error(Status::invalid_argument, "random access needs a modelcrypt file; legacy formats load whole");
@@ -327,11 +335,11 @@ Decrypted load_range(const std::string& path, ByteView key, const std::string& m
   return detail::load_opened_range(f, offset, length, threads);
 }
 
-Decrypted decrypt_memory(ByteView blob, ByteView key, const std::string& mode_text, const std::string& format_choice,
+Decrypted decrypt_memory(ByteView blob, const Credential& key, const std::string& mode_text, const std::string& format_choice,
                          unsigned threads) {
   const legacy::Mode mode = legacy::parse_mode(mode_text);
   const legacy::FormatSet accepted = legacy::accepted_formats(format_choice, mode);
-  format::check_master_key(key);  // every format takes 16, 24 or 32-byte keys: argument errors come first
+  check_credential(key);  // argument errors come first
   // The caller's memory may change under us (an mmap of a file being rewritten): every byte is
   // copied once into memory we own, and only that copy is parsed, authenticated and decrypted.
   uint8_t prefix[8] = {};
@@ -344,7 +352,7 @@ Decrypted decrypt_memory(ByteView blob, ByteView key, const std::string& mode_te
     if (f == legacy::Format::modelcrypt) {
       throw Error(Status::auth_failed, "the data changed while it was being read");
     }
-    return open_legacy(std::move(image), f, mode, key);
+    return open_legacy(std::move(image), f, mode, key.symmetric_key("a legacy format"));
   }
   const ParsedFileHeader parsed = copy_memory_header(blob);
   const Header& h = parsed.header;
@@ -374,13 +382,14 @@ Decrypted decrypt_memory(ByteView blob, ByteView key, const std::string& mode_te
 }
 
 uint64_t encrypted_length(uint64_t plaintext_length, const EncryptOptions& options) {
-  return format::encrypted_length(plaintext_length, options.chunk_size, options.metadata.size);
+  const uint32_t block = options.recipients.empty() ? 0 : format::writer_block_size(options.recipients.size(), options.with_key);
+  return format::encrypted_length(plaintext_length, options.chunk_size, options.metadata.size, block);
 }
 
 void encrypt_memory(ByteView in, ByteView key, const std::string& mode, const EncryptOptions& options,
                     uint8_t* out, uint64_t out_size) {
   check_mode(mode);
-  format::NewHeader nh = format::make_header(key, in.size, options.chunk_size, options.metadata);
+  format::NewHeader nh = format::make_writer_header(key, options.recipients, in.size, options.chunk_size, options.metadata);
   const Header& h = nh.header;
   if (out_size != h.file_length()) throw Error(Status::internal, "output buffer has the wrong size");
   std::memcpy(out, nh.serialized.data(), nh.serialized.size());
@@ -450,9 +459,9 @@ class PartsSource final : public PlaintextSource {
 void encrypt_source_to_file(PlaintextSource& source, const std::string& dst, ByteView key, const std::string& mode,
                     const EncryptOptions& options) {
   check_mode(mode);
-  format::check_master_key(key);
+  format::check_writer_key(key, options.recipients);
   format::check_chunk_size(options.chunk_size);
-  format::NewHeader nh = format::make_header(key, source.size(), options.chunk_size, options.metadata);
+  format::NewHeader nh = format::make_writer_header(key, options.recipients, source.size(), options.chunk_size, options.metadata);
   const Header& h = nh.header;
   const uint64_t stride = uint64_t{h.chunk_size} + kTagSize;
   const uint64_t per_batch = std::min(batch_chunks(h), h.chunk_count());
@@ -501,7 +510,7 @@ void encrypt_source_to_file(PlaintextSource& source, const std::string& dst, Byt
 void encrypt_file(const std::string& src, const std::string& dst, ByteView key, const std::string& mode,
                   const EncryptOptions& options) {
   check_mode(mode);
-  format::check_master_key(key);
+  format::check_writer_key(key, options.recipients);
   format::check_chunk_size(options.chunk_size);
   FileSource source(src);
   check_output_path(src, dst);
@@ -574,16 +583,16 @@ void stream_decrypt(const InputFile& in, const Header& h, const format::FileKeys
 
 }  // namespace
 
-std::string decrypt_file(const std::string& src, const std::string& dst, ByteView key, const std::string& mode_text,
+std::string decrypt_file(const std::string& src, const std::string& dst, const Credential& key, const std::string& mode_text,
                          const std::string& format_choice, unsigned threads, const Progress& progress, bool durable) {
   const legacy::Mode mode = legacy::parse_mode(mode_text);
   const legacy::FormatSet accepted = legacy::accepted_formats(format_choice, mode);
-  format::check_master_key(key);  // every format takes 16, 24 or 32-byte keys: argument errors come first
+  check_credential(key);  // argument errors come first
   OpenedFile f(src);
   const legacy::Format format = sniff(f.in, mode, accepted);
   if (format != legacy::Format::modelcrypt) {  // legacy formats are small enough to go through memory
     check_output_path(src, dst);
-    const Decrypted d = load_legacy_file(f.in, format, mode, accepted, key);
+    const Decrypted d = load_legacy_file(f.in, format, mode, accepted, key.symmetric_key("a legacy format"));
     AtomicOutputFile out(dst, 0600, durable);
     out.write_all(d.data(), d.size());
     out.commit();
@@ -594,14 +603,14 @@ std::string decrypt_file(const std::string& src, const std::string& dst, ByteVie
   return {};
 }
 
-std::string verify_file(const std::string& path, ByteView key, const std::string& mode_text,
+std::string verify_file(const std::string& path, const Credential& key, const std::string& mode_text,
                         const std::string& format_choice, unsigned threads, const Progress& progress) {
   const legacy::Mode mode = legacy::parse_mode(mode_text);
   const legacy::FormatSet accepted = legacy::accepted_formats(format_choice, mode);
-  format::check_master_key(key);  // every format takes 16, 24 or 32-byte keys: argument errors come first
+  check_credential(key);  // argument errors come first
   OpenedFile f(path);
   const legacy::Format format = sniff(f.in, mode, accepted);
-  if (format != legacy::Format::modelcrypt) return load_legacy_file(f.in, format, mode, accepted, key).insecure;
+  if (format != legacy::Format::modelcrypt) return load_legacy_file(f.in, format, mode, accepted, key.symmetric_key("a legacy format")).insecure;
   f.authenticate(key);
   detail::verify_opened(f, threads, progress);
   return {};
@@ -617,12 +626,12 @@ namespace detail {
 
 OpenedFile::OpenedFile(const std::string& path) : in(path) {}
 
-OpenedFile::OpenedFile(const std::string& path, ByteView key, const std::string& mode)
+OpenedFile::OpenedFile(const std::string& path, const Credential& key, const std::string& mode)
     : in(checked_arguments(path, key, mode)) {
   authenticate(key);
 }
 
-void OpenedFile::authenticate(ByteView key) {
+void OpenedFile::authenticate(const Credential& key) {
   parsed = read_file_header(in);
   keys = format::authenticate_header(parsed.header, parsed.raw.data(), key, in.size());
 }

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "credential.hpp"
 #include "crypto.hpp"
 #include "format.hpp"
 #include "secure_buffer.hpp"
@@ -29,6 +30,10 @@ struct EncryptOptions {
   unsigned threads = 0;  // 0: all available CPUs
   Progress progress;     // optional
   bool durable = true;   // file output: fsync before the rename (see AtomicOutputFile)
+  // Format v2: X25519 recipients to encrypt to. With any, the key may be empty (no symmetric-key
+  // stanza); `with_key` says whether it is not (only encrypted_length needs to be told).
+  std::vector<recipients::PublicKey> recipients;
+  bool with_key = true;
 };
 
 struct Decrypted {
@@ -79,18 +84,18 @@ std::string detect_file_format(const std::string& path);
 // `format` is the caller's choice of accepted formats (legacy::accepted_formats): "modelcrypt" (the
 // default) reads format v1 only; legacy formats only when named ("mindspore", "paddlex",
 // "paddle-cipher", "auto") or implied by a legacy-only mode.
-Decrypted load_file(const std::string& path, ByteView key, const std::string& mode, const std::string& format = "modelcrypt",
+Decrypted load_file(const std::string& path, const Credential& key, const std::string& mode, const std::string& format = "modelcrypt",
                     unsigned threads = 0);
 
 // File -> memory, part of the plaintext: authenticates the header exactly like load_file, then reads
 // and decrypts only the chunks covering [offset, offset + length). Out of range: Error(invalid_argument).
-Decrypted load_range(const std::string& path, ByteView key, const std::string& mode, uint64_t offset,
+Decrypted load_range(const std::string& path, const Credential& key, const std::string& mode, uint64_t offset,
                      uint64_t length, unsigned threads = 0);
 
 // Memory -> memory.
 // Every byte of `blob` is copied once into library memory before it is parsed, authenticated or
 // decrypted: a blob that changes meanwhile (a shared mapping) yields its authentic plaintext or an error.
-Decrypted decrypt_memory(ByteView blob, ByteView key, const std::string& mode, const std::string& format = "modelcrypt",
+Decrypted decrypt_memory(ByteView blob, const Credential& key, const std::string& mode, const std::string& format = "modelcrypt",
                          unsigned threads = 0);
 
 // Size of the encrypted form of `plaintext_length` bytes.
@@ -114,12 +119,12 @@ void encrypt_parts_to_file(const std::vector<ByteView>& parts, const std::string
 Decrypted secure_copy(ByteView data);
 // Legacy formats (MindSpore, PaddleX, Paddle cipher) are read as for load_file; these return the
 // weakness of such a format ("" for modelcrypt files), for the caller to warn about.
-std::string decrypt_file(const std::string& src, const std::string& dst, ByteView key, const std::string& mode,
+std::string decrypt_file(const std::string& src, const std::string& dst, const Credential& key, const std::string& mode,
                          const std::string& format = "modelcrypt", unsigned threads = 0, const Progress& progress = {},
                          bool durable = true);
 
 // Authenticates a whole file in bounded memory (three 16 MiB batches) and writes nothing.
-std::string verify_file(const std::string& path, ByteView key, const std::string& mode,
+std::string verify_file(const std::string& path, const Credential& key, const std::string& mode,
                         const std::string& format = "modelcrypt", unsigned threads = 0, const Progress& progress = {});
 
 // True when the file starts with the format v1 magic. Errors opening it are Error(io).

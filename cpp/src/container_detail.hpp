@@ -26,8 +26,8 @@ struct OpenedFile {
   format::FileKeys keys;
   explicit OpenedFile(const std::string& path);  // opened, not yet authenticated
   // Checks mode and key first, then opens and authenticates.
-  OpenedFile(const std::string& path, ByteView key, const std::string& mode);
-  void authenticate(ByteView key);
+  OpenedFile(const std::string& path, const Credential& key, const std::string& mode);
+  void authenticate(const Credential& key);
 };
 
 // Reads and decrypts chunks [first, first + count) of `f` into a new buffer (parallel, in place).

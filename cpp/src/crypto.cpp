@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <memory>
 #include <string>
 
 #include "errors.hpp"
@@ -161,6 +162,51 @@ long long cipher_crypt(const char* name, ByteView key, ByteView iv, const uint8_
   ERR_clear_error();
   if (failed_setup) throw Error(Status::invalid_argument, std::string(name) + ": bad key or IV length");
   return result;
+}
+
+namespace {
+struct PkeyDeleter {
+  void operator()(EVP_PKEY* p) const noexcept { EVP_PKEY_free(p); }
+};
+struct PkeyCtxDeleter {
+  void operator()(EVP_PKEY_CTX* p) const noexcept { EVP_PKEY_CTX_free(p); }
+};
+using Pkey = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
+
+Pkey x25519_private(const uint8_t private_key[kX25519KeySize]) {
+  Pkey key(EVP_PKEY_new_raw_private_key_ex(algorithms().libctx, "X25519", nullptr, private_key, kX25519KeySize));
+  if (!key) throw_openssl("cannot load an X25519 private key");
+  return key;
+}
+}  // namespace
+
+void x25519_public_key(const uint8_t private_key[kX25519KeySize], uint8_t public_key[kX25519KeySize]) {
+  const Pkey key = x25519_private(private_key);
+  size_t n = kX25519KeySize;
+  if (EVP_PKEY_get_raw_public_key(key.get(), public_key, &n) <= 0 || n != kX25519KeySize) {
+    throw_openssl("cannot compute an X25519 public key");
+  }
+}
+
+bool x25519_shared(const uint8_t private_key[kX25519KeySize], const uint8_t peer_public[kX25519KeySize],
+                   uint8_t shared[kX25519KeySize]) {
+  const Algorithms& a = algorithms();
+  const Pkey key = x25519_private(private_key);
+  const Pkey peer(EVP_PKEY_new_raw_public_key_ex(a.libctx, "X25519", nullptr, peer_public, kX25519KeySize));
+  if (!peer) throw_openssl("cannot load an X25519 public key");
+  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxDeleter> ctx(EVP_PKEY_CTX_new_from_pkey(a.libctx, key.get(), nullptr));
+  size_t n = kX25519KeySize;
+  // OpenSSL refuses an all-zero result (a low-order peer point); that is a "no", not an internal error.
+  const bool ok = ctx && EVP_PKEY_derive_init(ctx.get()) > 0 && EVP_PKEY_derive_set_peer_ex(ctx.get(), peer.get(), 0) > 0 &&
+                  EVP_PKEY_derive(ctx.get(), shared, &n) > 0 && n == kX25519KeySize;
+  ERR_clear_error();
+  if (!ok) {
+    wipe(shared, kX25519KeySize);
+    return false;
+  }
+  uint8_t any = 0;
+  for (size_t i = 0; i < kX25519KeySize; ++i) any |= shared[i];
+  return any != 0;
 }
 
 bool equal_constant_time(const uint8_t* a, const uint8_t* b, size_t n) noexcept {

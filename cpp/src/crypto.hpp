@@ -70,6 +70,14 @@ inline void wipe(void* data, size_t size) noexcept {
   if (data != nullptr && size != 0) OPENSSL_cleanse(data, size);
 }
 
+// X25519 (RFC 7748) through OpenSSL. Keys are 32-byte strings; a private key is any 32 random
+// bytes (clamped by the function). x25519_shared returns false when the shared secret is all zero
+// (the peer's public key is a low-order point): callers must treat that as a failure.
+constexpr size_t kX25519KeySize = 32;
+void x25519_public_key(const uint8_t private_key[kX25519KeySize], uint8_t public_key[kX25519KeySize]);
+[[nodiscard]] bool x25519_shared(const uint8_t private_key[kX25519KeySize], const uint8_t peer_public[kX25519KeySize],
+                                 uint8_t shared[kX25519KeySize]);
+
 // Constant-time equality of two equally long byte strings.
 bool equal_constant_time(const uint8_t* a, const uint8_t* b, size_t n) noexcept;
 

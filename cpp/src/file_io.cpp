@@ -255,3 +255,41 @@ void check_output_path(const std::string& source, const std::string& destination
 }
 
 }  // namespace modelcrypt
+
+namespace modelcrypt {
+
+void overwrite_in_place(const std::string& path, const FileIdentity& expected, uint64_t offset, const void* data, size_t n,
+                        bool durable) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) throw_io_error("cannot open for writing", path);
+  struct stat st {};
+  if (fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    throw_io_error("cannot stat", path, err);
+  }
+  if (!(identity_of(st) == expected)) {
+    ::close(fd);
+    throw Error(Status::auth_failed, "file '" + path + "' changed while its header was being rewritten; nothing was written", 0, path);
+  }
+  const auto* p = static_cast<const uint8_t*>(data);
+  size_t done = 0;
+  while (done < n) {
+    const ssize_t w = ::pwrite(fd, p + done, n - done, static_cast<off_t>(offset + done));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      const int err = w < 0 ? errno : EIO;
+      ::close(fd);
+      throw_io_error("cannot write", path, err);
+    }
+    done += static_cast<size_t>(w);
+  }
+  if (durable && ::fdatasync(fd) != 0) {
+    const int err = errno;
+    ::close(fd);
+    throw_io_error("cannot flush", path, err);
+  }
+  if (::close(fd) != 0) throw_io_error("cannot close", path);
+}
+
+}  // namespace modelcrypt

@@ -95,6 +95,12 @@ class AtomicOutputFile {
 // (Error(io), EISDIR) a destination that is a directory.
 void check_output_path(const std::string& source, const std::string& destination);
 
+// Writes `n` bytes at `offset` of the existing file `path` in one pass (then fdatasync when durable),
+// after checking that the file is still `expected` (same inode, size, mtime): Error(auth_failed)
+// otherwise, with nothing written. Used to rewrite a v2 header's recipients section in place.
+void overwrite_in_place(const std::string& path, const FileIdentity& expected, uint64_t offset, const void* data, size_t n,
+                        bool durable);
+
 // Prefix of temporary files: ".<name>.mctmp-".
 std::string temp_file_prefix(const std::string& destination);
 

@@ -57,6 +57,7 @@ FileKeys derive_file_keys(ByteView master_key, const uint8_t salt[kSaltSize]) {
   std::memcpy(keys.commitment.data(), commitment.data(), kCommitmentSize);
   keys.mac_key = crypto::hkdf_sha256_expand(prk_view, info(kInfoHeaderMac), 32);
   keys.payload_key = crypto::hkdf_sha256_expand(prk_view, info(kInfoPayload), 32);
+  keys.file_key.assign(master_key.data, master_key.data + master_key.size);
   return keys;
 }
 
@@ -73,7 +74,10 @@ size_t Header::chunk_plaintext_size(uint64_t index) const noexcept {
   return static_cast<size_t>(rest < chunk_size ? rest : chunk_size);
 }
 
-uint64_t parse_header_length(const uint8_t* p, size_t n, uint64_t file_length) {
+namespace {
+
+// Reader steps 1-4 on the fixed part; returns the core length 128 + M (the whole header for v1).
+uint64_t check_fixed_part(const uint8_t* p, size_t n, uint64_t file_length) {
   if (n < sizeof kMagic || std::memcmp(p, kMagic, sizeof kMagic) != 0) {
     format_error("not a modelcrypt file (bad magic)");
   }
@@ -81,8 +85,8 @@ uint64_t parse_header_length(const uint8_t* p, size_t n, uint64_t file_length) {
     format_error("truncated header: file has " + std::to_string(file_length) + " bytes, the fixed header alone needs 96");
   }
   const uint16_t version = load_le16(p + 8);
-  if (version != kVersion) {
-    throw Error(Status::unsupported, "unsupported format version " + std::to_string(version) + " (this build reads version 1)");
+  if (version != kVersion && version != kVersion2) {
+    throw Error(Status::unsupported, "unsupported format version " + std::to_string(version) + " (this build reads versions 1 and 2)");
   }
   const uint16_t algorithm = load_le16(p + 10);
   if (algorithm != kAlgorithmAes256GcmHkdfSha256) {
@@ -104,21 +108,50 @@ uint64_t parse_header_length(const uint8_t* p, size_t n, uint64_t file_length) {
     format_error("invalid metadata length " + std::to_string(metadata_length) + " (limit 65536)");
   }
   if (load_le32(p + 28) != 0) format_error("reserved header field is not zero");
-  const uint64_t header_length = kFixedHeaderSize + metadata_length + kHeaderMacSize;
-  if (file_length < header_length) {
-    format_error("truncated header: file has " + std::to_string(file_length) + " bytes, header needs " + std::to_string(header_length) + " bytes");
+  return kFixedHeaderSize + metadata_length + kHeaderMacSize;
+}
+
+void check_file_holds(uint64_t file_length, uint64_t needed) {
+  if (file_length < needed) {
+    format_error("truncated header: file has " + std::to_string(file_length) + " bytes, header needs " +
+                 std::to_string(needed) + " bytes");
   }
+}
+
+}  // namespace
+
+uint64_t header_bytes_needed(const uint8_t* p, size_t n, uint64_t file_length) {
+  const uint64_t core = check_fixed_part(p, n, file_length);
+  if (load_le16(p + 8) == kVersion) {
+    check_file_holds(file_length, core);
+    return core;
+  }
+  const uint64_t with_length = core + kRecipientsLengthSize;
+  check_file_holds(file_length, with_length);
+  if (n < with_length) return with_length;
+  const uint32_t block = load_le32(p + core);
+  if (block < recipients::kMinBlockSize || block > recipients::kMaxBlockSize) {
+    format_error("invalid recipients length " + std::to_string(block) + " (must be 4..262144)");
+  }
+  const uint64_t header_length = with_length + block + kRecipientsMacSize;
+  check_file_holds(file_length, header_length);
   return header_length;
 }
 
 Header parse_header(const uint8_t* p, size_t header_length) {
   // Every field is validated here, on the very bytes parsed: a caller that validated an earlier
   // read of the same header (which may have changed since) gains nothing from that.
-  if (header_length < kFixedHeaderSize || parse_header_length(p, kFixedHeaderSize, header_length) != header_length) {
-    format_error("header length does not match its metadata length field");
+  if (header_length < kFixedHeaderSize) format_error("header is shorter than its fixed part");
+  const uint64_t core = check_fixed_part(p, kFixedHeaderSize, header_length);
+  const uint16_t version = load_le16(p + 8);
+  if (version == kVersion2 && header_length < core + kRecipientsLengthSize) {
+    format_error("header length does not match its length fields");
+  }
+  if (header_bytes_needed(p, header_length, header_length) != header_length) {
+    format_error("header length does not match its length fields");
   }
   Header h;
-  h.version = load_le16(p + 8);
+  h.version = version;
   h.algorithm = load_le16(p + 10);
   h.chunk_size = load_le32(p + 12);
   h.plaintext_length = load_le64(p + 16);
@@ -127,19 +160,64 @@ Header parse_header(const uint8_t* p, size_t header_length) {
   std::memcpy(h.commitment.data(), p + 64, kCommitmentSize);
   h.metadata.assign(p + kFixedHeaderSize, p + kFixedHeaderSize + metadata_length);
   std::memcpy(h.mac.data(), p + kFixedHeaderSize + metadata_length, kHeaderMacSize);
+  if (version == kVersion2) {
+    const uint32_t block = load_le32(p + core);
+    const uint8_t* b = p + core + kRecipientsLengthSize;
+    h.stanzas = recipients::parse_block(b, block);  // reader step 6
+    h.recipients_block.assign(b, b + block);
+    std::memcpy(h.recipients_mac.data(), b + block, kRecipientsMacSize);
+  }
   return h;
 }
 
-FileKeys authenticate_header(const Header& header, const uint8_t* raw, ByteView master_key, uint64_t file_length) {
-  FileKeys keys = derive_file_keys(master_key, header.salt.data());
-  if (!crypto::equal_constant_time(keys.commitment.data(), header.commitment.data(), kCommitmentSize)) {
-    throw Error(Status::key_mismatch, "wrong key: it does not match this file's key commitment (the file was encrypted with another key, or its salt or commitment bytes are corrupted)");
+namespace {
+
+constexpr char kInfoRecipientsMac[] = "modelcrypt v2 recipients mac";
+
+void derive_recipients_mac_key(FileKeys& keys, const uint8_t salt[kSaltSize]) {
+  const SecretBytes prk = crypto::hkdf_sha256_extract({keys.file_key.data(), keys.file_key.size()}, ByteView{salt, kSaltSize});
+  keys.recipients_mac_key = crypto::hkdf_sha256_expand({prk.data(), prk.size()}, info(kInfoRecipientsMac), 32);
+}
+
+void recipients_mac(const FileKeys& keys, const uint8_t* section_with_header_mac, size_t len, uint8_t out[kRecipientsMacSize]) {
+  crypto::hmac_sha256({keys.recipients_mac_key.data(), keys.recipients_mac_key.size()}, {section_with_header_mac, len}, out);
+}
+
+}  // namespace
+
+FileKeys authenticate_header(const Header& header, const uint8_t* raw, const Credential& credential, uint64_t file_length) {
+  FileKeys keys;
+  if (header.version == kVersion2) {
+    const SecretBytes fk = recipients::unwrap(header.stanzas, credential, header.salt.data());  // step 7
+    keys = derive_file_keys({fk.data(), fk.size()}, header.salt.data());
+    if (!crypto::equal_constant_time(keys.commitment.data(), header.commitment.data(), kCommitmentSize)) {
+      throw Error(Status::auth_failed, "header authentication failed: the recipient stanza unwraps to a key that is not this "
+                                       "file's (a stanza from another file, or a modified header)");
+    }
+    derive_recipients_mac_key(keys, header.salt.data());
+  } else {
+    if (credential.is_identity()) {
+      throw Error(Status::key_mismatch, "wrong key: this file is encrypted with a symmetric key (format v1), not to "
+                                        "recipients; an identity cannot open it");
+    }
+    keys = derive_file_keys(credential.symmetric_key(), header.salt.data());
+    if (!crypto::equal_constant_time(keys.commitment.data(), header.commitment.data(), kCommitmentSize)) {
+      throw Error(Status::key_mismatch, "wrong key: it does not match this file's key commitment (the file was encrypted with another key, or its salt or commitment bytes are corrupted)");
+    }
   }
   uint8_t mac[kHeaderMacSize];
   const size_t mac_offset = kFixedHeaderSize + header.metadata.size();
   crypto::hmac_sha256({keys.mac_key.data(), keys.mac_key.size()}, {raw, mac_offset}, mac);
   if (!crypto::equal_constant_time(mac, header.mac.data(), kHeaderMacSize)) {
     throw Error(Status::auth_failed, "header authentication failed: the header was modified");
+  }
+  if (header.version == kVersion2) {
+    uint8_t rmac[kRecipientsMacSize];
+    const size_t covered = kHeaderMacSize + kRecipientsLengthSize + header.recipients_block.size();
+    recipients_mac(keys, raw + mac_offset, covered, rmac);
+    if (!crypto::equal_constant_time(rmac, header.recipients_mac.data(), kRecipientsMacSize)) {
+      throw Error(Status::auth_failed, "header authentication failed: the recipients block was modified");
+    }
   }
   const uint64_t expected = header.file_length();
   if (file_length != expected) {
@@ -150,26 +228,43 @@ FileKeys authenticate_header(const Header& header, const uint8_t* raw, ByteView 
   return keys;
 }
 
-NewHeader make_header(ByteView master_key, uint64_t plaintext_length, uint32_t chunk_size, ByteView metadata) {
-  check_master_key(master_key);
+std::vector<uint8_t> recipients_section(const std::array<uint8_t, kHeaderMacSize>& header_mac,
+                                        const std::vector<recipients::Stanza>& stanzas, uint32_t block_size,
+                                        const FileKeys& keys) {
+  const std::vector<uint8_t> block = recipients::serialize_block(stanzas, block_size);
+  std::vector<uint8_t> covered(kHeaderMacSize + kRecipientsLengthSize);
+  std::memcpy(covered.data(), header_mac.data(), kHeaderMacSize);
+  store_le32(covered.data() + kHeaderMacSize, block_size);
+  covered.insert(covered.end(), block.begin(), block.end());
+  uint8_t mac[kRecipientsMacSize];
+  recipients_mac(keys, covered.data(), covered.size(), mac);
+  std::vector<uint8_t> out(covered.begin() + kHeaderMacSize, covered.end());
+  out.insert(out.end(), mac, mac + kRecipientsMacSize);
+  return out;
+}
+
+namespace {
+
+void check_writer_limits(uint64_t plaintext_length, uint32_t chunk_size, ByteView metadata) {
   check_chunk_size(chunk_size);
   if (metadata.size > kMaxMetadataSize) {
     throw Error(Status::invalid_argument, "metadata is " + std::to_string(metadata.size) + " bytes; the limit is 65536");
   }
   if (plaintext_length > kMaxPlaintextLength || chunk_count_for(plaintext_length, chunk_size) > kMaxChunkCount) {
-    throw Error(Status::invalid_argument, "input too large for format v1 (limit 2^48 bytes and 2^32 chunks)");
+    throw Error(Status::invalid_argument, "input too large for the format (limit 2^48 bytes and 2^32 chunks)");
   }
-  NewHeader out;
+}
+
+// Fills `out` (keys already derived) with the core header: fields, commitment, metadata, header MAC.
+void build_core(NewHeader& out, uint16_t version, uint64_t plaintext_length, uint32_t chunk_size, ByteView metadata) {
   Header& h = out.header;
+  h.version = version;
   h.chunk_size = chunk_size;
   h.plaintext_length = plaintext_length;
-  crypto::random_bytes(h.salt.data(), kSaltSize);
   h.metadata.assign(metadata.data, metadata.data + metadata.size);
-  out.keys = derive_file_keys(master_key, h.salt.data());
   h.commitment = out.keys.commitment;
-
   std::vector<uint8_t>& s = out.serialized;
-  s.assign(h.header_length(), 0);
+  s.assign(h.core_length(), 0);
   std::memcpy(s.data(), kMagic, sizeof kMagic);
   store_le16(s.data() + 8, h.version);
   store_le16(s.data() + 10, h.algorithm);
@@ -183,7 +278,63 @@ NewHeader make_header(ByteView master_key, uint64_t plaintext_length, uint32_t c
   const size_t mac_offset = kFixedHeaderSize + metadata.size;
   crypto::hmac_sha256({out.keys.mac_key.data(), out.keys.mac_key.size()}, {s.data(), mac_offset}, h.mac.data());
   std::memcpy(s.data() + mac_offset, h.mac.data(), kHeaderMacSize);
+}
+
+}  // namespace
+
+NewHeader make_header(ByteView master_key, uint64_t plaintext_length, uint32_t chunk_size, ByteView metadata) {
+  check_master_key(master_key);
+  check_writer_limits(plaintext_length, chunk_size, metadata);
+  NewHeader out;
+  crypto::random_bytes(out.header.salt.data(), kSaltSize);
+  out.keys = derive_file_keys(master_key, out.header.salt.data());
+  build_core(out, kVersion, plaintext_length, chunk_size, metadata);
   return out;
+}
+
+void check_writer_key(ByteView master_key, const std::vector<recipients::PublicKey>& x25519_recipients) {
+  if (x25519_recipients.empty() || master_key.size != 0) check_master_key(master_key);
+  if (x25519_recipients.size() + (master_key.size ? 1 : 0) > recipients::kMaxStanzas) {
+    throw Error(Status::invalid_argument, std::to_string(x25519_recipients.size()) + " recipients; a file holds at most 1024 stanzas");
+  }
+}
+
+uint32_t writer_block_size(size_t x25519_count, bool with_key) {
+  const size_t used = 4 + x25519_count * (4 + recipients::kX25519BodySize) + (with_key ? 4 + recipients::kSymmetricBodySize : 0);
+  return recipients::block_size_with_room(used);
+}
+
+NewHeader make_header_v2(ByteView master_key, const std::vector<recipients::PublicKey>& x25519_recipients,
+                         uint64_t plaintext_length, uint32_t chunk_size, ByteView metadata) {
+  check_writer_key(master_key, x25519_recipients);
+  if (x25519_recipients.empty() && master_key.size == 0) throw Error(Status::invalid_argument, "no key and no recipient");
+  check_writer_limits(plaintext_length, chunk_size, metadata);
+  NewHeader out;
+  crypto::random_bytes(out.header.salt.data(), kSaltSize);
+  SecretBytes fk(recipients::kFileKeySize);
+  crypto::random_bytes(fk.data(), fk.size());
+  const ByteView fk_view{fk.data(), fk.size()};
+  out.keys = derive_file_keys(fk_view, out.header.salt.data());
+  derive_recipients_mac_key(out.keys, out.header.salt.data());
+  std::vector<recipients::Stanza> stanzas;
+  if (master_key.size) stanzas.push_back(recipients::wrap_symmetric(fk_view, master_key, out.header.salt.data()));
+  for (const recipients::PublicKey& r : x25519_recipients) {
+    stanzas.push_back(recipients::wrap_x25519(fk_view, r, out.header.salt.data()));
+  }
+  build_core(out, kVersion2, plaintext_length, chunk_size, metadata);
+  const uint32_t block = writer_block_size(x25519_recipients.size(), master_key.size != 0);
+  const std::vector<uint8_t> section = recipients_section(out.header.mac, stanzas, block, out.keys);
+  out.serialized.insert(out.serialized.end(), section.begin(), section.end());
+  out.header.recipients_block.assign(section.begin() + kRecipientsLengthSize, section.end() - kRecipientsMacSize);
+  std::memcpy(out.header.recipients_mac.data(), section.data() + section.size() - kRecipientsMacSize, kRecipientsMacSize);
+  out.header.stanzas = std::move(stanzas);
+  return out;
+}
+
+NewHeader make_writer_header(ByteView master_key, const std::vector<recipients::PublicKey>& x25519_recipients,
+                             uint64_t plaintext_length, uint32_t chunk_size, ByteView metadata) {
+  if (x25519_recipients.empty()) return make_header(master_key, plaintext_length, chunk_size, metadata);
+  return make_header_v2(master_key, x25519_recipients, plaintext_length, chunk_size, metadata);
 }
 
 std::array<uint8_t, 12> chunk_nonce(uint64_t index, bool last) noexcept {
@@ -193,12 +344,13 @@ std::array<uint8_t, 12> chunk_nonce(uint64_t index, bool last) noexcept {
   return nonce;
 }
 
-uint64_t encrypted_length(uint64_t plaintext_length, uint32_t chunk_size, size_t metadata_length) {
+uint64_t encrypted_length(uint64_t plaintext_length, uint32_t chunk_size, size_t metadata_length, uint32_t recipients_block) {
   check_chunk_size(chunk_size);
   if (plaintext_length > kMaxPlaintextLength || metadata_length > kMaxMetadataSize) {
-    throw Error(Status::invalid_argument, "input too large for format v1");
+    throw Error(Status::invalid_argument, "input too large for the format");
   }
-  return kFixedHeaderSize + metadata_length + kHeaderMacSize + plaintext_length +
+  const uint64_t recipients = recipients_block ? kRecipientsLengthSize + recipients_block + kRecipientsMacSize : 0;
+  return kFixedHeaderSize + metadata_length + kHeaderMacSize + recipients + plaintext_length +
          chunk_count_for(plaintext_length, chunk_size) * kTagSize;
 }
 

@@ -25,7 +25,7 @@ std::string absolute(const std::string& path) {
 
 }  // namespace
 
-RandomAccessFile::RandomAccessFile(const std::string& path, ByteView key, const std::string& mode)
+RandomAccessFile::RandomAccessFile(const std::string& path, const Credential& key, const std::string& mode)
     : path_(path), check_path_(absolute(path)) {
   file_ = std::make_unique<detail::OpenedFile>(path, key, mode);
   opened_ = file_->in.identity();

@@ -20,7 +20,7 @@ class RandomAccessFile {
  public:
   // Reader steps 1-8 of FORMAT.md, once. Wrong key: Error(key_mismatch); modified header:
   // Error(auth_failed); not a modelcrypt file: Error(format); `mode` must be "AES-GCM".
-  RandomAccessFile(const std::string& path, ByteView key, const std::string& mode);
+  RandomAccessFile(const std::string& path, const Credential& key, const std::string& mode);
   ~RandomAccessFile();
   RandomAccessFile(const RandomAccessFile&) = delete;
   RandomAccessFile& operator=(const RandomAccessFile&) = delete;
