@@ -1,5 +1,5 @@
 // libFuzzer harness: arbitrary bytes as a complete file image, read as format v1 (docs/FORMAT.md).
-//  * format::parse_header_length / parse_header without a key (what inspect does);
+//  * format::header_bytes_needed / parse_header (v1 and v2 recipients blocks) without a key (what inspect does);
 //  * decrypt_memory with a fixed 32-byte key (bytes 00..1f), threads = 1;
 //  * differential: the same bytes written to a temporary file go through load_file and inspect_file,
 //    which must agree with the in-memory path (same status, same plaintext and metadata).
@@ -62,10 +62,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Key-less header parsing.
   format::Header parsed;
   const Status parse_status = guarded("parse_header", [&] {
-    const uint64_t h = format::parse_header_length(image.data(), std::min<size_t>(size, format::kFixedHeaderSize), size);
-    if (h > size) fail("parse_header_length returned more than the file holds");
+    // v1: one step; v2: the recipients length first, then the whole header (recipients block included).
+    uint64_t have = std::min<size_t>(size, format::kFixedHeaderSize), h = 0;
+    for (int step = 0;; ++step) {
+      h = format::header_bytes_needed(image.data(), static_cast<size_t>(have), size);
+      if (h > size) fail("header_bytes_needed returned more than the file holds");
+      if (h <= have) break;
+      if (step > 2) fail("header_bytes_needed did not converge");
+      have = h;
+    }
     parsed = format::parse_header(image.data(), static_cast<size_t>(h));
-    if (parsed.header_length() != h) fail("parse_header disagrees with parse_header_length");
+    if (parsed.header_length() != h) fail("parse_header disagrees with header_bytes_needed");
   });
 
   // In memory, with the key.

@@ -83,6 +83,10 @@ class FileInfo:
     salt: bytes | None = None
     key_commitment: bytes | None = None
     metadata_raw: bytes = b""
+    #: Format v2: the recipients block's size and its stanzas, [{"type": "x25519" | "symmetric" |
+    #: "unknown", "type_id": int, "fingerprint": hex str | None}], in file order ([] for v1).
+    recipients_length: int | None = None
+    recipients: tuple = ()
 
     @property
     def metadata(self) -> dict[str, str]:
@@ -151,6 +155,10 @@ def _fspath(path: StrPath, what: str) -> bytes:
 
 
 def _check_key(key: BytesLike) -> BytesLike:
+    if isinstance(key, _core.X25519Identity):  # an identity opens format v2 files encrypted to its recipient
+        return key
+    if key is None:
+        raise TypeError("a key (bytes-like) or an identity (identity=...) is needed")
     if not isinstance(key, (bytes, bytearray, memoryview)):
         raise TypeError(f"key must be bytes-like (bytes, bytearray, memoryview), not {type(key).__name__}")
     n = key.nbytes if isinstance(key, memoryview) else len(key)
@@ -158,6 +166,46 @@ def _check_key(key: BytesLike) -> BytesLike:
         raise ValueError(f"key must be 16, 24 or 32 bytes long, got {n} bytes")
     warn_if_key_looks_like_text(key)  # KeyTextWarning, attributed to the user's call
     return key
+
+
+def _credential(key: object, identity: object) -> object:
+    """What a reader opens a file with: ``key`` (bytes-like or an Identity) or ``identity=``."""
+    if identity is None:
+        return _check_key(key)
+    if key is not None:
+        raise TypeError("give either a key or identity=, not both")
+    if not isinstance(identity, _core.X25519Identity):
+        raise TypeError(f"identity must be a modelcrypt.Identity, not {type(identity).__name__}")
+    return identity
+
+
+def _recipient_keys(recipients: object) -> list[bytes] | None:
+    """32-byte X25519 public keys from recipients given as text (modelcrypt1... / age1...),
+    Identity objects (their recipient) or 32-byte public keys."""
+    if recipients is None:
+        return None
+    if isinstance(recipients, (str, bytes)) or not hasattr(recipients, "__iter__"):
+        raise TypeError("recipients must be a list of recipients (str such as 'modelcrypt1...'), not a single value")
+    out = []
+    for r in recipients:
+        if isinstance(r, str):
+            out.append(_core.parse_recipient(r))
+        elif isinstance(r, _core.X25519Identity):
+            out.append(r.public_key)
+        elif isinstance(r, (bytes, bytearray)) and len(r) == 32:
+            out.append(bytes(r))
+        else:
+            raise TypeError(f"each recipient must be a str ('modelcrypt1...' or 'age1...'), not {type(r).__name__}")
+    return out
+
+
+def _writer_key(key: object, recipients: object) -> tuple[object, list[bytes] | None]:
+    keys = _recipient_keys(recipients)
+    if key is None:
+        if not keys:
+            raise TypeError("a key or at least one recipient is needed")
+        return None, keys
+    return _check_key(key), keys
 
 
 def _check_mode(mode: Mode) -> Mode:
@@ -290,7 +338,7 @@ def generate_key(length: int = 32) -> bytes:
 def encrypt_file(
     src: StrPath,
     dst: StrPath,
-    key: BytesLike,
+    key: BytesLike | None = None,
     mode: Mode = "AES-GCM",
     *,
     chunk_size: int | None = None,
@@ -299,8 +347,14 @@ def encrypt_file(
     progress: ProgressCallback = None,
     format: str = "modelcrypt",
     durable: bool = True,
+    recipients: list | None = None,
 ) -> None:
     """Encrypt the file ``src`` into ``dst`` (format v1), streaming in bounded memory.
+
+    ``recipients`` (X25519 recipients: "modelcrypt1..." or "age1..." text, or Identity objects)
+    writes format v2 instead: the file opens with any recipient's identity, and with ``key`` too
+    when one is given (``key=None`` for recipients only). An Identity passed as ``key`` means its
+    recipient. Recipients can be added and removed later without re-encrypting (add_recipients).
 
     ``dst`` appears atomically when complete (temporary file beside it, fsync, rename); on any
     error, and on KeyboardInterrupt, it is left as it was and no temporary file remains. On Linux
@@ -318,46 +372,56 @@ def encrypt_file(
     unauthenticated "AES-CBC" / "SM4-CBC" with an InsecureFormatWarning), which MindSpore loads with
     ``dec_key``/``dec_mode``; frames of at most 64 MiB, a fresh random IV per frame.
     """
-    if _check_format(format, mode, chunk_size, metadata) == "mindspore":
-        _core.mindspore_encrypt_file(_fspath(src, "src"), _fspath(dst, "dst"), _check_key(key), mode)
-        return
-    if callable(mode):
-        src_path, dst_path, key = _fspath(src, "src"), _fspath(dst, "dst"), _check_key(key)
-        with open(src_path, "rb") as f:
-            atomic_write(os.fsdecode(dst_path), custom_encrypt(mode, f.read(), key))
-        return
+    if recipients is None and not isinstance(key, _core.X25519Identity):
+        if _check_format(format, mode, chunk_size, metadata) == "mindspore":
+            _core.mindspore_encrypt_file(_fspath(src, "src"), _fspath(dst, "dst"), _check_key(key), mode)
+            return
+        if callable(mode):
+            src_path, dst_path, key = _fspath(src, "src"), _fspath(dst, "dst"), _check_key(key)
+            with open(src_path, "rb") as f:
+                atomic_write(os.fsdecode(dst_path), custom_encrypt(mode, f.read(), key))
+            return
+    elif format != "modelcrypt" or callable(mode):
+        raise ValueError("recipients need format='modelcrypt' and mode 'AES-GCM'")
+    key, keys = _writer_key(key, recipients)
     _core.encrypt_file(
-        _fspath(src, "src"), _fspath(dst, "dst"), _check_key(key), _check_mode(mode),
+        _fspath(src, "src"), _fspath(dst, "dst"), key, _check_mode(mode),
         _check_chunk_size(chunk_size), _metadata.encode(metadata), _check_threads(threads), _check_progress(progress),
-        _check_bool(durable, "durable"),
+        _check_bool(durable, "durable"), keys,
     )
 
 
 def encrypt_bytes(
     data: BytesLike,
-    key: BytesLike,
+    key: BytesLike | None = None,
     mode: Mode = "AES-GCM",
     *,
     chunk_size: int | None = None,
     metadata: Mapping[str, str] | None = None,
     threads: int | None = None,
     format: str = "modelcrypt",
+    recipients: list | None = None,
 ) -> bytes:
     """Encrypt bytes-like ``data`` into a format v1 blob (the same bytes encrypt_file would write).
 
     ``format="mindspore"``: MindSpore's frame format, as for encrypt_file."""
-    if _check_format(format, mode, chunk_size, metadata) == "mindspore":
-        return _core.mindspore_encrypt_bytes(_check_data(data, "data"), _check_key(key), mode)
-    if callable(mode):
-        return bytes(custom_encrypt(mode, _check_data(data, "data"), _check_key(key)))
+    if recipients is None and not isinstance(key, _core.X25519Identity):
+        if _check_format(format, mode, chunk_size, metadata) == "mindspore":
+            return _core.mindspore_encrypt_bytes(_check_data(data, "data"), _check_key(key), mode)
+        if callable(mode):
+            return bytes(custom_encrypt(mode, _check_data(data, "data"), _check_key(key)))
+    elif format != "modelcrypt" or callable(mode):
+        raise ValueError("recipients need format='modelcrypt' and mode 'AES-GCM'")
+    key, keys = _writer_key(key, recipients)
     return _core.encrypt_bytes(
-        _check_data(data, "data"), _check_key(key), _check_mode(mode), _check_chunk_size(chunk_size),
-        _metadata.encode(metadata), _check_threads(threads),
+        _check_data(data, "data"), key, _check_mode(mode), _check_chunk_size(chunk_size),
+        _metadata.encode(metadata), _check_threads(threads), keys,
     )
 
 
 def load(
-    path: StrPath, key: BytesLike, mode: Mode = "AES-GCM", *, format: str = "modelcrypt", threads: int | None = None
+    path: StrPath, key: BytesLike | None = None, mode: Mode = "AES-GCM", *, format: str = "modelcrypt",
+    threads: int | None = None, identity: object = None,
 ) -> DecryptedBuffer:
     """Decrypt the file at ``path`` into memory; nothing is written to disk.
 
@@ -373,14 +437,16 @@ def load(
     only exist in a legacy format ("AES-CBC", "SM4-CBC", "paddle:...") choose it themselves. Weak
     formats warn (InsecureFormatWarning); ``buf.format`` tells which format was read.
     """
+    key = _credential(key, identity)  # a format v2 file opens with an Identity of one of its recipients
     if callable(mode):
         return custom_decrypt(mode, _fspath(path, "path"), _check_key(key))
-    return _loaded(_core.load(_fspath(path, "path"), _check_key(key), _check_mode(mode), _check_read_format(format),
+    return _loaded(_core.load(_fspath(path, "path"), key, _check_mode(mode), _check_read_format(format),
                               _check_threads(threads)))
 
 
 def load_range(
-    path: StrPath, key: BytesLike, mode: Mode = "AES-GCM", *, offset: int, length: int, threads: int | None = None
+    path: StrPath, key: BytesLike | None = None, mode: Mode = "AES-GCM", *, offset: int, length: int,
+    threads: int | None = None, identity: object = None,
 ) -> DecryptedBuffer:
     """Decrypt only plaintext bytes [offset, offset + length) of an encrypted file (random access).
 
@@ -395,7 +461,7 @@ def load_range(
         raise TypeError("load_range needs a modelcrypt mode; a custom dec_mode callable cannot read part of a file")
     from ._random_access import open_encrypted
 
-    raw, key, mode = _fspath(path, "path"), _check_key(key), _check_mode(mode)
+    raw, key, mode = _fspath(path, "path"), _credential(key, identity), _check_mode(mode)
     if mode.lower().startswith("paddle:") or _core.detect_format(raw) in ("mindspore", "paddlex"):
         raise ValueError(f"{os.fsdecode(raw)}: random access needs a modelcrypt file; legacy formats load whole "
                          "(use load with format=...)")
@@ -404,7 +470,8 @@ def load_range(
 
 
 def decrypt_bytes(
-    blob: BytesLike, key: BytesLike, mode: Mode = "AES-GCM", *, format: str = "modelcrypt", threads: int | None = None
+    blob: BytesLike, key: BytesLike | None = None, mode: Mode = "AES-GCM", *, format: str = "modelcrypt",
+    threads: int | None = None, identity: object = None,
 ) -> DecryptedBuffer:
     """Decrypt a format v1 blob held in memory (``format`` as for load).
 
@@ -413,20 +480,21 @@ def decrypt_bytes(
     rewritten) yields its authentic plaintext or an error, never anything else."""
     if callable(mode):
         raise TypeError("a custom dec_mode callable reads a file (cipher_file: str, key: bytes); use load(path, key, mode)")
-    return _loaded(_core.decrypt_bytes(_check_data(blob, "blob"), _check_key(key), _check_mode(mode),
+    return _loaded(_core.decrypt_bytes(_check_data(blob, "blob"), _credential(key, identity), _check_mode(mode),
                                        _check_read_format(format), _check_threads(threads)))
 
 
 def decrypt_file(
     src: StrPath,
     dst: StrPath,
-    key: BytesLike,
+    key: BytesLike | None = None,
     mode: Mode = "AES-GCM",
     *,
     format: str = "modelcrypt",
     threads: int | None = None,
     progress: ProgressCallback = None,
     durable: bool = True,
+    identity: object = None,
 ) -> None:
     """The converter: decrypt ``src`` into the plaintext file ``dst``, on purpose.
 
@@ -434,25 +502,27 @@ def decrypt_file(
     authenticated, so a tampered input leaves no partial plaintext behind. ``progress`` and
     ``durable`` as for encrypt_file, ``format`` as for load.
     """
+    key = _credential(key, identity)
     if callable(mode):
         dst_path = _fspath(dst, "dst")
         with custom_decrypt(mode, _fspath(src, "src"), _check_key(key)) as plaintext:
             atomic_write(os.fsdecode(dst_path), plaintext, permissions=0o600, exact_permissions=True)
         return
     _warn_if_insecure(_core.decrypt_file(
-        _fspath(src, "src"), _fspath(dst, "dst"), _check_key(key), _check_mode(mode), _check_read_format(format),
+        _fspath(src, "src"), _fspath(dst, "dst"), key, _check_mode(mode), _check_read_format(format),
         _check_threads(threads), _check_progress(progress), _check_bool(durable, "durable"),
     ))
 
 
 def verify(
     path: StrPath,
-    key: BytesLike,
+    key: BytesLike | None = None,
     mode: Mode = "AES-GCM",
     *,
     format: str = "modelcrypt",
     threads: int | None = None,
     progress: ProgressCallback = None,
+    identity: object = None,
 ) -> None:
     """Authenticate a whole encrypted file in bounded memory, writing nothing.
 
@@ -460,10 +530,11 @@ def verify(
     FormatError (as load would) otherwise. ``format`` as for load: by default only a format v1 file
     passes.
     """
+    key = _credential(key, identity)
     if callable(mode):  # a custom cipher is trusted to raise on bad input; modelcrypt cannot check it
         custom_decrypt(mode, _fspath(path, "path"), _check_key(key)).close()
         return
-    _warn_if_insecure(_core.verify_file(_fspath(path, "path"), _check_key(key), _check_mode(mode),
+    _warn_if_insecure(_core.verify_file(_fspath(path, "path"), key, _check_mode(mode),
                                         _check_read_format(format), _check_threads(threads), _check_progress(progress)))
 
 
@@ -485,4 +556,7 @@ def inspect(path: StrPath) -> FileInfo:
     raw = _fspath(path, "path")
     if _core.detect_format(raw) in ("mindspore", "paddlex"):
         return FileInfo(path=os.fsdecode(raw), **_core.describe_legacy(raw))
-    return FileInfo(path=os.fsdecode(raw), **_core.inspect(raw))
+    fields = _core.inspect(raw)
+    fields["recipients"] = tuple(
+        {**r, "fingerprint": r["fingerprint"].hex() if r["fingerprint"] is not None else None} for r in fields["recipients"])
+    return FileInfo(path=os.fsdecode(raw), **fields)

@@ -21,6 +21,7 @@ from ._api import (
     StrPath,
     _check_bool,
     _check_key,
+    _credential,
     _check_mode,
     _check_progress,
     _check_threads,
@@ -130,7 +131,7 @@ class EncryptedFile:
 EncryptedFile.__module__ = "modelcrypt"
 
 
-def open_encrypted(path: StrPath, key: BytesLike, mode: Mode = "AES-GCM") -> EncryptedFile:
+def open_encrypted(path: StrPath, key: BytesLike | None = None, mode: Mode = "AES-GCM", *, identity: object = None) -> EncryptedFile:
     """Open a modelcrypt file for random access: the header is read and authenticated now, once.
 
     Raises KeyMismatchError for a wrong key, AuthenticationError for a modified header, FormatError
@@ -140,5 +141,5 @@ def open_encrypted(path: StrPath, key: BytesLike, mode: Mode = "AES-GCM") -> Enc
     raw = _fspath(path, "path")
     if callable(mode):
         raise TypeError("open_encrypted needs a modelcrypt mode; a custom dec_mode callable cannot read part of a file")
-    handle = _core.open_encrypted(raw, _check_key(key), _check_mode(mode))
+    handle = _core.open_encrypted(raw, _credential(key, identity), _check_mode(mode))
     return EncryptedFile(handle, os.fsdecode(raw))

@@ -1,0 +1,296 @@
+"""Format v2: files encrypted to X25519 recipients (and symmetric keys), re-wrapping without
+re-encryption, identities and recipients as text, against real OpenSSL and cryptography."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import struct
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+import modelcrypt
+from modelcrypt import _core
+
+AGE = os.path.join(os.path.dirname(__file__), "interop", "age")
+
+
+def _header_parts(blob: bytes) -> dict:
+    m = struct.unpack_from("<I", blob, 24)[0]
+    core = 128 + m
+    r = struct.unpack_from("<I", blob, core)[0]
+    return {"m": m, "core": core, "r": r, "h": core + 4 + r + 32}
+
+
+@pytest.fixture()
+def plaintext() -> bytes:
+    return os.urandom(3 * 4096 + 17)
+
+
+@pytest.mark.parametrize("count", [1, 2, 50])
+def test_each_recipient_alone_opens(tmp_path, plaintext, count):
+    ids = [modelcrypt.generate_identity() for _ in range(count)]
+    src, dst = tmp_path / "m.bin", tmp_path / "m.mcx"
+    src.write_bytes(plaintext)
+    modelcrypt.encrypt_file(src, dst, recipients=[i.recipient for i in ids], chunk_size=4096)
+    for ident in ids:
+        with modelcrypt.load(dst, identity=ident) as buf:
+            assert bytes(buf) == plaintext
+    blob = dst.read_bytes()
+    assert struct.unpack_from("<H", blob, 8)[0] == 2
+    with modelcrypt.decrypt_bytes(blob, identity=ids[-1]) as buf:
+        assert bytes(buf) == plaintext
+    modelcrypt.verify(dst, identity=ids[0])
+    with pytest.raises(modelcrypt.KeyMismatchError, match="no stanza"):
+        modelcrypt.load(dst, identity=modelcrypt.generate_identity())
+    info = modelcrypt.inspect(dst)
+    assert [r["type"] for r in info.recipients] == ["x25519"] * count
+    assert {r["fingerprint"] for r in info.recipients} == {modelcrypt.recipient_fingerprint(i.recipient) for i in ids}
+
+
+def test_mixed_symmetric_and_x25519(tmp_path, plaintext):
+    key, ident = modelcrypt.generate_key(), modelcrypt.generate_identity()
+    blob = modelcrypt.encrypt_bytes(plaintext, key, recipients=[ident.recipient])
+    with modelcrypt.decrypt_bytes(blob, key) as a, modelcrypt.decrypt_bytes(blob, identity=ident) as b:
+        assert bytes(a) == bytes(b) == plaintext
+    with pytest.raises(modelcrypt.KeyMismatchError):
+        modelcrypt.decrypt_bytes(blob, modelcrypt.generate_key())
+    only_x = modelcrypt.encrypt_bytes(plaintext, recipients=[ident])
+    with pytest.raises(modelcrypt.KeyMismatchError, match="identity"):
+        modelcrypt.decrypt_bytes(only_x, key)
+    v1 = modelcrypt.encrypt_bytes(plaintext, key)
+    with pytest.raises(modelcrypt.KeyMismatchError, match="v1"):
+        modelcrypt.decrypt_bytes(v1, identity=ident)
+
+
+def test_random_access_and_checkpoint_with_identity(tmp_path):
+    np = pytest.importorskip("numpy")
+    ident = modelcrypt.generate_identity()
+    data = os.urandom(50000)
+    path = tmp_path / "r.mcx"
+    path.write_bytes(modelcrypt.encrypt_bytes(data, ident, chunk_size=4096))
+    with modelcrypt.load_range(path, identity=ident, offset=12345, length=9000) as part:
+        assert bytes(part) == data[12345:21345]
+    with modelcrypt.open_encrypted(path, identity=ident) as f:
+        assert f.plaintext_length == len(data)
+    state = {"w": np.arange(12, dtype=np.float32)}
+    ck = tmp_path / "ck.safetensors.mcx"
+    modelcrypt.save_checkpoint(state, ck, ident)
+    loaded = modelcrypt.load_checkpoint(ck, ident)
+    assert (loaded["w"] == state["w"]).all()
+
+
+def test_add_remove_rewrites_header_only(tmp_path, plaintext):
+    a, b, c = (modelcrypt.generate_identity() for _ in range(3))
+    path = tmp_path / "m.mcx"
+    path.write_bytes(modelcrypt.encrypt_bytes(plaintext, recipients=[a, b], chunk_size=4096))
+    before = path.read_bytes()
+    hp = _header_parts(before)
+    r = modelcrypt.add_recipients(path, identity=a, recipients=[c.recipient])
+    assert r["in_place"] and r["added"] == 1
+    after = path.read_bytes()
+    assert len(after) == len(before)
+    assert after[: hp["core"]] == before[: hp["core"]] and after[hp["h"]:] == before[hp["h"]:]
+    with modelcrypt.load(path, identity=c) as buf:
+        assert bytes(buf) == plaintext
+    r = modelcrypt.remove_recipients(path, identity=c, recipients=[a.recipient])
+    assert r["removed"] == 1
+    with pytest.raises(modelcrypt.KeyMismatchError):
+        modelcrypt.load(path, identity=a)
+    with modelcrypt.load(path, identity=b) as buf:
+        assert bytes(buf) == plaintext
+    assert path.read_bytes()[hp["h"]:] == before[hp["h"]:]
+    with pytest.raises(ValueError, match="not a recipient"):
+        modelcrypt.remove_recipients(path, identity=b, recipients=[a.recipient])
+    with pytest.raises(ValueError, match="none"):
+        modelcrypt.remove_recipients(path, identity=b, recipients=[b.recipient, c.recipient])
+
+
+def test_add_grows_header_and_copies_payload(tmp_path, plaintext):
+    a = modelcrypt.generate_identity()
+    path = tmp_path / "m.mcx"
+    path.write_bytes(modelcrypt.encrypt_bytes(plaintext, recipients=[a], chunk_size=4096))
+    before = path.read_bytes()
+    hp = _header_parts(before)
+    many = [modelcrypt.generate_identity() for _ in range(40)]
+    r = modelcrypt.add_recipients(path, identity=a, recipients=[m.recipient for m in many])
+    assert not r["in_place"] and r["stanzas"] == 41
+    after = path.read_bytes()
+    hq = _header_parts(after)
+    assert hq["r"] > hp["r"]
+    assert after[: hp["core"]] == before[: hp["core"]]
+    assert after[hq["h"]:] == before[hp["h"]:]  # payload bytes unchanged, only moved
+    for ident in (a, many[0], many[-1]):
+        with modelcrypt.load(path, identity=ident) as buf:
+            assert bytes(buf) == plaintext
+
+
+def test_v1_file_cannot_take_recipients(tmp_path, plaintext):
+    key = modelcrypt.generate_key()
+    path = tmp_path / "v1.mcx"
+    path.write_bytes(modelcrypt.encrypt_bytes(plaintext, key))
+    with pytest.raises(ValueError, match="v1"):
+        modelcrypt.add_recipients(path, key, [modelcrypt.generate_identity().recipient])
+
+
+def _flip(blob: bytes, at: int) -> bytes:
+    b = bytearray(blob)
+    b[at] ^= 0x01
+    return bytes(b)
+
+
+def test_tamper_matrix_v2_header(plaintext):
+    ident, key = modelcrypt.generate_identity(), modelcrypt.generate_key()
+    blob = modelcrypt.encrypt_bytes(plaintext, key, recipients=[ident], metadata={"k": "v"}, chunk_size=4096)
+    hp = _header_parts(blob)
+    block = hp["core"] + 4
+    stanza0 = block + 4  # symmetric stanza first
+    stanza1 = stanza0 + 4 + 80  # then the X25519 one
+    cases = {
+        "metadata": (96, modelcrypt.AuthenticationError),
+        "header_mac": (hp["core"] - 1, modelcrypt.AuthenticationError),
+        "recipients_length": (hp["core"] + 1, modelcrypt.FormatError),
+        "stanza_count": (block, modelcrypt.AuthenticationError),  # 3: an empty unknown stanza read from the padding
+        "block_reserved": (block + 2, modelcrypt.FormatError),
+        "stanza_type_reserved": (stanza1 + 1, modelcrypt.FormatError),
+        "stanza_body_length": (stanza1 + 2, modelcrypt.FormatError),
+        "fingerprint": (stanza1 + 4, modelcrypt.KeyMismatchError),
+        "ephemeral": (stanza1 + 4 + 16, modelcrypt.AuthenticationError),
+        "wrapped": (stanza1 + 4 + 48, modelcrypt.AuthenticationError),
+        "padding": (hp["h"] - 33, modelcrypt.FormatError),
+        "recipients_mac": (hp["h"] - 1, modelcrypt.AuthenticationError),
+        "salt": (40, modelcrypt.AuthenticationError),  # the wrap's AAD: the stanza no longer unwraps
+        "payload": (hp["h"] + 5, modelcrypt.AuthenticationError),
+    }
+    for name, (at, error) in cases.items():
+        with pytest.raises(error):
+            modelcrypt.decrypt_bytes(_flip(blob, at), identity=ident)
+            pytest.fail(name)
+    for count in (0, 1025):
+        bad = blob[:block] + struct.pack("<H", count) + blob[block + 2:]
+        with pytest.raises(modelcrypt.FormatError, match="stanza count"):
+            modelcrypt.decrypt_bytes(bad, identity=ident)
+        with pytest.raises(modelcrypt.FormatError):
+            modelcrypt.inspect_bytes(bad) if hasattr(modelcrypt, "inspect_bytes") else _core_inspect(bad)
+    # the symmetric stanza tampered: that key no longer opens it, the identity still checks the MAC
+    with pytest.raises(modelcrypt.KeyMismatchError):
+        modelcrypt.decrypt_bytes(_flip(blob, stanza0 + 4 + 40), key)
+    with pytest.raises(modelcrypt.AuthenticationError):
+        modelcrypt.decrypt_bytes(_flip(blob, stanza0 + 4 + 40), identity=ident)
+    with pytest.raises(modelcrypt.AuthenticationError):
+        modelcrypt.decrypt_bytes(blob[:-1], identity=ident)
+    # a stanza copied from another file (same recipient) does not unwrap here (AAD = file salt)
+    other = modelcrypt.encrypt_bytes(plaintext, key, recipients=[ident], metadata={"k": "v"}, chunk_size=4096)
+    spliced = blob[:stanza1] + other[stanza1:stanza1 + 100] + blob[stanza1 + 100:]
+    with pytest.raises(modelcrypt.AuthenticationError):
+        modelcrypt.decrypt_bytes(spliced, identity=ident)
+
+
+def _core_inspect(blob: bytes) -> None:
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(suffix=".mcx") as f:
+        f.write(blob)
+        f.flush()
+        modelcrypt.inspect(f.name)
+
+
+def test_low_order_recipient_refused():
+    with pytest.raises(ValueError, match="low-order"):
+        modelcrypt.encrypt_bytes(b"x", recipients=[bytes(32)])
+
+
+def test_x25519_derivation_matches_cryptography(plaintext):
+    """An independent unwrap of the X25519 stanza with `cryptography` (FORMAT.md, version 2)."""
+    ident = modelcrypt.generate_identity()
+    blob = modelcrypt.encrypt_bytes(plaintext, recipients=[ident], chunk_size=4096)
+    hp = _header_parts(blob)
+    body = blob[hp["core"] + 4 + 4 + 4:][:96]
+    fp, eph, wrapped = body[:16], body[16:48], body[48:96]
+    pub = ident.public_key
+    assert fp == hashlib.sha256(b"modelcrypt v2 x25519 fingerprint" + pub).digest()[:16]
+    secret = ident.secret_text()
+    priv = X25519PrivateKey.from_private_bytes(_core.X25519Identity.from_text(secret, "t").public_key and _bech32_data(bytes(secret).decode()))
+    assert priv.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw) == pub
+    shared = priv.exchange(X25519PublicKey.from_public_bytes(eph))
+    wrap_key = HKDF(hashes.SHA256(), 32, eph + pub, b"modelcrypt v2 x25519 wrap").derive(shared)
+    salt = blob[32:64]
+    fk = AESGCM(wrap_key).decrypt(bytes(12), wrapped, salt)
+    prk = hmac.new(salt, fk, hashlib.sha256).digest()
+    commitment = hmac.new(prk, b"modelcrypt v1 key commitment\x01", hashlib.sha256).digest()
+    assert commitment == blob[64:96]
+    rmac_key = hmac.new(prk, b"modelcrypt v2 recipients mac\x01", hashlib.sha256).digest()
+    m = hp["m"]
+    assert hmac.new(rmac_key, blob[96 + m: hp["h"] - 32], hashlib.sha256).digest() == blob[hp["h"] - 32: hp["h"]]
+
+
+_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+
+
+def _bech32_data(text: str) -> bytes:
+    text = text.strip().lower()
+    data = [_CHARSET.index(c) for c in text[text.rindex("1") + 1:]][:-6]
+    acc, bits, out = 0, 0, bytearray()
+    for v in data:
+        acc, bits = (acc << 5) | v, bits + 5
+        if bits >= 8:
+            bits -= 8
+            out.append((acc >> bits) & 0xFF)
+    return bytes(out)
+
+
+def test_age_keys_are_identities_and_recipients(tmp_path, plaintext):
+    alice = modelcrypt.read_identity_file(os.path.join(AGE, "alice.identity"))
+    alice_pub = open(os.path.join(AGE, "alice.pub.txt")).read().strip()
+    assert _core.parse_recipient(alice_pub) == alice.public_key
+    blob = modelcrypt.encrypt_bytes(plaintext, recipients=[alice_pub, open(os.path.join(AGE, "bob.pub.txt")).read().strip()])
+    with modelcrypt.decrypt_bytes(blob, identity=alice) as buf:
+        assert bytes(buf) == plaintext
+    bob = modelcrypt.read_identity_file(os.path.join(AGE, "bob.identity"))
+    with modelcrypt.decrypt_bytes(blob, identity=bob) as buf:
+        assert bytes(buf) == plaintext
+    # The identity decoding agrees with age itself: unwrap the age file's X25519 stanza per the age spec.
+    age = open(os.path.join(AGE, "alice_only.age"), "rb").read()
+    lines = age.split(b"\n")
+    stanza = lines[1].split(b" ")
+    assert stanza[:2] == [b"->", b"X25519"]
+    b64 = lambda s: base64.b64decode(s + b"=" * (-len(s) % 4))  # noqa: E731
+    eph, body = b64(stanza[2]), b64(lines[2])
+    priv = X25519PrivateKey.from_private_bytes(_bech32_data(open(os.path.join(AGE, "alice.identity")).read().splitlines()[-1]))
+    shared = priv.exchange(X25519PublicKey.from_public_bytes(eph))
+    wrap = HKDF(hashes.SHA256(), 32, eph + alice.public_key, b"age-encryption.org/v1/X25519").derive(shared)
+    file_key = ChaCha20Poly1305(wrap).decrypt(bytes(12), body, None)
+    mac_line = next(i for i, l in enumerate(lines) if l.startswith(b"---"))
+    header = b"\n".join(lines[:mac_line]) + b"\n---"
+    mac_key = HKDF(hashes.SHA256(), 32, b"", b"header").derive(file_key)
+    assert base64.b64encode(hmac.new(mac_key, header, hashlib.sha256).digest()).rstrip(b"=") == lines[mac_line][4:]
+
+
+def test_identity_text_round_trip_and_errors(tmp_path):
+    ident = modelcrypt.generate_identity()
+    assert ident.recipient.startswith("modelcrypt1")
+    assert "SECRET" not in repr(ident)
+    path = tmp_path / "dev.identity"
+    modelcrypt.write_identity_file(path, ident)
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert modelcrypt.read_identity_file(path).public_key == ident.public_key
+    with pytest.raises(FileExistsError):
+        modelcrypt.write_identity_file(path, modelcrypt.generate_identity())
+    text = bytes(ident.secret_text()).decode()
+    bad = text[:-1] + ("Q" if text[-1] != "Q" else "P")
+    with pytest.raises(ValueError, match="checksum") as err:
+        _core.X25519Identity.from_text(bad.encode(), "x")
+    assert text[25:] not in str(err.value)
+    with pytest.raises(ValueError, match="checksum"):
+        _core.parse_recipient(ident.recipient[:-1] + ("q" if ident.recipient[-1] != "q" else "p"))
+    with pytest.raises(ValueError, match="identity"):
+        _core.parse_recipient(text)
+    with pytest.raises(TypeError):
+        import pickle
+        pickle.dumps(ident)
