@@ -16,6 +16,7 @@ from ..exceptions import ModelCryptError
 from ..keys import wipe
 from ._common import EXIT_DATA, EXIT_IO, EXIT_OK, CommandError, _Progress, _data_error, _info, _usage
 from ._key_source import _resolve_key, _resolve_old_key
+from ._recipients_cli import given_recipients, release_key
 from ._paths import _check_destination, _convert_path, _file_destination
 
 
@@ -58,9 +59,14 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
         _sets.check_user_metadata(metadata)
     except ValueError as exc:
         raise _usage(str(exc)) from None
-    key, generated = _resolve_key(args, allow_generate=True)
+    recipients = given_recipients(args)
+    if recipients and os.path.isdir(src):
+        raise _usage("-r/-R encrypt a file to recipients; directories are encrypted with a key (--key-file) for now")
+    key, generated = _resolve_key(args, allow_generate=True, optional=bool(recipients))
     try:
         options = dict(chunk_size=args.chunk_size, threads=args.threads, durable=not args.no_fsync)
+        if recipients:
+            options["recipients"] = recipients
 
         def convert(path: str, out: str, progress) -> None:
             encrypt_file(path, out, key, metadata=metadata or None, progress=progress, **options)
@@ -88,7 +94,7 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
         generated = None
         return EXIT_OK
     finally:
-        wipe(key)
+        release_key(key)
         if generated is not None and os.path.exists(generated):  # the run failed: the new key guards nothing
             os.unlink(generated)
 
@@ -160,7 +166,7 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
         except ModelCryptError as exc:
             raise _data_error(src, exc) from None
         finally:
-            wipe(key)
+            release_key(key)
     if args.decrypt_exclude and not os.path.isdir(src):
         raise _usage("--exclude applies to a directory SRC")
     _check_destination(args, src, dst)
@@ -192,7 +198,7 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
         _convert_path(args, src, dst, convert, 0o700, "decrypt", convert_member, check)
         return EXIT_OK
     finally:
-        wipe(key)
+        release_key(key)
 
 
 def _tree_size(path: str) -> int:
@@ -248,7 +254,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     finally:
         wipe(old_key)
         if key is not None:
-            wipe(key)
+            release_key(key)
         if generated is not None and os.path.exists(generated):  # the run failed: the new key guards nothing
             os.unlink(generated)
 
@@ -274,7 +280,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                     print(f"OK: {path}")
         return status
     finally:
-        wipe(key)
+        release_key(key)
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -300,12 +306,16 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         "salt": info.salt.hex() if info.salt is not None else None,
         "key_commitment": info.key_commitment.hex() if info.key_commitment is not None else None,
         "metadata": info.metadata,
+        "recipients": [f"{r['type']} {r['fingerprint']}" if r["fingerprint"] else r["type"] for r in info.recipients]
+        if info.version == 2 else None,
     }
     if info.format != "modelcrypt":  # a legacy file: only the fields its format has (docs/LEGACY.md)
         fields = {name: value for name, value in fields.items()
                   if value is not None and not (name == "metadata" and not value)}
     else:
         del fields["frames"]  # MindSpore/PaddleX only
+        if fields["recipients"] is None:
+            del fields["recipients"]
     if args.json:
         print(json.dumps({"path": info.path, **fields}, indent=2, ensure_ascii=False))
     else:

@@ -12,12 +12,21 @@ from ..keys import _as_ascii, _key_from_text, key_from_env, read_key_file, wipe,
 from ._common import EXIT_OK, _info, _usage
 
 
-def _resolve_key(args: argparse.Namespace, *, allow_generate: bool = False) -> tuple[bytearray, str | None]:
-    """The key from the one source given. Returns (key, path of a key file generated for it)."""
-    sources = [s for s in ("key_file", "key_env", "key") if getattr(args, s, None) is not None]
+def _resolve_key(args: argparse.Namespace, *, allow_generate: bool = False,
+                 optional: bool = False) -> tuple[bytearray, str | None]:
+    """The key (or identity, -i) from the one source given. Returns (key, path of a key file
+    generated for it). `optional` (encrypt with recipients): no source gives (None, None)."""
+    from ._recipients_cli import given_identity
+
+    sources = [s for s in ("key_file", "key_env", "key", "identity", "identity_env") if getattr(args, s, None) is not None]
     new_key_file = getattr(args, "new_key_file", None)
     if len(sources) > 1:
-        raise _usage("give only one of --key-file, --key-env and --key")
+        raise _usage("give only one of --key-file, --key-env, --key, -i/--identity and --identity-env")
+    identity = given_identity(args)
+    if identity is not None:
+        return identity, None
+    if not sources and new_key_file is None and optional:
+        return None, None
     if sources and new_key_file is not None:
         raise _usage("--new-key-file generates a key; it cannot be combined with --key-file, --key-env or --key")
     try:
@@ -32,7 +41,7 @@ def _resolve_key(args: argparse.Namespace, *, allow_generate: bool = False) -> t
     except ValueError as exc:
         raise _usage(str(exc)) from None
     if not allow_generate:
-        raise _usage("no key given: use --key-file FILE, --key-env VAR or --key TEXT")
+        raise _usage("no key given: use --key-file FILE, --key-env VAR, --key TEXT or -i IDENTITY_FILE")
     if new_key_file is None:
         raise _usage("no key given: use --key-file FILE, --key-env VAR or --key TEXT, "
                      "or --new-key-file FILE to generate a new key")
@@ -53,6 +62,9 @@ def _add_key_options(p: argparse.ArgumentParser, *, generate: bool = False) -> N
     g.add_argument("--key-file", metavar="FILE", help="key file holding a hex, base64 or raw key")
     g.add_argument("--key-env", metavar="VAR", help="environment variable holding a hex or base64 key")
     g.add_argument("--key", metavar="TEXT", help="hex or base64 key (visible to other users: prefer the above)")
+    from ._recipients_cli import add_identity_options
+
+    add_identity_options(g)
     if generate:
         g.add_argument("--new-key-file", metavar="FILE",
                        help="with no key source: generate a 32-byte key and save it here (hex, mode 0600)")
@@ -113,6 +125,10 @@ def _print_secret(key: bytearray, fmt: str) -> None:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
+    if getattr(args, "x25519", False):
+        from ._recipients_cli import keygen_x25519
+
+        return keygen_x25519(args)
     if args.force:
         raise _usage("keygen has no --force: replacing a key file loses whatever was encrypted with the old key; "
                      "if that is what you want, say so with --overwrite-key")

@@ -11,6 +11,7 @@ from ..keys import KEY_FORMATS
 from ._common import EXIT_CODES_HELP, _chunk_size, _metadata_item, _positive_int
 from ._commands import cmd_config, cmd_decrypt, cmd_encrypt, cmd_inspect, cmd_migrate, cmd_verify
 from ._key_source import _add_key_options, cmd_keygen
+from ._recipients_cli import add_recipient_options, add_recipients_command
 
 
 def _add_legacy_options(p: argparse.ArgumentParser) -> None:
@@ -59,6 +60,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "verify": "print only failures (no OK lines)",
         "inspect": "accepted for symmetry; inspect prints only the fields (and warnings)",
         "config": "accepted for symmetry; config prints only the path",
+        "recipients": "no informational messages",
     }
 
     def command(name: str, help_: str, func) -> argparse.ArgumentParser:
@@ -75,11 +77,14 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite-key", action="store_true",
                    help="replace an existing key file (whatever was encrypted with the old key is lost)")
     p.add_argument("--force", action="store_true", help=argparse.SUPPRESS)  # refused with a message: see cmd_keygen
+    p.add_argument("--x25519", action="store_true",
+                   help="generate an X25519 identity (a device's private key) instead; prints its public recipient")
 
     p = command("encrypt", "encrypt a file, or mirror a directory into an encrypted one", cmd_encrypt)
     p.add_argument("src", metavar="SRC", help="file or directory to encrypt")
     p.add_argument("-o", "--output", metavar="DST", help="output (default: SRC.mcx)")
     _add_key_options(p, generate=True)
+    add_recipient_options(p)
     p.add_argument("--exclude", metavar="GLOB", action="append", help="skip files matching GLOB (repeatable)")
     p.add_argument("--copy-excluded", action="store_true",
                    help="copy the files --exclude matches into the mirror as plaintext instead of dropping them "
@@ -132,6 +137,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p = command("inspect", "show header fields (no key needed, nothing authenticated)", cmd_inspect)
     p.add_argument("file", metavar="FILE")
     p.add_argument("--json", action="store_true", help="one JSON object")
+
+    add_recipients_command(commands, command)
 
     p = command("config", "print where the C/C++ API is installed", cmd_config)
     which = p.add_mutually_exclusive_group(required=True)
