@@ -93,7 +93,7 @@ void bind_recipients(py::module_& m) {
         SecretBytes content = copy_key(text);  // any bytes-like: copied into wiping memory
         const SecretBytes secret = recipient_text::parse_identity({content.data(), content.size()}, src);
         return std::make_shared<IdentityObject>(IdentityObject{Credential::x25519_identity({secret.data(), secret.size()})});
-      }, py::arg("text"), py::arg("source"))
+      }, py::arg("text"), py::arg("source") = py::str("identity text"))
       .def_static("from_private_bytes", [](const py::handle& data) {
         const SecretBytes secret = copy_key(data);
         return std::make_shared<IdentityObject>(IdentityObject{Credential::x25519_identity({secret.data(), secret.size()})});

@@ -1,0 +1,84 @@
+"""The CLI's recipients: keygen --x25519, encrypt -r/-R, -i on readers, recipients list/add/remove."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+AGE = os.path.join(os.path.dirname(__file__), "interop", "age")
+
+
+def mc(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "modelcrypt", *map(str, args)], capture_output=True, text=True,
+                          env={**os.environ, "SKBUILD_EDITABLE_VERBOSE": "0", **(env or {})})
+
+
+def ok(r):
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+@pytest.fixture()
+def devices(tmp_path):
+    out = []
+    for name in ("a", "b", "c"):
+        r = ok(mc("keygen", "--x25519", "-o", tmp_path / f"{name}.identity"))
+        recipient = r.stdout.strip()
+        assert recipient.startswith("modelcrypt1")
+        assert os.stat(tmp_path / f"{name}.identity").st_mode & 0o777 == 0o600
+        assert "SECRET" not in r.stdout + r.stderr
+        (tmp_path / f"{name}.pub").write_text(recipient + "\n")
+        out.append((tmp_path / f"{name}.identity", recipient))
+    return out
+
+
+def test_ship_to_many_devices(tmp_path, devices):
+    model = tmp_path / "m.onnx"
+    model.write_bytes(os.urandom(200_000))
+    (a_id, a), (b_id, b), (c_id, c) = devices
+    ok(mc("keygen", "-o", tmp_path / "team.key"))
+    ok(mc("encrypt", model, "-o", tmp_path / "m.mcx", "-r", a, "-R", tmp_path / "b.pub", "--key-file", tmp_path / "team.key",
+          "--chunk-size", "4096"))
+    for source in (("-i", a_id), ("-i", b_id), ("--key-file", tmp_path / "team.key")):
+        ok(mc("verify", tmp_path / "m.mcx", *source))
+    r = mc("verify", tmp_path / "m.mcx", "-i", c_id)
+    assert r.returncode == 1 and "no stanza" in r.stdout + r.stderr
+    listing = ok(mc("recipients", "list", tmp_path / "m.mcx", "-R", tmp_path / "a.pub")).stdout.splitlines()
+    assert listing[0] == "symmetric" and any(line.endswith(a) for line in listing) and len(listing) == 3
+    before = (tmp_path / "m.mcx").read_bytes()
+    ok(mc("recipients", "add", tmp_path / "m.mcx", "-r", c, "-i", a_id))
+    ok(mc("recipients", "remove", tmp_path / "m.mcx", "-r", a, "--key-file", tmp_path / "team.key"))
+    after = (tmp_path / "m.mcx").read_bytes()
+    assert len(after) == len(before) and after[-150_000:] == before[-150_000:]
+    ok(mc("decrypt", tmp_path / "m.mcx", "-o", tmp_path / "out.onnx", "-i", c_id))
+    assert (tmp_path / "out.onnx").read_bytes() == model.read_bytes()
+    r = mc("decrypt", tmp_path / "m.mcx", "-o", tmp_path / "out2.onnx", "-i", a_id)
+    assert r.returncode == 1 and not (tmp_path / "out2.onnx").exists()
+    assert "recipients" in ok(mc("inspect", tmp_path / "m.mcx")).stdout
+
+
+def test_age_keygen_identity_files_work(tmp_path):
+    model = tmp_path / "m.bin"
+    model.write_bytes(b"weights" * 1000)
+    ok(mc("encrypt", model, "-o", tmp_path / "m.mcx", "-R", os.path.join(AGE, "alice.pub.txt")))
+    ok(mc("verify", tmp_path / "m.mcx", "-i", os.path.join(AGE, "alice.identity")))
+    r = mc("verify", tmp_path / "m.mcx", "-i", os.path.join(AGE, "bob.identity"))
+    assert r.returncode == 1
+
+
+def test_bad_recipient_and_identity_errors(tmp_path, devices):
+    model = tmp_path / "m.bin"
+    model.write_bytes(b"x" * 100)
+    a_id, a = devices[0]
+    r = mc("encrypt", model, "-o", tmp_path / "m.mcx", "-r", a[:-1] + ("q" if a[-1] != "q" else "p"))
+    assert r.returncode == 2 and "checksum" in r.stderr and not (tmp_path / "m.mcx").exists()
+    secret = a_id.read_text().splitlines()[-1]
+    r = mc("encrypt", model, "-o", tmp_path / "m.mcx", "-r", secret)
+    assert r.returncode == 2 and secret not in r.stderr + r.stdout
+    r = mc("keygen", "--x25519", "-o", a_id)
+    assert r.returncode == 2 and "exists" in r.stderr
+    r = mc("encrypt", model, "-o", tmp_path / "m.mcx")
+    assert r.returncode == 2
