@@ -188,20 +188,18 @@ def write_v2(plaintext: bytes, *, x25519_recipients=(), symmetric_keys=(), salt:
     stanzas += [bytes(s) for s in extra_stanzas]
     if not 1 <= len(stanzas) <= MAX_STANZAS:
         raise ValueError("a v2 file has 1 to 1024 stanzas")
-    core_v1 = v1.write(plaintext, file_key, salt=salt, chunk_size=chunk_size,
-                       metadata_raw=metadata_raw)
-    # same bytes as v1 except version = 2, which changes the header MAC and so every chunk:
+    plaintext, metadata_raw = bytes(plaintext), bytes(metadata_raw)
+    v1.write(b"", file_key, salt=salt, chunk_size=chunk_size, metadata_raw=metadata_raw)  # checks
     keys = derive_keys_v2(file_key, salt)
-    M = len(metadata_raw)
-    head = bytearray(core_v1[:CORE_FIXED + M])
-    struct.pack_into("<H", head, 8, VERSION2)
-    mac = v1.header_mac(keys["mac_key"], bytes(head))
     L, cs = len(plaintext), chunk_size
+    head = v1.build_header(chunk_size=cs, plaintext_length=L, metadata_raw=metadata_raw, salt=salt,
+                           key_commitment=keys["key_commitment"], version=VERSION2)
+    mac = v1.header_mac(keys["mac_key"], head)
     n = v1.chunk_count(L, cs)
     chunks = [v1.encrypt_chunk(keys["payload_key"], i, i == n - 1, mac,
                                plaintext[i * cs:(i + 1) * cs]) for i in range(n)]
     block = build_block(stanzas, room)
-    return assemble(bytes(head) + mac, block, keys["recipients_mac_key"]) + b"".join(chunks)
+    return assemble(head + mac, block, keys["recipients_mac_key"]) + b"".join(chunks)
 
 
 # --------------------------------------------------------------------------- keyless parsing

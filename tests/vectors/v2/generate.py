@@ -22,6 +22,15 @@ and "ok" entries also carry
 Readers that only know version 1 must reject EVERY file here whose core header says version 2
 with UnsupportedVersionError (v1 step 3); tests/test_vectors_v2.py checks this with the v1
 reference reader.  (v1_file_with_identity.mcx is a version 1 file.)
+
+Readings of FORMAT.md chosen where it leaves room (see the cases named here):
+  * type byte 0 is "another value", so an unknown stanza: a stanza_count that overstates the
+    stanzas makes the zero padding parse as 4-byte unknown stanzas (N_2_but_1: step 10, not 6);
+  * a corrupted symmetric stanza opened with its own key is a KeyMismatchError (step 7 has no
+    fingerprint for symmetric keys, so "none unwraps" is the only outcome);
+  * a stanza copied from another file fails in step 7 (AAD = this file's salt), while a stanza
+    wrapping another file's FK under this salt fails in step 8 (key commitment);
+  * a version 1 file opened with an identity is a KeyMismatchError, reported as step 7.
 """
 
 from __future__ import annotations
