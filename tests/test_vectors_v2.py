@@ -16,7 +16,6 @@ import hashlib
 import hmac
 import json
 import os
-import struct
 import sys
 from pathlib import Path
 

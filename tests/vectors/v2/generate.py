@@ -109,7 +109,7 @@ def write(label, pt, *, x=(), sym=(), meta=b"", room=None, extra=(), salt=None, 
                        chunk_size=CS, metadata_raw=meta, room=room, extra_stanzas=extra)
 
 
-def replace_block(data: bytes, stanzas: list[bytes], keep_mac=True) -> bytes:
+def replace_block(data: bytes, stanzas: list[bytes]) -> bytes:
     """New stanzas in the same R, old recipients_mac kept (so step 10 fails)."""
     hdr = r2.parse_header(data)
     R, bo = hdr["recipients_length"], block_off(data)
@@ -299,7 +299,6 @@ def build_cases():
     # ---------------------------------------------------------------- step 9
     add("header_mac_flipped", "header_mac byte flipped", A, "AuthenticationError", 9,
         flip(one, bo - 5))
-    mbo = block_off(mfile)
     add("metadata_flipped", "metadata byte flipped", A, "AuthenticationError", 9, flip(mfile, 100))
     add("plaintext_length_changed", "plaintext_length + 1", A, "AuthenticationError", 9,
         put(one, 16, "<Q", len(pt) + 1))
