@@ -90,7 +90,18 @@ void bind_recipients(py::module_& m) {
       })
       .def_static("from_text", [](const py::handle& text, const py::handle& source) {
         const std::string src = text_arg(source, "source");
-        SecretBytes content = copy_key(text);  // any bytes-like: copied into wiping memory
+        SecretBytes content;  // str or any bytes-like, copied into wiping memory
+        if (PyUnicode_Check(text.ptr())) {
+          Py_ssize_t n = 0;
+          const char* utf8 = PyUnicode_AsUTF8AndSize(text.ptr(), &n);
+          if (utf8 == nullptr) {
+            PyErr_Clear();
+            raise(PyExc_ValueError, "identity text must be ASCII");
+          }
+          content.assign(utf8, utf8 + n);
+        } else {
+          content = copy_key(text);
+        }
         const SecretBytes secret = recipient_text::parse_identity({content.data(), content.size()}, src);
         return std::make_shared<IdentityObject>(IdentityObject{Credential::x25519_identity({secret.data(), secret.size()})});
       }, py::arg("text"), py::arg("source") = py::str("identity text"))
