@@ -30,6 +30,9 @@ C_API = {
     # issue 13: parity with Python
     "mc_buffer_metadata", "mc_load_ex", "mc_decrypt_file_ex", "mc_verify_file", "mc_load_range", "mc_inspect",
     "mc_key_from_text", "mc_key_from_file", "mc_key_from_env",
+    "mc_key_new", "mc_key_generate_identity", "mc_key_parse", "mc_key_read_file", "mc_key_read_env", "mc_key_is_identity",
+    "mc_key_recipient", "mc_key_free", "mc_load_with_key", "mc_decrypt_memory_with_key", "mc_verify_file_with_key",
+    "mc_load_range_with_key", "mc_encrypt_file_to_recipients", "mc_recipients_edit",
 }
 
 

@@ -110,9 +110,9 @@ static void test_memory_round_trip(void) {
   copy[mc_buffer_size(enc) - 100] ^= 1;
   CHECK(mc_decrypt_memory(copy, mc_buffer_size(enc), KEY32, 32, "AES-GCM", &dec) == MC_AUTH_FAILED);
   CHECK(dec == NULL);
-  /* version 2 header: unsupported */
+  /* version 3 header: unsupported (this build reads versions 1 and 2) */
   memcpy(copy, mc_buffer_data(enc), mc_buffer_size(enc));
-  copy[8] = 2;
+  copy[8] = 3;
   CHECK(mc_decrypt_memory(copy, mc_buffer_size(enc), KEY32, 32, "AES-GCM", &dec) == MC_UNSUPPORTED);
   /* not a modelcrypt file */
   CHECK(mc_decrypt_memory(data, sizeof data, KEY32, 32, "AES-GCM", &dec) == MC_FORMAT);
@@ -354,6 +354,68 @@ static void test_parity(void) {
   free(image);
 }
 
+/* Format v2: a key object that is a symmetric key or an X25519 identity, recipients, re-wrapping. */
+static void test_recipients(void) {
+  uint8_t plain[10000];
+  for (size_t i = 0; i < sizeof plain; ++i) plain[i] = (uint8_t)(i * 7);
+  CHECK(write_file(path_in("r.bin"), plain, sizeof plain));
+  mc_key *a = NULL, *b = NULL, *team = NULL, *c = NULL;
+  CHECK(mc_key_generate_identity(&a) == MC_OK && mc_key_is_identity(a) == 1);
+  CHECK(mc_key_generate_identity(&b) == MC_OK);
+  CHECK(mc_key_generate_identity(&c) == MC_OK);
+  CHECK(mc_key_new(KEY32, 32, &team) == MC_OK && mc_key_is_identity(team) == 0);
+  mc_buffer *ra = NULL, *rb = NULL, *rc = NULL;
+  CHECK(mc_key_recipient(a, &ra) == MC_OK && mc_key_recipient(b, &rb) == MC_OK && mc_key_recipient(c, &rc) == MC_OK);
+  char ta[128] = {0}, tb[128] = {0}, tc[128] = {0};
+  memcpy(ta, mc_buffer_data(ra), mc_buffer_size(ra));
+  memcpy(tb, mc_buffer_data(rb), mc_buffer_size(rb));
+  memcpy(tc, mc_buffer_data(rc), mc_buffer_size(rc));
+  CHECK(strncmp(ta, "modelcrypt1", 11) == 0);
+  const char* two[2] = {ta, tb};
+  CHECK(mc_encrypt_file_to_recipients(path_in("r.bin"), path_in("r.mcx"), two, 2, team, NULL) == MC_OK);
+  mc_key* keys[3] = {a, b, team};
+  for (int k = 0; k < 3; ++k) {
+    mc_buffer* out = NULL;
+    CHECK(mc_load_with_key(path_in("r.mcx"), keys[k], NULL, NULL, 0, &out) == MC_OK);
+    CHECK(out && mc_buffer_size(out) == sizeof plain && memcmp(mc_buffer_data(out), plain, sizeof plain) == 0);
+    mc_buffer_free(out);
+    CHECK(mc_verify_file_with_key(path_in("r.mcx"), keys[k], NULL, NULL, 1) == MC_OK);
+  }
+  mc_buffer* out = NULL;
+  CHECK(mc_load_with_key(path_in("r.mcx"), c, NULL, NULL, 0, &out) == MC_KEY_MISMATCH && out == NULL);
+  CHECK(strstr(mc_last_error(), "no stanza") != NULL);
+  const char* add[1] = {tc};
+  const char* rem[1] = {ta};
+  CHECK(mc_recipients_edit(path_in("r.mcx"), b, add, 1, rem, 1) == MC_OK);
+  CHECK(mc_load_range_with_key(path_in("r.mcx"), c, NULL, 100, 50, 0, &out) == MC_OK);
+  CHECK(out && mc_buffer_size(out) == 50 && memcmp(mc_buffer_data(out), plain + 100, 50) == 0);
+  mc_buffer_free(out);
+  out = NULL;
+  CHECK(mc_load_with_key(path_in("r.mcx"), a, NULL, NULL, 0, &out) == MC_KEY_MISMATCH && out == NULL);
+  size_t n = 0;
+  uint8_t* image = read_file(path_in("r.mcx"), &n);
+  CHECK(mc_decrypt_memory_with_key(image, n, team, NULL, NULL, &out) == MC_OK);
+  mc_buffer_free(out);
+  out = NULL;
+  image[n - 1] ^= 1;
+  CHECK(mc_decrypt_memory_with_key(image, n, c, NULL, NULL, &out) == MC_AUTH_FAILED && out == NULL);
+  free(image);
+  mc_key* parsed = NULL;
+  CHECK(mc_key_parse("MODELCRYPT-SECRET-KEY-1QQQQ", 27, &parsed) == MC_INVALID_ARGUMENT && parsed == NULL);
+  CHECK(strstr(mc_last_error(), "QQQQ") == NULL);
+  const char* bad[1] = {"modelcrypt1qqqq"};
+  CHECK(mc_encrypt_file_to_recipients(path_in("r.bin"), path_in("r2.mcx"), bad, 1, NULL, NULL) == MC_INVALID_ARGUMENT);
+  CHECK(mc_load_with_key(path_in("r.mcx"), NULL, NULL, NULL, 0, &out) == MC_INVALID_ARGUMENT);
+  mc_buffer_free(ra);
+  mc_buffer_free(rb);
+  mc_buffer_free(rc);
+  mc_key_free(a);
+  mc_key_free(b);
+  mc_key_free(c);
+  mc_key_free(team);
+  mc_key_free(NULL);
+}
+
 int main(int argc, char** argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: %s WORKDIR [--no-rlimit]\n", argv[0]);
@@ -371,6 +433,7 @@ int main(int argc, char** argv) {
   test_invalid_arguments();
   test_threads();
   test_parity();
+  test_recipients();
   if (argc < 3 || strcmp(argv[2], "--no-rlimit") != 0) test_no_memory();
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;

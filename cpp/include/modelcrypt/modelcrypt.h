@@ -150,6 +150,45 @@ MC_API mc_status mc_key_from_text(const char* text, size_t text_len, mc_buffer**
 MC_API mc_status mc_key_from_file(const char* path, mc_buffer** out);
 MC_API mc_status mc_key_from_env(const char* name, mc_buffer** out);
 
+/* ---- Keys as objects: a symmetric key or an X25519 identity (format v2 recipients) ---- */
+
+/* Opaque: a symmetric key (16, 24 or 32 bytes) or an X25519 identity (a device's private key),
+ * held in wiping memory. Accepted by every *_with_key function; free with mc_key_free. */
+typedef struct mc_key mc_key;
+
+MC_API mc_status mc_key_new(const uint8_t* key, size_t key_len, mc_key** out);  /* symmetric */
+MC_API mc_status mc_key_generate_identity(mc_key** out);                           /* new X25519 identity */
+/* Text, a file or an environment variable holding either a key (as mc_key_from_text/_file/_env) or
+ * an identity (MODELCRYPT-SECRET-KEY-1... or AGE-SECRET-KEY-1..., '#' comment lines ignored, as
+ * modelcrypt keygen --x25519 and age-keygen write them). Errors never contain the secret. */
+MC_API mc_status mc_key_parse(const char* text, size_t text_len, mc_key** out);
+MC_API mc_status mc_key_read_file(const char* path, mc_key** out);
+MC_API mc_status mc_key_read_env(const char* name, mc_key** out);
+/* 1 for an X25519 identity, 0 for a symmetric key (and NULL). */
+MC_API int mc_key_is_identity(const mc_key* key);
+/* An identity's public recipient text ("modelcrypt1..."), not NUL-terminated (mc_buffer_size). */
+MC_API mc_status mc_key_recipient(const mc_key* key, mc_buffer** out);
+/* Wipes and frees a key. NULL is accepted and ignored. */
+MC_API void mc_key_free(mc_key* key);
+
+/* The readers with a key object (an identity opens format v2 files encrypted to its recipient;
+ * no stanza for it: MC_KEY_MISMATCH, before any bulk work). */
+MC_API mc_status mc_load_with_key(const char* path, const mc_key* key, const char* mode, const char* format,
+                                  unsigned threads, mc_buffer** out);
+MC_API mc_status mc_decrypt_memory_with_key(const void* data, size_t size, const mc_key* key, const char* mode,
+                                            const char* format, mc_buffer** out);
+MC_API mc_status mc_verify_file_with_key(const char* path, const mc_key* key, const char* mode, const char* format,
+                                         unsigned threads);
+MC_API mc_status mc_load_range_with_key(const char* path, const mc_key* key, const char* mode, uint64_t offset,
+                                        uint64_t length, unsigned threads, mc_buffer** out);
+/* File -> file encryption to `count` X25519 recipients (text: modelcrypt1... or age1...), format v2,
+ * and to `key` too when not NULL (a symmetric key gets its own stanza; an identity adds its recipient). */
+MC_API mc_status mc_encrypt_file_to_recipients(const char* src, const char* dst, const char* const* recipients,
+                                               size_t count, const mc_key* key, const char* mode);
+/* Adds and removes recipients of a format v2 file without touching its payload; `key` must open it. */
+MC_API mc_status mc_recipients_edit(const char* path, const mc_key* key, const char* const* add, size_t add_count,
+                                    const char* const* remove, size_t remove_count);
+
 /* Wipes and frees a buffer. NULL is accepted and ignored. */
 MC_API void mc_buffer_free(mc_buffer* buffer);
 

@@ -1,0 +1,194 @@
+// The C ABI's opaque key object (mc_key: a symmetric key or an X25519 identity), the readers that
+// take one, encryption to recipients and recipients editing.
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "c_api_detail.hpp"
+#include "credential.hpp"
+#include "file_io.hpp"
+#include "key_text.hpp"
+#include "recipient_text.hpp"
+#include "recipients_edit.hpp"
+
+struct mc_key {
+  modelcrypt::Credential credential;
+};
+
+using namespace modelcrypt::c_api;
+using modelcrypt::ByteView;
+using modelcrypt::Credential;
+
+namespace {
+
+const Credential& credential_of(const mc_key* key) {
+  require(key != nullptr, "key is NULL");
+  return key->credential;
+}
+
+// A key file's or environment text's content: an identity when it holds one, else a symmetric key.
+mc_key* key_from_content(ByteView content, bool allow_raw, const std::string& source) {
+  if (modelcrypt::recipient_text::holds_identity(content)) {
+    const modelcrypt::SecretBytes secret = modelcrypt::recipient_text::parse_identity(content, source);
+    return new mc_key{Credential::x25519_identity({secret.data(), secret.size()})};
+  }
+  const modelcrypt::SecureBuffer key = modelcrypt::key_text::parse(content, allow_raw, source);
+  return new mc_key{Credential(ByteView{key.data(), key.size()})};
+}
+
+std::vector<modelcrypt::recipients::PublicKey> recipients_of(const char* const* recipients, size_t count) {
+  require(recipients != nullptr || count == 0, "recipients is NULL");
+  std::vector<modelcrypt::recipients::PublicKey> out;
+  for (size_t i = 0; i < count; ++i) {
+    require(recipients[i] != nullptr, "a recipient is NULL");
+    out.push_back(modelcrypt::recipient_text::parse_recipient(recipients[i]));
+  }
+  return out;
+}
+
+}  // namespace
+
+extern "C" {
+
+mc_status mc_key_new(const uint8_t* key, size_t key_len, mc_key** out) {
+  if (out) *out = nullptr;
+  return guarded([&] {
+    require(out != nullptr, "out is NULL");
+    const ByteView k = key_view(key, key_len);
+    modelcrypt::format::check_master_key(k);
+    *out = new mc_key{Credential(k)};
+  });
+}
+
+mc_status mc_key_generate_identity(mc_key** out) {
+  if (out) *out = nullptr;
+  return guarded([&] {
+    require(out != nullptr, "out is NULL");
+    modelcrypt::SecretBytes secret(32);
+    modelcrypt::crypto::random_bytes(secret.data(), secret.size());
+    *out = new mc_key{Credential::x25519_identity({secret.data(), secret.size()})};
+  });
+}
+
+mc_status mc_key_parse(const char* text, size_t text_len, mc_key** out) {
+  if (out) *out = nullptr;
+  return guarded([&] {
+    require(out != nullptr, "out is NULL");
+    require(text != nullptr || text_len == 0, "text is NULL");
+    *out = key_from_content({reinterpret_cast<const uint8_t*>(text), text_len}, false, "key text");
+  });
+}
+
+mc_status mc_key_read_file(const char* path, mc_key** out) {
+  if (out) *out = nullptr;
+  return guarded([&] {
+    require(out != nullptr, "out is NULL");
+    require(path != nullptr, "path is NULL");
+    modelcrypt::InputFile in(path);
+    require(in.size() <= 65536, "key or identity file is larger than 64 KiB");
+    modelcrypt::SecureBuffer content = modelcrypt::SecureBuffer::allocate(static_cast<size_t>(in.size()));
+    in.read_exact_at(content.data(), content.size(), 0);
+    *out = key_from_content({content.data(), content.size()}, true, std::string("key file '") + path + "'");
+  });
+}
+
+mc_status mc_key_read_env(const char* name, mc_key** out) {
+  if (out) *out = nullptr;
+  return guarded([&] {
+    require(out != nullptr, "out is NULL");
+    require(name != nullptr, "name is NULL");
+    const char* value = std::getenv(name);
+    require(value != nullptr && *value != '\0', "environment variable is not set or empty");
+    *out = key_from_content({reinterpret_cast<const uint8_t*>(value), std::strlen(value)}, false,
+                            std::string("environment variable ") + name);
+  });
+}
+
+int mc_key_is_identity(const mc_key* key) { return key != nullptr && key->credential.is_identity() ? 1 : 0; }
+
+mc_status mc_key_recipient(const mc_key* key, mc_buffer** out) {
+  if (out) *out = nullptr;
+  return guarded([&] {
+    require(out != nullptr, "out is NULL");
+    const Credential& c = credential_of(key);
+    require(c.is_identity(), "a symmetric key has no recipient");
+    const std::string text = modelcrypt::recipient_text::format_recipient(c.public_key());
+    modelcrypt::SecureBuffer b = modelcrypt::SecureBuffer::allocate(text.size());
+    std::memcpy(b.data(), text.data(), text.size());
+    *out = wrap(std::move(b));
+  });
+}
+
+void mc_key_free(mc_key* key) { delete key; }
+
+mc_status mc_load_with_key(const char* path, const mc_key* key, const char* mode, const char* format, unsigned threads,
+                           mc_buffer** out) {
+  if (out) *out = nullptr;
+  return guarded([&] {
+    require(out != nullptr, "out is NULL");
+    require(path != nullptr, "path is NULL");
+    *out = wrap(modelcrypt::load_file(path, credential_of(key), mode_or_default(mode), format_or_default(format), threads));
+  });
+}
+
+mc_status mc_decrypt_memory_with_key(const void* data, size_t size, const mc_key* key, const char* mode,
+                                     const char* format, mc_buffer** out) {
+  if (out) *out = nullptr;
+  return guarded([&] {
+    require(out != nullptr, "out is NULL");
+    require(data != nullptr || size == 0, "data is NULL");
+    *out = wrap(modelcrypt::decrypt_memory({static_cast<const uint8_t*>(data), size}, credential_of(key),
+                                           mode_or_default(mode), format_or_default(format)));
+  });
+}
+
+mc_status mc_verify_file_with_key(const char* path, const mc_key* key, const char* mode, const char* format,
+                                  unsigned threads) {
+  return guarded([&] {
+    require(path != nullptr, "path is NULL");
+    modelcrypt::verify_file(path, credential_of(key), mode_or_default(mode), format_or_default(format), threads);
+  });
+}
+
+mc_status mc_load_range_with_key(const char* path, const mc_key* key, const char* mode, uint64_t offset,
+                                 uint64_t length, unsigned threads, mc_buffer** out) {
+  if (out) *out = nullptr;
+  return guarded([&] {
+    require(out != nullptr, "out is NULL");
+    require(path != nullptr, "path is NULL");
+    *out = wrap(modelcrypt::load_range(path, credential_of(key), mode_or_default(mode), offset, length, threads));
+  });
+}
+
+mc_status mc_encrypt_file_to_recipients(const char* src, const char* dst, const char* const* recipients, size_t count,
+                                        const mc_key* key, const char* mode) {
+  return guarded([&] {
+    require(src != nullptr && dst != nullptr, "src or dst is NULL");
+    modelcrypt::EncryptOptions options;
+    options.recipients = recipients_of(recipients, count);
+    ByteView symmetric;
+    if (key != nullptr) {
+      if (key->credential.is_identity()) {
+        options.recipients.push_back(key->credential.public_key());
+      } else {
+        symmetric = key->credential.symmetric_key();
+      }
+    }
+    require(!options.recipients.empty() || symmetric.size != 0, "no recipient and no key");
+    options.with_key = symmetric.size != 0;
+    modelcrypt::encrypt_file(src, dst, symmetric, mode_or_default(mode), options);
+  });
+}
+
+mc_status mc_recipients_edit(const char* path, const mc_key* key, const char* const* add, size_t add_count,
+                             const char* const* remove, size_t remove_count) {
+  return guarded([&] {
+    require(path != nullptr, "path is NULL");
+    modelcrypt::RecipientChanges changes;
+    changes.add_x25519 = recipients_of(add, add_count);
+    changes.remove_x25519 = recipients_of(remove, remove_count);
+    modelcrypt::edit_recipients(path, credential_of(key), changes);
+  });
+}
+
+}  // extern "C"
