@@ -396,7 +396,7 @@ def test_appended_bytes(v1, tmp_path, extra):
 # "same": as stale. In-bounds changes fail the MAC (step 7) when stale, and the length (step 8) or a
 # chunk tag (step 9) when re-MACed; out-of-bounds values fail step 3/4/5 either way.
 FIELD_CASES = [
-    ("version", 0, UV, "same"), ("version", 2, UV, "same"), ("version", 0x0101, UV, "same"),
+    ("version", 0, UV, "same"), ("version", 3, UV, "same"), ("version", 0x0101, UV, "same"),
     ("version", 0xFFFF, UV, "same"),
     ("algorithm", 0, UV, "same"), ("algorithm", 2, UV, "same"), ("algorithm", 0xFFFF, UV, "same"),
     ("chunk_size", 0, FE, "same"), ("chunk_size", 1, FE, "same"), ("chunk_size", 2048, FE, "same"),
@@ -484,8 +484,8 @@ def test_header_field_combinations_follow_step_order(v1):
             struct.pack_into(code, b, a, v)
         return bytes(b)
     cases = [
-        ("version 2 shorter than 96", fields(version=2)[:95], KEY, FE),              # step 2 before 3
-        ("version 2 + reserved", fields(version=2, reserved=1), KEY, UV),           # step 3 before 4
+        ("version 3 shorter than 96", fields(version=3)[:95], KEY, FE),              # step 2 before 3
+        ("version 3 + reserved", fields(version=3, reserved=1), KEY, UV),           # step 3 before 4
         ("algorithm 2 + cs 0", fields(algorithm=2, chunk_size=0), KEY, UV),
         ("version 0 + L huge", fields(version=0, plaintext_length=2 ** 64 - 1), KEY, UV),
         ("reserved + salt flipped", flip(fields(reserved=1), 40, 0), KEY, FE),      # step 4 before 6

@@ -165,15 +165,17 @@ PublicKey parse_recipient(std::string_view text) {
   }
   std::string hrp, why;
   SecretBytes data;
-  const std::string shown = text.size() <= 100 ? std::string(text) : std::string(text.substr(0, 100)) + "...";
+  // Shown only when it looks like a recipient (public); anything else may be a key given by mistake.
+  const bool looks_public = (starts_with_nocase(text, "modelcrypt1") || starts_with_nocase(text, "age1")) && text.size() <= 100;
+  const std::string shown = looks_public ? "'" + std::string(text) + "'" : "text";
   if (!decode(text, &hrp, &data, &why)) {
-    throw Error(Status::invalid_argument, "recipient '" + shown + "' " + why);
+    throw Error(Status::invalid_argument, "recipient " + shown + " " + why);
   }
   if (hrp != kRecipientHrp && hrp != kAgeRecipientHrp) {
-    throw Error(Status::invalid_argument, "recipient '" + shown + "' is not an X25519 recipient (expected modelcrypt1... or age1...)");
+    throw Error(Status::invalid_argument, "recipient " + shown + " is not an X25519 recipient (expected modelcrypt1... or age1...)");
   }
   if (data.size() != crypto::kX25519KeySize) {
-    throw Error(Status::invalid_argument, "recipient '" + shown + "' holds " + std::to_string(data.size()) + " bytes, not 32");
+    throw Error(Status::invalid_argument, "recipient " + shown + " holds " + std::to_string(data.size()) + " bytes, not 32");
   }
   PublicKey key{};
   std::memcpy(key.data(), data.data(), key.size());

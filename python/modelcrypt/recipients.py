@@ -78,10 +78,13 @@ def read_identity_file(path: StrPath) -> Identity:
 
 def identity_from_env(name: str = DEFAULT_IDENTITY_ENV) -> Identity:
     """An identity from an environment variable holding its text."""
+    from .keys import _env_name
+
+    shown = _env_name(name)  # a name that looks like key text is not repeated
     value = os.environ.get(name)
     if not value:
-        raise ValueError(f"environment variable {name} is " + ("not set" if value is None else "empty"))
-    return Identity.from_text(bytearray(value.encode("ascii", "replace")), f"environment variable {name}")
+        raise ValueError(f"environment variable {shown} is " + ("not set" if value is None else "empty"))
+    return Identity.from_text(bytearray(value.encode("ascii", "replace")), f"environment variable {shown}")
 
 
 def write_identity_file(path: StrPath, identity: Identity, *, force: bool = False) -> None:
