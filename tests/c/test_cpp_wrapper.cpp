@@ -90,6 +90,28 @@ int main(int argc, char** argv) {
   CHECK(status_of([] { Key::FromEnv("MC_WRAPPER_TEST_UNSET"); }) == MC_INVALID_ARGUMENT);
   CHECK(status_of([] { Key::FromText("0123"); }) == MC_INVALID_ARGUMENT);
   CHECK(!modelcrypt::Version().empty());
+
+  // Format v2: an identity is a Key too, and Load(path, key, mode) takes either.
+  const Key device = Key::GenerateIdentity();
+  CHECK(device.is_identity() && device.size() == 0 && device.Recipient().rfind("modelcrypt1", 0) == 0);
+  const Key other = Key::GenerateIdentity();
+  const std::string plain_path = dir + "/wrapper_plain.bin", v2 = dir + "/wrapper_v2.mcx";
+  f = std::fopen(plain_path.c_str(), "wb");
+  CHECK(f && std::fwrite(model.data(), 1, model.size(), f) == model.size());
+  if (f) std::fclose(f);
+  modelcrypt::EncryptFileToRecipients(plain_path, v2, {device.Recipient()}, &hex);
+  modelcrypt::Buffer opened = modelcrypt::Load(v2, device, "AES-GCM");
+  CHECK(opened.size() == model.size() && std::memcmp(opened.data(), model.data(), model.size()) == 0);
+  CHECK(modelcrypt::Load(v2, hex).size() == model.size());
+  CHECK(modelcrypt::LoadRange(v2, device, 1, 2).size() == 2);
+  CHECK(status_of([&] { modelcrypt::Load(v2, other); }) == MC_KEY_MISMATCH);
+  CHECK(status_of([&] { modelcrypt::Verify(v2, other); }) == MC_KEY_MISMATCH);
+  modelcrypt::Verify(v2, device);
+  const std::string idfile = dir + "/wrapper.identity";
+  f = std::fopen(idfile.c_str(), "wb");
+  CHECK(f && std::fputs("# created by the test\n", f) >= 0);
+  if (f) std::fclose(f);
+  CHECK(status_of([&] { Key::FromFile(idfile); }) == MC_INVALID_ARGUMENT);
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }

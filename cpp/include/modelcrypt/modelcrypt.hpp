@@ -53,16 +53,31 @@ class Key {
   // Key text, a key file or an environment variable, by the rules of the Python package and the
   // CLI (hex with optional 0x, base64, and for files raw bytes; see modelcrypt.h mc_key_from_*).
   static Key FromText(std::string_view text) {
+    if (text.find("SECRET-KEY-1") != std::string_view::npos || text.find("secret-key-1") != std::string_view::npos) {
+      mc_key* handle = nullptr;
+      detail::check(mc_key_parse(text.data(), text.size(), &handle));
+      return FromHandle(handle);
+    }
     mc_buffer* out = nullptr;
     detail::check(mc_key_from_text(text.data(), text.size(), &out));
     return FromOwned(out);
   }
+  // A key file, or an identity file (modelcrypt keygen --x25519, age-keygen): then the Key is an
+  // X25519 identity, which opens format v2 files encrypted to its recipient.
   static Key FromFile(const std::string& path) {
+    mc_key* handle = nullptr;
+    detail::check(mc_key_read_file(path.c_str(), &handle));
+    if (mc_key_is_identity(handle)) return FromHandle(handle);
+    mc_key_free(handle);
     mc_buffer* out = nullptr;
     detail::check(mc_key_from_file(path.c_str(), &out));
     return FromOwned(out);
   }
   static Key FromEnv(const std::string& name = "MODELCRYPT_KEY") {
+    mc_key* handle = nullptr;
+    detail::check(mc_key_read_env(name.c_str(), &handle));
+    if (mc_key_is_identity(handle)) return FromHandle(handle);
+    mc_key_free(handle);
     mc_buffer* out = nullptr;
     detail::check(mc_key_from_env(name.c_str(), &out));
     return FromOwned(out);
@@ -114,24 +129,58 @@ class Key {
     return k;
   }
 
-  Key(Key&& other) noexcept : bytes_(std::move(other.bytes_)) { other.bytes_.clear(); }
+  // A new random X25519 identity.
+  static Key GenerateIdentity() {
+    mc_key* handle = nullptr;
+    detail::check(mc_key_generate_identity(&handle));
+    return FromHandle(handle);
+  }
+
+  Key(Key&& other) noexcept : handle_(other.handle_), bytes_(std::move(other.bytes_)) {
+    other.bytes_.clear();
+    other.handle_ = nullptr;
+  }
   Key& operator=(Key&& other) noexcept {
     if (this != &other) {
       wipe();
+      mc_key_free(handle_);
       bytes_ = std::move(other.bytes_);
+      handle_ = other.handle_;
       other.bytes_.clear();
+      other.handle_ = nullptr;
     }
     return *this;
   }
   Key(const Key&) = delete;
   Key& operator=(const Key&) = delete;
-  ~Key() { wipe(); }
+  ~Key() {
+    wipe();
+    mc_key_free(handle_);
+  }
 
+  // Symmetric keys: the bytes. Identities: data() is NULL and size() 0 (the secret stays in the library).
   const std::uint8_t* data() const noexcept { return bytes_.data(); }
   std::size_t size() const noexcept { return bytes_.size(); }
+  bool is_identity() const noexcept { return handle_ != nullptr; }
+  // The library's key object (identities; NULL for a symmetric key).
+  const mc_key* handle() const noexcept { return handle_; }
+  // An identity's public recipient ("modelcrypt1..."); throws for a symmetric key.
+  std::string Recipient() const {
+    mc_buffer* out = nullptr;
+    detail::check(mc_key_recipient(handle_, &out));
+    std::string text(static_cast<const char*>(mc_buffer_data(out)), mc_buffer_size(out));
+    mc_buffer_free(out);
+    return text;
+  }
 
  private:
   Key() = default;
+  static Key FromHandle(mc_key* handle) {
+    Key k;
+    k.handle_ = handle;
+    return k;
+  }
+  mc_key* handle_ = nullptr;
   static Key FromOwned(mc_buffer* owned) {  // copies the key out of a library buffer, which is then wiped
     Key k;
     const auto* p = static_cast<const std::uint8_t*>(mc_buffer_data(owned));
@@ -217,7 +266,11 @@ class Buffer {
 inline Buffer Load(const std::string& path, const Key& key, const std::string& mode = "AES-GCM",
                    const std::string& format = "modelcrypt", unsigned threads = 0) {
   mc_buffer* out = nullptr;
-  detail::check(mc_load_ex(path.c_str(), key.data(), key.size(), mode.c_str(), format.c_str(), threads, &out));
+  if (key.is_identity()) {
+    detail::check(mc_load_with_key(path.c_str(), key.handle(), mode.c_str(), format.c_str(), threads, &out));
+  } else {
+    detail::check(mc_load_ex(path.c_str(), key.data(), key.size(), mode.c_str(), format.c_str(), threads, &out));
+  }
   return Buffer(out);
 }
 
@@ -225,14 +278,22 @@ inline Buffer Load(const std::string& path, const Key& key, const std::string& m
 inline Buffer LoadRange(const std::string& path, const Key& key, std::uint64_t offset, std::uint64_t length,
                         const std::string& mode = "AES-GCM", unsigned threads = 0) {
   mc_buffer* out = nullptr;
-  detail::check(mc_load_range(path.c_str(), key.data(), key.size(), mode.c_str(), offset, length, threads, &out));
+  if (key.is_identity()) {
+    detail::check(mc_load_range_with_key(path.c_str(), key.handle(), mode.c_str(), offset, length, threads, &out));
+  } else {
+    detail::check(mc_load_range(path.c_str(), key.data(), key.size(), mode.c_str(), offset, length, threads, &out));
+  }
   return Buffer(out);
 }
 
 // Authenticates the whole file in bounded memory; throws Error unless every byte authenticates.
 inline void Verify(const std::string& path, const Key& key, const std::string& mode = "AES-GCM",
                    const std::string& format = "modelcrypt", unsigned threads = 0) {
-  detail::check(mc_verify_file(path.c_str(), key.data(), key.size(), mode.c_str(), format.c_str(), threads));
+  if (key.is_identity()) {
+    detail::check(mc_verify_file_with_key(path.c_str(), key.handle(), mode.c_str(), format.c_str(), threads));
+  } else {
+    detail::check(mc_verify_file(path.c_str(), key.data(), key.size(), mode.c_str(), format.c_str(), threads));
+  }
 }
 
 // Header fields without the key (unauthenticated), as JSON text (see mc_inspect).
@@ -246,7 +307,11 @@ inline std::string Inspect(const std::string& path) {
 inline Buffer DecryptMemory(const void* data, std::size_t size, const Key& key, const std::string& mode = "AES-GCM",
                             const std::string& format = "modelcrypt") {
   mc_buffer* out = nullptr;
-  detail::check(mc_decrypt_memory_with_format(data, size, key.data(), key.size(), mode.c_str(), format.c_str(), &out));
+  if (key.is_identity()) {
+    detail::check(mc_decrypt_memory_with_key(data, size, key.handle(), mode.c_str(), format.c_str(), &out));
+  } else {
+    detail::check(mc_decrypt_memory_with_format(data, size, key.data(), key.size(), mode.c_str(), format.c_str(), &out));
+  }
   return Buffer(out);
 }
 
@@ -263,6 +328,21 @@ inline void EncryptFile(const std::string& src, const std::string& dst, const Ke
 inline void DecryptFile(const std::string& src, const std::string& dst, const Key& key, const std::string& mode = "AES-GCM",
                         const std::string& format = "modelcrypt", unsigned threads = 0) {
   detail::check(mc_decrypt_file_ex(src.c_str(), dst.c_str(), key.data(), key.size(), mode.c_str(), format.c_str(), threads));
+}
+
+// Encrypts to X25519 recipients ("modelcrypt1..." / "age1..."), format v2; `key` (optional) adds a
+// symmetric-key stanza, or for an identity its recipient.
+inline void EncryptFileToRecipients(const std::string& src, const std::string& dst, const std::vector<std::string>& recipients,
+                                    const Key* key = nullptr, const std::string& mode = "AES-GCM") {
+  std::vector<const char*> texts;
+  for (const std::string& r : recipients) texts.push_back(r.c_str());
+  mc_key* symmetric = nullptr;
+  if (key != nullptr && !key->is_identity()) detail::check(mc_key_new(key->data(), key->size(), &symmetric));
+  const mc_status status = mc_encrypt_file_to_recipients(src.c_str(), dst.c_str(), texts.data(), texts.size(),
+                                                         key == nullptr ? nullptr : key->is_identity() ? key->handle() : symmetric,
+                                                         mode.c_str());
+  mc_key_free(symmetric);
+  detail::check(status);
 }
 
 inline std::string Version() { return mc_version(); }
