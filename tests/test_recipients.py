@@ -135,8 +135,13 @@ def test_v1_file_cannot_take_recipients(tmp_path, plaintext):
     key = modelcrypt.generate_key()
     path = tmp_path / "v1.mcx"
     path.write_bytes(modelcrypt.encrypt_bytes(plaintext, key))
+    ident = modelcrypt.generate_identity()
     with pytest.raises(ValueError, match="v1"):
-        modelcrypt.add_recipients(path, key, [modelcrypt.generate_identity().recipient])
+        modelcrypt.add_recipients(path, key, [ident.recipient])
+    with modelcrypt.open_encrypted(path, key) as f:  # the way from v1 to recipients: re-encrypt, no plaintext on disk
+        f.reencrypt_to(tmp_path / "v2.mcx", recipients=[ident.recipient])
+    with modelcrypt.load(tmp_path / "v2.mcx", identity=ident) as buf:
+        assert bytes(buf) == plaintext
 
 
 def _flip(blob: bytes, at: int) -> bytes:

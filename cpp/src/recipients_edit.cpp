@@ -54,7 +54,7 @@ RecipientEditResult edit_recipients(const std::string& path, const Credential& c
   const format::Header& h = f.parsed.header;
   if (h.version != format::kVersion2) {
     throw Error(Status::invalid_argument, "'" + path + "' is a format v1 file (one symmetric key, no recipients block); "
-                                          "re-encrypt it to recipients instead (modelcrypt migrate ... -r RECIPIENT)", 0, path);
+                                          "re-encrypt it to recipients instead (open_encrypted(path, key).reencrypt_to(dst, recipients=[...]))", 0, path);
   }
   std::vector<recipients::Stanza> stanzas = h.stanzas;
   RecipientEditResult result;

@@ -22,6 +22,7 @@ from ._api import (
     _check_bool,
     _check_key,
     _credential,
+    _writer_key,
     _check_mode,
     _check_progress,
     _check_threads,
@@ -100,17 +101,20 @@ class EncryptedFile:
         """modelcrypt.verify of this file, through this handle."""
         self._handle.verify(_check_threads(threads), _check_progress(progress))
 
-    def reencrypt_to(self, dst: StrPath, new_key: BytesLike, *, metadata_raw: bytes | None = None,
+    def reencrypt_to(self, dst: StrPath, new_key: BytesLike | None = None, *, metadata_raw: bytes | None = None,
                      chunk_size: int | None = None, threads: int | None = None, progress: ProgressCallback = None,
-                     durable: bool = True) -> None:
+                     durable: bool = True, recipients: list | None = None) -> None:
         """Encrypt this file's plaintext to ``dst`` as a new file under ``new_key`` (key rotation), in
         bounded memory: decrypted and authenticated batch by batch through this handle, never on disk.
-        ``metadata_raw`` (encoded metadata) defaults to this file's; ``chunk_size`` to its."""
+        ``metadata_raw`` (encoded metadata) defaults to this file's; ``chunk_size`` to its.
+        ``recipients`` (as for encrypt_file) writes format v2 to them (with ``new_key`` too, if given):
+        the way to move a v1 file to recipients, or to draw a new file key that removed devices lack."""
+        key, keys = _writer_key(new_key, recipients)
         self._handle.reencrypt_to_file(
-            _fspath(dst, "dst"), _check_key(new_key),
+            _fspath(dst, "dst"), key,
             self._handle.chunk_size if chunk_size is None else _check_uint(chunk_size, "chunk_size"),
             self._handle.metadata_raw if metadata_raw is None else metadata_raw,
-            _check_threads(threads), _check_progress(progress), _check_bool(durable, "durable"))
+            _check_threads(threads), _check_progress(progress), _check_bool(durable, "durable"), keys)
 
     def close(self) -> None:
         """Close the file and wipe its derived keys. Buffers already returned stay valid."""
