@@ -33,7 +33,7 @@ Bytes encrypt(const Bytes& pt, const Bytes& key, uint32_t chunk_size, const Byte
 
 // Status::ok with the plaintext in `d`, or the Error's status.
 Status decrypt(const Bytes& blob, const Bytes& key, Decrypted& d) {
-  return guarded("decrypt_memory", [&] { d = decrypt_memory({blob.data(), blob.size()}, {key.data(), key.size()}, "AES-GCM", "modelcrypt", 1); });
+  return guarded("decrypt_memory", [&] { d = decrypt_memory({blob.data(), blob.size()}, ByteView{key.data(), key.size()}, "AES-GCM", "modelcrypt", 1); });
 }
 
 size_t pick(FuzzedDataProvider& p, size_t n) { return n ? p.ConsumeIntegralInRange<size_t>(0, n - 1) : 0; }
