@@ -348,7 +348,7 @@ PYBIND11_MODULE(_core, m) {
     d["salt"] = py::bytes(reinterpret_cast<const char*>(h.salt.data()), h.salt.size());
     d["key_commitment"] = py::bytes(reinterpret_cast<const char*>(h.commitment.data()), h.commitment.size());
     d["metadata_raw"] = py::bytes(reinterpret_cast<const char*>(h.metadata.data()), h.metadata.size());
-    d["recipients_length"] = h.version == format::kVersion2 ? py::object(py::int_(h.recipients_block.size())) : py::object(py::none());
+    d["recipients_length"] = h.has_recipients() ? py::object(py::int_(h.recipients_block.size())) : py::object(py::none());
     d["recipients"] = stanzas_info(h.stanzas);
     return d;
   }, py::arg("path"));
