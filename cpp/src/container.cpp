@@ -300,6 +300,14 @@ legacy::Format sniff(const InputFile& in, const legacy::Mode& mode, legacy::Form
   return format_for(mode, accepted, prefix, n);
 }
 
+// A caller who requires a publisher signature gets none from a legacy format: Error(signature).
+void refuse_if_signature_required(const Credential& key, legacy::Format f) {
+  if (key.requires_signature()) {
+    throw Error(Status::signature, std::string("the file is in the legacy ") + legacy::format_name(f) +
+                                       " format, which has no publisher signature, but a signature from a trusted signer is required");
+  }
+}
+
 // Decrypts a legacy file image (already in `image`) in place and describes the result.
 Decrypted open_legacy(SecureBuffer image, legacy::Format f, const legacy::Mode& mode, ByteView key) {
   Decrypted out;
@@ -341,7 +349,10 @@ Decrypted load_file(const std::string& path, const Credential& key, const std::s
   check_credential(key);  // argument errors come first
   OpenedFile f(path);
   const legacy::Format format = sniff(f.in, mode, accepted);
-  if (format != legacy::Format::modelcrypt) return load_legacy_file(f.in, format, mode, accepted, key.symmetric_key("a legacy format"));
+  if (format != legacy::Format::modelcrypt) {
+    refuse_if_signature_required(key, format);
+    return load_legacy_file(f.in, format, mode, accepted, key.symmetric_key("a legacy format"));
+  }
   f.authenticate(key);
   const Header& h = f.parsed.header;
   Decrypted out;
@@ -381,6 +392,7 @@ Decrypted decrypt_memory(ByteView blob, const Credential& key, const std::string
     if (f == legacy::Format::modelcrypt) {
       throw Error(Status::auth_failed, "the data changed while it was being read");
     }
+    refuse_if_signature_required(key, f);
     return open_legacy(std::move(image), f, mode, key.symmetric_key("a legacy format"));
   }
   const ParsedFileHeader parsed = copy_memory_header(blob);
@@ -661,6 +673,7 @@ std::string decrypt_file(const std::string& src, const std::string& dst, const C
   OpenedFile f(src);
   const legacy::Format format = sniff(f.in, mode, accepted);
   if (format != legacy::Format::modelcrypt) {  // legacy formats are small enough to go through memory
+    refuse_if_signature_required(key, format);
     check_output_path(src, dst);
     const Decrypted d = load_legacy_file(f.in, format, mode, accepted, key.symmetric_key("a legacy format"));
     AtomicOutputFile out(dst, 0600, durable);
@@ -680,7 +693,10 @@ std::string verify_file(const std::string& path, const Credential& key, const st
   check_credential(key);  // argument errors come first
   OpenedFile f(path);
   const legacy::Format format = sniff(f.in, mode, accepted);
-  if (format != legacy::Format::modelcrypt) return load_legacy_file(f.in, format, mode, accepted, key.symmetric_key("a legacy format")).insecure;
+  if (format != legacy::Format::modelcrypt) {
+    refuse_if_signature_required(key, format);
+    return load_legacy_file(f.in, format, mode, accepted, key.symmetric_key("a legacy format")).insecure;
+  }
   f.authenticate(key);
   detail::verify_opened(f, threads, progress);
   return {};
