@@ -186,6 +186,16 @@ def _credential(key: object, identity: object, trusted_signers: object = None) -
     return with_trusted_signers(identity, trusted_signers)
 
 
+def _reader_key(key: object, trusted_signers: object, mode: object = "AES-GCM") -> object:
+    """``key`` for the framework loaders and checkpoint readers: as given, or (``trusted_signers``
+    given) a credential that requires a publisher signature, accepted by every read path."""
+    if trusted_signers is None:
+        return key
+    if callable(mode):
+        raise ValueError("trusted_signers needs a modelcrypt file; a custom cipher callable cannot be checked")
+    return _credential(key, None, trusted_signers)
+
+
 def _no_custom_with_signature(key: object) -> None:
     if requires_signature(key):
         raise ValueError("trusted_signers needs a modelcrypt file; a custom cipher callable cannot be checked")
