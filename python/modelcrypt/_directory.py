@@ -19,7 +19,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Callable, Optional
 
 from . import _sets
-from ._api import BytesLike, StrPath, _check_bool, _check_key, _fspath, decrypt_file, encrypt_file, inspect, is_encrypted
+from ._api import (BytesLike, StrPath, _check_bool, _check_key, _check_signing_key, _credential, _fspath, decrypt_file,
+                   encrypt_file, inspect, is_encrypted)
 from ._random_access import open_encrypted
 from ._tree import excluded, install_tree, same_or_inside, walk
 from .exceptions import SetMismatchError
@@ -32,9 +33,10 @@ Report = Optional[Callable[[str], None]]
 class DirectoryWriter:
     """Encrypts the files of one directory as members of a new set; ``finish`` writes the manifest."""
 
-    def __init__(self, key: Any, metadata: Optional[Mapping[str, str]] = None):
+    def __init__(self, key: Any, metadata: Optional[Mapping[str, str]] = None, signing_key: Any = None):
         _sets.check_user_metadata(metadata)
         self.key = key
+        self.signing_key = _check_signing_key(signing_key)  # signs every member and the manifest (format v3)
         self.metadata = dict(metadata or {})
         self.set_id = _sets.new_set_id()
         self.members: dict[str, int] = {}
@@ -44,7 +46,8 @@ class DirectoryWriter:
         if rel == _sets.MANIFEST_NAME:
             raise ValueError(f"{path}: a file named {_sets.MANIFEST_NAME} at the top of the directory "
                              "(is it already an encrypted directory?)")
-        encrypt_file(path, out, self.key, metadata=_sets.member_metadata(self.set_id, rel, self.metadata), **kwargs)
+        encrypt_file(path, out, self.key, metadata=_sets.member_metadata(self.set_id, rel, self.metadata),
+                     signing_key=self.signing_key, **kwargs)
         self.members[rel] = inspect(out).plaintext_length
 
     def copy(self, path: str, out: str, rel: str, progress: Any = None) -> None:
@@ -56,7 +59,7 @@ class DirectoryWriter:
         self.copied[rel] = copy_hashing(path, out, progress)
 
     def finish(self, directory: str) -> None:
-        _sets.write_manifest(directory, self.key, self.set_id, self.members, self.copied)
+        _sets.write_manifest(directory, self.key, self.set_id, self.members, self.copied, self.signing_key)
 
 
 def copy_hashing(path: str, out: Optional[str], progress: Any = None) -> tuple[int, str]:
@@ -217,6 +220,7 @@ def encrypt_directory(
     overwrite: bool = False,
     durable: bool = True,
     report: Report = None,
+    signing_key: Any = None,
 ) -> list[str]:
     """Mirror directory ``src`` into the encrypted directory ``dst`` (what ``modelcrypt encrypt
     DIR -o DST`` does): every regular file encrypted under the same relative path, bound into one
@@ -227,13 +231,15 @@ def encrypt_directory(
     decrypting and verifying check them too). ``metadata`` goes into
     every file (keys starting with ``modelcrypt.`` are reserved). ``dst`` is built beside itself
     and renamed into place when complete; an existing ``dst`` needs ``overwrite=True`` and is
-    replaced only then. Returns the members' relative paths."""
+    replaced only then. ``signing_key`` signs every member and the manifest (format v3; files
+    copied as plaintext are covered through their SHA-256 in the signed manifest). Returns the
+    members' relative paths."""
     key = _check_key(key)
     _check_bool(copy_excluded, "copy_excluded")
     source, target = _prepare(src, dst, overwrite)
     patterns = list(exclude)
     entries = plan(source, () if copy_excluded else patterns, report)
-    writer = DirectoryWriter(key, metadata)
+    writer = DirectoryWriter(key, metadata, signing_key)
     refuse_manifest_source(source, entries)
 
     def fill(tmp: str) -> None:
@@ -261,14 +267,16 @@ def decrypt_directory(
     overwrite: bool = False,
     durable: bool = True,
     report: Report = None,
+    trusted_signers: Optional[Iterable[Any]] = None,
 ) -> list[str]:
     """Decrypt an encrypted directory into the plaintext directory ``dst`` (mode 0700 directories,
     0600 files; the manifest is not copied). The directory is checked against its manifest before
     anything is decrypted, and every member against it as it is decrypted (SetMismatchError).
     ``exclude`` globs (matched against the relative paths) leave members out of ``dst``; the
     directory is still checked as a whole. Files the manifest lists as copied as plaintext are
-    copied back after their SHA-256 is checked. Returns the relative paths written."""
-    key = _check_key(key)
+    copied back after their SHA-256 is checked. ``trusted_signers``: the manifest and every member
+    must be signed by one of them (SignatureError). Returns the relative paths written."""
+    key = _credential(key, None, trusted_signers)
     source, target = _prepare(src, dst, overwrite)
     entries = plan(source, (), report)
     reader = DirectoryReader(source, key)
@@ -290,10 +298,12 @@ def decrypt_directory(
     return files
 
 
-def verify_directory(path: StrPath, key: BytesLike, *, threads: Optional[int] = None) -> list[str]:
+def verify_directory(path: StrPath, key: BytesLike, *, threads: Optional[int] = None,
+                     trusted_signers: Optional[Iterable[Any]] = None) -> list[str]:
     """Authenticate every member of an encrypted directory and the directory as a whole (against
-    its manifest), writing nothing. Returns the members' relative paths."""
-    key = _check_key(key)
+    its manifest), writing nothing. ``trusted_signers`` as for decrypt_directory. Returns the
+    members' relative paths."""
+    key = _credential(key, None, trusted_signers)
     root = os.fsdecode(_fspath(path, "path"))
     reader = DirectoryReader(root, key)
     files = member_files(plan(root))

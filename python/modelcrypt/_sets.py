@@ -171,12 +171,12 @@ def manifest_bytes(set_id: str, members: Mapping[str, int],
 
 
 def write_manifest(directory: str, key: Any, set_id: str, members: Mapping[str, int],
-                   copied: Optional[Mapping[str, tuple[int, str]]] = None) -> str:
+                   copied: Optional[Mapping[str, tuple[int, str]]] = None, signing_key: Any = None) -> str:
     """Writes the encrypted manifest of a directory (atomic)."""
     path = os.path.join(directory, MANIFEST_NAME)
     meta = _metadata.encode({SET: set_id, KIND: "manifest"})
     _core.encrypt_parts_to_file([manifest_bytes(set_id, members, copied)], os.fsencode(path), key, "AES-GCM",
-                                _core.DEFAULT_CHUNK_SIZE, meta, 0)
+                                _core.DEFAULT_CHUNK_SIZE, meta, 0, signing_key=signing_key)
     return path
 
 
