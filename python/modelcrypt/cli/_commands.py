@@ -15,8 +15,11 @@ from .._api import decrypt_file, detect_format, encrypt_file, inspect, verify
 from ..exceptions import ModelCryptError
 from ..keys import wipe
 from ._common import EXIT_DATA, EXIT_IO, EXIT_OK, CommandError, _Progress, _data_error, _info, _usage
-from ._key_source import _resolve_key, _resolve_old_key
+from .._trust import with_trusted_signers
+from ..signing import verify_signature
+from ._key_source import _resolve_key, _resolve_old_key, has_key_source
 from ._recipients_cli import given_recipients, release_key
+from ._signing_cli import given_signing_key, given_trusted_signers
 from ._paths import _check_destination, _convert_path, _file_destination
 
 
@@ -62,17 +65,20 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
     recipients = given_recipients(args)
     if recipients and os.path.isdir(src):
         raise _usage("-r/-R encrypt a file to recipients; directories are encrypted with a key (--key-file) for now")
+    signing_key = given_signing_key(args)
     key, generated = _resolve_key(args, allow_generate=True, optional=bool(recipients))
     try:
         options = dict(chunk_size=args.chunk_size, threads=args.threads, durable=not args.no_fsync)
         if recipients:
             options["recipients"] = recipients
+        if signing_key is not None:
+            options["signing_key"] = signing_key
 
         def convert(path: str, out: str, progress) -> None:
             encrypt_file(path, out, key, metadata=metadata or None, progress=progress, **options)
 
         # A directory: its files are bound into one set with an encrypted manifest (_directory).
-        writer = _directory.DirectoryWriter(key, metadata)
+        writer = _directory.DirectoryWriter(key, metadata, signing_key)
 
         def check(plan):
             try:
@@ -88,7 +94,7 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
                 _info(args, f"copied as plaintext: {rel}")
                 writer.copy(path, out, rel, progress=progress)
                 return
-            writer.encrypt(path, out, rel, progress=progress, **options)
+            writer.encrypt(path, out, rel, progress=progress, **{k: v for k, v in options.items() if k != "signing_key"})
 
         _convert_path(args, src, dst, convert, 0o777, "encrypt", convert_member, check, writer.finish)
         generated = None
@@ -159,18 +165,20 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
     os.lstat(src)
     if dst != STDIO:
         dst = _file_destination(src, dst, _plain_name)
+    trusted = given_trusted_signers(args)
     if dst == STDIO:
-        key, _ = _resolve_key(args)
+        raw_key, _ = _resolve_key(args)
         try:
-            return _decrypt_to_stdout(args, key)
+            return _decrypt_to_stdout(args, with_trusted_signers(raw_key, trusted))
         except ModelCryptError as exc:
             raise _data_error(src, exc) from None
         finally:
-            release_key(key)
+            release_key(raw_key)
     if args.decrypt_exclude and not os.path.isdir(src):
         raise _usage("--exclude applies to a directory SRC")
     _check_destination(args, src, dst)
-    key, _ = _resolve_key(args)
+    raw_key, _ = _resolve_key(args)
+    key = with_trusted_signers(raw_key, trusted)  # --trust: every file must carry a trusted publisher signature
     try:
         options = dict(threads=args.threads, durable=not args.no_fsync)
 
@@ -198,7 +206,7 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
         _convert_path(args, src, dst, convert, 0o700, "decrypt", convert_member, check)
         return EXIT_OK
     finally:
-        release_key(key)
+        release_key(raw_key)
 
 
 def _tree_size(path: str) -> int:
@@ -260,7 +268,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    key, _ = _resolve_key(args)
+    trusted = given_trusted_signers(args)
+    if trusted is not None and not has_key_source(args):
+        return _verify_keyless(args, trusted)
+    raw_key, _ = _resolve_key(args)
+    key = with_trusted_signers(raw_key, trusted)
     status = EXIT_OK
     try:
         for path in args.files:
@@ -277,10 +289,34 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 status = status or EXIT_IO
             else:
                 if not args.quiet:
-                    print(f"OK: {path}")
+                    print(f"OK: {path}" + (" (signed by a trusted publisher)" if trusted else ""))
         return status
     finally:
-        release_key(key)
+        release_key(raw_key)
+
+
+def _verify_keyless(args: argparse.Namespace, trusted: list[str]) -> int:
+    """verify --trust without a key: each file's publisher signature over its ciphertext (format v3),
+    without decrypting; proves the bytes are what the publisher signed, not that they decrypt."""
+    if args.format != "modelcrypt" or args.mode != "AES-GCM":
+        raise _usage("verify --trust without a key checks modelcrypt signatures; --format/--mode need a key")
+    status = EXIT_OK
+    for path in args.files:
+        try:
+            if os.path.isdir(path):
+                raise _usage(f"{path} is a directory: keyless verification takes files (with a key, verify checks "
+                             "a directory against its manifest; for a registry, see `modelcrypt sign-dir`)")
+            signer = verify_signature(path, trusted, threads=args.threads)
+        except ModelCryptError as exc:
+            print(f"FAILED: {_data_error(path, exc)}")
+            status = status or EXIT_DATA
+        except OSError as exc:
+            print(f"FAILED: {path}: {exc.strerror or exc}")
+            status = status or EXIT_IO
+        else:
+            if not args.quiet:
+                print(f"OK: {path} (signature by {signer}; ciphertext only, not decrypted)")
+    return status
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -307,7 +343,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         "key_commitment": info.key_commitment.hex() if info.key_commitment is not None else None,
         "metadata": info.metadata,
         "recipients": [f"{r['type']} {r['fingerprint']}" if r["fingerprint"] else r["type"] for r in info.recipients]
-        if info.version == 2 else None,
+        if info.version in (2, 3) else None,
+        "signer": info.signer,
     }
     if info.format != "modelcrypt":  # a legacy file: only the fields its format has (docs/LEGACY.md)
         fields = {name: value for name, value in fields.items()
@@ -316,6 +353,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         del fields["frames"]  # MindSpore/PaddleX only
         if fields["recipients"] is None:
             del fields["recipients"]
+        if fields["signer"] is None:
+            del fields["signer"]
     if args.json:
         print(json.dumps({"path": info.path, **fields}, indent=2, ensure_ascii=False))
     else:
@@ -324,7 +363,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         if info.format != "modelcrypt":
             print(f"note: a {info.format} file; these fields are read without the key and are not authenticated "
                   "(`modelcrypt migrate` moves it to format v1)", file=sys.stderr)
-        elif info.file_length != info.expected_file_length:
+        elif info.signer is not None:
+            print("note: signer is what the file claims (read without any check); `modelcrypt verify FILE --trust "
+                  "SIGNER` checks the signature", file=sys.stderr)
+        if info.format == "modelcrypt" and info.file_length != info.expected_file_length:
             print(f"warning: file has {info.file_length} bytes, its header says {info.expected_file_length} "
                   "(truncated or extended; unauthenticated without the key)", file=sys.stderr)
     return EXIT_OK

@@ -57,6 +57,11 @@ def _resolve_key(args: argparse.Namespace, *, allow_generate: bool = False,
     return key, new_key_file
 
 
+def has_key_source(args: argparse.Namespace) -> bool:
+    """Whether any key or identity source was given (verify --trust without one is keyless)."""
+    return any(getattr(args, s, None) is not None for s in ("key_file", "key_env", "key", "identity", "identity_env"))
+
+
 def _add_key_options(p: argparse.ArgumentParser, *, generate: bool = False) -> None:
     g = p.add_argument_group("key source (exactly one)")
     g.add_argument("--key-file", metavar="FILE", help="key file holding a hex, base64 or raw key")
@@ -129,6 +134,10 @@ def cmd_keygen(args: argparse.Namespace) -> int:
         from ._recipients_cli import keygen_x25519
 
         return keygen_x25519(args)
+    if getattr(args, "signing", False):
+        from ._signing_cli import keygen_signing
+
+        return keygen_signing(args)
     if args.force:
         raise _usage("keygen has no --force: replacing a key file loses whatever was encrypted with the old key; "
                      "if that is what you want, say so with --overwrite-key")

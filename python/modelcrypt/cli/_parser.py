@@ -12,6 +12,7 @@ from ._common import EXIT_CODES_HELP, _chunk_size, _metadata_item, _positive_int
 from ._commands import cmd_config, cmd_decrypt, cmd_encrypt, cmd_inspect, cmd_migrate, cmd_verify
 from ._key_source import _add_key_options, cmd_keygen
 from ._recipients_cli import add_recipient_options, add_recipients_command
+from ._signing_cli import add_sign_options, add_trust_options
 
 
 def _add_legacy_options(p: argparse.ArgumentParser) -> None:
@@ -77,14 +78,18 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite-key", action="store_true",
                    help="replace an existing key file (whatever was encrypted with the old key is lost)")
     p.add_argument("--force", action="store_true", help=argparse.SUPPRESS)  # refused with a message: see cmd_keygen
-    p.add_argument("--x25519", action="store_true",
-                   help="generate an X25519 identity (a device's private key) instead; prints its public recipient")
+    kind = p.add_mutually_exclusive_group()
+    kind.add_argument("--x25519", action="store_true",
+                      help="generate an X25519 identity (a device's private key) instead; prints its public recipient")
+    kind.add_argument("--signing", action="store_true",
+                      help="generate an Ed25519 signing key (a publisher's private key) instead; prints its public key")
 
     p = command("encrypt", "encrypt a file, or mirror a directory into an encrypted one", cmd_encrypt)
     p.add_argument("src", metavar="SRC", help="file or directory to encrypt")
     p.add_argument("-o", "--output", metavar="DST", help="output (default: SRC.mcx)")
     _add_key_options(p, generate=True)
     add_recipient_options(p)
+    add_sign_options(p)
     p.add_argument("--exclude", metavar="GLOB", action="append", help="skip files matching GLOB (repeatable)")
     p.add_argument("--copy-excluded", action="store_true",
                    help="copy the files --exclude matches into the mirror as plaintext instead of dropping them "
@@ -99,6 +104,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("src", metavar="SRC", help="encrypted file or directory")
     p.add_argument("-o", "--output", metavar="DST", required=True, help="plaintext output")
     _add_key_options(p)
+    add_trust_options(p)
     _add_legacy_options(p)
     p.add_argument("--exclude", metavar="GLOB", action="append", dest="decrypt_exclude",
                    help="SRC a directory: don't write members matching GLOB (repeatable); the whole directory is "
@@ -128,9 +134,11 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="threads (default: all cores)")
     _add_output_options(p)
 
-    p = command("verify", "authenticate whole files with the key; writes nothing", cmd_verify)
+    p = command("verify", "authenticate whole files with the key (and/or their publisher signature: --trust); "
+                "writes nothing", cmd_verify)
     p.add_argument("files", metavar="FILE", nargs="+")
     _add_key_options(p)
+    add_trust_options(p, keyless=True)
     _add_legacy_options(p)
     p.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="threads (default: all cores)")
 
