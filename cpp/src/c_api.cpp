@@ -19,12 +19,13 @@ namespace {
 using namespace modelcrypt::c_api;
 static_assert(static_cast<int>(Status::key_mismatch) == MC_KEY_MISMATCH, "status values must match");
 static_assert(static_cast<int>(Status::internal) == MC_INTERNAL, "status values must match");
+static_assert(static_cast<int>(Status::signature) == MC_SIGNATURE, "status values must match");
 }  // namespace
 
 extern "C" {
 
 const char* mc_status_string(mc_status status) {
-  if (static_cast<int>(status) < 0 || static_cast<int>(status) > MC_INTERNAL) return "UNKNOWN";
+  if (static_cast<int>(status) < 0 || static_cast<int>(status) > MC_SIGNATURE) return "UNKNOWN";
   return modelcrypt::status_name(static_cast<Status>(status));
 }
 

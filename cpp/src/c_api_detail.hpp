@@ -1,11 +1,14 @@
 // Shared by the files of the C ABI (c_api.cpp, c_api_readers.cpp): the buffer type behind the
 // opaque mc_buffer, argument checks, and the exception -> mc_status translation.
 #pragma once
+#include <memory>
 #include <new>
 #include <string>
 
 #include "container.hpp"
+#include "credential.hpp"
 #include "errors.hpp"
+#include "signature.hpp"
 #include "modelcrypt/modelcrypt.h"
 
 struct mc_buffer {
@@ -15,6 +18,14 @@ struct mc_buffer {
   const char* format = "";         // static: the format decrypted ("" for encrypted images)
   std::string insecure;            // why that format is weak ("" when it is not)
   std::string metadata = "{}";     // the authenticated metadata, JSON text
+};
+
+// The opaque key objects of the C ABI (c_api_keys.cpp, c_api_signing.cpp).
+struct mc_key {
+  modelcrypt::Credential credential;
+};
+struct mc_signing_key {
+  std::shared_ptr<const modelcrypt::signature::SigningKey> key;
 };
 
 namespace modelcrypt::c_api {
@@ -88,5 +99,10 @@ inline mc_buffer* wrap(modelcrypt::Decrypted&& d) {
 }
 
 inline const char* format_or_default(const char* format) { return format ? format : "modelcrypt"; }
+
+inline std::shared_ptr<const modelcrypt::signature::SigningKey> signing_key_of(const mc_signing_key* signer) {
+  require(signer != nullptr, "signing key is NULL");
+  return signer->key;
+}
 
 }  // namespace modelcrypt::c_api

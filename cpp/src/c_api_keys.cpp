@@ -10,10 +10,9 @@
 #include "key_text.hpp"
 #include "recipient_text.hpp"
 #include "recipients_edit.hpp"
+#include "signature.hpp"
 
-struct mc_key {
-  modelcrypt::Credential credential;
-};
+
 
 using namespace modelcrypt::c_api;
 using modelcrypt::ByteView;
@@ -160,11 +159,14 @@ mc_status mc_load_range_with_key(const char* path, const mc_key* key, const char
   });
 }
 
-mc_status mc_encrypt_file_to_recipients(const char* src, const char* dst, const char* const* recipients, size_t count,
-                                        const mc_key* key, const char* mode) {
-  return guarded([&] {
+namespace {
+
+// Encryption to recipients and/or a key object, signed when `signer` is given.
+void encrypt_to(const char* src, const char* dst, const char* const* recipients, size_t count, const mc_key* key,
+                const char* mode, std::shared_ptr<const modelcrypt::signature::SigningKey> signer) {
     require(src != nullptr && dst != nullptr, "src or dst is NULL");
     modelcrypt::EncryptOptions options;
+    options.signing_key = std::move(signer);
     options.recipients = recipients_of(recipients, count);
     ByteView symmetric;
     if (key != nullptr) {
@@ -177,6 +179,25 @@ mc_status mc_encrypt_file_to_recipients(const char* src, const char* dst, const 
     require(!options.recipients.empty() || symmetric.size != 0, "no recipient and no key");
     options.with_key = symmetric.size != 0;
     modelcrypt::encrypt_file(src, dst, symmetric, mode_or_default(mode), options);
+}
+
+}  // namespace
+
+mc_status mc_encrypt_file_to_recipients(const char* src, const char* dst, const char* const* recipients, size_t count,
+                                        const mc_key* key, const char* mode) {
+  return guarded([&] { encrypt_to(src, dst, recipients, count, key, mode, nullptr); });
+}
+
+mc_status mc_encrypt_file_signed(const char* src, const char* dst, const mc_key* key, const char* const* recipients,
+                                 size_t count, const mc_signing_key* signer, const char* mode) {
+  return guarded([&] { encrypt_to(src, dst, recipients, count, key, mode, signing_key_of(signer)); });
+}
+
+mc_status mc_decrypt_file_with_key(const char* src, const char* dst, const mc_key* key, const char* mode,
+                                   const char* format, unsigned threads) {
+  return guarded([&] {
+    require(src != nullptr && dst != nullptr, "src or dst is NULL");
+    modelcrypt::decrypt_file(src, dst, credential_of(key), mode_or_default(mode), format_or_default(format), threads);
   });
 }
 

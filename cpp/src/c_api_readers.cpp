@@ -5,6 +5,7 @@
 #include <string>
 
 #include "c_api_detail.hpp"
+#include "signing_text.hpp"
 #include "container.hpp"
 #include "key_text.hpp"
 #include "legacy.hpp"
@@ -68,7 +69,8 @@ std::string inspect_json(const std::string& path) {
          ",\"file_length\":" + std::to_string(info.file_length) + ",\"expected_file_length\":" +
          std::to_string(h.file_length()) + ",\"salt\":" + hex(h.salt.data(), h.salt.size()) +
          ",\"key_commitment\":" + hex(h.commitment.data(), h.commitment.size()) + ",\"metadata\":" +
-         json_string(h.metadata.data(), h.metadata.size()) + "}";
+         json_string(h.metadata.data(), h.metadata.size()) + ",\"signer\":" +
+         (info.has_signer ? "\"" + modelcrypt::signing_text::format_signer(info.signer) + "\"" : std::string("null")) + "}";
 }
 
 }  // namespace

@@ -110,9 +110,9 @@ static void test_memory_round_trip(void) {
   copy[mc_buffer_size(enc) - 100] ^= 1;
   CHECK(mc_decrypt_memory(copy, mc_buffer_size(enc), KEY32, 32, "AES-GCM", &dec) == MC_AUTH_FAILED);
   CHECK(dec == NULL);
-  /* version 3 header: unsupported (this build reads versions 1 and 2) */
+  /* version 4 header: unsupported (this build reads versions 1, 2 and 3) */
   memcpy(copy, mc_buffer_data(enc), mc_buffer_size(enc));
-  copy[8] = 3;
+  copy[8] = 4;
   CHECK(mc_decrypt_memory(copy, mc_buffer_size(enc), KEY32, 32, "AES-GCM", &dec) == MC_UNSUPPORTED);
   /* not a modelcrypt file */
   CHECK(mc_decrypt_memory(data, sizeof data, KEY32, 32, "AES-GCM", &dec) == MC_FORMAT);
@@ -416,6 +416,97 @@ static void test_recipients(void) {
   mc_key_free(NULL);
 }
 
+/* Format v3: a publisher signs; a key object that requires the signer loads only signed, unchanged
+ * files (MC_SIGNATURE otherwise); keyless verification needs no key. */
+static void test_signatures(void) {
+  uint8_t plain[20000];
+  for (size_t i = 0; i < sizeof plain; ++i) plain[i] = (uint8_t)(i * 13 + 5);
+  CHECK(write_file(path_in("s.bin"), plain, sizeof plain));
+  mc_signing_key *publisher = NULL, *intruder = NULL, *parsed = NULL;
+  CHECK(mc_signing_key_generate(&publisher) == MC_OK && publisher != NULL);
+  CHECK(mc_signing_key_generate(&intruder) == MC_OK);
+  mc_buffer *pub = NULL, *ipub = NULL;
+  CHECK(mc_signing_key_public(publisher, &pub) == MC_OK && mc_signing_key_public(intruder, &ipub) == MC_OK);
+  char tp[128] = {0}, ti[128] = {0};
+  memcpy(tp, mc_buffer_data(pub), mc_buffer_size(pub));
+  memcpy(ti, mc_buffer_data(ipub), mc_buffer_size(ipub));
+  CHECK(strncmp(tp, "modelcrypt-signer1", 18) == 0);
+  mc_key *team = NULL, *trusting = NULL, *distrusting = NULL, *device = NULL;
+  CHECK(mc_key_new(KEY32, 32, &team) == MC_OK && mc_key_new(KEY32, 32, &trusting) == MC_OK);
+  CHECK(mc_key_new(KEY32, 32, &distrusting) == MC_OK && mc_key_generate_identity(&device) == MC_OK);
+  CHECK(mc_key_require_signer(trusting, tp, strlen(tp)) == MC_OK);
+  CHECK(mc_key_require_signer(distrusting, ti, strlen(ti)) == MC_OK);
+  CHECK(mc_key_require_signer(distrusting, "modelcrypt-signer1qqqq", 22) == MC_INVALID_ARGUMENT);
+  CHECK(mc_encrypt_file_signed(path_in("s.bin"), path_in("s.mcx"), team, NULL, 0, publisher, NULL) == MC_OK);
+  CHECK(mc_encrypt_file(path_in("s.bin"), path_in("u.mcx"), KEY32, 32, NULL) == MC_OK);
+  mc_buffer* out = NULL;
+  CHECK(mc_load_with_key(path_in("s.mcx"), trusting, NULL, NULL, 0, &out) == MC_OK);
+  CHECK(out && mc_buffer_size(out) == sizeof plain && memcmp(mc_buffer_data(out), plain, sizeof plain) == 0);
+  mc_buffer_free(out);
+  out = NULL;
+  CHECK(mc_load_with_key(path_in("s.mcx"), team, NULL, NULL, 0, &out) == MC_OK);  /* no signer required: loads */
+  mc_buffer_free(out);
+  out = NULL;
+  CHECK(mc_load_with_key(path_in("s.mcx"), distrusting, NULL, NULL, 0, &out) == MC_SIGNATURE && out == NULL);
+  CHECK(strstr(mc_last_error(), "untrusted") != NULL);
+  CHECK(mc_load_with_key(path_in("u.mcx"), trusting, NULL, NULL, 0, &out) == MC_SIGNATURE && out == NULL);
+  CHECK(strstr(mc_last_error(), "not signed") != NULL);
+  CHECK(mc_load_range_with_key(path_in("s.mcx"), trusting, NULL, 5000, 100, 0, &out) == MC_OK);
+  CHECK(out && mc_buffer_size(out) == 100 && memcmp(mc_buffer_data(out), plain + 5000, 100) == 0);
+  mc_buffer_free(out);
+  out = NULL;
+  CHECK(mc_verify_file_with_key(path_in("s.mcx"), trusting, NULL, NULL, 0) == MC_OK);
+  CHECK(mc_decrypt_file_with_key(path_in("s.mcx"), path_in("s.out"), trusting, NULL, NULL, 0) == MC_OK);
+  const char* trusted[1] = {tp};
+  const char* others[1] = {ti};
+  mc_buffer* who = NULL;
+  CHECK(mc_verify_signature(path_in("s.mcx"), trusted, 1, 0, &who) == MC_OK && who != NULL);
+  CHECK(who && mc_buffer_size(who) == strlen(tp) && memcmp(mc_buffer_data(who), tp, strlen(tp)) == 0);
+  mc_buffer_free(who);
+  CHECK(mc_verify_signature(path_in("s.mcx"), others, 1, 0, NULL) == MC_SIGNATURE);
+  CHECK(mc_verify_signature(path_in("u.mcx"), trusted, 1, 0, NULL) == MC_SIGNATURE);
+  CHECK(mc_verify_signature(path_in("s.mcx"), NULL, 0, 0, NULL) == MC_INVALID_ARGUMENT);
+  /* one flipped ciphertext byte: the signature catches it, with and without the key */
+  size_t n = 0;
+  uint8_t* image = read_file(path_in("s.mcx"), &n);
+  CHECK(image != NULL);
+  if (image) {
+    image[n / 2] ^= 0x01;
+    CHECK(write_file(path_in("t.mcx"), image, n));
+    CHECK(mc_decrypt_memory_with_key(image, n, trusting, NULL, NULL, &out) == MC_SIGNATURE && out == NULL);
+    CHECK(mc_decrypt_memory_with_key(image, n, team, NULL, NULL, &out) == MC_AUTH_FAILED && out == NULL);
+    free(image);
+  }
+  CHECK(mc_load_with_key(path_in("t.mcx"), trusting, NULL, NULL, 0, &out) == MC_SIGNATURE && out == NULL);
+  CHECK(mc_verify_signature(path_in("t.mcx"), trusted, 1, 0, NULL) == MC_SIGNATURE);
+  /* recipients, signed: a device identity that requires the publisher */
+  mc_buffer* rd = NULL;
+  CHECK(mc_key_recipient(device, &rd) == MC_OK);
+  char td[128] = {0};
+  memcpy(td, mc_buffer_data(rd), mc_buffer_size(rd));
+  const char* to[1] = {td};
+  CHECK(mc_encrypt_file_signed(path_in("s.bin"), path_in("r3.mcx"), NULL, to, 1, publisher, NULL) == MC_OK);
+  CHECK(mc_key_require_signer(device, tp, strlen(tp)) == MC_OK);
+  CHECK(mc_load_with_key(path_in("r3.mcx"), device, NULL, NULL, 0, &out) == MC_OK && mc_buffer_size(out) == sizeof plain);
+  mc_buffer_free(out);
+  out = NULL;
+  CHECK(mc_encrypt_file_signed(path_in("s.bin"), path_in("r4.mcx"), NULL, NULL, 0, publisher, NULL) == MC_INVALID_ARGUMENT);
+  CHECK(mc_encrypt_file_signed(path_in("s.bin"), path_in("r4.mcx"), team, NULL, 0, NULL, NULL) == MC_INVALID_ARGUMENT);
+  CHECK(mc_signing_key_parse("MODELCRYPT-SIGNING-KEY-1QQQQ", 28, &parsed) == MC_INVALID_ARGUMENT && parsed == NULL);
+  CHECK(strstr(mc_last_error(), "QQQQ") == NULL);
+  CHECK(mc_status_string(MC_SIGNATURE) != NULL && strcmp(mc_status_string(MC_SIGNATURE), "SIGNATURE") == 0);
+  mc_buffer_free(pub);
+  mc_buffer_free(ipub);
+  mc_buffer_free(rd);
+  mc_key_free(team);
+  mc_key_free(trusting);
+  mc_key_free(distrusting);
+  mc_key_free(device);
+  mc_signing_key_free(publisher);
+  mc_signing_key_free(intruder);
+  mc_signing_key_free(NULL);
+}
+
 int main(int argc, char** argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: %s WORKDIR [--no-rlimit]\n", argv[0]);
@@ -434,6 +525,7 @@ int main(int argc, char** argv) {
   test_threads();
   test_parity();
   test_recipients();
+  test_signatures();
   if (argc < 3 || strcmp(argv[2], "--no-rlimit") != 0) test_no_memory();
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;

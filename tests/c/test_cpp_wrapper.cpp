@@ -112,6 +112,23 @@ int main(int argc, char** argv) {
   CHECK(f && std::fputs("# created by the test\n", f) >= 0);
   if (f) std::fclose(f);
   CHECK(status_of([&] { Key::FromFile(idfile); }) == MC_INVALID_ARGUMENT);
+
+  // Format v3: a signed model; Load(path, key, mode) with a key that requires the publisher.
+  const modelcrypt::SigningKey publisher = modelcrypt::SigningKey::Generate();
+  const std::string v3 = dir + "/wrapper_v3.mcx";
+  modelcrypt::EncryptFileSigned(plain_path, v3, publisher, &hex);
+  Key trusting = Key::FromHex("30313233343536373839414243444546");
+  trusting.RequireSigner(publisher.PublicKey());
+  CHECK(!trusting.is_identity() && trusting.handle() != nullptr);
+  modelcrypt::Buffer signed_model = modelcrypt::Load(v3, trusting, "AES-GCM");
+  CHECK(signed_model.size() == model.size() && std::memcmp(signed_model.data(), model.data(), model.size()) == 0);
+  CHECK(modelcrypt::LoadRange(v3, trusting, 3, 4).size() == 4);
+  CHECK(status_of([&] { modelcrypt::Load(v2, trusting); }) == MC_SIGNATURE);  // v2: not signed
+  Key wary = Key::FromHex("30313233343536373839414243444546");
+  wary.RequireSigner(modelcrypt::SigningKey::Generate().PublicKey());
+  CHECK(status_of([&] { modelcrypt::Load(v3, wary); }) == MC_SIGNATURE);
+  CHECK(modelcrypt::VerifySignature(v3, {publisher.PublicKey()}) == publisher.PublicKey());
+  CHECK(status_of([&] { modelcrypt::VerifySignature(v2, {publisher.PublicKey()}); }) == MC_SIGNATURE);
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }

@@ -50,7 +50,9 @@ typedef enum mc_status {
   MC_IO = 5,              /* operating-system I/O error (missing file, permission, disk full) */
   MC_INVALID_ARGUMENT = 6,/* NULL where not allowed, bad key length, unknown mode, dst == src */
   MC_NO_MEMORY = 7,
-  MC_INTERNAL = 8
+  MC_INTERNAL = 8,
+  MC_SIGNATURE = 9        /* a publisher signature was required and the file is unsigned, signed by an
+                             untrusted key, or changed since it was signed; nothing was released */
 } mc_status;
 
 /* Decrypted (or encrypted) bytes owned by the library. Opaque. */
@@ -188,6 +190,40 @@ MC_API mc_status mc_encrypt_file_to_recipients(const char* src, const char* dst,
 /* Adds and removes recipients of a format v2 file without touching its payload; `key` must open it. */
 MC_API mc_status mc_recipients_edit(const char* path, const mc_key* key, const char* const* add, size_t add_count,
                                     const char* const* remove, size_t remove_count);
+
+/* The decrypting converter with a key object (as mc_decrypt_file_ex). */
+MC_API mc_status mc_decrypt_file_with_key(const char* src, const char* dst, const mc_key* key, const char* mode,
+                                          const char* format, unsigned threads);
+
+/* ---- Publisher signatures (format v3, docs/FORMAT.md "Format version 3") ---- */
+
+/* From now on every reader given `key` requires the file to carry a valid publisher signature by
+ * one of the signers added (call once per trusted signer): unsigned files, other signers and
+ * changed files give MC_SIGNATURE and no plaintext. `signer` is a public key as text
+ * ("modelcrypt-signer1...", as keygen --signing prints) or a PEM Ed25519 public key. */
+MC_API mc_status mc_key_require_signer(mc_key* key, const char* signer, size_t signer_len);
+
+/* Opaque: an Ed25519 signing key (a publisher's private key) in wiping memory. */
+typedef struct mc_signing_key mc_signing_key;
+MC_API mc_status mc_signing_key_generate(mc_signing_key** out);
+/* MODELCRYPT-SIGNING-KEY-1... text ('#' comment lines ignored) or a PEM PKCS#8 Ed25519 private key. */
+MC_API mc_status mc_signing_key_parse(const char* text, size_t text_len, mc_signing_key** out);
+MC_API mc_status mc_signing_key_read_file(const char* path, mc_signing_key** out);
+/* Its public key text ("modelcrypt-signer1..."), not NUL-terminated (mc_buffer_size). */
+MC_API mc_status mc_signing_key_public(const mc_signing_key* key, mc_buffer** out);
+/* Wipes and frees a signing key. NULL is accepted and ignored. */
+MC_API void mc_signing_key_free(mc_signing_key* key);
+
+/* File -> file encryption, signed by `signer` (format v3): to `count` X25519 recipients and/or
+ * `key` (a symmetric key gets a stanza; an identity adds its recipient); at least one of them. */
+MC_API mc_status mc_encrypt_file_signed(const char* src, const char* dst, const mc_key* key,
+                                        const char* const* recipients, size_t count, const mc_signing_key* signer,
+                                        const char* mode);
+/* Keyless: the file is byte for byte what one of the `count` trusted signers (texts as for
+ * mc_key_require_signer) signed, checked without any key and without decrypting. On success
+ * `*signer_out` (may be NULL) receives the signer's public key text. Otherwise MC_SIGNATURE. */
+MC_API mc_status mc_verify_signature(const char* path, const char* const* trusted, size_t count, unsigned threads,
+                                     mc_buffer** signer_out);
 
 /* Wipes and frees a buffer. NULL is accepted and ignored. */
 MC_API void mc_buffer_free(mc_buffer* buffer);

@@ -161,9 +161,22 @@ class Key {
   // Symmetric keys: the bytes. Identities: data() is NULL and size() 0 (the secret stays in the library).
   const std::uint8_t* data() const noexcept { return bytes_.data(); }
   std::size_t size() const noexcept { return bytes_.size(); }
-  bool is_identity() const noexcept { return handle_ != nullptr; }
-  // The library's key object (identities; NULL for a symmetric key).
+  bool is_identity() const noexcept { return mc_key_is_identity(handle_) != 0; }
+  // The library's key object (identities, and keys that require signers; NULL for a plain symmetric key).
   const mc_key* handle() const noexcept { return handle_; }
+
+  // Publisher signatures (format v3): from now on every load with this key requires a valid
+  // signature by one of the signers required ("modelcrypt-signer1..." or a PEM public key);
+  // unsigned, otherwise signed or changed files throw Error(MC_SIGNATURE). Call once per signer.
+  Key& RequireSigner(std::string_view signer) {
+    if (handle_ == nullptr) {
+      detail::check(mc_key_new(bytes_.data(), bytes_.size(), &handle_));
+      wipe();
+      bytes_.clear();  // the library's key object holds the key from now on
+    }
+    detail::check(mc_key_require_signer(handle_, signer.data(), signer.size()));
+    return *this;
+  }
   // An identity's public recipient ("modelcrypt1..."); throws for a symmetric key.
   std::string Recipient() const {
     mc_buffer* out = nullptr;
@@ -266,7 +279,7 @@ class Buffer {
 inline Buffer Load(const std::string& path, const Key& key, const std::string& mode = "AES-GCM",
                    const std::string& format = "modelcrypt", unsigned threads = 0) {
   mc_buffer* out = nullptr;
-  if (key.is_identity()) {
+  if (key.handle() != nullptr) {
     detail::check(mc_load_with_key(path.c_str(), key.handle(), mode.c_str(), format.c_str(), threads, &out));
   } else {
     detail::check(mc_load_ex(path.c_str(), key.data(), key.size(), mode.c_str(), format.c_str(), threads, &out));
@@ -278,7 +291,7 @@ inline Buffer Load(const std::string& path, const Key& key, const std::string& m
 inline Buffer LoadRange(const std::string& path, const Key& key, std::uint64_t offset, std::uint64_t length,
                         const std::string& mode = "AES-GCM", unsigned threads = 0) {
   mc_buffer* out = nullptr;
-  if (key.is_identity()) {
+  if (key.handle() != nullptr) {
     detail::check(mc_load_range_with_key(path.c_str(), key.handle(), mode.c_str(), offset, length, threads, &out));
   } else {
     detail::check(mc_load_range(path.c_str(), key.data(), key.size(), mode.c_str(), offset, length, threads, &out));
@@ -289,7 +302,7 @@ inline Buffer LoadRange(const std::string& path, const Key& key, std::uint64_t o
 // Authenticates the whole file in bounded memory; throws Error unless every byte authenticates.
 inline void Verify(const std::string& path, const Key& key, const std::string& mode = "AES-GCM",
                    const std::string& format = "modelcrypt", unsigned threads = 0) {
-  if (key.is_identity()) {
+  if (key.handle() != nullptr) {
     detail::check(mc_verify_file_with_key(path.c_str(), key.handle(), mode.c_str(), format.c_str(), threads));
   } else {
     detail::check(mc_verify_file(path.c_str(), key.data(), key.size(), mode.c_str(), format.c_str(), threads));
@@ -307,7 +320,7 @@ inline std::string Inspect(const std::string& path) {
 inline Buffer DecryptMemory(const void* data, std::size_t size, const Key& key, const std::string& mode = "AES-GCM",
                             const std::string& format = "modelcrypt") {
   mc_buffer* out = nullptr;
-  if (key.is_identity()) {
+  if (key.handle() != nullptr) {
     detail::check(mc_decrypt_memory_with_key(data, size, key.handle(), mode.c_str(), format.c_str(), &out));
   } else {
     detail::check(mc_decrypt_memory_with_format(data, size, key.data(), key.size(), mode.c_str(), format.c_str(), &out));
@@ -327,7 +340,11 @@ inline void EncryptFile(const std::string& src, const std::string& dst, const Ke
 
 inline void DecryptFile(const std::string& src, const std::string& dst, const Key& key, const std::string& mode = "AES-GCM",
                         const std::string& format = "modelcrypt", unsigned threads = 0) {
-  detail::check(mc_decrypt_file_ex(src.c_str(), dst.c_str(), key.data(), key.size(), mode.c_str(), format.c_str(), threads));
+  if (key.handle() != nullptr) {
+    detail::check(mc_decrypt_file_with_key(src.c_str(), dst.c_str(), key.handle(), mode.c_str(), format.c_str(), threads));
+  } else {
+    detail::check(mc_decrypt_file_ex(src.c_str(), dst.c_str(), key.data(), key.size(), mode.c_str(), format.c_str(), threads));
+  }
 }
 
 // Encrypts to X25519 recipients ("modelcrypt1..." / "age1..."), format v2; `key` (optional) adds a
@@ -337,12 +354,81 @@ inline void EncryptFileToRecipients(const std::string& src, const std::string& d
   std::vector<const char*> texts;
   for (const std::string& r : recipients) texts.push_back(r.c_str());
   mc_key* symmetric = nullptr;
-  if (key != nullptr && !key->is_identity()) detail::check(mc_key_new(key->data(), key->size(), &symmetric));
+  if (key != nullptr && key->handle() == nullptr) detail::check(mc_key_new(key->data(), key->size(), &symmetric));
   const mc_status status = mc_encrypt_file_to_recipients(src.c_str(), dst.c_str(), texts.data(), texts.size(),
-                                                         key == nullptr ? nullptr : key->is_identity() ? key->handle() : symmetric,
+                                                         key == nullptr ? nullptr : key->handle() ? key->handle() : symmetric,
                                                          mode.c_str());
   mc_key_free(symmetric);
   detail::check(status);
+}
+
+// A publisher's Ed25519 signing key (format v3), held by the library in wiping memory.
+class SigningKey {
+ public:
+  static SigningKey Generate() {
+    SigningKey k;
+    detail::check(mc_signing_key_generate(&k.handle_));
+    return k;
+  }
+  // A signing key file (keygen --signing) or a PEM PKCS#8 Ed25519 private key file.
+  static SigningKey FromFile(const std::string& path) {
+    SigningKey k;
+    detail::check(mc_signing_key_read_file(path.c_str(), &k.handle_));
+    return k;
+  }
+  static SigningKey FromText(std::string_view text) {
+    SigningKey k;
+    detail::check(mc_signing_key_parse(text.data(), text.size(), &k.handle_));
+    return k;
+  }
+  SigningKey(SigningKey&& other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+  SigningKey& operator=(SigningKey&& other) noexcept {
+    if (this != &other) {
+      mc_signing_key_free(handle_);
+      handle_ = std::exchange(other.handle_, nullptr);
+    }
+    return *this;
+  }
+  SigningKey(const SigningKey&) = delete;
+  SigningKey& operator=(const SigningKey&) = delete;
+  ~SigningKey() { mc_signing_key_free(handle_); }
+  // "modelcrypt-signer1...": what devices pass to Key::RequireSigner.
+  std::string PublicKey() const {
+    mc_buffer* out = nullptr;
+    detail::check(mc_signing_key_public(handle_, &out));
+    std::string text(static_cast<const char*>(mc_buffer_data(out)), mc_buffer_size(out));
+    mc_buffer_free(out);
+    return text;
+  }
+  const mc_signing_key* handle() const noexcept { return handle_; }
+
+ private:
+  SigningKey() = default;
+  mc_signing_key* handle_ = nullptr;
+};
+
+// Encrypts and signs (format v3): to `recipients` and/or `key` (at least one).
+inline void EncryptFileSigned(const std::string& src, const std::string& dst, const SigningKey& signer, const Key* key,
+                              const std::vector<std::string>& recipients = {}, const std::string& mode = "AES-GCM") {
+  std::vector<const char*> texts;
+  for (const std::string& r : recipients) texts.push_back(r.c_str());
+  mc_key* symmetric = nullptr;
+  if (key != nullptr && key->handle() == nullptr) detail::check(mc_key_new(key->data(), key->size(), &symmetric));
+  const mc_status status = mc_encrypt_file_signed(src.c_str(), dst.c_str(),
+                                                  key == nullptr ? nullptr : key->handle() ? key->handle() : symmetric,
+                                                  texts.data(), texts.size(), signer.handle(), mode.c_str());
+  mc_key_free(symmetric);
+  detail::check(status);
+}
+
+// Keyless check of a file's publisher signature against trusted signers; returns the signer.
+inline std::string VerifySignature(const std::string& path, const std::vector<std::string>& trusted, unsigned threads = 0) {
+  std::vector<const char*> texts;
+  for (const std::string& t : trusted) texts.push_back(t.c_str());
+  mc_buffer* out = nullptr;
+  detail::check(mc_verify_signature(path.c_str(), texts.data(), texts.size(), threads, &out));
+  Buffer signer(out);
+  return std::string(reinterpret_cast<const char*>(signer.data()), signer.size());
 }
 
 inline std::string Version() { return mc_version(); }
