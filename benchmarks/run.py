@@ -60,6 +60,12 @@ CASES: dict[str, tuple[str, tuple[str, ...], str]] = {
              "the *_nofsync cases)", ("plain",), "size"),
     "copy_fsync": ("plaintext file copy as `copy`, then fsync (ceiling for encrypt_file/decrypt_file)",
                    ("plain",), "size"),
+    "load_signed": ("modelcrypt.load(signed, key, trusted_signers=[pk]): the publisher signature (format v3) "
+                    "checked chunk by chunk beside the decryption", ("signed",), "size"),
+    "verify_signature": ("modelcrypt.verify_signature(signed, [pk]): keyless, SHA-256 of every chunk, no "
+                         "decryption", ("signed",), "size"),
+    "sha256sum": ("sha256sum of the same signed file (coreutils, one process; reference for verify_signature)",
+                  ("signed",), "size"),
     "load_checkpoint": ("modelcrypt.load_checkpoint(ckpt, key) -> dict of numpy arrays", ("ckpt",), "ckpt"),
     "mindspore_load_checkpoint": ("mindspore.load_checkpoint(ckpt, dec_key=key16, dec_mode='AES-GCM')",
                                   ("ms_enc",), "ckpt"),
@@ -73,6 +79,8 @@ FILES = {  # logical name -> file name inside DIR
     "key": "key.bin",
     "plain": "plain.bin",
     "mcx": "plain.bin.mcx",
+    "signed": "plain.bin.signed.mcx",
+    "signing_seed": "signing_seed.bin",
     "gcm": "plain.bin.gcm",
     "ckpt": "params.ckpt.mcx",
     "params_raw": "params.f32",
@@ -321,6 +329,33 @@ def child_main(case: str, d: str, size: int, ckpt_size: int, do_prefault: bool =
         def check(r):
             with open(out_path, "rb") as f:
                 return os.path.getsize(out_path) == size and f.read(4096) == head
+    elif case in ("load_signed", "verify_signature", "sha256sum"):
+        import modelcrypt
+        with open(p["signing_seed"], "rb") as f:
+            signer = modelcrypt.SigningKey.from_private_bytes(f.read()).public_key
+        if case == "load_signed":
+            with open(p["plain"], "rb") as f:
+                head = f.read(4096)
+
+            def op():
+                return modelcrypt.load(p["signed"], key, trusted_signers=[signer])
+
+            def check(r):
+                ok = len(r) == size and bytes(memoryview(r)[:4096]) == head
+                r.close()
+                return ok
+        elif case == "verify_signature":
+            def op():
+                return modelcrypt.verify_signature(p["signed"], [signer])
+
+            def check(r):
+                return r == signer
+        else:
+            def op():
+                return subprocess.run(["sha256sum", p["signed"]], capture_output=True, text=True, check=True).stdout
+
+            def check(r):
+                return len(r.split()[0]) == 64
     elif case == "load_checkpoint":
         import modelcrypt
 
@@ -458,7 +493,7 @@ def create_data(d: str, size: int, ckpt_size: int, needed: set[str], ms_python: 
     with open(p["key"], "rb") as f:
         key = f.read()
 
-    if ({"plain", "mcx", "gcm"} & needed) and "plain" not in manifest["files"]:
+    if ({"plain", "mcx", "gcm", "signed"} & needed) and "plain" not in manifest["files"]:
         import numpy as np
         log(f"creating {fmt_bytes(size)} of random plaintext")
         t0 = time.perf_counter()
@@ -476,6 +511,16 @@ def create_data(d: str, size: int, ckpt_size: int, needed: set[str], ms_python: 
         t0 = time.perf_counter()
         modelcrypt.encrypt_file(p["plain"], p["mcx"], key, chunk_size=CHUNK)
         done("mcx", t0)
+    if "signed" in needed and "signed" not in manifest["files"]:
+        import modelcrypt
+        log("encrypting it with modelcrypt, signed by a publisher key (format v3, 1 MiB chunks)")
+        t0 = time.perf_counter()
+        seed = os.urandom(32)
+        with open(p["signing_seed"], "wb") as f:
+            f.write(seed)
+        modelcrypt.encrypt_file(p["plain"], p["signed"], key, chunk_size=CHUNK,
+                                signing_key=modelcrypt.SigningKey.from_private_bytes(seed))
+        done("signed", t0)
     if "gcm" in needed and "gcm" not in manifest["files"]:
         from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
         log("encrypting it with cryptography (nonce || ciphertext || tag)")
@@ -726,13 +771,13 @@ def main(argv=None) -> int:
     needed = {f for c in cases for f in CASES[c][1]}
     if "ckpt" in needed or {"ms_enc", "ms_plain"} & needed:
         needed.add("params_raw")
-    if "mcx" in needed or "gcm" in needed:
+    if "mcx" in needed or "gcm" in needed or "signed" in needed:
         needed.add("plain")  # source of the encrypted files, and of the children's 4 KiB result check
 
     own_dir = args.dir is None
     d = tempfile.mkdtemp(prefix="modelcrypt-bench-") if own_dir else os.path.abspath(args.dir)
     os.makedirs(d, exist_ok=True)
-    need_bytes = (args.size * sum(1 for f in ("plain", "mcx", "gcm") if f in needed)
+    need_bytes = (args.size * sum(1 for f in ("plain", "mcx", "gcm", "signed") if f in needed)
                   + args.checkpoint_size * (("params_raw" in needed) + ("ckpt" in needed)
                                             + 2 * bool({"ms_enc", "ms_plain"} & needed))
                   + args.size * any(c in FILE_TO_FILE for c in cases))
@@ -886,6 +931,9 @@ def make_checks(results: dict, cores) -> list[dict]:
         v = rss(c)
         add(f"{c} peak extra RSS (MiB)", v / MiB if v is not None else None, 64, "<=", unit=" MiB")
     add("load peak extra RSS (x size)", results.get("load", {}).get("extra_rss_x_size"), 1.05, "<=")
+    add("load with trusted_signers (signed) vs unsigned load", ratio("load_signed", "load"), 0.6, ">=",
+        note="SHA-256 of each chunk runs beside its AES-GCM on all cores")
+    add("keyless verify_signature vs sha256sum", ratio("verify_signature", "sha256sum"), 1.0, ">=")
     add("load_checkpoint vs MindSpore encrypted load_checkpoint",
         ratio("load_checkpoint", "mindspore_load_checkpoint"), 8.0, ">=",
         note="" if gbps("mindspore_load_checkpoint") else "not measured (no --mindspore-python)")

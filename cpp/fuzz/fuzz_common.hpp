@@ -40,6 +40,7 @@ inline void check_reader_error(const Error& e, const char* where) {
     case Status::format:
     case Status::unsupported:
     case Status::invalid_argument:
+    case Status::signature:
       return;
     default:
       fail(std::string(where) + ": unexpected status " + status_name(e.status()) + ": " + e.what());

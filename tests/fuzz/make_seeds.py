@@ -55,6 +55,31 @@ put("bad_flipped_tag.mc", good[:-1] + bytes([good[-1] ^ 1]))
 put("bad_other_key.mc", v1(300, key=bytes(range(100, 132))))
 put("mindspore_gcm_same_key.ms", modelcrypt.encrypt_bytes(pattern(200), V1_KEY, format="mindspore"))
 
+# --- fuzz_v3_signature: files signed by the harness signer (seed bytes 40..5f), and text forms
+V3_SEED = bytes(range(0x40, 0x60))
+
+
+def v3_seeds():
+    put = corpus("fuzz_v3_signature")
+    signer = modelcrypt.SigningKey.from_private_bytes(V3_SEED)
+    ident = modelcrypt.Identity.from_private_bytes(bytes(range(0x80, 0xA0)))
+    sign = lambda n, **kw: modelcrypt.encrypt_bytes(pattern(n), kw.pop("key", V1_KEY), chunk_size=4096,
+                                                    signing_key=signer, threads=1, **kw)
+    put("empty.mc", sign(0))
+    put("two_chunks.mc", sign(5000, metadata={"framework": "onnx"}))
+    put("recipient_and_key.mc", sign(9000, recipients=[ident.recipient]))
+    good = sign(300)
+    put("bad_flipped_signature.mc", good[:-40] + bytes([good[-40] ^ 1]) + good[-39:])
+    put("bad_truncated_trailer.mc", good[:-1])
+    other = modelcrypt.SigningKey.from_private_bytes(bytes(range(0x60, 0x80)))
+    put("other_signer.mc", modelcrypt.encrypt_bytes(pattern(300), V1_KEY, chunk_size=4096, signing_key=other, threads=1))
+    put("unsigned_v1.mc", v1(300))
+    put("signer_text", signer.public_key.encode())
+    put("signing_key_text", b"# comment\n" + bytes(signer.secret_text()) + b"\n")
+
+
+v3_seeds()
+
 # --- fuzz_v1_roundtrip / fuzz_legacy_roundtrip: structure-aware, any bytes are valid input
 for name in ("fuzz_v1_roundtrip", "fuzz_legacy_roundtrip"):
     put = corpus(name)
