@@ -86,14 +86,27 @@ void for_each_chunk(uint64_t count, unsigned threads, const SecretBytes& payload
   });
 }
 
-// A signed file's check of one stored chunk (ciphertext then tag, as read into our memory) against
-// its verified hash: false when it differs. Always true when no signature is required.
-bool chunk_matches_signature(const signature::VerifiedTrailer* trailer, ChunkWorker& w, uint64_t index,
-                             const uint8_t* ct, size_t n, const uint8_t* tag) {
-  if (trailer == nullptr) return true;
+enum class ChunkOutcome { ok, changed, bad_tag };
+
+// Opens chunk `index` (ct -> out, may alias). With a signature required (`trailer`), the stored
+// bytes (ciphertext then tag, as read into our memory) are hashed in the same pass and must equal
+// the chunk's verified hash ("changed" otherwise, whatever the tag says).
+ChunkOutcome open_checked_chunk(ChunkWorker& w, const Header& h, const signature::VerifiedTrailer* trailer, uint64_t index,
+                                const uint8_t* ct, uint8_t* out, const uint8_t* tag) {
+  if (trailer == nullptr) return open_chunk(w.gcm, h, index, ct, out, tag) ? ChunkOutcome::ok : ChunkOutcome::bad_tag;
+  g_chunks_decrypted.fetch_add(1, std::memory_order_relaxed);
+  const auto nonce = format::chunk_nonce(index, index + 1 == h.chunk_count());
   signature::ChunkHash hash;
-  signature::hash_chunk(w.sha(), ct, n, tag, hash);
-  return trailer->matches(index, hash);
+  const bool tag_ok = w.gcm.decrypt_hashing({nonce.data(), nonce.size()}, {h.mac.data(), h.mac.size()}, ct, out,
+                                            h.chunk_plaintext_size(index), tag, w.sha(), hash.data());
+  if (!trailer->matches(index, hash)) return ChunkOutcome::changed;
+  return tag_ok ? ChunkOutcome::ok : ChunkOutcome::bad_tag;
+}
+
+// Records a chunk's failure in `changed` (signature) or `failed` (tag).
+void record(ChunkOutcome outcome, uint64_t index, FailedChunk& changed, FailedChunk& failed) {
+  if (outcome == ChunkOutcome::changed) changed.record(index);
+  if (outcome == ChunkOutcome::bad_tag) failed.record(index);
 }
 
 size_t checked_size(uint64_t n) {
@@ -260,11 +273,7 @@ SecureBuffer load_chunks(const InputFile& in, const Header& h, const format::Fil
     struct iovec iov[2] = {{slot, h.chunk_plaintext_size(i)}, {tag, kTagSize}};
     in.readv_exact_at(iov, 2, h.chunk_file_offset(i));
     count_read(h.chunk_plaintext_size(i) + kTagSize);
-    if (!chunk_matches_signature(trailer, w, i, slot, h.chunk_plaintext_size(i), tag)) {
-      changed.record(i);  // the signed hash is of these very bytes, checked before they are decrypted
-    } else if (!open_chunk(w.gcm, h, i, slot, slot, tag)) {
-      failed.record(i);
-    }
+    record(open_checked_chunk(w, h, trailer, i, slot, slot, tag), i, changed, failed);
   });
   if (changed.any() || failed.any()) {
     out.wipe();
@@ -421,11 +430,7 @@ Decrypted decrypt_memory(ByteView blob, const Credential& key, const std::string
     uint8_t tag[kTagSize];
     if (n) std::memcpy(slot, ct, n);
     std::memcpy(tag, ct + n, kTagSize);
-    if (!chunk_matches_signature(trailer.get(), w, i, slot, n, tag)) {
-      changed.record(i);
-    } else if (!open_chunk(w.gcm, h, i, slot, slot, tag)) {
-      failed.record(i);
-    }
+    record(open_checked_chunk(w, h, trailer.get(), i, slot, slot, tag), i, changed, failed);
   });
   if (changed.any() || failed.any()) {
     out.plaintext.wipe();
@@ -637,11 +642,7 @@ void stream_decrypt(const InputFile& in, const Header& h, const format::FileKeys
         for_each_chunk(count_of(b), threads, keys.payload_key, [&](ChunkWorker& w, uint64_t j) {
           uint8_t* slot = base + j * stride;
           const size_t n = h.chunk_plaintext_size(first + j);
-          if (!chunk_matches_signature(trailer, w, first + j, slot, n, slot + n)) {
-            changed.record(first + j);
-          } else if (!open_chunk(w.gcm, h, first + j, slot, slot, slot + n)) {
-            failed.record(first + j);
-          }
+          record(open_checked_chunk(w, h, trailer, first + j, slot, slot, slot + n), first + j, changed, failed);
         });
         if (changed.any()) signature::raise_chunk_changed(changed.first(), h.chunk_count());
         if (failed.any()) failed.raise(h);

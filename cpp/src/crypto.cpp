@@ -411,4 +411,30 @@ bool AesGcm::decrypt(ByteView iv, ByteView aad, const uint8_t* in, uint8_t* out,
   return ok;
 }
 
+bool AesGcm::decrypt_hashing(ByteView iv, ByteView aad, const uint8_t* in, uint8_t* out, size_t len,
+                             const uint8_t tag[kGcmTagSize], Sha256& sha, uint8_t digest[kSha256Size]) {
+  constexpr size_t kPiece = 64u << 10;  // fits the L2 cache beside the cipher's state
+  if (dec_ctx_ == nullptr && (dec_ctx_ = EVP_CIPHER_CTX_new()) == nullptr) throw_openssl("cannot create cipher context");
+  auto* ctx = static_cast<EVP_CIPHER_CTX*>(dec_ctx_);
+  start(ctx, 0, iv, aad);
+  for (size_t done = 0; done < len;) {
+    const size_t n = std::min(kPiece, len - done);
+    sha.update(in + done, n);
+    if (!update_all(ctx, in + done, out + done, n)) throw_openssl("AES-GCM decryption failed");
+    done += n;
+  }
+  uint8_t tag_copy[kGcmTagSize];
+  std::copy(tag, tag + kGcmTagSize, tag_copy);
+  sha.update(tag_copy, kGcmTagSize);
+  sha.final(digest);
+  if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, static_cast<int>(kGcmTagSize), tag_copy) <= 0) {
+    throw_openssl("AES-GCM tag setup failed");
+  }
+  int outl = 0;
+  uint8_t dummy[16];
+  const bool ok = EVP_DecryptFinal_ex(ctx, dummy, &outl) > 0;
+  ERR_clear_error();
+  return ok;
+}
+
 }  // namespace modelcrypt::crypto

@@ -126,6 +126,11 @@ class AesGcm {
   // `tag_len` 4..16: shorter tags exist only for reading legacy files that chose them.
   [[nodiscard]] bool decrypt(ByteView iv, ByteView aad, const uint8_t* in, uint8_t* out, size_t len,
                              const uint8_t* tag, size_t tag_len = kGcmTagSize);
+  // decrypt() that also hashes what it reads: SHA-256(in || tag) goes to `digest`, each piece of
+  // the ciphertext hashed just before it is decrypted (one pass over cache-resident pieces rather
+  // than two over the whole chunk). `in` may equal `out`. Returns whether the tag verified.
+  [[nodiscard]] bool decrypt_hashing(ByteView iv, ByteView aad, const uint8_t* in, uint8_t* out, size_t len,
+                                     const uint8_t tag[kGcmTagSize], Sha256& sha, uint8_t digest[kSha256Size]);
 
  private:
   void start(void* ctx, int enc, ByteView iv, ByteView aad);
