@@ -406,16 +406,15 @@ Decrypted decrypt_memory(ByteView blob, const Credential& key, const std::string
   }
   const ParsedFileHeader parsed = copy_memory_header(blob);
   const Header& h = parsed.header;
-  const format::FileKeys keys = format::authenticate_header(h, parsed.raw.data(), key, blob.size);
   std::shared_ptr<const signature::VerifiedTrailer> trailer;
-  if (key.requires_signature()) {
-    if (!h.is_signed()) signature::raise_not_signed(h.version);
-    // The length was authenticated above: the trailer lies inside the blob. Copied once, then verified.
+  if (key.requires_signature()) {  // the signature first: before the key is used (FORMAT.md, version 3)
+    detail::check_signed_length(h, blob.size);  // then the trailer lies inside the blob
     const std::vector<uint8_t> copy(blob.data + h.trailer_offset(), blob.data + h.trailer_offset() + h.trailer_length());
     trailer = std::make_shared<signature::VerifiedTrailer>(signature::verify_trailer(
         copy.data(), copy.size(), h.chunk_count(), {parsed.raw.data(), static_cast<size_t>(h.core_length())},
         key.trusted_signers()));
   }
+  const format::FileKeys keys = format::authenticate_header(h, parsed.raw.data(), key, blob.size);
 
   Decrypted out;
   out.plaintext = SecureBuffer::allocate(checked_size(h.plaintext_length));
@@ -720,8 +719,19 @@ OpenedFile::OpenedFile(const std::string& path, const Credential& key, const std
 
 void OpenedFile::authenticate(const Credential& key) {
   parsed = read_header_once(in);
-  keys = format::authenticate_header(parsed.header, parsed.raw.data(), key, in.size());
+  // A required signature is checked first, before the key is used (FORMAT.md, version 3): any change
+  // to the signed bytes is then a SignatureError, and a wrong key still a KeyMismatchError.
   if (key.requires_signature()) trailer = read_verified_trailer(in, parsed, key.trusted_signers());
+  keys = format::authenticate_header(parsed.header, parsed.raw.data(), key, in.size());
+}
+
+void check_signed_length(const Header& h, uint64_t file_length) {
+  if (!h.is_signed()) signature::raise_not_signed(h.version);
+  if (file_length != h.file_length()) {
+    throw Error(Status::signature, std::string(file_length < h.file_length() ? "truncated file" : "trailing data after the signature") +
+                                       ": file has " + std::to_string(file_length) + " bytes, its header says " +
+                                       std::to_string(h.file_length()) + " (so it is not the file that was signed)");
+  }
 }
 
 ParsedFileHeader read_file_header(const InputFile& in) { return read_header_once(in); }
@@ -729,7 +739,7 @@ ParsedFileHeader read_file_header(const InputFile& in) { return read_header_once
 std::shared_ptr<const signature::VerifiedTrailer> read_verified_trailer(
     const InputFile& in, const ParsedFileHeader& parsed, const std::vector<signature::PublicKey>& trusted) {
   const Header& h = parsed.header;
-  if (!h.is_signed()) signature::raise_not_signed(h.version);
+  check_signed_length(h, in.size());
   std::vector<uint8_t> copy(checked_size(h.trailer_length()));
   in.read_exact_at(copy.data(), copy.size(), h.trailer_offset());
   count_read(copy.size());

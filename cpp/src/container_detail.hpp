@@ -25,10 +25,12 @@ struct ParsedFileHeader {
 // Reads the header once into one copy that is parsed and validated (reader steps 1-6, no key).
 ParsedFileHeader read_file_header(const InputFile& in);
 
-// Format v3, for a caller who requires a signature (reader steps 12-13): reads the trailer of the
-// file once into our memory and verifies it against the core header copy in `parsed`. A v1/v2
-// file, an untrusted signer or a bad signature: Error(signature). `in` must have its authenticated
-// (or, keyless, checked) length.
+// Format v3, for a caller who requires a signature (FORMAT.md "Reader algorithm (version 3)", steps
+// S1-S4, before any key is used): the file must be v3 and exactly as long as its header says
+// (check_signed_length); the trailer is read once into our memory and verified against the core
+// header copy in `parsed`. Not signed, truncated or extended, an untrusted signer or a bad signature:
+// Error(signature).
+void check_signed_length(const format::Header& h, uint64_t file_length);
 std::shared_ptr<const signature::VerifiedTrailer> read_verified_trailer(
     const InputFile& in, const ParsedFileHeader& parsed, const std::vector<signature::PublicKey>& trusted);
 
