@@ -270,3 +270,26 @@ def test_recipients_edits_keep_the_cli_signature(tmp_path, publisher, model):
     assert (tmp_path / "out").read_bytes() == src.read_bytes()
     ok(mc("recipients", "remove", enc, "-r", device, "--key-file", k))
     ok(mc("verify", enc, "--key-file", k, "--trust", public))
+
+
+def test_decrypt_to_stdout_with_trust(tmp_path, publisher, model):
+    key_file, public, _ = publisher
+    src, k = model
+    enc = tmp_path / "m.mcx"
+    ok(mc("encrypt", src, "-o", enc, "--key-file", k, "--sign", key_file, "--chunk-size", "4096"))
+
+    def to_stdout(path, *trust):
+        return subprocess.run([sys.executable, "-m", "modelcrypt", "decrypt", str(path), "-o", "-", "--key-file", str(k),
+                               *trust], capture_output=True, env={**os.environ, "SKBUILD_EDITABLE_VERBOSE": "0"},
+                              timeout=300)
+
+    r = to_stdout(enc, "--trust", public)
+    assert r.returncode == 0 and r.stdout == src.read_bytes()
+    data = enc.read_bytes()
+    (tmp_path / "t.mcx").write_bytes(flipped(data, layout(data).chunk(0).start))
+    (tmp_path / "r.mcx").write_bytes(resigned(data, Ed25519PrivateKey.generate()))
+    ok(mc("encrypt", src, "-o", tmp_path / "u.mcx", "--key-file", k))
+    for name, why in (("t.mcx", b"chunk 0"), ("r.mcx", b"untrusted"), ("u.mcx", b"not signed")):
+        r = to_stdout(tmp_path / name, "--trust", public)
+        assert r.returncode == 1 and r.stdout == b"" and why in r.stderr, (name, r.stderr)
+    assert to_stdout(tmp_path / "r.mcx").stdout == src.read_bytes()  # without --trust the re-signed file decrypts
