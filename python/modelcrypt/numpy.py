@@ -61,16 +61,25 @@ def save(path: Any, arr: Any, key: Any, mode: EncMode = "AES-GCM", *, allow_pick
     encrypt_stream_to_file(stream, path, key, mode, **encrypt_kwargs)
 
 
-def savez(path: Any, key: Any, mode: EncMode = "AES-GCM", *, metadata: Any = None, **arrays: Any) -> None:
-    """``np.savez(**arrays)`` into memory, then encrypt to ``path`` (atomic); load with :func:`load`."""
+def savez(path: Any, key: Any, mode: EncMode = "AES-GCM", *, metadata: Any = None, signing_key: Any = None,
+          **arrays: Any) -> None:
+    """``np.savez(**arrays)`` into memory, then encrypt to ``path`` (atomic); load with :func:`load`.
+    ``signing_key`` signs the file (format v3), as for modelcrypt.encrypt_file."""
     stream = io.BytesIO()
     np.savez(stream, **arrays)
-    encrypt_stream_to_file(stream, path, key, mode, **({} if metadata is None else {"metadata": metadata}))
+    encrypt_stream_to_file(stream, path, key, mode, **_writer_options(metadata, signing_key))
 
 
-def savez_compressed(path: Any, key: Any, mode: EncMode = "AES-GCM", *, metadata: Any = None, **arrays: Any) -> None:
+def savez_compressed(path: Any, key: Any, mode: EncMode = "AES-GCM", *, metadata: Any = None, signing_key: Any = None,
+                     **arrays: Any) -> None:
     """Like :func:`savez` with ``np.savez_compressed``."""
     stream = io.BytesIO()
     np.savez_compressed(stream, **arrays)
-    encrypt_stream_to_file(stream, path, key, mode, **({} if metadata is None else {"metadata": metadata}))
+    encrypt_stream_to_file(stream, path, key, mode, **_writer_options(metadata, signing_key))
+
+
+def _writer_options(metadata: Any, signing_key: Any) -> dict[str, Any]:
+    """The encrypt_bytes options savez passes on (none by default, so custom ciphers keep working)."""
+    options = {"metadata": metadata, "signing_key": signing_key}
+    return {name: value for name, value in options.items() if value is not None}
 
