@@ -204,7 +204,7 @@ OUT_OF_BOUNDS = [
     ("M_65537", lambda a: v1_header(cs=MIB, length=10, m=65537, auth=a), "FormatError"),
     ("M_u32_max", lambda a: v1_header(cs=MIB, length=10, m=0xFFFFFFFF, auth=a), "FormatError"),
     # huge claims together with an unknown version / reserved bits: the documented step decides
-    ("v3_cs_4GB_1TB", lambda a: v1_header(cs=0xFFFFF000, length=TIB, version=3, auth=a), "UnsupportedVersionError"),
+    ("v4_cs_4GB_1TB", lambda a: v1_header(cs=0xFFFFF000, length=TIB, version=4, auth=a), "UnsupportedVersionError"),
     ("alg2_M_u32_max", lambda a: v1_header(cs=MIB, length=10, m=0xFFFFFFFF, algorithm=2, auth=a),
      "UnsupportedVersionError"),
     ("reserved_1TB", lambda a: v1_header(cs=MIB, length=TIB, reserved=1, auth=a), "FormatError"),

@@ -484,8 +484,8 @@ def test_header_field_combinations_follow_step_order(v1):
             struct.pack_into(code, b, a, v)
         return bytes(b)
     cases = [
-        ("version 3 shorter than 96", fields(version=3)[:95], KEY, FE),              # step 2 before 3
-        ("version 3 + reserved", fields(version=3, reserved=1), KEY, UV),           # step 3 before 4
+        ("version 4 shorter than 96", fields(version=4)[:95], KEY, FE),              # step 2 before 3
+        ("version 4 + reserved", fields(version=4, reserved=1), KEY, UV),           # step 3 before 4
         ("algorithm 2 + cs 0", fields(algorithm=2, chunk_size=0), KEY, UV),
         ("version 0 + L huge", fields(version=0, plaintext_length=2 ** 64 - 1), KEY, UV),
         ("reserved + salt flipped", flip(fields(reserved=1), 40, 0), KEY, FE),      # step 4 before 6
