@@ -1,0 +1,471 @@
+"""Format version 3 (publisher signatures) golden vectors: tests/vectors/v3/.
+
+Section (a), tests named *reference*: every vector through the independent pure-Python reference
+(tests/reference_format_v3.py) in its three modes (credential + trusted signers, credential only,
+keyless verification), the v1 and v2 references' rejection of version 3, the signed message
+recomputed from the spec with nothing but hashlib and Ed25519, recipients rewriting, and the
+signer / signing key texts of key_text.json.
+
+Section (b), tests named *modelcrypt*: the same vectors through the real library (load,
+decrypt_bytes and verify_signature with trusted_signers=, inspect().version / .signer,
+SigningKey, parse_signer, SignatureError), and cross-checks between modelcrypt's signing writer and
+the reference reader, and the reference writer and modelcrypt's reader.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import struct
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+TESTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS))
+
+import reference_format as rf  # noqa: E402
+import reference_format_v2 as r2  # noqa: E402
+import reference_format_v3 as r3  # noqa: E402
+
+VECTORS = TESTS / "vectors" / "v3"
+MANIFEST = json.loads((VECTORS / "manifest.json").read_text())
+KEY_TEXT = json.loads((VECTORS / "key_text.json").read_text())
+ERRORS = (rf.FormatError, rf.KeyMismatchError, rf.AuthenticationError, r3.SignatureError)
+ERROR_NAMES = {"FormatError", "UnsupportedVersionError", "KeyMismatchError",
+               "AuthenticationError", "SignatureError"}
+TRUSTED = [e for e in MANIFEST if e["trusted_signers"] is not None]
+CS = 4096
+
+
+def _ids(entries):
+    return [f"{e['file'][:-4]}-{i}" for i, e in enumerate(entries)]
+
+
+def _data(entry) -> bytes:
+    return (VECTORS / entry["file"]).read_bytes()
+
+
+def _cred(entry):
+    """(key bytes or None, X25519 private key bytes or None)."""
+    return (bytes.fromhex(entry["key"]) if entry["key"] else None,
+            bytes.fromhex(entry["identity"]) if entry["identity"] else None)
+
+
+def _trusted(entry):
+    ts = entry["trusted_signers"]
+    return None if ts is None else [bytes.fromhex(k) for k in ts]
+
+
+def _outcome(fn):
+    """("ok" or the error class name, step or None, result)."""
+    try:
+        return "ok", None, fn()
+    except ERRORS as e:
+        msg = str(e)
+        if msg.startswith("not signed"):
+            return type(e).__name__, "not signed", None
+        return type(e).__name__, int(msg.split(":")[0][5:]) if msg.startswith("step ") else None, None
+
+
+def _is_v3(data: bytes) -> bool:
+    return len(data) >= 96 and data[:8] == rf.MAGIC and data[8:10] == b"\x03\x00"
+
+
+def _check_opened(entry, pt, meta):
+    assert len(pt) == entry["plaintext_length"]
+    assert hashlib.sha256(pt).hexdigest() == entry["plaintext_sha256"]
+    assert meta.hex() == entry["metadata"]
+
+
+def _check(entry, got, want, want_step):
+    name, step, res = got
+    assert name == want, (entry["file"], entry["description"], name)
+    # the reference names its step in its message, except v1 steps 1-5 (shared with v1)
+    if want != "ok" and step is not None:
+        assert step == want_step, (entry["file"], step, want_step)
+    if name == "ok" and res is not None and isinstance(res, tuple):
+        _check_opened(entry, *res)
+
+
+# =========================================================================== (a) reference
+
+
+def test_reference_manifest_is_well_formed():
+    assert {p.name for p in VECTORS.glob("*.mcx")} == {e["file"] for e in MANIFEST}
+    for e in MANIFEST:
+        assert (e["key"] is None) != (e["identity"] is None), e["file"]
+        for field in ("expect", "expect_without_trust"):
+            assert e[field] == "ok" or e[field] in ERROR_NAMES, e
+        assert (e["step"] is None) == (e["expect"] == "ok"), e
+        assert (e["keyless_expect"] is None) == (e["trusted_signers"] is None), e
+        if "ok" in (e["expect"], e["expect_without_trust"]):
+            assert len(e["plaintext_sha256"]) == 64
+    steps = {e["step"] for e in MANIFEST}
+    assert {6, 7, 9, 10, 11, 12, 13, 14, "not signed"} <= steps
+    assert {e["keyless_step"] for e in TRUSTED} >= {11, 12, 13, 14, "not signed"}
+    # every rejection of version 3 is present, with and without trust
+    assert {e["expect"] for e in MANIFEST} == {"ok"} | ERROR_NAMES
+    assert {e["keyless_expect"] for e in TRUSTED} == {"ok"} | ERROR_NAMES - {"KeyMismatchError",
+                                                                            "AuthenticationError"}
+    # a changed chunk is a SignatureError with trust, an AuthenticationError without
+    flipped = [e for e in MANIFEST if e["file"].startswith("ct_flipped_")]
+    assert len(flipped) == 3 and all(
+        (e["expect"], e["expect_without_trust"], e["keyless_expect"])
+        == ("SignatureError", "AuthenticationError", "SignatureError") for e in flipped)
+
+
+def test_reference_vectors_are_up_to_date():
+    # By path and under its own name: the v1 / v2 generators may already be imported.
+    spec = importlib.util.spec_from_file_location("generate_v3_vectors", VECTORS / "generate.py")
+    generate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generate)
+    for name, blob in generate.generate().items():
+        assert (VECTORS / name).read_bytes() == blob, f"{name} is stale: run generate.py"
+
+
+@pytest.mark.parametrize("entry", MANIFEST, ids=_ids(MANIFEST))
+def test_reference_reader(entry):
+    data, (key, x) = _data(entry), _cred(entry)
+    got = _outcome(lambda: r3.read(data, key, identity=x, trusted_signers=_trusted(entry)))
+    _check(entry, got, entry["expect"], entry["step"])
+
+
+@pytest.mark.parametrize("entry", MANIFEST, ids=_ids(MANIFEST))
+def test_reference_reader_without_trust(entry):
+    data, (key, x) = _data(entry), _cred(entry)
+    got = _outcome(lambda: r3.read(data, key, identity=x))
+    _check(entry, got, entry["expect_without_trust"], entry["step_without_trust"])
+
+
+@pytest.mark.parametrize("entry", TRUSTED, ids=_ids(TRUSTED))
+def test_reference_keyless_verification(entry):
+    data = _data(entry)
+    got = _outcome(lambda: r3.verify_keyless(data, _trusted(entry)))
+    _check(entry, got, entry["keyless_expect"], entry["keyless_step"])
+    if got[0] == "ok":
+        assert got[2].hex() == entry["signer"]
+
+
+V3_FILES = sorted({e["file"] for e in MANIFEST if _is_v3(_data(e))})
+
+
+@pytest.mark.parametrize("name", V3_FILES)
+def test_reference_v1_and_v2_readers_reject_v3(name):
+    """Readers of versions 1 and 2 reject every version 3 file in step 3."""
+    data = (VECTORS / name).read_bytes()
+    with pytest.raises(rf.UnsupportedVersionError):
+        rf.read(data, bytes(32))
+    with pytest.raises(rf.UnsupportedVersionError):
+        r2.read(data, bytes(32))
+    with pytest.raises(rf.UnsupportedVersionError):
+        r2.parse_header(data)
+
+
+def test_reference_signature_recomputed_from_the_spec():
+    """The trailer of valid_metadata / valid_multichunk, rebuilt with hashlib and Ed25519 only."""
+    for name in ("valid_multichunk.mcx", "valid_metadata.mcx", "valid_empty.mcx"):
+        data = (VECTORS / name).read_bytes()
+        cs, L, M = struct.unpack_from("<IQI", data, 12)
+        R = struct.unpack_from("<I", data, 128 + M)[0]
+        H, n = 164 + M + R, max(1, -(-L // cs))
+        T = H + L + 16 * n
+        assert len(data) == T + 100 + 32 * n
+        alg, res = struct.unpack_from("<HH", data, T)
+        assert (alg, res) == (1, 0)
+        pub, sig, hashes = data[T + 4:T + 36], data[T + 36:T + 100], data[T + 100:]
+        for i in range(n):
+            p = cs if i < n - 1 else L - (n - 1) * cs
+            off = H + i * (cs + 16)
+            assert hashes[32 * i:32 * i + 32] == hashlib.sha256(data[off:off + p + 16]).digest()
+        message = (b"modelcrypt v3 signature" + hashlib.sha256(data[:128 + M]).digest()
+                   + hashlib.sha256(hashes).digest())
+        assert len(message) == 87
+        Ed25519PublicKey.from_public_bytes(pub).verify(sig, message)   # raises if it does not
+
+
+def test_reference_writer_is_deterministic_and_signs_what_it_wrote():
+    args = dict(signing_seed=os.urandom(32), symmetric_keys=[os.urandom(16)],
+                stanza_salts=[os.urandom(32)], salt=os.urandom(32), file_key=os.urandom(32),
+                chunk_size=CS, metadata_raw=b'{"a":"b"}')
+    pt = os.urandom(3 * CS + 7)
+    a, b = r3.write_v3(pt, **args), r3.write_v3(pt, **args)
+    assert a == b
+    P = r3.signer_public_key(args["signing_seed"])
+    assert r3.verify_keyless(a, [P]) == P == r3.parse_header(a)["signer_public_key"]
+    assert r3.read(a, args["symmetric_keys"][0], trusted_signers=[P]) == (pt, b'{"a":"b"}')
+    # the unsigned body is a version-3 header and payload: sign() refuses a signed file
+    with pytest.raises(ValueError):
+        r3.sign(a, args["signing_seed"])
+
+
+def test_reference_rewrite_keeps_core_header_payload_and_trailer():
+    seed, x_a, x_b, K = os.urandom(32), os.urandom(32), os.urandom(32), os.urandom(32)
+    P = r3.signer_public_key(seed)
+    data = r3.write_v3(os.urandom(9000), signing_seed=seed,
+                       x25519_recipients=[r2.public_from_private(x_a)],
+                       ephemeral_privates=[os.urandom(32)], salt=os.urandom(32),
+                       file_key=os.urandom(32), chunk_size=CS)
+    hdr = r3.parse_header(data)
+    H, T = hdr["header_length"], hdr["payload_end"]
+    added = r3.rewrite_recipients(data, identity=x_a, add_x25519=[r2.public_from_private(x_b)],
+                                  ephemeral_privates=[os.urandom(32)], add_symmetric=[K],
+                                  stanza_salts=[os.urandom(32)])
+    assert added[:128] == data[:128] and added[H:] == data[H:] and added[T:] == data[T:]
+    for cred in (dict(identity=x_b), dict(key=K)):
+        assert r3.read(added, trusted_signers=[P], **cred)[0] == r3.read(data, identity=x_a)[0]
+    assert r3.verify_keyless(added, [P]) == P
+    removed = r3.rewrite_recipients(added, K, remove_fingerprints=[
+        r2.fingerprint(r2.public_from_private(x_a))])
+    with pytest.raises(rf.KeyMismatchError):
+        r3.read(removed, identity=x_a, trusted_signers=[P])
+    assert r3.verify_keyless(removed, [P]) == P
+    many = [r2.public_from_private(os.urandom(32)) for _ in range(25)]
+    grown = r3.rewrite_recipients(data, identity=x_a, add_x25519=many,
+                                  ephemeral_privates=[os.urandom(32) for _ in many])
+    hg = r3.parse_header(grown)
+    assert hg["recipients_length"] > hdr["recipients_length"]
+    assert grown[hg["header_length"]:] == data[H:] and r3.verify_keyless(grown, [P]) == P
+
+
+def test_reference_signer_and_signing_key_text():
+    for e in KEY_TEXT["signers"]:
+        assert r3.decode_signer(e["text"]).hex() == e["public_key"]
+        assert r3.encode_signer(bytes.fromhex(e["public_key"])) == e["text"].lower()
+    for e in KEY_TEXT["signing_keys"]:
+        seed = r3.decode_signing_key(e["text"])
+        assert seed.hex() == e["seed"]
+        assert r3.encode_signing_key(seed) == e["text"].upper()
+        assert r3.encode_signer(r3.signer_public_key(seed)) == e["signer"]
+        assert r3.parse_signing_key_file(f"# created: today\n# public key: {e['signer']}\n\n"
+                                         f"{e['text']}\n") == seed
+    for e in KEY_TEXT["invalid_signers"]:
+        with pytest.raises(r3.Bech32Error):
+            r3.decode_signer(e["text"])
+    for e in KEY_TEXT["invalid_signing_keys"]:
+        with pytest.raises(r3.Bech32Error):
+            r3.decode_signing_key(e["text"])
+    text = KEY_TEXT["signers"][0]["text"]
+    assert text.startswith("modelcrypt-signer1") and len(text) == len("modelcrypt-signer1") + 58
+    key = KEY_TEXT["signing_keys"][0]["text"]
+    assert key.startswith("MODELCRYPT-SIGNING-KEY-1") and len(key) == 24 + 58
+    with pytest.raises(r3.Bech32Error):
+        r3.parse_signing_key_file(f"{key}\n{key}\n")
+
+
+# =========================================================================== (b) modelcrypt
+
+
+def _mc_trust(entry, index=0):
+    """trusted_signers for modelcrypt: str texts for even indices, 32-byte keys for odd ones."""
+    keys = _trusted(entry)
+    if keys is None:
+        return None
+    return [r3.encode_signer(k) for k in keys] if index % 2 == 0 else keys
+
+
+def _mc_cred(entry):
+    import modelcrypt
+    key, x = _cred(entry)
+    if x is not None:
+        return {"identity": modelcrypt.Identity.from_private_bytes(x)}
+    return {"key": key}
+
+
+def _mc_check(entry, fn, want):
+    import modelcrypt
+    try:
+        buf = fn()
+    except modelcrypt.ModelCryptError as e:
+        assert type(e) is getattr(modelcrypt, want), (entry["file"], entry["description"], repr(e))
+        return
+    assert want == "ok", f"{entry['file']} ({entry['description']}): opened, expected {want}"
+    with buf:
+        assert hashlib.sha256(bytes(buf)).hexdigest() == entry["plaintext_sha256"]
+        meta = bytes.fromhex(entry["metadata"])
+        assert dict(buf.metadata) == (json.loads(meta) if meta else {})
+
+
+INDEXED = list(enumerate(MANIFEST))
+
+
+@pytest.mark.parametrize("index,entry", INDEXED, ids=_ids(MANIFEST))
+def test_modelcrypt_load_v3(index, entry):
+    import modelcrypt
+    _mc_check(entry, lambda: modelcrypt.load(VECTORS / entry["file"], **_mc_cred(entry),
+                                             trusted_signers=_mc_trust(entry, index)),
+              entry["expect"])
+
+
+@pytest.mark.parametrize("index,entry", INDEXED, ids=_ids(MANIFEST))
+def test_modelcrypt_decrypt_bytes_v3(index, entry):
+    import modelcrypt
+    blob = _data(entry)
+    _mc_check(entry, lambda: modelcrypt.decrypt_bytes(blob, **_mc_cred(entry),
+                                                      trusted_signers=_mc_trust(entry, index + 1)),
+              entry["expect"])
+
+
+@pytest.mark.parametrize("entry", MANIFEST, ids=_ids(MANIFEST))
+def test_modelcrypt_load_v3_without_trust(entry):
+    import modelcrypt
+    _mc_check(entry, lambda: modelcrypt.load(VECTORS / entry["file"], **_mc_cred(entry)),
+              entry["expect_without_trust"])
+
+
+@pytest.mark.parametrize("index,entry", list(enumerate(TRUSTED)), ids=_ids(TRUSTED))
+def test_modelcrypt_verify_signature_keyless(index, entry):
+    import modelcrypt
+    try:
+        signer = modelcrypt.verify_signature(VECTORS / entry["file"],
+                                             trusted_signers=_mc_trust(entry, index))
+    except modelcrypt.ModelCryptError as e:
+        assert type(e) is getattr(modelcrypt, entry["keyless_expect"]), (entry["file"], repr(e))
+        return
+    assert entry["keyless_expect"] == "ok", f"{entry['file']}: verified, expected an error"
+    assert signer == entry["signer_text"]
+
+
+INSPECTED = sorted({e["file"]: e for e in MANIFEST if e["expect_without_trust"] == "ok"}.values(),
+                   key=lambda e: e["file"])
+
+
+@pytest.mark.parametrize("entry", INSPECTED, ids=lambda e: e["file"][:-4])
+def test_modelcrypt_inspect_v3(entry):
+    import modelcrypt
+    info = modelcrypt.inspect(VECTORS / entry["file"])
+    data = _data(entry)
+    assert info.version == struct.unpack_from("<H", data, 8)[0]
+    assert info.signer == entry["signer_text"]
+    if info.version == 3:
+        assert info.signer is not None
+        assert [{"type": r["type"], "fingerprint": r["fingerprint"]} for r in info.recipients] \
+            == entry["recipients"]
+        assert info.recipients_length == entry["recipients_length"]
+
+
+def test_modelcrypt_parse_signer_and_signing_key():
+    import modelcrypt
+    for e in KEY_TEXT["signers"]:
+        assert modelcrypt.parse_signer(e["text"]) == bytes.fromhex(e["public_key"])
+    for e in KEY_TEXT["invalid_signers"]:
+        with pytest.raises(ValueError):
+            modelcrypt.parse_signer(e["text"])
+    for e in KEY_TEXT["signing_keys"]:
+        sk = modelcrypt.SigningKey.from_private_bytes(bytes.fromhex(e["seed"]))
+        assert sk.public_key == e["signer"]
+        assert sk.public_key_bytes == bytes.fromhex(e["public_key"])
+        assert e["seed"] not in repr(sk) and e["text"].lower() not in repr(sk).lower()
+    assert issubclass(modelcrypt.SignatureError, modelcrypt.ModelCryptError)
+    assert modelcrypt.SignatureError.__bases__ == (modelcrypt.ModelCryptError,)
+
+
+# ------------------------------------------------------------------ cross-checks
+
+
+def _signing_pair():
+    import modelcrypt
+    seed = os.urandom(32)
+    return seed, modelcrypt.SigningKey.from_private_bytes(seed), r3.signer_public_key(seed)
+
+
+@pytest.mark.parametrize("size", [0, 1, CS - 1, CS, CS + 1, 5 * CS + 17])
+def test_modelcrypt_signed_bytes_read_by_reference(size):
+    import modelcrypt
+    _seed, sk, P = _signing_pair()
+    key, x = os.urandom(32), os.urandom(32)
+    alice = modelcrypt.Identity.from_private_bytes(x)
+    pt = os.urandom(size)
+    blob = modelcrypt.encrypt_bytes(pt, key, chunk_size=CS, metadata={"k": "v"}, signing_key=sk,
+                                    recipients=[alice.recipient])
+    hdr = r3.parse_header(blob)
+    assert hdr["version"] == 3 and hdr["signer_public_key"] == P
+    assert sorted(s["type"] for s in hdr["stanzas"]) == ["symmetric", "x25519"]
+    assert r3.verify_keyless(blob, [P]) == P
+    meta = b'{"k":"v"}'
+    assert r3.read(blob, key, trusted_signers=[P]) == (pt, meta)
+    assert r3.read(blob, identity=x, trusted_signers=[P]) == (pt, meta)
+    # Ed25519 is deterministic: re-signing the same body with the same key gives the same file
+    assert r3.sign(blob[:hdr["payload_end"]], _seed) == blob
+    # a symmetric key alone, signed, is version 3 with a type 2 stanza
+    only_key = modelcrypt.encrypt_bytes(pt, key, chunk_size=CS, signing_key=sk)
+    assert [s["type"] for s in r3.parse_header(only_key)["stanzas"]] == ["symmetric"]
+    assert r3.read(only_key, key, trusted_signers=[P])[0] == pt
+
+
+def test_modelcrypt_signed_file_read_by_reference_and_tamper(tmp_path):
+    import modelcrypt
+    _seed, sk, P = _signing_pair()
+    key = os.urandom(24)
+    pt = os.urandom(7 * CS + 5)
+    src, dst = tmp_path / "model.bin", tmp_path / "model.mcx"
+    src.write_bytes(pt)
+    modelcrypt.encrypt_file(src, dst, key, chunk_size=CS, signing_key=sk)
+    blob = dst.read_bytes()
+    assert r3.verify_keyless(blob, [P]) == P
+    assert r3.read(blob, key, trusted_signers=[P])[0] == pt
+    assert modelcrypt.inspect(dst).version == 3 and modelcrypt.inspect(dst).signer == sk.public_key
+    assert modelcrypt.verify_signature(dst, trusted_signers=[sk.public_key]) == sk.public_key
+    H = r3.parse_header(blob)["header_length"]
+    bad = bytearray(blob)
+    bad[H + 3 * (CS + 16) + 9] ^= 0x20               # chunk 3's ciphertext
+    with pytest.raises(r3.SignatureError):
+        r3.read(bytes(bad), key, trusted_signers=[P])
+    with pytest.raises(modelcrypt.SignatureError):
+        modelcrypt.decrypt_bytes(bytes(bad), key, trusted_signers=[P])
+    with pytest.raises(modelcrypt.AuthenticationError):
+        modelcrypt.decrypt_bytes(bytes(bad), key)
+    with pytest.raises(modelcrypt.SignatureError):
+        modelcrypt.decrypt_bytes(blob, key, trusted_signers=[os.urandom(32)])
+
+
+def test_modelcrypt_reads_reference_signed_file(tmp_path):
+    import modelcrypt
+    seed, sk, P = _signing_pair()
+    x, key = os.urandom(32), os.urandom(16)
+    pt = os.urandom(3 * CS + 1)
+    blob = r3.write_v3(pt, signing_seed=seed, x25519_recipients=[r2.public_from_private(x)],
+                       ephemeral_privates=[os.urandom(32)], symmetric_keys=[key],
+                       stanza_salts=[os.urandom(32)], salt=os.urandom(32),
+                       file_key=os.urandom(32), chunk_size=CS, metadata_raw=b'{"m":"1"}')
+    path = tmp_path / "ref.mcx"
+    path.write_bytes(blob)
+    ident = modelcrypt.Identity.from_private_bytes(x)
+    for trust in ([r3.encode_signer(P)], [P], [os.urandom(32), sk.public_key]):
+        with modelcrypt.load(path, identity=ident, trusted_signers=trust) as buf:
+            assert bytes(buf) == pt and dict(buf.metadata) == {"m": "1"}
+        with modelcrypt.decrypt_bytes(blob, key, trusted_signers=trust) as buf:
+            assert bytes(buf) == pt
+    assert modelcrypt.verify_signature(path, trusted_signers=[P]) == r3.encode_signer(P)
+    assert modelcrypt.parse_signer(modelcrypt.inspect(path).signer) == P
+
+
+def test_modelcrypt_add_recipients_keeps_signature(tmp_path):
+    """Recipients tools accept v3 and keep the core header, payload and trailer byte for byte."""
+    import modelcrypt
+    _seed, sk, P = _signing_pair()
+    key, x = os.urandom(32), os.urandom(32)
+    alice = modelcrypt.Identity.from_private_bytes(x)
+    pt = os.urandom(2 * CS + 3)
+    path = tmp_path / "m.mcx"
+    path.write_bytes(modelcrypt.encrypt_bytes(pt, key, chunk_size=CS, signing_key=sk))
+    before = path.read_bytes()
+    h0 = r3.parse_header(before)
+    modelcrypt.add_recipients(path, key, [alice.recipient])
+    after = path.read_bytes()
+    h1 = r3.parse_header(after)
+    assert after[:h0["core_header_length"]] == before[:h0["core_header_length"]]
+    assert after[h1["header_length"]:] == before[h0["header_length"]:]
+    assert r3.verify_keyless(after, [P]) == P
+    assert r3.read(after, identity=x, trusted_signers=[P])[0] == pt
+    # and the reference's rewrite (alice removed again) opens in modelcrypt with trust
+    back = r3.rewrite_recipients(after, key, remove_fingerprints=[
+        r2.fingerprint(r2.public_from_private(x))])
+    with modelcrypt.decrypt_bytes(back, key, trusted_signers=[sk.public_key]) as buf:
+        assert bytes(buf) == pt
+    with pytest.raises(modelcrypt.KeyMismatchError):
+        modelcrypt.decrypt_bytes(back, identity=alice, trusted_signers=[sk.public_key])
