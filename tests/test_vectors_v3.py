@@ -257,6 +257,17 @@ def test_reference_signer_and_signing_key_text():
         r3.parse_signing_key_file(f"{key}\n{key}\n")
 
 
+def test_reference_pem_keys_are_the_same_keys():
+    from cryptography.hazmat.primitives.serialization import (
+        load_pem_private_key, load_pem_public_key)
+    for e in KEY_TEXT["pem"]:
+        sk = load_pem_private_key(e["private_pkcs8"].encode(), None)
+        assert sk.private_bytes_raw().hex() == e["seed"]
+        assert load_pem_public_key(e["public_spki"].encode()).public_bytes_raw().hex() \
+            == e["public_key"] == r3.signer_public_key(bytes.fromhex(e["seed"])).hex()
+        assert r3.encode_signer(bytes.fromhex(e["public_key"])) == e["signer"]
+
+
 # =========================================================================== (b) modelcrypt
 
 
@@ -330,8 +341,11 @@ def test_modelcrypt_verify_signature_keyless(index, entry):
     assert signer == entry["signer_text"]
 
 
-INSPECTED = sorted({e["file"]: e for e in MANIFEST if e["expect_without_trust"] == "ok"}.values(),
-                   key=lambda e: e["file"])
+# files that open, and are either intact signed files or unsigned (damaged trailers are left out:
+# what inspect shows for them is not specified)
+INSPECTED = sorted({e["file"]: e for e in TRUSTED if e["expect_without_trust"] == "ok" and (
+    e["keyless_expect"] == "ok" or e["keyless_step"] == "not signed")}.values(),
+    key=lambda e: e["file"])
 
 
 @pytest.mark.parametrize("entry", INSPECTED, ids=lambda e: e["file"][:-4])

@@ -393,7 +393,8 @@ def generate() -> dict:
 
 
 def key_text_vectors() -> dict:
-    """Valid and invalid signer / signing key texts, checked against the reference decoders."""
+    """Valid and invalid signer / signing key texts, checked against the reference decoders,
+    and the publisher's key as PEM (PKCS#8 private, SubjectPublicKeyInfo public)."""
     signers, signing_keys = [], []
     for name in (PUBLISHER, OTHER, "third"):
         P = spub(name)
@@ -438,7 +439,16 @@ def key_text_vectors() -> dict:
             except r2.Bech32Error:
                 continue
             raise AssertionError(f"accepted {why}: {text}")
-    return {"signers": signers, "signing_keys": signing_keys,
+    from cryptography.hazmat.primitives import serialization as ser
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    sk = Ed25519PrivateKey.from_private_bytes(s)
+    pem = {"seed": s.hex(), "public_key": P.hex(), "signer": st,
+           "private_pkcs8": sk.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8,
+                                             ser.NoEncryption()).decode(),
+           "public_spki": sk.public_key().public_bytes(
+               ser.Encoding.PEM, ser.PublicFormat.SubjectPublicKeyInfo).decode(),
+           "note": "as openssl genpkey -algorithm ed25519 / openssl pkey -pubout write them"}
+    return {"signers": signers, "signing_keys": signing_keys, "pem": [pem],
             "invalid_signers": [{"text": t, "why": w} for t, w in bad_signers],
             "invalid_signing_keys": [{"text": t, "why": w} for t, w in bad_keys]}
 
