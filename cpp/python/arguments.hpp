@@ -6,6 +6,7 @@
 #include <string>
 
 #include "bind_recipients.hpp"
+#include "bind_signing.hpp"
 #include "container.hpp"
 #include "crypto.hpp"
 
@@ -87,6 +88,7 @@ inline SecretBytes copy_key(const py::handle& key) {
 
 // What a reader opens a file with: an X25519Identity object, or a bytes-like symmetric key (copied).
 inline Credential copy_credential(const py::handle& key) {
+  if (const Credential* trusted = trusted_credential(key)) return *trusted;  // a key or identity + trusted signers
   if (const Credential* identity = identity_credential(key)) return *identity;
   const SecretBytes k = copy_key(key);
   return Credential(ByteView{k.data(), k.size()});

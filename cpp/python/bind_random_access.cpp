@@ -85,7 +85,7 @@ void bind_random_access(py::module_& m, std::function<py::object(Decrypted&&)> w
       }, py::arg("threads"), py::arg("progress"))
       .def("reencrypt_to_file", [](Handle& self, py::object dst, py::object new_key, py::object chunk_size,
                                    py::object metadata, py::object threads, py::object progress, py::object durable,
-                                   py::object recipients) {
+                                   py::object recipients, py::object signing_key) {
         const std::string d = to_path(dst, "dst"), md = bytes_arg(metadata, "metadata");
         EncryptOptions options;
         options.chunk_size = u32_arg(chunk_size, "chunk_size");
@@ -94,11 +94,12 @@ void bind_random_access(py::module_& m, std::function<py::object(Decrypted&&)> w
         options.durable = bool_arg(durable, "durable");
         options.progress = python_progress(progress);
         const SecretBytes k = writer_key(new_key, recipients, options);
+        options.signing_key = signing_key_arg(signing_key);
         auto file = self.get();
         py::gil_scoped_release nogil;
         about_file(file->path(), [&] { file->reencrypt_to_file(d, view_of(k), options); });
       }, py::arg("dst"), py::arg("new_key"), py::arg("chunk_size"), py::arg("metadata"), py::arg("threads"),
-         py::arg("progress"), py::arg("durable"), py::arg("recipients") = py::none())
+         py::arg("progress"), py::arg("durable"), py::arg("recipients") = py::none(), py::arg("signing_key") = py::none())
       .def("close", &Handle::close)
       .def_property_readonly("closed", [](Handle& self) {
         std::lock_guard<std::mutex> lock(self.mutex);

@@ -58,6 +58,7 @@ void translate(const Error& e) {
     case Status::auth_failed: set_error(exception_class("AuthenticationError").ptr(), e); return;
     case Status::format: set_error(exception_class("FormatError").ptr(), e); return;
     case Status::unsupported: set_error(exception_class("UnsupportedVersionError").ptr(), e); return;
+    case Status::signature: set_error(exception_class("SignatureError").ptr(), e); return;
     case Status::invalid_argument: set_error(PyExc_ValueError, e); return;
     case Status::no_memory: set_error(PyExc_MemoryError, e); return;
     case Status::io: {
@@ -102,6 +103,7 @@ PYBIND11_MODULE(_core, m) {
 
   bind_decrypted_buffer(m);
   bind_recipients(m);
+  bind_signing(m);
 
   bind_random_access(m, [](Decrypted&& d) {
     auto out = std::make_unique<DecryptedBuffer>();
@@ -158,7 +160,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("encrypt_parts_to_file", [](const py::handle& parts, const py::handle& dst, const py::handle& key,
                                     const py::handle& mode, const py::handle& chunk_size, const py::handle& metadata,
                                     const py::handle& threads, const py::handle& progress, const py::handle& durable,
-                                    const py::handle& recipients) {
+                                    const py::handle& recipients, const py::handle& signing_key) {
     if (!PyList_Check(parts.ptr()) && !PyTuple_Check(parts.ptr())) raise(PyExc_TypeError, "parts must be a list or tuple");
     std::vector<std::unique_ptr<BytesLike>> held;  // keeps every part's buffer exported during the call
     std::vector<ByteView> views;
@@ -171,12 +173,13 @@ PYBIND11_MODULE(_core, m) {
     const unsigned t = u32_arg(threads, "threads");
     EncryptOptions options = encrypt_options(cs, md, t, python_progress(progress));
     const SecretBytes k = writer_key(key, recipients, options);
+    options.signing_key = signing_key_arg(signing_key);
     options.durable = bool_arg(durable, "durable");
     py::gil_scoped_release nogil;
     about_file(d, [&] { encrypt_parts_to_file(views, d, view_of(k), mo, options); });
   }, py::arg("parts"), py::arg("dst"), py::arg("key"), py::arg("mode"), py::arg("chunk_size"), py::arg("metadata"),
      py::arg("threads"), py::arg("progress") = py::none(), py::arg("durable") = py::bool_(true),
-     py::arg("recipients") = py::none());
+     py::arg("recipients") = py::none(), py::arg("signing_key") = py::none());
 
   m.def("decrypt_bytes", [](const py::handle& blob, const py::handle& key, const py::handle& mode, const py::handle& format,
                             const py::handle& threads) {
@@ -193,12 +196,14 @@ PYBIND11_MODULE(_core, m) {
   }, py::arg("blob"), py::arg("key"), py::arg("mode"), py::arg("format"), py::arg("threads"));
 
   m.def("encrypt_bytes", [](const py::handle& data, const py::handle& key, const py::handle& mode, const py::handle& chunk_size,
-                            const py::handle& metadata, const py::handle& threads, const py::handle& recipients) {
+                            const py::handle& metadata, const py::handle& threads, const py::handle& recipients,
+                            const py::handle& signing_key) {
     const std::string mo = text_arg(mode, "mode"), md = bytes_arg(metadata, "metadata");
     const uint32_t cs = u32_arg(chunk_size, "chunk_size");
     const unsigned t = u32_arg(threads, "threads");
     EncryptOptions options = encrypt_options(cs, md, t, nullptr);
     const SecretBytes k = writer_key(key, recipients, options);
+    options.signing_key = signing_key_arg(signing_key);
     BytesLike in(data);
     const uint64_t size = encrypted_length(in.view().size, options);
     PyObject* raw = PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(size));
@@ -211,11 +216,12 @@ PYBIND11_MODULE(_core, m) {
     }
     return result;
   }, py::arg("data"), py::arg("key"), py::arg("mode"), py::arg("chunk_size"), py::arg("metadata"), py::arg("threads"),
-     py::arg("recipients") = py::none());
+     py::arg("recipients") = py::none(), py::arg("signing_key") = py::none());
 
   m.def("encrypt_file", [](const py::handle& src, const py::handle& dst, const py::handle& key, const py::handle& mode,
                            const py::handle& chunk_size, const py::handle& metadata, const py::handle& threads,
-                           const py::handle& progress, const py::handle& durable, const py::handle& recipients) {
+                           const py::handle& progress, const py::handle& durable, const py::handle& recipients,
+                           const py::handle& signing_key) {
     const std::string s = to_path(src, "src"), d = to_path(dst, "dst"), md = bytes_arg(metadata, "metadata");
     const std::string mo = text_arg(mode, "mode");
     const uint32_t cs = u32_arg(chunk_size, "chunk_size");
@@ -223,11 +229,13 @@ PYBIND11_MODULE(_core, m) {
     const bool du = bool_arg(durable, "durable");
     EncryptOptions options = encrypt_options(cs, md, t, python_progress(progress));
     const SecretBytes k = writer_key(key, recipients, options);
+    options.signing_key = signing_key_arg(signing_key);
     options.durable = du;
     py::gil_scoped_release nogil;
     about_file(s, [&] { encrypt_file(s, d, view_of(k), mo, options); });
   }, py::arg("src"), py::arg("dst"), py::arg("key"), py::arg("mode"), py::arg("chunk_size"), py::arg("metadata"),
-     py::arg("threads"), py::arg("progress") = py::none(), py::arg("durable") = true, py::arg("recipients") = py::none());
+     py::arg("threads"), py::arg("progress") = py::none(), py::arg("durable") = true, py::arg("recipients") = py::none(),
+     py::arg("signing_key") = py::none());
 
   m.def("decrypt_file", [](const py::handle& src, const py::handle& dst, const py::handle& key, const py::handle& mode,
                            const py::handle& format, const py::handle& threads, const py::handle& progress,
@@ -348,8 +356,10 @@ PYBIND11_MODULE(_core, m) {
     d["salt"] = py::bytes(reinterpret_cast<const char*>(h.salt.data()), h.salt.size());
     d["key_commitment"] = py::bytes(reinterpret_cast<const char*>(h.commitment.data()), h.commitment.size());
     d["metadata_raw"] = py::bytes(reinterpret_cast<const char*>(h.metadata.data()), h.metadata.size());
-    d["recipients_length"] = h.version == format::kVersion2 ? py::object(py::int_(h.recipients_block.size())) : py::object(py::none());
+    d["recipients_length"] = h.has_recipients() ? py::object(py::int_(h.recipients_block.size())) : py::object(py::none());
     d["recipients"] = stanzas_info(h.stanzas);
+    d["signer"] = info.has_signer ? py::object(py::bytes(reinterpret_cast<const char*>(info.signer.data()), info.signer.size()))
+                                  : py::object(py::none());
     return d;
   }, py::arg("path"));
 

@@ -37,6 +37,7 @@ class FailedChunk {
     while (index < cur && !first_.compare_exchange_weak(cur, index)) {}
   }
   bool any() const { return first_.load() != kNone; }
+  uint64_t first() const { return first_.load(); }
   [[noreturn]] void raise(const Header& h) const {
     throw Error(Status::auth_failed, "authentication failed in chunk " + std::to_string(first_.load()) + " of " +
                                          std::to_string(h.chunk_count()) + ": the data was modified or is corrupt");
@@ -62,14 +63,37 @@ void seal_chunk(crypto::AesGcm& gcm, const Header& h, uint64_t index, const uint
 
 ByteView key_view(const SecretBytes& k) { return {k.data(), k.size()}; }
 
-// Runs body(gcm, j) for every j in [0, count) on up to `threads` threads; each thread owns an
-// AES-GCM context keyed with `payload_key`.
+// What each thread of for_each_chunk owns: an AES-GCM context keyed with the payload key, and a
+// SHA-256 context (made on first use) for the chunk hashes of signed files.
+struct ChunkWorker {
+  explicit ChunkWorker(ByteView payload_key) : gcm(payload_key) {}
+  crypto::AesGcm gcm;
+  crypto::Sha256& sha() {
+    if (!sha_) sha_ = std::make_unique<crypto::Sha256>();
+    return *sha_;
+  }
+
+ private:
+  std::unique_ptr<crypto::Sha256> sha_;
+};
+
+// Runs body(worker, j) for every j in [0, count) on up to `threads` threads, one worker per thread.
 void for_each_chunk(uint64_t count, unsigned threads, const SecretBytes& payload_key,
-                    const std::function<void(crypto::AesGcm&, uint64_t)>& body) {
+                    const std::function<void(ChunkWorker&, uint64_t)>& body) {
   parallel_for(count, resolve_threads(threads, count), [&]() {
-    auto gcm = std::make_shared<crypto::AesGcm>(key_view(payload_key));
-    return [&body, gcm](uint64_t j) { body(*gcm, j); };
+    auto worker = std::make_shared<ChunkWorker>(key_view(payload_key));
+    return [&body, worker](uint64_t j) { body(*worker, j); };
   });
+}
+
+// A signed file's check of one stored chunk (ciphertext then tag, as read into our memory) against
+// its verified hash: false when it differs. Always true when no signature is required.
+bool chunk_matches_signature(const signature::VerifiedTrailer* trailer, ChunkWorker& w, uint64_t index,
+                             const uint8_t* ct, size_t n, const uint8_t* tag) {
+  if (trailer == nullptr) return true;
+  signature::ChunkHash hash;
+  signature::hash_chunk(w.sha(), ct, n, tag, hash);
+  return trailer->matches(index, hash);
 }
 
 size_t checked_size(uint64_t n) {
@@ -82,7 +106,7 @@ using detail::ParsedFileHeader;
 // Reads the header once: the fixed prefix, then the rest of it after the prefix, into one copy
 // that is then parsed, validated and (by the caller) authenticated. No byte of it is read twice,
 // so a file rewritten meanwhile cannot make the bytes checked differ from the bytes used.
-ParsedFileHeader read_file_header(const InputFile& in) {
+ParsedFileHeader read_header_once(const InputFile& in) {
   ParsedFileHeader out;
   out.raw.resize(format::kFixedHeaderSize);
   size_t have = in.read_at(out.raw.data(), out.raw.size(), 0);
@@ -223,23 +247,28 @@ namespace {
 // Reads chunks [first, first + count) straight into their places in a new buffer and decrypts them
 // there, in parallel: the plaintext exists once. Nothing is returned unless every chunk authenticates.
 SecureBuffer load_chunks(const InputFile& in, const Header& h, const format::FileKeys& keys, uint64_t first,
-                         uint64_t count, unsigned threads) {
+                         uint64_t count, unsigned threads, const signature::VerifiedTrailer* trailer) {
   const uint64_t begin = h.chunk_plaintext_offset(first);
   const uint64_t end = h.chunk_plaintext_offset(first + count - 1) + h.chunk_plaintext_size(first + count - 1);
   SecureBuffer out = SecureBuffer::allocate(checked_size(end - begin));
   uint8_t* base = out.data();
-  FailedChunk failed;
-  for_each_chunk(count, threads, keys.payload_key, [&](crypto::AesGcm& gcm, uint64_t j) {
+  FailedChunk failed, changed;
+  for_each_chunk(count, threads, keys.payload_key, [&](ChunkWorker& w, uint64_t j) {
     const uint64_t i = first + j;
     uint8_t* slot = base + (h.chunk_plaintext_offset(i) - begin);
     uint8_t tag[kTagSize];
     struct iovec iov[2] = {{slot, h.chunk_plaintext_size(i)}, {tag, kTagSize}};
     in.readv_exact_at(iov, 2, h.chunk_file_offset(i));
     count_read(h.chunk_plaintext_size(i) + kTagSize);
-    if (!open_chunk(gcm, h, i, slot, slot, tag)) failed.record(i);
+    if (!chunk_matches_signature(trailer, w, i, slot, h.chunk_plaintext_size(i), tag)) {
+      changed.record(i);  // the signed hash is of these very bytes, checked before they are decrypted
+    } else if (!open_chunk(w.gcm, h, i, slot, slot, tag)) {
+      failed.record(i);
+    }
   });
-  if (failed.any()) {
+  if (changed.any() || failed.any()) {
     out.wipe();
+    if (changed.any()) signature::raise_chunk_changed(changed.first(), h.chunk_count());
     failed.raise(h);
   }
   return out;
@@ -269,6 +298,14 @@ legacy::Format sniff(const InputFile& in, const legacy::Mode& mode, legacy::Form
   uint8_t prefix[8];
   const size_t n = in.read_at(prefix, sizeof prefix, 0);
   return format_for(mode, accepted, prefix, n);
+}
+
+// A caller who requires a publisher signature gets none from a legacy format: Error(signature).
+void refuse_if_signature_required(const Credential& key, legacy::Format f) {
+  if (key.requires_signature()) {
+    throw Error(Status::signature, std::string("the file is in the legacy ") + legacy::format_name(f) +
+                                       " format, which has no publisher signature, but a signature from a trusted signer is required");
+  }
 }
 
 // Decrypts a legacy file image (already in `image`) in place and describes the result.
@@ -312,11 +349,14 @@ Decrypted load_file(const std::string& path, const Credential& key, const std::s
   check_credential(key);  // argument errors come first
   OpenedFile f(path);
   const legacy::Format format = sniff(f.in, mode, accepted);
-  if (format != legacy::Format::modelcrypt) return load_legacy_file(f.in, format, mode, accepted, key.symmetric_key("a legacy format"));
+  if (format != legacy::Format::modelcrypt) {
+    refuse_if_signature_required(key, format);
+    return load_legacy_file(f.in, format, mode, accepted, key.symmetric_key("a legacy format"));
+  }
   f.authenticate(key);
   const Header& h = f.parsed.header;
   Decrypted out;
-  out.plaintext = load_chunks(f.in, h, f.keys, 0, h.chunk_count(), threads);
+  out.plaintext = load_chunks(f.in, h, f.keys, 0, h.chunk_count(), threads, f.trailer.get());
   out.view_length = out.plaintext.size();
   out.metadata = h.metadata;
   return out;
@@ -352,18 +392,28 @@ Decrypted decrypt_memory(ByteView blob, const Credential& key, const std::string
     if (f == legacy::Format::modelcrypt) {
       throw Error(Status::auth_failed, "the data changed while it was being read");
     }
+    refuse_if_signature_required(key, f);
     return open_legacy(std::move(image), f, mode, key.symmetric_key("a legacy format"));
   }
   const ParsedFileHeader parsed = copy_memory_header(blob);
   const Header& h = parsed.header;
   const format::FileKeys keys = format::authenticate_header(h, parsed.raw.data(), key, blob.size);
+  std::shared_ptr<const signature::VerifiedTrailer> trailer;
+  if (key.requires_signature()) {
+    if (!h.is_signed()) signature::raise_not_signed(h.version);
+    // The length was authenticated above: the trailer lies inside the blob. Copied once, then verified.
+    const std::vector<uint8_t> copy(blob.data + h.trailer_offset(), blob.data + h.trailer_offset() + h.trailer_length());
+    trailer = std::make_shared<signature::VerifiedTrailer>(signature::verify_trailer(
+        copy.data(), copy.size(), h.chunk_count(), {parsed.raw.data(), static_cast<size_t>(h.core_length())},
+        key.trusted_signers()));
+  }
 
   Decrypted out;
   out.plaintext = SecureBuffer::allocate(checked_size(h.plaintext_length));
   out.metadata = h.metadata;
   uint8_t* dst = out.plaintext.data();
-  FailedChunk failed;
-  for_each_chunk(h.chunk_count(), threads, keys.payload_key, [&](crypto::AesGcm& gcm, uint64_t i) {
+  FailedChunk failed, changed;
+  for_each_chunk(h.chunk_count(), threads, keys.payload_key, [&](ChunkWorker& w, uint64_t i) {
     // Copy the chunk and its tag into our memory once, then authenticate and decrypt that copy in place.
     const uint8_t* ct = blob.data + h.chunk_file_offset(i);
     const size_t n = h.chunk_plaintext_size(i);
@@ -371,10 +421,15 @@ Decrypted decrypt_memory(ByteView blob, const Credential& key, const std::string
     uint8_t tag[kTagSize];
     if (n) std::memcpy(slot, ct, n);
     std::memcpy(tag, ct + n, kTagSize);
-    if (!open_chunk(gcm, h, i, slot, slot, tag)) failed.record(i);
+    if (!chunk_matches_signature(trailer.get(), w, i, slot, n, tag)) {
+      changed.record(i);
+    } else if (!open_chunk(w.gcm, h, i, slot, slot, tag)) {
+      failed.record(i);
+    }
   });
-  if (failed.any()) {
+  if (changed.any() || failed.any()) {
     out.plaintext.wipe();
+    if (changed.any()) signature::raise_chunk_changed(changed.first(), h.chunk_count());
     failed.raise(h);
   }
   out.view_length = out.plaintext.size();
@@ -383,20 +438,31 @@ Decrypted decrypt_memory(ByteView blob, const Credential& key, const std::string
 
 uint64_t encrypted_length(uint64_t plaintext_length, const EncryptOptions& options) {
   const uint32_t block = options.recipients.empty() ? 0 : format::writer_block_size(options.recipients.size(), options.with_key);
-  return format::encrypted_length(plaintext_length, options.chunk_size, options.metadata.size, block);
+  const bool is_signed = options.signing_key != nullptr;
+  const uint32_t room = block ? block : (is_signed ? format::writer_block_size(0, options.with_key) : 0);
+  return format::encrypted_length(plaintext_length, options.chunk_size, options.metadata.size, room, is_signed);
 }
 
 void encrypt_memory(ByteView in, ByteView key, const std::string& mode, const EncryptOptions& options,
                     uint8_t* out, uint64_t out_size) {
   check_mode(mode);
-  format::NewHeader nh = format::make_writer_header(key, options.recipients, in.size, options.chunk_size, options.metadata);
+  format::NewHeader nh = format::make_writer_header(key, options.recipients, in.size, options.chunk_size, options.metadata,
+                                                    options.signing_key != nullptr);
   const Header& h = nh.header;
   if (out_size != h.file_length()) throw Error(Status::internal, "output buffer has the wrong size");
   std::memcpy(out, nh.serialized.data(), nh.serialized.size());
-  for_each_chunk(h.chunk_count(), options.threads, nh.keys.payload_key, [&](crypto::AesGcm& gcm, uint64_t i) {
+  std::vector<signature::ChunkHash> hashes(options.signing_key ? checked_size(h.chunk_count()) : 0);
+  for_each_chunk(h.chunk_count(), options.threads, nh.keys.payload_key, [&](ChunkWorker& w, uint64_t i) {
     uint8_t* slot = out + h.chunk_file_offset(i);
-    seal_chunk(gcm, h, i, in.data + h.chunk_plaintext_offset(i), slot, slot + h.chunk_plaintext_size(i));
+    const size_t n = h.chunk_plaintext_size(i);
+    seal_chunk(w.gcm, h, i, in.data + h.chunk_plaintext_offset(i), slot, slot + n);
+    if (options.signing_key) signature::hash_chunk(w.sha(), slot, n, slot + n, hashes[i]);
   });
+  if (options.signing_key) {
+    const std::vector<uint8_t> trailer =
+        signature::make_trailer(*options.signing_key, {nh.serialized.data(), static_cast<size_t>(h.core_length())}, hashes);
+    std::memcpy(out + h.trailer_offset(), trailer.data(), trailer.size());
+  }
 }
 
 namespace {
@@ -461,8 +527,11 @@ void encrypt_source_to_file(PlaintextSource& source, const std::string& dst, Byt
   check_mode(mode);
   format::check_writer_key(key, options.recipients);
   format::check_chunk_size(options.chunk_size);
-  format::NewHeader nh = format::make_writer_header(key, options.recipients, source.size(), options.chunk_size, options.metadata);
+  format::NewHeader nh = format::make_writer_header(key, options.recipients, source.size(), options.chunk_size, options.metadata,
+                                                    options.signing_key != nullptr);
   const Header& h = nh.header;
+  // A signed file's chunk hashes (32 bytes per chunk) are kept for the trailer written at the end.
+  std::vector<signature::ChunkHash> hashes(options.signing_key ? checked_size(h.chunk_count()) : 0);
   const uint64_t stride = uint64_t{h.chunk_size} + kTagSize;
   const uint64_t per_batch = std::min(batch_chunks(h), h.chunk_count());
   const uint64_t batches = (h.chunk_count() + per_batch - 1) / per_batch;
@@ -488,9 +557,11 @@ void encrypt_source_to_file(PlaintextSource& source, const std::string& dst, Byt
       [&](uint64_t b) {  // process: seal in place
         uint8_t* base = slots[b % kPipelineSlots].data();
         const uint64_t first = first_of(b);
-        for_each_chunk(count_of(b), options.threads, nh.keys.payload_key, [&](crypto::AesGcm& gcm, uint64_t j) {
+        for_each_chunk(count_of(b), options.threads, nh.keys.payload_key, [&](ChunkWorker& w, uint64_t j) {
           uint8_t* slot = base + j * stride;
-          seal_chunk(gcm, h, first + j, slot, slot, slot + h.chunk_plaintext_size(first + j));
+          const size_t n = h.chunk_plaintext_size(first + j);
+          seal_chunk(w.gcm, h, first + j, slot, slot, slot + n);
+          if (options.signing_key) signature::hash_chunk(w.sha(), slot, n, slot + n, hashes[first + j]);
         });
       },
       [&](uint64_t b) {  // store: chunks and tags are contiguous
@@ -502,6 +573,11 @@ void encrypt_source_to_file(PlaintextSource& source, const std::string& dst, Byt
         if (options.progress) options.progress(end_of(b));
       });
   source.finish();
+  if (options.signing_key) {
+    const std::vector<uint8_t> trailer =
+        signature::make_trailer(*options.signing_key, {nh.serialized.data(), static_cast<size_t>(h.core_length())}, hashes);
+    out.write_all(trailer.data(), trailer.size());
+  }
   out.commit([&] {  // progress may cancel (Ctrl-C) up to the rename, never after it
     if (options.progress) options.progress(end_of(batches - 1));
   });
@@ -537,13 +613,13 @@ namespace {
 // `out` (when given), with reading and writing overlapped with the decryption (run_pipeline).
 // Nothing reaches `out` before its chunks have authenticated.
 void stream_decrypt(const InputFile& in, const Header& h, const format::FileKeys& keys, unsigned threads,
-                    AtomicOutputFile* out, const Progress& progress) {
+                    AtomicOutputFile* out, const Progress& progress, const signature::VerifiedTrailer* trailer) {
   const uint64_t stride = uint64_t{h.chunk_size} + kTagSize;
   const uint64_t per_batch = std::min(batch_chunks(h), h.chunk_count());
   const uint64_t batches = (h.chunk_count() + per_batch - 1) / per_batch;
   std::vector<SecureBuffer> slots = pipeline_slots(batches, per_batch * stride);
   std::vector<struct iovec> iov(per_batch);
-  FailedChunk failed;
+  FailedChunk failed, changed;
   auto first_of = [&](uint64_t b) { return b * per_batch; };
   auto count_of = [&](uint64_t b) { return std::min(per_batch, h.chunk_count() - first_of(b)); };
   run_pipeline(
@@ -558,10 +634,16 @@ void stream_decrypt(const InputFile& in, const Header& h, const format::FileKeys
       [&](uint64_t b) {  // process: open in place; a bad tag stops here, before the batch is stored
         uint8_t* base = slots[b % kPipelineSlots].data();
         const uint64_t first = first_of(b);
-        for_each_chunk(count_of(b), threads, keys.payload_key, [&](crypto::AesGcm& gcm, uint64_t j) {
+        for_each_chunk(count_of(b), threads, keys.payload_key, [&](ChunkWorker& w, uint64_t j) {
           uint8_t* slot = base + j * stride;
-          if (!open_chunk(gcm, h, first + j, slot, slot, slot + h.chunk_plaintext_size(first + j))) failed.record(first + j);
+          const size_t n = h.chunk_plaintext_size(first + j);
+          if (!chunk_matches_signature(trailer, w, first + j, slot, n, slot + n)) {
+            changed.record(first + j);
+          } else if (!open_chunk(w.gcm, h, first + j, slot, slot, slot + n)) {
+            failed.record(first + j);
+          }
         });
+        if (changed.any()) signature::raise_chunk_changed(changed.first(), h.chunk_count());
         if (failed.any()) failed.raise(h);
       },
       [&](uint64_t b) {  // store: the plaintext of each chunk, without the tags
@@ -591,6 +673,7 @@ std::string decrypt_file(const std::string& src, const std::string& dst, const C
   OpenedFile f(src);
   const legacy::Format format = sniff(f.in, mode, accepted);
   if (format != legacy::Format::modelcrypt) {  // legacy formats are small enough to go through memory
+    refuse_if_signature_required(key, format);
     check_output_path(src, dst);
     const Decrypted d = load_legacy_file(f.in, format, mode, accepted, key.symmetric_key("a legacy format"));
     AtomicOutputFile out(dst, 0600, durable);
@@ -610,7 +693,10 @@ std::string verify_file(const std::string& path, const Credential& key, const st
   check_credential(key);  // argument errors come first
   OpenedFile f(path);
   const legacy::Format format = sniff(f.in, mode, accepted);
-  if (format != legacy::Format::modelcrypt) return load_legacy_file(f.in, format, mode, accepted, key.symmetric_key("a legacy format")).insecure;
+  if (format != legacy::Format::modelcrypt) {
+    refuse_if_signature_required(key, format);
+    return load_legacy_file(f.in, format, mode, accepted, key.symmetric_key("a legacy format")).insecure;
+  }
   f.authenticate(key);
   detail::verify_opened(f, threads, progress);
   return {};
@@ -632,12 +718,26 @@ OpenedFile::OpenedFile(const std::string& path, const Credential& key, const std
 }
 
 void OpenedFile::authenticate(const Credential& key) {
-  parsed = read_file_header(in);
+  parsed = read_header_once(in);
   keys = format::authenticate_header(parsed.header, parsed.raw.data(), key, in.size());
+  if (key.requires_signature()) trailer = read_verified_trailer(in, parsed, key.trusted_signers());
+}
+
+ParsedFileHeader read_file_header(const InputFile& in) { return read_header_once(in); }
+
+std::shared_ptr<const signature::VerifiedTrailer> read_verified_trailer(
+    const InputFile& in, const ParsedFileHeader& parsed, const std::vector<signature::PublicKey>& trusted) {
+  const Header& h = parsed.header;
+  if (!h.is_signed()) signature::raise_not_signed(h.version);
+  std::vector<uint8_t> copy(checked_size(h.trailer_length()));
+  in.read_exact_at(copy.data(), copy.size(), h.trailer_offset());
+  count_read(copy.size());
+  return std::make_shared<signature::VerifiedTrailer>(signature::verify_trailer(
+      copy.data(), copy.size(), h.chunk_count(), {parsed.raw.data(), static_cast<size_t>(h.core_length())}, trusted));
 }
 
 SecureBuffer load_opened_chunks(const OpenedFile& f, uint64_t first, uint64_t count, unsigned threads) {
-  return load_chunks(f.in, f.parsed.header, f.keys, first, count, threads);
+  return load_chunks(f.in, f.parsed.header, f.keys, first, count, threads, f.trailer.get());
 }
 
 void check_range(const Header& h, uint64_t offset, uint64_t length) {
@@ -668,14 +768,14 @@ void decrypt_opened(const OpenedFile& f, const std::string& dst, unsigned thread
                     bool durable) {
   check_output_path(f.in.path(), dst);
   AtomicOutputFile out(dst, 0600, durable);  // decrypted weights are the secret: owner-only by default
-  stream_decrypt(f.in, f.parsed.header, f.keys, threads, &out, progress);  // on failure the temp file goes, dst stays
+  stream_decrypt(f.in, f.parsed.header, f.keys, threads, &out, progress, f.trailer.get());  // on failure the temp file goes, dst stays
   out.commit([&] {  // progress may cancel (Ctrl-C) up to the rename, never after it
     if (progress) progress(f.parsed.header.plaintext_length);
   });
 }
 
 void verify_opened(const OpenedFile& f, unsigned threads, const Progress& progress) {
-  stream_decrypt(f.in, f.parsed.header, f.keys, threads, nullptr, progress);
+  stream_decrypt(f.in, f.parsed.header, f.keys, threads, nullptr, progress, f.trailer.get());
 }
 
 }  // namespace detail
@@ -683,8 +783,15 @@ void verify_opened(const OpenedFile& f, unsigned threads, const Progress& progre
 FileInfo inspect_file(const std::string& path) {
   InputFile in(path);
   FileInfo info;
-  info.header = read_file_header(in).header;
+  info.header = read_header_once(in).header;
   info.file_length = in.size();
+  const Header& h = info.header;
+  if (h.is_signed() && info.file_length >= h.trailer_offset() + signature::kTrailerFixedSize) {
+    uint8_t fixed[signature::kTrailerFixedSize];
+    in.read_exact_at(fixed, sizeof fixed, h.trailer_offset());
+    info.has_signer = true;
+    info.signer = signature::claimed_signer(fixed);
+  }
   return info;
 }
 

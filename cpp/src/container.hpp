@@ -11,6 +11,7 @@
 #include "crypto.hpp"
 #include "format.hpp"
 #include "secure_buffer.hpp"
+#include "signature.hpp"
 
 namespace modelcrypt {
 
@@ -34,6 +35,8 @@ struct EncryptOptions {
   // stanza); `with_key` says whether it is not (only encrypted_length needs to be told).
   std::vector<recipients::PublicKey> recipients;
   bool with_key = true;
+  // Format v3: sign the file with this publisher key (the output is then always version 3).
+  std::shared_ptr<const signature::SigningKey> signing_key;
 };
 
 struct Decrypted {
@@ -72,6 +75,9 @@ class PlaintextSource {
 struct FileInfo {
   format::Header header;
   uint64_t file_length = 0;
+  // v3: the signer the trailer names (unauthenticated: a claim until checked against a trusted key).
+  bool has_signer = false;
+  signature::PublicKey signer{};
 };
 
 // Format of a file from its first bytes: "modelcrypt", "mindspore", "paddlex" or "unknown".
@@ -126,6 +132,12 @@ std::string decrypt_file(const std::string& src, const std::string& dst, const C
 // Authenticates a whole file in bounded memory (three 16 MiB batches) and writes nothing.
 std::string verify_file(const std::string& path, const Credential& key, const std::string& mode,
                         const std::string& format = "modelcrypt", unsigned threads = 0, const Progress& progress = {});
+
+// Keyless verification of a v3 file's publisher signature (FORMAT.md "Keyless verification"): the
+// header, the trailer and every chunk's hash, without any key; returns the signer. Not signed,
+// untrusted signer, changed, truncated or extended: Error(signature). Bounded memory.
+signature::PublicKey verify_signature_file(const std::string& path, const std::vector<signature::PublicKey>& trusted,
+                                           unsigned threads = 0, const Progress& progress = {});
 
 // True when the file starts with the format v1 magic. Errors opening it are Error(io).
 bool is_encrypted(const std::string& path);

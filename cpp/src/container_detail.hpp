@@ -3,12 +3,14 @@
 // through that same descriptor with those same keys.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "container.hpp"
 #include "file_io.hpp"
 #include "format.hpp"
+#include "signature.hpp"
 
 namespace modelcrypt::detail {
 
@@ -20,10 +22,22 @@ struct ParsedFileHeader {
 // A file opened once for a read. authenticate() reads its header once, into one copy that is parsed,
 // validated and authenticated with the key (reader steps 1-8); every later read goes through the
 // same descriptor with the keys derived then.
+// Reads the header once into one copy that is parsed and validated (reader steps 1-6, no key).
+ParsedFileHeader read_file_header(const InputFile& in);
+
+// Format v3, for a caller who requires a signature (reader steps 12-13): reads the trailer of the
+// file once into our memory and verifies it against the core header copy in `parsed`. A v1/v2
+// file, an untrusted signer or a bad signature: Error(signature). `in` must have its authenticated
+// (or, keyless, checked) length.
+std::shared_ptr<const signature::VerifiedTrailer> read_verified_trailer(
+    const InputFile& in, const ParsedFileHeader& parsed, const std::vector<signature::PublicKey>& trusted);
+
 struct OpenedFile {
   InputFile in;
   ParsedFileHeader parsed;
   format::FileKeys keys;
+  // Set when the credential requires a signature: the verified chunk hashes every read checks.
+  std::shared_ptr<const signature::VerifiedTrailer> trailer;
   explicit OpenedFile(const std::string& path);  // opened, not yet authenticated
   // Checks mode and key first, then opens and authenticates.
   OpenedFile(const std::string& path, const Credential& key, const std::string& mode);

@@ -5,6 +5,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <vector>
 
 #include "crypto.hpp"
 
@@ -22,11 +23,19 @@ class Credential {
   ByteView private_key() const noexcept { return {secret_.data(), secret_.size()}; }
   const std::array<uint8_t, crypto::kX25519KeySize>& public_key() const noexcept { return public_; }
 
+  // Publisher signatures (format v3): when not empty, every file opened with this credential must
+  // carry a valid signature by one of these Ed25519 public keys (Error(signature) otherwise).
+  using SignerKey = std::array<uint8_t, crypto::kEd25519KeySize>;
+  void require_signers(std::vector<SignerKey> signers) { trusted_signers_ = std::move(signers); }
+  const std::vector<SignerKey>& trusted_signers() const noexcept { return trusted_signers_; }
+  bool requires_signature() const noexcept { return !trusted_signers_.empty(); }
+
  private:
   Credential() = default;
   bool identity_ = false;
   SecretBytes secret_;
   std::array<uint8_t, crypto::kX25519KeySize> public_{};
+  std::vector<SignerKey> trusted_signers_;
 };
 
 // Checks what the readers check before touching a file: a symmetric key's length (16, 24 or 32

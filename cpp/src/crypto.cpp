@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <openssl/params.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 
 #include <algorithm>
@@ -30,6 +31,7 @@ struct Algorithms {
   EVP_CIPHER* aes_gcm[3] = {nullptr, nullptr, nullptr};  // 128, 192, 256
   EVP_MAC* hmac = nullptr;
   EVP_KDF* hkdf = nullptr;
+  EVP_MD* sha256 = nullptr;
 
   Algorithms() {
     // Never read openssl.cnf (OPENSSL_CONF included): configuration belongs to the host process
@@ -46,6 +48,8 @@ struct Algorithms {
     if (hmac == nullptr) throw_openssl("cannot fetch HMAC");
     hkdf = EVP_KDF_fetch(libctx, "HKDF", nullptr);
     if (hkdf == nullptr) throw_openssl("cannot fetch HKDF");
+    sha256 = EVP_MD_fetch(libctx, "SHA256", nullptr);
+    if (sha256 == nullptr) throw_openssl("cannot fetch SHA-256");
   }
 };
 
@@ -207,6 +211,110 @@ bool x25519_shared(const uint8_t private_key[kX25519KeySize], const uint8_t peer
   uint8_t any = 0;
   for (size_t i = 0; i < kX25519KeySize; ++i) any |= shared[i];
   return any != 0;
+}
+
+namespace {
+struct MdCtxDeleter {
+  void operator()(EVP_MD_CTX* p) const noexcept { EVP_MD_CTX_free(p); }
+};
+Pkey ed25519_private(const uint8_t seed[kEd25519KeySize]) {
+  Pkey key(EVP_PKEY_new_raw_private_key_ex(algorithms().libctx, "ED25519", nullptr, seed, kEd25519KeySize));
+  if (!key) throw_openssl("cannot load an Ed25519 private key");
+  return key;
+}
+}  // namespace
+
+void ed25519_public_key(const uint8_t seed[kEd25519KeySize], uint8_t public_key[kEd25519KeySize]) {
+  const Pkey key = ed25519_private(seed);
+  size_t n = kEd25519KeySize;
+  if (EVP_PKEY_get_raw_public_key(key.get(), public_key, &n) <= 0 || n != kEd25519KeySize) {
+    throw_openssl("cannot compute an Ed25519 public key");
+  }
+}
+
+void ed25519_sign(const uint8_t seed[kEd25519KeySize], ByteView message, uint8_t signature[kEd25519SignatureSize]) {
+  const Algorithms& a = algorithms();
+  const Pkey key = ed25519_private(seed);
+  std::unique_ptr<EVP_MD_CTX, MdCtxDeleter> ctx(EVP_MD_CTX_new());
+  size_t n = kEd25519SignatureSize;
+  static const uint8_t empty = 0;
+  const bool ok = ctx && EVP_DigestSignInit_ex(ctx.get(), nullptr, nullptr, a.libctx, nullptr, key.get(), nullptr) > 0 &&
+                  EVP_DigestSign(ctx.get(), signature, &n, message.size ? message.data : &empty, message.size) > 0 &&
+                  n == kEd25519SignatureSize;
+  if (!ok) throw_openssl("Ed25519 signing failed");
+}
+
+bool ed25519_verify(const uint8_t public_key[kEd25519KeySize], ByteView message,
+                    const uint8_t signature[kEd25519SignatureSize]) {
+  const Algorithms& a = algorithms();
+  const Pkey key(EVP_PKEY_new_raw_public_key_ex(a.libctx, "ED25519", nullptr, public_key, kEd25519KeySize));
+  if (!key) {
+    ERR_clear_error();
+    return false;
+  }
+  std::unique_ptr<EVP_MD_CTX, MdCtxDeleter> ctx(EVP_MD_CTX_new());
+  static const uint8_t empty = 0;
+  const bool ok = ctx && EVP_DigestVerifyInit_ex(ctx.get(), nullptr, nullptr, a.libctx, nullptr, key.get(), nullptr) > 0 &&
+                  EVP_DigestVerify(ctx.get(), signature, kEd25519SignatureSize, message.size ? message.data : &empty,
+                                   message.size) == 1;
+  ERR_clear_error();
+  return ok;
+}
+
+namespace {
+struct BioDeleter {
+  void operator()(BIO* b) const noexcept { BIO_free(b); }
+};
+int refuse_password(char*, int, int, void*) { return 0; }  // encrypted PEM: not supported, never prompts
+}  // namespace
+
+bool ed25519_public_from_pem(ByteView pem, uint8_t public_key[kEd25519KeySize]) {
+  const Algorithms& a = algorithms();
+  if (pem.size == 0 || pem.size > INT_MAX) return false;
+  std::unique_ptr<BIO, BioDeleter> bio(BIO_new_mem_buf(pem.data, static_cast<int>(pem.size)));
+  Pkey key(bio ? PEM_read_bio_PUBKEY_ex(bio.get(), nullptr, refuse_password, nullptr, a.libctx, nullptr) : nullptr);
+  size_t n = kEd25519KeySize;
+  const bool ok = key && EVP_PKEY_is_a(key.get(), "ED25519") &&
+                  EVP_PKEY_get_raw_public_key(key.get(), public_key, &n) > 0 && n == kEd25519KeySize;
+  ERR_clear_error();
+  return ok;
+}
+
+bool ed25519_seed_from_pem(ByteView pem, SecretBytes* seed) {
+  const Algorithms& a = algorithms();
+  if (pem.size == 0 || pem.size > INT_MAX) return false;
+  std::unique_ptr<BIO, BioDeleter> bio(BIO_new_mem_buf(pem.data, static_cast<int>(pem.size)));
+  Pkey key(bio ? PEM_read_bio_PrivateKey_ex(bio.get(), nullptr, refuse_password, nullptr, a.libctx, nullptr) : nullptr);
+  SecretBytes out(kEd25519KeySize);
+  size_t n = out.size();
+  const bool ok = key && EVP_PKEY_is_a(key.get(), "ED25519") &&
+                  EVP_PKEY_get_raw_private_key(key.get(), out.data(), &n) > 0 && n == kEd25519KeySize;
+  ERR_clear_error();
+  if (ok) *seed = std::move(out);
+  return ok;
+}
+
+Sha256::Sha256() {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  if (ctx == nullptr || EVP_DigestInit_ex2(ctx, algorithms().sha256, nullptr) <= 0) {
+    EVP_MD_CTX_free(ctx);
+    throw_openssl("cannot start SHA-256");
+  }
+  ctx_ = ctx;
+}
+
+Sha256::~Sha256() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
+
+void Sha256::update(const uint8_t* data, size_t len) {
+  if (len && EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data, len) <= 0) throw_openssl("SHA-256 failed");
+}
+
+void Sha256::final(uint8_t out[kSha256Size]) {
+  auto* ctx = static_cast<EVP_MD_CTX*>(ctx_);
+  unsigned int n = 0;
+  if (EVP_DigestFinal_ex(ctx, out, &n) <= 0 || n != kSha256Size || EVP_DigestInit_ex2(ctx, nullptr, nullptr) <= 0) {
+    throw_openssl("SHA-256 failed");
+  }
 }
 
 bool equal_constant_time(const uint8_t* a, const uint8_t* b, size_t n) noexcept {

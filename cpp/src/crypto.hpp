@@ -78,6 +78,34 @@ void x25519_public_key(const uint8_t private_key[kX25519KeySize], uint8_t public
 [[nodiscard]] bool x25519_shared(const uint8_t private_key[kX25519KeySize], const uint8_t peer_public[kX25519KeySize],
                                  uint8_t shared[kX25519KeySize]);
 
+// Ed25519 (RFC 8032, pure Ed25519) through OpenSSL. A private key is its 32-byte seed.
+constexpr size_t kEd25519KeySize = 32;
+constexpr size_t kEd25519SignatureSize = 64;
+void ed25519_public_key(const uint8_t seed[kEd25519KeySize], uint8_t public_key[kEd25519KeySize]);
+void ed25519_sign(const uint8_t seed[kEd25519KeySize], ByteView message, uint8_t signature[kEd25519SignatureSize]);
+// False for a bad signature, and for a public key or signature OpenSSL rejects as malformed.
+[[nodiscard]] bool ed25519_verify(const uint8_t public_key[kEd25519KeySize], ByteView message,
+                                  const uint8_t signature[kEd25519SignatureSize]);
+
+// Ed25519 keys in PEM as OpenSSL writes them: SubjectPublicKeyInfo ("PUBLIC KEY") and unencrypted
+// PKCS#8 ("PRIVATE KEY"). False when the text holds no such Ed25519 key (another algorithm,
+// encrypted, malformed).
+bool ed25519_public_from_pem(ByteView pem, uint8_t public_key[kEd25519KeySize]);
+bool ed25519_seed_from_pem(ByteView pem, SecretBytes* seed);
+
+// Incremental SHA-256; one object per thread, reusable (reset() after final()).
+class Sha256 {
+ public:
+  Sha256();
+  ~Sha256();
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+  void update(const uint8_t* data, size_t len);
+  void final(uint8_t out[kSha256Size]);  // then ready for the next message
+ private:
+  void* ctx_ = nullptr;  // EVP_MD_CTX*
+};
+
 // Constant-time equality of two equally long byte strings.
 bool equal_constant_time(const uint8_t* a, const uint8_t* b, size_t n) noexcept;
 

@@ -16,6 +16,7 @@ const char* status_name(Status s) noexcept {
     case Status::invalid_argument: return "INVALID_ARGUMENT";
     case Status::no_memory: return "NO_MEMORY";
     case Status::internal: return "INTERNAL";
+    case Status::signature: return "SIGNATURE";
   }
   return "UNKNOWN";
 }

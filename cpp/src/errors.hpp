@@ -17,6 +17,7 @@ enum class Status : int {
   invalid_argument,  // caller error: bad key length, bad mode, bad chunk size, dst == src
   no_memory,
   internal,
+  signature,         // signature required and missing, from an untrusted signer, or not matching the file
 };
 
 const char* status_name(Status s) noexcept;

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "errors.hpp"
+#include "signature.hpp"
 
 namespace modelcrypt::format {
 namespace {
@@ -63,9 +64,15 @@ FileKeys derive_file_keys(ByteView master_key, const uint8_t salt[kSaltSize]) {
 
 uint64_t Header::chunk_count() const noexcept { return chunk_count_for(plaintext_length, chunk_size); }
 
-uint64_t Header::file_length() const noexcept {
+uint64_t Header::trailer_offset() const noexcept {
   return header_length() + plaintext_length + chunk_count() * kTagSize;
 }
+
+uint64_t Header::trailer_length() const noexcept {
+  return is_signed() ? signature::trailer_length(chunk_count()) : 0;
+}
+
+uint64_t Header::file_length() const noexcept { return trailer_offset() + trailer_length(); }
 
 size_t Header::chunk_plaintext_size(uint64_t index) const noexcept {
   const uint64_t start = index * chunk_size;
@@ -85,8 +92,8 @@ uint64_t check_fixed_part(const uint8_t* p, size_t n, uint64_t file_length) {
     format_error("truncated header: file has " + std::to_string(file_length) + " bytes, the fixed header alone needs 96");
   }
   const uint16_t version = load_le16(p + 8);
-  if (version != kVersion && version != kVersion2) {
-    throw Error(Status::unsupported, "unsupported format version " + std::to_string(version) + " (this build reads versions 1 and 2)");
+  if (version != kVersion && version != kVersion2 && version != kVersion3) {
+    throw Error(Status::unsupported, "unsupported format version " + std::to_string(version) + " (this build reads versions 1, 2 and 3)");
   }
   const uint16_t algorithm = load_le16(p + 10);
   if (algorithm != kAlgorithmAes256GcmHkdfSha256) {
@@ -144,7 +151,7 @@ Header parse_header(const uint8_t* p, size_t header_length) {
   if (header_length < kFixedHeaderSize) format_error("header is shorter than its fixed part");
   const uint64_t core = check_fixed_part(p, kFixedHeaderSize, header_length);
   const uint16_t version = load_le16(p + 8);
-  if (version == kVersion2 && header_length < core + kRecipientsLengthSize) {
+  if (version != kVersion && header_length < core + kRecipientsLengthSize) {
     format_error("header length does not match its length fields");
   }
   if (header_bytes_needed(p, header_length, header_length) != header_length) {
@@ -160,7 +167,7 @@ Header parse_header(const uint8_t* p, size_t header_length) {
   std::memcpy(h.commitment.data(), p + 64, kCommitmentSize);
   h.metadata.assign(p + kFixedHeaderSize, p + kFixedHeaderSize + metadata_length);
   std::memcpy(h.mac.data(), p + kFixedHeaderSize + metadata_length, kHeaderMacSize);
-  if (version == kVersion2) {
+  if (version != kVersion) {  // v2 and v3
     const uint32_t block = load_le32(p + core);
     const uint8_t* b = p + core + kRecipientsLengthSize;
     h.stanzas = recipients::parse_block(b, block);  // reader step 6
@@ -187,7 +194,7 @@ void recipients_mac(const FileKeys& keys, const uint8_t* section_with_header_mac
 
 FileKeys authenticate_header(const Header& header, const uint8_t* raw, const Credential& credential, uint64_t file_length) {
   FileKeys keys;
-  if (header.version == kVersion2) {
+  if (header.has_recipients()) {
     const SecretBytes fk = recipients::unwrap(header.stanzas, credential, header.salt.data());  // step 7
     keys = derive_file_keys({fk.data(), fk.size()}, header.salt.data());
     if (!crypto::equal_constant_time(keys.commitment.data(), header.commitment.data(), kCommitmentSize)) {
@@ -211,7 +218,7 @@ FileKeys authenticate_header(const Header& header, const uint8_t* raw, const Cre
   if (!crypto::equal_constant_time(mac, header.mac.data(), kHeaderMacSize)) {
     throw Error(Status::auth_failed, "header authentication failed: the header was modified");
   }
-  if (header.version == kVersion2) {
+  if (header.has_recipients()) {
     uint8_t rmac[kRecipientsMacSize];
     const size_t covered = kHeaderMacSize + kRecipientsLengthSize + header.recipients_block.size();
     recipients_mac(keys, raw + mac_offset, covered, rmac);
@@ -305,8 +312,9 @@ uint32_t writer_block_size(size_t x25519_count, bool with_key) {
 }
 
 NewHeader make_header_v2(ByteView master_key, const std::vector<recipients::PublicKey>& x25519_recipients,
-                         uint64_t plaintext_length, uint32_t chunk_size, ByteView metadata) {
+                         uint64_t plaintext_length, uint32_t chunk_size, ByteView metadata, uint16_t version) {
   check_writer_key(master_key, x25519_recipients);
+  if (version != kVersion2 && version != kVersion3) throw Error(Status::internal, "make_header_v2: version 2 or 3");
   if (x25519_recipients.empty() && master_key.size == 0) throw Error(Status::invalid_argument, "no key and no recipient");
   check_writer_limits(plaintext_length, chunk_size, metadata);
   NewHeader out;
@@ -321,7 +329,7 @@ NewHeader make_header_v2(ByteView master_key, const std::vector<recipients::Publ
   for (const recipients::PublicKey& r : x25519_recipients) {
     stanzas.push_back(recipients::wrap_x25519(fk_view, r, out.header.salt.data()));
   }
-  build_core(out, kVersion2, plaintext_length, chunk_size, metadata);
+  build_core(out, version, plaintext_length, chunk_size, metadata);
   const uint32_t block = writer_block_size(x25519_recipients.size(), master_key.size != 0);
   const std::vector<uint8_t> section = recipients_section(out.header.mac, stanzas, block, out.keys);
   out.serialized.insert(out.serialized.end(), section.begin(), section.end());
@@ -332,7 +340,8 @@ NewHeader make_header_v2(ByteView master_key, const std::vector<recipients::Publ
 }
 
 NewHeader make_writer_header(ByteView master_key, const std::vector<recipients::PublicKey>& x25519_recipients,
-                             uint64_t plaintext_length, uint32_t chunk_size, ByteView metadata) {
+                             uint64_t plaintext_length, uint32_t chunk_size, ByteView metadata, bool is_signed) {
+  if (is_signed) return make_header_v2(master_key, x25519_recipients, plaintext_length, chunk_size, metadata, kVersion3);
   if (x25519_recipients.empty()) return make_header(master_key, plaintext_length, chunk_size, metadata);
   return make_header_v2(master_key, x25519_recipients, plaintext_length, chunk_size, metadata);
 }
@@ -344,14 +353,16 @@ std::array<uint8_t, 12> chunk_nonce(uint64_t index, bool last) noexcept {
   return nonce;
 }
 
-uint64_t encrypted_length(uint64_t plaintext_length, uint32_t chunk_size, size_t metadata_length, uint32_t recipients_block) {
+uint64_t encrypted_length(uint64_t plaintext_length, uint32_t chunk_size, size_t metadata_length, uint32_t recipients_block,
+                          bool is_signed) {
   check_chunk_size(chunk_size);
   if (plaintext_length > kMaxPlaintextLength || metadata_length > kMaxMetadataSize) {
     throw Error(Status::invalid_argument, "input too large for the format");
   }
   const uint64_t recipients = recipients_block ? kRecipientsLengthSize + recipients_block + kRecipientsMacSize : 0;
-  return kFixedHeaderSize + metadata_length + kHeaderMacSize + recipients + plaintext_length +
-         chunk_count_for(plaintext_length, chunk_size) * kTagSize;
+  const uint64_t chunks = chunk_count_for(plaintext_length, chunk_size);
+  return kFixedHeaderSize + metadata_length + kHeaderMacSize + recipients + plaintext_length + chunks * kTagSize +
+         (is_signed ? signature::trailer_length(chunks) : 0);
 }
 
 }  // namespace modelcrypt::format

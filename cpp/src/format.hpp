@@ -17,6 +17,7 @@ namespace modelcrypt::format {
 constexpr uint8_t kMagic[8] = {0x89, 'M', 'C', 'R', 'Y', 'P', 'T', '\n'};
 constexpr uint16_t kVersion = 1;   // symmetric key only
 constexpr uint16_t kVersion2 = 2;  // recipients block
+constexpr uint16_t kVersion3 = 3;  // recipients block + publisher signature trailer (signature.hpp)
 constexpr uint16_t kAlgorithmAes256GcmHkdfSha256 = 1;
 constexpr size_t kFixedHeaderSize = 96;
 constexpr size_t kSaltSize = 32;
@@ -67,11 +68,16 @@ struct Header {
   std::array<uint8_t, kRecipientsMacSize> recipients_mac{};
 
   uint64_t core_length() const noexcept { return kFixedHeaderSize + metadata.size() + kHeaderMacSize; }
+  bool has_recipients() const noexcept { return version >= kVersion2; }  // v2 and v3
+  bool is_signed() const noexcept { return version == kVersion3; }
   uint64_t header_length() const noexcept {
-    return version == kVersion2 ? core_length() + kRecipientsLengthSize + recipients_block.size() + kRecipientsMacSize
-                                : core_length();
+    return has_recipients() ? core_length() + kRecipientsLengthSize + recipients_block.size() + kRecipientsMacSize
+                            : core_length();
   }
   uint64_t chunk_count() const noexcept;
+  // v3: the signature trailer follows the last chunk (0 bytes for v1 and v2).
+  uint64_t trailer_offset() const noexcept;
+  uint64_t trailer_length() const noexcept;
   uint64_t file_length() const noexcept;  // the exact length a valid file has
   size_t chunk_plaintext_size(uint64_t index) const noexcept;
   uint64_t chunk_plaintext_offset(uint64_t index) const noexcept { return index * chunk_size; }
@@ -109,11 +115,12 @@ struct NewHeader {
 NewHeader make_header(ByteView master_key, uint64_t plaintext_length, uint32_t chunk_size, ByteView metadata);
 // Version 2 for X25519 recipients (and a symmetric-key stanza when `master_key` is not empty): a
 // fresh random file key FK, one stanza per recipient. No recipient and no key: Error(invalid_argument).
+// `version` is kVersion2, or kVersion3 for a file that will be signed (same header, a trailer follows).
 NewHeader make_header_v2(ByteView master_key, const std::vector<recipients::PublicKey>& x25519_recipients,
-                         uint64_t plaintext_length, uint32_t chunk_size, ByteView metadata);
-// make_header without recipients, make_header_v2 with them.
+                         uint64_t plaintext_length, uint32_t chunk_size, ByteView metadata, uint16_t version = kVersion2);
+// make_header without recipients, make_header_v2 with them; a signed file is always v3.
 NewHeader make_writer_header(ByteView master_key, const std::vector<recipients::PublicKey>& x25519_recipients,
-                             uint64_t plaintext_length, uint32_t chunk_size, ByteView metadata);
+                             uint64_t plaintext_length, uint32_t chunk_size, ByteView metadata, bool is_signed = false);
 // Writers' key check: a 16/24/32-byte key, or (with recipients) no key at all.
 void check_writer_key(ByteView master_key, const std::vector<recipients::PublicKey>& x25519_recipients);
 
@@ -122,7 +129,9 @@ std::array<uint8_t, 12> chunk_nonce(uint64_t index, bool last) noexcept;
 
 // Encrypted size for a plaintext of `plaintext_length` bytes; throws Error(invalid_argument) past limits.
 // `recipients_block` is 0 for v1, else the block size R of the v2 header.
-uint64_t encrypted_length(uint64_t plaintext_length, uint32_t chunk_size, size_t metadata_length, uint32_t recipients_block = 0);
+// `is_signed` adds the v3 signature trailer.
+uint64_t encrypted_length(uint64_t plaintext_length, uint32_t chunk_size, size_t metadata_length, uint32_t recipients_block = 0,
+                          bool is_signed = false);
 // The block size R make_header_v2 picks for `x25519_count` X25519 stanzas (+1 symmetric if `with_key`).
 uint32_t writer_block_size(size_t x25519_count, bool with_key);
 

@@ -228,4 +228,14 @@ SecretBytes parse_identity(ByteView content, const std::string& source) {
   return key;
 }
 
+SecretBytes bech32_encode(std::string_view hrp, ByteView data) { return encode(hrp, data); }
+
+bool bech32_decode(std::string_view text, std::string* hrp, SecretBytes* data, std::string* why) {
+  return decode(text, hrp, data, why);
+}
+
+void for_each_entry_line(std::string_view content, const std::function<void(std::string_view, size_t)>& fn) {
+  for_each_entry(content, fn);
+}
+
 }  // namespace modelcrypt::recipient_text

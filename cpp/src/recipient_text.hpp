@@ -4,6 +4,7 @@
 // "Recipient and identity text". Errors never contain the text of an identity.
 #pragma once
 #include <array>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,5 +34,12 @@ bool holds_identity(ByteView content);
 // The one identity of an identity file's content (comment and blank lines ignored) as its 32-byte
 // private key. Errors (Error(invalid_argument)) name `source` and never show the text.
 SecretBytes parse_identity(ByteView content, const std::string& source);
+
+// The Bech32 codec and the line rules above, for other key texts (signing keys, signature.hpp).
+SecretBytes bech32_encode(std::string_view hrp, ByteView data);  // lowercase
+// False with `why` set for a bad checksum, mixed case, bad characters, ...
+bool bech32_decode(std::string_view text, std::string* hrp, SecretBytes* data, std::string* why);
+// Calls fn(line, line_number) for each line that is not blank or a '#' comment, trimmed.
+void for_each_entry_line(std::string_view content, const std::function<void(std::string_view, size_t)>& fn);
 
 }  // namespace modelcrypt::recipient_text

@@ -52,7 +52,7 @@ RecipientEditResult edit_recipients(const std::string& path, const Credential& c
   detail::OpenedFile f(path);
   f.authenticate(credential);  // the caller must be able to open the file: this gives FK
   const format::Header& h = f.parsed.header;
-  if (h.version != format::kVersion2) {
+  if (!h.has_recipients()) {
     throw Error(Status::invalid_argument, "'" + path + "' is a format v1 file (one symmetric key, no recipients block); "
                                           "re-encrypt it to recipients instead (open_encrypted(path, key).reencrypt_to(dst, recipients=[...]))", 0, path);
   }

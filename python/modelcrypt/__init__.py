@@ -2,7 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
-from . import _api, _directory, _migrate, _native, _random_access, checkpoint, exceptions, keys, recipients
+from . import _api, _directory, _migrate, _native, _random_access, checkpoint, exceptions, keys, recipients, signing
 from ._api import *  # noqa: F401,F403  (names listed in _api.__all__)
 from ._random_access import *  # noqa: F401,F403  (names listed in _random_access.__all__)
 from ._directory import *  # noqa: F401,F403  (names listed in _directory.__all__)
@@ -12,6 +12,7 @@ from .checkpoint import *  # noqa: F401,F403  (names listed in checkpoint.__all_
 from .exceptions import *  # noqa: F401,F403  (names listed in exceptions.__all__)
 from ._migrate import *  # noqa: F401,F403  (names listed in _migrate.__all__)
 from .recipients import *  # noqa: F401,F403  (names listed in recipients.__all__)
+from .signing import *  # noqa: F401,F403  (names listed in signing.__all__)
 
 try:
     __version__ = _version("modelcrypt")
@@ -19,4 +20,4 @@ except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0+unknown"
 
 __all__ = ["__version__", *_api.__all__, *_random_access.__all__, *_directory.__all__, *_native.__all__, *keys.__all__, *checkpoint.__all__, *exceptions.__all__,
-           *_migrate.__all__, *recipients.__all__]
+           *_migrate.__all__, *recipients.__all__, *signing.__all__]

@@ -12,6 +12,7 @@ from typing import Callable, Optional, Union
 
 from . import _core, _metadata
 from ._atomic import atomic_write
+from ._trust import requires_signature, with_trusted_signers
 from ._custom import custom_decrypt, custom_encrypt
 from ._key_looks import warn_if_key_looks_like_text
 from .exceptions import InsecureFormatWarning
@@ -87,6 +88,9 @@ class FileInfo:
     #: "unknown", "type_id": int, "fingerprint": hex str | None}], in file order ([] for v1).
     recipients_length: int | None = None
     recipients: tuple = ()
+    #: Format v3: the publisher the signature trailer names ("modelcrypt-signer1..."). Unauthenticated
+    #: (inspect needs no key): it is a claim until verify_signature / trusted_signers= checks it.
+    signer: str | None = None
 
     @property
     def metadata(self) -> dict[str, str]:
@@ -157,6 +161,8 @@ def _fspath(path: StrPath, what: str) -> bytes:
 def _check_key(key: BytesLike) -> BytesLike:
     if isinstance(key, _core.X25519Identity):  # an identity opens format v2 files encrypted to its recipient
         return key
+    if isinstance(key, _core.TrustedCredential):  # a key or identity that requires a publisher signature
+        return key
     if key is None:
         raise TypeError("a key (bytes-like) or an identity (identity=...) is needed")
     if not isinstance(key, (bytes, bytearray, memoryview)):
@@ -168,15 +174,37 @@ def _check_key(key: BytesLike) -> BytesLike:
     return key
 
 
-def _credential(key: object, identity: object) -> object:
-    """What a reader opens a file with: ``key`` (bytes-like or an Identity) or ``identity=``."""
+def _credential(key: object, identity: object, trusted_signers: object = None) -> object:
+    """What a reader opens a file with: ``key`` (bytes-like or an Identity) or ``identity=``, requiring
+    a publisher signature by one of ``trusted_signers`` when given."""
     if identity is None:
-        return _check_key(key)
+        return with_trusted_signers(_check_key(key), trusted_signers)
     if key is not None:
         raise TypeError("give either a key or identity=, not both")
     if not isinstance(identity, _core.X25519Identity):
         raise TypeError(f"identity must be a modelcrypt.Identity, not {type(identity).__name__}")
-    return identity
+    return with_trusted_signers(identity, trusted_signers)
+
+
+def _reader_key(key: object, trusted_signers: object, mode: object = "AES-GCM") -> object:
+    """``key`` for the framework loaders and checkpoint readers: as given, or (``trusted_signers``
+    given) a credential that requires a publisher signature, accepted by every read path."""
+    if trusted_signers is None:
+        return key
+    if callable(mode):
+        raise ValueError("trusted_signers needs a modelcrypt file; a custom cipher callable cannot be checked")
+    return _credential(key, None, trusted_signers)
+
+
+def _no_custom_with_signature(key: object) -> None:
+    if requires_signature(key):
+        raise ValueError("trusted_signers needs a modelcrypt file; a custom cipher callable cannot be checked")
+
+
+def _check_signing_key(signing_key: object) -> object:
+    if signing_key is not None and not isinstance(signing_key, _core.SigningKey):
+        raise TypeError(f"signing_key must be a modelcrypt.SigningKey (read_signing_key_file), not {type(signing_key).__name__}")
+    return signing_key
 
 
 def _recipient_keys(recipients: object) -> list[bytes] | None:
@@ -348,6 +376,7 @@ def encrypt_file(
     format: str = "modelcrypt",
     durable: bool = True,
     recipients: list | None = None,
+    signing_key: object = None,
 ) -> None:
     """Encrypt the file ``src`` into ``dst`` (format v1), streaming in bounded memory.
 
@@ -355,6 +384,10 @@ def encrypt_file(
     writes format v2 instead: the file opens with any recipient's identity, and with ``key`` too
     when one is given (``key=None`` for recipients only). An Identity passed as ``key`` means its
     recipient. Recipients can be added and removed later without re-encrypting (add_recipients).
+
+    ``signing_key`` (a SigningKey) signs the file as its publisher (format v3): readers that pass
+    ``trusted_signers=[its public key]`` then know no key holder changed a byte. The signature
+    survives adding and removing recipients.
 
     ``dst`` appears atomically when complete (temporary file beside it, fsync, rename); on any
     error, and on KeyboardInterrupt, it is left as it was and no temporary file remains. On Linux
@@ -372,7 +405,7 @@ def encrypt_file(
     unauthenticated "AES-CBC" / "SM4-CBC" with an InsecureFormatWarning), which MindSpore loads with
     ``dec_key``/``dec_mode``; frames of at most 64 MiB, a fresh random IV per frame.
     """
-    if recipients is None and not isinstance(key, _core.X25519Identity):
+    if recipients is None and signing_key is None and not isinstance(key, _core.X25519Identity):
         if _check_format(format, mode, chunk_size, metadata) == "mindspore":
             _core.mindspore_encrypt_file(_fspath(src, "src"), _fspath(dst, "dst"), _check_key(key), mode)
             return
@@ -382,12 +415,12 @@ def encrypt_file(
                 atomic_write(os.fsdecode(dst_path), custom_encrypt(mode, f.read(), key))
             return
     elif format != "modelcrypt" or callable(mode):
-        raise ValueError("recipients need format='modelcrypt' and mode 'AES-GCM'")
+        raise ValueError("recipients and signing_key need format='modelcrypt' and mode 'AES-GCM'")
     key, keys = _writer_key(key, recipients)
     _core.encrypt_file(
         _fspath(src, "src"), _fspath(dst, "dst"), key, _check_mode(mode),
         _check_chunk_size(chunk_size), _metadata.encode(metadata), _check_threads(threads), _check_progress(progress),
-        _check_bool(durable, "durable"), keys,
+        _check_bool(durable, "durable"), keys, _check_signing_key(signing_key),
     )
 
 
@@ -401,27 +434,29 @@ def encrypt_bytes(
     threads: int | None = None,
     format: str = "modelcrypt",
     recipients: list | None = None,
+    signing_key: object = None,
 ) -> bytes:
     """Encrypt bytes-like ``data`` into a format v1 blob (the same bytes encrypt_file would write).
 
-    ``format="mindspore"``: MindSpore's frame format, as for encrypt_file."""
-    if recipients is None and not isinstance(key, _core.X25519Identity):
+    ``format="mindspore"``: MindSpore's frame format, as for encrypt_file. ``recipients`` and
+    ``signing_key`` as for encrypt_file."""
+    if recipients is None and signing_key is None and not isinstance(key, _core.X25519Identity):
         if _check_format(format, mode, chunk_size, metadata) == "mindspore":
             return _core.mindspore_encrypt_bytes(_check_data(data, "data"), _check_key(key), mode)
         if callable(mode):
             return bytes(custom_encrypt(mode, _check_data(data, "data"), _check_key(key)))
     elif format != "modelcrypt" or callable(mode):
-        raise ValueError("recipients need format='modelcrypt' and mode 'AES-GCM'")
+        raise ValueError("recipients and signing_key need format='modelcrypt' and mode 'AES-GCM'")
     key, keys = _writer_key(key, recipients)
     return _core.encrypt_bytes(
         _check_data(data, "data"), key, _check_mode(mode), _check_chunk_size(chunk_size),
-        _metadata.encode(metadata), _check_threads(threads), keys,
+        _metadata.encode(metadata), _check_threads(threads), keys, _check_signing_key(signing_key),
     )
 
 
 def load(
     path: StrPath, key: BytesLike | None = None, mode: Mode = "AES-GCM", *, format: str = "modelcrypt",
-    threads: int | None = None, identity: object = None,
+    threads: int | None = None, identity: object = None, trusted_signers: list | None = None,
 ) -> DecryptedBuffer:
     """Decrypt the file at ``path`` into memory; nothing is written to disk.
 
@@ -436,9 +471,14 @@ def load(
     so: "mindspore", "paddlex", "paddle-cipher" (each also reads v1 files) or "auto" (any); modes that
     only exist in a legacy format ("AES-CBC", "SM4-CBC", "paddle:...") choose it themselves. Weak
     formats warn (InsecureFormatWarning); ``buf.format`` tells which format was read.
+
+    ``trusted_signers`` (signer public keys, "modelcrypt-signer1..." text): the file must carry a
+    valid publisher signature (format v3) by one of them, checked chunk by chunk beside the
+    decryption; unsigned, signed by someone else or changed: SignatureError, no plaintext.
     """
-    key = _credential(key, identity)  # a format v2 file opens with an Identity of one of its recipients
+    key = _credential(key, identity, trusted_signers)  # a format v2 file opens with an Identity of one of its recipients
     if callable(mode):
+        _no_custom_with_signature(key)
         return custom_decrypt(mode, _fspath(path, "path"), _check_key(key))
     return _loaded(_core.load(_fspath(path, "path"), key, _check_mode(mode), _check_read_format(format),
                               _check_threads(threads)))
@@ -446,7 +486,7 @@ def load(
 
 def load_range(
     path: StrPath, key: BytesLike | None = None, mode: Mode = "AES-GCM", *, offset: int, length: int,
-    threads: int | None = None, identity: object = None,
+    threads: int | None = None, identity: object = None, trusted_signers: list | None = None,
 ) -> DecryptedBuffer:
     """Decrypt only plaintext bytes [offset, offset + length) of an encrypted file (random access).
 
@@ -461,7 +501,7 @@ def load_range(
         raise TypeError("load_range needs a modelcrypt mode; a custom dec_mode callable cannot read part of a file")
     from ._random_access import open_encrypted
 
-    raw, key, mode = _fspath(path, "path"), _credential(key, identity), _check_mode(mode)
+    raw, key, mode = _fspath(path, "path"), _credential(key, identity, trusted_signers), _check_mode(mode)
     if mode.lower().startswith("paddle:") or _core.detect_format(raw) in ("mindspore", "paddlex"):
         raise ValueError(f"{os.fsdecode(raw)}: random access needs a modelcrypt file; legacy formats load whole "
                          "(use load with format=...)")
@@ -471,7 +511,7 @@ def load_range(
 
 def decrypt_bytes(
     blob: BytesLike, key: BytesLike | None = None, mode: Mode = "AES-GCM", *, format: str = "modelcrypt",
-    threads: int | None = None, identity: object = None,
+    threads: int | None = None, identity: object = None, trusted_signers: list | None = None,
 ) -> DecryptedBuffer:
     """Decrypt a format v1 blob held in memory (``format`` as for load).
 
@@ -480,7 +520,7 @@ def decrypt_bytes(
     rewritten) yields its authentic plaintext or an error, never anything else."""
     if callable(mode):
         raise TypeError("a custom dec_mode callable reads a file (cipher_file: str, key: bytes); use load(path, key, mode)")
-    return _loaded(_core.decrypt_bytes(_check_data(blob, "blob"), _credential(key, identity), _check_mode(mode),
+    return _loaded(_core.decrypt_bytes(_check_data(blob, "blob"), _credential(key, identity, trusted_signers), _check_mode(mode),
                                        _check_read_format(format), _check_threads(threads)))
 
 
@@ -495,6 +535,7 @@ def decrypt_file(
     progress: ProgressCallback = None,
     durable: bool = True,
     identity: object = None,
+    trusted_signers: list | None = None,
 ) -> None:
     """The converter: decrypt ``src`` into the plaintext file ``dst``, on purpose.
 
@@ -502,8 +543,9 @@ def decrypt_file(
     authenticated, so a tampered input leaves no partial plaintext behind. ``progress`` and
     ``durable`` as for encrypt_file, ``format`` as for load.
     """
-    key = _credential(key, identity)
+    key = _credential(key, identity, trusted_signers)
     if callable(mode):
+        _no_custom_with_signature(key)
         dst_path = _fspath(dst, "dst")
         with custom_decrypt(mode, _fspath(src, "src"), _check_key(key)) as plaintext:
             atomic_write(os.fsdecode(dst_path), plaintext, permissions=0o600, exact_permissions=True)
@@ -523,15 +565,17 @@ def verify(
     threads: int | None = None,
     progress: ProgressCallback = None,
     identity: object = None,
+    trusted_signers: list | None = None,
 ) -> None:
     """Authenticate a whole encrypted file in bounded memory, writing nothing.
 
     Returns None when every chunk authenticates; raises KeyMismatchError, AuthenticationError or
     FormatError (as load would) otherwise. ``format`` as for load: by default only a format v1 file
-    passes.
+    passes. ``trusted_signers`` as for load; with no key at all, see verify_signature (keyless).
     """
-    key = _credential(key, identity)
-    if callable(mode):  # a custom cipher is trusted to raise on bad input; modelcrypt cannot check it
+    key = _credential(key, identity, trusted_signers)
+    if callable(mode):
+        _no_custom_with_signature(key)  # a custom cipher is trusted to raise on bad input; modelcrypt cannot check it
         custom_decrypt(mode, _fspath(path, "path"), _check_key(key)).close()
         return
     _warn_if_insecure(_core.verify_file(_fspath(path, "path"), key, _check_mode(mode),
@@ -557,6 +601,8 @@ def inspect(path: StrPath) -> FileInfo:
     if _core.detect_format(raw) in ("mindspore", "paddlex"):
         return FileInfo(path=os.fsdecode(raw), **_core.describe_legacy(raw))
     fields = _core.inspect(raw)
+    signer = fields.pop("signer")
+    fields["signer"] = _core.format_signer(signer) if signer is not None else None
     fields["recipients"] = tuple(
         {**r, "fingerprint": r["fingerprint"].hex() if r["fingerprint"] is not None else None} for r in fields["recipients"])
     return FileInfo(path=os.fsdecode(raw), **fields)

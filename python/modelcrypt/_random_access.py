@@ -25,6 +25,7 @@ from ._api import (
     _writer_key,
     _check_mode,
     _check_progress,
+    _check_signing_key,
     _check_threads,
     _fspath,
 )
@@ -103,18 +104,20 @@ class EncryptedFile:
 
     def reencrypt_to(self, dst: StrPath, new_key: BytesLike | None = None, *, metadata_raw: bytes | None = None,
                      chunk_size: int | None = None, threads: int | None = None, progress: ProgressCallback = None,
-                     durable: bool = True, recipients: list | None = None) -> None:
+                     durable: bool = True, recipients: list | None = None, signing_key: object = None) -> None:
         """Encrypt this file's plaintext to ``dst`` as a new file under ``new_key`` (key rotation), in
         bounded memory: decrypted and authenticated batch by batch through this handle, never on disk.
         ``metadata_raw`` (encoded metadata) defaults to this file's; ``chunk_size`` to its.
         ``recipients`` (as for encrypt_file) writes format v2 to them (with ``new_key`` too, if given):
-        the way to move a v1 file to recipients, or to draw a new file key that removed devices lack."""
+        the way to move a v1 file to recipients, or to draw a new file key that removed devices lack.
+        ``signing_key`` signs the new file (format v3); a new payload needs a new signature."""
         key, keys = _writer_key(new_key, recipients)
         self._handle.reencrypt_to_file(
             _fspath(dst, "dst"), key,
             self._handle.chunk_size if chunk_size is None else _check_uint(chunk_size, "chunk_size"),
             self._handle.metadata_raw if metadata_raw is None else metadata_raw,
-            _check_threads(threads), _check_progress(progress), _check_bool(durable, "durable"), keys)
+            _check_threads(threads), _check_progress(progress), _check_bool(durable, "durable"), keys,
+            _check_signing_key(signing_key))
 
     def close(self) -> None:
         """Close the file and wipe its derived keys. Buffers already returned stay valid."""
@@ -135,15 +138,18 @@ class EncryptedFile:
 EncryptedFile.__module__ = "modelcrypt"
 
 
-def open_encrypted(path: StrPath, key: BytesLike | None = None, mode: Mode = "AES-GCM", *, identity: object = None) -> EncryptedFile:
+def open_encrypted(path: StrPath, key: BytesLike | None = None, mode: Mode = "AES-GCM", *, identity: object = None,
+                   trusted_signers: list | None = None) -> EncryptedFile:
     """Open a modelcrypt file for random access: the header is read and authenticated now, once.
 
     Raises KeyMismatchError for a wrong key, AuthenticationError for a modified header, FormatError
     for a file that is not format v1. Reads through the handle then use the same descriptor and
     keys; see :class:`EncryptedFile`. Use it as a context manager, or call ``close()``.
+    ``trusted_signers`` (as for load): the signature is verified now, once, and every range read
+    checks its chunks against the signed hashes.
     """
     raw = _fspath(path, "path")
     if callable(mode):
         raise TypeError("open_encrypted needs a modelcrypt mode; a custom dec_mode callable cannot read part of a file")
-    handle = _core.open_encrypted(raw, _credential(key, identity), _check_mode(mode))
+    handle = _core.open_encrypted(raw, _credential(key, identity, trusted_signers), _check_mode(mode))
     return EncryptedFile(handle, os.fsdecode(raw))

@@ -47,7 +47,9 @@ from ._api import (
     _check_key,
     _check_mode,
     _check_read_format,
+    _check_signing_key,
     _fspath,
+    _reader_key,
     _shown,
     detect_format,
     encrypt_bytes,
@@ -215,8 +217,16 @@ def _check_enc(enc_key: Any, enc_mode: Any) -> tuple[Any, Any]:
     return _check_key_mode(enc_key, enc_mode, "enc")
 
 
+def _check_signing(signing_key: Any, enc_key: Any, enc_mode: Any) -> Any:
+    """A publisher signing key for an encrypted checkpoint (format v3), or None."""
+    signing_key = _check_signing_key(signing_key)
+    if signing_key is not None and (enc_key is None or callable(enc_mode)):
+        raise ValueError("signing_key signs modelcrypt files: it needs enc_key and a modelcrypt enc_mode")
+    return signing_key
+
+
 def _write_one(path: str, tensors: list[_Tensor], metadata: Optional[Mapping[str, str]], enc_key: Any, enc_mode: Any,
-               binding: Optional[Mapping[str, str]] = None) -> None:
+               binding: Optional[Mapping[str, str]] = None, signing_key: Any = None) -> None:
     """``binding``: set-binding keys for the modelcrypt header's authenticated metadata (see _sets)."""
     header = _header_bytes(tensors, metadata)
     parts = [header, *(t.data for t in tensors)]
@@ -231,7 +241,7 @@ def _write_one(path: str, tensors: list[_Tensor], metadata: Optional[Mapping[str
         atomic_write(path, [result])
     else:
         _core.encrypt_parts_to_file(parts, _fspath(path, "path"), enc_key, enc_mode, DEFAULT_CHUNK_SIZE,
-                                    _metadata.encode(binding), 0)
+                                    _metadata.encode(binding), 0, signing_key=signing_key)
 
 
 CHECKPOINT_FORMATS = ("safetensors", "mindspore")
@@ -292,6 +302,7 @@ def save_checkpoint(
     max_shard_size: Union[int, str, None] = None,
     metadata: Optional[Mapping[str, str]] = None,
     format: str = "safetensors",
+    signing_key: Any = None,
     _binding: Optional[Mapping[str, str]] = None,
 ) -> str:
     """Save a mapping of names to arrays as a checkpoint (safetensors layout), encrypted with ``enc_key``.
@@ -332,11 +343,18 @@ def save_checkpoint(
     ``mindspore.load_checkpoint(path, dec_key=enc_key, dec_mode=enc_mode)``; plain without a key.
     ``max_shard_size`` and ``metadata`` are not available in this format.
 
+    ``signing_key`` (a SigningKey) signs every encrypted file as its publisher (format v3), so that
+    loaders given ``trusted_signers`` know no key holder changed it (the plaintext index JSON is not
+    signed, but every shard authenticates the digest of the weight map).
+
     Returns the path written: ``path``, or the index path when the checkpoint was sharded.
     """
     target = os.fsdecode(_fspath(path, "path"))
     enc_key, enc_mode = _check_enc(enc_key, enc_mode)
+    signing_key = _check_signing(signing_key, enc_key, enc_mode)
     if _check_format(format) == "mindspore":
+        if signing_key is not None:
+            raise ValueError('format="mindspore" files cannot be signed (signing_key needs format="safetensors")')
         if max_shard_size is not None or metadata is not None:
             raise ValueError('format="mindspore" supports neither max_shard_size nor metadata')
         _write_mindspore(target, params, enc_key, enc_mode)
@@ -353,7 +371,7 @@ def save_checkpoint(
     index_path = target + ".index.json"
     stale = _earlier_shards(index_path, target)  # an earlier sharded save to this path
     if limit is None or total <= limit:
-        _write_one(target, tensors, metadata, enc_key, enc_mode, _binding)
+        _write_one(target, tensors, metadata, enc_key, enc_mode, _binding, signing_key)
         if stale is not None:  # the earlier save's index and shards would otherwise shadow this one
             _remove_files([index_path, *stale], directory=os.path.dirname(target))
         return target
@@ -374,7 +392,7 @@ def save_checkpoint(
     digest = _sets.weight_map_digest(weight_map)
     for i, (shard_name, group) in enumerate(zip(names, groups), 1):
         binding = _sets.shard_metadata(set_id, shard_name, i, count, digest) if set_id else None
-        _write_one(os.path.join(directory, shard_name), group, metadata, enc_key, enc_mode, binding)
+        _write_one(os.path.join(directory, shard_name), group, metadata, enc_key, enc_mode, binding, signing_key)
     index_meta: dict[str, Any] = {"total_size": total}
     if set_id:
         index_meta[_sets.SET] = set_id
@@ -760,6 +778,7 @@ def load_checkpoint(
     names: Optional[Iterable[str]] = None,
     format: str = "modelcrypt",
     with_metadata: bool = False,
+    trusted_signers: Optional[Iterable[Any]] = None,
 ) -> Any:
     """Load a checkpoint written by save_checkpoint (or any ``.safetensors`` file) as numpy arrays.
 
@@ -804,9 +823,15 @@ def load_checkpoint(
     file with its key. Their arrays are
     copies (protobuf parses into its own memory; the decrypted buffer is wiped right after), and
     ``names`` selects after decrypting the whole file.
+
+    ``trusted_signers`` (signer public keys): every file read must carry a publisher signature by
+    one of them (format v3), else SignatureError; with ``names`` only the chunks read are checked.
     """
     _check_bool(with_metadata, "with_metadata")
     target = os.fsdecode(_fspath(path, "path"))
+    if trusted_signers is not None and dec_key is None:
+        raise ValueError("trusted_signers needs dec_key: a plaintext checkpoint carries no signature")
+    dec_key = _reader_key(dec_key, trusted_signers, dec_mode)
     arrays, header_metadata = load_flat(target, dec_key, dec_mode, names=names, format=format)
     state = arrays
     if names is None and STRUCTURE_KEY in header_metadata:
@@ -890,6 +915,7 @@ def load_distributed_checkpoint(
     dec_mode: DecMode = "AES-GCM",
     *,
     names: Optional[Iterable[str]] = None,
+    trusted_signers: Optional[Iterable[Any]] = None,
 ) -> dict[str, np.ndarray]:
     """Load a sharded checkpoint: an index JSON (``{"weight_map": {name: shard file}}``) or a list of shards.
 
@@ -906,8 +932,12 @@ def load_distributed_checkpoint(
     read by random access and only the requested tensors are decrypted; bound shards are checked
     as a set the same way (each under the file name it was saved as).
     A name found in two shards raises FormatError; unknown names raise KeyError. Keys, modes and
-    arrays behave as in load_checkpoint (one key for all shards).
+    arrays behave as in load_checkpoint (one key for all shards); ``trusted_signers`` as for
+    load_checkpoint: every shard must be signed by one of them.
     """
+    if trusted_signers is not None and dec_key is None:
+        raise ValueError("trusted_signers needs dec_key: plaintext shards carry no signature")
+    dec_key = _reader_key(dec_key, trusted_signers, dec_mode)
     dec_key, dec_mode = _check_dec(dec_key, dec_mode)
     wanted = _check_names(names)
     out: dict[str, np.ndarray] = {}
@@ -1046,8 +1076,8 @@ class CheckpointConfig:
     """How often ModelCheckpoint saves and how many files it keeps (MindSpore's names).
 
     ``save_checkpoint_steps``: save when ``step % save_checkpoint_steps == 0``. ``keep_checkpoint_max``:
-    how many checkpoints of the prefix to keep. ``enc_key`` / ``enc_mode`` as for save_checkpoint
-    (no key: plain .safetensors checkpoints).
+    how many checkpoints of the prefix to keep. ``enc_key`` / ``enc_mode`` / ``signing_key`` as for
+    save_checkpoint (no key: plain .safetensors checkpoints).
     """
 
     def __init__(
@@ -1056,6 +1086,7 @@ class CheckpointConfig:
         keep_checkpoint_max: int = 5,
         enc_key: Optional[BytesLike] = None,
         enc_mode: EncMode = "AES-GCM",
+        signing_key: Any = None,
     ):
         for what, value in (("save_checkpoint_steps", save_checkpoint_steps), ("keep_checkpoint_max", keep_checkpoint_max)):
             if isinstance(value, bool) or not isinstance(value, int):
@@ -1065,12 +1096,14 @@ class CheckpointConfig:
         self.save_checkpoint_steps = save_checkpoint_steps
         self.keep_checkpoint_max = keep_checkpoint_max
         self.enc_key, self.enc_mode = _check_enc(enc_key, enc_mode)
+        self.signing_key = _check_signing(signing_key, self.enc_key, self.enc_mode)
 
     def __repr__(self) -> str:
         mode = getattr(self.enc_mode, "__name__", "custom") if callable(self.enc_mode) else self.enc_mode
         return (f"CheckpointConfig(save_checkpoint_steps={self.save_checkpoint_steps}, "
                 f"keep_checkpoint_max={self.keep_checkpoint_max}, "
-                f"enc_key={'<set>' if self.enc_key is not None else None}, enc_mode={mode!r})")
+                f"enc_key={'<set>' if self.enc_key is not None else None}, enc_mode={mode!r}"
+                + (f", signing_key={self.signing_key!r})" if self.signing_key is not None else ")"))
 
 
 class ModelCheckpoint:
@@ -1139,7 +1172,8 @@ class ModelCheckpoint:
         binding = None
         if self.config.enc_key is not None and not callable(self.config.enc_mode):
             binding = {_sets.SET: self.series_id, _sets.MEMBER: name, _sets.STEP: str(step)}
-        save_checkpoint(params, path, self.config.enc_key, self.config.enc_mode, _binding=binding)
+        save_checkpoint(params, path, self.config.enc_key, self.config.enc_mode, signing_key=self.config.signing_key,
+                        _binding=binding)
         self._last_saved = path
         others = [p for _, p in self._existing() if p != path]
         keep = self.config.keep_checkpoint_max - 1

@@ -11,6 +11,7 @@ __all__ = [
     "AuthenticationError",
     "FormatError",
     "UnsupportedVersionError",
+    "SignatureError",
 ]
 
 
@@ -35,6 +36,14 @@ class FormatError(ModelCryptError):
 
 class UnsupportedVersionError(FormatError):
     """A well-formed header names a format version or algorithm this build does not support."""
+
+
+class SignatureError(ModelCryptError):
+    """Not signed, signed by an untrusted key, or changed since signing.
+
+    Raised when trusted signers are required (``trusted_signers=``, ``--trust``) and the file has no
+    valid publisher signature by one of them, or when a byte the signature covers has changed.
+    """
 
 
 class InsecureKeyFileWarning(UserWarning):

@@ -18,11 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from ._api import _reader_key
 from ._frameworks import DecMode, EncMode, MemoryReader, decrypt_to_memory, encrypt_stream_to_file
 
 __all__ = ["load", "save", "savez", "savez_compressed"]
 
-def load(path: Any, key: Any, mode: DecMode = "AES-GCM", *, format: str = "modelcrypt", **np_load_kwargs: Any) -> Any:
+def load(path: Any, key: Any, mode: DecMode = "AES-GCM", *, format: str = "modelcrypt", trusted_signers: Any = None,
+         **np_load_kwargs: Any) -> Any:
     """Load an encrypted ``.npy`` or ``.npz`` file: ``np.load`` over the decrypted plaintext in memory.
 
     Returns what ``np.load`` returns for the plaintext: an ndarray for ``.npy``, and for ``.npz`` a
@@ -33,8 +35,10 @@ def load(path: Any, key: Any, mode: DecMode = "AES-GCM", *, format: str = "model
 
     ``mode`` is a modelcrypt mode name or a MindSpore-style callable
     ``(cipher_file: str, key: bytes) -> bytes``; modelcrypt does not check a custom cipher's
-    correctness. ``format`` as for modelcrypt.load (format v1 only unless a legacy format is named).
+    correctness. ``format`` as for modelcrypt.load (format v1 only unless a legacy format is named);
+    ``trusted_signers`` as for modelcrypt.load.
     """
+    key = _reader_key(key, trusted_signers, mode)
     if np_load_kwargs.get("mmap_mode") is not None:
         raise ValueError("mmap_mode is not supported for encrypted files (nothing is written to disk to map)")
     np_load_kwargs.pop("mmap_mode", None)

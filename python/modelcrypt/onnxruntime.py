@@ -30,6 +30,7 @@ except ImportError as exc:  # pragma: no cover - exercised in environments witho
     ) from exc
 
 from . import _core
+from ._api import _reader_key
 from ._frameworks import DecMode
 from ._sets import BoundFiles
 
@@ -47,6 +48,7 @@ def InferenceSession(  # noqa: N802 - mirrors onnxruntime.InferenceSession
     *,
     external_data: Mapping[str, Any] | None = None,
     format: str = "modelcrypt",
+    trusted_signers: Any = None,
     **session_kwargs: Any,
 ) -> "_ort.InferenceSession":
     """Decrypt the ONNX (or ORT-format) model at ``path`` in memory and return an
@@ -85,7 +87,11 @@ def InferenceSession(  # noqa: N802 - mirrors onnxruntime.InferenceSession
     through their ``ORT_TENSORRT_*`` environment variables), ``cache_dir`` and a ``load_config`` with
     ``CACHE_DIR`` (OpenVINO model caching; ``cache_dir`` of Vitis AI), ``migraphx_save_compiled_model``,
     ``migraphx_save_model_path`` (MIGraphX), ``ModelCacheDirectory`` (CoreML).
+
+    ``trusted_signers`` as for modelcrypt.load: the model and every external data file must carry a
+    publisher signature by one of them.
     """
+    key = _reader_key(key, trusted_signers, mode)
     sess_options = session_kwargs.pop("sess_options", None)
     caller_options = sess_options is not None
     if caller_options and sess_options.optimized_model_filepath:

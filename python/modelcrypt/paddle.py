@@ -27,6 +27,7 @@ except ImportError as exc:  # pragma: no cover - exercised in environments witho
     ) from exc
 
 from . import _core
+from ._api import _reader_key
 from ._frameworks import DecMode
 from ._sets import BoundFiles
 
@@ -113,10 +114,11 @@ def _check_program_desc(program: Any, model_path: Any) -> None:
 
 def create_config(
     model_path: Any, params_path: Any, key: Any, mode: DecMode = "AES-GCM", *, format: str = "modelcrypt",
-    **config_options: Any
+    trusted_signers: Any = None, **config_options: Any
 ) -> "_inference.Config":
     """A ``paddle.inference.Config`` holding the decrypted program and parameters (see
     :func:`create_predictor`). The Config holds its own copy of the plaintext until it is freed."""
+    key = _reader_key(key, trusted_signers, mode)
     for name in config_options:
         if name in _REFUSED_OPTIONS:
             raise ValueError(f"config option {name!r} is not allowed: {_REFUSED_OPTIONS[name]}")
@@ -152,7 +154,7 @@ def create_config(
 
 def create_predictor(
     model_path: Any, params_path: Any, key: Any, mode: DecMode = "AES-GCM", *, format: str = "modelcrypt",
-    **config_options: Any
+    trusted_signers: Any = None, **config_options: Any
 ) -> Any:
     """Decrypt a legacy Paddle inference model (``.pdmodel`` program + ``.pdiparams`` parameters,
     both encrypted with ``key``) into memory and return ``paddle.inference.create_predictor(config)``.
@@ -178,6 +180,9 @@ def create_predictor(
     Paddle 3's PIR programs (``.json``) cannot be loaded from memory by Paddle itself (it crashes
     on one): they are refused with a ValueError before Paddle sees them. Export the legacy format
     by running the export with ``FLAGS_enable_pir_api=0`` in the environment.
+
+    ``trusted_signers`` as for modelcrypt.load: both files must be signed by one of them.
     """
-    config = create_config(model_path, params_path, key, mode, format=format, **config_options)
+    config = create_config(model_path, params_path, key, mode, format=format, trusted_signers=trusted_signers,
+                           **config_options)
     return _inference.create_predictor(config)

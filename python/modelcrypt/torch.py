@@ -22,7 +22,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised in environments without torch
     raise ImportError('modelcrypt.torch needs PyTorch: pip install "modelcrypt[torch]" (or pip install torch)') from exc
 
-from ._api import _check_key, _fspath, load_range
+from ._api import _check_key, _fspath, _reader_key, load_range
 from ._custom import _call_cipher, wipe_if_sole_owner
 from ._state_tree import STRUCTURE_KEY, unflatten
 from .checkpoint import load_flat
@@ -51,7 +51,8 @@ def save(obj: Any, path: Any, key: Any, mode: EncMode = "AES-GCM", **encrypt_kwa
     encrypt_stream_to_file(stream, path, key, mode, **encrypt_kwargs)
 
 
-def load(path: Any, key: Any, mode: DecMode = "AES-GCM", *, format: str = "modelcrypt", **torch_load_kwargs: Any) -> Any:
+def load(path: Any, key: Any, mode: DecMode = "AES-GCM", *, format: str = "modelcrypt", trusted_signers: Any = None,
+         **torch_load_kwargs: Any) -> Any:
     """Decrypt a file written by :func:`save` (or an encrypted ``torch.save`` file) in memory and
     ``torch.load`` it. ``torch_load_kwargs`` go to ``torch.load`` (``map_location``,
     ``weights_only``, ...); ``weights_only`` keeps torch's own default (True since torch 2.6), so
@@ -61,8 +62,10 @@ def load(path: Any, key: Any, mode: DecMode = "AES-GCM", *, format: str = "model
     The returned tensors own their memory; the decrypted buffer is wiped before this returns.
     ``mode``: a modelcrypt mode name or a MindSpore-style callable ``(cipher_file: str, key: bytes)
     -> bytes`` (modelcrypt does not check a custom cipher's correctness). ``format`` as for
-    modelcrypt.load (format v1 only unless a legacy format is named).
+    modelcrypt.load (format v1 only unless a legacy format is named); ``trusted_signers`` as for
+    modelcrypt.load (a publisher signature is required and checked before torch sees a byte).
     """
+    key = _reader_key(key, trusted_signers, mode)
     if torch_load_kwargs.get("mmap"):
         raise ValueError("mmap=True is not supported for encrypted files (nothing is written to disk to map)")
     with decrypt_to_memory(path, key, mode, format=format) as buf, MemoryReader(buf) as reader:
@@ -70,7 +73,8 @@ def load(path: Any, key: Any, mode: DecMode = "AES-GCM", *, format: str = "model
 
 
 def load_state_dict(
-    path: Any, key: Any, mode: DecMode = "AES-GCM", *, names: Iterable[str] | None = None
+    path: Any, key: Any, mode: DecMode = "AES-GCM", *, names: Iterable[str] | None = None,
+    trusted_signers: Any = None,
 ) -> dict[str, "_torch.Tensor"]:
     """Load a checkpoint in safetensors layout (written by modelcrypt.save_checkpoint) as a dict of
     ``torch.Tensor``, ready for ``module.load_state_dict``. A training state saved by save_checkpoint
@@ -82,8 +86,10 @@ def load_state_dict(
     which NumPy holds as raw uint16 bits, come back with their real torch dtype, as
     recorded in the checkpoint's header. ``names`` loads only those tensors (random access).
     ``mode``: a modelcrypt mode name or a MindSpore-style callable ``(cipher_file: str, key: bytes)
-    -> bytes`` (modelcrypt does not check a custom cipher's correctness).
+    -> bytes`` (modelcrypt does not check a custom cipher's correctness). ``trusted_signers`` as for
+    modelcrypt.load: with ``names``, only the chunks read are checked against the signed hashes.
     """
+    key = _reader_key(key, trusted_signers, mode)
     if callable(mode):
         path_text, key = os.fsdecode(_fspath(path, "path")), _check_key(key)  # checked before the cipher sees them
         key_bytes = bytes(key)  # a copy unless key is bytes already: wiped below if nothing else holds it
