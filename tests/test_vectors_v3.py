@@ -378,6 +378,31 @@ def test_modelcrypt_parse_signer_and_signing_key():
     assert modelcrypt.SignatureError.__bases__ == (modelcrypt.ModelCryptError,)
 
 
+def test_modelcrypt_signing_key_texts_and_pem(tmp_path):
+    """key_text.json through the key file readers: signing key lines (with comments), PEM."""
+    import modelcrypt
+    for i, e in enumerate(KEY_TEXT["signing_keys"]):
+        path = tmp_path / f"k{i}.key"
+        path.write_text(f"# a comment\n\n{e['text']}\n")
+        path.chmod(0o600)
+        sk = modelcrypt.read_signing_key_file(path)
+        assert sk.public_key == e["signer"] and sk.public_key_bytes.hex() == e["public_key"]
+    for i, e in enumerate(KEY_TEXT["invalid_signing_keys"]):
+        path = tmp_path / f"bad{i}.key"
+        path.write_text(e["text"] + "\n")
+        path.chmod(0o600)
+        with pytest.raises(ValueError):
+            modelcrypt.read_signing_key_file(path)
+    for i, e in enumerate(KEY_TEXT["pem"]):
+        priv, pub = tmp_path / f"p{i}.pem", tmp_path / f"p{i}.pub.pem"
+        priv.write_text(e["private_pkcs8"])
+        priv.chmod(0o600)
+        pub.write_text(e["public_spki"])
+        assert modelcrypt.read_signing_key_file(priv).public_key == e["signer"]
+        assert modelcrypt.parse_signer(e["public_spki"]).hex() == e["public_key"]
+        assert modelcrypt.read_trusted_signers_file(pub) == [e["signer"]]
+
+
 # ------------------------------------------------------------------ cross-checks
 
 
