@@ -328,6 +328,84 @@ def test_modelcrypt_load_v3_without_trust(entry):
               entry["expect_without_trust"])
 
 
+@pytest.mark.parametrize("index,entry", INDEXED, ids=_ids(MANIFEST))
+def test_modelcrypt_verify_and_decrypt_file_v3(tmp_path, index, entry):
+    """verify() and decrypt_file() with the entry's trust: the same outcome; no output on error."""
+    import modelcrypt
+    path, dst = VECTORS / entry["file"], tmp_path / "out.bin"
+    cred, trust = _mc_cred(entry), _mc_trust(entry, index)
+    for fn in (lambda: modelcrypt.verify(path, **cred, trusted_signers=trust),
+               lambda: modelcrypt.decrypt_file(path, dst, **cred, trusted_signers=trust)):
+        try:
+            fn()
+        except modelcrypt.ModelCryptError as e:
+            assert type(e) is getattr(modelcrypt, entry["expect"]), (entry["file"], repr(e))
+            assert not dst.exists() and list(tmp_path.iterdir()) == []
+            continue
+        assert entry["expect"] == "ok", f"{entry['file']}: passed, expected {entry['expect']}"
+    if entry["expect"] == "ok":
+        assert hashlib.sha256(dst.read_bytes()).hexdigest() == entry["plaintext_sha256"]
+
+
+def _entry(file, trusted=True):
+    return next(e for e in MANIFEST if e["file"] == file and (e["trusted_signers"] is not None)
+                == trusted and e["key"])
+
+
+@pytest.mark.parametrize("file,bad_chunk", [
+    ("valid_multichunk.mcx", None), ("ct_flipped_chunk0.mcx", 0),
+    ("ct_flipped_chunk1_middle.mcx", 1), ("ct_flipped_last_chunk.mcx", 2),
+    ("tag_flipped_last_chunk.mcx", 2), ("chunks_swapped.mcx", "01"),
+    ("chunk_hash_flipped_first.mcx", "all"), ("signature_flipped_first.mcx", "all"),
+    ("chunks_swapped_with_hashes.mcx", "all"), ("resigned_other_key.mcx", "all"),
+    ("signed_bad_chunk.mcx", "tag1")])
+def test_modelcrypt_random_access_checks_the_chunks_it_reads(file, bad_chunk):
+    """Step 14 for random access: the signature over the hash list is checked (at open, or at the
+    latest before the first read), and each range read checks only its own chunks."""
+    import modelcrypt
+    entry = _entry(file)
+    key, trust = bytes.fromhex(entry["key"]), _mc_trust(entry)
+    plain = r3.read((VECTORS / "valid_multichunk.mcx").read_bytes(), key)[0]
+    if file == "signed_bad_chunk.mcx":  # its chunk 0 and 2 are valid_multichunk's (same keys)
+        assert _data(entry)[:400] == (VECTORS / "valid_multichunk.mcx").read_bytes()[:400]
+    # plaintext range -> the chunks it covers
+    ranges = {(10, 100): {0}, (CS + 5, 200): {1}, (2 * CS + 1, 50): {2}, (CS - 10, 20): {0, 1}}
+    bad = {None: set(), 0: {0}, 1: {1}, 2: {2}, "01": {0, 1}, "all": {0, 1, 2},
+           "tag1": {1}}[bad_chunk]
+    try:
+        f = modelcrypt.open_encrypted(VECTORS / file, key, trusted_signers=trust)
+    except modelcrypt.SignatureError:
+        assert bad_chunk == "all", file          # step 13 may run at open time
+        return
+    with f:
+        for (off, n), chunks in ranges.items():
+            err = modelcrypt.AuthenticationError if bad_chunk == "tag1" else modelcrypt.SignatureError
+            if chunks & bad:
+                with pytest.raises(err):
+                    f.read_range(off, n)
+            else:
+                with f.read_range(off, n) as buf:
+                    assert bytes(buf) == plain[off:off + n], (file, off)
+    for (off, n), chunks in ranges.items():     # load_range: one handle per call
+        if chunks & bad:
+            with pytest.raises((modelcrypt.SignatureError, modelcrypt.AuthenticationError)):
+                modelcrypt.load_range(VECTORS / file, key, offset=off, length=n,
+                                      trusted_signers=trust)
+        else:
+            with modelcrypt.load_range(VECTORS / file, key, offset=off, length=n,
+                                       trusted_signers=trust) as buf:
+                assert bytes(buf) == plain[off:off + n]
+
+
+def test_modelcrypt_signature_error_names_the_chunk():
+    import modelcrypt
+    for file, chunk in (("ct_flipped_chunk1_middle.mcx", 1), ("ct_flipped_last_chunk.mcx", 2)):
+        entry = _entry(file)
+        with pytest.raises(modelcrypt.SignatureError, match=f"chunk {chunk}"):
+            modelcrypt.load(VECTORS / file, bytes.fromhex(entry["key"]),
+                            trusted_signers=_mc_trust(entry))
+
+
 @pytest.mark.parametrize("index,entry", list(enumerate(TRUSTED)), ids=_ids(TRUSTED))
 def test_modelcrypt_verify_signature_keyless(index, entry):
     import modelcrypt
