@@ -171,9 +171,10 @@ def assemble(core_header: bytes, block: bytes, recipients_mac_key: bytes) -> byt
 def write_v2(plaintext: bytes, *, x25519_recipients=(), symmetric_keys=(), salt: bytes,
              file_key: bytes, ephemeral_privates=(), stanza_salts=(),
              chunk_size: int = v1.DEFAULT_CHUNK_SIZE, metadata_raw: bytes = b"",
-             room: int | None = None, extra_stanzas=()) -> bytes:
+             room: int | None = None, extra_stanzas=(), version: int = VERSION2) -> bytes:
     """Encrypt to recipients. X25519 stanzas first (in order), then symmetric, then extra_stanzas
-    (raw stanza bytes, e.g. of an unknown type)."""
+    (raw stanza bytes, e.g. of an unknown type).  ``version`` = 3 gives the unsigned body of a
+    version 3 file (tests/reference_format_v3.py appends the signature trailer)."""
     x25519_recipients, symmetric_keys = list(x25519_recipients), list(symmetric_keys)
     if len(ephemeral_privates) != len(x25519_recipients):
         raise ValueError("one ephemeral private key per X25519 recipient")
@@ -193,7 +194,7 @@ def write_v2(plaintext: bytes, *, x25519_recipients=(), symmetric_keys=(), salt:
     keys = derive_keys_v2(file_key, salt)
     L, cs = len(plaintext), chunk_size
     head = v1.build_header(chunk_size=cs, plaintext_length=L, metadata_raw=metadata_raw, salt=salt,
-                           key_commitment=keys["key_commitment"], version=VERSION2)
+                           key_commitment=keys["key_commitment"], version=version)
     mac = v1.header_mac(keys["mac_key"], head)
     n = v1.chunk_count(L, cs)
     chunks = [v1.encrypt_chunk(keys["payload_key"], i, i == n - 1, mac,
@@ -385,6 +386,18 @@ def rewrite_recipients(data: bytes, key_or_identity=None, *, identity=None, add_
     """
     data = bytes(data)
     hdr, fk, keys = open_header(data, key_or_identity, identity=identity)
+    return rebuild_recipients(data, hdr, fk, keys, add_x25519=add_x25519,
+                              ephemeral_privates=ephemeral_privates, add_symmetric=add_symmetric,
+                              stanza_salts=stanza_salts, remove_fingerprints=remove_fingerprints,
+                              remove_symmetric_keys=remove_symmetric_keys, room=room)
+
+
+def rebuild_recipients(data: bytes, hdr: dict, fk: bytes, keys: dict, *, add_x25519=(),
+                       ephemeral_privates=(), add_symmetric=(), stanza_salts=(),
+                       remove_fingerprints=(), remove_symmetric_keys=(),
+                       room: int | None = None) -> bytes:
+    """rewrite_recipients once the header is authenticated (hdr, FK and keys from steps 1-10).
+    Everything from H on (payload, and a version 3 trailer) is kept byte for byte."""
     salt = hdr["salt"]
     drop_fps = {bytes(f).hex() if isinstance(f, (bytes, bytearray)) else f
                 for f in remove_fingerprints}

@@ -42,6 +42,7 @@ sys.path.insert(0, str(HERE))
 
 import legacy_reference as LR  # noqa: E402
 import reference_format as RF  # noqa: E402
+import reference_format_v3 as R3  # noqa: E402  (reads v1, v2 and v3: a flipped version may be 3)
 
 import modelcrypt  # noqa: E402
 
@@ -143,7 +144,7 @@ class Tally:
 def ref_expected(data: bytes):
     """The independent reference reader's verdict on `data` (mapped to modelcrypt classes)."""
     try:
-        RF.read(data, KEY)
+        R3.read(data, KEY)
     except tuple(REF_TO_MC) as exc:
         for cls, mc in REF_TO_MC.items():      # UnsupportedVersionError before FormatError
             if isinstance(exc, cls):
@@ -180,6 +181,10 @@ def expected_bitflip(off: int, bit: int, *, cs=CS, length=L0, m=M0, file_len=FIL
     assert 0 <= off < file_len and 0 <= bit < 8
     if off < 8:
         return FE                                            # step 1: magic
+    if off == 8 and bit == 1:
+        # version 1 -> 3, a known version: the v1 file is parsed with the v2/v3 layout, whose R field
+        # is then the first 4 payload bytes, out of 4..262144 or past the file: step 5 of version 2/3
+        return FE
     if off < 12:
         return UV                                            # step 3: version (8..9), algorithm (10..11)
     if off < 32:                                             # chunk_size, plaintext_length, metadata_length, reserved
@@ -216,7 +221,7 @@ def test_oracle_region_counts():
                 out[c] = out.get(c, 0) + 1
         return out
     assert count(0, 8) == {FE: 64}
-    assert count(8, 4) == {UV: 32}
+    assert count(8, 4) == {UV: 31, FE: 1}                   # version 1 -> 3 (bit 1 of byte 8): v3 layout
     assert count(12, 4) == {FE: 19, AE: 13}
     assert count(16, 8) == {AE: 44, FE: 20}
     assert count(24, 4) == {AE: 14, FE: 18}
@@ -396,7 +401,7 @@ def test_appended_bytes(v1, tmp_path, extra):
 # "same": as stale. In-bounds changes fail the MAC (step 7) when stale, and the length (step 8) or a
 # chunk tag (step 9) when re-MACed; out-of-bounds values fail step 3/4/5 either way.
 FIELD_CASES = [
-    ("version", 0, UV, "same"), ("version", 3, UV, "same"), ("version", 0x0101, UV, "same"),
+    ("version", 0, UV, "same"), ("version", 4, UV, "same"), ("version", 0x0101, UV, "same"),
     ("version", 0xFFFF, UV, "same"),
     ("algorithm", 0, UV, "same"), ("algorithm", 2, UV, "same"), ("algorithm", 0xFFFF, UV, "same"),
     ("chunk_size", 0, FE, "same"), ("chunk_size", 1, FE, "same"), ("chunk_size", 2048, FE, "same"),

@@ -196,13 +196,14 @@ def build_cases():
         "truncated header.", K, "FormatError", 2, small[:50])
     bad("short_95", "first 95 bytes of a valid file (one short of the fixed header). "
         "MUST reject: truncated header.", K, "FormatError", 2, small[:95])
-    bad("short_50_version3", "first 50 bytes of a file whose version is 3: the size check "
+    bad("short_50_version4", "first 50 bytes of a file whose version is 4: the size check "
         "(step 2) comes before the version check (step 3), so MUST reject with plain "
         "FormatError, not UnsupportedVersionError.", K, "FormatError", 2,
-        put(small, OFF_VERSION, "<H", 3)[:50])
+        put(small, OFF_VERSION, "<H", 4)[:50])
     # step 3
-    bad("version_3", "version field = 3 (unknown; version 2 is the recipients format, tests/vectors/v2). "
-        "MUST reject: UnsupportedVersionError.", K, "UnsupportedVersionError", 3, put(small, OFF_VERSION, "<H", 3))
+    bad("version_4", "version field = 4 (unassigned; versions 2 and 3 are the recipients and signed "
+        "formats, tests/vectors/v2 and v3). MUST reject: UnsupportedVersionError.", K,
+        "UnsupportedVersionError", 3, put(small, OFF_VERSION, "<H", 4))
     bad("version_0", "version field = 0. MUST reject: UnsupportedVersionError.",
         K, "UnsupportedVersionError", 3, put(small, OFF_VERSION, "<H", 0))
     bad("version_256", "version field = 0x0100 (a big-endian 1). MUST reject: "
@@ -212,10 +213,10 @@ def build_cases():
         K, "UnsupportedVersionError", 3, put(small, OFF_ALG, "<H", 2))
     bad("algorithm_0", "algorithm field = 0. MUST reject: UnsupportedVersionError.",
         K, "UnsupportedVersionError", 3, put(small, OFF_ALG, "<H", 0))
-    bad("version_3_reserved_nonzero", "version 3 AND reserved = 1: the version check "
+    bad("version_4_reserved_nonzero", "version 4 AND reserved = 1: the version check "
         "(step 3) comes before field bounds (step 4). MUST reject: UnsupportedVersionError.",
         K, "UnsupportedVersionError", 3,
-        put(put(small, OFF_VERSION, "<H", 3), OFF_RES, "<I", 1))
+        put(put(small, OFF_VERSION, "<H", 4), OFF_RES, "<I", 1))
     # step 4
     bad("reserved_1", "reserved field = 1. MUST reject: FormatError.",
         K, "FormatError", 4, put(small, OFF_RES, "<I", 1))

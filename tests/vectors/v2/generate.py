@@ -343,7 +343,8 @@ def build_cases():
         put(one, 10, "<H", 2))
     add("v2_reserved", "version 2, core reserved = 1", A, "FormatError", 4, put(one, 28, "<I", 1))
     add("v2_short", "version 2 file of 95 bytes", A, "FormatError", 2, one[:95])
-    add("v3", "version 3", A, "UnsupportedVersionError", 3, put(one, 8, "<H", 3))
+    add("version_4", "version 4 (unassigned; version 3 is the signed format, tests/vectors/v3)",
+        A, "UnsupportedVersionError", 3, put(one, 8, "<H", 4))
     v1file = rf.write(pt, TEAM_KEY, salt=SALT("v2 v1 file"), chunk_size=CS)
     add("v1_file_with_identity", "a version 1 file opened with an identity", A,
         "KeyMismatchError", 7, v1file)
