@@ -23,9 +23,10 @@ Bech32 text: encode_signer / decode_signer (HRP modelcrypt-signer),
              parse_signing_key_file
 
 Error messages of version 3 files start with "step N:", N the step of "Reader algorithm
-(version 3)" (11 = length, 12 = trailer fields and trust, 13 = signature, 14 = chunk hashes and
-then chunk tags; without trusted signers the chunks are "step 12" of version 2).  Keyless
-verification numbers its length check 11 as well.
+(version 3)": S1 = not signed, S2 = length, S3 = trailer fields and trust, S4 = signature (all
+four before the key is used), 6-10 as in version 2, S5 = chunk hashes and then chunk tags with
+trusted signers; without trusted signers, 11 = length and chunk tags are "step 12" of version 2.
+Keyless verification runs S1 to S5 (hashes only).
 
 This is a test oracle: clarity over speed.  A real writer draws every random input from a
 CSPRNG; taking them as parameters is what makes the vectors deterministic.
@@ -180,36 +181,41 @@ def _trusted(trusted_signers) -> list[bytes]:
 
 
 def check_trailer(data: bytes, hdr: dict, trusted: list[bytes]) -> dict:
-    """Steps 12 and 13. Returns the verified trailer (its chunk_hashes are what step 14 uses)."""
+    """Steps S3 and S4. Returns the verified trailer (its chunk_hashes are what S5 uses)."""
     tr = parse_trailer(data, hdr)
     if tr["algorithm"] != SIGNATURE_ALGORITHM:
-        raise UnsupportedVersionError(f"step 12: unsupported signature algorithm {tr['algorithm']}")
+        raise UnsupportedVersionError(f"step S3: unsupported signature algorithm {tr['algorithm']}")
     if tr["reserved"] != 0:
-        raise FormatError("step 12: signature trailer reserved field is not zero")
+        raise FormatError("step S3: signature trailer reserved field is not zero")
     if not any(tr["signer_public_key"] == k for k in trusted):
-        raise SignatureError("step 12: signed by an untrusted key")
+        raise SignatureError("step S3: signed by an untrusted key")
     message = signed_message(data[:hdr["core_header_length"]], tr["chunk_hashes"])
     try:
         Ed25519PublicKey.from_public_bytes(tr["signer_public_key"]).verify(tr["signature"], message)
     except (InvalidSignature, ValueError):
-        raise SignatureError("step 13: the signature does not verify") from None
+        raise SignatureError("step S4: the signature does not verify") from None
     return tr
 
 
+def _check_signed_length(data: bytes, hdr: dict) -> None:
+    """S1 and S2: signed at all, and exactly the length that was signed."""
+    if hdr["version"] != VERSION3:
+        raise SignatureError(f"step S1: not signed (format version {hdr['version']})")
+    if len(data) != hdr["expected_file_length"]:
+        raise SignatureError(f"step S2: file length {len(data)} != expected "
+                             f"{hdr['expected_file_length']} (truncated or trailing data)")
+
+
 def verify_keyless(data: bytes, trusted_signers) -> bytes:
-    """Keyless verification: steps 1-6, the exact length (SignatureError), 12, 13 and every chunk
-    hash (14, no decryption).  Returns the signer's public key."""
+    """Keyless verification: steps 1-6, S1-S4 and S5 without decryption (every chunk hash).
+    Returns the signer's public key."""
     data, trusted = bytes(data), _trusted(trusted_signers)
     hdr = parse_header(data)                                        # 1-6
-    if hdr["version"] != VERSION3:
-        raise SignatureError(f"not signed (format version {hdr['version']})")
-    if len(data) != hdr["expected_file_length"]:
-        raise SignatureError(f"step 11: file length {len(data)} != expected "
-                             f"{hdr['expected_file_length']} (truncated or trailing data)")
-    tr = check_trailer(data, hdr, trusted)                          # 12, 13
-    for i, chunk in enumerate(stored_chunks(data, hdr)):            # 14
+    _check_signed_length(data, hdr)                                 # S1, S2
+    tr = check_trailer(data, hdr, trusted)                          # S3, S4
+    for i, chunk in enumerate(stored_chunks(data, hdr)):            # S5
         if chunk_hash(chunk) != tr["chunk_hashes"][HASH_LEN * i:HASH_LEN * (i + 1)]:
-            raise SignatureError(f"step 14: chunk {i} differs from the signed chunk")
+            raise SignatureError(f"step S5: chunk {i} differs from the signed chunk")
     return tr["signer_public_key"]
 
 
@@ -241,29 +247,29 @@ def read(data: bytes, key=None, *, identity=None, trusted_signers=None) -> tuple
     """Full reader for versions 1, 2 and 3. Returns (plaintext, metadata_raw).
 
     trusted_signers None: signatures are not checked (a v3 file opens like a v2 file, its
-    trailer's contents ignored).  A list of 32-byte Ed25519 public keys: a v1 or v2 file is a
-    SignatureError ("not signed"), and a v3 file must pass steps 12 to 14."""
+    trailer's contents ignored).  A list of 32-byte Ed25519 public keys: steps S1 to S4 run
+    before the key is used (a v1 or v2 file is a SignatureError "not signed"), then steps 7 to 10
+    of version 2, then S5 for every chunk."""
     data = bytes(data)
     if isinstance(key, X25519Identity):
         key, identity = None, key
     trusted = None if trusted_signers is None else _trusted(trusted_signers)
     hdr = parse_header(data)                                        # 1-6
-    if hdr["version"] != VERSION3:
-        if trusted is not None:
-            raise SignatureError(f"not signed (format version {hdr['version']})")
-        return v2.read(data, key, identity=identity)
-    hdr, _fk, keys = open_header(data, key, identity=identity)      # 7-10
-    if len(data) != hdr["expected_file_length"]:                    # 11
-        raise AuthenticationError(f"step 11: file length {len(data)} != expected "
-                                  f"{hdr['expected_file_length']} (truncated or trailing data)")
     hashes = None
     if trusted is not None:
-        hashes = check_trailer(data, hdr, trusted)["chunk_hashes"]  # 12, 13
-    step = 12 if hashes is None else 14
+        _check_signed_length(data, hdr)                             # S1, S2
+        hashes = check_trailer(data, hdr, trusted)["chunk_hashes"]  # S3, S4
+    elif hdr["version"] != VERSION3:
+        return v2.read(data, key, identity=identity)
+    hdr, _fk, keys = open_header(data, key, identity=identity)      # 7-10
+    if len(data) != hdr["expected_file_length"]:                    # 11 (holds after S2)
+        raise AuthenticationError(f"step 11: file length {len(data)} != expected "
+                                  f"{hdr['expected_file_length']} (truncated or trailing data)")
+    step = 12 if hashes is None else "S5"
     n, parts = hdr["chunk_count"], []
-    for i, chunk in enumerate(stored_chunks(data, hdr)):            # 14 (or v2 step 12)
+    for i, chunk in enumerate(stored_chunks(data, hdr)):            # S5 (or v2 step 12)
         if hashes is not None and chunk_hash(chunk) != hashes[HASH_LEN * i:HASH_LEN * (i + 1)]:
-            raise SignatureError(f"step 14: chunk {i} differs from the signed chunk")
+            raise SignatureError(f"step S5: chunk {i} differs from the signed chunk")
         try:
             parts.append(v1.decrypt_chunk(keys["payload_key"], i, i == n - 1, hdr["header_mac"],
                                           chunk))

@@ -67,10 +67,11 @@ def _outcome(fn):
     try:
         return "ok", None, fn()
     except ERRORS as e:
-        msg = str(e)
-        if msg.startswith("not signed"):
-            return type(e).__name__, "not signed", None
-        return type(e).__name__, int(msg.split(":")[0][5:]) if msg.startswith("step ") else None, None
+        msg, step = str(e), None
+        if msg.startswith("step "):
+            token = msg.split(":")[0][5:]
+            step = int(token) if token.isdigit() else token
+        return type(e).__name__, step, None
 
 
 def _is_v3(data: bytes) -> bool:
@@ -107,8 +108,9 @@ def test_reference_manifest_is_well_formed():
         if "ok" in (e["expect"], e["expect_without_trust"]):
             assert len(e["plaintext_sha256"]) == 64
     steps = {e["step"] for e in MANIFEST}
-    assert {6, 7, 9, 10, 11, 12, 13, 14, "not signed"} <= steps
-    assert {e["keyless_step"] for e in TRUSTED} >= {11, 12, 13, 14, "not signed"}
+    assert {6, 7, 10, "S1", "S2", "S3", "S4", "S5"} <= steps
+    assert {e["step_without_trust"] for e in MANIFEST} >= {7, 9, 10, 11, 12}
+    assert {e["keyless_step"] for e in TRUSTED} >= {"S1", "S2", "S3", "S4", "S5"}
     # every rejection of version 3 is present, with and without trust
     assert {e["expect"] for e in MANIFEST} == {"ok"} | ERROR_NAMES
     assert {e["keyless_expect"] for e in TRUSTED} == {"ok"} | ERROR_NAMES - {"KeyMismatchError",
@@ -361,7 +363,7 @@ def _entry(file, trusted=True):
     ("chunks_swapped_with_hashes.mcx", "all"), ("resigned_other_key.mcx", "all"),
     ("signed_bad_chunk.mcx", "tag1")])
 def test_modelcrypt_random_access_checks_the_chunks_it_reads(file, bad_chunk):
-    """Step 14 for random access: the signature over the hash list is checked (at open, or at the
+    """S5 for random access: the signature over the hash list is checked (at open, or at the
     latest before the first read), and each range read checks only its own chunks."""
     import modelcrypt
     entry = _entry(file)
@@ -376,7 +378,7 @@ def test_modelcrypt_random_access_checks_the_chunks_it_reads(file, bad_chunk):
     try:
         f = modelcrypt.open_encrypted(VECTORS / file, key, trusted_signers=trust)
     except modelcrypt.SignatureError:
-        assert bad_chunk == "all", file          # step 13 may run at open time
+        assert bad_chunk == "all", file          # S4 may run at open time
         return
     with f:
         for (off, n), chunks in ranges.items():
@@ -423,7 +425,7 @@ def test_modelcrypt_verify_signature_keyless(index, entry):
 # files that open, and are either intact signed files or unsigned (damaged trailers are left out:
 # what inspect shows for them is not specified)
 INSPECTED = sorted({e["file"]: e for e in TRUSTED if e["expect_without_trust"] == "ok" and (
-    e["keyless_expect"] == "ok" or e["keyless_step"] == "not signed")}.values(),
+    e["keyless_expect"] == "ok" or e["keyless_step"] == "S1")}.values(),
     key=lambda e: e["file"])
 
 

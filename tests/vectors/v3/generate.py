@@ -28,21 +28,21 @@ manifest.json: a JSON list, one entry per (file, credential, trusted signers):
                          exact; else null.  Keyless verification, when "ok", returns it.
     recipients, recipients_length   (as tests/vectors/v2) for a v2/v3 file with an "ok"
 expect is "ok" or the exact error class name.  step is the step of "Reader algorithm (version
-3)" in docs/FORMAT.md (11 length, 12 trailer fields and trust, 13 signature, 14 chunk hash then
-chunk tag; without trusted signers a chunk tag failure is step 12 of version 2), or the string
-"not signed" for the rule that rejects a version 1 or 2 file when signatures are checked, or null
-for "ok".  Keyless verification numbers its length check 11 too.
+3)" in docs/FORMAT.md: "S1" not signed, "S2" length, "S3" trailer fields and trust, "S4" the
+signature (these four before the key is used), 6-10 as in version 2, "S5" chunk hash then chunk
+tag; without trusted signers 11 is the length and a chunk tag failure is step 12 of version 2;
+null for "ok".
 
 Readers that only know versions 1 and 2 reject every file here whose core header says version 3
 with UnsupportedVersionError (step 3); tests/test_vectors_v3.py checks this with both references.
 
 Readings of FORMAT.md chosen where it leaves room:
-  * "not signed" is checked right after the keyless header steps (before the key is used), so a
+  * S1 ("not signed") comes right after the keyless header steps (before the key is used), so a
     v1/v2 file with trusted signers is a SignatureError whatever the key; the vectors only use
     the right key for it;
   * without trusted signers the trailer's contents are ignored (the spec's MAY): a damaged
     trailer of the right length opens (expect_without_trust "ok");
-  * a non-canonical signature (S + l) is a SignatureError (step 13), as OpenSSL rejects it.
+  * a non-canonical signature (S + l) is a SignatureError (S4), as OpenSSL rejects it.
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def build_cases():
     add("valid_symmetric", "the same file read without trusted signers (opens like v2)", T, None,
         "ok", None, sym, pts)
     add("valid_symmetric", "signed by the publisher, but only another key is trusted", T, [OTHER],
-        SE, 12, sym, pts)
+        SE, "S3", sym, pts)
     add("valid_symmetric", "a wrong master key with trusted signers: step 7 comes first", ("key",
         WRONG_KEY), P, KM, 7, sym)
 
@@ -217,76 +217,76 @@ def build_cases():
 
     # ---------------------------------------------------------------- step 12: trailer fields
     to = trailer_off(multi)
-    add("trailer_algorithm_2", "signature_algorithm = 2", T, P, UV, 12, put(multi, to, "<H", 2),
+    add("trailer_algorithm_2", "signature_algorithm = 2", T, P, UV, "S3", put(multi, to, "<H", 2),
         ptc)
-    add("trailer_algorithm_0", "signature_algorithm = 0", T, P, UV, 12, put(multi, to, "<H", 0),
+    add("trailer_algorithm_0", "signature_algorithm = 0", T, P, UV, "S3", put(multi, to, "<H", 0),
         ptc)
-    add("trailer_reserved_1", "trailer reserved = 1", T, P, FE, 12, put(multi, to + 2, "<H", 1),
+    add("trailer_reserved_1", "trailer reserved = 1", T, P, FE, "S3", put(multi, to + 2, "<H", 1),
         ptc)
-    add("trailer_reserved_high_bit", "trailer reserved = 0x8000", T, P, FE, 12,
+    add("trailer_reserved_high_bit", "trailer reserved = 0x8000", T, P, FE, "S3",
         put(multi, to + 2, "<H", 0x8000), ptc)
     other_signed = resign(multi, OTHER)
     assert other_signed[:to] == multi[:to]
     add("resigned_other_key", "valid_multichunk re-signed by another key (untrusted)", T, P, SE,
-        12, other_signed, ptc)
+        "S3", other_signed, ptc)
     add("resigned_other_key", "the re-signed file with its own signer trusted", T, [OTHER], "ok",
         None, other_signed, ptc)
 
     # ---------------------------------------------------------------- step 13: the signature
     sig = to + 36
-    add("signature_flipped_first", "first signature byte flipped (R)", T, P, SE, 13,
+    add("signature_flipped_first", "first signature byte flipped (R)", T, P, SE, "S4",
         flip(multi, sig), ptc)
-    add("signature_flipped_last", "last signature byte flipped (S)", T, P, SE, 13,
+    add("signature_flipped_last", "last signature byte flipped (S)", T, P, SE, "S4",
         flip(multi, sig + 63, 0x10), ptc)
     S = int.from_bytes(multi[sig + 32:sig + 64], "little")
     malleated = multi[:sig + 32] + (S + ED25519_L).to_bytes(32, "little") + multi[sig + 64:]
     add("signature_s_plus_l", "S replaced by S + l (non-canonical; verifies in lax checkers)", T, P,
-        SE, 13, malleated, ptc)
+        SE, "S4", malleated, ptc)
     swapped_key = multi[:to + 4] + spub(OTHER) + multi[to + 36:]
     add("signer_key_swapped", "signer_public_key replaced by another trusted key; signature "
-        "by the publisher", T, PO, SE, 13, swapped_key, ptc)
+        "by the publisher", T, PO, SE, "S4", swapped_key, ptc)
     hashes = to + 100
-    add("chunk_hash_flipped_first", "chunk_hash_0 byte flipped", T, P, SE, 13,
+    add("chunk_hash_flipped_first", "chunk_hash_0 byte flipped", T, P, SE, "S4",
         flip(multi, hashes), ptc)
-    add("chunk_hash_flipped_last", "chunk_hash_2 (last) byte flipped", T, P, SE, 13,
+    add("chunk_hash_flipped_last", "chunk_hash_2 (last) byte flipped", T, P, SE, "S4",
         flip(multi, hashes + 3 * 32 - 1), ptc)
     other_multi = write("multichunk other", _det("v3 chunks other", 2 * CS + 100), sym=[TEAM_KEY])
     spliced = multi[:to] + other_multi[trailer_off(other_multi):]
     add("trailer_from_other_file", "the trailer of another signed file with the same n", T, P, SE,
-        13, spliced, ptc)
+        "S4", spliced, ptc)
     (a0, a1), (b0, b1), (c0, _c1) = (chunk_span(multi, i) for i in range(3))
     swap = multi[:a0] + multi[b0:b1] + multi[a0:a1] + multi[c0:hashes] + \
         multi[hashes + 32:hashes + 64] + multi[hashes:hashes + 32] + multi[hashes + 64:]
     add("chunks_swapped_with_hashes", "chunks 0 and 1 swapped, their hash entries too", T, P, SE,
-        13, swap)
+        "S4", swap)
     add("metadata_flipped", "metadata byte flipped (covered by the header MAC and the "
-        "signature)", A, P, AE, 9, flip(mfile, 100))
-    add("header_mac_flipped", "header_mac byte flipped", T, P, AE, 9, flip(multi, 96))
-    add("salt_flipped", "salt byte flipped: the stanza's AAD changes", T, P, KM, 7,
+        "signature: S4 before the key)", A, P, SE, "S4", flip(mfile, 100))
+    add("header_mac_flipped", "header_mac byte flipped (signed: S4)", T, P, SE, "S4", flip(multi, 96))
+    add("salt_flipped", "salt byte flipped (signed: S4 before the stanza is opened)", T, P, SE, "S4",
         flip(multi, 40))
-    add("plaintext_length_changed", "L + 1 in the header (the MAC fails with a key; keyless, "
-        "the length check fails)", T, P, AE, 9, put(multi, 16, "<Q", 2 * CS + 101))
+    add("plaintext_length_changed", "L + 1 in the header: the file length no longer matches (S2; "
+        "without trusted signers the header MAC fails)", T, P, SE, "S2", put(multi, 16, "<Q", 2 * CS + 101))
 
     # ---------------------------------------------------------------- step 14: chunks
     for nm, off in (("ct_flipped_chunk0", a0 + 5), ("ct_flipped_chunk1_middle", b0 + CS // 2),
                     ("ct_flipped_last_chunk", c0 + 50), ("tag_flipped_last_chunk", len(multi)
                                                            - 100 - 3 * 32 - 1)):
-        add(nm, f"one byte of the stored chunks flipped at offset {off}", T, P, SE, 14,
+        add(nm, f"one byte of the stored chunks flipped at offset {off}", T, P, SE, "S5",
             flip(multi, off))
     swap_only = multi[:a0] + multi[b0:b1] + multi[a0:a1] + multi[c0:]
-    add("chunks_swapped", "chunks 0 and 1 swapped, hash entries left", T, P, SE, 14, swap_only)
+    add("chunks_swapped", "chunks 0 and 1 swapped, hash entries left", T, P, SE, "S5", swap_only)
     bad_body = flip(multi[:to], b1 - 1)     # chunk 1's tag damaged BEFORE signing
     signed_bad = r3.sign(bad_body, seed(PUBLISHER))
     add("signed_bad_chunk", "the publisher signed a file whose chunk 1 tag is damaged: the "
-        "signature and hashes verify (keyless ok), the tag does not", T, P, AE, 14, signed_bad)
+        "signature and hashes verify (keyless ok), the tag does not", T, P, AE, "S5", signed_bad)
 
-    # ---------------------------------------------------------------- step 11: length
-    add("trailer_truncated_1", "last byte of the trailer cut", T, P, AE, 11, multi[:-1])
-    add("trailer_hashes_removed", "trailer cut after its 100 fixed bytes", T, P, AE, 11,
+    # ---------------------------------------------------------------- S2: length
+    add("trailer_truncated_1", "last byte of the trailer cut", T, P, SE, "S2", multi[:-1])
+    add("trailer_hashes_removed", "trailer cut after its 100 fixed bytes", T, P, SE, "S2",
         multi[:hashes])
-    add("trailer_removed", "version 3 header, trailer removed entirely", T, P, AE, 11, multi[:to])
-    add("trailer_extended_1", "one byte appended", T, P, AE, 11, multi + b"\x00")
-    add("trailer_extra_hash", "a 4th chunk hash (32 bytes) appended", T, P, AE, 11,
+    add("trailer_removed", "version 3 header, trailer removed entirely", T, P, SE, "S2", multi[:to])
+    add("trailer_extended_1", "one byte appended", T, P, SE, "S2", multi + b"\x00")
+    add("trailer_extra_hash", "a 4th chunk hash (32 bytes) appended", T, P, SE, "S2",
         multi + multi[hashes:hashes + 32])
 
     # ---------------------------------------------------------------- not covered: recipients
@@ -304,14 +304,14 @@ def build_cases():
     stripped = put(multi[:to], 8, "<H", 2)
     add("signature_stripped", "version set back to 2 and the trailer removed: not signed with "
         "trusted signers; without, the header MAC (which covers the version) fails", T, P, SE,
-        "not signed", stripped)
+        "S1", stripped)
     v2file = r2.write_v2(pts, symmetric_keys=[TEAM_KEY], salt=SALT("v3 v2 file"),
                          file_key=_det("v3 v2 file key", 32),
                          stanza_salts=[_det("v3 v2 stanza salt", 32)], chunk_size=CS)
-    add("v2_file", "a valid version 2 file with trusted signers", T, P, SE, "not signed", v2file,
+    add("v2_file", "a valid version 2 file with trusted signers", T, P, SE, "S1", v2file,
         pts)
     v1file = rf.write(pts, TEAM_KEY, salt=SALT("v3 v1 file"), chunk_size=CS)
-    add("v1_file", "a valid version 1 file with trusted signers", T, P, SE, "not signed", v1file,
+    add("v1_file", "a valid version 1 file with trusted signers", T, P, SE, "S1", v1file,
         pts)
 
     # ---------------------------------------------------------------- steps 1-5 with version 3
@@ -331,9 +331,10 @@ def _outcome(fn):
         return "ok", None, fn()
     except ERRORS as e:
         msg = str(e)
-        if msg.startswith("not signed"):
-            return type(e).__name__, "not signed", None
-        step = int(msg.split(":")[0][5:]) if msg.startswith("step ") else None
+        step = None
+        if msg.startswith("step "):
+            token = msg.split(":")[0][5:]
+            step = int(token) if token.isdigit() else token
         return type(e).__name__, step, None
 
 
