@@ -68,3 +68,10 @@ class KeyTextWarning(UserWarning):
 
 
 __all__.append("KeyTextWarning")
+
+
+class SignatureError(ModelCryptError):
+    """not signed, signed by an untrusted key, or changed since signing"""
+
+
+__all__.append("SignatureError")
