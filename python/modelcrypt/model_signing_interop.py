@@ -30,7 +30,7 @@ from typing import Any, Optional, Union
 from . import _sets
 from ._api import BytesLike, StrPath, _check_bool, _fspath, inspect, is_encrypted
 from .exceptions import SignatureError
-from .keys import wipe
+from .keys import _path_shown, wipe
 
 __all__ = ["sign_directory", "verify_directory_signature", "default_signature_path"]
 
@@ -104,7 +104,16 @@ def _check_encrypted_directory(root: str) -> None:
 
 
 def _read_pem(path: str) -> bytearray:
-    with open(path, "rb") as f:  # OSError (FileNotFoundError, ...) names the file
+    """A key file's bytes. An OSError names the file as key-file errors do (keys._path_shown: a
+    path that looks like key text, i.e. a key given in place of its path, is not repeated)."""
+    failure = None
+    try:
+        f = open(path, "rb", buffering=0)
+    except OSError as exc:  # re-raised outside this block: no chained original quoting the path
+        failure = (exc.errno, exc.strerror or "cannot open")
+    if failure is not None:
+        raise OSError(failure[0], failure[1], _path_shown(path))
+    with f:
         return bytearray(f.read())
 
 
@@ -140,6 +149,7 @@ def _check_private_key(path: str, password: Optional[bytearray]) -> bool:
     from cryptography.hazmat.primitives import serialization
 
     pem = _read_pem(path)
+    path = _path_shown(path)
     try:
         if b"-----BEGIN" not in pem:
             raise ValueError(f"{path}: not a PEM file; the private key must be a PEM EC private key "
@@ -169,6 +179,7 @@ def _check_public_key(path: str) -> None:
     from cryptography.hazmat.primitives import serialization
 
     pem = _read_pem(path)
+    path = _path_shown(path)
     try:
         if b"PRIVATE KEY-----" in pem:
             raise ValueError(f"{path}: a private key; verifying takes the signer's public key (keep the private "
@@ -305,7 +316,7 @@ def verify_directory_signature(directory: StrPath, public_key: StrPath, *,
     except (OSError, MemoryError):
         raise
     except Exception as exc:  # noqa: BLE001 - whatever model_signing refuses is not verified
-        raise _signature_error(root, sig, key_path, exc) from None
+        raise _signature_error(root, sig, _path_shown(key_path), exc) from None
     try:
         left_out = _signer_ignored_paths(sig)
     except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
