@@ -452,3 +452,12 @@ def test_a_bundle_made_by_the_model_signing_cli_verifies_with_verify_dir(ms, tmp
     ok(model_signing_cli("verify", "key", encrypted, "--signature", sig, "--public_key", keys["public"]))
     with pytest.raises(modelcrypt.SignatureError, match="'.gitattributes' is not covered by the signature"):
         modelcrypt.verify_directory_signature(encrypted, keys["public"], signature=sig)
+
+
+def test_a_signature_in_a_missing_directory_is_an_io_error(ms, tmp_path, keys, encrypted):
+    with pytest.raises(FileNotFoundError, match="no-such-dir"):
+        modelcrypt.sign_directory(encrypted, keys["private"], signature=tmp_path / "no-such-dir" / "x.sig")
+    r = mc("sign-dir", encrypted, "--key", keys["private"], "--signature", tmp_path / "no-such-dir" / "x.sig")
+    assert r.returncode == 3 and "no-such-dir" in r.stderr
+    r = mc("verify-dir", tmp_path / "no-such-model", "--trust", keys["public"])
+    assert r.returncode == 3 and "no-such-model" in r.stderr

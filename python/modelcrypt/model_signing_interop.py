@@ -22,6 +22,7 @@ from __future__ import annotations
 import ast
 import base64
 import binascii
+import errno
 import json
 import os
 import pathlib
@@ -251,6 +252,8 @@ def sign_directory(directory: StrPath, private_key: StrPath, *, signature: Optio
             wipe(secret)
     config.set_hashing_config(_hashing_config(ms, []))
     parent = os.path.dirname(os.path.abspath(sig))
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(errno.ENOENT, "the signature's directory does not exist", os.path.dirname(sig) or parent)
     tmp = pathlib.Path(parent, f".{sig.name}.mctmp-{os.urandom(6).hex()}")
     try:
         config.sign(root, tmp)
@@ -265,9 +268,9 @@ def sign_directory(directory: StrPath, private_key: StrPath, *, signature: Optio
     return sig
 
 
-def _signer_ignored_paths(sig: pathlib.Path) -> list[str]:
+def _signer_ignored_paths(bundle: bytes) -> list[str]:
     """The paths the (verified) signature's manifest leaves out of the model, as its signer chose."""
-    doc = json.loads(sig.read_text(encoding="utf-8"))
+    doc = json.loads(bundle.decode("utf-8"))
     statement = json.loads(base64.b64decode(doc["dsseEnvelope"]["payload"], validate=True))
     ignored = statement["predicate"]["serialization"].get("ignore_paths", [])
     return [str(p) for p in ignored]
@@ -311,15 +314,18 @@ def verify_directory_signature(directory: StrPath, public_key: StrPath, *,
     ignored = [] if inside is None else [inside]
     config = ms.verifying.Config().use_elliptic_key_verifier(public_key=key_path)
     config.set_hashing_config(_hashing_config(ms, ignored))
+    before = sig.read_bytes()
     try:
         config.verify(root, sig)
     except (OSError, MemoryError):
         raise
     except Exception as exc:  # noqa: BLE001 - whatever model_signing refuses is not verified
         raise _signature_error(root, sig, _path_shown(key_path), exc) from None
+    if sig.read_bytes() != before:  # what is read below must be the bundle model_signing verified
+        raise SignatureError(f"{root}: {sig} changed while it was being verified")
     try:
-        left_out = _signer_ignored_paths(sig)
-    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
+        left_out = _signer_ignored_paths(before)
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:  # UnicodeDecodeError too
         raise SignatureError(f"{root}: {sig}: unreadable statement in the signature bundle ({_why(exc)})") from None
     for rel in left_out:
         if rel not in ignored and os.path.lexists(os.path.join(root, rel)):
