@@ -21,6 +21,7 @@ _EXTRAS = {
     "torch": "torch",
     "paddle": "paddle",
     "safetensors": "test",
+    "model_signing": "signing",
 }
 
 
