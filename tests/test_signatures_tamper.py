@@ -209,8 +209,8 @@ def test_unknown_signature_algorithm_and_reserved_field(tmp_path, signed, signer
 def test_trailer_truncated_or_extended(tmp_path, signed, signer, how):
     data = signed[:-1] if how == "truncated" else signed + b"\0"
     path = _write(tmp_path, data)
-    # with a key, the authenticated header fixes the file length (format v3 step 11)
-    assert_refused(path, modelcrypt.AuthenticationError, "truncated|trailing", trust=[signer])
+    # with trust the length is checked before the key (S2); without, the authenticated header fixes it
+    assert_refused(path, modelcrypt.SignatureError, "truncated|trailing", trust=[signer])
     assert_refused(path, modelcrypt.AuthenticationError, "truncated|trailing")
     keyless_refused(path, signer, "truncated|trailing")  # without a key only the signature can tell
     path = _write(tmp_path, signed[:layout(signed).hash_entry(3).start], "cut.mcx")  # a whole hash entry gone
@@ -231,9 +231,6 @@ def test_stripped_signature_without_a_key(tmp_path, signed, signer):
     assert_refused(path, modelcrypt.AuthenticationError, "header")
 
 
-@pytest.mark.xfail(strict=True, reason="cpp bug: with trusted signers the 'not signed' check runs only after the "
-                                       "header MAC (OpenedFile::authenticate / decrypt_memory), so a stripped file "
-                                       "gives AuthenticationError, not SignatureError")
 def test_stripped_signature_with_trust_is_a_signature_error(tmp_path, signed, signer):
     path = _write(tmp_path, _stripped(signed))
     assert_refused(path, modelcrypt.SignatureError, "not signed", trust=[signer])
@@ -265,9 +262,10 @@ def test_metadata_changed_by_a_key_holder(tmp_path, signer):
     assert bytes(buf) == PLAINTEXT and buf.metadata == {"model": "evil"}  # valid under the key alone
     assert_refused(path, modelcrypt.SignatureError, "signature does not verify", trust=[signer])
     keyless_refused(path, signer, "signature does not verify")
-    # a changed metadata byte without the key: the header MAC (key) or the signature (keyless) fails
+    # a changed metadata byte: with trust the signature fails before the key is used; without, the header MAC
     raw = _write(tmp_path, flipped(data, 96 + 3), "raw.mcx")
-    assert_refused(raw, modelcrypt.AuthenticationError, "header", trust=[signer])
+    assert_refused(raw, modelcrypt.SignatureError, "signature does not verify", trust=[signer])
+    assert_refused(raw, modelcrypt.AuthenticationError, "header")
     keyless_refused(raw, signer, "signature does not verify")
 
 
