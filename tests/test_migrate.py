@@ -380,9 +380,9 @@ def test_no_plaintext_ever_on_disk(tmp_path, monkeypatch):
 
     real = modelcrypt._core.encrypt_parts_to_file
 
-    def spy(parts, dst, *args):
+    def spy(parts, dst, *args, **kwargs):
         scan()
-        real(parts, dst, *args)
+        real(parts, dst, *args, **kwargs)
         scan()
 
     monkeypatch.setattr(modelcrypt._core, "encrypt_parts_to_file", spy)

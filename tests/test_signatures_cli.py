@@ -293,3 +293,98 @@ def test_decrypt_to_stdout_with_trust(tmp_path, publisher, model):
         r = to_stdout(tmp_path / name, "--trust", public)
         assert r.returncode == 1 and r.stdout == b"" and why in r.stderr, (name, r.stderr)
     assert to_stdout(tmp_path / "r.mcx").stdout == src.read_bytes()  # without --trust the re-signed file decrypts
+
+
+def test_decrypt_to_stdout_with_trust_writes_nothing_for_a_late_changed_chunk(tmp_path, publisher):
+    """A change in a chunk after the first 8 MiB stream block: --trust checks the whole file first."""
+    key_file, public, _ = publisher
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(20 * 1024 * 1024 + 5))
+    ok(mc("keygen", "-o", tmp_path / "k.key"))
+    enc = tmp_path / "big.mcx"
+    ok(mc("encrypt", src, "-o", enc, "--key-file", tmp_path / "k.key", "--sign", key_file))
+    data = enc.read_bytes()
+    late = layout(data).chunk(15).start + 7  # chunk 15 of 21 (1 MiB chunks): beyond the first stream block
+    (tmp_path / "late.mcx").write_bytes(flipped(data, late))
+    r = subprocess.run([sys.executable, "-m", "modelcrypt", "decrypt", str(tmp_path / "late.mcx"), "-o", "-",
+                        "--key-file", str(tmp_path / "k.key"), "--trust", public], capture_output=True,
+                       env={**os.environ, "SKBUILD_EDITABLE_VERBOSE": "0"}, timeout=300)
+    assert r.returncode == 1 and r.stdout == b"" and b"chunk 15" in r.stderr, r.stderr
+
+
+def test_key_text_in_place_of_a_path_is_not_repeated(tmp_path, publisher, model):
+    key_file, public, secret = publisher
+    src, k = model
+    ident = tmp_path / "device.identity"
+    ok(mc("keygen", "--x25519", "-o", ident))
+    identity_secret = [line for line in ident.read_text().splitlines() if line.startswith("MODELCRYPT-SECRET-KEY-1")][0]
+    r = mc("encrypt", src, "-o", tmp_path / "x.mcx", "--key-file", k, "--sign", secret)
+    assert r.returncode != 0 and "not shown" in r.stderr, r.stderr
+    no_secret(r, secret)
+    assert not (tmp_path / "x.mcx").exists()
+    ok(mc("encrypt", src, "-o", tmp_path / "y.mcx", "-r", ok(mc("keygen", "--x25519", "-o",
+                                                                  tmp_path / "d2.identity")).stdout.strip()))
+    r = mc("decrypt", tmp_path / "y.mcx", "-o", tmp_path / "y", "-i", identity_secret)
+    assert r.returncode != 0 and identity_secret not in r.stdout + r.stderr and "not shown" in r.stderr, r.stderr
+    r = mc("verify", tmp_path / "y.mcx", "--trust", tmp_path / "no-such-list.txt")
+    assert r.returncode == 2 and "neither a signer public key" in r.stderr, r.stderr
+
+
+def test_trust_file_with_several_pem_keys_and_text_lines(tmp_path, model):
+    src, k = model
+    pems, texts = [], []
+    for i in range(3):
+        sk = Ed25519PrivateKey.generate()
+        (tmp_path / f"p{i}.pem").write_bytes(sk.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                             serialization.NoEncryption()))
+        os.chmod(tmp_path / f"p{i}.pem", 0o600)
+        pems.append(sk.public_key().public_bytes(serialization.Encoding.PEM,
+                                                 serialization.PublicFormat.SubjectPublicKeyInfo).decode())
+        ok(mc("encrypt", src, "-o", tmp_path / f"m{i}.mcx", "--key-file", k, "--sign", tmp_path / f"p{i}.pem"))
+    text_signer = ok(mc("keygen", "--signing", "-o", tmp_path / "t.sign")).stdout.strip()
+    ok(mc("encrypt", src, "-o", tmp_path / "mt.mcx", "--key-file", k, "--sign", tmp_path / "t.sign"))
+    listing = tmp_path / "trusted.txt"
+    listing.write_text(f"# two PEM keys, a text line, a third PEM key\n{pems[0]}{pems[1]}\n{text_signer}\n{pems[2]}")
+    for name in ("m0", "m1", "m2", "mt"):  # every entry counts
+        ok(mc("verify", tmp_path / f"{name}.mcx", "--trust", listing))
+        ok(mc("verify", tmp_path / f"{name}.mcx", "--key-file", k, "--trust", listing))
+    broken = tmp_path / "broken.txt"
+    broken.write_text(pems[0] + pems[1].rsplit("-----END", 1)[0])
+    r = mc("verify", tmp_path / "m0.mcx", "--trust", broken)
+    assert r.returncode == 2 and "END" in r.stderr, r.stderr
+
+
+def test_keyless_verify_refuses_a_directory_before_checking_any_file(tmp_path, publisher, model):
+    key_file, public, _ = publisher
+    src, k = model
+    ok(mc("encrypt", src, "-o", tmp_path / "a.mcx", "--key-file", k, "--sign", key_file))
+    (tmp_path / "d").mkdir()
+    r = mc("verify", tmp_path / "a.mcx", tmp_path / "d", "--trust", public)
+    assert r.returncode == 2 and "directory" in r.stderr and "OK" not in r.stdout, (r.stdout, r.stderr)
+
+
+@pytest.mark.parametrize("kind", ["--signing", "--x25519"])
+def test_overwrite_key_keeps_the_old_key_when_the_write_fails(tmp_path, kind, monkeypatch, capsys):
+    """keygen --overwrite-key replaces the file atomically: a failure (here the final rename, as on a full
+    disk) leaves the old key in place."""
+    from modelcrypt import _atomic
+    from modelcrypt.cli import main
+    path = tmp_path / "old.key"
+    assert main(["keygen", kind, "-o", str(path)]) == 0
+    before = path.read_bytes()
+
+    def full_disk(*_args, **_kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_atomic.os, "replace", full_disk)
+    monkeypatch.setattr(_atomic.os, "rename", full_disk)
+    try:
+        code = main(["keygen", kind, "-o", str(path), "--overwrite-key"])
+    except SystemExit as exc:
+        code = exc.code
+    assert code != 0
+    assert path.read_bytes() == before
+    monkeypatch.undo()
+    assert main(["keygen", kind, "-o", str(path), "--overwrite-key"]) == 0
+    assert path.read_bytes() != before and os.stat(path).st_mode & 0o777 == 0o600
+    capsys.readouterr()

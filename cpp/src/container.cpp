@@ -739,12 +739,20 @@ ParsedFileHeader read_file_header(const InputFile& in) { return read_header_once
 std::shared_ptr<const signature::VerifiedTrailer> read_verified_trailer(
     const InputFile& in, const ParsedFileHeader& parsed, const std::vector<signature::PublicKey>& trusted) {
   const Header& h = parsed.header;
-  check_signed_length(h, in.size());
-  std::vector<uint8_t> copy(checked_size(h.trailer_length()));
-  in.read_exact_at(copy.data(), copy.size(), h.trailer_offset());
-  count_read(copy.size());
-  return std::make_shared<signature::VerifiedTrailer>(signature::verify_trailer(
-      copy.data(), copy.size(), h.chunk_count(), {parsed.raw.data(), static_cast<size_t>(h.core_length())}, trusted));
+  check_signed_length(h, in.size());  // S1, S2: n is now bounded by the real file length
+  // S3 on the fixed 100 bytes before the 32 * n bytes of hashes are allocated; then the hashes are read
+  // once, straight into the memory the verified trailer keeps (no second copy).
+  std::array<uint8_t, signature::kTrailerFixedSize> head{};
+  in.read_exact_at(head.data(), head.size(), h.trailer_offset());
+  count_read(head.size());
+  const signature::PublicKey signer = signature::check_trailer_head(head.data(), trusted);
+  std::vector<signature::ChunkHash> hashes(checked_size(h.chunk_count()));
+  const size_t hashes_size = hashes.size() * signature::kChunkHashSize;
+  static_assert(sizeof(signature::ChunkHash) == signature::kChunkHashSize, "chunk hashes are packed");
+  in.read_exact_at(reinterpret_cast<uint8_t*>(hashes.data()), hashes_size, h.trailer_offset() + head.size());
+  count_read(hashes_size);
+  return std::make_shared<signature::VerifiedTrailer>(signature::verify_trailer_signature(
+      head.data(), signer, {parsed.raw.data(), static_cast<size_t>(h.core_length())}, std::move(hashes)));
 }
 
 SecureBuffer load_opened_chunks(const OpenedFile& f, uint64_t first, uint64_t count, unsigned threads) {

@@ -79,34 +79,46 @@ void VerifiedTrailer::check_chunk(uint64_t index, const ChunkHash& actual) const
   if (!matches(index, actual)) raise_chunk_changed(index, hashes.size());
 }
 
-VerifiedTrailer verify_trailer(const uint8_t* t, size_t length, uint64_t chunk_count, ByteView core_header,
-                               const std::vector<PublicKey>& trusted) {
-  if (length != trailer_length(chunk_count)) throw Error(Status::internal, "signature trailer has the wrong length");
+PublicKey check_trailer_head(const uint8_t* t, const std::vector<PublicKey>& trusted) {
   const uint16_t algorithm = load_le16(t);
   if (algorithm != kAlgorithmEd25519Sha256) {
     throw Error(Status::unsupported, "unsupported signature algorithm " + std::to_string(algorithm) +
                                          " (this build knows 1 = Ed25519 over SHA-256)");
   }
   if (load_le16(t + 2) != 0) throw Error(Status::format, "reserved field of the signature trailer is not zero");
-  VerifiedTrailer out;
-  out.signer = claimed_signer(t);
+  const PublicKey signer = claimed_signer(t);
   const bool trusted_signer = std::any_of(trusted.begin(), trusted.end(), [&](const PublicKey& k) {
-    return std::memcmp(k.data(), out.signer.data(), kPublicKeySize) == 0;
+    return std::memcmp(k.data(), signer.data(), kPublicKeySize) == 0;
   });
   if (!trusted_signer) {
-    throw Error(Status::signature, "signed by an untrusted key (" + signing_text::format_signer(out.signer) +
+    throw Error(Status::signature, "signed by an untrusted key (" + signing_text::format_signer(signer) +
                                        "), not by any of the " + std::to_string(trusted.size()) + " trusted signer(s)");
   }
-  out.hashes.resize(static_cast<size_t>(chunk_count));
-  for (uint64_t i = 0; i < chunk_count; ++i) {
-    std::memcpy(out.hashes[i].data(), t + kTrailerFixedSize + i * kChunkHashSize, kChunkHashSize);
-  }
-  const auto message = signed_message(core_header, out.hashes.data(), chunk_count);
+  return signer;
+}
+
+VerifiedTrailer verify_trailer_signature(const uint8_t* t, const PublicKey& signer, ByteView core_header,
+                                         std::vector<ChunkHash> hashes) {
+  VerifiedTrailer out;
+  out.signer = signer;
+  out.hashes = std::move(hashes);
+  const auto message = signed_message(core_header, out.hashes.data(), out.hashes.size());
   if (!crypto::ed25519_verify(out.signer.data(), {message.data(), message.size()}, t + 4 + kPublicKeySize)) {
     throw Error(Status::signature, "the publisher signature does not verify: the header or the chunk list was changed "
                                    "after signing (or the signature is corrupt)");
   }
   return out;
+}
+
+VerifiedTrailer verify_trailer(const uint8_t* t, size_t length, uint64_t chunk_count, ByteView core_header,
+                               const std::vector<PublicKey>& trusted) {
+  if (length != trailer_length(chunk_count)) throw Error(Status::internal, "signature trailer has the wrong length");
+  const PublicKey signer = check_trailer_head(t, trusted);
+  std::vector<ChunkHash> hashes(static_cast<size_t>(chunk_count));
+  for (uint64_t i = 0; i < chunk_count; ++i) {
+    std::memcpy(hashes[i].data(), t + kTrailerFixedSize + i * kChunkHashSize, kChunkHashSize);
+  }
+  return verify_trailer_signature(t, signer, core_header, std::move(hashes));
 }
 
 void raise_not_signed(uint16_t version) {

@@ -61,9 +61,18 @@ struct VerifiedTrailer {
   bool matches(uint64_t index, const ChunkHash& actual) const noexcept;
 };
 
-// Reader steps 12-13 on a trailer already copied once into our memory (`length` must be
-// trailer_length(chunk_count)): algorithm (Error(unsupported)), reserved (Error(format)), signer
-// trusted and signature valid (Error(signature)).
+// Reader step S3 on the trailer's fixed 100 bytes (copied once into our memory): algorithm
+// (Error(unsupported)), reserved (Error(format)), signer trusted (Error(signature)). Returns the signer.
+// Readers run it before they allocate and read the 32 * n bytes of chunk hashes.
+PublicKey check_trailer_head(const uint8_t* fixed_part, const std::vector<PublicKey>& trusted);
+
+// Reader step S4: the signature of the trailer's fixed part (already through check_trailer_head) over the
+// core header and these chunk hashes (in our memory). Moves the hashes into the result.
+VerifiedTrailer verify_trailer_signature(const uint8_t* fixed_part, const PublicKey& signer, ByteView core_header,
+                                         std::vector<ChunkHash> hashes);
+
+// Steps S3-S4 on a whole trailer already copied once into our memory (`length` must be
+// trailer_length(chunk_count)).
 VerifiedTrailer verify_trailer(const uint8_t* trailer, size_t length, uint64_t chunk_count, ByteView core_header,
                                const std::vector<PublicKey>& trusted);
 

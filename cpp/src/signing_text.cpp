@@ -82,21 +82,36 @@ signature::PublicKey parse_signer(std::string_view text) {
 }
 
 std::vector<signature::PublicKey> parse_signers_list(std::string_view content, const std::string& source) {
-  if (contains(content, "-----BEGIN")) {
-    try {
-      return {parse_signer(content)};
-    } catch (const Error& e) {
-      throw Error(Status::invalid_argument, source + ": " + e.what());
-    }
-  }
+  // One entry per line (modelcrypt-signer1..., '#' comments and blank lines skipped) and any number of PEM
+  // public key blocks among them: every entry counts, none is dropped silently.
   std::vector<signature::PublicKey> out;
-  recipient_text::for_each_entry_line(content, [&](std::string_view line, size_t number) {
+  const char* pem_begin = nullptr;
+  size_t pem_line = 0;
+  auto parse = [&](std::string_view entry, size_t number) {
     try {
-      out.push_back(parse_signer(line));
+      out.push_back(parse_signer(entry));
     } catch (const Error& e) {
       throw Error(Status::invalid_argument, source + ", line " + std::to_string(number) + ": " + e.what());
     }
+  };
+  recipient_text::for_each_entry_line(content, [&](std::string_view line, size_t number) {
+    if (pem_begin == nullptr) {
+      if (starts_with_nocase(line, "-----begin")) {
+        pem_begin = line.data();
+        pem_line = number;
+      } else {
+        parse(line, number);
+      }
+      return;
+    }
+    if (starts_with_nocase(line, "-----end")) {
+      parse(std::string_view(pem_begin, static_cast<size_t>(line.data() + line.size() - pem_begin)), pem_line);
+      pem_begin = nullptr;
+    }
   });
+  if (pem_begin != nullptr) {
+    throw Error(Status::invalid_argument, source + ", line " + std::to_string(pem_line) + ": a PEM block without its END line");
+  }
   if (out.empty()) throw Error(Status::invalid_argument, source + " holds no signer public key");
   return out;
 }

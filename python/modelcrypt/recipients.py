@@ -16,6 +16,7 @@ from . import _core
 from ._api import StrPath, _check_bool, _check_key, _credential, _fspath, _recipient_keys
 from ._atomic import atomic_write
 from .exceptions import InsecureKeyFileWarning
+from .keys import _path_shown
 
 __all__ = [
     "Identity",
@@ -46,8 +47,15 @@ def generate_identity() -> Identity:
 
 def _read_small(path: StrPath, what: str) -> tuple[bytearray, int, str]:
     raw = _fspath(path, "path")
-    name = os.fsdecode(raw)
-    with open(raw, "rb", buffering=0) as f:
+    name = _path_shown(os.fsdecode(raw))  # key text pasted in place of a path is not repeated
+    failure = None
+    try:
+        f = open(raw, "rb", buffering=0)
+    except OSError as exc:  # re-raised below with the name as shown, outside this block (no chained original)
+        failure = (exc.errno, exc.strerror or "cannot open")
+    if failure is not None:
+        raise OSError(failure[0], failure[1], name)  # OSError(errno, ...) is FileNotFoundError etc.
+    with f:
         mode = os.fstat(f.fileno()).st_mode
         content = bytearray(_MAX_IDENTITY_FILE + 1)
         size = 0

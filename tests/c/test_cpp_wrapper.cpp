@@ -129,6 +129,14 @@ int main(int argc, char** argv) {
   CHECK(status_of([&] { modelcrypt::Load(v3, wary); }) == MC_SIGNATURE);
   CHECK(modelcrypt::VerifySignature(v3, {publisher.PublicKey()}) == publisher.PublicKey());
   CHECK(status_of([&] { modelcrypt::VerifySignature(v2, {publisher.PublicKey()}); }) == MC_SIGNATURE);
+  // a key that requires a signer still encrypts (and signs) with its bytes
+  const std::string v1_again = dir + "/wrapper_trusting.mcx";
+  modelcrypt::EncryptFile(plain_path, v1_again, trusting);
+  CHECK(status_of([&] { modelcrypt::Load(v1_again, trusting); }) == MC_SIGNATURE);  // v1: not signed
+  CHECK(modelcrypt::Load(v1_again, hex).size() == model.size());
+  const std::string v3_again = dir + "/wrapper_v3_again.mcx";
+  modelcrypt::EncryptFileSigned(plain_path, v3_again, publisher, &trusting);
+  CHECK(modelcrypt::Load(v3_again, trusting).size() == model.size());
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }

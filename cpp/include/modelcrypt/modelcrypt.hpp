@@ -169,10 +169,8 @@ class Key {
   // signature by one of the signers required ("modelcrypt-signer1..." or a PEM public key);
   // unsigned, otherwise signed or changed files throw Error(MC_SIGNATURE). Call once per signer.
   Key& RequireSigner(std::string_view signer) {
-    if (handle_ == nullptr) {
+    if (handle_ == nullptr) {  // loads go through the library's key object; the bytes stay for encrypting
       detail::check(mc_key_new(bytes_.data(), bytes_.size(), &handle_));
-      wipe();
-      bytes_.clear();  // the library's key object holds the key from now on
     }
     detail::check(mc_key_require_signer(handle_, signer.data(), signer.size()));
     return *this;

@@ -122,11 +122,14 @@ def _refuse_stdio(args: argparse.Namespace, command: str, *, output_ok: bool = F
                      "give -o FILE (a file really named '-' is ./-)")
 
 
-def _decrypt_to_stdout(args: argparse.Namespace, key) -> int:
+def _decrypt_to_stdout(args: argparse.Namespace, key, trusted=None) -> int:
     """decrypt -o -: streams the plaintext to stdout, each 8 MiB block authenticated before it is
     written. A failure part-way (a modified chunk, a file truncated or replaced meanwhile) ends with
     exit 1 after the authentic blocks before it were written: only exit 0 means the consumer got the
-    whole file. Never to a terminal; modelcrypt format v1 only."""
+    whole file. With --trust the whole file's signature and chunk hashes are checked first (no key,
+    nothing written), so a file changed at rest writes nothing; the stream then checks each chunk
+    again as it is decrypted (a file changed meanwhile still ends with exit 1). Never to a terminal;
+    modelcrypt formats only."""
     from .._random_access import open_encrypted
 
     if os.path.isdir(args.src):
@@ -139,6 +142,8 @@ def _decrypt_to_stdout(args: argparse.Namespace, key) -> int:
     fd = sys.stdout.fileno()
     sys.stdout.flush()
     try:
+        if trusted:
+            verify_signature(args.src, trusted, threads=args.threads)
         with open_encrypted(args.src, key, args.mode) as f:
             total = f.plaintext_length
             for offset in range(0, total, STREAM_BLOCK):
@@ -169,7 +174,7 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
     if dst == STDIO:
         raw_key, _ = _resolve_key(args)
         try:
-            return _decrypt_to_stdout(args, with_trusted_signers(raw_key, trusted))
+            return _decrypt_to_stdout(args, with_trusted_signers(raw_key, trusted), trusted)
         except ModelCryptError as exc:
             raise _data_error(src, exc) from None
         finally:
@@ -300,12 +305,13 @@ def _verify_keyless(args: argparse.Namespace, trusted: list[str]) -> int:
     without decrypting; proves the bytes are what the publisher signed, not that they decrypt."""
     if args.format != "modelcrypt" or args.mode != "AES-GCM":
         raise _usage("verify --trust without a key checks modelcrypt signatures; --format/--mode need a key")
+    for path in args.files:  # a usage error before any file is checked
+        if os.path.isdir(path):
+            raise _usage(f"{path} is a directory: keyless verification takes files (with a key, verify checks "
+                         "a directory against its manifest; for a registry, see `modelcrypt sign-dir`)")
     status = EXIT_OK
     for path in args.files:
         try:
-            if os.path.isdir(path):
-                raise _usage(f"{path} is a directory: keyless verification takes files (with a key, verify checks "
-                             "a directory against its manifest; for a registry, see `modelcrypt sign-dir`)")
             signer = verify_signature(path, trusted, threads=args.threads)
         except ModelCryptError as exc:
             print(f"FAILED: {_data_error(path, exc)}")

@@ -128,3 +128,22 @@ def _safe_message(exc: BaseException) -> str:
 
 
 _KEYLIKE_MESSAGE = re.compile(r"[0-9A-Fa-f]{32,}|[A-Za-z0-9+/]{22,}={0,2}")
+
+
+def _print_secret(comment: str, secret: bytearray) -> None:
+    """Write `comment` and then the secret key text to stdout in one buffer that is wiped after (no
+    intermediate copies: the buffer is sized once and filled in place)."""
+    head = comment.encode()
+    text = bytearray(len(head) + len(secret) + 1)
+    try:
+        text[:len(head)] = head
+        text[len(head):len(head) + len(secret)] = secret
+        text[-1:] = b"\n"
+        sys.stdout.flush()
+        fd = sys.stdout.fileno()
+        view = memoryview(text)
+        while view:
+            view = view[os.write(fd, view):]
+        view.release()
+    finally:
+        text[:] = bytes(len(text))

@@ -10,7 +10,7 @@ import sys
 from .. import recipients as _rc
 from .._api import inspect
 from ..keys import wipe
-from ._common import EXIT_OK, _info, _usage
+from ._common import EXIT_OK, _info, _print_secret, _usage
 
 
 def add_recipient_options(p: argparse.ArgumentParser) -> None:
@@ -62,24 +62,13 @@ def keygen_x25519(args: argparse.Namespace) -> int:
     if args.output is None:
         secret = ident.secret_text()
         try:
-            text = bytearray(f"# public key: {ident.recipient}\n".encode()) + secret + b"\n"
-            sys.stdout.flush()
-            fd = sys.stdout.fileno()
-            view = memoryview(text)
-            while view:
-                view = view[os.write(fd, view):]
-            wipe(text)
+            _print_secret(f"# public key: {ident.recipient}\n", secret)
         finally:
             wipe(secret)
         print(f"public key: {ident.recipient}", file=sys.stderr)
         return EXIT_OK
-    if args.overwrite_key:
-        try:
-            os.unlink(args.output)
-        except FileNotFoundError:
-            pass
-    try:
-        _rc.write_identity_file(args.output, ident)
+    try:  # --overwrite-key replaces the file atomically: the old key stays until the new one is in place
+        _rc.write_identity_file(args.output, ident, force=args.overwrite_key)
     except FileExistsError:
         raise _usage(f"{args.output} exists; an identity file is replaced only with --overwrite-key (files "
                      "encrypted to its recipient could then no longer be decrypted)") from None

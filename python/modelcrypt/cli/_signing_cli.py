@@ -8,8 +8,8 @@ import os
 import sys
 
 from .. import signing as _sg
-from ..keys import wipe
-from ._common import EXIT_OK, _info, _usage
+from ..keys import _path_shown, wipe
+from ._common import EXIT_OK, _info, _print_secret, _usage
 
 
 def add_sign_options(p: argparse.ArgumentParser) -> None:
@@ -51,9 +51,15 @@ def given_trusted_signers(args: argparse.Namespace) -> list[str] | None:
         for value in values:
             if os.path.isfile(value):
                 out.extend(_sg.read_trusted_signers_file(value))
-            else:
+                continue
+            try:
                 _sg.parse_signer(value)  # checked now: a usage error, before any work
-                out.append(value)
+            except ValueError as exc:
+                if value.strip().lower().startswith(("modelcrypt-signer1", "-----begin public key")):
+                    raise
+                raise ValueError(f"{_path_shown(value)}: neither a signer public key (modelcrypt-signer1...) nor "
+                                 f"a file of them ({exc})") from None
+            out.append(value)
     except ValueError as exc:
         raise _usage(f"--trust {exc}") from None
     return out
@@ -64,24 +70,13 @@ def keygen_signing(args: argparse.Namespace) -> int:
     if args.output is None:
         secret = key.secret_text()
         try:
-            text = bytearray(f"# public key: {key.public_key}\n".encode()) + secret + b"\n"
-            sys.stdout.flush()
-            fd = sys.stdout.fileno()
-            view = memoryview(text)
-            while view:
-                view = view[os.write(fd, view):]
-            wipe(text)
+            _print_secret(f"# public key: {key.public_key}\n", secret)
         finally:
             wipe(secret)
         print(f"public key: {key.public_key}", file=sys.stderr)
         return EXIT_OK
-    if args.overwrite_key:
-        try:
-            os.unlink(args.output)
-        except FileNotFoundError:
-            pass
-    try:
-        _sg.write_signing_key_file(args.output, key)
+    try:  # --overwrite-key replaces the file atomically: the old key stays until the new one is in place
+        _sg.write_signing_key_file(args.output, key, force=args.overwrite_key)
     except FileExistsError:
         raise _usage(f"{args.output} exists; a signing key file is replaced only with --overwrite-key (devices that "
                      "trust its public key would no longer accept new models)") from None
