@@ -33,6 +33,10 @@ C_API = {
     "mc_key_new", "mc_key_generate_identity", "mc_key_parse", "mc_key_read_file", "mc_key_read_env", "mc_key_is_identity",
     "mc_key_recipient", "mc_key_free", "mc_load_with_key", "mc_decrypt_memory_with_key", "mc_verify_file_with_key",
     "mc_load_range_with_key", "mc_encrypt_file_to_recipients", "mc_recipients_edit",
+    # issue 15: publisher signatures
+    "mc_key_require_signer", "mc_signing_key_generate", "mc_signing_key_parse", "mc_signing_key_read_file",
+    "mc_signing_key_public", "mc_signing_key_free", "mc_encrypt_file_signed", "mc_verify_signature",
+    "mc_decrypt_file_with_key",
 }
 
 
