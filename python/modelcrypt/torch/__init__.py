@@ -22,12 +22,12 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised in environments without torch
     raise ImportError('modelcrypt.torch needs PyTorch: pip install "modelcrypt[torch]" (or pip install torch)') from exc
 
-from ._api import _check_key, _fspath, _reader_key, load_range
-from ._custom import _call_cipher, wipe_if_sole_owner
-from ._state_tree import STRUCTURE_KEY, unflatten
-from .checkpoint import load_flat
-from .keys import wipe
-from ._frameworks import DecMode, EncMode, MemoryReader, decrypt_to_memory, encrypt_stream_to_file
+from .._api import _check_key, _fspath, _reader_key, load_range
+from .._custom import _call_cipher, wipe_if_sole_owner
+from .._state_tree import STRUCTURE_KEY, unflatten
+from ..checkpoint import load_flat
+from ..keys import wipe
+from .._frameworks import DecMode, EncMode, MemoryReader, decrypt_to_memory, encrypt_stream_to_file
 
 __all__ = ["save", "load", "load_state_dict"]
 

@@ -1,0 +1,361 @@
+"""Encrypted PyTorch Distributed Checkpoint (DCP) storage: every rank writes its own modelcrypt file.
+
+``dcp.save(state_dict, storage_writer=EncryptedFileSystemWriter(path, key))`` and
+``dcp.load(state_dict, storage_reader=EncryptedFileSystemReader(path, key))``, also
+``dcp.async_save`` and resharding loads (saved by N ranks, loaded by M). On disk, in ``path``:
+
+* ``__{rank}_{save}.distcp.mcx``: one modelcrypt file per rank and save. Its plaintext is an
+  item table (JSON: each stored item's tensor name, chunk offset and byte range) followed by the
+  items' raw bytes (tensors) or DCP's serialized objects; its authenticated header metadata binds
+  it to the save (``modelcrypt.set`` = the save id) and to its own name (``modelcrypt.member``).
+* ``.metadata``: DCP's Metadata as JSON (never pickle), encrypted and authenticated, written last
+  and atomically by the coordinator; it names the save id and every rank file with its plaintext
+  length. Tensor names and shapes appear nowhere in plaintext.
+
+A reader opens each rank file it needs, checks that it belongs to this save, has its recorded
+length and lists each requested item at the place ``.metadata`` gives, and then decrypts only the
+byte ranges it needs (random access; a row range of a row-sharded tensor costs its rows). Items
+cannot be swapped between tensors, ranks or saves, and a file from elsewhere is a
+``SetMismatchError``. Rank files of a save have unique names, so a save that dies part-way leaves
+the previous checkpoint in the same directory loadable; the coordinator deletes the previous
+save's rank files only after the new ``.metadata`` is in place.
+
+Importable without a process group: the converters and ``no_dist=True`` loads work offline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import re
+import struct
+import uuid
+from typing import Any, Optional
+
+import torch
+from torch.distributed.checkpoint.filesystem import _StorageInfo
+from torch.distributed.checkpoint.metadata import Metadata, MetadataIndex, StorageMeta
+from torch.distributed.checkpoint.planner import LoadItemType, LoadPlan, LoadPlanner, SavePlan, SavePlanner, WriteItemType
+from torch.distributed.checkpoint.staging import BlockingAsyncStager
+from torch.distributed.checkpoint.storage import StorageReader, StorageWriter, WriteResult
+from torch.futures import Future
+
+from .. import _core, _metadata, _sets
+from .._api import DEFAULT_CHUNK_SIZE, _check_signing_key, _credential, _fspath, _writer_key
+from .._random_access import open_encrypted
+from ..exceptions import FormatError, ModelCryptError, SetMismatchError
+from . import _dcp_metadata
+
+__all__ = ["EncryptedFileSystemWriter", "EncryptedFileSystemReader", "METADATA_NAME"]
+
+METADATA_NAME = ".metadata"
+KIND_METADATA = "dcp-metadata"
+KIND_RANK_FILE = "dcp-rank-file"
+TABLE_FORMAT = "modelcrypt-dcp-items"
+_RANK_FILE = re.compile(r"__\d+_[0-9a-f]{32}\.distcp\.mcx")
+_MAX_TABLE = 256 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class _Stored:
+    """Where a write item went (a WriteResult's storage_data): its rank file, range, and that file's length."""
+    relative_path: str
+    offset: int
+    length: int
+    file_length: int
+
+
+def _index_key(fqn: str, offset: Any) -> str:
+    return json.dumps([fqn, None if offset is None else [int(x) for x in offset]])
+
+
+def _tensor_bytes(t: torch.Tensor) -> Any:
+    """A tensor's bytes (row-major) without a copy when it is a contiguous CPU tensor."""
+    t = t.detach()
+    if t.device.type != "cpu":
+        t = t.cpu()
+    t = t.contiguous()
+    if t.numel() == 0:
+        return b""
+    return t.reshape(-1).view(torch.uint8).numpy()
+
+
+class EncryptedFileSystemWriter(StorageWriter, BlockingAsyncStager):
+    """A DCP StorageWriter that writes modelcrypt files (one per rank) and an encrypted ``.metadata``.
+
+    ``key`` (a symmetric key) and/or ``recipients`` (X25519 recipients, as for encrypt_file), and an
+    optional publisher ``signing_key``. ``sync_files`` (default True) makes each file durable before
+    it counts as written."""
+
+    def __init__(self, path: Any, key: Any = None, *, recipients: Any = None, signing_key: Any = None,
+                 sync_files: bool = True, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                 cache_staged_state_dict: bool = False) -> None:
+        StorageWriter.__init__(self)
+        BlockingAsyncStager.__init__(self, cache_staged_state_dict=cache_staged_state_dict)
+        self.path = os.fsdecode(_fspath(path, "path"))
+        self._key, self._recipients = _writer_key(key, recipients)
+        self._signing_key = _check_signing_key(signing_key)
+        if not isinstance(sync_files, bool):
+            raise TypeError("sync_files must be True or False")
+        self._sync, self._chunk_size = sync_files, chunk_size
+        self._save_id: Optional[str] = None
+        self._is_coordinator = False
+
+    def __repr__(self) -> str:
+        return f"EncryptedFileSystemWriter({self.path!r})"
+
+    # -- StorageWriter
+    def reset(self, checkpoint_id: Any = None) -> None:
+        if checkpoint_id:
+            self.path = os.fsdecode(_fspath(checkpoint_id, "checkpoint_id"))
+        self._save_id = None
+
+    def set_up_storage_writer(self, is_coordinator: bool, *args: Any, **kwargs: Any) -> None:
+        self._is_coordinator = is_coordinator
+
+    def storage_meta(self) -> Optional[StorageMeta]:
+        return StorageMeta(checkpoint_id=self.path)
+
+    @property
+    def checkpoint_id(self) -> str:
+        return self.path
+
+    @classmethod
+    def validate_checkpoint_id(cls, checkpoint_id: Any) -> bool:
+        return isinstance(checkpoint_id, (str, os.PathLike)) and "://" not in os.fspath(checkpoint_id)
+
+    def prepare_local_plan(self, plan: SavePlan) -> SavePlan:
+        os.makedirs(self.path, exist_ok=True)
+        return plan
+
+    def prepare_global_plan(self, plans: list[SavePlan]) -> list[SavePlan]:
+        self._save_id = _sets.new_set_id()  # the coordinator's: one id for every rank of this save
+        return [dataclasses.replace(p, storage_data=(self._save_id, f"__{i}_{self._save_id}.distcp.mcx"))
+                for i, p in enumerate(plans)]
+
+    def write_data(self, plan: SavePlan, planner: SavePlanner) -> Future:
+        save_id, name = plan.storage_data
+        results: list[WriteResult] = []
+        if plan.items:
+            results = self._write_rank_file(save_id, name, plan, planner)
+        fut: Future = Future()
+        fut.set_result(results)
+        return fut
+
+    def _write_rank_file(self, save_id: str, name: str, plan: SavePlan, planner: SavePlanner) -> list[WriteResult]:
+        datas, entries, offset = [], [], 0
+        for item in plan.items:
+            data = planner.resolve_data(item)
+            if item.type == WriteItemType.BYTE_IO:
+                blob = data.getbuffer() if isinstance(data, io.BytesIO) else bytes(data)
+            else:
+                blob = _tensor_bytes(data)
+            length = memoryview(blob).nbytes
+            datas.append(blob)
+            entries.append({"key": _index_key(item.index.fqn, item.index.offset), "start": offset, "length": length})
+            offset += length
+        table = json.dumps({"format": TABLE_FORMAT, "save_id": save_id, "file": name, "items": entries},
+                           separators=(",", ":")).encode("utf-8")
+        head = struct.pack("<Q", len(table)) + table
+        base = len(head)
+        meta = _metadata.encode({_sets.SET: save_id, _sets.MEMBER: name, _sets.KIND: KIND_RANK_FILE})
+        _core.encrypt_parts_to_file([head, *datas], os.fsencode(os.path.join(self.path, name)), self._key, "AES-GCM",
+                                    self._chunk_size, meta, 0, None, self._sync, self._recipients,
+                                    signing_key=self._signing_key)
+        file_length = base + offset
+        return [WriteResult(index=item.index, size_in_bytes=e["length"],
+                            storage_data=_Stored(name, base + e["start"], e["length"], file_length))
+                for item, e in zip(plan.items, entries)]
+
+    def finish(self, metadata: Metadata, results: list[list[WriteResult]]) -> None:
+        if self._save_id is None:
+            raise RuntimeError("finish() before prepare_global_plan(): not a DCP save")
+        files: dict[str, int] = {}
+        storage: dict[MetadataIndex, _StorageInfo] = {}
+        for wr in (r for rank in results for r in rank):
+            s = wr.storage_data
+            files[s.relative_path] = s.file_length
+            storage[wr.index] = _StorageInfo(s.relative_path, s.offset, s.length)
+        metadata.storage_data = storage
+        metadata.version = metadata.version or "1.0.0"
+        metadata.storage_meta = StorageMeta(checkpoint_id=self.path, save_id=self._save_id,
+                                            modules=list(metadata.storage_meta.modules) if metadata.storage_meta else [])
+        text = _dcp_metadata.encode(metadata, save_id=self._save_id, files=files)
+        meta = _metadata.encode({_sets.SET: self._save_id, _sets.MEMBER: METADATA_NAME, _sets.KIND: KIND_METADATA})
+        # atomic (temporary file + rename): the previous checkpoint stays whole until this one is
+        _core.encrypt_parts_to_file([text], os.fsencode(os.path.join(self.path, METADATA_NAME)), self._key, "AES-GCM",
+                                    DEFAULT_CHUNK_SIZE, meta, 0, None, self._sync, self._recipients,
+                                    signing_key=self._signing_key)
+        for old in os.listdir(self.path):  # the rank files of earlier saves, now unreferenced
+            if _RANK_FILE.fullmatch(old) and old not in files:
+                try:
+                    os.unlink(os.path.join(self.path, old))
+                except FileNotFoundError:
+                    pass
+
+
+class EncryptedFileSystemReader(StorageReader):
+    """A DCP StorageReader for checkpoints written by EncryptedFileSystemWriter: ``key`` or
+    ``identity=``, and ``trusted_signers=`` to require the publisher's signature on every file."""
+
+    def __init__(self, path: Any, key: Any = None, *, identity: Any = None, trusted_signers: Any = None) -> None:
+        super().__init__()
+        self.path = os.fsdecode(_fspath(path, "path"))
+        self._cred = _credential(key, identity, trusted_signers)
+        self._save_id: Optional[str] = None
+        self._files: dict[str, int] = {}
+        self._metadata: Optional[Metadata] = None
+        self.storage_data: dict[MetadataIndex, _StorageInfo] = {}
+
+    def __repr__(self) -> str:
+        return f"EncryptedFileSystemReader({self.path!r})"
+
+    def reset(self, checkpoint_id: Any = None) -> None:
+        if checkpoint_id:
+            self.path = os.fsdecode(_fspath(checkpoint_id, "checkpoint_id"))
+        self._save_id, self._files, self._metadata, self.storage_data = None, {}, None, {}
+
+    @property
+    def checkpoint_id(self) -> str:
+        return self.path
+
+    @classmethod
+    def validate_checkpoint_id(cls, checkpoint_id: Any) -> bool:
+        return isinstance(checkpoint_id, (str, os.PathLike)) and "://" not in os.fspath(checkpoint_id)
+
+    def read_metadata(self) -> Metadata:
+        path = os.path.join(self.path, METADATA_NAME)
+        if not os.path.isfile(path):
+            raise FormatError(f"{self.path}: no {METADATA_NAME}: not an encrypted DCP checkpoint (or its save "
+                              "did not finish)")
+        with open_encrypted(path, self._cred) as f:
+            head = f.metadata
+            if head.get(_sets.KIND) != KIND_METADATA or head.get(_sets.MEMBER) != METADATA_NAME:
+                raise SetMismatchError(f"{path} is not the metadata file of an encrypted DCP checkpoint")
+            with f.read_all() as buf:
+                md, save_id, files = _dcp_metadata.decode(bytes(buf))
+        if head.get(_sets.SET) != save_id:
+            raise SetMismatchError(f"{path}: its authenticated save id differs from the one it holds")
+        self._save_id, self._files, self._metadata = save_id, files, md
+        md.storage_meta.load_id = str(uuid.uuid4())
+        return md
+
+    def set_up_storage_reader(self, metadata: Metadata, is_coordinator: bool, *args: Any, **kwargs: Any) -> None:
+        if self._save_id is None:
+            self.read_metadata()  # metadata handed over from elsewhere: ours is authenticated
+        self.storage_data = self._metadata.storage_data
+
+    def prepare_local_plan(self, plan: LoadPlan) -> LoadPlan:
+        return plan
+
+    def prepare_global_plan(self, plans: list[LoadPlan]) -> list[LoadPlan]:
+        return plans
+
+    # -- reading
+    def _open_rank_file(self, name: str) -> Any:
+        path = os.path.join(self.path, name)
+        if not os.path.isfile(path):
+            raise SetMismatchError(f"{path}: a rank file of this checkpoint (save {self._save_id}) is missing")
+        f = open_encrypted(path, self._cred)
+        try:
+            md = f.metadata
+            if md.get(_sets.SET) != self._save_id:
+                raise SetMismatchError(f"{path} belongs to another save ({md.get(_sets.SET)}), not to {self._save_id}")
+            if md.get(_sets.MEMBER) != name or md.get(_sets.KIND) != KIND_RANK_FILE:
+                raise SetMismatchError(f"{path} is the file {md.get(_sets.MEMBER)!r} of this save, renamed")
+            if f.plaintext_length != self._files.get(name):
+                raise SetMismatchError(f"{path}: plaintext length {f.plaintext_length}, the checkpoint recorded "
+                                       f"{self._files.get(name)}")
+            with f.read_range(0, min(8, f.plaintext_length)) as b:
+                n = struct.unpack("<Q", bytes(b))[0] if len(b) == 8 else -1
+            if not 0 < n <= min(_MAX_TABLE, f.plaintext_length - 8):
+                raise FormatError(f"{path}: bad item table size")
+            with f.read_range(8, n) as b:
+                table = json.loads(bytes(b).decode("utf-8"))
+            if not isinstance(table, dict) or table.get("format") != TABLE_FORMAT or table.get("save_id") != \
+                    self._save_id or table.get("file") != name or not isinstance(table.get("items"), list):
+                raise SetMismatchError(f"{path}: its item table is not this file's")
+            places = {e["key"]: (8 + n + e["start"], e["length"]) for e in table["items"]}
+            return f, places
+        except BaseException:
+            f.close()
+            raise
+
+    def read_data(self, plan: LoadPlan, planner: LoadPlanner) -> Future:
+        per_file: dict[str, list[Any]] = {}
+        for req in plan.items:
+            per_file.setdefault(self.storage_data[req.storage_index].relative_path, []).append(req)
+        opened = {}
+        try:
+            for name in per_file:  # every file checked (present, this save's, its table) before a tensor is touched
+                opened[name] = self._open_rank_file(name)
+            for name, reqs in per_file.items():
+                f, places = opened[name]
+                for req in sorted(reqs, key=lambda r: self.storage_data[r.storage_index].offset):
+                    info = self.storage_data[req.storage_index]
+                    key = _index_key(req.storage_index.fqn, req.storage_index.offset)
+                    if places.get(key) != (info.offset, info.length):
+                        raise SetMismatchError(f"{os.path.join(self.path, name)}: item {req.storage_index.fqn!r} is "
+                                               "not stored where the checkpoint metadata says")
+                    self._read_item(f, info, req, planner)
+        finally:
+            for f, _ in opened.values():
+                f.close()
+        fut: Future = Future()
+        fut.set_result(None)
+        return fut
+
+    def _read_item(self, f: Any, info: _StorageInfo, req: Any, planner: LoadPlanner) -> None:
+        if req.type == LoadItemType.BYTE_IO:
+            with f.read_range(info.offset, info.length) as buf:
+                blob = bytes(buf)
+            try:  # DCP's planners unpickle objects: only what torch's restricted (weights_only) unpickler accepts
+                torch.load(io.BytesIO(blob), weights_only=True)
+            except Exception as exc:
+                raise FormatError(f"{req.storage_index.fqn!r}: a stored object that is not plain data (refused "
+                                  f"unpickling: {type(exc).__name__})") from None
+            planner.load_bytes(req, io.BytesIO(blob))
+            return
+        tmd = self._metadata.state_dict_metadata[req.storage_index.fqn]
+        dtype = tmd.properties.dtype
+        sizes = next((c.sizes for c in tmd.chunks if list(c.offsets) == list(req.storage_index.offset)), None)
+        if sizes is None:
+            raise FormatError(f"{req.storage_index.fqn!r}: no stored chunk at offset {list(req.storage_index.offset)}")
+        itemsize = torch.empty((), dtype=dtype).element_size()
+        numel = 1
+        for s in sizes:
+            numel *= s
+        if numel * itemsize != info.length:
+            raise FormatError(f"{req.storage_index.fqn!r}: stored length {info.length} != {numel * itemsize} bytes")
+        offs, lens = list(req.storage_offsets), list(req.lengths)
+        start, shape, narrow0 = info.offset, list(sizes), False
+        if len(sizes) >= 1 and all(offs[d] == 0 and lens[d] == sizes[d] for d in range(1, len(sizes))):
+            row = itemsize * (numel // sizes[0]) if sizes[0] else 0
+            start, shape, narrow0 = info.offset + offs[0] * row, [lens[0], *sizes[1:]], True  # only these rows
+        length = itemsize
+        for s in shape:
+            length *= s
+        target = planner.resolve_tensor(req).detach()
+        if length:
+            with f.read_range(start, length) as buf:
+                src = torch.frombuffer(buf, dtype=torch.uint8).view(dtype).reshape(shape)
+                if not narrow0:
+                    for d, (o, n) in enumerate(zip(offs, lens)):
+                        src = src.narrow(d, o, n)
+                if target.size() != src.size():
+                    raise FormatError(f"{req.storage_index.fqn!r}: stored {tuple(src.size())}, wanted "
+                                      f"{tuple(target.size())}")
+                target.copy_(src)
+                del src  # the view of the decrypted buffer is gone before the buffer is wiped
+        planner.commit_tensor(req, target)
+
+
+def raise_modelcrypt_error(exc: BaseException) -> None:
+    """DCP wraps each rank's error in a CheckpointException: re-raise the first ModelCryptError in it."""
+    failures = getattr(exc, "failures", None) or {}
+    for failure in failures.values():
+        inner = getattr(failure, "exception", failure)  # DCP's _WrappedException(exception, traceback)
+        if isinstance(inner, ModelCryptError):
+            raise inner from exc

@@ -1,0 +1,112 @@
+"""A DCP StorageReader over modelcrypt checkpoints written by ``save_checkpoint`` (one file, or shards
+with a ``*.index.json``): ``dcp.load(state_dict, storage_reader=ModelcryptCheckpointReader(path, key))``
+loads them into a sharded (DTensor / FSDP2) model, each rank decrypting only the rows it needs.
+
+Each tensor is one DCP item (a single chunk at offset 0) whose bytes are its range in the
+checkpoint's safetensors-layout plaintext; the tensor table comes from each shard's authenticated,
+encrypted header. Shards bound into a set (save_checkpoint(max_shard_size=...)) must all carry the
+index's set id.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from typing import Any
+
+import torch
+from torch.distributed.checkpoint.filesystem import _StorageInfo
+from torch.distributed.checkpoint.metadata import (
+    ChunkStorageMetadata,
+    Metadata,
+    MetadataIndex,
+    StorageMeta,
+    TensorProperties,
+    TensorStorageMetadata,
+)
+
+from .. import _sets
+from .._random_access import open_encrypted
+from ..exceptions import FormatError, SetMismatchError
+from ._layout import _header_size, _parse_header
+from ._shards import _read_index
+from .dcp import EncryptedFileSystemReader, _index_key
+
+__all__ = ["ModelcryptCheckpointReader"]
+
+_TORCH_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+                 "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U64": torch.uint64,
+                 "U32": torch.uint32, "U16": torch.uint16, "U8": torch.uint8, "BOOL": torch.bool}
+
+
+class ModelcryptCheckpointReader(EncryptedFileSystemReader):
+    """``path``: a checkpoint file, or the ``*.index.json`` of a sharded checkpoint."""
+
+    def __init__(self, path: Any, key: Any = None, *, identity: Any = None, trusted_signers: Any = None) -> None:
+        super().__init__(path, key, identity=identity, trusted_signers=trusted_signers)
+        self._places: dict[str, dict[str, tuple[int, int]]] = {}
+
+    def __repr__(self) -> str:
+        return f"ModelcryptCheckpointReader({self.path!r})"
+
+    def _shard_files(self) -> tuple[str, list[str], Any]:
+        if self.path.endswith(".json"):
+            weight_map, set_id = _read_index(self.path)
+            names = sorted(set(weight_map.values()))
+            return os.path.dirname(self.path) or ".", names, set_id
+        return os.path.dirname(self.path) or ".", [os.path.basename(self.path)], None
+
+    def _table(self, f: Any, where: str) -> dict[str, tuple[str, list[int], int, int]]:
+        """name -> (safetensors dtype, shape, absolute start, length), from the authenticated header."""
+        total = f.plaintext_length
+        with f.read_range(0, min(8, total)) as b:
+            n = _header_size(bytes(b), total, where)
+        with f.read_range(8, n) as b:
+            raw = bytes(b)
+        entries, _ = _parse_header(raw, total - 8 - n, where)  # validated strictly (bounds, dtypes, overlaps)
+        doc = json.loads(raw.decode("utf-8"))
+        return {name: (doc[name]["dtype"], list(e.shape), 8 + n + e.begin, e.end - e.begin)
+                for name, e in entries.items()}
+
+    def read_metadata(self) -> Metadata:
+        root, names, set_id = self._shard_files()
+        sdm: dict[str, Any] = {}
+        storage: dict[MetadataIndex, _StorageInfo] = {}
+        self._files = {}
+        for name in names:
+            path = os.path.join(root, name)
+            with open_encrypted(path, self._cred) as f:
+                md = f.metadata
+                if set_id is not None and md.get(_sets.SET) != set_id:
+                    raise SetMismatchError(f"{path} is not a shard of the checkpoint {self.path} (set id differs)")
+                table = self._table(f, f"checkpoint {path}")
+                self._files[name] = f.plaintext_length
+            places = {}
+            for fqn, (st, shape, start, length) in table.items():
+                if fqn in sdm:
+                    raise FormatError(f"{self.path}: tensor {fqn!r} is in two shards")
+                if st not in _TORCH_DTYPES:
+                    raise FormatError(f"{path}: tensor {fqn!r} has dtype {st}, which DCP cannot load")
+                offsets = torch.Size([0] * len(shape))
+                sdm[fqn] = TensorStorageMetadata(properties=TensorProperties(dtype=_TORCH_DTYPES[st]),
+                                                 size=torch.Size(shape),
+                                                 chunks=[ChunkStorageMetadata(offsets=offsets, sizes=torch.Size(shape))])
+                storage[MetadataIndex(fqn, offsets, 0)] = _StorageInfo(name, start, length)
+                places[_index_key(fqn, offsets)] = (start, length)
+            self._places[name] = places
+        self.path_root = root
+        self._save_id = set_id or "unbound"
+        self._metadata = Metadata(state_dict_metadata=sdm, storage_data=storage,
+                                  storage_meta=StorageMeta(checkpoint_id=self.path, load_id=str(uuid.uuid4())))
+        return self._metadata
+
+    def _open_rank_file(self, name: str) -> Any:
+        path = os.path.join(self.path_root, name)
+        if not os.path.isfile(path):
+            raise SetMismatchError(f"{path}: a shard of the checkpoint {self.path} is missing")
+        f = open_encrypted(path, self._cred)
+        if f.plaintext_length != self._files.get(name):
+            f.close()
+            raise SetMismatchError(f"{path} changed since its header was read")
+        return f, self._places[name]

@@ -1,0 +1,98 @@
+"""Encrypted PyTorch Distributed Checkpoint (DCP) storage, and converters.
+
+    import torch.distributed.checkpoint as dcp
+    from modelcrypt.torch import dcp as mdcp
+
+    dcp.save(state_dict, storage_writer=mdcp.EncryptedFileSystemWriter("ckpt/", key))   # or recipients=[...]
+    dcp.load(state_dict, storage_reader=mdcp.EncryptedFileSystemReader("ckpt/", key))   # or identity=...
+    dcp.async_save(state_dict, storage_writer=mdcp.EncryptedFileSystemWriter("ckpt/", key))
+    dcp.load(state_dict, storage_reader=mdcp.ModelcryptCheckpointReader("model.index.json", key))
+
+    mdcp.dcp_to_checkpoint("ckpt/", "model.ckpt", key)      # one encrypted save_checkpoint file
+    mdcp.checkpoint_to_dcp("model.ckpt", "ckpt/", key)      # and back
+
+DCP reports a rank's failure as a ``CheckpointException`` on every rank; ``load(...)`` and
+``save(...)`` here call DCP and raise the ModelCryptError inside it instead. Importable without a
+process group: converters and ``no_dist`` loads work offline. The storage format:
+``modelcrypt.checkpoint.dcp``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+import torch
+import torch.distributed.checkpoint as _dcp
+from torch.distributed.checkpoint.metadata import TensorStorageMetadata
+
+from ..checkpoint import save_checkpoint
+from ..checkpoint.dcp import EncryptedFileSystemReader, EncryptedFileSystemWriter, raise_modelcrypt_error
+from ..checkpoint.dcp_checkpoint_reader import ModelcryptCheckpointReader
+
+__all__ = ["EncryptedFileSystemWriter", "EncryptedFileSystemReader", "ModelcryptCheckpointReader", "save", "load",
+           "dcp_to_checkpoint", "checkpoint_to_dcp"]
+
+
+def _no_dist() -> bool:
+    return not (torch.distributed.is_available() and torch.distributed.is_initialized())
+
+
+def save(state_dict: dict, path: Any, key: Any = None, *, recipients: Any = None, signing_key: Any = None,
+         **dcp_kwargs: Any) -> None:
+    """``dcp.save`` to an encrypted checkpoint; a ModelCryptError on any rank is raised as itself."""
+    writer = EncryptedFileSystemWriter(path, key, recipients=recipients, signing_key=signing_key)
+    dcp_kwargs.setdefault("no_dist", _no_dist())
+    try:
+        _dcp.save(state_dict, storage_writer=writer, **dcp_kwargs)
+    except _dcp.api.CheckpointException as exc:
+        raise_modelcrypt_error(exc)
+        raise
+
+
+def load(state_dict: dict, path: Any, key: Any = None, *, identity: Any = None, trusted_signers: Any = None,
+         **dcp_kwargs: Any) -> None:
+    """``dcp.load`` (in place, resharding as DCP does) from an encrypted checkpoint. The metadata is
+    authenticated first on every rank, so a wrong key or a foreign file is a ModelCryptError here."""
+    reader = EncryptedFileSystemReader(path, key, identity=identity, trusted_signers=trusted_signers)
+    reader.read_metadata()
+    dcp_kwargs.setdefault("no_dist", _no_dist())
+    try:
+        _dcp.load(state_dict, storage_reader=reader, **dcp_kwargs)
+    except _dcp.api.CheckpointException as exc:
+        raise_modelcrypt_error(exc)
+        raise
+
+
+def _full_state_dict(reader: Any) -> dict[str, torch.Tensor]:
+    """Every tensor of a checkpoint, whole, as a flat dict (one process)."""
+    md = reader.read_metadata()
+    state: dict[str, Any] = {}
+    for fqn, item in md.state_dict_metadata.items():
+        if not isinstance(item, TensorStorageMetadata):
+            raise TypeError(f"{fqn!r} is not a tensor (a DCP object item): dcp_to_checkpoint converts tensors only")
+        state[fqn] = torch.empty(item.size, dtype=item.properties.dtype)
+    _dcp.load(state, storage_reader=reader, no_dist=True)
+    return state
+
+
+def dcp_to_checkpoint(src: Any, dst: Any, key: Any = None, *, identity: Any = None, trusted_signers: Any = None,
+                      out_key: Any = None, signing_key: Any = None, metadata: Optional[dict] = None) -> None:
+    """An encrypted DCP checkpoint (directory ``src``) as one encrypted ``save_checkpoint`` file ``dst``,
+    under ``out_key`` (default: ``key``). Holds the whole state dict in memory once; nothing in plaintext
+    on disk. Object (non-tensor) items are refused."""
+    reader = EncryptedFileSystemReader(src, key, identity=identity, trusted_signers=trusted_signers)
+    state = _full_state_dict(reader)
+    save_checkpoint(state, os.fspath(dst), out_key if out_key is not None else key, metadata=metadata,
+                    signing_key=signing_key)
+
+
+def checkpoint_to_dcp(src: Any, dst: Any, key: Any = None, *, out_key: Any = None, recipients: Any = None,
+                      signing_key: Any = None, trusted_signers: Any = None) -> None:
+    """A modelcrypt checkpoint (one file or a shard index) as an encrypted DCP checkpoint in directory ``dst``
+    (one process; load it with any number of ranks)."""
+    reader = ModelcryptCheckpointReader(src, key, trusted_signers=trusted_signers)
+    state = _full_state_dict(reader)
+    writer = EncryptedFileSystemWriter(dst, out_key if out_key is not None else key, recipients=recipients,
+                                       signing_key=signing_key)
+    _dcp.save(state, storage_writer=writer, no_dist=True)
