@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from ._torch_arrays import torch_to_numpy
 from .exceptions import FormatError
 
 __all__ = ["parse_checkpoint", "build_checkpoint", "looks_like_checkpoint", "MINDSPORE_TYPES"]
@@ -284,9 +285,7 @@ def _parse_checkpoint(buffer: Any, secret: bool) -> dict[str, np.ndarray]:
 def _as_numpy(name: str, value: Any) -> tuple[np.ndarray, str]:
     """The array (little-endian, C order) and MindSpore tensor_type for one parameter."""
     if type(value).__module__.startswith("torch"):
-        from .checkpoint import _from_torch
-
-        arr, st = _from_torch(name, value)
+        arr, st = torch_to_numpy(name, value)
         if st == "BF16":
             return np.asarray(arr, order="C"), "BFloat16"
     elif isinstance(value, str):

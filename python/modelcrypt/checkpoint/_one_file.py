@@ -1,0 +1,175 @@
+"""One safetensors checkpoint file: writing it (plain, modelcrypt-encrypted or custom cipher) and
+``_Checkpoint``, a file opened for reading (whole, or tensor by tensor through random access)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, Optional
+
+import numpy as np
+
+from .. import _core, _metadata
+from .._api import DEFAULT_CHUNK_SIZE, _fspath, is_encrypted
+from .._atomic import atomic_write
+from .._custom import custom_decrypt, custom_encrypt
+from .._random_access import EncryptedFile, open_encrypted
+from ..exceptions import FormatError
+from ._layout import _array, _Entry, _header_bytes, _header_size, _parse_header, _Tensor
+from ._other_formats import _is_mindspore_plaintext, _MindSporePlaintext, _mindspore_arrays
+
+
+def _write_one(path: str, tensors: list[_Tensor], metadata: Optional[Mapping[str, str]], enc_key: Any, enc_mode: Any,
+               binding: Optional[Mapping[str, str]] = None, signing_key: Any = None) -> None:
+    """``binding``: set-binding keys for the modelcrypt header's authenticated metadata (see _sets)."""
+    header = _header_bytes(tensors, metadata)
+    parts = [header, *(t.data for t in tensors)]
+    if enc_key is None:
+        atomic_write(path, parts)
+    elif callable(enc_mode):
+        plaintext = bytearray().join(parts)
+        try:
+            result = custom_encrypt(enc_mode, plaintext, enc_key)
+        finally:
+            _core.wipe_writable_buffer(plaintext)
+        atomic_write(path, [result])
+    else:
+        _core.encrypt_parts_to_file(parts, _fspath(path, "path"), enc_key, enc_mode, DEFAULT_CHUNK_SIZE,
+                                    _metadata.encode(binding), 0, signing_key=signing_key)
+
+
+class _Checkpoint:
+    """One checkpoint file opened for reading: its parsed header and a way to read byte ranges."""
+
+    def __init__(self, path: str, dec_key: Any, dec_mode: Any):
+        self.path = path
+        self.where = f"checkpoint {path}"
+        self._key, self._mode = dec_key, dec_mode
+        self._file: Optional[EncryptedFile] = None  # encrypted: one handle for the header and every range
+        self._whole: Any = None  # a buffer holding the whole plaintext (decrypted, custom or mapped)
+        #: the authenticated modelcrypt metadata (encrypted files; {} otherwise)
+        self.metadata: dict[str, str] = {}
+        #: the safetensors __metadata__ (inside the plaintext), once the header has been parsed
+        self.header_metadata: dict[str, str] = {}
+        if callable(dec_mode):
+            self._whole = custom_decrypt(dec_mode, path, dec_key)
+            self.kind = "custom"
+        elif is_encrypted(path):
+            if dec_key is None:
+                raise ValueError(f"{path} is an encrypted checkpoint: pass dec_key")
+            self.kind = "encrypted"
+            self._file = open_encrypted(path, dec_key, dec_mode)
+            self.metadata = self._file.metadata
+        else:
+            if dec_key is not None:
+                raise FormatError(f"{path} is not an encrypted modelcrypt file; refusing to load it unauthenticated "
+                                  "with dec_key (pass dec_key=None to load a plaintext .safetensors checkpoint)")
+            self.kind = "plain"
+
+    # -- lifetime of the handle (encrypted random access)
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> "_Checkpoint":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _range(self, offset: int, length: int) -> Any:
+        assert self._file is not None
+        return self._file.read_range(offset, length)
+
+    # -- loading
+    def load_all(self) -> dict[str, np.ndarray]:
+        if self.kind == "encrypted":
+            assert self._file is not None
+            self._whole = self._file.read_all()
+        elif self.kind == "plain":
+            self._whole = _map_plain(self.path)
+        buf = self._whole
+        if self.kind != "plain" and _is_mindspore_plaintext(buf):
+            return _mindspore_arrays(buf, self.where)
+        with memoryview(buf) as view:
+            total = view.nbytes
+            n = _header_size(bytes(view[:8]), total, self.where)
+            entries, self.header_metadata = _parse_header(bytes(view[8:8 + n]), total - 8 - n, self.where,
+                                                          secret=self.kind != "plain")
+        base = -(8 + n)
+        return {name: _array(buf, e, base) for name, e in entries.items()}
+
+    def header(self) -> tuple[dict[str, _Entry], int]:
+        """The validated header (entries, data start) read with as little decryption as possible."""
+        if self.kind == "custom":
+            if _is_mindspore_plaintext(self._whole):
+                raise _MindSporePlaintext(f"{self.where} holds a MindSpore checkpoint")
+            with memoryview(self._whole) as view:
+                total = view.nbytes
+                n = _header_size(bytes(view[:8]), total, self.where)
+                entries, self.header_metadata = _parse_header(bytes(view[8:8 + n]), total - 8 - n, self.where)
+            return entries, 8 + n
+        if self.kind == "plain":
+            with open(self.path, "rb") as f:
+                total = os.fstat(f.fileno()).st_size
+                n = _header_size(f.read(8), total, self.where)
+                raw = f.read(n)
+            if len(raw) != n:
+                raise FormatError(f"{self.where}: truncated header")
+            entries, self.header_metadata = _parse_header(raw, total - 8 - n, self.where, secret=False)
+            return entries, 8 + n
+        assert self._file is not None
+        total, cs = self._file.plaintext_length, self._file.chunk_size  # authenticated when opened
+        with self._range(0, min(total, cs)) as first:  # decrypting 8 bytes costs chunk 0 anyway
+            if _is_mindspore_plaintext(first):
+                raise _MindSporePlaintext(f"{self.where} holds a MindSpore checkpoint")
+            n = _header_size(bytes(memoryview(first)[:8]), total, self.where)
+            if 8 + n <= len(first):
+                raw = bytes(memoryview(first)[8:8 + n])
+            else:
+                raw = None
+        if raw is None:
+            with self._range(8, n) as rest:
+                raw = bytes(rest)
+        self._chunk_size = cs
+        entries, self.header_metadata = _parse_header(raw, total - 8 - n, self.where)
+        return entries, 8 + n
+
+    def load_names(self, wanted: list[str], entries: dict[str, _Entry], start: int) -> dict[str, np.ndarray]:
+        selected = [entries[n] for n in wanted]
+        if self.kind == "custom":
+            return {e.name: _array(self._whole, e, -start) for e in selected}
+        if self.kind == "plain":
+            out = {}
+            with open(self.path, "rb") as f:
+                for e in selected:
+                    f.seek(start + e.begin)
+                    out[e.name] = np.fromfile(f, dtype=e.dtype, count=(e.end - e.begin) // e.dtype.itemsize).reshape(e.shape)
+            return out
+        cs = self._chunk_size
+        ranges: list[list[Any]] = []  # [begin, end, entries] in plaintext coordinates
+        for e in sorted((e for e in selected if e.end > e.begin), key=lambda e: e.begin):
+            b, f = start + e.begin, start + e.end
+            if ranges and (b <= ranges[-1][1] or b // cs == (ranges[-1][1] - 1) // cs):
+                ranges[-1][1] = max(ranges[-1][1], f)
+                ranges[-1][2].append(e)
+            else:
+                ranges.append([b, f, [e]])
+        out = {e.name: np.empty(e.shape, dtype=e.dtype) for e in selected if e.end == e.begin}
+        for b, f, group in ranges:
+            buf = self._range(b, f - b)
+            for e in group:
+                out[e.name] = _array(buf, e, b - start)
+        return {n: out[n] for n in wanted}
+
+
+def _map_plain(path: str) -> Any:
+    """A copy-on-write map of a plaintext checkpoint: zero-copy, writable arrays, the file unchanged."""
+    import mmap
+
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            return b""
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
