@@ -68,8 +68,9 @@ def _properties(p: TensorProperties) -> dict[str, Any]:
             "memory_format": str(p.memory_format), "pin_memory": bool(p.pin_memory)}
 
 
-def encode(md: Metadata, *, save_id: str, files: dict[str, int]) -> bytes:
-    """The JSON text of ``md`` plus the save id and the rank files of the save (name -> plaintext length)."""
+def encode(md: Metadata, *, save_id: str, files: dict[str, list[int]]) -> bytes:
+    """The JSON text of ``md`` plus the save id and the rank files of the save (name -> [plaintext length,
+    file length])."""
     tensors: dict[str, Any] = {}
     for fqn, item in md.state_dict_metadata.items():
         if isinstance(item, TensorStorageMetadata):
@@ -104,7 +105,7 @@ def _lookup(table: dict, name: Any, what: str) -> Any:
     return table[name]
 
 
-def decode(text: bytes) -> tuple[Metadata, str, dict[str, int]]:
+def decode(text: bytes) -> tuple[Metadata, str, dict[str, list[int]]]:
     """(Metadata, save id, rank files) from the JSON text written by encode (authenticated by the caller)."""
     try:
         doc = json.loads(bytes(text).decode("utf-8"))
@@ -114,7 +115,8 @@ def decode(text: bytes) -> tuple[Metadata, str, dict[str, int]]:
     _need(doc.get("version") == VERSION, f"unsupported version {doc.get('version')!r}")
     save_id, files = doc.get("save_id"), doc.get("files")
     _need(isinstance(save_id, str) and isinstance(files, dict) and all(
-        isinstance(k, str) and isinstance(v, int) and v >= 0 for k, v in files.items()), "bad save id or file list")
+        isinstance(k, str) and isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and x >= 0 for x in v)
+        for k, v in files.items()), "bad save id or file list")
     sdm: dict[str, Any] = {}
     tensors = doc.get("state_dict_metadata")
     _need(isinstance(tensors, dict), "no state_dict_metadata")
@@ -144,7 +146,7 @@ def decode(text: bytes) -> tuple[Metadata, str, dict[str, int]]:
         _need(isinstance(e, dict) and isinstance(e.get("fqn"), str) and e.get("file") in files, "bad storage entry")
         start, length = e.get("start"), e.get("length")
         _need(isinstance(start, int) and isinstance(length, int) and 0 <= start and 0 <= length
-              and start + length <= files[e["file"]], f"{e['fqn']!r}: stored range outside its file")
+              and start + length <= files[e["file"]][0], f"{e['fqn']!r}: stored range outside its file")
         index = e.get("index")
         _need(index is None or isinstance(index, int), "bad storage index")
         offset = None if e.get("offset") is None else _ints(e.get("offset"), f"{e['fqn']!r} offset")

@@ -45,7 +45,7 @@ from torch.futures import Future
 from .. import _core, _metadata, _sets
 from .._api import DEFAULT_CHUNK_SIZE, _check_signing_key, _credential, _fspath, _writer_key
 from .._random_access import open_encrypted
-from ..exceptions import FormatError, ModelCryptError, SetMismatchError
+from ..exceptions import AuthenticationError, FormatError, ModelCryptError, SetMismatchError
 from . import _dcp_metadata
 
 __all__ = ["EncryptedFileSystemWriter", "EncryptedFileSystemReader", "METADATA_NAME"]
@@ -64,7 +64,8 @@ class _Stored:
     relative_path: str
     offset: int
     length: int
-    file_length: int
+    plaintext_length: int  # of the whole rank file
+    file_length: int  # its size on disk
 
 
 def _index_key(fqn: str, offset: Any) -> str:
@@ -161,22 +162,22 @@ class EncryptedFileSystemWriter(StorageWriter, BlockingAsyncStager):
         head = struct.pack("<Q", len(table)) + table
         base = len(head)
         meta = _metadata.encode({_sets.SET: save_id, _sets.MEMBER: name, _sets.KIND: KIND_RANK_FILE})
-        _core.encrypt_parts_to_file([head, *datas], os.fsencode(os.path.join(self.path, name)), self._key, "AES-GCM",
-                                    self._chunk_size, meta, 0, None, self._sync, self._recipients,
-                                    signing_key=self._signing_key)
-        file_length = base + offset
+        path = os.path.join(self.path, name)
+        _core.encrypt_parts_to_file([head, *datas], os.fsencode(path), self._key, "AES-GCM", self._chunk_size, meta, 0,
+                                    None, self._sync, self._recipients, signing_key=self._signing_key)
+        sizes = (base + offset, os.stat(path).st_size)
         return [WriteResult(index=item.index, size_in_bytes=e["length"],
-                            storage_data=_Stored(name, base + e["start"], e["length"], file_length))
+                            storage_data=_Stored(name, base + e["start"], e["length"], *sizes))
                 for item, e in zip(plan.items, entries)]
 
     def finish(self, metadata: Metadata, results: list[list[WriteResult]]) -> None:
         if self._save_id is None:
             raise RuntimeError("finish() before prepare_global_plan(): not a DCP save")
-        files: dict[str, int] = {}
+        files: dict[str, list[int]] = {}
         storage: dict[MetadataIndex, _StorageInfo] = {}
         for wr in (r for rank in results for r in rank):
             s = wr.storage_data
-            files[s.relative_path] = s.file_length
+            files[s.relative_path] = [s.plaintext_length, s.file_length]
             storage[wr.index] = _StorageInfo(s.relative_path, s.offset, s.length)
         metadata.storage_data = storage
         metadata.version = metadata.version or "1.0.0"
@@ -205,7 +206,7 @@ class EncryptedFileSystemReader(StorageReader):
         self.path = os.fsdecode(_fspath(path, "path"))
         self._cred = _credential(key, identity, trusted_signers)
         self._save_id: Optional[str] = None
-        self._files: dict[str, int] = {}
+        self._files: dict[str, list[int]] = {}
         self._metadata: Optional[Metadata] = None
         self.storage_data: dict[MetadataIndex, _StorageInfo] = {}
 
@@ -254,8 +255,12 @@ class EncryptedFileSystemReader(StorageReader):
         return plans
 
     # -- reading
+    def _root(self) -> str:
+        """The directory of the files that storage_data names."""
+        return self.path
+
     def _open_rank_file(self, name: str) -> Any:
-        path = os.path.join(self.path, name)
+        path = os.path.join(self._root(), name)
         if not os.path.isfile(path):
             raise SetMismatchError(f"{path}: a rank file of this checkpoint (save {self._save_id}) is missing")
         f = open_encrypted(path, self._cred)
@@ -265,15 +270,23 @@ class EncryptedFileSystemReader(StorageReader):
                 raise SetMismatchError(f"{path} belongs to another save ({md.get(_sets.SET)}), not to {self._save_id}")
             if md.get(_sets.MEMBER) != name or md.get(_sets.KIND) != KIND_RANK_FILE:
                 raise SetMismatchError(f"{path} is the file {md.get(_sets.MEMBER)!r} of this save, renamed")
-            if f.plaintext_length != self._files.get(name):
-                raise SetMismatchError(f"{path}: plaintext length {f.plaintext_length}, the checkpoint recorded "
-                                       f"{self._files.get(name)}")
-            with f.read_range(0, min(8, f.plaintext_length)) as b:
-                n = struct.unpack("<Q", bytes(b))[0] if len(b) == 8 else -1
-            if not 0 < n <= min(_MAX_TABLE, f.plaintext_length - 8):
-                raise FormatError(f"{path}: bad item table size")
-            with f.read_range(8, n) as b:
-                table = json.loads(bytes(b).decode("utf-8"))
+            total = f.plaintext_length
+            if total != self._files[name][0]:
+                raise SetMismatchError(f"{path}: plaintext length {total}, the checkpoint recorded {self._files[name][0]}")
+            with f.read_range(0, min(total, f.chunk_size)) as first:  # the table, usually within chunk 0: read once
+                view = memoryview(first)
+                n = struct.unpack("<Q", bytes(view[:8]))[0] if len(view) >= 8 else -1
+                if not 0 < n <= min(_MAX_TABLE, total - 8):
+                    raise FormatError(f"{path}: bad item table size")
+                raw = bytes(view[8:8 + n]) if 8 + n <= len(view) else None
+                view.release()
+            if raw is None:
+                with f.read_range(8, n) as rest:
+                    raw = bytes(rest)
+            try:
+                table = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                raise FormatError(f"{path}: its item table is not JSON") from None
             if not isinstance(table, dict) or table.get("format") != TABLE_FORMAT or table.get("save_id") != \
                     self._save_id or table.get("file") != name or not isinstance(table.get("items"), list):
                 raise SetMismatchError(f"{path}: its item table is not this file's")
@@ -287,9 +300,18 @@ class EncryptedFileSystemReader(StorageReader):
         per_file: dict[str, list[Any]] = {}
         for req in plan.items:
             per_file.setdefault(self.storage_data[req.storage_index].relative_path, []).append(req)
+        for name, (_, size) in sorted(self._files.items()):  # every rank file of the save, cheaply, on every rank
+            path = os.path.join(self._root(), name)
+            try:
+                actual = os.stat(path).st_size
+            except FileNotFoundError:
+                raise SetMismatchError(f"{path}: a rank file of this checkpoint (save {self._save_id}) is missing") from None
+            if actual != size:
+                raise AuthenticationError(f"{path}: {'truncated' if actual < size else 'extended'} file: {actual} "
+                                          f"bytes, the checkpoint recorded {size}")
         opened = {}
         try:
-            for name in per_file:  # every file checked (present, this save's, its table) before a tensor is touched
+            for name in per_file:  # each file read here authenticated (this save's, its table) before a tensor is touched
                 opened[name] = self._open_rank_file(name)
             for name, reqs in per_file.items():
                 f, places = opened[name]
@@ -297,7 +319,7 @@ class EncryptedFileSystemReader(StorageReader):
                     info = self.storage_data[req.storage_index]
                     key = _index_key(req.storage_index.fqn, req.storage_index.offset)
                     if places.get(key) != (info.offset, info.length):
-                        raise SetMismatchError(f"{os.path.join(self.path, name)}: item {req.storage_index.fqn!r} is "
+                        raise SetMismatchError(f"{os.path.join(self._root(), name)}: item {req.storage_index.fqn!r} is "
                                                "not stored where the checkpoint metadata says")
                     self._read_item(f, info, req, planner)
         finally:
@@ -353,9 +375,10 @@ class EncryptedFileSystemReader(StorageReader):
 
 
 def raise_modelcrypt_error(exc: BaseException) -> None:
-    """DCP wraps each rank's error in a CheckpointException: re-raise the first ModelCryptError in it."""
-    failures = getattr(exc, "failures", None) or {}
-    for failure in failures.values():
-        inner = getattr(failure, "exception", failure)  # DCP's _WrappedException(exception, traceback)
-        if isinstance(inner, ModelCryptError):
-            raise inner from exc
+    """DCP wraps each rank's error in a CheckpointException: re-raise the first ModelCryptError in it
+    (else the first OSError), as itself."""
+    inner = [f[0] if isinstance(f, tuple) and f else f for f in (getattr(exc, "failures", None) or {}).values()]
+    for wanted in (ModelCryptError, OSError):
+        for e in inner:
+            if isinstance(e, wanted):
+                raise e from exc

@@ -71,6 +71,7 @@ class ModelcryptCheckpointReader(EncryptedFileSystemReader):
 
     def read_metadata(self) -> Metadata:
         root, names, set_id = self._shard_files()
+        self.path_root = root
         sdm: dict[str, Any] = {}
         storage: dict[MetadataIndex, _StorageInfo] = {}
         self._files = {}
@@ -81,7 +82,7 @@ class ModelcryptCheckpointReader(EncryptedFileSystemReader):
                 if set_id is not None and md.get(_sets.SET) != set_id:
                     raise SetMismatchError(f"{path} is not a shard of the checkpoint {self.path} (set id differs)")
                 table = self._table(f, f"checkpoint {path}")
-                self._files[name] = f.plaintext_length
+                self._files[name] = [f.plaintext_length, f.file_length]
             places = {}
             for fqn, (st, shape, start, length) in table.items():
                 if fqn in sdm:
@@ -95,18 +96,20 @@ class ModelcryptCheckpointReader(EncryptedFileSystemReader):
                 storage[MetadataIndex(fqn, offsets, 0)] = _StorageInfo(name, start, length)
                 places[_index_key(fqn, offsets)] = (start, length)
             self._places[name] = places
-        self.path_root = root
         self._save_id = set_id or "unbound"
         self._metadata = Metadata(state_dict_metadata=sdm, storage_data=storage,
                                   storage_meta=StorageMeta(checkpoint_id=self.path, load_id=str(uuid.uuid4())))
         return self._metadata
+
+    def _root(self) -> str:
+        return self.path_root
 
     def _open_rank_file(self, name: str) -> Any:
         path = os.path.join(self.path_root, name)
         if not os.path.isfile(path):
             raise SetMismatchError(f"{path}: a shard of the checkpoint {self.path} is missing")
         f = open_encrypted(path, self._cred)
-        if f.plaintext_length != self._files.get(name):
+        if f.plaintext_length != self._files[name][0]:
             f.close()
             raise SetMismatchError(f"{path} changed since its header was read")
         return f, self._places[name]

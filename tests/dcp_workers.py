@@ -1,0 +1,111 @@
+"""Worker processes of tests/test_dcp.py: real multi-process DCP jobs (gloo over loopback, file://
+rendezvous). Each worker writes what it saw to ``out/<task>_<rank>.json``."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import traceback
+
+import torch
+import torch.distributed as dist
+
+SHAPES = {"embed.weight": (256, 1024), "layer.w2_bf16": (40, 8), "head.bias": (16,)}
+DTYPES = {"embed.weight": torch.float32, "layer.w2_bf16": torch.bfloat16, "head.bias": torch.float32}
+
+
+def full_tensors() -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(1234)
+    return {n: torch.randn(SHAPES[n], generator=g).to(DTYPES[n]) for n in SHAPES}
+
+
+def _mesh(world: int):
+    from torch.distributed.device_mesh import init_device_mesh
+    return init_device_mesh("cpu", (world,))
+
+
+def sharded_state(world: int, *, empty: bool) -> dict:
+    """big and w2 row-sharded (Shard(0)) over all ranks, bias replicated, plus a plain object."""
+    from torch.distributed.tensor import Replicate, Shard, distribute_tensor
+    mesh = _mesh(world)
+    full = full_tensors()
+    state = {}
+    for name, t in full.items():
+        src = torch.zeros_like(t) if empty else t
+        placement = [Replicate()] if name == "head.bias" else [Shard(0)]
+        state[name] = distribute_tensor(src, mesh, placement)
+    state["step"] = 0 if empty else 42
+    return state
+
+
+def _init(rank: int, world: int, init_file: str) -> None:
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world,
+                            timeout=datetime.timedelta(seconds=60))
+
+
+def run(rank: int, world: int, init_file: str, out: str, task: str, args: dict) -> None:
+    import modelcrypt
+    import torch.distributed.checkpoint as dcp
+    from modelcrypt import _core
+    from modelcrypt.torch import dcp as mdcp
+
+    _init(rank, world, init_file)
+    report: dict = {"rank": rank}
+    try:
+        key = bytes.fromhex(args["key"])
+        if task == "save":
+            state = sharded_state(world, empty=False)
+            writer = mdcp.EncryptedFileSystemWriter(args["path"], key, chunk_size=args.get("chunk_size", 1 << 20))
+            dcp.save(state, storage_writer=writer)
+        elif task == "load":
+            state = sharded_state(world, empty=True)
+            _core.reset_debug_counters()
+            dcp.load(state, storage_reader=mdcp.EncryptedFileSystemReader(args["path"], key))
+            report["counters"] = _core.debug_counters()
+            full = full_tensors()
+            report["equal"] = {n: bool(torch.equal(state[n].full_tensor(), full[n])) for n in SHAPES}
+            report["step"] = state["step"]
+        elif task == "load_checkpoint_file":
+            state = sharded_state(world, empty=True)
+            state.pop("step")
+            dcp.load(state, storage_reader=mdcp.ModelcryptCheckpointReader(args["path"], key))
+            full = full_tensors()
+            report["equal"] = {n: bool(torch.equal(state[n].full_tensor(), full[n])) for n in SHAPES}
+        elif task == "fsdp2":
+            from torch.distributed.checkpoint.state_dict import get_model_state_dict, set_model_state_dict
+            from torch.distributed.fsdp import fully_shard
+            torch.manual_seed(0)
+            model = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8))
+            reference = {k: v.clone() for k, v in model.state_dict().items()}
+            fully_shard(model, mesh=_mesh(world))
+            if args["mode"] == "save":
+                dcp.save(get_model_state_dict(model), storage_writer=mdcp.EncryptedFileSystemWriter(args["path"], key))
+            else:
+                with torch.no_grad():
+                    for p in model.parameters():
+                        p.zero_()
+                sd = get_model_state_dict(model)
+                dcp.load(sd, storage_reader=mdcp.EncryptedFileSystemReader(args["path"], key))
+                set_model_state_dict(model, sd)
+                got = {k: v.full_tensor() for k, v in get_model_state_dict(model).items()}
+                report["equal"] = {k: bool(torch.equal(got[k], reference[k])) for k in reference}
+        elif task == "load_fails":
+            state = sharded_state(world, empty=True)
+            try:
+                mdcp.load(state, args["path"], key)
+                report["error"] = None
+            except modelcrypt.ModelCryptError as exc:
+                report["error"] = type(exc).__name__
+                report["message"] = str(exc)
+            report["untouched"] = bool(all(torch.count_nonzero(state[n].to_local()) == 0 for n in SHAPES))
+        else:
+            raise ValueError(task)
+        dist.barrier()
+    except BaseException as exc:  # noqa: BLE001 - reported to the test
+        report["crash"] = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+    finally:
+        with open(os.path.join(out, f"{task}_{rank}.json"), "w") as f:
+            json.dump(report, f)
+        dist.destroy_process_group()

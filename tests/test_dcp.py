@@ -1,0 +1,252 @@
+"""Encrypted PyTorch Distributed Checkpoint storage (issue 16), with real multi-process DCP jobs:
+gloo over loopback, file:// rendezvous, DTensor- and FSDP2-sharded state on CPU, resharding
+4 -> 2 -> 1 and 2 -> 4, byte counts of what each rank decrypts, failures on every rank."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.distributed.checkpoint as dcp  # noqa: E402
+import torch.multiprocessing as mp  # noqa: E402
+
+import modelcrypt  # noqa: E402
+from modelcrypt.torch import dcp as mdcp  # noqa: E402
+
+import dcp_workers  # noqa: E402
+
+KEY = bytes(range(32))
+TIMEOUT = 240
+
+
+def job(tmp_path, world: int, task: str, **args) -> list[dict]:
+    """Runs ``task`` on ``world`` ranks; returns each rank's report. Fails (never hangs) past TIMEOUT."""
+    out = tmp_path / f"out_{task}_{world}_{len(os.listdir(tmp_path))}"
+    out.mkdir()
+    init = out / "rendezvous"
+    args = {"key": KEY.hex(), **{k: str(v) if isinstance(v, os.PathLike) else v for k, v in args.items()}}
+    os.environ["GLOO_SOCKET_IFNAME"] = "lo"
+    ctx = mp.start_processes(dcp_workers.run, args=(world, str(init), str(out), task, args), nprocs=world,
+                             join=False, start_method="spawn")
+    import time
+    deadline = time.monotonic() + TIMEOUT
+    while not ctx.join(timeout=max(1, deadline - time.monotonic())):
+        if time.monotonic() > deadline:
+            for p in ctx.processes:
+                p.kill()
+            pytest.fail(f"{task} on {world} ranks did not finish in {TIMEOUT} s")
+    reports = [json.loads((out / f"{task}_{r}.json").read_text()) for r in range(world)]
+    for r in reports:
+        assert "crash" not in r, r["crash"]
+    return reports
+
+
+@pytest.fixture(scope="module")
+def saved4(tmp_path_factory):
+    path = tmp_path_factory.mktemp("dcp") / "ckpt4"
+    job(tmp_path_factory.mktemp("jobs"), 4, "save", path=path, chunk_size=64 << 10)
+    return path
+
+
+def _files(path):
+    return sorted(p.name for p in path.iterdir())
+
+
+def test_saved_by_4_ranks_is_encrypted_and_names_nothing(saved4):
+    names = _files(saved4)
+    assert ".metadata" in names and len([n for n in names if n.endswith(".distcp.mcx")]) == 4
+    full = dcp_workers.full_tensors()
+    for name in names:
+        data = (saved4 / name).read_bytes()
+        assert modelcrypt.inspect(saved4 / name).format == "modelcrypt"
+        for word in (b"embed.weight", b"layer.w2_bf16", b"head.bias", b"step", b"float32", b"bfloat16", b"[256,1024]",
+                     b"torch"):
+            assert word not in data, (name, word)
+        assert full["embed.weight"].numpy().tobytes()[:64] not in data
+
+
+@pytest.mark.parametrize("world", [2, 1])
+def test_saved_by_4_loads_resharded(tmp_path, saved4, world):
+    if world == 1:
+        state = {n: torch.zeros_like(t) for n, t in dcp_workers.full_tensors().items()}
+        state["step"] = 0
+        mdcp.load(state, saved4, KEY)  # no process group: one process
+        full = dcp_workers.full_tensors()
+        assert all(torch.equal(state[n], full[n]) for n in full) and state["step"] == 42
+        return
+    for r in job(tmp_path, world, "load", path=saved4):
+        assert all(r["equal"].values()) and r["step"] == 42, r
+
+
+def test_saved_by_2_loaded_by_4_decrypts_only_its_rows(tmp_path):
+    cs = 16 << 10
+    path = tmp_path / "ckpt2"
+    job(tmp_path, 2, "save", path=path, chunk_size=cs)
+    reports = job(tmp_path, 4, "load", path=path)
+    stored = sum((path / n).stat().st_size for n in _files(path))
+    for r in reports:
+        assert all(r["equal"].values()), r
+        # a rank needs a quarter of embed.weight (64 of 256 rows: 256 KiB) and of layer.w2_bf16, and head.bias:
+        # those bytes, the chunks at the ends of each range, each file's item table and the .metadata
+        needed = 64 * 1024 * 4 + 10 * 8 * 2 + 16 * 4
+        read = r["counters"]["ciphertext_bytes_read"]
+        assert read <= needed + 10 * (cs + 16) + (path / ".metadata").stat().st_size, (read, needed)
+        assert read < 0.4 * stored, (read, stored)  # not the whole checkpoint: about a quarter of it
+
+
+def test_fsdp2_model_saved_by_4_loaded_by_2(tmp_path):
+    path = tmp_path / "fsdp"
+    job(tmp_path, 4, "fsdp2", path=path, mode="save")
+    for r in job(tmp_path, 2, "fsdp2", path=path, mode="load"):
+        assert r["equal"] and all(r["equal"].values()), r
+
+
+def test_checkpoint_shards_load_into_a_sharded_model(tmp_path):
+    full = dcp_workers.full_tensors()
+    index = tmp_path / "model.index.json"
+    modelcrypt.save_checkpoint(full, tmp_path / "model.ckpt", KEY, max_shard_size="300KB")
+    assert index.exists() or any(p.suffix == ".json" for p in tmp_path.iterdir())
+    index = next(p for p in tmp_path.iterdir() if p.name.endswith(".index.json"))
+    for r in job(tmp_path, 2, "load_checkpoint_file", path=index):
+        assert all(r["equal"].values()), r
+
+
+def _copy(src, dst):
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _rank_files(path):
+    return [path / n for n in _files(path) if n.endswith(".distcp.mcx")]
+
+
+def test_failures_raise_on_every_rank_and_touch_nothing(tmp_path, saved4):
+    other = tmp_path / "other"
+    job(tmp_path, 4, "save", path=other, chunk_size=64 << 10)
+    cases = {}
+    missing = _copy(saved4, tmp_path / "missing")
+    _rank_files(missing)[1].unlink()
+    cases["missing"] = (missing, "SetMismatchError")
+    foreign = _copy(saved4, tmp_path / "foreign")
+    victim = _rank_files(foreign)[2]
+    rank_prefix = victim.name.split("_")[2]  # '__2_<save>.distcp.mcx' -> '2'
+    replacement = next(p for p in _rank_files(other) if p.name.split("_")[2] == rank_prefix)
+    shutil.copy(replacement, victim)
+    cases["other save"] = (foreign, "SetMismatchError")
+    truncated = _copy(saved4, tmp_path / "truncated")
+    f = _rank_files(truncated)[0]
+    f.write_bytes(f.read_bytes()[:-100])
+    cases["truncated"] = (truncated, "AuthenticationError")
+    meta = _copy(saved4, tmp_path / "meta")
+    data = bytearray((meta / ".metadata").read_bytes())
+    data[-20] ^= 1
+    (meta / ".metadata").write_bytes(bytes(data))
+    cases["flipped metadata"] = (meta, "AuthenticationError")
+    for name, (path, expected) in cases.items():
+        reports = job(tmp_path, 2, "load_fails", path=path)
+        for r in reports:
+            assert r["error"] == expected, (name, r)
+            # a missing or resized rank file and a bad .metadata are seen by every rank before any tensor is
+            # copied; a same-size file of another save by the ranks that read it (the others raise too)
+            assert r["untouched"] or name == "other save", (name, r)
+    wrong = job(tmp_path, 2, "load_fails", path=saved4, key=bytes(32).hex())
+    assert all(r["error"] == "KeyMismatchError" and r["untouched"] for r in wrong), wrong
+
+
+def test_flipped_chunk_byte_fails_the_load(tmp_path, saved4):
+    path = _copy(saved4, tmp_path / "flipped")
+    f = _rank_files(path)[3]
+    data = bytearray(f.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    f.write_bytes(bytes(data))
+    state = {n: torch.zeros_like(t) for n, t in dcp_workers.full_tensors().items()}
+    state["step"] = 0
+    with pytest.raises(modelcrypt.AuthenticationError):
+        mdcp.load(state, path, KEY)
+    reports = job(tmp_path, 2, "load_fails", path=path)
+    assert all(r["error"] == "AuthenticationError" for r in reports), reports
+
+
+def test_swapped_items_and_renamed_rank_files_are_refused(tmp_path):
+    path = tmp_path / "one"
+    state = {"a": torch.arange(1000, dtype=torch.float32), "b": torch.arange(1000, dtype=torch.float32) * 2}
+    mdcp.save(state, path, KEY)
+    swapped = _copy(path, tmp_path / "renamed")
+    rank = _rank_files(swapped)[0]
+    rank.rename(rank.with_name("__7_" + rank.name.split("_", 3)[3]))
+    target = {"a": torch.zeros(1000), "b": torch.zeros(1000)}
+    with pytest.raises(modelcrypt.SetMismatchError):
+        mdcp.load(target, swapped, KEY)
+    assert torch.count_nonzero(target["a"]) == 0
+
+
+def test_a_failed_save_leaves_the_previous_checkpoint_loadable(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt"
+    first = {"w": torch.ones(100), "step": 1}
+    mdcp.save(first, path, KEY)
+    from modelcrypt.checkpoint import dcp as storage
+
+    real = storage.EncryptedFileSystemWriter._write_rank_file
+
+    def dies_after_writing(self, *a, **kw):
+        real(self, *a, **kw)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(storage.EncryptedFileSystemWriter, "_write_rank_file", dies_after_writing)
+    with pytest.raises(OSError, match="No space"):
+        mdcp.save({"w": torch.full((100,), 2.0), "step": 2}, path, KEY)
+    monkeypatch.undo()
+    target = {"w": torch.zeros(100), "step": 0}
+    mdcp.load(target, path, KEY)
+    assert torch.equal(target["w"], torch.ones(100)) and target["step"] == 1
+    mdcp.save({"w": torch.full((100,), 3.0), "step": 3}, path, KEY)  # the next good save replaces it
+    assert len(_rank_files(path)) == 1  # and the files of older saves are gone
+    mdcp.load(target, path, KEY)
+    assert target["step"] == 3
+
+
+def test_async_save(tmp_path):
+    state = {"w": torch.randn(300, 30), "step": 5}
+    fut = dcp.async_save(state, storage_writer=mdcp.EncryptedFileSystemWriter(tmp_path / "a", KEY), no_dist=True)
+    (fut.result() if hasattr(fut, "result") else fut.upload_completion.result())
+    target = {"w": torch.zeros(300, 30), "step": 0}
+    mdcp.load(target, tmp_path / "a", KEY)
+    assert torch.equal(target["w"], state["w"]) and target["step"] == 5
+
+
+def test_recipients_identity_and_signatures(tmp_path):
+    ident, sk = modelcrypt.generate_identity(), modelcrypt.generate_signing_key()
+    state = {"w": torch.randn(64, 8)}
+    mdcp.save(state, tmp_path / "r", recipients=[ident.recipient], signing_key=sk)
+    target = {"w": torch.zeros(64, 8)}
+    mdcp.load(target, tmp_path / "r", identity=ident, trusted_signers=[sk.public_key])
+    assert torch.equal(target["w"], state["w"])
+    with pytest.raises(modelcrypt.SignatureError):
+        mdcp.load(target, tmp_path / "r", identity=ident, trusted_signers=[modelcrypt.generate_signing_key().public_key])
+
+
+def test_converters_round_trip(tmp_path):
+    full = dcp_workers.full_tensors()
+    mdcp.save(dict(full), tmp_path / "d", KEY)
+    mdcp.dcp_to_checkpoint(tmp_path / "d", tmp_path / "one.ckpt", KEY)
+    import modelcrypt.torch as mctorch
+    got = mctorch.load_state_dict(tmp_path / "one.ckpt", KEY)
+    assert set(got) == set(full) and all(torch.equal(got[n], full[n]) for n in full)
+    mdcp.checkpoint_to_dcp(tmp_path / "one.ckpt", tmp_path / "d2", KEY)
+    target = {n: torch.zeros_like(t) for n, t in full.items()}
+    mdcp.load(target, tmp_path / "d2", KEY)
+    assert all(torch.equal(target[n], full[n]) for n in full)
+
+
+def test_no_pickle_in_metadata_and_objects_checked(tmp_path):
+    mdcp.save({"w": torch.ones(3), "cfg": {"lr": 0.1, "name": "x"}}, tmp_path / "p", KEY)
+    with modelcrypt.load(tmp_path / "p" / ".metadata", KEY) as buf:
+        doc = json.loads(bytes(buf))
+    assert doc["format"] == "modelcrypt-dcp-metadata"
+    target = {"w": torch.zeros(3), "cfg": {"lr": 0.0, "name": ""}}
+    mdcp.load(target, tmp_path / "p", KEY)
+    assert target["cfg"] == {"lr": 0.1, "name": "x"}
