@@ -250,3 +250,58 @@ def test_no_pickle_in_metadata_and_objects_checked(tmp_path):
     target = {"w": torch.zeros(3), "cfg": {"lr": 0.0, "name": ""}}
     mdcp.load(target, tmp_path / "p", KEY)
     assert target["cfg"] == {"lr": 0.1, "name": "x"}
+
+
+def test_example_runs_on_two_ranks(tmp_path):
+    """examples/distributed_training.py as torchrun would run it (RANK / WORLD_SIZE), with a file://
+    rendezvous instead of torchrun's TCP store, so that nothing listens beyond loopback."""
+    import subprocess
+    import sys
+    example = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples",
+                           "distributed_training.py")
+    env = {**os.environ, "MODELCRYPT_KEY": KEY.hex(), "WORLD_SIZE": "2", "GLOO_SOCKET_IFNAME": "lo",
+           "INIT_METHOD": f"file://{tmp_path / 'rendezvous'}", "SKBUILD_EDITABLE_VERBOSE": "0"}
+    procs = [subprocess.Popen([sys.executable, example, str(tmp_path / "ckpt")], env={**env, "RANK": str(r)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(2)]
+    outs = []
+    for p in procs:
+        try:
+            outs.append(p.communicate(timeout=TIMEOUT))
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            pytest.fail("the example did not finish")
+    assert all(p.returncode == 0 for p in procs), outs
+    assert "identical" in outs[0][0] and "from 2 ranks at step 5" in outs[0][0], outs
+    for name in os.listdir(tmp_path / "ckpt"):
+        assert modelcrypt.inspect(tmp_path / "ckpt" / name).format == "modelcrypt"
+
+
+def test_cli_converts_both_ways(tmp_path):
+    import subprocess
+    import sys
+    full = dcp_workers.full_tensors()
+    mdcp.save(dict(full), tmp_path / "d", KEY)
+    (tmp_path / "k.key").write_text(KEY.hex() + "\n")
+    os.chmod(tmp_path / "k.key", 0o600)
+
+    def mc(*args):
+        return subprocess.run([sys.executable, "-m", "modelcrypt", *map(str, args)], capture_output=True, text=True,
+                              env={**os.environ, "SKBUILD_EDITABLE_VERBOSE": "0"}, timeout=300)
+
+    r = mc("dcp", "to-checkpoint", tmp_path / "d", tmp_path / "one.ckpt", "--key-file", tmp_path / "k.key")
+    assert r.returncode == 0 and "warning" not in r.stderr.lower(), r.stderr
+    import modelcrypt.torch as mctorch
+    got = mctorch.load_state_dict(tmp_path / "one.ckpt", KEY)
+    assert all(torch.equal(got[n], full[n]) for n in full)
+    r = mc("dcp", "from-checkpoint", tmp_path / "one.ckpt", tmp_path / "d2", "--key-file", tmp_path / "k.key")
+    assert r.returncode == 0, r.stderr
+    target = {n: torch.zeros_like(t) for n, t in full.items()}
+    mdcp.load(target, tmp_path / "d2", KEY)
+    assert all(torch.equal(target[n], full[n]) for n in full)
+    r = mc("dcp", "to-checkpoint", tmp_path / "d", tmp_path / "one.ckpt", "--key-file", tmp_path / "k.key")
+    assert r.returncode == 2 and "exists" in r.stderr
+    (tmp_path / "wrong.key").write_text(bytes(32).hex() + "\n")
+    os.chmod(tmp_path / "wrong.key", 0o600)
+    r = mc("dcp", "to-checkpoint", tmp_path / "d", tmp_path / "x.ckpt", "--key-file", tmp_path / "wrong.key")
+    assert r.returncode == 1 and "wrong key" in r.stderr and not (tmp_path / "x.ckpt").exists(), r.stderr

@@ -11,6 +11,7 @@ from ..keys import KEY_FORMATS
 from ._common import EXIT_CODES_HELP, _chunk_size, _metadata_item, _positive_int
 from ._commands import cmd_config, cmd_decrypt, cmd_encrypt, cmd_inspect, cmd_migrate, cmd_verify
 from ._key_source import _add_key_options, cmd_keygen
+from ._dcp_cli import QUIET_HELP as _DCP_QUIET_HELP, add_dcp_command
 from ._model_signing_cli import QUIET_HELP as _SIGNING_QUIET_HELP, add_model_signing_commands
 from ._recipients_cli import add_recipient_options, add_recipients_command
 from ._signing_cli import add_sign_options, add_trust_options
@@ -64,6 +65,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "config": "accepted for symmetry; config prints only the path",
         "recipients": "no informational messages",
         **_SIGNING_QUIET_HELP,
+        **_DCP_QUIET_HELP,
     }
 
     def command(name: str, help_: str, func) -> argparse.ArgumentParser:
@@ -149,6 +151,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object")
 
     add_recipients_command(commands, command)
+    add_dcp_command(command)
     add_model_signing_commands(command)
 
     p = command("config", "print where the C/C++ API is installed", cmd_config)

@@ -19,8 +19,10 @@ process group: converters and ``no_dist`` loads work offline. The storage format
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Any, Optional
+import warnings
+from typing import Any, Iterator, Optional
 
 import torch
 import torch.distributed.checkpoint as _dcp
@@ -38,13 +40,22 @@ def _no_dist() -> bool:
     return not (torch.distributed.is_available() and torch.distributed.is_initialized())
 
 
+@contextlib.contextmanager
+def _one_process() -> Iterator[None]:
+    """DCP warns that it assumes a single process when there is no process group: here that is the intent."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled, unavailable or uninitialized")
+        yield
+
+
 def save(state_dict: dict, path: Any, key: Any = None, *, recipients: Any = None, signing_key: Any = None,
          **dcp_kwargs: Any) -> None:
     """``dcp.save`` to an encrypted checkpoint; a ModelCryptError on any rank is raised as itself."""
     writer = EncryptedFileSystemWriter(path, key, recipients=recipients, signing_key=signing_key)
     dcp_kwargs.setdefault("no_dist", _no_dist())
     try:
-        _dcp.save(state_dict, storage_writer=writer, **dcp_kwargs)
+        with _one_process() if dcp_kwargs["no_dist"] else contextlib.nullcontext():
+            _dcp.save(state_dict, storage_writer=writer, **dcp_kwargs)
     except _dcp.api.CheckpointException as exc:
         raise_modelcrypt_error(exc)
         raise
@@ -58,7 +69,8 @@ def load(state_dict: dict, path: Any, key: Any = None, *, identity: Any = None, 
     reader.read_metadata()
     dcp_kwargs.setdefault("no_dist", _no_dist())
     try:
-        _dcp.load(state_dict, storage_reader=reader, **dcp_kwargs)
+        with _one_process() if dcp_kwargs["no_dist"] else contextlib.nullcontext():
+            _dcp.load(state_dict, storage_reader=reader, **dcp_kwargs)
     except _dcp.api.CheckpointException as exc:
         raise_modelcrypt_error(exc)
         raise
@@ -72,7 +84,8 @@ def _full_state_dict(reader: Any) -> dict[str, torch.Tensor]:
         if not isinstance(item, TensorStorageMetadata):
             raise TypeError(f"{fqn!r} is not a tensor (a DCP object item): dcp_to_checkpoint converts tensors only")
         state[fqn] = torch.empty(item.size, dtype=item.properties.dtype)
-    _dcp.load(state, storage_reader=reader, no_dist=True)
+    with _one_process():
+        _dcp.load(state, storage_reader=reader, no_dist=True)
     return state
 
 
@@ -95,4 +108,5 @@ def checkpoint_to_dcp(src: Any, dst: Any, key: Any = None, *, out_key: Any = Non
     state = _full_state_dict(reader)
     writer = EncryptedFileSystemWriter(dst, out_key if out_key is not None else key, recipients=recipients,
                                        signing_key=signing_key)
-    _dcp.save(state, storage_writer=writer, no_dist=True)
+    with _one_process():
+        _dcp.save(state, storage_writer=writer, no_dist=True)
