@@ -59,6 +59,19 @@ def run(rank: int, world: int, init_file: str, out: str, task: str, args: dict) 
             state = sharded_state(world, empty=False)
             writer = mdcp.EncryptedFileSystemWriter(args["path"], key, chunk_size=args.get("chunk_size", 1 << 20))
             dcp.save(state, storage_writer=writer)
+        elif task == "save_dies":  # rank 1 is killed right after writing its rank file, before .metadata
+            from modelcrypt.checkpoint import dcp as storage
+            real = storage.EncryptedFileSystemWriter._write_rank_file
+
+            def write_then_die(self, *a, **kw):
+                out = real(self, *a, **kw)
+                if rank == 1:
+                    os._exit(17)
+                return out
+
+            storage.EncryptedFileSystemWriter._write_rank_file = write_then_die
+            state = {n: t * 0 + 9 for n, t in sharded_state(world, empty=False).items() if n != "step"}
+            dcp.save(state, storage_writer=mdcp.EncryptedFileSystemWriter(args["path"], key))
         elif task == "load":
             state = sharded_state(world, empty=True)
             _core.reset_debug_counters()

@@ -305,3 +305,20 @@ def test_cli_converts_both_ways(tmp_path):
     os.chmod(tmp_path / "wrong.key", 0o600)
     r = mc("dcp", "to-checkpoint", tmp_path / "d", tmp_path / "x.ckpt", "--key-file", tmp_path / "wrong.key")
     assert r.returncode == 1 and "wrong key" in r.stderr and not (tmp_path / "x.ckpt").exists(), r.stderr
+
+
+def test_a_rank_killed_mid_save_leaves_the_previous_checkpoint_loadable(tmp_path):
+    path = tmp_path / "ckpt"
+    job(tmp_path, 2, "save", path=path)
+    before = sorted(os.listdir(path))
+    out = tmp_path / "dies"
+    out.mkdir()
+    ctx = mp.start_processes(dcp_workers.run, args=(2, str(out / "rendezvous"), str(out), "save_dies",
+                                                    {"key": KEY.hex(), "path": str(path)}),
+                             nprocs=2, join=False, start_method="spawn")
+    with pytest.raises(mp.ProcessExitedException):  # rank 1 exits with 17; the other rank is then terminated
+        while not ctx.join(timeout=TIMEOUT):
+            pass
+    assert set(before) <= set(os.listdir(path))  # the previous save's files and .metadata are still there
+    for r in job(tmp_path, 2, "load", path=path):
+        assert all(r["equal"].values()) and r["step"] == 42, r
