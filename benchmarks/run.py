@@ -2,16 +2,17 @@
 """modelcrypt benchmark harness: encrypted load against plain reads and the Python peers, in one run.
 
     python benchmarks/run.py [--size 1GiB] [--json out.json] [--repeat 3] [--dir DIR]
-                             [--mindspore-python PATH] [--cases a,b,...] [--keep]
+                             [--mindspore-python PATH] [--cases a,b,...] [--keep] [--dcp-sync-files]
 
 Creates its data once in DIR (a fresh temporary directory on disk by default), then runs every case
 in a fresh subprocess per repetition (this same script with ``--child``), times only the operation,
 and reports the median. Warm page cache: before every repetition the parent reads the case's input
 files once, so each measurement is of data already in the page cache (see benchmarks/README.md).
 
-Only the standard library is imported here; numpy, cryptography, modelcrypt and mindspore are
-imported by the child that needs them (so a MindSpore virtual environment without modelcrypt can
-run the MindSpore children).
+Only the standard library is imported here; numpy, cryptography, modelcrypt, torch and mindspore
+are imported by the child that needs them (so a MindSpore virtual environment without modelcrypt can
+run the MindSpore children). The dcp_* children start 2 ranks of their own (torch.multiprocessing,
+spawn, gloo over loopback) and time dcp.save / dcp.load inside them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
+import importlib.util
 import json
 import os
 import platform
@@ -37,6 +39,8 @@ GEN_PIECE = 64 * MiB           # random data is generated and written in pieces 
 NONCE_LEN, TAG_LEN = 12, 16    # cryptography peer file: nonce || ciphertext || tag
 CKPT_TENSORS = 64              # checkpoint: 64 float32 tensors (8 MiB each at 512 MiB)
 SEED = 20240607
+DCP_TENSORS = 8                # DCP cases: 8 float32 tensors of --size bytes in all, row-sharded ...
+DCP_RANKS = 2                  # ... over 2 ranks (DTensor, Shard(0))
 RESULT_MARK = "@@MODELCRYPT_BENCH_RESULT "
 
 # name -> (description, input files, bytes the GB/s figure is computed on: "size" or "ckpt")
@@ -71,7 +75,16 @@ CASES: dict[str, tuple[str, tuple[str, ...], str]] = {
                                   ("ms_enc",), "ckpt"),
     "mindspore_load_checkpoint_plain": ("mindspore.load_checkpoint(ckpt) of the same params, unencrypted "
                                         "(reference)", ("ms_plain",), "ckpt"),
+    "dcp_save": ("torch.distributed.checkpoint.save(state, storage_writer=modelcrypt.torch.dcp."
+                 "EncryptedFileSystemWriter(out, key, sync_files=S)), 2 ranks, rank 0's time", (), "size"),
+    "dcp_save_plain": ("dcp.save(state, storage_writer=FileSystemWriter(out, sync_files=S)) of the same state "
+                       "(DCP's own, unencrypted)", (), "size"),
+    "dcp_load": ("dcp.load(state, storage_reader=EncryptedFileSystemReader(ckpt, key)), 2 ranks, into "
+                 "preallocated shards", ("dcp_enc",), "size"),
+    "dcp_load_plain": ("dcp.load(state, storage_reader=FileSystemReader(ckpt)) of the same state, saved by "
+                       "FileSystemWriter", ("dcp_plain",), "size"),
 }
+DCP_CASES = [c for c in CASES if c.startswith("dcp_")]
 DEFAULT_CASES = [c for c in CASES if not c.startswith("mindspore")]
 MINDSPORE_CASES = [c for c in CASES if c.startswith("mindspore")]
 
@@ -86,9 +99,11 @@ FILES = {  # logical name -> file name inside DIR
     "params_raw": "params.f32",
     "ms_enc": "params_enc.ckpt",
     "ms_plain": "params_plain.ckpt",
+    "dcp_enc": "dcp_enc",      # directories: a 2-rank DCP checkpoint, encrypted (modelcrypt) ...
+    "dcp_plain": "dcp_plain",  # ... and DCP's plain FileSystemWriter, of the same state
     "manifest": "manifest.json",
 }
-OUTPUTS = ("out.mcx", "out.bin")  # written by the file-to-file cases, removed after each repetition
+OUTPUTS = ("out.mcx", "out.bin", "dcp_out")  # written by the file-to-file and dcp_save cases, removed after each repetition
 FILE_TO_FILE = ("encrypt_file", "encrypt_file_nofsync", "decrypt_file", "decrypt_file_nofsync", "copy", "copy_fsync")
 
 
@@ -148,10 +163,31 @@ def read_fully_into(f, mv) -> int:
     return done
 
 
+def files_under(path: str) -> list[str]:
+    """path itself, or the files inside it when it is a directory (a DCP checkpoint)."""
+    if not os.path.isdir(path):
+        return [path]
+    return sorted(os.path.join(root, n) for root, _, names in os.walk(path) for n in names)
+
+
+def path_size(path: str) -> int:
+    return sum(os.path.getsize(f) for f in files_under(path))
+
+
+def remove_path(path: str) -> None:
+    if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
 def warm(paths) -> None:
-    """Read each file once through a small buffer so that it is in the page cache."""
+    """Read each file (every file of a directory) once through a small buffer so that it is in the page cache."""
     buf = memoryview(bytearray(16 * MiB))
-    for path in paths:
+    for path in [f for p in paths for f in files_under(p)]:
         with open(path, "rb", buffering=0) as f:
             while f.readinto(buf):
                 pass
@@ -210,7 +246,11 @@ def page_cache_residency(path: str) -> float | None:
 # ----------------------------------------------------------------------------------------------------
 # child: one case, one repetition, one fresh process
 
-def child_main(case: str, d: str, size: int, ckpt_size: int, do_prefault: bool = True) -> None:
+def child_main(case: str, d: str, size: int, ckpt_size: int, do_prefault: bool = True,
+               dcp_sync_files: bool = False) -> None:
+    if case in DCP_CASES or case == "dcp_setup":
+        dcp_child(case, d, size, dcp_sync_files, do_prefault)
+        return
     p = {k: os.path.join(d, v) for k, v in FILES.items()}
     with open(p["key"], "rb") as f:
         key = f.read()
@@ -424,6 +464,174 @@ def child_main(case: str, d: str, size: int, ckpt_size: int, do_prefault: bool =
     }), flush=True)
 
 
+# ----------------------------------------------------------------------------------------------------
+# DCP cases: a child starts DCP_RANKS ranks (spawn, gloo over loopback, file:// rendezvous), each
+# rank builds its shards, and only dcp.save / dcp.load is timed inside the ranks
+
+def dcp_shapes(size: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(global shape, local shape) of each of the DCP_TENSORS float32 tensors, row-sharded over DCP_RANKS."""
+    unit = DCP_TENSORS * DCP_RANKS * 4
+    if size % unit:
+        raise SystemExit(f"the dcp cases need --size to be a multiple of {unit}")
+    elems = size // DCP_TENSORS // 4
+    if elems % (DCP_RANKS * 1024) == 0:
+        return (elems // 1024, 1024), (elems // 1024 // DCP_RANKS, 1024)
+    return (elems,), (elems // DCP_RANKS,)
+
+
+def dcp_local_shard(torch, i: int, rank: int, local_shape):
+    """Rank `rank`'s rows of tensor i: random float32, the same in every process (seeded by tensor and rank)."""
+    g = torch.Generator().manual_seed(SEED + 1000 + 16 * i + rank)
+    return torch.rand(local_shape, generator=g, dtype=torch.float32)
+
+
+def dcp_worker(rank: int, world: int, work: str, task: str, d: str, size: int, sync_files: bool,
+               do_prefault: bool) -> None:
+    """One rank of a DCP case (or of the setup save, task "dcp_setup"); writes work/rank<r>.json."""
+    os.environ["GLOO_SOCKET_IFNAME"] = "lo"
+    import datetime as _dt
+    import torch
+    import torch.distributed as dist
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint import FileSystemReader, FileSystemWriter
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import DTensor, Shard
+    from modelcrypt.torch import dcp as mdcp
+
+    dist.init_process_group("gloo", init_method=f"file://{os.path.join(work, 'rendezvous')}", rank=rank,
+                            world_size=world, timeout=_dt.timedelta(seconds=900))
+    report: dict = {"rank": rank}
+    try:
+        p = {k: os.path.join(d, v) for k, v in FILES.items()}
+        with open(p["key"], "rb") as f:
+            key = f.read()
+        mesh = init_device_mesh("cpu", (world,))
+        gshape, lshape = dcp_shapes(size)
+        gstride = tuple(int(x) for x in torch.empty(gshape, device="meta").stride())
+        names = [f"layer{i:02d}.weight" for i in range(DCP_TENSORS)]
+
+        def state(empty: bool) -> dict:
+            # DTensor.from_local of this rank's rows: the same DTensors as distribute_tensor(full, mesh,
+            # [Shard(0)]) gives, without building the full tensors on every rank
+            return {n: DTensor.from_local(torch.zeros(lshape) if empty else dcp_local_shard(torch, i, rank, lshape),
+                                          mesh, [Shard(0)], run_check=False, shape=torch.Size(gshape), stride=gstride)
+                    for i, n in enumerate(names)}
+
+        if task == "dcp_setup":  # both checkpoints of the load cases, durable like the other setup files
+            sd = state(False)
+            dcp.save(sd, storage_writer=mdcp.EncryptedFileSystemWriter(p["dcp_enc"], key, sync_files=True))
+            dcp.save(sd, storage_writer=FileSystemWriter(p["dcp_plain"], sync_files=True))
+            dist.barrier()
+            report["ok"] = True
+            return
+        out = os.path.join(d, "dcp_out")
+        if task in ("dcp_save", "dcp_save_plain"):
+            sd = state(False)
+            writer = (mdcp.EncryptedFileSystemWriter(out, key, sync_files=sync_files) if task == "dcp_save"
+                      else FileSystemWriter(out, sync_files=sync_files))
+
+            def op():
+                dcp.save(sd, storage_writer=writer)
+        elif task in ("dcp_load", "dcp_load_plain"):
+            sd = state(True)
+            src = p["dcp_enc"] if task == "dcp_load" else p["dcp_plain"]
+            reader = mdcp.EncryptedFileSystemReader(src, key) if task == "dcp_load" else FileSystemReader(src)
+            if rank == 0:  # warm page cache (shared by the ranks), then what mincore says about it
+                warm([src])
+                fr = [page_cache_residency(f) for f in files_under(src)]
+                report["page_cache_residency"] = {CASES[task][1][0]: min((v for v in fr if v is not None),
+                                                                         default=None)}
+
+            def op():
+                dcp.load(sd, storage_reader=reader)
+        else:
+            raise ValueError(task)
+
+        # memory the operation may fill (this rank's share of the state: output page cache or read
+        # buffers), as the other cases do; then peak reset, then only the call is timed
+        gc.collect()
+        dist.barrier()
+        if do_prefault:
+            report["prefault_seconds"] = prefault(size // world + 64 * MiB)
+        gc.disable()
+        before = proc_status()
+        report["peak_reset"] = reset_peak_rss()
+        if report["peak_reset"]:
+            before = proc_status()
+        dist.barrier()
+        t0 = time.perf_counter()
+        op()
+        dist.barrier()
+        t1 = time.perf_counter()
+        after = proc_status()
+        gc.enable()
+        report.update({
+            "seconds": t1 - t0,
+            "rss_before": before.get("VmRSS"), "hwm_after": after.get("VmHWM"), "rss_after": after.get("VmRSS"),
+            "rss_anon_delta": after.get("RssAnon", 0) - before.get("RssAnon", 0),
+            "rss_file_delta": after.get("RssFile", 0) - before.get("RssFile", 0),
+        })
+        if task.startswith("dcp_load"):  # every shard as saved (after the timer)
+            report["result_ok"] = all(torch.equal(sd[n].to_local(), dcp_local_shard(torch, i, rank, lshape))
+                                      for i, n in enumerate(names))
+        else:
+            dist.barrier()
+            files = files_under(out)
+            report["result_ok"] = (os.path.exists(os.path.join(out, ".metadata"))
+                                   and sum(os.path.getsize(f) for f in files) >= size)
+            report["files"] = len(files)
+    except BaseException as exc:  # noqa: BLE001 - reported by the child
+        import traceback
+        report["crash"] = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()[-3000:]}"
+    finally:
+        with open(os.path.join(work, f"rank{rank}.json"), "w") as f:
+            json.dump(report, f)
+        try:
+            dist.destroy_process_group()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def dcp_child(case: str, d: str, size: int, sync_files: bool, do_prefault: bool) -> None:
+    """Runs `case` on DCP_RANKS ranks and prints one result: rank 0's time, the larger rank's memory."""
+    import torch.multiprocessing as mp
+    work = tempfile.mkdtemp(prefix="dcp-job-", dir=d)
+    try:
+        os.environ["GLOO_SOCKET_IFNAME"] = "lo"
+        ctx = mp.start_processes(dcp_worker, args=(DCP_RANKS, work, case, d, size, sync_files, do_prefault),
+                                 nprocs=DCP_RANKS, join=False, start_method="spawn")
+        while not ctx.join(timeout=5):
+            pass
+        ranks = []
+        for r in range(DCP_RANKS):
+            with open(os.path.join(work, f"rank{r}.json")) as f:
+                ranks.append(json.load(f))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    crashed = [r for r in ranks if "crash" in r]
+    if crashed:
+        raise SystemExit(f"rank {crashed[0]['rank']}: {crashed[0]['crash']}")
+    if case == "dcp_setup":
+        print(RESULT_MARK + json.dumps({"ok": True}), flush=True)
+        return
+
+    def extra_of(r):
+        return r["hwm_after"] - r["rss_before"]
+
+    worst = max(ranks, key=extra_of)
+    print(RESULT_MARK + json.dumps({
+        "seconds": ranks[0]["seconds"],
+        "rss_before": worst["rss_before"], "hwm_after": worst["hwm_after"], "rss_after": worst["rss_after"],
+        "rss_anon_delta": worst["rss_anon_delta"], "rss_file_delta": worst["rss_file_delta"],
+        "peak_reset": all(r["peak_reset"] for r in ranks),
+        "result_ok": all(r["result_ok"] for r in ranks),
+        "page_cache_residency": ranks[0].get("page_cache_residency"),
+        "sync_files": sync_files,
+        "ranks": [{k: r.get(k) for k in ("seconds", "rss_before", "hwm_after", "rss_anon_delta", "rss_file_delta",
+                                          "prefault_seconds", "files")} | {"extra_rss": extra_of(r)} for r in ranks],
+    }), flush=True)
+
+
 def ckpt_shape(ckpt_size: int) -> tuple[int, ...]:
     elems = ckpt_size // CKPT_TENSORS // 4
     return (elems // 1024, 1024) if elems % 1024 == 0 else (elems,)
@@ -455,11 +663,12 @@ def log(msg: str) -> None:
 
 
 def fsync_path(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    for name in files_under(path) + ([path] if os.path.isdir(path) else []):
+        fd = os.open(name, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def create_data(d: str, size: int, ckpt_size: int, needed: set[str], ms_python: str | None) -> dict:
@@ -472,7 +681,7 @@ def create_data(d: str, size: int, ckpt_size: int, needed: set[str], ms_python: 
         if all(old.get(k) == manifest[k] for k in ("version", "size", "ckpt_size", "seed")) and \
                 os.path.exists(p["key"]):
             manifest["files"] = {k: v for k, v in old.get("files", {}).items()
-                                 if os.path.exists(p[k]) and os.path.getsize(p[k]) == v}
+                                 if os.path.exists(p[k]) and path_size(p[k]) == v}
     except (OSError, ValueError):
         pass
     created: list[str] = []
@@ -480,7 +689,7 @@ def create_data(d: str, size: int, ckpt_size: int, needed: set[str], ms_python: 
 
     def done(name: str, t0: float) -> None:
         fsync_path(p[name])
-        manifest["files"][name] = os.path.getsize(p[name])
+        manifest["files"][name] = path_size(p[name])
         timings[name] = time.perf_counter() - t0
         created.append(name)
         with open(p["manifest"], "w") as f:
@@ -569,14 +778,29 @@ def create_data(d: str, size: int, ckpt_size: int, needed: set[str], ms_python: 
             raise RuntimeError(f"MindSpore setup failed (exit {r.returncode}):\n{r.stderr[-3000:]}")
         done("ms_enc", t0)
         done("ms_plain", time.perf_counter())  # one subprocess wrote both: its time is under ms_enc
+    if ({"dcp_enc", "dcp_plain"} & needed) and not {"dcp_enc", "dcp_plain"} <= set(manifest["files"]):
+        gshape, _ = dcp_shapes(size)
+        log(f"saving {fmt_bytes(size)} with torch.distributed.checkpoint on {DCP_RANKS} ranks ({DCP_TENSORS} "
+            f"float32 tensors {gshape}, Shard(0)): encrypted (modelcrypt) and plain (FileSystemWriter)")
+        t0 = time.perf_counter()
+        remove_path(p["dcp_enc"])
+        remove_path(p["dcp_plain"])
+        r = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", "dcp_setup", "--dir", d,
+                            "--size", str(size), "--checkpoint-size", str(ckpt_size)],
+                           capture_output=True, text=True, timeout=1800)
+        if r.returncode != 0 or RESULT_MARK not in r.stdout:
+            raise RuntimeError(f"DCP setup failed (exit {r.returncode}):\n{r.stderr[-3000:]}")
+        done("dcp_enc", t0)
+        done("dcp_plain", time.perf_counter())  # one job wrote both: its time is under dcp_enc
     return {"created": created, "seconds": timings,
             "files": {k: manifest["files"].get(k) for k in needed if k in manifest["files"]}}
 
 
 def run_child(python: str, case: str, d: str, size: int, ckpt_size: int, timeout: float,
-              do_prefault: bool) -> dict:
+              do_prefault: bool, dcp_sync_files: bool = False) -> dict:
     cmd = [python, os.path.abspath(__file__), "--child", case, "--dir", d, "--size", str(size),
-           "--checkpoint-size", str(ckpt_size)] + ([] if do_prefault else ["--no-prefault"])
+           "--checkpoint-size", str(ckpt_size)] + ([] if do_prefault else ["--no-prefault"]) \
+        + (["--dcp-sync-files"] if dcp_sync_files else [])
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -734,11 +958,13 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=900, help="seconds per child (default 900)")
     ap.add_argument("--no-prefault", action="store_true",
                     help="don't touch and free the memory an operation will need right before it (see README)")
+    ap.add_argument("--dcp-sync-files", action="store_true",
+                    help="dcp_save cases: sync_files=True for both writers (default False: page cache only)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     if args.child:
-        child_main(args.child, args.dir, args.size, args.checkpoint_size, not args.no_prefault)
+        child_main(args.child, args.dir, args.size, args.checkpoint_size, not args.no_prefault, args.dcp_sync_files)
         return 0
     if args.repeat < 1:
         ap.error("--repeat must be >= 1")
@@ -752,6 +978,14 @@ def main(argv=None) -> int:
             ap.error(f"unknown case(s) {', '.join(unknown)}; known: {', '.join(CASES)}")
     else:
         cases = DEFAULT_CASES + (MINDSPORE_CASES if args.mindspore_python else [])
+        if importlib.util.find_spec("torch") is None:
+            log("torch is not installed: skipping the dcp_* cases")
+            cases = [c for c in cases if c not in DCP_CASES]
+    if any(c in DCP_CASES for c in cases):
+        try:
+            dcp_shapes(args.size)
+        except SystemExit as e:
+            ap.error(str(e))
     if any(c in MINDSPORE_CASES for c in cases) and not args.mindspore_python:
         ap.error("the MindSpore cases need --mindspore-python PATH")
 
@@ -780,7 +1014,9 @@ def main(argv=None) -> int:
     need_bytes = (args.size * sum(1 for f in ("plain", "mcx", "gcm", "signed") if f in needed)
                   + args.checkpoint_size * (("params_raw" in needed) + ("ckpt" in needed)
                                             + 2 * bool({"ms_enc", "ms_plain"} & needed))
-                  + args.size * any(c in FILE_TO_FILE for c in cases))
+                  + args.size * any(c in FILE_TO_FILE for c in cases)
+                  + args.size * 2 * bool({"dcp_enc", "dcp_plain"} & needed)
+                  + args.size * any(c in ("dcp_save", "dcp_save_plain") for c in cases))
     free = shutil.disk_usage(d).free
     if need_bytes * 1.05 > free:
         log(f"not enough space in {d}: need about {fmt_bytes(need_bytes)}, {fmt_bytes(free)} free")
@@ -792,6 +1028,7 @@ def main(argv=None) -> int:
     report: dict = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
                     "argv": sys.argv[1:], "size": args.size, "checkpoint_size": args.checkpoint_size,
                     "repeat": args.repeat, "chunk_size": CHUNK, "prefault": not args.no_prefault,
+                    "dcp_sync_files": args.dcp_sync_files,
                     "loadavg_start": loadavg()}
     created_files: list[str] = []
     try:
@@ -811,12 +1048,10 @@ def main(argv=None) -> int:
         for rep in range(args.repeat):
             for c in cases:
                 python = ms_python if c in MINDSPORE_CASES else sys.executable
-                res = run_child(python, c, d, args.size, args.checkpoint_size, args.timeout, not args.no_prefault)
+                res = run_child(python, c, d, args.size, args.checkpoint_size, args.timeout, not args.no_prefault,
+                                args.dcp_sync_files)
                 for out in OUTPUTS:
-                    try:
-                        os.unlink(os.path.join(d, out))
-                    except FileNotFoundError:
-                        pass
+                    remove_path(os.path.join(d, out))
                 if args.settle > 0:  # let write-back, discards and the host's memory reclaim calm down
                     os.sync()
                     time.sleep(args.settle)
@@ -872,15 +1107,9 @@ def main(argv=None) -> int:
             shutil.rmtree(d, ignore_errors=True)
         else:  # a given --dir: remove only what this run created (and the manifest if nothing is left)
             for name in created_files:
-                try:
-                    os.unlink(os.path.join(d, FILES[name]))
-                except FileNotFoundError:
-                    pass
+                remove_path(os.path.join(d, FILES[name]))
             for out in OUTPUTS:
-                try:
-                    os.unlink(os.path.join(d, out))
-                except FileNotFoundError:
-                    pass
+                remove_path(os.path.join(d, out))
             if not any(os.path.exists(os.path.join(d, FILES[k])) for k in FILES
                        if k not in ("manifest", "key")):
                 for k in ("manifest", "key"):
@@ -937,6 +1166,20 @@ def make_checks(results: dict, cores) -> list[dict]:
     add("load_checkpoint vs MindSpore encrypted load_checkpoint",
         ratio("load_checkpoint", "mindspore_load_checkpoint"), 8.0, ">=",
         note="" if gbps("mindspore_load_checkpoint") else "not measured (no --mindspore-python)")
+
+    def secs(c):
+        return results.get(c, {}).get("seconds_median")
+
+    for op in ("save", "load"):  # issue 16: encrypted DCP storage against DCP's own FileSystemWriter/Reader
+        enc, plain = f"dcp_{op}", f"dcp_{op}_plain"
+        te, tp = secs(enc), secs(plain)
+        add(f"DCP encrypted {op} time / plain {op} time ({DCP_RANKS} ranks)", te / tp if te and tp else None,
+            1.25, "<=", note=f"{te:.3f} s vs {tp:.3f} s" if te and tp else "")
+        re_, rp = rss(enc), rss(plain)
+        add(f"DCP encrypted {op} peak extra RSS/rank - plain (MiB)",
+            (re_ - rp) / MiB if re_ is not None and rp is not None else None, 64, "<=", unit=" MiB",
+            note=f"{re_ / MiB:.1f} vs {rp / MiB:.1f} MiB, the larger rank of each"
+            if re_ is not None and rp is not None else "")
     return checks
 
 
@@ -965,11 +1208,16 @@ def print_report(rep: dict) -> None:
         print(f"{c:33} {e['gbps']:7.3f} {xl:>7} {xr:>17} {mb:>11} {e['seconds_median']:9.3f} {mm:>13}  {ok}")
     if "aesgcm_oneshot" in res and res["aesgcm_oneshot"].get("read_seconds_median") is not None:
         print(f"  (aesgcm_oneshot: {res['aesgcm_oneshot']['read_seconds_median']:.3f} s of it is f.read())")
+    if any(c in DCP_CASES for c in res):
+        gshape, _ = dcp_shapes(rep["size"])
+        print(f"  (dcp_* cases: {DCP_RANKS} ranks (gloo, loopback), {DCP_TENSORS} float32 tensors {gshape} as DTensors "
+              f"Shard(0); GB/s over the whole state ({fmt_bytes(rep['size'])}), rank 0's time of the call between "
+              f"barriers; extra RSS of the rank with more; sync_files={rep.get('dcp_sync_files', False)})")
     if any(c.startswith("mindspore") or c == "load_checkpoint" for c in res):
         print(f"  (checkpoint cases: GB/s over the {fmt_bytes(rep['checkpoint_size'])} of parameters, "
               f"extra RSS x that size)")
     print()
-    print("targets (issue 7)")
+    print("targets (issues 7, 15, 16)")
     for ch in rep["checks"]:
         v = ch["value"]
         vs = "-" if v is None else (f"{v:.1f} MiB" if ch["target"].endswith("MiB") else f"{v:.2f}x")
