@@ -83,7 +83,20 @@ def _tensor_bytes(t: torch.Tensor) -> Any:
     return t.reshape(-1).view(torch.uint8).numpy()
 
 
-class EncryptedFileSystemWriter(StorageWriter, BlockingAsyncStager):
+class _LocalDirectory:
+    """checkpoint_id and its validation for storage in a local directory (``self.path``)."""
+    path: str
+
+    @property
+    def checkpoint_id(self) -> str:
+        return self.path
+
+    @classmethod
+    def validate_checkpoint_id(cls, checkpoint_id: Any) -> bool:
+        return isinstance(checkpoint_id, (str, os.PathLike)) and "://" not in os.fspath(checkpoint_id)
+
+
+class EncryptedFileSystemWriter(_LocalDirectory, StorageWriter, BlockingAsyncStager):
     """A DCP StorageWriter that writes modelcrypt files (one per rank) and an encrypted ``.metadata``.
 
     ``key`` (a symmetric key) and/or ``recipients`` (X25519 recipients, as for encrypt_file), and an
@@ -102,7 +115,6 @@ class EncryptedFileSystemWriter(StorageWriter, BlockingAsyncStager):
             raise TypeError("sync_files must be True or False")
         self._sync, self._chunk_size = sync_files, chunk_size
         self._save_id: Optional[str] = None
-        self._is_coordinator = False
 
     def __repr__(self) -> str:
         return f"EncryptedFileSystemWriter({self.path!r})"
@@ -114,18 +126,10 @@ class EncryptedFileSystemWriter(StorageWriter, BlockingAsyncStager):
         self._save_id = None
 
     def set_up_storage_writer(self, is_coordinator: bool, *args: Any, **kwargs: Any) -> None:
-        self._is_coordinator = is_coordinator
+        pass  # the coordinator is the rank DCP calls prepare_global_plan and finish on
 
     def storage_meta(self) -> Optional[StorageMeta]:
         return StorageMeta(checkpoint_id=self.path)
-
-    @property
-    def checkpoint_id(self) -> str:
-        return self.path
-
-    @classmethod
-    def validate_checkpoint_id(cls, checkpoint_id: Any) -> bool:
-        return isinstance(checkpoint_id, (str, os.PathLike)) and "://" not in os.fspath(checkpoint_id)
 
     def prepare_local_plan(self, plan: SavePlan) -> SavePlan:
         os.makedirs(self.path, exist_ok=True)
@@ -197,7 +201,7 @@ class EncryptedFileSystemWriter(StorageWriter, BlockingAsyncStager):
                     pass
 
 
-class EncryptedFileSystemReader(StorageReader):
+class EncryptedFileSystemReader(_LocalDirectory, StorageReader):
     """A DCP StorageReader for checkpoints written by EncryptedFileSystemWriter: ``key`` or
     ``identity=``, and ``trusted_signers=`` to require the publisher's signature on every file."""
 
@@ -217,14 +221,6 @@ class EncryptedFileSystemReader(StorageReader):
         if checkpoint_id:
             self.path = os.fsdecode(_fspath(checkpoint_id, "checkpoint_id"))
         self._save_id, self._files, self._metadata, self.storage_data = None, {}, None, {}
-
-    @property
-    def checkpoint_id(self) -> str:
-        return self.path
-
-    @classmethod
-    def validate_checkpoint_id(cls, checkpoint_id: Any) -> bool:
-        return isinstance(checkpoint_id, (str, os.PathLike)) and "://" not in os.fspath(checkpoint_id)
 
     def read_metadata(self) -> Metadata:
         path = os.path.join(self.path, METADATA_NAME)
@@ -345,7 +341,7 @@ class EncryptedFileSystemReader(StorageReader):
         sizes = next((c.sizes for c in tmd.chunks if list(c.offsets) == list(req.storage_index.offset)), None)
         if sizes is None:
             raise FormatError(f"{req.storage_index.fqn!r}: no stored chunk at offset {list(req.storage_index.offset)}")
-        itemsize = torch.empty((), dtype=dtype).element_size()
+        itemsize = dtype.itemsize
         numel = 1
         for s in sizes:
             numel *= s

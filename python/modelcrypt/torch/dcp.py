@@ -48,17 +48,23 @@ def _one_process() -> Iterator[None]:
         yield
 
 
+def _run(dcp_call: Any, state_dict: dict, dcp_kwargs: dict, **storage: Any) -> None:
+    """Calls dcp.save / dcp.load (one process when there is no process group) and raises the
+    ModelCryptError (else OSError) of any rank as itself instead of DCP's CheckpointException."""
+    dcp_kwargs.setdefault("no_dist", _no_dist())
+    try:
+        with _one_process() if dcp_kwargs["no_dist"] else contextlib.nullcontext():
+            dcp_call(state_dict, **storage, **dcp_kwargs)
+    except _dcp.api.CheckpointException as exc:
+        raise_modelcrypt_error(exc)
+        raise
+
+
 def save(state_dict: dict, path: Any, key: Any = None, *, recipients: Any = None, signing_key: Any = None,
          **dcp_kwargs: Any) -> None:
     """``dcp.save`` to an encrypted checkpoint; a ModelCryptError on any rank is raised as itself."""
     writer = EncryptedFileSystemWriter(path, key, recipients=recipients, signing_key=signing_key)
-    dcp_kwargs.setdefault("no_dist", _no_dist())
-    try:
-        with _one_process() if dcp_kwargs["no_dist"] else contextlib.nullcontext():
-            _dcp.save(state_dict, storage_writer=writer, **dcp_kwargs)
-    except _dcp.api.CheckpointException as exc:
-        raise_modelcrypt_error(exc)
-        raise
+    _run(_dcp.save, state_dict, dcp_kwargs, storage_writer=writer)
 
 
 def load(state_dict: dict, path: Any, key: Any = None, *, identity: Any = None, trusted_signers: Any = None,
@@ -67,13 +73,7 @@ def load(state_dict: dict, path: Any, key: Any = None, *, identity: Any = None, 
     authenticated first on every rank, so a wrong key or a foreign file is a ModelCryptError here."""
     reader = EncryptedFileSystemReader(path, key, identity=identity, trusted_signers=trusted_signers)
     reader.read_metadata()
-    dcp_kwargs.setdefault("no_dist", _no_dist())
-    try:
-        with _one_process() if dcp_kwargs["no_dist"] else contextlib.nullcontext():
-            _dcp.load(state_dict, storage_reader=reader, **dcp_kwargs)
-    except _dcp.api.CheckpointException as exc:
-        raise_modelcrypt_error(exc)
-        raise
+    _run(_dcp.load, state_dict, dcp_kwargs, storage_reader=reader)
 
 
 def _full_state_dict(reader: Any) -> dict[str, torch.Tensor]:
