@@ -322,3 +322,26 @@ def test_a_rank_killed_mid_save_leaves_the_previous_checkpoint_loadable(tmp_path
     assert set(before) <= set(os.listdir(path))  # the previous save's files and .metadata are still there
     for r in job(tmp_path, 2, "load", path=path):
         assert all(r["equal"].values()) and r["step"] == 42, r
+
+
+def test_checkpoint_reader_applies_the_shard_set_rules(tmp_path):
+    full = dcp_workers.full_tensors()
+    modelcrypt.save_checkpoint(full, tmp_path / "m.ckpt", KEY, max_shard_size="300KB")
+    index = next(p for p in tmp_path.iterdir() if p.name.endswith(".index.json"))
+    shards = sorted(p for p in tmp_path.iterdir() if p.name.endswith(".ckpt"))
+    assert len(shards) >= 2
+    tmp = shards[0].with_suffix(".tmp")
+    shards[0].rename(tmp)
+    shards[1].rename(shards[0])
+    tmp.rename(shards[1])
+    state = {n: torch.zeros_like(t) for n, t in full.items()}
+    reader = mdcp.ModelcryptCheckpointReader(index, KEY)
+    with pytest.raises(modelcrypt.SetMismatchError, match="renamed"):
+        reader.read_metadata()
+    shards[0].rename(tmp)
+    shards[1].rename(shards[0])
+    tmp.rename(shards[1])
+    shards[-1].unlink()
+    with pytest.raises(modelcrypt.SetMismatchError):
+        mdcp.ModelcryptCheckpointReader(index, KEY).read_metadata()
+    assert all(torch.count_nonzero(t) == 0 for t in state.values())

@@ -50,12 +50,13 @@ class ModelcryptCheckpointReader(EncryptedFileSystemReader):
     def __repr__(self) -> str:
         return f"ModelcryptCheckpointReader({self.path!r})"
 
-    def _shard_files(self) -> tuple[str, list[str], Any]:
+    def _shard_files(self) -> tuple[str, list[str], Any, Any]:
+        """(directory, shard file names, the index's set id, its weight map); one file: no index."""
         if self.path.endswith(".json"):
             weight_map, set_id = _read_index(self.path)
             names = sorted(set(weight_map.values()))
-            return os.path.dirname(self.path) or ".", names, set_id
-        return os.path.dirname(self.path) or ".", [os.path.basename(self.path)], None
+            return os.path.dirname(self.path) or ".", names, set_id, weight_map
+        return os.path.dirname(self.path) or ".", [os.path.basename(self.path)], None, None
 
     def _table(self, f: Any, where: str) -> dict[str, tuple[str, list[int], int, int]]:
         """name -> (safetensors dtype, shape, absolute start, length), from the authenticated header."""
@@ -70,19 +71,27 @@ class ModelcryptCheckpointReader(EncryptedFileSystemReader):
                 for name, e in entries.items()}
 
     def read_metadata(self) -> Metadata:
-        root, names, set_id = self._shard_files()
+        root, names, set_id, weight_map = self._shard_files()
         self.path_root = root
         sdm: dict[str, Any] = {}
         storage: dict[MetadataIndex, _StorageInfo] = {}
         self._files = {}
+        tables, metas = {}, {}
         for name in names:
             path = os.path.join(root, name)
+            if not os.path.isfile(path):
+                raise SetMismatchError(f"checkpoint {self.path}: shard {name} is missing")
             with open_encrypted(path, self._cred) as f:
-                md = f.metadata
-                if set_id is not None and md.get(_sets.SET) != set_id:
-                    raise SetMismatchError(f"{path} is not a shard of the checkpoint {self.path} (set id differs)")
-                table = self._table(f, f"checkpoint {path}")
+                metas[name] = f.metadata
+                tables[name] = self._table(f, f"checkpoint {path}")
                 self._files[name] = [f.plaintext_length, f.file_length]
+        if weight_map is not None:  # the shard set's rules, as load_distributed_checkpoint applies them
+            _sets.check_shards(metas, expected_names=names, weight_map=weight_map, index_set=set_id,
+                               where=f"checkpoint {self.path}")
+        for name, table in tables.items():
+            path = os.path.join(root, name)
+            if weight_map is not None and sorted(table) != sorted(t for t, s in weight_map.items() if s == name):
+                raise SetMismatchError(f"{path} does not hold the tensors the index {self.path} maps to it")
             places = {}
             for fqn, (st, shape, start, length) in table.items():
                 if fqn in sdm:
@@ -109,7 +118,13 @@ class ModelcryptCheckpointReader(EncryptedFileSystemReader):
         if not os.path.isfile(path):
             raise SetMismatchError(f"{path}: a shard of the checkpoint {self.path} is missing")
         f = open_encrypted(path, self._cred)
-        if f.plaintext_length != self._files[name][0]:
+        try:  # the ranges read through this handle are placed by the header read through this handle
+            places = {_index_key(fqn, torch.Size([0] * len(shape))): (start, length)
+                      for fqn, (_, shape, start, length) in self._table(f, f"checkpoint {path}").items()}
+        except BaseException:
+            f.close()
+            raise
+        if f.plaintext_length != self._files[name][0] or places != self._places[name]:
             f.close()
             raise SetMismatchError(f"{path} changed since its header was read")
-        return f, self._places[name]
+        return f, places
