@@ -495,6 +495,14 @@ class PartsSource final : public PlaintextSource {
     }
   }
   uint64_t size() const override { return total_; }
+  const uint8_t* span(uint64_t offset, size_t n) const override {
+    const auto after = std::upper_bound(starts_.begin(), starts_.end(), offset);
+    if (after == starts_.begin()) return nullptr;
+    const size_t part = static_cast<size_t>(after - starts_.begin()) - 1;
+    const uint64_t within = offset - starts_[part];
+    if (within > parts_[part].size || n > parts_[part].size - within) return nullptr;  // crosses into the next part
+    return parts_[part].data + within;
+  }
   void read(uint64_t offset, struct iovec* iov, int iovcnt) override {
     // Parts are visited in order; find the one holding `offset` once, then walk forward.
     size_t part = static_cast<size_t>(std::upper_bound(starts_.begin(), starts_.end(), offset) - starts_.begin());
@@ -541,6 +549,7 @@ void encrypt_source_to_file(PlaintextSource& source, const std::string& dst, Byt
   const uint64_t batches = (h.chunk_count() + per_batch - 1) / per_batch;
   std::vector<SecureBuffer> slots = pipeline_slots(batches, per_batch * stride);
   std::vector<struct iovec> iov(per_batch);
+  std::vector<std::vector<const uint8_t*>> plaintext_of(kPipelineSlots, std::vector<const uint8_t*>(per_batch));
   auto first_of = [&](uint64_t b) { return b * per_batch; };
   auto count_of = [&](uint64_t b) { return std::min(per_batch, h.chunk_count() - first_of(b)); };
   auto end_of = [&](uint64_t b) {  // plaintext offset just past batch b
@@ -552,19 +561,35 @@ void encrypt_source_to_file(PlaintextSource& source, const std::string& dst, Byt
   out.write_all(nh.serialized.data(), nh.serialized.size());
   run_pipeline(
       batches,
-      [&](uint64_t b) {  // load: plaintext chunks into their slots
+      [&](uint64_t b) {  // load: where each chunk's plaintext is (in the source's memory, or copied into its slot)
         uint8_t* base = slots[b % kPipelineSlots].data();
+        const uint8_t** from = plaintext_of[b % kPipelineSlots].data();
         const uint64_t first = first_of(b), count = count_of(b);
-        for (uint64_t j = 0; j < count; ++j) iov[j] = {base + j * stride, h.chunk_plaintext_size(first + j)};
-        source.read(h.chunk_plaintext_offset(first), iov.data(), static_cast<int>(count));
+        uint64_t copied = 0;  // chunks [j - copied, j) go to their slots in one read
+        auto read_copied = [&](uint64_t end) {
+          if (copied) source.read(h.chunk_plaintext_offset(first + end - copied), iov.data(), static_cast<int>(copied));
+          copied = 0;
+        };
+        for (uint64_t j = 0; j < count; ++j) {
+          const size_t n = h.chunk_plaintext_size(first + j);
+          from[j] = source.span(h.chunk_plaintext_offset(first + j), n);
+          if (from[j] != nullptr) {
+            read_copied(j);
+            continue;
+          }
+          from[j] = base + j * stride;
+          iov[copied++] = {base + j * stride, n};
+        }
+        read_copied(count);
       },
-      [&](uint64_t b) {  // process: seal in place
+      [&](uint64_t b) {  // process: seal each chunk into its slot
         uint8_t* base = slots[b % kPipelineSlots].data();
+        const uint8_t* const* from = plaintext_of[b % kPipelineSlots].data();
         const uint64_t first = first_of(b);
         for_each_chunk(count_of(b), options.threads, nh.keys.payload_key, [&](ChunkWorker& w, uint64_t j) {
           uint8_t* slot = base + j * stride;
           const size_t n = h.chunk_plaintext_size(first + j);
-          seal_chunk(w.gcm, h, first + j, slot, slot, slot + n);
+          seal_chunk(w.gcm, h, first + j, from[j], slot, slot + n);
           if (options.signing_key) signature::hash_chunk(w.sha(), slot, n, slot + n, hashes[first + j]);
         });
       },
