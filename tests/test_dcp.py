@@ -307,6 +307,48 @@ def test_cli_converts_both_ways(tmp_path):
     assert r.returncode == 1 and "wrong key" in r.stderr and not (tmp_path / "x.ckpt").exists(), r.stderr
 
 
+def test_cli_identities_recipients_and_an_output_key(tmp_path):
+    """from-checkpoint encrypts the DCP checkpoint to -r recipients (and an --out-key-file); an identity
+    opens it for to-checkpoint, whose single file needs a symmetric output key."""
+    import subprocess
+    import sys
+    full = dcp_workers.full_tensors()
+    modelcrypt.save_checkpoint(full, tmp_path / "one.ckpt", KEY)
+    for name, key in (("k.key", KEY), ("out.key", bytes(range(1, 33)))):
+        (tmp_path / name).write_text(key.hex() + "\n")
+        os.chmod(tmp_path / name, 0o600)
+    ident = modelcrypt.generate_identity()
+    modelcrypt.write_identity_file(tmp_path / "dev.identity", ident)
+
+    def mc(*args):
+        return subprocess.run([sys.executable, "-m", "modelcrypt", *map(str, args)], capture_output=True, text=True,
+                              env={**os.environ, "SKBUILD_EDITABLE_VERBOSE": "0"}, timeout=300)
+
+    r = mc("dcp", "from-checkpoint", tmp_path / "one.ckpt", tmp_path / "d", "--key-file", tmp_path / "k.key",
+           "-r", ident.recipient)
+    assert r.returncode == 0, r.stderr
+    for opener in ({"identity": ident}, {"key": KEY}):  # the recipient and the symmetric stanza both open it
+        target = {n: torch.zeros_like(t) for n, t in full.items()}
+        mdcp.load(target, tmp_path / "d", **opener)
+        assert all(torch.equal(target[n], full[n]) for n in full)
+    r = mc("dcp", "to-checkpoint", tmp_path / "d", tmp_path / "x.ckpt", "-i", tmp_path / "dev.identity")
+    assert r.returncode == 2 and "--out-key-file" in r.stderr and not (tmp_path / "x.ckpt").exists(), r.stderr
+    r = mc("dcp", "to-checkpoint", tmp_path / "d", tmp_path / "x.ckpt", "-i", tmp_path / "dev.identity",
+           "--out-key-file", tmp_path / "out.key")
+    assert r.returncode == 0, r.stderr
+    import modelcrypt.torch as mctorch
+    got = mctorch.load_state_dict(tmp_path / "x.ckpt", bytes(range(1, 33)))
+    assert all(torch.equal(got[n], full[n]) for n in full)
+    with pytest.raises(modelcrypt.KeyMismatchError):
+        mctorch.load_state_dict(tmp_path / "x.ckpt", KEY)
+    r = mc("dcp", "to-checkpoint", tmp_path / "d", tmp_path / "y.ckpt", "--key-file", tmp_path / "k.key",
+           "-r", ident.recipient)
+    assert r.returncode == 2 and "from-checkpoint" in r.stderr, r.stderr
+    r = mc("dcp", "from-checkpoint", tmp_path / "x.ckpt", tmp_path / "d3", "--key-file", tmp_path / "out.key",
+           "--out-key-env", "NO_SUCH_VARIABLE_HERE")
+    assert r.returncode == 2 and "NO_SUCH_VARIABLE_HERE" in r.stderr and not (tmp_path / "d3").exists(), r.stderr
+
+
 def test_a_rank_killed_mid_save_leaves_the_previous_checkpoint_loadable(tmp_path):
     path = tmp_path / "ckpt"
     job(tmp_path, 2, "save", path=path)

@@ -1,6 +1,11 @@
 """`modelcrypt dcp to-checkpoint` / `dcp from-checkpoint`: convert between an encrypted PyTorch
 Distributed Checkpoint directory and one encrypted save_checkpoint file (or shard index), offline,
-in one process, with no plaintext on disk."""
+in one process, with no plaintext on disk.
+
+The key options (--key-file, --key-env, -i/--identity, ...) open SRC. The output is written under
+--out-key-file / --out-key-env when given, else under SRC's symmetric key; from-checkpoint also
+encrypts to every -r/-R recipient (a DCP checkpoint can be opened by identities; a single
+save_checkpoint file is symmetric-key only)."""
 
 from __future__ import annotations
 
@@ -12,9 +17,26 @@ from ._common import EXIT_OK, _info, _usage
 QUIET_HELP = {"dcp": "no informational messages (errors still print)"}
 
 
+def _out_key(args: argparse.Namespace):
+    """The key of --out-key-file / --out-key-env, or None."""
+    from ..keys import key_from_env, read_key_file
+
+    if args.out_key_file is not None and args.out_key_env is not None:
+        raise _usage("give only one of --out-key-file and --out-key-env")
+    try:
+        if args.out_key_file is not None:
+            return read_key_file(args.out_key_file)
+        if args.out_key_env is not None:
+            return key_from_env(args.out_key_env)
+    except ValueError as exc:
+        raise _usage(str(exc)) from None
+    return None
+
+
 def cmd_dcp(args: argparse.Namespace) -> int:
+    from .._api import _core
     from ._key_source import _resolve_key
-    from ._recipients_cli import release_key
+    from ._recipients_cli import given_recipients, release_key
     from ._signing_cli import given_signing_key, given_trusted_signers
 
     try:
@@ -23,24 +45,39 @@ def cmd_dcp(args: argparse.Namespace) -> int:
         raise _usage(f"dcp needs PyTorch: {exc}") from None
     if os.path.exists(args.dst) and not args.force:
         raise _usage(f"{args.dst} exists; use --force to replace it")
+    to_checkpoint = args.action == "to-checkpoint"
+    recipients = given_recipients(args)
+    if to_checkpoint and recipients:
+        raise _usage("dcp to-checkpoint writes one save_checkpoint file, which is encrypted under a symmetric key: "
+                     "-r/-R are for from-checkpoint (give --out-key-file or --out-key-env for the output key)")
     trusted, signing_key = given_trusted_signers(args), given_signing_key(args)
     key, _ = _resolve_key(args)
+    out_key = None
     try:
-        from .._api import _core
-
-        if isinstance(key, _core.X25519Identity):
-            raise _usage("dcp converts under one symmetric key (the output is written with it): give --key-file or "
-                         "--key-env (in Python, dcp_to_checkpoint / checkpoint_to_dcp also take identity= and out_key=)")
-        convert = mdcp.dcp_to_checkpoint if args.action == "to-checkpoint" else mdcp.checkpoint_to_dcp
-        convert(args.src, args.dst, key, trusted_signers=trusted, signing_key=signing_key)
+        out_key = _out_key(args)
+        is_identity = isinstance(key, _core.X25519Identity)
+        if is_identity and out_key is None and not recipients:
+            raise _usage("an identity opens SRC but cannot encrypt the output: give --out-key-file FILE or "
+                         "--out-key-env VAR" + ("" if to_checkpoint else ", or -r RECIPIENT / -R FILE"))
+        opener = {"identity": key} if is_identity else {"key": key}
+        output_key = out_key if out_key is not None else (None if is_identity else key)
+        if to_checkpoint:
+            mdcp.dcp_to_checkpoint(args.src, args.dst, **opener, out_key=output_key, trusted_signers=trusted,
+                                   signing_key=signing_key)
+        else:
+            mdcp.checkpoint_to_dcp(args.src, args.dst, **opener, out_key=output_key, recipients=recipients or None,
+                                   trusted_signers=trusted, signing_key=signing_key)
     finally:
         release_key(key)
+        if out_key is not None:
+            release_key(out_key)
     _info(args, f"converted {args.src} -> {args.dst}")
     return EXIT_OK
 
 
 def add_dcp_command(command) -> None:
     from ._key_source import _add_key_options
+    from ._recipients_cli import add_recipient_options
     from ._signing_cli import add_sign_options, add_trust_options
 
     p = command("dcp", "convert between an encrypted PyTorch Distributed Checkpoint directory and one encrypted "
@@ -52,5 +89,9 @@ def add_dcp_command(command) -> None:
     p.add_argument("dst", metavar="DST")
     p.add_argument("--force", action="store_true", help="replace an existing DST")
     _add_key_options(p)
+    g = p.add_argument_group("output key (default: SRC's symmetric key)")
+    g.add_argument("--out-key-file", metavar="FILE", help="encrypt DST under the key in FILE")
+    g.add_argument("--out-key-env", metavar="VAR", help="encrypt DST under the key in environment variable VAR")
+    add_recipient_options(p)
     add_trust_options(p)
     add_sign_options(p)

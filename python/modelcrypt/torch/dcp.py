@@ -100,11 +100,12 @@ def dcp_to_checkpoint(src: Any, dst: Any, key: Any = None, *, identity: Any = No
                     signing_key=signing_key)
 
 
-def checkpoint_to_dcp(src: Any, dst: Any, key: Any = None, *, out_key: Any = None, recipients: Any = None,
-                      signing_key: Any = None, trusted_signers: Any = None) -> None:
-    """A modelcrypt checkpoint (one file or a shard index) as an encrypted DCP checkpoint in directory ``dst``
-    (one process; load it with any number of ranks)."""
-    reader = ModelcryptCheckpointReader(src, key, trusted_signers=trusted_signers)
+def checkpoint_to_dcp(src: Any, dst: Any, key: Any = None, *, identity: Any = None, out_key: Any = None,
+                      recipients: Any = None, signing_key: Any = None, trusted_signers: Any = None) -> None:
+    """A modelcrypt checkpoint (one file or a shard index, opened with ``key`` or ``identity``) as an
+    encrypted DCP checkpoint in directory ``dst`` under ``out_key`` (default: ``key``) and/or
+    ``recipients`` (one process; load it with any number of ranks)."""
+    reader = ModelcryptCheckpointReader(src, key, identity=identity, trusted_signers=trusted_signers)
     state = _full_state_dict(reader)
     writer = EncryptedFileSystemWriter(dst, out_key if out_key is not None else key, recipients=recipients,
                                        signing_key=signing_key)
