@@ -68,6 +68,8 @@ class PlaintextSource {
   virtual uint64_t size() const = 0;
   // Fills the (strided) iov slots with the plaintext that starts at `offset`.
   virtual void read(uint64_t offset, struct iovec* iov, int iovcnt) = 0;
+  // Whether the plaintext is in memory already (read() is a copy, not I/O).
+  virtual bool in_memory() const { return false; }
   // The plaintext [offset, offset + n) in place when the source holds it contiguously in memory
   // (sealed from there without a copy), else nullptr (read() copies it into a slot).
   virtual const uint8_t* span(uint64_t offset, size_t n) const {
