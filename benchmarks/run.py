@@ -492,6 +492,9 @@ def dcp_worker(rank: int, world: int, work: str, task: str, d: str, size: int, s
                do_prefault: bool) -> None:
     """One rank of a DCP case (or of the setup save, task "dcp_setup"); writes work/rank<r>.json."""
     os.environ["GLOO_SOCKET_IFNAME"] = "lo"
+    # what torchrun sets for its workers (every rank on this machine): the encrypted storage divides
+    # the cores among the local ranks by it
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world))
     import datetime as _dt
     import torch
     import torch.distributed as dist

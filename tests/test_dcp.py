@@ -387,3 +387,29 @@ def test_checkpoint_reader_applies_the_shard_set_rules(tmp_path):
     with pytest.raises(modelcrypt.SetMismatchError):
         mdcp.ModelcryptCheckpointReader(index, KEY).read_metadata()
     assert all(torch.count_nonzero(t) == 0 for t in state.values())
+
+
+def test_threads_per_rank(tmp_path, monkeypatch):
+    """threads= is checked like every other threads argument; by default a rank takes its share of
+    the cores among LOCAL_WORLD_SIZE ranks (torchrun's), and a save/load with any count is the same."""
+    from modelcrypt.checkpoint import dcp as storage
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert storage._rank_threads(None) == 0  # every core
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(2 * cores))
+    assert storage._rank_threads(None) == 1
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    assert storage._rank_threads(None) == 0
+    assert storage._rank_threads(3) == 3
+    with pytest.raises(ValueError, match="threads"):
+        mdcp.EncryptedFileSystemWriter(tmp_path / "x", KEY, threads=0)
+    with pytest.raises(TypeError, match="threads"):
+        mdcp.EncryptedFileSystemReader(tmp_path / "x", KEY, threads="2")
+    full = dcp_workers.full_tensors()
+    for threads in (1, 3):
+        dcp.save(dict(full), storage_writer=mdcp.EncryptedFileSystemWriter(tmp_path / f"t{threads}", KEY,
+                                                                           threads=threads), no_dist=True)
+        target = {n: torch.zeros_like(t) for n, t in full.items()}
+        dcp.load(target, storage_reader=mdcp.EncryptedFileSystemReader(tmp_path / f"t{threads}", KEY,
+                                                                       threads=4 - threads), no_dist=True)
+        assert all(torch.equal(target[n], full[n]) for n in full)

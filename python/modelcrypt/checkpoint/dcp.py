@@ -43,7 +43,7 @@ from torch.distributed.checkpoint.storage import StorageReader, StorageWriter, W
 from torch.futures import Future
 
 from .. import _core, _metadata, _sets
-from .._api import DEFAULT_CHUNK_SIZE, _check_signing_key, _credential, _fspath, _writer_key
+from .._api import DEFAULT_CHUNK_SIZE, _check_signing_key, _check_threads, _credential, _fspath, _writer_key
 from .._random_access import open_encrypted
 from ..exceptions import AuthenticationError, FormatError, ModelCryptError, SetMismatchError
 from . import _dcp_metadata
@@ -66,6 +66,20 @@ class _Stored:
     length: int
     plaintext_length: int  # of the whole rank file
     file_length: int  # its size on disk
+
+
+def _rank_threads(threads: Optional[int]) -> int:
+    """Threads for one rank's encryption or decryption: ``threads`` when given; by default this
+    machine's cores shared among the ranks running on it (``LOCAL_WORLD_SIZE``, as torchrun sets it),
+    else every core (0)."""
+    n = _check_threads(threads)
+    if n:
+        return n
+    try:
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    except ValueError:
+        local = 1
+    return max(1, len(os.sched_getaffinity(0)) // local) if local > 1 else 0
 
 
 def _index_key(fqn: str, offset: Any) -> str:
@@ -101,10 +115,11 @@ class EncryptedFileSystemWriter(_LocalDirectory, StorageWriter, BlockingAsyncSta
 
     ``key`` (a symmetric key) and/or ``recipients`` (X25519 recipients, as for encrypt_file), and an
     optional publisher ``signing_key``. ``sync_files`` (default True) makes each file durable before
-    it counts as written."""
+    it counts as written. ``threads``: encryption threads of each rank (default: the machine's cores
+    shared among its ``LOCAL_WORLD_SIZE`` ranks)."""
 
     def __init__(self, path: Any, key: Any = None, *, recipients: Any = None, signing_key: Any = None,
-                 sync_files: bool = True, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                 sync_files: bool = True, chunk_size: int = DEFAULT_CHUNK_SIZE, threads: Optional[int] = None,
                  cache_staged_state_dict: bool = False) -> None:
         StorageWriter.__init__(self)
         BlockingAsyncStager.__init__(self, cache_staged_state_dict=cache_staged_state_dict)
@@ -113,7 +128,7 @@ class EncryptedFileSystemWriter(_LocalDirectory, StorageWriter, BlockingAsyncSta
         self._signing_key = _check_signing_key(signing_key)
         if not isinstance(sync_files, bool):
             raise TypeError("sync_files must be True or False")
-        self._sync, self._chunk_size = sync_files, chunk_size
+        self._sync, self._chunk_size, self._threads = sync_files, chunk_size, _rank_threads(threads)
         self._save_id: Optional[str] = None
 
     def __repr__(self) -> str:
@@ -167,7 +182,8 @@ class EncryptedFileSystemWriter(_LocalDirectory, StorageWriter, BlockingAsyncSta
         base = len(head)
         meta = _metadata.encode({_sets.SET: save_id, _sets.MEMBER: name, _sets.KIND: KIND_RANK_FILE})
         path = os.path.join(self.path, name)
-        _core.encrypt_parts_to_file([head, *datas], os.fsencode(path), self._key, "AES-GCM", self._chunk_size, meta, 0,
+        _core.encrypt_parts_to_file([head, *datas], os.fsencode(path), self._key, "AES-GCM", self._chunk_size, meta,
+                                    self._threads,
                                     None, self._sync, self._recipients, signing_key=self._signing_key)
         sizes = (base + offset, os.stat(path).st_size)
         return [WriteResult(index=item.index, size_in_bytes=e["length"],
@@ -203,12 +219,15 @@ class EncryptedFileSystemWriter(_LocalDirectory, StorageWriter, BlockingAsyncSta
 
 class EncryptedFileSystemReader(_LocalDirectory, StorageReader):
     """A DCP StorageReader for checkpoints written by EncryptedFileSystemWriter: ``key`` or
-    ``identity=``, and ``trusted_signers=`` to require the publisher's signature on every file."""
+    ``identity=``, and ``trusted_signers=`` to require the publisher's signature on every file.
+    ``threads``: decryption threads of each rank (default as for the writer)."""
 
-    def __init__(self, path: Any, key: Any = None, *, identity: Any = None, trusted_signers: Any = None) -> None:
+    def __init__(self, path: Any, key: Any = None, *, identity: Any = None, trusted_signers: Any = None,
+                 threads: Optional[int] = None) -> None:
         super().__init__()
         self.path = os.fsdecode(_fspath(path, "path"))
         self._cred = _credential(key, identity, trusted_signers)
+        self._threads = _rank_threads(threads)
         self._save_id: Optional[str] = None
         self._files: dict[str, list[int]] = {}
         self._metadata: Optional[Metadata] = None
@@ -357,7 +376,7 @@ class EncryptedFileSystemReader(_LocalDirectory, StorageReader):
             length *= s
         target = planner.resolve_tensor(req).detach()
         if length:
-            with f.read_range(start, length) as buf:
+            with f.read_range(start, length, threads=self._threads or None) as buf:
                 src = torch.frombuffer(buf, dtype=torch.uint8).view(dtype).reshape(shape)
                 if not narrow0:
                     for d, (o, n) in enumerate(zip(offs, lens)):

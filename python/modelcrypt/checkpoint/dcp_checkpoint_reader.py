@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from typing import Any
+from typing import Any, Optional
 
 import torch
 from torch.distributed.checkpoint.filesystem import _StorageInfo
@@ -43,8 +43,9 @@ _TORCH_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float1
 class ModelcryptCheckpointReader(EncryptedFileSystemReader):
     """``path``: a checkpoint file, or the ``*.index.json`` of a sharded checkpoint."""
 
-    def __init__(self, path: Any, key: Any = None, *, identity: Any = None, trusted_signers: Any = None) -> None:
-        super().__init__(path, key, identity=identity, trusted_signers=trusted_signers)
+    def __init__(self, path: Any, key: Any = None, *, identity: Any = None, trusted_signers: Any = None,
+                 threads: Optional[int] = None) -> None:
+        super().__init__(path, key, identity=identity, trusted_signers=trusted_signers, threads=threads)
         self._places: dict[str, dict[str, tuple[int, int]]] = {}
 
     def __repr__(self) -> str:
