@@ -193,6 +193,8 @@ def test_load_checkpoint_of_a_non_checkpoint_says_so(tmp_path, encrypted):
     with pytest.raises(modelcrypt.FormatError, match="not a checkpoint") as info:
         modelcrypt.load_checkpoint(path, KEY if encrypted else None)
     assert "modelcrypt.load" in str(info.value)
+    size = int.from_bytes(data[:8], "little")  # the header size the content's first 8 bytes give
+    assert str(size) not in str(info.value)  # content of the file, and an absurd number: never quoted
 
 
 def test_model_checkpoint_saves_the_optimizer(tmp_path):

@@ -147,12 +147,13 @@ def _header_size(prefix: bytes, total: int, where: str) -> int:
         raise FormatError(f"{where}: {total} bytes is too short for a safetensors checkpoint (needs an 8-byte header size)")
     (n,) = struct.unpack("<Q", prefix[:8])
     if n > MAX_HEADER_SIZE or 8 + n > total:
+        # the size itself is not quoted: it is 8 bytes of the (decrypted) content
         why = (f"over the safetensors limit of {MAX_HEADER_SIZE} bytes" if n > MAX_HEADER_SIZE
-               else f"past the end of its {total} bytes")
-        raise FormatError(f"{where}: not a checkpoint: its data does not start with a safetensors header (the "
-                          f"first 8 bytes give a header size of {n} bytes, {why}); a file encrypted with "
-                          "encrypt_file or `modelcrypt encrypt` loads with modelcrypt.load, a checkpoint is "
-                          "written by save_checkpoint")
+               else "past the end of the data")
+        raise FormatError(f"{where}: not a checkpoint: its data does not start with a safetensors header (its "
+                          f"first 8 bytes give a header size {why}); a file encrypted with encrypt_file or "
+                          "`modelcrypt encrypt` loads with modelcrypt.load, a checkpoint is written by "
+                          "save_checkpoint")
     return n
 
 
