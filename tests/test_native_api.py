@@ -37,6 +37,8 @@ C_API = {
     "mc_key_require_signer", "mc_signing_key_generate", "mc_signing_key_parse", "mc_signing_key_read_file",
     "mc_signing_key_public", "mc_signing_key_free", "mc_encrypt_file_signed", "mc_verify_signature",
     "mc_decrypt_file_with_key",
+    # writer options (chunk size, threads, metadata, fsync) with key, recipients and signer
+    "mc_encrypt_file_ex",
 }
 
 

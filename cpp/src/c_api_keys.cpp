@@ -161,11 +161,25 @@ mc_status mc_load_range_with_key(const char* path, const mc_key* key, const char
 
 namespace {
 
+// The caller's writer options (NULL: the defaults), checked.
+modelcrypt::EncryptOptions options_of(const mc_encrypt_options* given) {
+  modelcrypt::EncryptOptions options;
+  if (given == nullptr) return options;
+  require(given->struct_size >= sizeof(mc_encrypt_options), "options->struct_size is not sizeof(mc_encrypt_options)");
+  if (given->chunk_size != 0) options.chunk_size = given->chunk_size;
+  options.threads = given->threads;
+  require(given->metadata != nullptr || given->metadata_len == 0, "options->metadata is NULL");
+  options.metadata = ByteView{given->metadata, given->metadata_len};
+  options.durable = given->no_fsync == 0;
+  return options;
+}
+
 // Encryption to recipients and/or a key object, signed when `signer` is given.
 void encrypt_to(const char* src, const char* dst, const char* const* recipients, size_t count, const mc_key* key,
-                const char* mode, std::shared_ptr<const modelcrypt::signature::SigningKey> signer) {
+                const char* mode, std::shared_ptr<const modelcrypt::signature::SigningKey> signer,
+                const mc_encrypt_options* given = nullptr) {
     require(src != nullptr && dst != nullptr, "src or dst is NULL");
-    modelcrypt::EncryptOptions options;
+    modelcrypt::EncryptOptions options = options_of(given);
     options.signing_key = std::move(signer);
     options.recipients = recipients_of(recipients, count);
     ByteView symmetric;
@@ -191,6 +205,14 @@ mc_status mc_encrypt_file_to_recipients(const char* src, const char* dst, const 
 mc_status mc_encrypt_file_signed(const char* src, const char* dst, const mc_key* key, const char* const* recipients,
                                  size_t count, const mc_signing_key* signer, const char* mode) {
   return guarded([&] { encrypt_to(src, dst, recipients, count, key, mode, signing_key_of(signer)); });
+}
+
+mc_status mc_encrypt_file_ex(const char* src, const char* dst, const mc_key* key, const char* const* recipients,
+                             size_t count, const mc_signing_key* signer, const char* mode,
+                             const mc_encrypt_options* options) {
+  return guarded([&] {
+    encrypt_to(src, dst, recipients, count, key, mode, signer ? signing_key_of(signer) : nullptr, options);
+  });
 }
 
 mc_status mc_decrypt_file_with_key(const char* src, const char* dst, const mc_key* key, const char* mode,

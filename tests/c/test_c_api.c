@@ -507,6 +507,70 @@ static void test_signatures(void) {
   mc_signing_key_free(NULL);
 }
 
+static void test_encrypt_options(void) {
+  uint8_t plain[300000];
+  for (size_t i = 0; i < sizeof plain; ++i) plain[i] = (uint8_t)(i * 7 + 3);
+  CHECK(write_file(path_in("o.bin"), plain, sizeof plain));
+  mc_key* key = NULL;
+  CHECK(mc_key_new(KEY32, 32, &key) == MC_OK);
+  mc_buffer *out = NULL, *info = NULL;
+  /* NULL options: the defaults (format v1 under the key, 1 MiB chunks) */
+  CHECK(mc_encrypt_file_ex(path_in("o.bin"), path_in("o1.mcx"), key, NULL, 0, NULL, NULL, NULL) == MC_OK);
+  CHECK(mc_load_with_key(path_in("o1.mcx"), key, NULL, NULL, 0, &out) == MC_OK);
+  CHECK(out && mc_buffer_size(out) == sizeof plain && memcmp(mc_buffer_data(out), plain, sizeof plain) == 0);
+  mc_buffer_free(out);
+  CHECK(mc_inspect(path_in("o1.mcx"), &info) == MC_OK);
+  CHECK(info && strstr((const char*)mc_buffer_data(info), "\"chunk_size\":1048576") != NULL);
+  mc_buffer_free(info);
+  /* every option */
+  static const char meta[] = "{\"model\":\"resnet\"}";
+  mc_encrypt_options o;
+  memset(&o, 0, sizeof o);
+  o.struct_size = sizeof o;
+  o.chunk_size = 4096;
+  o.threads = 2;
+  o.metadata = (const uint8_t*)meta;
+  o.metadata_len = strlen(meta);
+  o.no_fsync = 1;
+  mc_signing_key* publisher = NULL;
+  CHECK(mc_signing_key_generate(&publisher) == MC_OK);
+  CHECK(mc_encrypt_file_ex(path_in("o.bin"), path_in("o2.mcx"), key, NULL, 0, publisher, NULL, &o) == MC_OK);
+  out = NULL;
+  CHECK(mc_load_with_key(path_in("o2.mcx"), key, NULL, NULL, 1, &out) == MC_OK);
+  CHECK(out && mc_buffer_size(out) == sizeof plain && memcmp(mc_buffer_data(out), plain, sizeof plain) == 0);
+  CHECK(out && strcmp(mc_buffer_metadata(out), meta) == 0);
+  mc_buffer_free(out);
+  info = NULL;
+  CHECK(mc_inspect(path_in("o2.mcx"), &info) == MC_OK);
+  CHECK(info && strstr((const char*)mc_buffer_data(info), "\"chunk_size\":4096") != NULL);
+  mc_buffer_free(info);
+  mc_buffer* pub = NULL;
+  CHECK(mc_signing_key_public(publisher, &pub) == MC_OK);
+  char tp[128] = {0};
+  memcpy(tp, mc_buffer_data(pub), mc_buffer_size(pub));
+  mc_buffer_free(pub);
+  const char* trusted[1] = {tp};
+  CHECK(mc_verify_signature(path_in("o2.mcx"), trusted, 1, 0, NULL) == MC_OK);
+  /* bad options: nothing written */
+  o.chunk_size = 100;
+  CHECK(mc_encrypt_file_ex(path_in("o.bin"), path_in("o3.mcx"), key, NULL, 0, NULL, NULL, &o) == MC_INVALID_ARGUMENT);
+  o.chunk_size = 0;
+  o.struct_size = sizeof o - 1;
+  CHECK(mc_encrypt_file_ex(path_in("o.bin"), path_in("o3.mcx"), key, NULL, 0, NULL, NULL, &o) == MC_INVALID_ARGUMENT);
+  CHECK(strstr(mc_last_error(), "struct_size") != NULL);
+  o.struct_size = sizeof o;
+  o.metadata = NULL;
+  CHECK(mc_encrypt_file_ex(path_in("o.bin"), path_in("o3.mcx"), key, NULL, 0, NULL, NULL, &o) == MC_INVALID_ARGUMENT);
+  o.metadata_len = 0;
+  CHECK(mc_encrypt_file_ex(path_in("o.bin"), path_in("o3.mcx"), NULL, NULL, 0, NULL, NULL, &o) == MC_INVALID_ARGUMENT);
+  size_t n = 0;
+  uint8_t* none = read_file(path_in("o3.mcx"), &n);
+  CHECK(none == NULL);
+  free(none);
+  mc_signing_key_free(publisher);
+  mc_key_free(key);
+}
+
 int main(int argc, char** argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: %s WORKDIR [--no-rlimit]\n", argv[0]);
@@ -526,6 +590,7 @@ int main(int argc, char** argv) {
   test_parity();
   test_recipients();
   test_signatures();
+  test_encrypt_options();
   if (argc < 3 || strcmp(argv[2], "--no-rlimit") != 0) test_no_memory();
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;

@@ -137,6 +137,24 @@ int main(int argc, char** argv) {
   const std::string v3_again = dir + "/wrapper_v3_again.mcx";
   modelcrypt::EncryptFileSigned(plain_path, v3_again, publisher, &trusting);
   CHECK(modelcrypt::Load(v3_again, trusting).size() == model.size());
+
+  // EncryptFile with options: to a recipient and the key, signed, small chunks, metadata, no fsync
+  modelcrypt::EncryptOptions options;
+  options.recipients = {device.Recipient()};
+  options.signer = &publisher;
+  options.chunk_size = 4096;
+  options.threads = 2;
+  options.metadata = "{\"model\":\"tiny\"}";
+  options.fsync = false;
+  const std::string with_options = dir + "/wrapper_options.mcx";
+  modelcrypt::EncryptFile(plain_path, with_options, &hex, options);
+  modelcrypt::Buffer by_device = modelcrypt::Load(with_options, device);
+  CHECK(by_device.size() == model.size() && std::memcmp(by_device.data(), model.data(), model.size()) == 0);
+  CHECK(std::string(by_device.metadata()) == options.metadata);
+  CHECK(modelcrypt::Load(with_options, trusting).size() == model.size());  // signed by the publisher
+  CHECK(modelcrypt::Inspect(with_options).find("\"chunk_size\":4096") != std::string::npos);
+  options.chunk_size = 7;
+  CHECK(status_of([&] { modelcrypt::EncryptFile(plain_path, dir + "/bad.mcx", &hex, options); }) == MC_INVALID_ARGUMENT);
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }

@@ -219,6 +219,27 @@ MC_API void mc_signing_key_free(mc_signing_key* key);
 MC_API mc_status mc_encrypt_file_signed(const char* src, const char* dst, const mc_key* key,
                                         const char* const* recipients, size_t count, const mc_signing_key* signer,
                                         const char* mode);
+/* Writer options for mc_encrypt_file_ex. Zero-initialize, then set struct_size =
+ * sizeof(mc_encrypt_options) (so that later versions can add fields at the end). */
+typedef struct mc_encrypt_options {
+  size_t struct_size;       /* sizeof(mc_encrypt_options) */
+  uint32_t chunk_size;      /* plaintext bytes per chunk (4 KiB .. 64 MiB); 0: the default, 1 MiB */
+  unsigned threads;         /* 0: every available core */
+  const uint8_t* metadata;  /* public, authenticated metadata (<= 64 KiB; a JSON object of strings, as
+                             * Python's metadata= writes it), or NULL */
+  size_t metadata_len;
+  int no_fsync;             /* nonzero: skip the flush to the device before dst appears (faster; a
+                             * power loss may then lose the new file, never the old one) */
+} mc_encrypt_options;
+
+/* File -> file encryption with every writer choice: to `key` (a symmetric key gets a stanza, or
+ * format v1 when there are no recipients; an identity adds its recipient; may be NULL with
+ * recipients) and to `count` X25519 recipients, signed by `signer` when not NULL (format v3), with
+ * `options` (NULL: the defaults). */
+MC_API mc_status mc_encrypt_file_ex(const char* src, const char* dst, const mc_key* key, const char* const* recipients,
+                                    size_t count, const mc_signing_key* signer, const char* mode,
+                                    const mc_encrypt_options* options);
+
 /* Keyless: the file is byte for byte what one of the `count` trusted signers (texts as for
  * mc_key_require_signer) signed, checked without any key and without decrypting. On success
  * `*signer_out` (may be NULL) receives the signer's public key text. Otherwise MC_SIGNATURE. */

@@ -419,6 +419,39 @@ inline void EncryptFileSigned(const std::string& src, const std::string& dst, co
   detail::check(status);
 }
 
+// Writer choices for EncryptFile (mc_encrypt_options).
+struct EncryptOptions {
+  std::vector<std::string> recipients;  // X25519 recipients (format v2); `key` may then be null
+  const SigningKey* signer = nullptr;   // sign (format v3)
+  std::uint32_t chunk_size = 0;         // 0: 1 MiB
+  unsigned threads = 0;                 // 0: every core
+  std::string metadata;                 // public, authenticated JSON object of strings ("" for none)
+  bool fsync = true;                    // flush to the device before dst appears
+  std::string mode = "AES-GCM";
+};
+
+// File -> file encryption with every writer choice: to `key` (may be null with recipients) and
+// options.recipients, signed by options.signer.
+inline void EncryptFile(const std::string& src, const std::string& dst, const Key* key, const EncryptOptions& options) {
+  std::vector<const char*> texts;
+  for (const std::string& r : options.recipients) texts.push_back(r.c_str());
+  mc_key* symmetric = nullptr;
+  if (key != nullptr && key->handle() == nullptr) detail::check(mc_key_new(key->data(), key->size(), &symmetric));
+  mc_encrypt_options o{};
+  o.struct_size = sizeof o;
+  o.chunk_size = options.chunk_size;
+  o.threads = options.threads;
+  o.metadata = reinterpret_cast<const std::uint8_t*>(options.metadata.data());
+  o.metadata_len = options.metadata.size();
+  o.no_fsync = options.fsync ? 0 : 1;
+  const mc_status status = mc_encrypt_file_ex(src.c_str(), dst.c_str(),
+                                              key == nullptr ? nullptr : key->handle() ? key->handle() : symmetric,
+                                              texts.data(), texts.size(), options.signer ? options.signer->handle() : nullptr,
+                                              options.mode.c_str(), &o);
+  mc_key_free(symmetric);
+  detail::check(status);
+}
+
 // Keyless check of a file's publisher signature against trusted signers; returns the signer.
 inline std::string VerifySignature(const std::string& path, const std::vector<std::string>& trusted, unsigned threads = 0) {
   std::vector<const char*> texts;
