@@ -650,3 +650,42 @@ def test_decrypted_buffer_methods_never_echo_their_arguments():
         assert not leaks(ei.value), (what, leaks(ei.value))
     assert len(buf) == len(_PLAINTEXT) and not buf.closed  # none of the refused calls did anything
     buf.close()
+
+
+def _native_classes() -> list[type]:
+    """The classes of the public API that are defined by the extension (their methods are pybind11's)."""
+    out = []
+    for name in modelcrypt.__all__:
+        obj = getattr(modelcrypt, name)
+        if isinstance(obj, type) and obj.__module__.startswith("modelcrypt._core") and obj not in out:
+            out.append(obj)
+    return out
+
+
+def test_native_classes_never_echo_their_arguments():
+    """Every callable of every extension class in the public API (SigningKey.from_private_bytes,
+    X25519Identity.from_text, ... and their instances' methods), called with the sentinel key and
+    plaintext as too many positional arguments and as an unknown keyword: a TypeError (or another
+    error) that shows neither (pybind11's "Invoked with: ..." would show both)."""
+    classes = _native_classes()
+    assert modelcrypt.SigningKey in classes and modelcrypt.Identity in classes
+    instances = {modelcrypt.SigningKey: modelcrypt.generate_signing_key(), modelcrypt.Identity: modelcrypt.generate_identity()}
+    checked = 0
+    for cls in classes:
+        owners = [cls] + ([instances[cls]] if cls in instances else [])
+        for owner in owners:
+            for name in dir(cls):
+                if name.startswith("_") and name not in ("__len__", "__enter__", "__exit__"):
+                    continue
+                attr = getattr(owner, name, None)
+                if not callable(attr):
+                    continue
+                for call in (lambda: attr(key(), plaintext(), key(), plaintext(), key()),
+                             lambda: attr(key(), sentinel=plaintext()),
+                             lambda: attr(data=key(), text=plaintext(), source=key())):
+                    try:
+                        call()
+                    except Exception as exc:  # noqa: BLE001 - any error, as long as it holds no secret
+                        assert not leaks(exc), (cls.__name__, name, leaks(exc))
+                    checked += 1
+    assert checked >= 30

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "bind_recipients.hpp"
 #include "bind_signing.hpp"
@@ -21,6 +22,41 @@ namespace py = pybind11;
 [[noreturn]] inline void raise(PyObject* type, const std::string& message) {
   PyErr_SetString(type, message.c_str());
   throw py::error_already_set();
+}
+
+// The arguments of a call that carries a secret (private key bytes, identity or signing key text),
+// taken as *args / **kwargs so that a wrong number or name of arguments never reaches pybind11's
+// "Invoked with: ..." message: the handles of `names` in order (by position or keyword), the first
+// `required` of them required, a missing optional one a null handle. Messages name no value.
+inline std::vector<py::handle> secret_arguments(const py::args& args, const py::kwargs& kwargs, const char* function,
+                                                std::initializer_list<const char*> names, size_t required) {
+  const std::vector<const char*> order(names);
+  std::string usage = std::string(function) + "(";
+  for (size_t i = 0; i < order.size(); ++i) usage += (i ? ", " : "") + std::string(order[i]);
+  usage += ")";
+  std::vector<py::handle> out(order.size());
+  if (args.size() > order.size()) {
+    raise(PyExc_TypeError, usage + " takes at most " + std::to_string(order.size()) + " argument(s), got " +
+                               std::to_string(args.size()));
+  }
+  for (size_t i = 0; i < args.size(); ++i) out[i] = args[i];
+  for (const auto& item : kwargs) {
+    size_t at = order.size();
+    if (PyUnicode_Check(item.first.ptr())) {
+      const char* given = PyUnicode_AsUTF8(item.first.ptr());
+      if (given == nullptr) PyErr_Clear();
+      for (size_t i = 0; given != nullptr && i < order.size(); ++i) {
+        if (std::string(given) == order[i]) at = i;
+      }
+    }
+    if (at == order.size()) raise(PyExc_TypeError, usage + " got an unexpected keyword argument");
+    if (out[at]) raise(PyExc_TypeError, usage + " got more than one value for '" + order[at] + "'");
+    out[at] = item.second;
+  }
+  for (size_t i = 0; i < required; ++i) {
+    if (!out[i]) raise(PyExc_TypeError, usage + " is missing the argument '" + order[i] + "'");
+  }
+  return out;
 }
 
 inline std::string bytes_arg(const py::handle& h, const char* name) {

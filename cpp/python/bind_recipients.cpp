@@ -83,13 +83,16 @@ py::list stanzas_info(const std::vector<recipients::Stanza>& stanzas) {
 
 void bind_recipients(py::module_& m) {
   py::class_<IdentityObject, std::shared_ptr<IdentityObject>>(m, "X25519Identity")
-      .def_static("generate", [] {
+      .def_static("generate", [](const py::args& args, const py::kwargs& kwargs) {
+        secret_arguments(args, kwargs, "X25519Identity.generate", {}, 0);
         SecretBytes secret(crypto::kX25519KeySize);
         crypto::random_bytes(secret.data(), secret.size());
         return std::make_shared<IdentityObject>(IdentityObject{Credential::x25519_identity({secret.data(), secret.size()})});
       })
-      .def_static("from_text", [](const py::handle& text, const py::handle& source) {
-        const std::string src = text_arg(source, "source");
+      .def_static("from_text", [](const py::args& args, const py::kwargs& kwargs) {
+        const std::vector<py::handle> a = secret_arguments(args, kwargs, "X25519Identity.from_text", {"text", "source"}, 1);
+        const py::handle text = a[0];
+        const std::string src = a[1] ? text_arg(a[1], "source") : std::string("identity text");
         SecretBytes content;  // str or any bytes-like, copied into wiping memory
         if (PyUnicode_Check(text.ptr())) {
           Py_ssize_t n = 0;
@@ -104,18 +107,23 @@ void bind_recipients(py::module_& m) {
         }
         const SecretBytes secret = recipient_text::parse_identity({content.data(), content.size()}, src);
         return std::make_shared<IdentityObject>(IdentityObject{Credential::x25519_identity({secret.data(), secret.size()})});
-      }, py::arg("text"), py::arg("source") = py::str("identity text"))
-      .def_static("from_private_bytes", [](const py::handle& data) {
-        const SecretBytes secret = copy_key(data);
+      })
+      .def_static("from_private_bytes", [](const py::args& args, const py::kwargs& kwargs) {
+        const SecretBytes secret =
+            copy_key(secret_arguments(args, kwargs, "X25519Identity.from_private_bytes", {"data"}, 1)[0]);
         return std::make_shared<IdentityObject>(IdentityObject{Credential::x25519_identity({secret.data(), secret.size()})});
-      }, py::arg("data"))
+      })
       .def_property_readonly("public_key", [](const IdentityObject& self) {
         return bytes_of(self.credential.public_key().data(), crypto::kX25519KeySize);
       })
       .def_property_readonly("recipient", [](const IdentityObject& self) {
         return recipient_text::format_recipient(self.credential.public_key());
       })
-      .def("secret_text", [](const IdentityObject& self) {  // bytearray, so the caller can wipe it
+      .def("secret_text", [](const py::args& args, const py::kwargs& kwargs) {
+        // bytearray, so the caller can wipe it; self and arguments unconverted (see secret_arguments)
+        const py::handle obj = secret_arguments(args, kwargs, "X25519Identity.secret_text", {"self"}, 1)[0];
+        if (!py::isinstance<IdentityObject>(obj)) raise(PyExc_TypeError, "expected a modelcrypt.X25519Identity");
+        const IdentityObject& self = obj.cast<const IdentityObject&>();
         return bytearray_of(recipient_text::format_identity(self.credential.private_key()));
       })
       .def("__repr__", [](const IdentityObject& self) {

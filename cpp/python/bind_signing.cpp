@@ -81,24 +81,33 @@ std::shared_ptr<const signature::SigningKey> signing_key_arg(const py::handle& o
 
 void bind_signing(py::module_& m) {
   py::class_<SigningKeyObject, std::shared_ptr<SigningKeyObject>>(m, "SigningKey")
-      .def_static("generate", [] { return wrap(signature::SigningKey::generate()); })
-      .def_static("from_text", [](const py::handle& text, const py::handle& source) {
-        const std::string src = text_arg(source, "source");
+      .def_static("generate", [](const py::args& args, const py::kwargs& kwargs) {
+        secret_arguments(args, kwargs, "SigningKey.generate", {}, 0);
+        return wrap(signature::SigningKey::generate());
+      })
+      .def_static("from_text", [](const py::args& args, const py::kwargs& kwargs) {
+        const std::vector<py::handle> a = secret_arguments(args, kwargs, "SigningKey.from_text", {"text", "source"}, 1);
+        const py::handle text = a[0];
+        const std::string src = a[1] ? text_arg(a[1], "source") : std::string("signing key text");
         const SecretBytes content = text_content(text, "signing key text");
         const SecretBytes seed = signing_text::parse_signing_key({content.data(), content.size()}, src);
         return wrap(signature::SigningKey::from_seed({seed.data(), seed.size()}));
-      }, py::arg("text"), py::arg("source") = py::str("signing key text"))
-      .def_static("from_private_bytes", [](const py::handle& data) {
-        const SecretBytes seed = copy_key(data);
+      })
+      .def_static("from_private_bytes", [](const py::args& args, const py::kwargs& kwargs) {
+        const SecretBytes seed = copy_key(secret_arguments(args, kwargs, "SigningKey.from_private_bytes", {"data"}, 1)[0]);
         return wrap(signature::SigningKey::from_seed({seed.data(), seed.size()}));
-      }, py::arg("data"))
+      })
       .def_property_readonly("public_key", [](const SigningKeyObject& self) {
         return signing_text::format_signer(self.key->public_key());
       })
       .def_property_readonly("public_key_bytes", [](const SigningKeyObject& self) {
         return bytes_of(self.key->public_key().data(), signature::kPublicKeySize);
       })
-      .def("secret_text", [](const SigningKeyObject& self) {  // bytearray, so the caller can wipe it
+      .def("secret_text", [](const py::args& args, const py::kwargs& kwargs) {
+        // bytearray, so the caller can wipe it; self and arguments unconverted (see secret_arguments)
+        const py::handle obj = secret_arguments(args, kwargs, "SigningKey.secret_text", {"self"}, 1)[0];
+        if (!py::isinstance<SigningKeyObject>(obj)) raise(PyExc_TypeError, "expected a modelcrypt.SigningKey");
+        const SigningKeyObject& self = obj.cast<const SigningKeyObject&>();
         const SecretBytes s = signing_text::format_signing_key(self.key->seed());
         return py::reinterpret_steal<py::bytearray>(
             PyByteArray_FromStringAndSize(reinterpret_cast<const char*>(s.data()), static_cast<Py_ssize_t>(s.size())));
