@@ -357,6 +357,8 @@ def test_encrypt_file_killed_without_previous_destination(big, tmp_path):
             assert modelcrypt.inspect(dst).plaintext_length == SIZE
             os.unlink(dst)
         temps = _temps(tmp_path, dst.name, set())
+        if _supports_tmpfile(tmp_path):  # a new destination is named in one step (linkat): never a temporary
+            assert not temps - seen, f"[seed {SEED}] {how}: the killed writer left {temps - seen}"
         _check_new_temps(tmp_path, temps - seen, how, complete_size=os.path.getsize(previous),
                          may_be_complete=_may_be_complete(how), is_plaintext=False)
         seen = temps

@@ -213,13 +213,37 @@ void AtomicOutputFile::writev_all(struct iovec* iov, int iovcnt) {
   }
 }
 
+namespace {
+// Durability of a new name in `path`'s directory; best effort on filesystems that refuse it.
+void sync_directory_of(const std::string& path, bool durable) {
+  if (!durable) return;
+  const int dfd = ::open(dir_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    (void)::fsync(dfd);
+    ::close(dfd);
+  }
+}
+}  // namespace
+
 void AtomicOutputFile::commit(const std::function<void()>& before_rename) {
   if (durable_ && ::fsync(fd_) != 0) throw_io_error("cannot flush", destination_);
   if (unnamed_) {
     if (before_rename) before_rename();  // throws: the unnamed file goes with its descriptor
-    // Name the complete file with a temporary name (linkat cannot replace an existing file), then
-    // rename it over the destination. Only a kill between the two leaves a (complete) temporary file.
     const std::string fd_path = "/proc/self/fd/" + std::to_string(fd_);
+    // A new destination: the complete file gets its name in one step, so no kill leaves anything else.
+    bool linked = ::linkat(AT_FDCWD, fd_path.c_str(), AT_FDCWD, destination_.c_str(), AT_SYMLINK_FOLLOW) == 0;
+    if (!linked && errno != EEXIST) throw_io_error("cannot create", destination_);
+    if (linked) {
+      const int fd = fd_;
+      fd_ = -1;
+      committed_ = true;  // in place: a failed close below must not remove it
+      if (::close(fd) != 0) throw_io_error("cannot close", destination_);
+      sync_directory_of(destination_, durable_);
+      return;
+    }
+    // An existing destination: name the complete file with a temporary name (linkat cannot replace
+    // a file), then rename it over the destination. Only a kill between the two leaves a (complete)
+    // temporary file.
     for (int attempt = 0; attempt < 16 && temp_path_.empty(); ++attempt) {
       std::string name = random_temp_name();
       if (::linkat(AT_FDCWD, fd_path.c_str(), AT_FDCWD, name.c_str(), AT_SYMLINK_FOLLOW) == 0) {
@@ -236,12 +260,7 @@ void AtomicOutputFile::commit(const std::function<void()>& before_rename) {
   if (!unnamed_ && before_rename) before_rename();  // throws: the destructor removes the temporary file
   if (::rename(temp_path_.c_str(), destination_.c_str()) != 0) throw_io_error("cannot rename the finished file to", destination_);
   committed_ = true;
-  if (!durable_) return;
-  const int dfd = ::open(dir_of(destination_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {  // durability of the rename; best effort on filesystems that refuse it
-    (void)::fsync(dfd);
-    ::close(dfd);
-  }
+  sync_directory_of(destination_, durable_);
 }
 
 void check_output_path(const std::string& source, const std::string& destination) {
