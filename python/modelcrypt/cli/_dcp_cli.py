@@ -17,25 +17,9 @@ from ._common import EXIT_OK, _info, _usage
 QUIET_HELP = {"dcp": "no informational messages (errors still print)"}
 
 
-def _out_key(args: argparse.Namespace):
-    """The key of --out-key-file / --out-key-env, or None."""
-    from ..keys import key_from_env, read_key_file
-
-    if args.out_key_file is not None and args.out_key_env is not None:
-        raise _usage("give only one of --out-key-file and --out-key-env")
-    try:
-        if args.out_key_file is not None:
-            return read_key_file(args.out_key_file)
-        if args.out_key_env is not None:
-            return key_from_env(args.out_key_env)
-    except ValueError as exc:
-        raise _usage(str(exc)) from None
-    return None
-
-
 def cmd_dcp(args: argparse.Namespace) -> int:
     from .._api import _core
-    from ._key_source import _resolve_key
+    from ._key_source import _resolve_key, key_from_prefixed_options
     from ._recipients_cli import given_recipients, release_key
     from ._signing_cli import given_signing_key, given_trusted_signers
 
@@ -54,7 +38,7 @@ def cmd_dcp(args: argparse.Namespace) -> int:
     key, _ = _resolve_key(args)
     out_key = None
     try:
-        out_key = _out_key(args)
+        out_key = key_from_prefixed_options(args, "out")  # --out-key-file / --out-key-env
         is_identity = isinstance(key, _core.X25519Identity)
         if is_identity and out_key is None and not recipients:
             raise _usage("an identity opens SRC but cannot encrypt the output: give --out-key-file FILE or "

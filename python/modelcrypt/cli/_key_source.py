@@ -75,23 +75,36 @@ def _add_key_options(p: argparse.ArgumentParser, *, generate: bool = False) -> N
                        help="with no key source: generate a 32-byte key and save it here (hex, mode 0600)")
 
 
-def _resolve_old_key(args: argparse.Namespace) -> bytearray:
-    """migrate's old key, from exactly one of --from-key-file, --from-key-env, --from-key (key-source rules)."""
-    sources = [s for s in ("from_key_file", "from_key_env", "from_key") if getattr(args, s, None) is not None]
-    if len(sources) > 1:
-        raise _usage("give only one of --from-key-file, --from-key-env and --from-key")
+def key_from_prefixed_options(args: argparse.Namespace, prefix: str) -> bytearray | None:
+    """The key of exactly one of --PREFIX-key-file, --PREFIX-key-env and (where the command has it)
+    --PREFIX-key, with the key-source rules; None when none is given."""
+    attr = prefix.replace("-", "_")
+    options = [(f"{attr}_key_file", f"--{prefix}-key-file"), (f"{attr}_key_env", f"--{prefix}-key-env"),
+               (f"{attr}_key", f"--{prefix}-key")]
+    given = [(a, o) for a, o in options if getattr(args, a, None) is not None]
+    if len(given) > 1:
+        raise _usage("give only one of " + ", ".join(o for a, o in options if hasattr(args, a)))
+    if not given:
+        return None
+    (a, option), value = given[0], getattr(args, given[0][0])
     try:
-        if args.from_key_file is not None:
-            return read_key_file(args.from_key_file)
-        if args.from_key_env is not None:
-            return key_from_env(args.from_key_env)
-        if args.from_key is not None:
-            warnings.warn("--from-key puts the key on the command line, where other users can see it "
-                          "(use --from-key-file or --from-key-env)", UserWarning, stacklevel=1)
-            return _key_from_text(_as_ascii(args.from_key, "--from-key"), "--from-key", allow_raw=False)
+        if a.endswith("_file"):
+            return read_key_file(value)
+        if a.endswith("_env"):
+            return key_from_env(value)
+        warnings.warn(f"{option} puts the key on the command line, where other users can see it "
+                      f"(use --{prefix}-key-file or --{prefix}-key-env)", UserWarning, stacklevel=1)
+        return _key_from_text(_as_ascii(value, option), option, allow_raw=False)
     except ValueError as exc:
         raise _usage(str(exc)) from None
-    raise _usage("no old key given: use --from-key-file FILE, --from-key-env VAR or --from-key TEXT")
+
+
+def _resolve_old_key(args: argparse.Namespace) -> bytearray:
+    """migrate's old key, from exactly one of --from-key-file, --from-key-env, --from-key (key-source rules)."""
+    key = key_from_prefixed_options(args, "from")
+    if key is None:
+        raise _usage("no old key given: use --from-key-file FILE, --from-key-env VAR or --from-key TEXT")
+    return key
 
 
 def _new_key(length: int) -> bytearray:
