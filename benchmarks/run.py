@@ -654,6 +654,15 @@ def read_params_raw(path: str, ckpt_size: int):
     return {f"layer{i:02d}.weight": flat[i * n:(i + 1) * n].reshape(shape) for i in range(CKPT_TENSORS)}
 
 
+def setup_child(python: str, task: str, what: str, d: str, size: int, ckpt_size: int) -> None:
+    """Runs the setup child `task` (run.py --child TASK) with `python`; a failure raises with its stderr."""
+    r = subprocess.run([python, os.path.abspath(__file__), "--child", task, "--dir", d,
+                        "--size", str(size), "--checkpoint-size", str(ckpt_size)],
+                       capture_output=True, text=True, timeout=1800)
+    if r.returncode != 0 or RESULT_MARK not in r.stdout:
+        raise RuntimeError(f"{what} setup failed (exit {r.returncode}):\n{r.stderr[-3000:]}")
+
+
 def mindspore_setup(p: dict, key16: bytes, ckpt_size: int) -> None:
     """Runs under the MindSpore python: encrypted and plain MindSpore checkpoints of the same params."""
     import mindspore
@@ -779,11 +788,7 @@ def create_data(d: str, size: int, ckpt_size: int, needed: set[str], ms_python: 
     if ({"ms_enc", "ms_plain"} & needed) and not {"ms_enc", "ms_plain"} <= set(manifest["files"]):
         log(f"saving them with MindSpore ({ms_python}): encrypted (AES-GCM) and plain")
         t0 = time.perf_counter()
-        r = subprocess.run([ms_python, os.path.abspath(__file__), "--child", "mindspore_setup", "--dir", d,
-                            "--size", str(size), "--checkpoint-size", str(ckpt_size)],
-                           capture_output=True, text=True, timeout=1800)
-        if r.returncode != 0 or RESULT_MARK not in r.stdout:
-            raise RuntimeError(f"MindSpore setup failed (exit {r.returncode}):\n{r.stderr[-3000:]}")
+        setup_child(ms_python, "mindspore_setup", "MindSpore", d, size, ckpt_size)
         done("ms_enc", t0)
         done("ms_plain", time.perf_counter())  # one subprocess wrote both: its time is under ms_enc
     if ({"dcp_enc", "dcp_plain"} & needed) and not {"dcp_enc", "dcp_plain"} <= set(manifest["files"]):
@@ -793,11 +798,7 @@ def create_data(d: str, size: int, ckpt_size: int, needed: set[str], ms_python: 
         t0 = time.perf_counter()
         remove_path(p["dcp_enc"])
         remove_path(p["dcp_plain"])
-        r = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", "dcp_setup", "--dir", d,
-                            "--size", str(size), "--checkpoint-size", str(ckpt_size)],
-                           capture_output=True, text=True, timeout=1800)
-        if r.returncode != 0 or RESULT_MARK not in r.stdout:
-            raise RuntimeError(f"DCP setup failed (exit {r.returncode}):\n{r.stderr[-3000:]}")
+        setup_child(sys.executable, "dcp_setup", "DCP", d, size, ckpt_size)
         done("dcp_enc", t0)
         done("dcp_plain", time.perf_counter())  # one job wrote both: its time is under dcp_enc
     return {"created": created, "seconds": timings,
