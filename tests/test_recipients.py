@@ -277,6 +277,65 @@ def test_age_keys_are_identities_and_recipients(tmp_path, plaintext):
     assert base64.b64encode(hmac.new(mac_key, header, hashlib.sha256).digest()).rstrip(b"=") == lines[mac_line][4:]
 
 
+def _open_age(blob: bytes, priv: X25519PrivateKey, public_key: bytes) -> tuple[int, bytes]:
+    """Per the age spec (C2SP): unwrap the one X25519 stanza of ``blob`` that ``priv`` opens, check the
+    header MAC and decrypt the payload. Returns (index of the stanza that opened, plaintext)."""
+    header, _, payload = blob.partition(b"\n--- ")
+    mac_b64, _, payload = payload.partition(b"\n")
+    lines = header.split(b"\n")
+    assert lines[0] == b"age-encryption.org/v1"
+    b64 = lambda s: base64.b64decode(s + b"=" * (-len(s) % 4))  # noqa: E731
+    opened = []
+    for index, i in enumerate(range(1, len(lines), 2)):
+        stanza = lines[i].split(b" ")
+        assert stanza[:2] == [b"->", b"X25519"]
+        eph = b64(stanza[2])
+        wrap = HKDF(hashes.SHA256(), 32, eph + public_key, b"age-encryption.org/v1/X25519").derive(
+            priv.exchange(X25519PublicKey.from_public_bytes(eph)))
+        try:
+            opened.append((index, ChaCha20Poly1305(wrap).decrypt(bytes(12), b64(lines[i + 1]), None)))
+        except Exception:  # cryptography's InvalidTag: a stanza for another recipient
+            continue
+    assert len(opened) == 1, f"{len(opened)} stanzas opened"
+    index, file_key = opened[0]
+    mac_key = HKDF(hashes.SHA256(), 32, b"", b"header").derive(file_key)
+    assert base64.b64encode(hmac.new(mac_key, header + b"\n---", hashlib.sha256).digest()).rstrip(b"=") == mac_b64
+    nonce, ct = payload[:16], payload[16:]
+    payload_key = HKDF(hashes.SHA256(), 32, nonce, b"payload").derive(file_key)
+    return index, ChaCha20Poly1305(payload_key).decrypt(bytes(11) + b"\x01", ct, None)  # one last chunk
+
+
+@pytest.mark.filterwarnings("ignore::modelcrypt.InsecureKeyFileWarning")  # the fixtures are checked in 0644
+@pytest.mark.parametrize("name, stanzas", [("alice", 2), ("bob", 2), ("alice", 1)])
+def test_age_files_open_with_the_identities_modelcrypt_reads(name, stanzas):
+    """age's own files (age 1.1.1: alice_only.age, two_recipients.age to Alice and Bob) open, per the
+    age spec, with the private key modelcrypt decodes from the age-keygen file and the public key it
+    derives: each identity opens exactly its own stanza, and the MAC and payload check."""
+    ident = modelcrypt.read_identity_file(os.path.join(AGE, f"{name}.identity"))
+    secret = ident.secret_text()
+    try:
+        priv = X25519PrivateKey.from_private_bytes(_bech32_data(bytes(secret).decode()))
+    finally:
+        modelcrypt.wipe(secret)
+    assert priv.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw) == ident.public_key
+    pub_text = open(os.path.join(AGE, f"{name}.pub.txt")).read().strip()
+    assert modelcrypt.recipient_fingerprint(pub_text) == modelcrypt.recipient_fingerprint(ident.recipient)
+    blob = open(os.path.join(AGE, "two_recipients.age" if stanzas == 2 else "alice_only.age"), "rb").read()
+    assert blob.count(b"\n-> X25519 ") == stanzas
+    index, plain = _open_age(blob, priv, ident.public_key)
+    assert plain == open(os.path.join(AGE, "plain.bin"), "rb").read()
+    assert hashlib.sha256(plain).hexdigest() == "d660d8b53ba2e163763072ce35312cacf3bcd47901b6ca42994a201a2a951dec"
+    if stanzas == 2:  # Alice's and Bob's stanzas are different ones
+        other = "bob" if name == "alice" else "alice"
+        other_ident = modelcrypt.read_identity_file(os.path.join(AGE, f"{other}.identity"))
+        other_secret = other_ident.secret_text()
+        try:
+            other_priv = X25519PrivateKey.from_private_bytes(_bech32_data(bytes(other_secret).decode()))
+        finally:
+            modelcrypt.wipe(other_secret)
+        assert _open_age(blob, other_priv, other_ident.public_key)[0] != index
+
+
 def test_identity_text_round_trip_and_errors(tmp_path):
     ident = modelcrypt.generate_identity()
     assert ident.recipient.startswith("modelcrypt1")
@@ -299,3 +358,40 @@ def test_identity_text_round_trip_and_errors(tmp_path):
     with pytest.raises(TypeError):
         import pickle
         pickle.dumps(ident)
+
+
+def test_inspect_with_an_identity_or_key_authenticates_the_header(tmp_path, plaintext):
+    ident, other, key = modelcrypt.generate_identity(), modelcrypt.generate_identity(), modelcrypt.generate_key()
+    src, dst = tmp_path / "m.bin", tmp_path / "m.mcx"
+    src.write_bytes(plaintext)
+    modelcrypt.encrypt_file(src, dst, key, recipients=[other.recipient, ident.recipient], chunk_size=4096,
+                            metadata={"model": "tiny"})
+    keyless = modelcrypt.inspect(dst)
+    assert not keyless.authenticated and keyless.opened_by is None
+    info = modelcrypt.inspect(dst, identity=ident)
+    assert info.authenticated and info.opened_by == f"x25519 {modelcrypt.recipient_fingerprint(ident.recipient)}"
+    for field in ("version", "plaintext_length", "chunk_size", "header_length", "salt", "key_commitment",
+                  "metadata_raw", "recipients", "recipients_length", "file_length"):
+        assert getattr(info, field) == getattr(keyless, field), field
+    assert info.metadata == {"model": "tiny"}
+    assert modelcrypt.inspect(dst, ident).opened_by == info.opened_by  # an identity passed as the key
+    assert modelcrypt.inspect(dst, key).opened_by == "symmetric"
+    with pytest.raises(modelcrypt.KeyMismatchError, match="identity"):
+        modelcrypt.inspect(dst, identity=modelcrypt.generate_identity())
+    with pytest.raises(modelcrypt.KeyMismatchError):
+        modelcrypt.inspect(dst, modelcrypt.generate_key())
+    with pytest.raises(TypeError, match="not both"):
+        modelcrypt.inspect(dst, key, identity=ident)
+    # A modified header (the metadata, which keyless inspect shows as it finds it) fails authentication.
+    blob = bytearray(dst.read_bytes())
+    at = bytes(blob).index(b"tiny")
+    blob[at] ^= 0x01
+    dst.write_bytes(blob)
+    assert modelcrypt.inspect(dst).metadata == {"model": "uiny"}
+    with pytest.raises(modelcrypt.AuthenticationError):
+        modelcrypt.inspect(dst, identity=ident)
+    v1 = tmp_path / "v1.mcx"
+    modelcrypt.encrypt_file(src, v1, key)
+    assert modelcrypt.inspect(v1, key).opened_by == "key"
+    with pytest.raises(ValueError, match="mindspore"):
+        modelcrypt.inspect(os.path.join(os.path.dirname(__file__), "interop", "mindspore", "b_gcm16.ckpt"), key)

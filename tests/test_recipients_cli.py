@@ -82,3 +82,36 @@ def test_bad_recipient_and_identity_errors(tmp_path, devices):
     assert r.returncode == 2 and "exists" in r.stderr
     r = mc("encrypt", model, "-o", tmp_path / "m.mcx")
     assert r.returncode == 2
+
+
+def test_inspect_with_identity_or_key_authenticates_the_header(tmp_path, devices):
+    import json
+
+    model = tmp_path / "m.bin"
+    model.write_bytes(os.urandom(50_000))
+    (a_id, a), (b_id, b), (c_id, _) = devices
+    ok(mc("keygen", "-o", tmp_path / "team.key"))
+    enc = tmp_path / "m.mcx"
+    ok(mc("encrypt", model, "-o", enc, "-r", a, "-r", b, "--key-file", tmp_path / "team.key", "--metadata", "v=1"))
+    keyless = ok(mc("inspect", enc)).stdout
+    assert "authenticated" not in keyless and "opened_by" not in keyless
+    fingerprint = ok(mc("recipients", "list", enc)).stdout.splitlines()[2].split()[1]  # b's stanza: x25519 <fp> ...
+    r = ok(mc("inspect", enc, "-i", b_id))
+    lines = dict(line.split(": ", 1) for line in r.stdout.splitlines())
+    assert lines["authenticated"] == "header" and lines["opened_by"] == f"x25519 {fingerprint}"
+    assert "payload" in r.stderr
+    obj = json.loads(ok(mc("inspect", enc, "--json", "--key-file", tmp_path / "team.key")).stdout)
+    assert obj["authenticated"] == "header" and obj["opened_by"] == "symmetric" and obj["metadata"] == {"v": "1"}
+    r = mc("inspect", enc, "-i", c_id)
+    assert r.returncode == 1 and "no stanza" in r.stderr and r.stdout == ""
+    r = mc("inspect", enc, "-i", a_id, "--key-file", tmp_path / "team.key")
+    assert r.returncode == 2 and "only one" in r.stderr
+    blob = bytearray(enc.read_bytes())
+    blob[bytes(blob).index(b'"1"') + 1] ^= 0x01  # the metadata value "1" becomes "0"
+    enc.write_bytes(blob)
+    ok(mc("inspect", enc))  # keyless: the fields as found
+    r = mc("inspect", enc, "-i", a_id)
+    assert r.returncode == 1 and r.stdout == "" and "authentic" in r.stderr.lower()
+    legacy = os.path.join(os.path.dirname(__file__), "interop", "mindspore", "b_gcm16.ckpt")
+    r = mc("inspect", legacy, "--key-file", tmp_path / "team.key")
+    assert r.returncode == 2 and "mindspore" in r.stderr

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "arguments.hpp"
+#include "bind_recipients.hpp"
 #include "crypto.hpp"
 #include "errors.hpp"
 #include "file_errors.hpp"
@@ -51,6 +52,24 @@ struct Handle {
 };
 
 }  // namespace
+
+py::dict header_fields(const format::Header& h, uint64_t file_length) {
+  py::dict d;
+  d["version"] = h.version;
+  d["algorithm"] = format::algorithm_name(h.algorithm);
+  d["chunk_size"] = h.chunk_size;
+  d["plaintext_length"] = h.plaintext_length;
+  d["chunk_count"] = h.chunk_count();
+  d["header_length"] = h.header_length();
+  d["file_length"] = file_length;
+  d["expected_file_length"] = h.file_length();
+  d["salt"] = py::bytes(reinterpret_cast<const char*>(h.salt.data()), h.salt.size());
+  d["key_commitment"] = py::bytes(reinterpret_cast<const char*>(h.commitment.data()), h.commitment.size());
+  d["metadata_raw"] = py::bytes(reinterpret_cast<const char*>(h.metadata.data()), h.metadata.size());
+  d["recipients_length"] = h.has_recipients() ? py::object(py::int_(h.recipients_block.size())) : py::object(py::none());
+  d["recipients"] = stanzas_info(h.stanzas);
+  return d;
+}
 
 void bind_random_access(py::module_& m, std::function<py::object(Decrypted&&)> wrap) {
   py::class_<Handle, std::shared_ptr<Handle>> cls(m, "EncryptedFileHandle",
@@ -110,6 +129,10 @@ void bind_random_access(py::module_& m, std::function<py::object(Decrypted&&)> w
       .def_property_readonly("chunk_size", [](Handle& self) { return self.get()->header().chunk_size; })
       .def_property_readonly("chunk_count", [](Handle& self) { return self.get()->header().chunk_count(); })
       .def_property_readonly("file_length", [](Handle& self) { return self.get()->file_length(); })
+      .def_property_readonly("header_info", [](Handle& self) {
+        const auto file = self.get();
+        return header_fields(file->header(), file->file_length());
+      })
       .def_property_readonly("metadata_raw", [](Handle& self) {
         const auto file = self.get();
         const auto& md = file->header().metadata;

@@ -343,21 +343,7 @@ PYBIND11_MODULE(_core, m) {
       py::gil_scoped_release nogil;
       info = about_file(p, [&] { return inspect_file(p); });
     }
-    const format::Header& h = info.header;
-    py::dict d;
-    d["version"] = h.version;
-    d["algorithm"] = format::algorithm_name(h.algorithm);
-    d["chunk_size"] = h.chunk_size;
-    d["plaintext_length"] = h.plaintext_length;
-    d["chunk_count"] = h.chunk_count();
-    d["header_length"] = h.header_length();
-    d["file_length"] = info.file_length;
-    d["expected_file_length"] = h.file_length();
-    d["salt"] = py::bytes(reinterpret_cast<const char*>(h.salt.data()), h.salt.size());
-    d["key_commitment"] = py::bytes(reinterpret_cast<const char*>(h.commitment.data()), h.commitment.size());
-    d["metadata_raw"] = py::bytes(reinterpret_cast<const char*>(h.metadata.data()), h.metadata.size());
-    d["recipients_length"] = h.has_recipients() ? py::object(py::int_(h.recipients_block.size())) : py::object(py::none());
-    d["recipients"] = stanzas_info(h.stanzas);
+    py::dict d = header_fields(info.header, info.file_length);
     d["signer"] = info.has_signer ? py::object(py::bytes(reinterpret_cast<const char*>(info.signer.data()), info.signer.size()))
                                   : py::object(py::none());
     return d;

@@ -62,7 +62,10 @@ DecryptedBuffer.__repr__ = lambda self: (  # type: ignore[method-assign]
 
 @dataclass(frozen=True)
 class FileInfo:
-    """Header fields of an encrypted file, read without the key (so none of it is authenticated).
+    """Header fields of an encrypted file. Read without the key, none of it is authenticated; read
+    with one (``inspect(path, key)`` / ``identity=``), ``authenticated`` is True: every field but
+    ``file_length`` and ``signer`` comes from the header the key authenticated, and ``opened_by``
+    says which stanza opened it.
 
     For MindSpore and PaddleX files (``format`` "mindspore" / "paddlex") the modelcrypt-only fields
     are None; ``cipher`` and ``frames`` describe them (``plaintext_length`` is None for CBC files,
@@ -91,6 +94,11 @@ class FileInfo:
     #: Format v3: the publisher the signature trailer names ("modelcrypt-signer1..."). Unauthenticated
     #: (inspect needs no key): it is a claim until verify_signature / trusted_signers= checks it.
     signer: str | None = None
+    #: Whether the header was authenticated (inspect with a key or identity).
+    authenticated: bool = False
+    #: With a key or identity: what opened the file: "key" (format v1), "symmetric" (a v2 key stanza)
+    #: or "x25519 <fingerprint>" (the identity's stanza). None without one.
+    opened_by: str | None = None
 
     @property
     def metadata(self) -> dict[str, str]:
@@ -595,14 +603,48 @@ def detect_format(path: StrPath) -> str:
     return _core.detect_format(_fspath(path, "path"))
 
 
-def inspect(path: StrPath) -> FileInfo:
-    """Header fields of an encrypted file; no key needed, so nothing returned is authenticated."""
+def inspect(path: StrPath, key: BytesLike | None = None, *, identity: object = None) -> FileInfo:
+    """Header fields of an encrypted file. No key needed, and then nothing returned is authenticated.
+
+    With ``key`` (or ``identity=``) the header of a modelcrypt file is authenticated first (reader
+    steps 1-8 of docs/FORMAT.md, no chunk is read): a wrong key is KeyMismatchError, a modified
+    header AuthenticationError, and the fields returned are those of the authenticated header, with
+    ``authenticated`` True and ``opened_by`` naming the stanza that opened it. The payload is not
+    checked (that is :func:`verify`), and ``signer`` stays a claim (see verify_signature)."""
     raw = _fspath(path, "path")
+    if key is not None or identity is not None:
+        return _inspect_authenticated(raw, _credential(key, identity))
     if _core.detect_format(raw) in ("mindspore", "paddlex"):
         return FileInfo(path=os.fsdecode(raw), **_core.describe_legacy(raw))
-    fields = _core.inspect(raw)
-    signer = fields.pop("signer")
+    return FileInfo(path=os.fsdecode(raw), **_file_info_fields(_core.inspect(raw)))
+
+
+def _file_info_fields(fields: dict) -> dict:
+    """FileInfo's fields from the core's header dict (fingerprints and signer as text)."""
+    signer = fields.pop("signer", None)
     fields["signer"] = _core.format_signer(signer) if signer is not None else None
     fields["recipients"] = tuple(
         {**r, "fingerprint": r["fingerprint"].hex() if r["fingerprint"] is not None else None} for r in fields["recipients"])
-    return FileInfo(path=os.fsdecode(raw), **fields)
+    return fields
+
+
+def _inspect_authenticated(raw: bytes, credential: object) -> FileInfo:
+    fmt = _core.detect_format(raw)
+    if fmt in ("mindspore", "paddlex"):
+        raise ValueError(f"inspect with a key authenticates modelcrypt headers; a {fmt} file has no authenticated "
+                         "header (verify it with format=..., or migrate it to modelcrypt)")
+    handle = _core.open_encrypted(raw, credential, "AES-GCM")
+    try:
+        fields = _file_info_fields(handle.header_info)
+    finally:
+        handle.close()
+    if not fields["recipients"]:
+        opened_by = "key"  # format v1: the key itself
+    elif isinstance(credential, _core.X25519Identity):
+        opened_by = f"x25519 {_core.recipient_fingerprint(credential.public_key).hex()}"
+    else:
+        opened_by = "symmetric"
+    # The signer is in the v3 trailer, which the header does not cover: a claim, read as inspect reads it.
+    claimed_signer = _core.inspect(raw)["signer"] if fields["version"] == 3 else None
+    fields["signer"] = _core.format_signer(claimed_signer) if claimed_signer is not None else None
+    return FileInfo(path=os.fsdecode(raw), authenticated=True, opened_by=opened_by, **fields)

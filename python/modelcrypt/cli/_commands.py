@@ -326,14 +326,19 @@ def _verify_keyless(args: argparse.Namespace, trusted: list[str]) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    key = _resolve_key(args)[0] if has_key_source(args) else None
     try:
-        info = inspect(args.file)
+        info = inspect(args.file, key)
+    except ValueError as exc:  # a key given for a legacy file, whose header nothing authenticates
+        raise _usage(f"{args.file}: {exc}") from None
     except ModelCryptError as exc:
         error = _data_error(args.file, exc)
         if "magic" in str(exc):  # what inspect reads: modelcrypt v1, MindSpore and PaddleX headers
             error = CommandError(error.code, f"{error}; inspect reads modelcrypt, MindSpore and PaddleX files "
                                              "(Paddle cipher files have no header to show)")
         raise error from None
+    finally:
+        release_key(key)
     fields = {
         "format": info.format,
         "cipher": info.cipher,
@@ -351,6 +356,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         "recipients": [f"{r['type']} {r['fingerprint']}" if r["fingerprint"] else r["type"] for r in info.recipients]
         if info.version in (2, 3) else None,
         "signer": info.signer,
+        "authenticated": "header" if info.authenticated else None,  # the payload is not read
+        "opened_by": info.opened_by,
     }
     if info.format != "modelcrypt":  # a legacy file: only the fields its format has (docs/LEGACY.md)
         fields = {name: value for name, value in fields.items()
@@ -359,13 +366,17 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         del fields["frames"]  # MindSpore/PaddleX only
         if fields["recipients"] is None:
             del fields["recipients"]
-        if fields["signer"] is None:
-            del fields["signer"]
+        for name in ("signer", "authenticated", "opened_by"):
+            if fields[name] is None:
+                del fields[name]
     if args.json:
         print(json.dumps({"path": info.path, **fields}, indent=2, ensure_ascii=False))
     else:
         for name, value in fields.items():
             print(f"{name}: {json.dumps(value, ensure_ascii=False) if name == 'metadata' else value}")
+        if info.authenticated:
+            print("note: the header is authenticated; no payload byte was read (`modelcrypt verify` checks them)",
+                  file=sys.stderr)
         if info.format != "modelcrypt":
             print(f"note: a {info.format} file; these fields are read without the key and are not authenticated "
                   "(`modelcrypt migrate` moves it to format v1)", file=sys.stderr)

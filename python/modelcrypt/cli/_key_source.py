@@ -62,8 +62,8 @@ def has_key_source(args: argparse.Namespace) -> bool:
     return any(getattr(args, s, None) is not None for s in ("key_file", "key_env", "key", "identity", "identity_env"))
 
 
-def _add_key_options(p: argparse.ArgumentParser, *, generate: bool = False) -> None:
-    g = p.add_argument_group("key source (exactly one)")
+def _add_key_options(p: argparse.ArgumentParser, *, generate: bool = False, optional: bool = False) -> None:
+    g = p.add_argument_group("key source (optional: at most one)" if optional else "key source (exactly one)")
     g.add_argument("--key-file", metavar="FILE", help="key file holding a hex, base64 or raw key")
     g.add_argument("--key-env", metavar="VAR", help="environment variable holding a hex or base64 key")
     g.add_argument("--key", metavar="TEXT", help="hex or base64 key (visible to other users: prefer the above)")

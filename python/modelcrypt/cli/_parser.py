@@ -146,9 +146,11 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_legacy_options(p)
     p.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="threads (default: all cores)")
 
-    p = command("inspect", "show header fields (no key needed, nothing authenticated)", cmd_inspect)
+    p = command("inspect", "show header fields (no key needed, nothing authenticated); with a key or identity, "
+                "authenticate the header and say which stanza opens the file", cmd_inspect)
     p.add_argument("file", metavar="FILE")
     p.add_argument("--json", action="store_true", help="one JSON object")
+    _add_key_options(p, optional=True)
 
     add_recipients_command(commands, command)
     add_dcp_command(command)
