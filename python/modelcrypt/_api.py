@@ -194,9 +194,18 @@ def _credential(key: object, identity: object, trusted_signers: object = None) -
     return with_trusted_signers(identity, trusted_signers)
 
 
-def _reader_key(key: object, trusted_signers: object, mode: object = "AES-GCM") -> object:
-    """``key`` for the framework loaders and checkpoint readers: as given, or (``trusted_signers``
-    given) a credential that requires a publisher signature, accepted by every read path."""
+def _reader_key(key: object, trusted_signers: object, mode: object = "AES-GCM", identity: object = None) -> object:
+    """``key`` for the framework loaders and checkpoint readers: as given (``identity=`` in its place:
+    an Identity opens format v2 files), or (``trusted_signers`` given) a credential that requires a
+    publisher signature, accepted by every read path."""
+    if identity is not None:
+        if key is not None:
+            raise TypeError("give either a key or identity=, not both")
+        if not isinstance(identity, _core.X25519Identity):
+            raise TypeError(f"identity must be a modelcrypt.Identity, not {type(identity).__name__}")
+        if callable(mode):
+            raise ValueError("identity= opens modelcrypt files; a custom cipher callable takes a key")
+        key = identity
     if trusted_signers is None:
         return key
     if callable(mode):

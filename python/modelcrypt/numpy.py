@@ -23,8 +23,8 @@ from ._frameworks import DecMode, EncMode, MemoryReader, decrypt_to_memory, encr
 
 __all__ = ["load", "save", "savez", "savez_compressed"]
 
-def load(path: Any, key: Any, mode: DecMode = "AES-GCM", *, format: str = "modelcrypt", trusted_signers: Any = None,
-         **np_load_kwargs: Any) -> Any:
+def load(path: Any, key: Any = None, mode: DecMode = "AES-GCM", *, format: str = "modelcrypt", trusted_signers: Any = None,
+         identity: Any = None, **np_load_kwargs: Any) -> Any:
     """Load an encrypted ``.npy`` or ``.npz`` file: ``np.load`` over the decrypted plaintext in memory.
 
     Returns what ``np.load`` returns for the plaintext: an ndarray for ``.npy``, and for ``.npz`` a
@@ -36,9 +36,10 @@ def load(path: Any, key: Any, mode: DecMode = "AES-GCM", *, format: str = "model
     ``mode`` is a modelcrypt mode name or a MindSpore-style callable
     ``(cipher_file: str, key: bytes) -> bytes``; modelcrypt does not check a custom cipher's
     correctness. ``format`` as for modelcrypt.load (format v1 only unless a legacy format is named);
-    ``trusted_signers`` as for modelcrypt.load.
+    ``trusted_signers`` as for modelcrypt.load. ``identity=`` (an Identity) in place of ``key`` opens
+    a file encrypted to its recipient (format v2).
     """
-    key = _reader_key(key, trusted_signers, mode)
+    key = _reader_key(key, trusted_signers, mode, identity)
     if np_load_kwargs.get("mmap_mode") is not None:
         raise ValueError("mmap_mode is not supported for encrypted files (nothing is written to disk to map)")
     np_load_kwargs.pop("mmap_mode", None)
@@ -50,36 +51,38 @@ def load(path: Any, key: Any, mode: DecMode = "AES-GCM", *, format: str = "model
         return result  # np.load copies out of a non-file stream: nothing refers to the plaintext
 
 
-def save(path: Any, arr: Any, key: Any, mode: EncMode = "AES-GCM", *, allow_pickle: bool = False, **encrypt_kwargs: Any) -> None:
+def save(path: Any, arr: Any, key: Any = None, mode: EncMode = "AES-GCM", *, allow_pickle: bool = False, **encrypt_kwargs: Any) -> None:
     """``np.save`` into memory, then encrypt to ``path`` (atomic). No plaintext is written to disk.
 
     Unlike ``np.save``, no ``.npy`` suffix is appended to ``path``. ``encrypt_kwargs`` go to
-    modelcrypt.encrypt_bytes (``chunk_size``, ``metadata``, ``threads``).
+    modelcrypt.encrypt_bytes (``chunk_size``, ``metadata``, ``threads``, ``signing_key``,
+    ``recipients``: the file opens with any recipient's identity, ``load(path, identity=...)``).
     """
     stream = io.BytesIO()
     np.save(stream, arr, allow_pickle=allow_pickle)
     encrypt_stream_to_file(stream, path, key, mode, **encrypt_kwargs)
 
 
-def savez(path: Any, key: Any, mode: EncMode = "AES-GCM", *, metadata: Any = None, signing_key: Any = None,
-          **arrays: Any) -> None:
+def savez(path: Any, key: Any = None, mode: EncMode = "AES-GCM", *, metadata: Any = None, signing_key: Any = None,
+          recipients: Any = None, **arrays: Any) -> None:
     """``np.savez(**arrays)`` into memory, then encrypt to ``path`` (atomic); load with :func:`load`.
-    ``signing_key`` signs the file (format v3), as for modelcrypt.encrypt_file."""
+    ``signing_key`` signs the file (format v3) and ``recipients`` encrypts it to X25519 recipients
+    (format v2; with ``key`` too if given), as for modelcrypt.encrypt_file."""
     stream = io.BytesIO()
     np.savez(stream, **arrays)
-    encrypt_stream_to_file(stream, path, key, mode, **_writer_options(metadata, signing_key))
+    encrypt_stream_to_file(stream, path, key, mode, **_writer_options(metadata, signing_key, recipients))
 
 
-def savez_compressed(path: Any, key: Any, mode: EncMode = "AES-GCM", *, metadata: Any = None, signing_key: Any = None,
-                     **arrays: Any) -> None:
+def savez_compressed(path: Any, key: Any = None, mode: EncMode = "AES-GCM", *, metadata: Any = None,
+                     signing_key: Any = None, recipients: Any = None, **arrays: Any) -> None:
     """Like :func:`savez` with ``np.savez_compressed``."""
     stream = io.BytesIO()
     np.savez_compressed(stream, **arrays)
-    encrypt_stream_to_file(stream, path, key, mode, **_writer_options(metadata, signing_key))
+    encrypt_stream_to_file(stream, path, key, mode, **_writer_options(metadata, signing_key, recipients))
 
 
-def _writer_options(metadata: Any, signing_key: Any) -> dict[str, Any]:
+def _writer_options(metadata: Any, signing_key: Any, recipients: Any) -> dict[str, Any]:
     """The encrypt_bytes options savez passes on (none by default, so custom ciphers keep working)."""
-    options = {"metadata": metadata, "signing_key": signing_key}
+    options = {"metadata": metadata, "signing_key": signing_key, "recipients": recipients}
     return {name: value for name, value in options.items() if value is not None}
 

@@ -43,12 +43,13 @@ _HELD_BY_OPTIONS: "weakref.WeakKeyDictionary[Any, list]" = weakref.WeakKeyDictio
 
 def InferenceSession(  # noqa: N802 - mirrors onnxruntime.InferenceSession
     path: Any,
-    key: Any,
+    key: Any = None,
     mode: DecMode = "AES-GCM",
     *,
     external_data: Mapping[str, Any] | None = None,
     format: str = "modelcrypt",
     trusted_signers: Any = None,
+    identity: Any = None,
     **session_kwargs: Any,
 ) -> "_ort.InferenceSession":
     """Decrypt the ONNX (or ORT-format) model at ``path`` in memory and return an
@@ -89,9 +90,10 @@ def InferenceSession(  # noqa: N802 - mirrors onnxruntime.InferenceSession
     ``migraphx_save_model_path`` (MIGraphX), ``ModelCacheDirectory`` (CoreML).
 
     ``trusted_signers`` as for modelcrypt.load: the model and every external data file must carry a
-    publisher signature by one of them.
+    publisher signature by one of them. ``identity=`` (an Identity) in place of ``key`` opens a model
+    (and external data files) encrypted to its recipient (format v2).
     """
-    key = _reader_key(key, trusted_signers, mode)
+    key = _reader_key(key, trusted_signers, mode, identity)
     sess_options = session_kwargs.pop("sess_options", None)
     caller_options = sess_options is not None
     if caller_options and sess_options.optimized_model_filepath:

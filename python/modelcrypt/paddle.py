@@ -113,12 +113,12 @@ def _check_program_desc(program: Any, model_path: Any) -> None:
 
 
 def create_config(
-    model_path: Any, params_path: Any, key: Any, mode: DecMode = "AES-GCM", *, format: str = "modelcrypt",
-    trusted_signers: Any = None, **config_options: Any
+    model_path: Any, params_path: Any, key: Any = None, mode: DecMode = "AES-GCM", *, format: str = "modelcrypt",
+    trusted_signers: Any = None, identity: Any = None, **config_options: Any
 ) -> "_inference.Config":
     """A ``paddle.inference.Config`` holding the decrypted program and parameters (see
     :func:`create_predictor`). The Config holds its own copy of the plaintext until it is freed."""
-    key = _reader_key(key, trusted_signers, mode)
+    key = _reader_key(key, trusted_signers, mode, identity)
     for name in config_options:
         if name in _REFUSED_OPTIONS:
             raise ValueError(f"config option {name!r} is not allowed: {_REFUSED_OPTIONS[name]}")
@@ -153,8 +153,8 @@ def create_config(
 
 
 def create_predictor(
-    model_path: Any, params_path: Any, key: Any, mode: DecMode = "AES-GCM", *, format: str = "modelcrypt",
-    trusted_signers: Any = None, **config_options: Any
+    model_path: Any, params_path: Any, key: Any = None, mode: DecMode = "AES-GCM", *, format: str = "modelcrypt",
+    trusted_signers: Any = None, identity: Any = None, **config_options: Any
 ) -> Any:
     """Decrypt a legacy Paddle inference model (``.pdmodel`` program + ``.pdiparams`` parameters,
     both encrypted with ``key``) into memory and return ``paddle.inference.create_predictor(config)``.
@@ -182,7 +182,8 @@ def create_predictor(
     by running the export with ``FLAGS_enable_pir_api=0`` in the environment.
 
     ``trusted_signers`` as for modelcrypt.load: both files must be signed by one of them.
+    ``identity=`` (an Identity) in place of ``key`` opens files encrypted to its recipient (format v2).
     """
     config = create_config(model_path, params_path, key, mode, format=format, trusted_signers=trusted_signers,
-                           **config_options)
+                           identity=identity, **config_options)
     return _inference.create_predictor(config)

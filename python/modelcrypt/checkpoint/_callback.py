@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 from .. import _sets
 from .._api import BytesLike, StrPath, _fspath, _shown
-from ._arguments import EncMode, _check_enc, _check_signing
+from ._arguments import EncMode, _check_encryption
 from ._save import save_checkpoint
 
 
@@ -17,8 +17,8 @@ class CheckpointConfig:
     """How often ModelCheckpoint saves and how many files it keeps (MindSpore's names).
 
     ``save_checkpoint_steps``: save when ``step % save_checkpoint_steps == 0``. ``keep_checkpoint_max``:
-    how many checkpoints of the prefix to keep. ``enc_key`` / ``enc_mode`` / ``signing_key`` as for
-    save_checkpoint (no key: plain .safetensors checkpoints).
+    how many checkpoints of the prefix to keep. ``enc_key`` / ``enc_mode`` / ``signing_key`` /
+    ``recipients`` as for save_checkpoint (no key and no recipients: plain .safetensors checkpoints).
     """
 
     def __init__(
@@ -28,6 +28,7 @@ class CheckpointConfig:
         enc_key: Optional[BytesLike] = None,
         enc_mode: EncMode = "AES-GCM",
         signing_key: Any = None,
+        recipients: Optional[list[Any]] = None,
     ):
         for what, value in (("save_checkpoint_steps", save_checkpoint_steps), ("keep_checkpoint_max", keep_checkpoint_max)):
             if isinstance(value, bool) or not isinstance(value, int):
@@ -36,14 +37,54 @@ class CheckpointConfig:
                 raise ValueError(f"{what} must be >= 1, got {value}")
         self.save_checkpoint_steps = save_checkpoint_steps
         self.keep_checkpoint_max = keep_checkpoint_max
-        self.enc_key, self.enc_mode = _check_enc(enc_key, enc_mode)
-        self.signing_key = _check_signing(signing_key, self.enc_key, self.enc_mode)
+        self.encryption = _check_encryption(enc_key, enc_mode, recipients, signing_key)
+
+    # The writer settings can be changed after construction; each change is checked as in __init__.
+    def _replace(self, **changes: Any) -> None:
+        enc = self.encryption
+        now = {"enc_key": enc.key, "enc_mode": enc.mode, "recipients": enc.recipients, "signing_key": enc.signing_key}
+        now.update(changes)
+        self.encryption = _check_encryption(now["enc_key"], now["enc_mode"], now["recipients"], now["signing_key"])
+
+    @property
+    def enc_key(self) -> Optional[BytesLike]:
+        return self.encryption.key
+
+    @enc_key.setter
+    def enc_key(self, value: Optional[BytesLike]) -> None:
+        self._replace(enc_key=value)
+
+    @property
+    def enc_mode(self) -> EncMode:
+        return self.encryption.mode
+
+    @enc_mode.setter
+    def enc_mode(self, value: EncMode) -> None:
+        self._replace(enc_mode=value)
+
+    @property
+    def signing_key(self) -> Any:
+        return self.encryption.signing_key
+
+    @signing_key.setter
+    def signing_key(self, value: Any) -> None:
+        self._replace(signing_key=value)
+
+    @property
+    def recipients(self) -> Optional[list[bytes]]:
+        """The X25519 recipients (32-byte public keys), or None."""
+        return self.encryption.recipients
+
+    @recipients.setter
+    def recipients(self, value: Optional[list[Any]]) -> None:
+        self._replace(recipients=value)
 
     def __repr__(self) -> str:
         mode = getattr(self.enc_mode, "__name__", "custom") if callable(self.enc_mode) else self.enc_mode
         return (f"CheckpointConfig(save_checkpoint_steps={self.save_checkpoint_steps}, "
                 f"keep_checkpoint_max={self.keep_checkpoint_max}, "
                 f"enc_key={'<set>' if self.enc_key is not None else None}, enc_mode={mode!r}"
+                + (f", recipients=<{len(self.recipients)}>" if self.recipients else "")
                 + (f", signing_key={self.signing_key!r})" if self.signing_key is not None else ")"))
 
 
@@ -55,7 +96,7 @@ class ModelCheckpoint:
     kept. Older files are deleted only after the new one is complete, and every save is atomic,
     so a crash or error during a save never destroys the previous checkpoint.
 
-    Encrypted checkpoints (string ``enc_mode``) carry, authenticated, this object's
+    Encrypted checkpoints (string ``enc_mode``, with a key and/or recipients) carry, authenticated, this object's
     ``series_id``, their file name and their step: ``load_checkpoint`` refuses (SetMismatchError)
     such a file under any name but ``<prefix>-<step>.ckpt`` with its own step, so an old
     checkpoint cannot be renamed to pass for a newer one.
@@ -111,9 +152,10 @@ class ModelCheckpoint:
         name = f"{self.prefix}-{step}.ckpt"
         path = os.path.join(self.directory, name)
         binding = None
-        if self.config.enc_key is not None and not callable(self.config.enc_mode):
+        enc = self.config.encryption
+        if enc.modelcrypt:
             binding = {_sets.SET: self.series_id, _sets.MEMBER: name, _sets.STEP: str(step)}
-        save_checkpoint(params, path, self.config.enc_key, self.config.enc_mode, signing_key=self.config.signing_key,
+        save_checkpoint(params, path, enc.key, enc.mode, signing_key=enc.signing_key, recipients=enc.recipients,
                         _binding=binding)
         self._last_saved = path
         others = [p for _, p in self._existing() if p != path]

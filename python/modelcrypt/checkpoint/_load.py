@@ -26,6 +26,7 @@ def load_checkpoint(
     format: str = "modelcrypt",
     with_metadata: bool = False,
     trusted_signers: Optional[Iterable[Any]] = None,
+    identity: Any = None,
 ) -> Any:
     """Load a checkpoint written by save_checkpoint (or any ``.safetensors`` file) as numpy arrays.
 
@@ -71,14 +72,17 @@ def load_checkpoint(
     copies (protobuf parses into its own memory; the decrypted buffer is wiped right after), and
     ``names`` selects after decrypting the whole file.
 
+    ``identity=`` (an Identity) in place of ``dec_key`` opens a checkpoint saved to its recipient
+    (``save_checkpoint(..., recipients=[...])``); an Identity passed as ``dec_key`` works too.
+
     ``trusted_signers`` (signer public keys): every file read must carry a publisher signature by
     one of them (format v3), else SignatureError; with ``names`` only the chunks read are checked.
     """
     _check_bool(with_metadata, "with_metadata")
     target = os.fsdecode(_fspath(path, "path"))
-    if trusted_signers is not None and dec_key is None:
-        raise ValueError("trusted_signers needs dec_key: a plaintext checkpoint carries no signature")
-    dec_key = _reader_key(dec_key, trusted_signers, dec_mode)
+    if trusted_signers is not None and dec_key is None and identity is None:
+        raise ValueError("trusted_signers needs dec_key or identity=: a plaintext checkpoint carries no signature")
+    dec_key = _reader_key(dec_key, trusted_signers, dec_mode, identity)
     arrays, header_metadata = load_flat(target, dec_key, dec_mode, names=names, format=format)
     state = arrays
     if names is None and STRUCTURE_KEY in header_metadata:

@@ -15,27 +15,29 @@ from .._atomic import atomic_write
 from .._custom import custom_decrypt, custom_encrypt
 from .._random_access import EncryptedFile, open_encrypted
 from ..exceptions import FormatError
+from ._arguments import Encryption
 from ._layout import _array, _Entry, _header_bytes, _header_size, _parse_header, _Tensor
 from ._other_formats import _is_mindspore_plaintext, _MindSporePlaintext, _mindspore_arrays
 
 
-def _write_one(path: str, tensors: list[_Tensor], metadata: Optional[Mapping[str, str]], enc_key: Any, enc_mode: Any,
-               binding: Optional[Mapping[str, str]] = None, signing_key: Any = None) -> None:
+def _write_one(path: str, tensors: list[_Tensor], metadata: Optional[Mapping[str, str]], enc: Encryption,
+               binding: Optional[Mapping[str, str]] = None) -> None:
     """``binding``: set-binding keys for the modelcrypt header's authenticated metadata (see _sets)."""
     header = _header_bytes(tensors, metadata)
     parts = [header, *(t.data for t in tensors)]
-    if enc_key is None:
+    if not enc.encrypted:
         atomic_write(path, parts)
-    elif callable(enc_mode):
+    elif callable(enc.mode):
         plaintext = bytearray().join(parts)
         try:
-            result = custom_encrypt(enc_mode, plaintext, enc_key)
+            result = custom_encrypt(enc.mode, plaintext, enc.key)
         finally:
             _core.wipe_writable_buffer(plaintext)
         atomic_write(path, [result])
     else:
-        _core.encrypt_parts_to_file(parts, _fspath(path, "path"), enc_key, enc_mode, DEFAULT_CHUNK_SIZE,
-                                    _metadata.encode(binding), 0, signing_key=signing_key)
+        _core.encrypt_parts_to_file(parts, _fspath(path, "path"), enc.key, enc.mode, DEFAULT_CHUNK_SIZE,
+                                    _metadata.encode(binding), 0, recipients=enc.recipients,
+                                    signing_key=enc.signing_key)
 
 
 class _Checkpoint:

@@ -8,7 +8,7 @@ from typing import Any, Optional, Union
 
 from .._api import BytesLike, StrPath, _fspath
 from .._state_tree import STRUCTURE_KEY, flatten, is_flat
-from ._arguments import EncMode, _check_enc, _check_format, _check_metadata, _check_signing, _parse_size
+from ._arguments import EncMode, _check_encryption, _check_format, _check_metadata, _parse_size
 from ._layout import _collect
 from ._one_file import _write_one
 from ._other_formats import _write_mindspore
@@ -25,6 +25,7 @@ def save_checkpoint(
     metadata: Optional[Mapping[str, str]] = None,
     format: str = "safetensors",
     signing_key: Any = None,
+    recipients: Optional[list[Any]] = None,
     _binding: Optional[Mapping[str, str]] = None,
 ) -> str:
     """Save a mapping of names to arrays as a checkpoint (safetensors layout), encrypted with ``enc_key``.
@@ -69,17 +70,23 @@ def save_checkpoint(
     loaders given ``trusted_signers`` know no key holder changed it (the plaintext index JSON is not
     signed, but every shard authenticates the digest of the weight map).
 
+    ``recipients`` (X25519 recipients: ``"modelcrypt1..."`` / ``"age1..."`` text or Identity objects,
+    as for encrypt_file) encrypts every file to them (format v2), with ``enc_key`` as one more
+    recipient when given or without any symmetric key: each device loads the checkpoint with its
+    own identity (``load_checkpoint(path, identity)``). A string ``enc_mode`` only.
+
     Returns the path written: ``path``, or the index path when the checkpoint was sharded.
     """
     target = os.fsdecode(_fspath(path, "path"))
-    enc_key, enc_mode = _check_enc(enc_key, enc_mode)
-    signing_key = _check_signing(signing_key, enc_key, enc_mode)
+    enc = _check_encryption(enc_key, enc_mode, recipients, signing_key)
     if _check_format(format) == "mindspore":
-        if signing_key is not None:
+        if enc.recipients:
+            raise ValueError('format="mindspore" files cannot have recipients (recipients needs format="safetensors")')
+        if enc.signing_key is not None:
             raise ValueError('format="mindspore" files cannot be signed (signing_key needs format="safetensors")')
         if max_shard_size is not None or metadata is not None:
             raise ValueError('format="mindspore" supports neither max_shard_size nor metadata')
-        _write_mindspore(target, params, enc_key, enc_mode)
+        _write_mindspore(target, params, enc.key, enc.mode)
         return target
     metadata = _check_metadata(metadata)
     if metadata and STRUCTURE_KEY in metadata:
@@ -93,10 +100,10 @@ def save_checkpoint(
     index_path = target + ".index.json"
     stale = _earlier_shards(index_path, target)  # an earlier sharded save to this path
     if limit is None or total <= limit:
-        _write_one(target, tensors, metadata, enc_key, enc_mode, _binding, signing_key)
+        _write_one(target, tensors, metadata, enc, _binding)
         if stale is not None:  # the earlier save's index and shards would otherwise shadow this one
             _remove_files([index_path, *stale], directory=os.path.dirname(target))
         return target
     if _binding is not None:
         raise ValueError("a ModelCheckpoint file cannot be sharded")
-    return _save_shards(target, tensors, total, limit, metadata, enc_key, enc_mode, signing_key, stale)
+    return _save_shards(target, tensors, total, limit, metadata, enc, stale)

@@ -19,7 +19,7 @@ from .._api import BytesLike, StrPath, _fspath, _reader_key, is_encrypted
 from .._atomic import atomic_write
 from .._state_tree import STRUCTURE_KEY, unflatten
 from ..exceptions import FormatError
-from ._arguments import DecMode, _check_dec, _check_names, _missing
+from ._arguments import DecMode, Encryption, _check_dec, _check_names, _missing
 from ._layout import _no_duplicates, _Tensor
 from ._one_file import _Checkpoint, _write_one
 
@@ -43,7 +43,7 @@ def _shard_groups(tensors: list[_Tensor], limit: int) -> list[list[_Tensor]]:
 
 
 def _save_shards(target: str, tensors: list[_Tensor], total: int, limit: int, metadata: Optional[Mapping[str, str]],
-                 enc_key: Any, enc_mode: Any, signing_key: Any, stale: Optional[list[str]]) -> str:
+                 enc: Encryption, stale: Optional[list[str]]) -> str:
     """The shards of ``target`` (``<stem>-0000i-of-0000N<suffix>``) and its index, written last; ``stale``:
     the shards of an earlier save (_earlier_shards), removed unless overwritten. Returns the index path."""
     index_path = target + ".index.json"
@@ -56,12 +56,11 @@ def _save_shards(target: str, tensors: list[_Tensor], total: int, limit: int, me
     # Encrypted shards (modelcrypt modes) are bound into one set: each authenticates the save's id,
     # its own name and place, and the digest of the whole weight map (so the plaintext index is
     # authenticated too). Custom ciphers have no authenticated metadata: their shards stay unbound.
-    bound = enc_key is not None and not callable(enc_mode)
-    set_id = _sets.new_set_id() if bound else None
+    set_id = _sets.new_set_id() if enc.modelcrypt else None
     digest = _sets.weight_map_digest(weight_map)
     for i, (shard_name, group) in enumerate(zip(names, groups), 1):
         binding = _sets.shard_metadata(set_id, shard_name, i, count, digest) if set_id else None
-        _write_one(os.path.join(directory, shard_name), group, metadata, enc_key, enc_mode, binding, signing_key)
+        _write_one(os.path.join(directory, shard_name), group, metadata, enc, binding)
     index_meta: dict[str, Any] = {"total_size": total}
     if set_id:
         index_meta[_sets.SET] = set_id
@@ -124,6 +123,7 @@ def load_distributed_checkpoint(
     *,
     names: Optional[Iterable[str]] = None,
     trusted_signers: Optional[Iterable[Any]] = None,
+    identity: Any = None,
 ) -> dict[str, np.ndarray]:
     """Load a sharded checkpoint: an index JSON (``{"weight_map": {name: shard file}}``) or a list of shards.
 
@@ -143,9 +143,9 @@ def load_distributed_checkpoint(
     arrays behave as in load_checkpoint (one key for all shards); ``trusted_signers`` as for
     load_checkpoint: every shard must be signed by one of them.
     """
-    if trusted_signers is not None and dec_key is None:
-        raise ValueError("trusted_signers needs dec_key: plaintext shards carry no signature")
-    dec_key = _reader_key(dec_key, trusted_signers, dec_mode)
+    if trusted_signers is not None and dec_key is None and identity is None:
+        raise ValueError("trusted_signers needs dec_key or identity=: plaintext shards carry no signature")
+    dec_key = _reader_key(dec_key, trusted_signers, dec_mode, identity)
     dec_key, dec_mode = _check_dec(dec_key, dec_mode)
     wanted = _check_names(names)
     out: dict[str, np.ndarray] = {}

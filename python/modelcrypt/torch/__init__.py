@@ -36,14 +36,14 @@ __all__ = ["save", "load", "load_state_dict"]
 _RAW_DTYPES = {"BF16": _torch.bfloat16}
 
 
-def save(obj: Any, path: Any, key: Any, mode: EncMode = "AES-GCM", **encrypt_kwargs: Any) -> None:
+def save(obj: Any, path: Any, key: Any = None, mode: EncMode = "AES-GCM", **encrypt_kwargs: Any) -> None:
     """``torch.save(obj)`` into memory, then encrypt it to ``path`` (atomic: the old file stays until
     the new one is complete). No plaintext is written to disk.
 
     ``mode`` is a modelcrypt mode name or a MindSpore-style encryption callable
     ``(model_stream: bytes, key: bytes) -> bytes`` (modelcrypt does not check a custom cipher's
     correctness). ``encrypt_kwargs`` go to modelcrypt.encrypt_bytes (``chunk_size``, ``metadata``,
-    ``threads``). The serialized plaintext is held in memory once (plus whatever the in-memory stream
+    ``threads``, ``signing_key``, ``recipients``: then ``key`` may be None). The serialized plaintext is held in memory once (plus whatever the in-memory stream
     left behind while growing) and wiped after encryption.
     """
     stream = io.BytesIO()
@@ -51,8 +51,8 @@ def save(obj: Any, path: Any, key: Any, mode: EncMode = "AES-GCM", **encrypt_kwa
     encrypt_stream_to_file(stream, path, key, mode, **encrypt_kwargs)
 
 
-def load(path: Any, key: Any, mode: DecMode = "AES-GCM", *, format: str = "modelcrypt", trusted_signers: Any = None,
-         **torch_load_kwargs: Any) -> Any:
+def load(path: Any, key: Any = None, mode: DecMode = "AES-GCM", *, format: str = "modelcrypt", trusted_signers: Any = None,
+         identity: Any = None, **torch_load_kwargs: Any) -> Any:
     """Decrypt a file written by :func:`save` (or an encrypted ``torch.save`` file) in memory and
     ``torch.load`` it. ``torch_load_kwargs`` go to ``torch.load`` (``map_location``,
     ``weights_only``, ...); ``weights_only`` keeps torch's own default (True since torch 2.6), so
@@ -64,8 +64,9 @@ def load(path: Any, key: Any, mode: DecMode = "AES-GCM", *, format: str = "model
     -> bytes`` (modelcrypt does not check a custom cipher's correctness). ``format`` as for
     modelcrypt.load (format v1 only unless a legacy format is named); ``trusted_signers`` as for
     modelcrypt.load (a publisher signature is required and checked before torch sees a byte).
+    ``identity=`` (an Identity) in place of ``key`` opens a file encrypted to its recipient (format v2).
     """
-    key = _reader_key(key, trusted_signers, mode)
+    key = _reader_key(key, trusted_signers, mode, identity)
     if torch_load_kwargs.get("mmap"):
         raise ValueError("mmap=True is not supported for encrypted files (nothing is written to disk to map)")
     with decrypt_to_memory(path, key, mode, format=format) as buf, MemoryReader(buf) as reader:
@@ -73,8 +74,8 @@ def load(path: Any, key: Any, mode: DecMode = "AES-GCM", *, format: str = "model
 
 
 def load_state_dict(
-    path: Any, key: Any, mode: DecMode = "AES-GCM", *, names: Iterable[str] | None = None,
-    trusted_signers: Any = None,
+    path: Any, key: Any = None, mode: DecMode = "AES-GCM", *, names: Iterable[str] | None = None,
+    trusted_signers: Any = None, identity: Any = None,
 ) -> dict[str, "_torch.Tensor"]:
     """Load a checkpoint in safetensors layout (written by modelcrypt.save_checkpoint) as a dict of
     ``torch.Tensor``, ready for ``module.load_state_dict``. A training state saved by save_checkpoint
@@ -89,7 +90,7 @@ def load_state_dict(
     -> bytes`` (modelcrypt does not check a custom cipher's correctness). ``trusted_signers`` as for
     modelcrypt.load: with ``names``, only the chunks read are checked against the signed hashes.
     """
-    key = _reader_key(key, trusted_signers, mode)
+    key = _reader_key(key, trusted_signers, mode, identity)
     if callable(mode):
         path_text, key = os.fsdecode(_fspath(path, "path")), _check_key(key)  # checked before the cipher sees them
         key_bytes = bytes(key)  # a copy unless key is bytes already: wiped below if nothing else holds it
