@@ -209,3 +209,73 @@ def test_one_handle_serves_many_threads(tmp_path, plain):
     for t in threads:
         t.join()
     assert errors == []
+
+
+# ------------------------------------------------------------- read_range_into (caller's memory)
+
+def test_read_range_into_any_range_equals_read_range(tmp_path, plain):
+    import random
+
+    path = _encrypt(tmp_path, plain)
+    rng = random.Random(7)
+    cases = [(0, len(plain)), (0, CHUNK), (CHUNK, CHUNK), (CHUNK - 1, 2), (3, 5), (CHUNK, 3 * CHUNK + 1),
+             (len(plain) - 123, 123), (len(plain), 0)]
+    cases += [(o, rng.randrange(0, len(plain) - o + 1)) for o in (rng.randrange(0, len(plain) + 1) for _ in range(60))]
+    with modelcrypt.open_encrypted(path, KEY) as f:
+        for off, n in cases:
+            for out in (bytearray(b"\xaa" * n), np.full(n, 0xAA, np.uint8), memoryview(bytearray(n))):
+                f.read_range_into(off, out, threads=rng.choice([None, 1, 3]))
+                assert bytes(out) == plain[off:off + n], (off, n)
+        floats = np.zeros(1000, np.float32)  # any dtype: the bytes are what is written
+        f.read_range_into(8, floats)
+        assert floats.tobytes() == plain[8:4008]
+        with pytest.raises(ValueError, match="outside"):
+            f.read_range_into(len(plain) - 1, bytearray(2))
+        with pytest.raises(TypeError, match="writable"):
+            f.read_range_into(0, b"read-only")
+        with pytest.raises(TypeError, match="writable"):
+            f.read_range_into(0, np.zeros((8, 8), np.uint8)[:, :2])  # not contiguous
+    with pytest.raises(ValueError, match="closed"):
+        f.read_range_into(0, bytearray(1))
+
+
+@pytest.mark.parametrize("where", ["inside", "cut"])
+def test_read_range_into_wipes_the_destination_on_a_bad_chunk(tmp_path, plain, where):
+    """A chunk that fails authentication anywhere in the range: every byte of the caller's memory
+    is zeroed before the error, including the chunks that did authenticate."""
+    path = _encrypt(tmp_path, plain)
+    blob = bytearray(path.read_bytes())
+    header = len(blob) - (len(plain) + 11 * 16)
+    bad = 6 if where == "inside" else 8  # range [CHUNK + 10, 8 * CHUNK + 5): chunk 8 is the cut one
+    blob[header + bad * (CHUNK + 16) + 100] ^= 1
+    path.write_bytes(blob)
+    with modelcrypt.open_encrypted(path, KEY) as f:
+        out = np.full(7 * CHUNK - 5, 0xAA, np.uint8)
+        with pytest.raises(AuthenticationError, match=f"chunk {bad}"):
+            f.read_range_into(CHUNK + 10, out, threads=2)
+        assert not out.any()
+        good = bytearray(CHUNK)
+        f.read_range_into(0, good)  # the chunks before are fine
+        assert bytes(good) == plain[:CHUNK]
+
+
+def test_read_range_into_wipes_the_destination_when_the_file_changed(tmp_path, plain):
+    path = _encrypt(tmp_path, plain)
+    other = modelcrypt.encrypt_bytes(plain, KEY, chunk_size=CHUNK)
+    with modelcrypt.open_encrypted(path, KEY) as f:
+        with open(path, "r+b") as w:
+            w.write(other)
+        out = bytearray(b"\xaa" * 3 * CHUNK)
+        with pytest.raises(AuthenticationError, match="changed while it was open"):
+            f.read_range_into(CHUNK, out)
+        assert out == bytearray(len(out))
+
+
+def test_read_range_into_with_an_identity_and_a_signature(tmp_path, plain):
+    ident, signer = modelcrypt.generate_identity(), modelcrypt.generate_signing_key()
+    path = tmp_path / "s.mcx"
+    path.write_bytes(modelcrypt.encrypt_bytes(plain, recipients=[ident.recipient], chunk_size=CHUNK, signing_key=signer))
+    with modelcrypt.open_encrypted(path, identity=ident, trusted_signers=[signer]) as f:
+        out = bytearray(5 * CHUNK)
+        f.read_range_into(2 * CHUNK - 1, out)
+        assert bytes(out) == plain[2 * CHUNK - 1:7 * CHUNK - 1]

@@ -114,6 +114,27 @@ class BytesLike {
   Py_buffer view_{};
 };
 
+// A writable, C-contiguous buffer of the caller's (numpy array, bytearray, mmap, a tensor's
+// storage through numpy), exported for as long as this object lives (so it cannot be resized).
+class WritableBuffer {
+ public:
+  explicit WritableBuffer(const py::handle& obj, const char* name = "out") {
+    if (PyObject_GetBuffer(obj.ptr(), &view_, PyBUF_SIMPLE | PyBUF_WRITABLE) != 0) {
+      PyErr_Clear();
+      raise(PyExc_TypeError, std::string(name) + " must be a writable, C-contiguous buffer (bytearray, numpy array, "
+                                                 "memoryview, mmap)");
+    }
+  }
+  ~WritableBuffer() { PyBuffer_Release(&view_); }
+  WritableBuffer(const WritableBuffer&) = delete;
+  WritableBuffer& operator=(const WritableBuffer&) = delete;
+  uint8_t* data() const { return static_cast<uint8_t*>(view_.buf); }
+  uint64_t size() const { return static_cast<uint64_t>(view_.len); }
+
+ private:
+  Py_buffer view_{};
+};
+
 // The key is copied into wiping memory before the GIL is released, so another Python thread
 // mutating a bytearray key cannot race the core.
 inline SecretBytes copy_key(const py::handle& key) {

@@ -85,6 +85,14 @@ void bind_random_access(py::module_& m, std::function<py::object(Decrypted&&)> w
         }
         return wrap(std::move(d));
       }, py::arg("offset"), py::arg("length"), py::arg("threads"))
+      .def("read_range_into", [](Handle& self, py::object offset, py::object out, py::object threads) {
+        const uint64_t o = u64_arg(offset, "offset");
+        const unsigned t = threads_arg(threads);
+        const WritableBuffer buffer(out, "out");
+        const auto file = self.get();
+        py::gil_scoped_release nogil;
+        about_file(file->path(), [&] { file->read_range_into(o, buffer.size(), buffer.data(), t); });
+      }, py::arg("offset"), py::arg("out"), py::arg("threads"))
       .def("decrypt_to_file", [](Handle& self, py::object dst, py::object threads, py::object progress,
                                  py::object durable) {
         const std::string d = to_path(dst, "dst");

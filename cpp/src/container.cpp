@@ -10,6 +10,8 @@
 #include <system_error>
 #include <thread>
 
+#include <openssl/crypto.h>
+
 #include "container_detail.hpp"
 #include "errors.hpp"
 #include "file_io.hpp"
@@ -284,6 +286,52 @@ SecureBuffer load_chunks(const InputFile& in, const Header& h, const format::Fil
     failed.raise(h);
   }
   return out;
+}
+
+// Plaintext [offset, offset + length) (non-empty, inside the plaintext) decrypted into the caller's
+// `out`: the chunks wholly inside the range are read straight into their place in `out` and
+// decrypted there; the (at most two) chunks the range cuts are decrypted in wiping scratch memory
+// and only the wanted part copied. On any failure every byte of `out` is wiped before the error.
+void load_chunks_into(const InputFile& in, const Header& h, const format::FileKeys& keys, uint64_t offset,
+                      uint64_t length, uint8_t* out, unsigned threads, const signature::VerifiedTrailer* trailer) {
+  const uint64_t first = offset / h.chunk_size;
+  const uint64_t end = offset + length;
+  const uint64_t count = (end - 1) / h.chunk_size - first + 1;
+  FailedChunk failed, changed;
+  try {
+    for_each_chunk(count, threads, keys.payload_key, [&](ChunkWorker& w, uint64_t j) {
+      const uint64_t i = first + j;
+      const uint64_t begin = h.chunk_plaintext_offset(i);
+      const size_t n = h.chunk_plaintext_size(i);
+      uint8_t tag[kTagSize];
+      if (begin >= offset && begin + n <= end) {  // wholly inside: decrypted in place in the caller's memory
+        uint8_t* slot = out + (begin - offset);
+        struct iovec iov[2] = {{slot, n}, {tag, kTagSize}};
+        in.readv_exact_at(iov, 2, h.chunk_file_offset(i));
+        count_read(n + kTagSize);
+        record(open_checked_chunk(w, h, trailer, i, slot, slot, tag), i, changed, failed);
+        return;
+      }
+      SecureBuffer scratch = SecureBuffer::allocate(n);  // a cut chunk: only its wanted part leaves here
+      struct iovec iov[2] = {{scratch.data(), n}, {tag, kTagSize}};
+      in.readv_exact_at(iov, 2, h.chunk_file_offset(i));
+      count_read(n + kTagSize);
+      const ChunkOutcome outcome = open_checked_chunk(w, h, trailer, i, scratch.data(), scratch.data(), tag);
+      record(outcome, i, changed, failed);
+      if (outcome == ChunkOutcome::ok) {
+        const uint64_t from = std::max(begin, offset), to = std::min<uint64_t>(begin + n, end);
+        std::memcpy(out + (from - offset), scratch.data() + (from - begin), checked_size(to - from));
+      }
+    });
+  } catch (...) {
+    OPENSSL_cleanse(out, checked_size(length));
+    throw;
+  }
+  if (changed.any() || failed.any()) {
+    OPENSSL_cleanse(out, checked_size(length));
+    if (changed.any()) signature::raise_chunk_changed(changed.first(), h.chunk_count());
+    failed.raise(h);
+  }
 }
 
 // Checks the caller's arguments before touching the file, so a bad mode or key length is reported
@@ -811,6 +859,11 @@ Decrypted load_opened_range(const OpenedFile& f, uint64_t offset, uint64_t lengt
   out.view_offset = checked_size(offset - h.chunk_plaintext_offset(first));
   out.view_length = checked_size(length);
   return out;
+}
+
+void load_opened_range_into(const OpenedFile& f, uint64_t offset, uint64_t length, uint8_t* out, unsigned threads) {
+  if (length == 0) return;
+  load_chunks_into(f.in, f.parsed.header, f.keys, offset, length, out, threads, f.trailer.get());
 }
 
 void decrypt_opened(const OpenedFile& f, const std::string& dst, unsigned threads, const Progress& progress,

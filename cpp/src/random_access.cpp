@@ -7,6 +7,8 @@
 #include <type_traits>
 #include <vector>
 
+#include <openssl/crypto.h>
+
 #include "container_detail.hpp"
 #include "errors.hpp"
 
@@ -77,6 +79,16 @@ auto RandomAccessFile::guarded(Fn&& fn) const -> decltype(fn()) {
 Decrypted RandomAccessFile::read_range(uint64_t offset, uint64_t length, unsigned threads) const {
   detail::check_range(header(), offset, length);
   return guarded([&] { return detail::load_opened_range(*file_, offset, length, threads); });
+}
+
+void RandomAccessFile::read_range_into(uint64_t offset, uint64_t length, uint8_t* out, unsigned threads) const {
+  detail::check_range(header(), offset, length);
+  try {
+    guarded([&] { detail::load_opened_range_into(*file_, offset, length, out, threads); });
+  } catch (...) {  // e.g. the file changed under the read, seen after it: none of it is handed out
+    if (length) OPENSSL_cleanse(out, static_cast<size_t>(length));
+    throw;
+  }
 }
 
 void RandomAccessFile::decrypt_to_file(const std::string& dst, unsigned threads, const Progress& progress,

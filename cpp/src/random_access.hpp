@@ -34,6 +34,10 @@ class RandomAccessFile {
   // or replaced or removed at its path since it was opened: Error(auth_failed) saying so; a chunk
   // that fails authentication: Error(auth_failed). Safe to call from several threads at once.
   Decrypted read_range(uint64_t offset, uint64_t length, unsigned threads = 0) const;
+  // read_range decrypted into the caller's memory `out` (`length` bytes, not shared with anyone
+  // during the call): no buffer of the library's own holds the plaintext, except the at most two
+  // chunks the range cuts (decrypted in wiping scratch memory). On any error `out` is wiped.
+  void read_range_into(uint64_t offset, uint64_t length, uint8_t* out, unsigned threads = 0) const;
   // decrypt_file / verify_file of this file, through the same descriptor and keys.
   void decrypt_to_file(const std::string& dst, unsigned threads, const Progress& progress, bool durable) const;
   void verify(unsigned threads, const Progress& progress) const;

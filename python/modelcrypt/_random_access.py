@@ -88,6 +88,15 @@ class EncryptedFile:
         return self._handle.read_range(_check_uint(offset, "offset"), _check_uint(length, "length"),
                                        _check_threads(threads))
 
+    def read_range_into(self, offset: int, out: Any, *, threads: int | None = None) -> None:
+        """Plaintext bytes [offset, offset + len(out)) decrypted straight into ``out``, a writable
+        C-contiguous buffer (bytearray, numpy array, memoryview, mmap; a torch tensor through
+        ``t.view(torch.uint8).numpy()``): no second buffer holds the plaintext (only the at most two
+        chunks the range cuts pass through wiping scratch memory). ``out`` must not be used by
+        anyone else meanwhile. On any error (AuthenticationError, the file changed, I/O) every byte
+        of ``out`` is wiped (zeroed) before the exception, so no partial plaintext is left in it."""
+        self._handle.read_range_into(_check_uint(offset, "offset"), out, _check_threads(threads))
+
     def read_all(self, *, threads: int | None = None) -> DecryptedBuffer:
         """The whole plaintext (as modelcrypt.load would return it)."""
         return self._handle.read_range(0, self._handle.plaintext_length, _check_threads(threads))

@@ -375,7 +375,10 @@ class EncryptedFileSystemReader(_LocalDirectory, StorageReader):
         for s in shape:
             length *= s
         target = planner.resolve_tensor(req).detach()
-        if length:
+        out = _writable_bytes(target, dtype, shape) if (narrow0 or not sizes) else None
+        if length and out is not None:  # decrypted straight into the destination tensor: no buffer, no copy
+            f.read_range_into(start, out, threads=self._threads or None)
+        elif length:
             with f.read_range(start, length, threads=self._threads or None) as buf:
                 src = torch.frombuffer(buf, dtype=torch.uint8).view(dtype).reshape(shape)
                 if not narrow0:
@@ -387,6 +390,19 @@ class EncryptedFileSystemReader(_LocalDirectory, StorageReader):
                 target.copy_(src)
                 del src  # the view of the decrypted buffer is gone before the buffer is wiped
         planner.commit_tensor(req, target)
+
+
+def _writable_bytes(target: torch.Tensor, dtype: torch.dtype, shape: list[int]) -> Any:
+    """The bytes of ``target`` as a writable numpy array over its own memory, when the stored bytes
+    can be decrypted into it as they are (a contiguous CPU tensor of the stored dtype and shape);
+    else None (the caller decrypts into a buffer and copies)."""
+    if (target.device.type != "cpu" or target.dtype != dtype or list(target.size()) != shape
+            or not target.is_contiguous() or target.numel() == 0):
+        return None
+    try:
+        return target.reshape(-1).view(torch.uint8).numpy()
+    except (RuntimeError, TypeError):  # e.g. a tensor subclass or layout numpy cannot share
+        return None
 
 
 def raise_modelcrypt_error(exc: BaseException) -> None:
