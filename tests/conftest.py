@@ -41,3 +41,17 @@ def require(name: str, *, load: bool = True) -> Any:
         if os.environ.get("MODELCRYPT_REQUIRE_FRAMEWORKS") == "1":
             pytest.fail(f"{missing} and MODELCRYPT_REQUIRE_FRAMEWORKS=1 [{type(exc).__name__}: {exc}]", pytrace=False)
         pytest.skip(f"{missing}; set MODELCRYPT_REQUIRE_FRAMEWORKS=1 to make this a failure")
+
+
+def require_tool(name: str, package: str) -> str:
+    """The path of the command ``name`` (a Debian ``package``); skip the test when it is missing
+    (fail instead when MODELCRYPT_REQUIRE_FRAMEWORKS=1: .ci/run installs it)."""
+    import shutil
+
+    path = shutil.which(name)
+    if path is None:
+        missing = f"{name} is not installed (apt-get install {package})"
+        if os.environ.get("MODELCRYPT_REQUIRE_FRAMEWORKS") == "1":
+            pytest.fail(f"{missing} and MODELCRYPT_REQUIRE_FRAMEWORKS=1", pytrace=False)
+        pytest.skip(f"{missing}; set MODELCRYPT_REQUIRE_FRAMEWORKS=1 to make this a failure")
+    return path

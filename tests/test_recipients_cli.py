@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from conftest import require_tool
+
 AGE = os.path.join(os.path.dirname(__file__), "interop", "age")
 
 
@@ -115,3 +117,34 @@ def test_inspect_with_identity_or_key_authenticates_the_header(tmp_path, devices
     legacy = os.path.join(os.path.dirname(__file__), "interop", "mindspore", "b_gcm16.ckpt")
     r = mc("inspect", legacy, "--key-file", tmp_path / "team.key")
     assert r.returncode == 2 and "mindspore" in r.stderr
+
+
+def test_keys_made_by_the_real_age_keygen(tmp_path):
+    """age-keygen (Debian's age) makes the identity; modelcrypt derives the same recipient as
+    `age-keygen -y`, encrypts to that recipient and opens the file with the age identity file, from
+    a path and from the environment; a file for another age key is refused."""
+    age_keygen = require_tool("age-keygen", "age")
+    ident = tmp_path / "device.age.txt"
+    made = subprocess.run([age_keygen, "-o", ident], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    os.chmod(ident, 0o600)
+    public = subprocess.run([age_keygen, "-y", ident], capture_output=True, text=True, check=True).stdout.strip()
+    assert public.startswith("age1")
+    import modelcrypt
+
+    from modelcrypt import _core
+
+    assert _core.parse_recipient(public) == modelcrypt.read_identity_file(ident).public_key
+    model = tmp_path / "m.bin"
+    model.write_bytes(os.urandom(70_000))
+    ok(mc("encrypt", model, "-o", tmp_path / "m.mcx", "-r", public, "--chunk-size", "4096"))
+    ok(mc("decrypt", tmp_path / "m.mcx", "-o", tmp_path / "out.bin", "-i", ident))
+    assert (tmp_path / "out.bin").read_bytes() == model.read_bytes()
+    secret = [line for line in ident.read_text().splitlines() if line.startswith("AGE-SECRET-KEY-1")][0]
+    ok(mc("verify", tmp_path / "m.mcx", "--identity-env", "DEVICE_ID", env={"DEVICE_ID": secret}))
+    other = tmp_path / "other.age.txt"
+    subprocess.run([age_keygen, "-o", other], capture_output=True, check=True)
+    os.chmod(other, 0o600)
+    r = mc("verify", tmp_path / "m.mcx", "-i", other)
+    assert r.returncode == 1 and "no stanza" in r.stdout + r.stderr
+    assert secret not in r.stdout + r.stderr
