@@ -198,7 +198,7 @@ def test_inspect_large_mindspore_file_reads_only_frame_headers(tmp_path, gcm):
                     "format": "mindspore", "cipher": "AES-GCM" if gcm else "AES-CBC", "frames": 8,
                     "version": None, "algorithm": None, "chunk_size": None, "chunk_count": None,
                     "header_length": None, "expected_file_length": None, "salt": None, "key_commitment": None,
-                    "recipients_length": None, "signer": None}, info
+                    "recipients_length": None, "signer": None, "authenticated": False, "opened_by": None}, info
     assert growth < 16 * MiB, f"inspect grew the peak RSS by {growth / MiB:.1f} MiB"
 
 
