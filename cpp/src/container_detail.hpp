@@ -23,7 +23,7 @@ struct ParsedFileHeader {
 // validated and authenticated with the key (reader steps 1-8); every later read goes through the
 // same descriptor with the keys derived then.
 // Reads the header once into one copy that is parsed and validated (reader steps 1-6, no key).
-ParsedFileHeader read_file_header(const InputFile& in);
+ParsedFileHeader read_file_header(const ByteSource& in);
 
 // Format v3, for a caller who requires a signature (FORMAT.md "Reader algorithm (version 3)", steps
 // S1-S4, before any key is used): the file must be v3 and exactly as long as its header says
@@ -32,7 +32,7 @@ ParsedFileHeader read_file_header(const InputFile& in);
 // Error(signature).
 void check_signed_length(const format::Header& h, uint64_t file_length);
 std::shared_ptr<const signature::VerifiedTrailer> read_verified_trailer(
-    const InputFile& in, const ParsedFileHeader& parsed, const std::vector<signature::PublicKey>& trusted);
+    const ByteSource& in, const ParsedFileHeader& parsed, const std::vector<signature::PublicKey>& trusted);
 
 struct OpenedFile {
   InputFile in;
