@@ -149,3 +149,56 @@ def test_urls_through_fsspec(tmp_path, plain, blob):
             assert "secret" not in str(exc)
     finally:
         mem.rm("/models", recursive=True)
+
+
+def test_random_access_through_file_objects_and_urls(plain, blob):
+    import fsspec
+
+    f = CountingReader(blob)
+    with modelcrypt.open_encrypted(f, KEY) as ef:
+        assert ef.plaintext_length == len(plain) and ef.chunk_size == CHUNK and ef.metadata == {"model": "tiny"}
+        header_bytes = f.bytes_read
+        with ef.read_range(2 * CHUNK + 5, 100) as b:
+            assert bytes(b) == plain[2 * CHUNK + 5:2 * CHUNK + 105]
+        assert f.bytes_read - header_bytes == CHUNK + 16  # one chunk and its tag, nothing else
+        out = bytearray(3 * CHUNK)
+        ef.read_range_into(CHUNK - 1, out)
+        assert bytes(out) == plain[CHUNK - 1:4 * CHUNK - 1]
+        with pytest.raises(ValueError, match="local file"):
+            ef.verify()
+        with pytest.raises(ValueError, match="local file"):
+            ef.decrypt_to("/nonexistent/out.bin")
+    with pytest.raises(ValueError, match="closed"):
+        ef.read_range(0, 1)
+    mem = fsspec.filesystem("memory")
+    mem.pipe_file("/ra/m.mcx", blob)
+    try:
+        with modelcrypt.load_range("memory://ra/m.mcx", KEY, offset=7, length=5000) as b:
+            assert bytes(b) == plain[7:5007]
+        with modelcrypt.open_encrypted("memory://ra/m.mcx", KEY) as ef:
+            assert "memory://ra/m.mcx" in repr(ef)
+            with ef.read_all() as b:
+                assert bytes(b) == plain
+        with pytest.raises(modelcrypt.KeyMismatchError):
+            modelcrypt.open_encrypted("memory://ra/m.mcx", bytes(32))
+    finally:
+        mem.rm("/ra", recursive=True)
+
+
+def test_random_access_reader_errors_are_raised_as_themselves(blob):
+    class Flaky(io.BytesIO):
+        fail = False
+
+        def read(self, n=-1):
+            if self.fail:
+                raise ConnectionResetError("peer went away")
+            return super().read(n)
+
+    f = Flaky(blob)
+    with modelcrypt.open_encrypted(f, KEY) as ef:
+        f.fail = True
+        with pytest.raises(ConnectionResetError, match="peer"):
+            ef.read_range(0, 10)
+        f.fail = False
+        with ef.read_range(0, 10) as b:  # the handle still works after the source recovers
+            assert len(b) == 10

@@ -260,7 +260,7 @@ void reset_debug_counters() noexcept {
   g_ciphertext_bytes_read = 0;
 }
 
-namespace {
+namespace detail {
 
 // Reads chunks [first, first + count) straight into their places in a new buffer and decrypts them
 // there, in parallel: the plaintext exists once. Nothing is returned unless every chunk authenticates.
@@ -333,6 +333,10 @@ void load_chunks_into(const ByteSource& in, const Header& h, const format::FileK
     failed.raise(h);
   }
 }
+
+}  // namespace detail
+
+namespace {
 
 // Checks the caller's arguments before touching the file, so a bad mode or key length is reported
 // as such even for a missing file.
@@ -416,7 +420,7 @@ Decrypted load_file(const std::string& path, const Credential& key, const std::s
   f.authenticate(key);
   const Header& h = f.parsed.header;
   Decrypted out;
-  out.plaintext = load_chunks(f.in, h, f.keys, 0, h.chunk_count(), threads, f.trailer.get());
+  out.plaintext = detail::load_chunks(f.in, h, f.keys, 0, h.chunk_count(), threads, f.trailer.get());
   out.view_length = out.plaintext.size();
   out.metadata = h.metadata;
   return out;
@@ -425,13 +429,10 @@ Decrypted load_file(const std::string& path, const Credential& key, const std::s
 Decrypted load_source(const ByteSource& source, const Credential& key, const std::string& mode, unsigned threads) {
   check_mode(mode);
   check_credential(key);
-  ParsedFileHeader parsed = read_header_once(source);
-  std::shared_ptr<const signature::VerifiedTrailer> trailer;
-  if (key.requires_signature()) trailer = detail::read_verified_trailer(source, parsed, key.trusted_signers());
-  const format::FileKeys keys = format::authenticate_header(parsed.header, parsed.raw.data(), key, source.size());
-  const Header& h = parsed.header;
+  const detail::AuthenticatedHeader a = detail::authenticate_source(source, key);
+  const Header& h = a.parsed.header;
   Decrypted out;
-  out.plaintext = load_chunks(source, h, keys, 0, h.chunk_count(), threads, trailer.get());
+  out.plaintext = detail::load_chunks(source, h, a.keys, 0, h.chunk_count(), threads, a.trailer.get());
   out.view_length = out.plaintext.size();
   out.metadata = h.metadata;
   return out;
@@ -816,6 +817,14 @@ void OpenedFile::authenticate(const Credential& key) {
   // to the signed bytes is then a SignatureError, and a wrong key still a KeyMismatchError.
   if (key.requires_signature()) trailer = read_verified_trailer(in, parsed, key.trusted_signers());
   keys = format::authenticate_header(parsed.header, parsed.raw.data(), key, in.size());
+}
+
+AuthenticatedHeader authenticate_source(const ByteSource& source, const Credential& key) {
+  AuthenticatedHeader out;
+  out.parsed = read_header_once(source);
+  if (key.requires_signature()) out.trailer = read_verified_trailer(source, out.parsed, key.trusted_signers());
+  out.keys = format::authenticate_header(out.parsed.header, out.parsed.raw.data(), key, source.size());
+  return out;
 }
 
 void check_signed_length(const Header& h, uint64_t file_length) {

@@ -511,9 +511,8 @@ def load(
                               _check_threads(threads)))
 
 
-def _load_source(source: Any, key: object, mode: Mode, format: str, threads: int | None,
-                 storage_options: Mapping[str, Any] | None) -> DecryptedBuffer:
-    """load() of a file object or URL: modelcrypt files only, through the core's read callback."""
+def _check_source_mode(mode: Mode, format: str = "modelcrypt") -> None:
+    """File objects and URLs hold modelcrypt files: no custom cipher, no legacy format or mode."""
     if callable(mode):
         raise ValueError("a custom dec_mode callable reads a local path; file objects and URLs hold modelcrypt files")
     if _check_read_format(format) != "modelcrypt":
@@ -522,6 +521,12 @@ def _load_source(source: Any, key: object, mode: Mode, format: str, threads: int
     mode = _check_mode(mode)
     if not isinstance(mode, str) or mode.upper() != "AES-GCM":
         raise ValueError(f"mode {mode!r} is a legacy mode; file objects and URLs hold modelcrypt files (AES-GCM)")
+
+
+def _load_source(source: Any, key: object, mode: Mode, format: str, threads: int | None,
+                 storage_options: Mapping[str, Any] | None) -> DecryptedBuffer:
+    """load() of a file object or URL: modelcrypt files only, through the core's read callback."""
+    _check_source_mode(mode, format)
     threads = _check_threads(threads)
     if _sources.is_url(source):
         with _sources.open_url(source, storage_options) as f:
@@ -534,14 +539,16 @@ def _load_source(source: Any, key: object, mode: Mode, format: str, threads: int
 
 
 def load_range(
-    path: StrPath, key: BytesLike | None = None, mode: Mode = "AES-GCM", *, offset: int, length: int,
+    path: StrPath | Any, key: BytesLike | None = None, mode: Mode = "AES-GCM", *, offset: int, length: int,
     threads: int | None = None, identity: object = None, trusted_signers: list | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> DecryptedBuffer:
     """Decrypt only plaintext bytes [offset, offset + length) of an encrypted file (random access).
 
     The header is authenticated exactly as by load(); only the chunks covering the range are read
     and decrypted, each authenticated. A range outside the plaintext is a ValueError. For several
     ranges of one file use ``open_encrypted(path, key)``: one handle, one header authentication.
+    ``path`` may be a file object or a URL, as for load().
     """
     offset, length = _check_uint(offset, "offset"), _check_uint(length, "length")
     if offset + length > MAX_UINT64:
@@ -550,6 +557,10 @@ def load_range(
         raise TypeError("load_range needs a modelcrypt mode; a custom dec_mode callable cannot read part of a file")
     from ._random_access import open_encrypted
 
+    if _sources.is_file_object(path) or _sources.is_url(path):
+        with open_encrypted(path, key, mode, identity=identity, trusted_signers=trusted_signers,
+                            storage_options=storage_options) as f:
+            return f.read_range(offset, length, threads=threads)
     raw, key, mode = _fspath(path, "path"), _credential(key, identity, trusted_signers), _check_mode(mode)
     if mode.lower().startswith("paddle:") or _core.detect_format(raw) in ("mindspore", "paddlex"):
         raise ValueError(f"{os.fsdecode(raw)}: random access needs a modelcrypt file; legacy formats load whole "
