@@ -39,6 +39,8 @@ C_API = {
     "mc_decrypt_file_with_key",
     # writer options (chunk size, threads, metadata, fsync) with key, recipients and signer
     "mc_encrypt_file_ex",
+    # issue 17: loading through the caller's read callback
+    "mc_load_from_reader",
 }
 
 

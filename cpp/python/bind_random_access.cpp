@@ -15,7 +15,9 @@
 #include "crypto.hpp"
 #include "errors.hpp"
 #include "file_errors.hpp"
+#include "python_source.hpp"
 #include "random_access.hpp"
+#include "source_access.hpp"
 
 namespace py = pybind11;
 using namespace modelcrypt;
@@ -29,27 +31,83 @@ unsigned threads_arg(const py::handle& obj) {
 }
 
 // The Python-side handle: close() drops the file; calls in flight keep it alive until they end.
+// File: RandomAccessFile (a path) or SourceFile (a Python reader, whose exceptions are re-raised).
+template <class File>
 struct Handle {
-  std::shared_ptr<const RandomAccessFile> file;
+  std::shared_ptr<const File> file;
+  std::shared_ptr<const PythonReadSource> python_source;  // SourceFile: the reader behind it
   std::mutex mutex;
 
-  std::shared_ptr<const RandomAccessFile> get() {
+  std::shared_ptr<const File> get() {
     std::lock_guard<std::mutex> lock(mutex);
     if (!file) throw py::value_error("I/O operation on a closed EncryptedFile");
     return file;
   }
   void close() {
-    std::shared_ptr<const RandomAccessFile> old;
+    std::shared_ptr<const File> old;
     {
       std::lock_guard<std::mutex> lock(mutex);
       old.swap(file);
     }
     if (old) {
       py::gil_scoped_release nogil;
-      old.reset();  // closes the descriptor and wipes the keys (unless a read in flight still holds it)
+      old.reset();  // closes the source and wipes the keys (unless a read in flight still holds it)
+    }
+  }
+  // Runs fn (GIL released); a failure caused by the Python reader re-raises the reader's exception.
+  template <class Fn>
+  auto run(const std::string& where, Fn&& fn) -> decltype(fn()) {
+    try {
+      py::gil_scoped_release nogil;
+      return about_file(where, fn);
+    } catch (const py::error_already_set&) {
+      throw;
+    } catch (...) {
+      if (python_source) python_source->reraise();
+      throw;
     }
   }
 };
+
+// What both handle types offer: ranges, lengths, the authenticated header.
+template <class File>
+void bind_common(py::class_<Handle<File>, std::shared_ptr<Handle<File>>>& cls,
+                 const std::function<py::object(Decrypted&&)>& wrap) {
+  using H = Handle<File>;
+  cls.def("read_range", [wrap](H& self, py::object offset, py::object length, py::object threads) {
+        const uint64_t o = u64_arg(offset, "offset"), n = u64_arg(length, "length");
+        const unsigned t = threads_arg(threads);
+        auto file = self.get();
+        Decrypted d = self.run(file->path(), [&] { return file->read_range(o, n, t); });
+        return wrap(std::move(d));
+      }, py::arg("offset"), py::arg("length"), py::arg("threads"))
+      .def("read_range_into", [](H& self, py::object offset, py::object out, py::object threads) {
+        const uint64_t o = u64_arg(offset, "offset");
+        const unsigned t = threads_arg(threads);
+        const WritableBuffer buffer(out, "out");
+        const auto file = self.get();
+        self.run(file->path(), [&] { file->read_range_into(o, buffer.size(), buffer.data(), t); });
+      }, py::arg("offset"), py::arg("out"), py::arg("threads"))
+      .def("close", &H::close)
+      .def_property_readonly("closed", [](H& self) {
+        std::lock_guard<std::mutex> lock(self.mutex);
+        return !self.file;
+      })
+      .def_property_readonly("path", [](H& self) { return py::bytes(self.get()->path()); })
+      .def_property_readonly("plaintext_length", [](H& self) { return self.get()->header().plaintext_length; })
+      .def_property_readonly("chunk_size", [](H& self) { return self.get()->header().chunk_size; })
+      .def_property_readonly("chunk_count", [](H& self) { return self.get()->header().chunk_count(); })
+      .def_property_readonly("file_length", [](H& self) { return self.get()->file_length(); })
+      .def_property_readonly("header_info", [](H& self) {
+        const auto file = self.get();
+        return header_fields(file->header(), file->file_length());
+      })
+      .def_property_readonly("metadata_raw", [](H& self) {
+        const auto file = self.get();
+        const auto& md = file->header().metadata;
+        return py::bytes(reinterpret_cast<const char*>(md.data()), md.size());
+      });
+}
 
 }  // namespace
 
@@ -72,29 +130,12 @@ py::dict header_fields(const format::Header& h, uint64_t file_length) {
 }
 
 void bind_random_access(py::module_& m, std::function<py::object(Decrypted&&)> wrap) {
-  py::class_<Handle, std::shared_ptr<Handle>> cls(m, "EncryptedFileHandle",
+  using H = Handle<RandomAccessFile>;
+  py::class_<H, std::shared_ptr<H>> cls(m, "EncryptedFileHandle",
       "An encrypted file opened once, its header authenticated once (private; use modelcrypt.open_encrypted).");
-  cls.def("read_range", [wrap](Handle& self, py::object offset, py::object length, py::object threads) {
-        const uint64_t o = u64_arg(offset, "offset"), n = u64_arg(length, "length");
-        const unsigned t = threads_arg(threads);
-        auto file = self.get();
-        Decrypted d;
-        {
-          py::gil_scoped_release nogil;
-          d = about_file(file->path(), [&] { return file->read_range(o, n, t); });
-        }
-        return wrap(std::move(d));
-      }, py::arg("offset"), py::arg("length"), py::arg("threads"))
-      .def("read_range_into", [](Handle& self, py::object offset, py::object out, py::object threads) {
-        const uint64_t o = u64_arg(offset, "offset");
-        const unsigned t = threads_arg(threads);
-        const WritableBuffer buffer(out, "out");
-        const auto file = self.get();
-        py::gil_scoped_release nogil;
-        about_file(file->path(), [&] { file->read_range_into(o, buffer.size(), buffer.data(), t); });
-      }, py::arg("offset"), py::arg("out"), py::arg("threads"))
-      .def("decrypt_to_file", [](Handle& self, py::object dst, py::object threads, py::object progress,
-                                 py::object durable) {
+  bind_common(cls, wrap);
+  cls.def("decrypt_to_file", [](H& self, py::object dst, py::object threads, py::object progress,
+                                py::object durable) {
         const std::string d = to_path(dst, "dst");
         const unsigned t = threads_arg(threads);
         const bool durable_flag = bool_arg(durable, "durable");
@@ -103,14 +144,14 @@ void bind_random_access(py::module_& m, std::function<py::object(Decrypted&&)> w
         py::gil_scoped_release nogil;
         about_file(file->path(), [&] { file->decrypt_to_file(d, t, hook, durable_flag); });
       }, py::arg("dst"), py::arg("threads"), py::arg("progress"), py::arg("durable"))
-      .def("verify", [](Handle& self, py::object threads, py::object progress) {
+      .def("verify", [](H& self, py::object threads, py::object progress) {
         const unsigned t = threads_arg(threads);
         const Progress hook = python_progress(progress);
         auto file = self.get();
         py::gil_scoped_release nogil;
         about_file(file->path(), [&] { file->verify(t, hook); });
       }, py::arg("threads"), py::arg("progress"))
-      .def("reencrypt_to_file", [](Handle& self, py::object dst, py::object new_key, py::object chunk_size,
+      .def("reencrypt_to_file", [](H& self, py::object dst, py::object new_key, py::object chunk_size,
                                    py::object metadata, py::object threads, py::object progress, py::object durable,
                                    py::object recipients, py::object signing_key) {
         const std::string d = to_path(dst, "dst"), md = bytes_arg(metadata, "metadata");
@@ -126,35 +167,37 @@ void bind_random_access(py::module_& m, std::function<py::object(Decrypted&&)> w
         py::gil_scoped_release nogil;
         about_file(file->path(), [&] { file->reencrypt_to_file(d, view_of(k), options); });
       }, py::arg("dst"), py::arg("new_key"), py::arg("chunk_size"), py::arg("metadata"), py::arg("threads"),
-         py::arg("progress"), py::arg("durable"), py::arg("recipients") = py::none(), py::arg("signing_key") = py::none())
-      .def("close", &Handle::close)
-      .def_property_readonly("closed", [](Handle& self) {
-        std::lock_guard<std::mutex> lock(self.mutex);
-        return !self.file;
-      })
-      .def_property_readonly("path", [](Handle& self) { return py::bytes(self.get()->path()); })
-      .def_property_readonly("plaintext_length", [](Handle& self) { return self.get()->header().plaintext_length; })
-      .def_property_readonly("chunk_size", [](Handle& self) { return self.get()->header().chunk_size; })
-      .def_property_readonly("chunk_count", [](Handle& self) { return self.get()->header().chunk_count(); })
-      .def_property_readonly("file_length", [](Handle& self) { return self.get()->file_length(); })
-      .def_property_readonly("header_info", [](Handle& self) {
-        const auto file = self.get();
-        return header_fields(file->header(), file->file_length());
-      })
-      .def_property_readonly("metadata_raw", [](Handle& self) {
-        const auto file = self.get();
-        const auto& md = file->header().metadata;
-        return py::bytes(reinterpret_cast<const char*>(md.data()), md.size());
-      });
+         py::arg("progress"), py::arg("durable"), py::arg("recipients") = py::none(), py::arg("signing_key") = py::none());
+
+  using S = Handle<SourceFile>;
+  py::class_<S, std::shared_ptr<S>> source_cls(m, "EncryptedSourceHandle",
+      "An encrypted file read through a Python reader (a file object or URL), its header authenticated once "
+      "(private; use modelcrypt.open_encrypted).");
+  bind_common(source_cls, wrap);
 
   m.def("open_encrypted", [](py::object path, py::object key, py::object mode) {
     const std::string p = to_path(path, "path"), md = text_arg(mode, "mode");
     const Credential k = copy_credential(key);  // copied into wiping memory before the GIL is released
-    auto handle = std::make_shared<Handle>();
+    auto handle = std::make_shared<H>();
     {
       py::gil_scoped_release nogil;
       handle->file = about_file(p, [&] { return std::make_shared<const RandomAccessFile>(p, k, md); });
     }
     return handle;
   }, py::arg("path"), py::arg("key"), py::arg("mode"));
+
+  // open_encrypted over a Python reader: read(offset, n) -> bytes, `size` bytes in all.
+  m.def("open_source", [](py::object read, py::object size, py::object key, py::object mode) {
+    if (!PyCallable_Check(read.ptr())) raise(PyExc_TypeError, "read must be callable: read(offset, n) -> bytes");
+    const uint64_t n = u64_arg(size, "size");
+    const std::string md = text_arg(mode, "mode");
+    const Credential k = copy_credential(key);
+    auto handle = std::make_shared<S>();
+    handle->python_source = std::make_shared<const PythonReadSource>(read, n);
+    std::shared_ptr<const ByteSource> source = handle->python_source;
+    handle->file = handle->run(source->path(), [&] {
+      return std::make_shared<const SourceFile>(source, k, md);
+    });
+    return handle;
+  }, py::arg("read"), py::arg("size"), py::arg("key"), py::arg("mode"));
 }

@@ -4,11 +4,13 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstring>
 #include <memory>
 #include <string>
 
 #include "arguments.hpp"
 #include "bind_random_access.hpp"
+#include "python_source.hpp"
 #include "bind_recipients.hpp"
 #include "container.hpp"
 #include "crypto.hpp"
@@ -123,6 +125,28 @@ PYBIND11_MODULE(_core, m) {
     }
     return out;
   }, py::arg("path"), py::arg("key"), py::arg("mode"), py::arg("format"), py::arg("threads"));
+
+  // load from a Python reader: read(offset, n) -> bytes (fewer than n only at the end), called with the
+  // GIL from the core's threads one at a time; the bytes are copied into the library's memory and only
+  // that copy is authenticated and decrypted. An exception raised by read() is re-raised as itself.
+  m.def("load_source", [](const py::object& read, const py::handle& size, const py::handle& key, const py::handle& mode,
+                          const py::handle& threads) {
+    if (!PyCallable_Check(read.ptr())) raise(PyExc_TypeError, "read must be callable: read(offset, n) -> bytes");
+    const uint64_t n = u64_arg(size, "size");
+    const std::string md = text_arg(mode, "mode");
+    const unsigned t = u32_arg(threads, "threads");
+    const Credential k = copy_credential(key);
+    const PythonReadSource source(read, n);
+    auto out = std::make_unique<DecryptedBuffer>();
+    try {
+      py::gil_scoped_release nogil;
+      out->contents() = load_source(source, k, md, t);
+    } catch (const Error&) {
+      source.reraise();  // the reader's own exception, when it raised one
+      throw;
+    }
+    return out;
+  }, py::arg("read"), py::arg("size"), py::arg("key"), py::arg("mode"), py::arg("threads"));
 
   m.def("load_range", [](const py::handle& path, const py::handle& key, const py::handle& mode, const py::handle& offset,
                          const py::handle& length, const py::handle& threads) {

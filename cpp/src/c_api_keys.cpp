@@ -1,6 +1,7 @@
 // The C ABI's opaque key object (mc_key: a symmetric key or an X25519 identity), the readers that
 // take one, encryption to recipients and recipients editing.
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -127,6 +128,64 @@ mc_status mc_load_with_key(const char* path, const mc_key* key, const char* mode
     require(out != nullptr, "out is NULL");
     require(path != nullptr, "path is NULL");
     *out = wrap(modelcrypt::load_file(path, credential_of(key), mode_or_default(mode), format_or_default(format), threads));
+  });
+}
+
+namespace {
+
+// The caller's mc_reader as a ByteSource: every call checked (count within the request), serialized
+// unless the caller allows concurrent calls.
+class ReaderSource final : public modelcrypt::ByteSource {
+ public:
+  explicit ReaderSource(const mc_reader& r) : reader_(r) {}
+  uint64_t size() const noexcept override { return reader_.size; }
+  const std::string& path() const noexcept override { return name_; }
+  size_t read_at(void* buf, size_t n, uint64_t offset) const override {
+    if (n == 0 || offset >= reader_.size) return 0;
+    if (n > reader_.size - offset) n = static_cast<size_t>(reader_.size - offset);
+    size_t done = 0;
+    while (done < n) {
+      size_t got = 0;
+      int rc;
+      if (reader_.concurrent_reads) {
+        rc = reader_.read_at(reader_.ctx, offset + done, static_cast<uint8_t*>(buf) + done, n - done, &got);
+      } else {
+        std::lock_guard<std::mutex> lock(mutex_);
+        rc = reader_.read_at(reader_.ctx, offset + done, static_cast<uint8_t*>(buf) + done, n - done, &got);
+      }
+      if (rc != 0) {
+        throw Error(Status::io, "the reader callback failed (returned " + std::to_string(rc) + ") reading " +
+                                    std::to_string(n - done) + " bytes at offset " + std::to_string(offset + done));
+      }
+      if (got > n - done) {
+        throw Error(Status::io, "the reader callback reported " + std::to_string(got) + " bytes read where " +
+                                    std::to_string(n - done) + " were asked for");
+      }
+      if (got == 0) break;  // the data ends here (earlier than mc_reader.size says: a short read)
+      done += got;
+    }
+    return done;
+  }
+
+ private:
+  mc_reader reader_;
+  std::string name_ = "the mc_reader source";
+  mutable std::mutex mutex_;
+};
+
+}  // namespace
+
+mc_status mc_load_from_reader(const mc_reader* reader, const mc_key* key, const char* mode, unsigned threads,
+                              mc_buffer** out) {
+  if (out) *out = nullptr;
+  return guarded([&] {
+    require(out != nullptr, "out is NULL");
+    require(reader != nullptr, "reader is NULL");
+    require(reader->struct_size >= sizeof(mc_reader), "reader->struct_size is smaller than sizeof(mc_reader) "
+                                                      "(zero-initialize the struct, then set struct_size)");
+    require(reader->read_at != nullptr, "reader->read_at is NULL");
+    const ReaderSource source(*reader);
+    *out = wrap(modelcrypt::load_source(source, credential_of(key), mode_or_default(mode), threads));
   });
 }
 

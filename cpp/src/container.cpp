@@ -124,7 +124,7 @@ using detail::ParsedFileHeader;
 // Reads the header once: the fixed prefix, then the rest of it after the prefix, into one copy
 // that is then parsed, validated and (by the caller) authenticated. No byte of it is read twice,
 // so a file rewritten meanwhile cannot make the bytes checked differ from the bytes used.
-ParsedFileHeader read_header_once(const InputFile& in) {
+ParsedFileHeader read_header_once(const ByteSource& in) {
   ParsedFileHeader out;
   out.raw.resize(format::kFixedHeaderSize);
   size_t have = in.read_at(out.raw.data(), out.raw.size(), 0);
@@ -260,11 +260,11 @@ void reset_debug_counters() noexcept {
   g_ciphertext_bytes_read = 0;
 }
 
-namespace {
+namespace detail {
 
 // Reads chunks [first, first + count) straight into their places in a new buffer and decrypts them
 // there, in parallel: the plaintext exists once. Nothing is returned unless every chunk authenticates.
-SecureBuffer load_chunks(const InputFile& in, const Header& h, const format::FileKeys& keys, uint64_t first,
+SecureBuffer load_chunks(const ByteSource& in, const Header& h, const format::FileKeys& keys, uint64_t first,
                          uint64_t count, unsigned threads, const signature::VerifiedTrailer* trailer) {
   const uint64_t begin = h.chunk_plaintext_offset(first);
   const uint64_t end = h.chunk_plaintext_offset(first + count - 1) + h.chunk_plaintext_size(first + count - 1);
@@ -292,7 +292,7 @@ SecureBuffer load_chunks(const InputFile& in, const Header& h, const format::Fil
 // `out`: the chunks wholly inside the range are read straight into their place in `out` and
 // decrypted there; the (at most two) chunks the range cuts are decrypted in wiping scratch memory
 // and only the wanted part copied. On any failure every byte of `out` is wiped before the error.
-void load_chunks_into(const InputFile& in, const Header& h, const format::FileKeys& keys, uint64_t offset,
+void load_chunks_into(const ByteSource& in, const Header& h, const format::FileKeys& keys, uint64_t offset,
                       uint64_t length, uint8_t* out, unsigned threads, const signature::VerifiedTrailer* trailer) {
   const uint64_t first = offset / h.chunk_size;
   const uint64_t end = offset + length;
@@ -333,6 +333,10 @@ void load_chunks_into(const InputFile& in, const Header& h, const format::FileKe
     failed.raise(h);
   }
 }
+
+}  // namespace detail
+
+namespace {
 
 // Checks the caller's arguments before touching the file, so a bad mode or key length is reported
 // as such even for a missing file.
@@ -416,7 +420,19 @@ Decrypted load_file(const std::string& path, const Credential& key, const std::s
   f.authenticate(key);
   const Header& h = f.parsed.header;
   Decrypted out;
-  out.plaintext = load_chunks(f.in, h, f.keys, 0, h.chunk_count(), threads, f.trailer.get());
+  out.plaintext = detail::load_chunks(f.in, h, f.keys, 0, h.chunk_count(), threads, f.trailer.get());
+  out.view_length = out.plaintext.size();
+  out.metadata = h.metadata;
+  return out;
+}
+
+Decrypted load_source(const ByteSource& source, const Credential& key, const std::string& mode, unsigned threads) {
+  check_mode(mode);
+  check_credential(key);
+  const detail::AuthenticatedHeader a = detail::authenticate_source(source, key);
+  const Header& h = a.parsed.header;
+  Decrypted out;
+  out.plaintext = detail::load_chunks(source, h, a.keys, 0, h.chunk_count(), threads, a.trailer.get());
   out.view_length = out.plaintext.size();
   out.metadata = h.metadata;
   return out;
@@ -803,6 +819,14 @@ void OpenedFile::authenticate(const Credential& key) {
   keys = format::authenticate_header(parsed.header, parsed.raw.data(), key, in.size());
 }
 
+AuthenticatedHeader authenticate_source(const ByteSource& source, const Credential& key) {
+  AuthenticatedHeader out;
+  out.parsed = read_header_once(source);
+  if (key.requires_signature()) out.trailer = read_verified_trailer(source, out.parsed, key.trusted_signers());
+  out.keys = format::authenticate_header(out.parsed.header, out.parsed.raw.data(), key, source.size());
+  return out;
+}
+
 void check_signed_length(const Header& h, uint64_t file_length) {
   if (!h.is_signed()) signature::raise_not_signed(h.version);
   if (file_length != h.file_length()) {
@@ -812,10 +836,10 @@ void check_signed_length(const Header& h, uint64_t file_length) {
   }
 }
 
-ParsedFileHeader read_file_header(const InputFile& in) { return read_header_once(in); }
+ParsedFileHeader read_file_header(const ByteSource& in) { return read_header_once(in); }
 
 std::shared_ptr<const signature::VerifiedTrailer> read_verified_trailer(
-    const InputFile& in, const ParsedFileHeader& parsed, const std::vector<signature::PublicKey>& trusted) {
+    const ByteSource& in, const ParsedFileHeader& parsed, const std::vector<signature::PublicKey>& trusted) {
   const Header& h = parsed.header;
   check_signed_length(h, in.size());  // S1, S2: n is now bounded by the real file length
   // S3 on the fixed 100 bytes before the 32 * n bytes of hashes are allocated; then the hashes are read

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "byte_source.hpp"
 #include "credential.hpp"
 #include "crypto.hpp"
 #include "format.hpp"
@@ -101,6 +102,11 @@ std::string detect_file_format(const std::string& path);
 // "paddle-cipher", "auto") or implied by a legacy-only mode.
 Decrypted load_file(const std::string& path, const Credential& key, const std::string& mode, const std::string& format = "modelcrypt",
                     unsigned threads = 0);
+
+// Any ByteSource -> memory (modelcrypt files only; `mode` must be "AES-GCM"): as load_file, every
+// ciphertext byte read from `source` once, straight into the output buffer, and decrypted there,
+// chunks in parallel (so `source` must allow concurrent read_at calls when threads != 1).
+Decrypted load_source(const ByteSource& source, const Credential& key, const std::string& mode, unsigned threads = 0);
 
 // File -> memory, part of the plaintext: authenticates the header exactly like load_file, then reads
 // and decrypts only the chunks covering [offset, offset + length). Out of range: Error(invalid_argument).

@@ -23,7 +23,7 @@ struct ParsedFileHeader {
 // validated and authenticated with the key (reader steps 1-8); every later read goes through the
 // same descriptor with the keys derived then.
 // Reads the header once into one copy that is parsed and validated (reader steps 1-6, no key).
-ParsedFileHeader read_file_header(const InputFile& in);
+ParsedFileHeader read_file_header(const ByteSource& in);
 
 // Format v3, for a caller who requires a signature (FORMAT.md "Reader algorithm (version 3)", steps
 // S1-S4, before any key is used): the file must be v3 and exactly as long as its header says
@@ -32,7 +32,16 @@ ParsedFileHeader read_file_header(const InputFile& in);
 // Error(signature).
 void check_signed_length(const format::Header& h, uint64_t file_length);
 std::shared_ptr<const signature::VerifiedTrailer> read_verified_trailer(
-    const InputFile& in, const ParsedFileHeader& parsed, const std::vector<signature::PublicKey>& trusted);
+    const ByteSource& in, const ParsedFileHeader& parsed, const std::vector<signature::PublicKey>& trusted);
+
+// A source's header read once, the signature checked when required (before the key is used), then
+// authenticated with the key (reader steps 1-8).
+struct AuthenticatedHeader {
+  ParsedFileHeader parsed;
+  format::FileKeys keys;
+  std::shared_ptr<const signature::VerifiedTrailer> trailer;
+};
+AuthenticatedHeader authenticate_source(const ByteSource& source, const Credential& key);
 
 struct OpenedFile {
   InputFile in;
@@ -45,6 +54,15 @@ struct OpenedFile {
   OpenedFile(const std::string& path, const Credential& key, const std::string& mode);
   void authenticate(const Credential& key);
 };
+
+// Chunks [first, first + count) of any source (header `h`, its keys) read straight into a new
+// buffer and decrypted there, in parallel; nothing is returned unless every chunk authenticates.
+SecureBuffer load_chunks(const ByteSource& in, const format::Header& h, const format::FileKeys& keys, uint64_t first,
+                         uint64_t count, unsigned threads, const signature::VerifiedTrailer* trailer);
+// Plaintext [offset, offset + length) (non-empty, in range) of any source decrypted into `out`;
+// on any failure `out` is wiped before the error.
+void load_chunks_into(const ByteSource& in, const format::Header& h, const format::FileKeys& keys, uint64_t offset,
+                      uint64_t length, uint8_t* out, unsigned threads, const signature::VerifiedTrailer* trailer);
 
 // Reads and decrypts chunks [first, first + count) of `f` into a new buffer (parallel, in place).
 // Nothing is returned unless every chunk authenticates (Error(auth_failed) naming the first bad one).

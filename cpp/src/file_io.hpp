@@ -10,6 +10,8 @@
 #include <functional>
 #include <string>
 
+#include "byte_source.hpp"
+
 namespace modelcrypt {
 
 // What identifies a file's contents as of one moment: its inode, size and modification time.
@@ -30,25 +32,24 @@ struct FileIdentity {
 // The identity of what `path` names now (stat, links followed); false when nothing is there.
 bool path_identity(const std::string& path, FileIdentity* out);
 
-class InputFile {
+class InputFile : public ByteSource {
  public:
   // Opens a regular file for reading. Missing file, directory, permission: Error(io) with errno.
   explicit InputFile(const std::string& path);
-  ~InputFile();
+  ~InputFile() override;
   InputFile(const InputFile&) = delete;
   InputFile& operator=(const InputFile&) = delete;
 
-  uint64_t size() const noexcept { return size_; }
-  const std::string& path() const noexcept { return path_; }
+  uint64_t size() const noexcept override { return size_; }
+  const std::string& path() const noexcept override { return path_; }
   // Current size from fstat (to notice a source that changed while it was read).
   uint64_t current_size() const;
   // The open file's identity now (fstat).
   FileIdentity identity() const;
   // Reads up to n bytes at offset; returns the count (short only at end of file).
-  size_t read_at(void* buf, size_t n, uint64_t offset) const;
+  size_t read_at(void* buf, size_t n, uint64_t offset) const override;
   // Reads exactly the bytes described by iov (modified) at offset; a short read is Error(io).
-  void readv_exact_at(struct iovec* iov, int iovcnt, uint64_t offset) const;
-  void read_exact_at(void* buf, size_t n, uint64_t offset) const;
+  void readv_exact_at(struct iovec* iov, int iovcnt, uint64_t offset) const override;
 
  private:
   int fd_ = -1;

@@ -8,9 +8,9 @@ import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Callable, Optional, Union
+from typing import Any, Callable, Optional, Union
 
-from . import _core, _metadata
+from . import _core, _metadata, _sources
 from ._atomic import atomic_write
 from ._trust import requires_signature, with_trusted_signers
 from ._custom import custom_decrypt, custom_encrypt
@@ -472,10 +472,16 @@ def encrypt_bytes(
 
 
 def load(
-    path: StrPath, key: BytesLike | None = None, mode: Mode = "AES-GCM", *, format: str = "modelcrypt",
+    path: StrPath | Any, key: BytesLike | None = None, mode: Mode = "AES-GCM", *, format: str = "modelcrypt",
     threads: int | None = None, identity: object = None, trusted_signers: list | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> DecryptedBuffer:
     """Decrypt the file at ``path`` into memory; nothing is written to disk.
+
+    ``path`` may also be a seekable binary file object (read from its current position) or a URL
+    (``s3://``, ``gs://``, ``az://``, ``http(s)://``, ... through fsspec, ``storage_options`` as
+    fsspec takes them; ``pip install 'modelcrypt[remote]'``). Those hold modelcrypt files only
+    (no legacy format, no custom cipher); every byte is read once into memory modelcrypt owns.
 
     Raises KeyMismatchError for a wrong key, AuthenticationError for modified, truncated or extended
     data, FormatError for a file that is not format v1. The returned DecryptedBuffer holds the only
@@ -494,6 +500,10 @@ def load(
     decryption; unsigned, signed by someone else or changed: SignatureError, no plaintext.
     """
     key = _credential(key, identity, trusted_signers)  # a format v2 file opens with an Identity of one of its recipients
+    if _sources.is_file_object(path) or _sources.is_url(path):
+        return _load_source(path, key, mode, format, threads, storage_options)
+    if storage_options is not None:
+        raise ValueError("storage_options apply to URLs (s3://..., https://...), not to a local path")
     if callable(mode):
         _no_custom_with_signature(key)
         return custom_decrypt(mode, _fspath(path, "path"), _check_key(key))
@@ -501,15 +511,44 @@ def load(
                               _check_threads(threads)))
 
 
+def _check_source_mode(mode: Mode, format: str = "modelcrypt") -> None:
+    """File objects and URLs hold modelcrypt files: no custom cipher, no legacy format or mode."""
+    if callable(mode):
+        raise ValueError("a custom dec_mode callable reads a local path; file objects and URLs hold modelcrypt files")
+    if _check_read_format(format) != "modelcrypt":
+        raise ValueError(f"format={format!r}: file objects and URLs are read as modelcrypt files only "
+                         "(migrate legacy files first)")
+    mode = _check_mode(mode)
+    if not isinstance(mode, str) or mode.upper() != "AES-GCM":
+        raise ValueError(f"mode {mode!r} is a legacy mode; file objects and URLs hold modelcrypt files (AES-GCM)")
+
+
+def _load_source(source: Any, key: object, mode: Mode, format: str, threads: int | None,
+                 storage_options: Mapping[str, Any] | None) -> DecryptedBuffer:
+    """load() of a file object or URL: modelcrypt files only, through the core's read callback."""
+    _check_source_mode(mode, format)
+    threads = _check_threads(threads)
+    if _sources.is_url(source):
+        with _sources.open_url(source, storage_options) as f:
+            reader = _sources.FileObjectReader(f, f"object {_sources.shown_url(source)}")
+            return _loaded(_core.load_source(reader, reader.size, key, "AES-GCM", threads))
+    if storage_options is not None:
+        raise ValueError("storage_options apply to URLs, not to a file object")
+    reader = _sources.FileObjectReader(source)
+    return _loaded(_core.load_source(reader, reader.size, key, "AES-GCM", threads))
+
+
 def load_range(
-    path: StrPath, key: BytesLike | None = None, mode: Mode = "AES-GCM", *, offset: int, length: int,
+    path: StrPath | Any, key: BytesLike | None = None, mode: Mode = "AES-GCM", *, offset: int, length: int,
     threads: int | None = None, identity: object = None, trusted_signers: list | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> DecryptedBuffer:
     """Decrypt only plaintext bytes [offset, offset + length) of an encrypted file (random access).
 
     The header is authenticated exactly as by load(); only the chunks covering the range are read
     and decrypted, each authenticated. A range outside the plaintext is a ValueError. For several
     ranges of one file use ``open_encrypted(path, key)``: one handle, one header authentication.
+    ``path`` may be a file object or a URL, as for load().
     """
     offset, length = _check_uint(offset, "offset"), _check_uint(length, "length")
     if offset + length > MAX_UINT64:
@@ -518,6 +557,10 @@ def load_range(
         raise TypeError("load_range needs a modelcrypt mode; a custom dec_mode callable cannot read part of a file")
     from ._random_access import open_encrypted
 
+    if _sources.is_file_object(path) or _sources.is_url(path):
+        with open_encrypted(path, key, mode, identity=identity, trusted_signers=trusted_signers,
+                            storage_options=storage_options) as f:
+            return f.read_range(offset, length, threads=threads)
     raw, key, mode = _fspath(path, "path"), _credential(key, identity, trusted_signers), _check_mode(mode)
     if mode.lower().startswith("paddle:") or _core.detect_format(raw) in ("mindspore", "paddlex"):
         raise ValueError(f"{os.fsdecode(raw)}: random access needs a modelcrypt file; legacy formats load whole "

@@ -10,9 +10,10 @@ mix of two files.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
-from . import _core, _metadata
+from . import _core, _metadata, _sources
 from ._api import (
     BytesLike,
     DecryptedBuffer,
@@ -25,6 +26,7 @@ from ._api import (
     _writer_key,
     _check_mode,
     _check_progress,
+    _check_source_mode,
     _check_signing_key,
     _check_threads,
     _fspath,
@@ -44,12 +46,13 @@ def _check_uint(value: Any, name: str) -> int:
 class EncryptedFile:
     """An encrypted file opened for random access (see :func:`open_encrypted`). Thread-safe."""
 
-    __slots__ = ("_handle", "_path", "_metadata")
+    __slots__ = ("_handle", "_path", "_metadata", "_owned")
 
-    def __init__(self, handle: Any, path: str):
+    def __init__(self, handle: Any, path: str, owned: Any = None):
         self._handle = handle
         self._path = path
         self._metadata: dict[str, str] | None = None
+        self._owned = owned  # a file object opened for a URL, closed with the handle
 
     @property
     def path(self) -> str:
@@ -104,12 +107,12 @@ class EncryptedFile:
     def decrypt_to(self, dst: StrPath, *, threads: int | None = None, progress: ProgressCallback = None,
                    durable: bool = True) -> None:
         """modelcrypt.decrypt_file of this file, through this handle."""
-        self._handle.decrypt_to_file(_fspath(dst, "dst"), _check_threads(threads), _check_progress(progress),
+        self._file_only("decrypt_to_file")(_fspath(dst, "dst"), _check_threads(threads), _check_progress(progress),
                                      _check_bool(durable, "durable"))
 
     def verify(self, *, threads: int | None = None, progress: ProgressCallback = None) -> None:
         """modelcrypt.verify of this file, through this handle."""
-        self._handle.verify(_check_threads(threads), _check_progress(progress))
+        self._file_only("verify")(_check_threads(threads), _check_progress(progress))
 
     def reencrypt_to(self, dst: StrPath, new_key: BytesLike | None = None, *, metadata_raw: bytes | None = None,
                      chunk_size: int | None = None, threads: int | None = None, progress: ProgressCallback = None,
@@ -121,7 +124,7 @@ class EncryptedFile:
         the way to move a v1 file to recipients, or to draw a new file key that removed devices lack.
         ``signing_key`` signs the new file (format v3); a new payload needs a new signature."""
         key, keys = _writer_key(new_key, recipients)
-        self._handle.reencrypt_to_file(
+        self._file_only("reencrypt_to_file")(
             _fspath(dst, "dst"), key,
             self._handle.chunk_size if chunk_size is None else _check_uint(chunk_size, "chunk_size"),
             self._handle.metadata_raw if metadata_raw is None else metadata_raw,
@@ -131,6 +134,15 @@ class EncryptedFile:
     def close(self) -> None:
         """Close the file and wipe its derived keys. Buffers already returned stay valid."""
         self._handle.close()
+        if self._owned is not None:
+            owned, self._owned = self._owned, None
+            owned.close()
+
+    def _file_only(self, what: str) -> Any:
+        if not hasattr(self._handle, what):
+            raise ValueError(f"{what.replace('_file', '').replace('_', ' ')} needs a local file; "
+                             f"{self._path} is read through a file object or URL (use read_range / read_all)")
+        return getattr(self._handle, what)
 
     def __enter__(self) -> "EncryptedFile":
         return self
@@ -147,8 +159,9 @@ class EncryptedFile:
 EncryptedFile.__module__ = "modelcrypt"
 
 
-def open_encrypted(path: StrPath, key: BytesLike | None = None, mode: Mode = "AES-GCM", *, identity: object = None,
-                   trusted_signers: list | None = None) -> EncryptedFile:
+def open_encrypted(path: StrPath | Any, key: BytesLike | None = None, mode: Mode = "AES-GCM", *, identity: object = None,
+                   trusted_signers: list | None = None,
+                   storage_options: Mapping[str, Any] | None = None) -> EncryptedFile:
     """Open a modelcrypt file for random access: the header is read and authenticated now, once.
 
     Raises KeyMismatchError for a wrong key, AuthenticationError for a modified header, FormatError
@@ -157,8 +170,31 @@ def open_encrypted(path: StrPath, key: BytesLike | None = None, mode: Mode = "AE
     ``trusted_signers`` (as for load): the signature is verified now, once, and every range read
     checks its chunks against the signed hashes.
     """
+    if _sources.is_file_object(path) or _sources.is_url(path):
+        return _open_source(path, _credential(key, identity, trusted_signers), mode, storage_options)
+    if storage_options is not None:
+        raise ValueError("storage_options apply to URLs (s3://..., https://...), not to a local path")
     raw = _fspath(path, "path")
     if callable(mode):
         raise TypeError("open_encrypted needs a modelcrypt mode; a custom dec_mode callable cannot read part of a file")
     handle = _core.open_encrypted(raw, _credential(key, identity, trusted_signers), _check_mode(mode))
     return EncryptedFile(handle, os.fsdecode(raw))
+
+
+def _open_source(source: Any, credential: object, mode: Mode, storage_options: Mapping[str, Any] | None) -> EncryptedFile:
+    """open_encrypted of a file object (read from its current position) or a URL (through fsspec)."""
+    _check_source_mode(mode)
+    if not _sources.is_url(source):
+        if storage_options is not None:
+            raise ValueError("storage_options apply to URLs, not to a file object")
+        reader = _sources.FileObjectReader(source)
+        name = getattr(source, "name", None)
+        return EncryptedFile(_core.open_source(reader, reader.size, credential, "AES-GCM"),
+                             name if isinstance(name, str) else f"<{type(source).__name__}>")
+    f = _sources.open_url(source, storage_options)
+    try:
+        reader = _sources.FileObjectReader(f, f"object {_sources.shown_url(source)}")
+        return EncryptedFile(_core.open_source(reader, reader.size, credential, "AES-GCM"), _sources.shown_url(source), f)
+    except BaseException:
+        f.close()
+        raise

@@ -571,6 +571,122 @@ static void test_encrypt_options(void) {
   mc_key_free(key);
 }
 
+/* A reader over memory that counts calls and can fail, come up short or lie about its count. */
+typedef struct memory_source {
+  const uint8_t* data;
+  size_t size;       /* the bytes really there (may be fewer than mc_reader.size) */
+  int fail_at_call;  /* nonzero: that call (1-based) returns -1 */
+  int overreport;    /* nonzero: report one byte more than asked */
+  int calls;
+  uint64_t bytes;
+} memory_source;
+
+static int memory_read_at(void* ctx, uint64_t offset, void* buf, size_t len, size_t* got) {
+  memory_source* m = (memory_source*)ctx;
+  m->calls++;
+  if (m->fail_at_call && m->calls == m->fail_at_call) return -1;
+  size_t n = 0;
+  if (offset < m->size) n = (m->size - offset < len) ? (size_t)(m->size - offset) : len;
+  if (n) memcpy(buf, m->data + offset, n);
+  m->bytes += n;
+  *got = m->overreport ? len + 1 : n;
+  return 0;
+}
+
+static void test_reader(void) {
+  enum { N = 3 * 4096 + 77 };
+  static uint8_t plain[N];
+  for (size_t i = 0; i < N; ++i) plain[i] = (uint8_t)(i * 7 + 3);
+  CHECK(write_file(path_in("rd.bin"), plain, N));
+  mc_key* key = NULL;
+  mc_key* other = NULL;
+  CHECK(mc_key_new(KEY32, 32, &key) == MC_OK && mc_key_new(OTHER32, 32, &other) == MC_OK);
+  mc_encrypt_options o;
+  memset(&o, 0, sizeof o);
+  o.struct_size = sizeof o;
+  o.chunk_size = 4096;
+  CHECK(mc_encrypt_file_ex(path_in("rd.bin"), path_in("rd.mcx"), key, NULL, 0, NULL, NULL, &o) == MC_OK);
+  size_t enc_size = 0;
+  uint8_t* enc = read_file(path_in("rd.mcx"), &enc_size);
+  CHECK(enc != NULL);
+  if (!enc) return;
+  for (int concurrent = 0; concurrent < 2; ++concurrent) {
+    memory_source m = {enc, enc_size, 0, 0, 0, 0};
+    mc_reader r;
+    memset(&r, 0, sizeof r);
+    r.struct_size = sizeof r;
+    r.ctx = &m;
+    r.size = enc_size;
+    r.read_at = memory_read_at;
+    r.concurrent_reads = concurrent;
+    mc_buffer* out = NULL;
+    CHECK(mc_load_from_reader(&r, key, NULL, 2, &out) == MC_OK);
+    CHECK(out && mc_buffer_size(out) == N && memcmp(mc_buffer_data(out), plain, N) == 0);
+    CHECK(m.bytes == enc_size); /* every byte read once */
+    mc_buffer_free(out);
+    out = NULL;
+    CHECK(mc_load_from_reader(&r, other, NULL, 0, &out) == MC_KEY_MISMATCH && out == NULL);
+  }
+  /* failures: a failing call, a short source, an over-reported count, a flipped byte, bad arguments */
+  memory_source m = {enc, enc_size, 3, 0, 0, 0};
+  mc_reader r;
+  memset(&r, 0, sizeof r);
+  r.struct_size = sizeof r;
+  r.ctx = &m;
+  r.size = enc_size;
+  r.read_at = memory_read_at;
+  mc_buffer* out = NULL;
+  CHECK(mc_load_from_reader(&r, key, NULL, 1, &out) == MC_IO && out == NULL);
+  CHECK(strstr(mc_last_error(), "reader callback failed") != NULL);
+  m.fail_at_call = 0;
+  m.size = enc_size - 100;
+  CHECK(mc_load_from_reader(&r, key, NULL, 1, &out) == MC_IO && out == NULL);
+  CHECK(strstr(mc_last_error(), "short read") != NULL);
+  m.size = enc_size;
+  m.overreport = 1;
+  CHECK(mc_load_from_reader(&r, key, NULL, 1, &out) == MC_IO && out == NULL);
+  m.overreport = 0;
+  r.size = enc_size - 1; /* a truncated file, as its size says */
+  CHECK(mc_load_from_reader(&r, key, NULL, 1, &out) == MC_AUTH_FAILED && out == NULL);
+  r.size = enc_size;
+  enc[enc_size - 20] ^= 1;
+  CHECK(mc_load_from_reader(&r, key, NULL, 1, &out) == MC_AUTH_FAILED && out == NULL);
+  enc[enc_size - 20] ^= 1;
+  CHECK(mc_load_from_reader(&r, key, "AES-CBC", 1, &out) == MC_INVALID_ARGUMENT);
+  CHECK(mc_load_from_reader(NULL, key, NULL, 1, &out) == MC_INVALID_ARGUMENT);
+  CHECK(mc_load_from_reader(&r, key, NULL, 1, NULL) == MC_INVALID_ARGUMENT);
+  r.struct_size = 8;
+  CHECK(mc_load_from_reader(&r, key, NULL, 1, &out) == MC_INVALID_ARGUMENT);
+  CHECK(strstr(mc_last_error(), "struct_size") != NULL);
+  r.struct_size = sizeof r;
+  r.read_at = NULL;
+  CHECK(mc_load_from_reader(&r, key, NULL, 1, &out) == MC_INVALID_ARGUMENT);
+  /* an identity opens a v2 file through a reader too */
+  mc_key* dev = NULL;
+  CHECK(mc_key_generate_identity(&dev) == MC_OK);
+  mc_buffer* rc = NULL;
+  CHECK(mc_key_recipient(dev, &rc) == MC_OK);
+  char rt[128] = {0};
+  memcpy(rt, mc_buffer_data(rc), mc_buffer_size(rc));
+  mc_buffer_free(rc);
+  const char* one[1] = {rt};
+  CHECK(mc_encrypt_file_to_recipients(path_in("rd.bin"), path_in("rd2.mcx"), one, 1, NULL, NULL) == MC_OK);
+  size_t enc2_size = 0;
+  uint8_t* enc2 = read_file(path_in("rd2.mcx"), &enc2_size);
+  memory_source m2 = {enc2, enc2_size, 0, 0, 0, 0};
+  r.read_at = memory_read_at;
+  r.ctx = &m2;
+  r.size = enc2_size;
+  CHECK(mc_load_from_reader(&r, dev, NULL, 0, &out) == MC_OK);
+  CHECK(out && mc_buffer_size(out) == N && memcmp(mc_buffer_data(out), plain, N) == 0);
+  mc_buffer_free(out);
+  free(enc2);
+  free(enc);
+  mc_key_free(dev);
+  mc_key_free(other);
+  mc_key_free(key);
+}
+
 int main(int argc, char** argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: %s WORKDIR [--no-rlimit]\n", argv[0]);
@@ -591,6 +707,7 @@ int main(int argc, char** argv) {
   test_recipients();
   test_signatures();
   test_encrypt_options();
+  test_reader();
   if (argc < 3 || strcmp(argv[2], "--no-rlimit") != 0) test_no_memory();
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;

@@ -2,10 +2,13 @@
 // Built by tests/test_native_api.py with c++ -std=c++17 -Wall -Wextra -Werror. usage: WORKDIR
 #include <modelcrypt/modelcrypt.hpp>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <utility>
+#include <vector>
 
 static int passed, failed;
 #define CHECK(cond)                                                     \
@@ -155,6 +158,49 @@ int main(int argc, char** argv) {
   CHECK(modelcrypt::Inspect(with_options).find("\"chunk_size\":4096") != std::string::npos);
   options.chunk_size = 7;
   CHECK(status_of([&] { modelcrypt::EncryptFile(plain_path, dir + "/bad.mcx", &hex, options); }) == MC_INVALID_ARGUMENT);
+
+  // Load through the caller's read callback: a symmetric key and an identity; a throwing callback's
+  // exception comes back as itself; a source that ends early is an Error(MC_IO)
+  {
+    std::FILE* f = std::fopen(with_options.c_str(), "rb");
+    std::vector<std::uint8_t> blob;
+    if (f) {
+      std::uint8_t block[4096];
+      std::size_t n;
+      while ((n = std::fread(block, 1, sizeof block, f)) > 0) blob.insert(blob.end(), block, block + n);
+      std::fclose(f);
+    }
+    std::size_t calls = 0;
+    modelcrypt::ReadAt from_memory = [&](std::uint64_t offset, void* buf, std::size_t len) -> std::size_t {
+      ++calls;
+      if (offset >= blob.size()) return 0;
+      const std::size_t n = std::min<std::size_t>(len, blob.size() - offset);
+      std::memcpy(buf, blob.data() + offset, n);
+      return n;
+    };
+    modelcrypt::Buffer a = modelcrypt::Load(from_memory, blob.size(), hex);
+    CHECK(a.size() == model.size() && std::memcmp(a.data(), model.data(), model.size()) == 0 && calls > 0);
+    modelcrypt::Buffer b = modelcrypt::Load(from_memory, blob.size(), device, "AES-GCM", 2, true);
+    CHECK(b.size() == model.size() && std::memcmp(b.data(), model.data(), model.size()) == 0);
+    struct Unplugged {};
+    modelcrypt::ReadAt throwing = [&](std::uint64_t offset, void* buf, std::size_t len) -> std::size_t {
+      if (offset > 0) throw Unplugged{};
+      return from_memory(offset, buf, len);
+    };
+    bool rethrown = false;
+    try {
+      modelcrypt::Load(throwing, blob.size(), hex);
+    } catch (const Unplugged&) {
+      rethrown = true;
+    }
+    CHECK(rethrown);
+    CHECK(status_of([&] { modelcrypt::Load(from_memory, blob.size() + 10, hex); }) == MC_AUTH_FAILED);  // size says longer
+    modelcrypt::ReadAt short_source = [&](std::uint64_t offset, void* buf, std::size_t len) -> std::size_t {
+      const std::size_t end = blob.size() / 2;  // the data stops in the middle of the chunks
+      return offset >= end ? 0 : from_memory(offset, buf, std::min<std::size_t>(len, end - offset));
+    };
+    CHECK(status_of([&] { modelcrypt::Load(short_source, blob.size(), hex); }) == MC_IO);
+  }
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }

@@ -183,6 +183,28 @@ MC_API mc_status mc_verify_file_with_key(const char* path, const mc_key* key, co
                                          unsigned threads);
 MC_API mc_status mc_load_range_with_key(const char* path, const mc_key* key, const char* mode, uint64_t offset,
                                         uint64_t length, unsigned threads, mc_buffer** out);
+/* Loading from the caller's own I/O (Android assets, a flash partition, a download library, object
+ * storage): the library reads the encrypted bytes through `read_at` instead of a path. Zero-initialize,
+ * then set struct_size = sizeof(mc_reader) (later versions may add fields at the end). */
+typedef struct mc_reader {
+  size_t struct_size;  /* sizeof(mc_reader) */
+  void* ctx;           /* passed to read_at as is */
+  uint64_t size;       /* the encrypted file's length in bytes */
+  /* Reads up to `len` bytes at `offset` into `buf` and stores the count in `*got` (less than `len`
+   * only at the end of the data). Returns 0 on success, nonzero on failure (then MC_IO). Every
+   * byte the library uses is read once, into memory it owns, and authenticated there. */
+  int (*read_at)(void* ctx, uint64_t offset, void* buf, size_t len, size_t* got);
+  /* Nonzero: read_at may be called from several threads at once (chunks are then read and decrypted
+   * in parallel). Zero: the library serializes the calls (decryption stays parallel). */
+  int concurrent_reads;
+} mc_reader;
+
+/* mc_load_with_key over `reader` (modelcrypt files only; `mode` NULL or "AES-GCM"): the header
+ * read and authenticated once, every chunk read straight into the output buffer and decrypted
+ * there. A source shorter than its size, a failing read_at: MC_IO; otherwise as mc_load. */
+MC_API mc_status mc_load_from_reader(const mc_reader* reader, const mc_key* key, const char* mode, unsigned threads,
+                                     mc_buffer** out);
+
 /* File -> file encryption to `count` X25519 recipients (text: modelcrypt1... or age1...), format v2,
  * and to `key` too when not NULL (a symmetric key gets its own stanza; an identity adds its recipient). */
 MC_API mc_status mc_encrypt_file_to_recipients(const char* src, const char* dst, const char* const* recipients,

@@ -11,6 +11,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <exception>
+#include <functional>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -282,6 +285,55 @@ inline Buffer Load(const std::string& path, const Key& key, const std::string& m
   } else {
     detail::check(mc_load_ex(path.c_str(), key.data(), key.size(), mode.c_str(), format.c_str(), threads, &out));
   }
+  return Buffer(out);
+}
+
+// The caller's own I/O (an Android asset, a flash partition, a download library): returns how many
+// bytes it read into `buf` at `offset` (fewer than `len` only at the end of the data); throw to fail.
+using ReadAt = std::function<std::size_t(std::uint64_t offset, void* buf, std::size_t len)>;
+
+// Load() through `read_at` instead of a path (modelcrypt files only): the encrypted data is `size`
+// bytes long; every byte used is read once into the library's memory and authenticated there.
+// `concurrent_reads`: read_at may be called from several threads at once (else calls are
+// serialized; decryption stays parallel). An exception thrown by read_at is rethrown here.
+inline Buffer Load(const ReadAt& read_at, std::uint64_t size, const Key& key, const std::string& mode = "AES-GCM",
+                   unsigned threads = 0, bool concurrent_reads = false) {
+  struct Context {
+    const ReadAt* read_at;
+    std::mutex mutex;
+    std::exception_ptr error;
+  } ctx{&read_at, {}, nullptr};
+  mc_reader reader{};
+  reader.struct_size = sizeof reader;
+  reader.ctx = &ctx;
+  reader.size = size;
+  reader.concurrent_reads = concurrent_reads ? 1 : 0;
+  reader.read_at = [](void* c, std::uint64_t offset, void* buf, std::size_t len, std::size_t* got) -> int {
+    auto* context = static_cast<Context*>(c);
+    try {  // no C++ exception crosses the C ABI: kept, and rethrown after the call
+      *got = (*context->read_at)(offset, buf, len);
+      return 0;
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(context->mutex);
+      if (!context->error) context->error = std::current_exception();
+      return 1;
+    }
+  };
+  mc_key* temporary = nullptr;
+  const mc_key* handle = key.handle();
+  if (handle == nullptr) {
+    detail::check(mc_key_new(key.data(), key.size(), &temporary));
+    handle = temporary;
+  }
+  mc_buffer* out = nullptr;
+  const mc_status status = mc_load_from_reader(&reader, handle, mode.c_str(), threads, &out);
+  const std::string message = status == MC_OK ? std::string() : std::string(mc_last_error());
+  mc_key_free(temporary);
+  if (ctx.error) {
+    mc_buffer_free(out);
+    std::rethrow_exception(ctx.error);
+  }
+  if (status != MC_OK) throw Error(status, message);
   return Buffer(out);
 }
 
