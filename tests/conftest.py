@@ -22,6 +22,10 @@ _EXTRAS = {
     "paddle": "paddle",
     "safetensors": "test",
     "model_signing": "signing",
+    "s3fs": "test",
+    "moto": "test",
+    "boto3": "test",
+    "fsspec": "remote",
 }
 
 
