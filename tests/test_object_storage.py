@@ -95,3 +95,25 @@ def test_missing_filesystem_package_says_what_to_install():
         pytest.skip("gcsfs is installed here; the message is for machines without it (no request leaves loopback)")
     with pytest.raises(ModuleNotFoundError, match="gcsfs"):
         modelcrypt.load("gs://bucket/model.mcx", KEY)
+
+
+def test_load_checkpoint_from_s3_by_name(s3):
+    import numpy as np
+
+    client, options = s3
+    rng = np.random.default_rng(5)
+    params = {f"layer{i}.weight": rng.standard_normal((64, 64)).astype(np.float32) for i in range(8)}
+    import tempfile  # save_checkpoint writes files (uploads: issue 17, to come): encrypt locally, then upload
+
+    with tempfile.TemporaryDirectory() as d:
+        modelcrypt.save_checkpoint(params, os.path.join(d, "c.safetensors"), KEY, metadata={"run": "3"})
+        with open(os.path.join(d, "c.safetensors"), "rb") as f:
+            url = _put(client, "ckpt/c.safetensors", f.read())
+    state, meta = modelcrypt.load_checkpoint(url, KEY, storage_options=options, with_metadata=True)
+    assert meta == {"run": "3"} and all(np.array_equal(state[k], v) for k, v in params.items())
+    one = modelcrypt.load_checkpoint(url, KEY, names=["layer5.weight"], storage_options=options)
+    assert list(one) == ["layer5.weight"] and np.array_equal(one["layer5.weight"], params["layer5.weight"])
+    with pytest.raises(KeyError, match="nope"):
+        modelcrypt.load_checkpoint(url, KEY, names=["nope"], storage_options=options)
+    with pytest.raises(ValueError, match="encrypted"):
+        modelcrypt.load_checkpoint(url, storage_options=options)

@@ -202,3 +202,22 @@ def test_random_access_reader_errors_are_raised_as_themselves(blob):
         f.fail = False
         with ef.read_range(0, 10) as b:  # the handle still works after the source recovers
             assert len(b) == 10
+
+
+def test_checkpoint_by_name_from_a_file_object_reads_only_its_chunks(tmp_path):
+    import numpy as np
+
+    params = {f"t{i:02d}": np.full((1 << 18,), i, np.float32) for i in range(16)}  # 1 MiB each
+    path = tmp_path / "c.safetensors"
+    modelcrypt.save_checkpoint(params, path, KEY)
+    blob = path.read_bytes()
+    whole = modelcrypt.load_checkpoint(io.BytesIO(blob), KEY)
+    assert all(np.array_equal(whole[k], v) for k, v in params.items())
+    f = CountingReader(blob)
+    one = modelcrypt.load_checkpoint(f, KEY, names=["t09"])
+    assert list(one) == ["t09"] and np.array_equal(one["t09"], params["t09"])
+    info = modelcrypt.inspect(path)
+    stored_chunk = info.chunk_size + 16
+    # the modelcrypt header, chunk 0 (the safetensors header) and the <= 2 chunks the tensor spans
+    assert f.bytes_read <= info.header_length + 3 * stored_chunk, (f.bytes_read, len(blob))
+    assert f.bytes_read < len(blob) // 4

@@ -8,8 +8,10 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .. import _sets
-from .._api import BytesLike, StrPath, _check_bool, _check_read_format, _fspath, _reader_key, detect_format
+from .. import _sets, _sources
+from .._api import (BytesLike, StrPath, _check_bool, _check_read_format, _check_source_mode, _fspath, _reader_key,
+                    detect_format)
+from .._random_access import open_encrypted
 from .._state_tree import STRUCTURE_KEY, unflatten
 from ..exceptions import FormatError
 from ._arguments import DecMode, _check_dec, _check_names, _missing
@@ -27,6 +29,7 @@ def load_checkpoint(
     with_metadata: bool = False,
     trusted_signers: Optional[Iterable[Any]] = None,
     identity: Any = None,
+    storage_options: Optional[Mapping[str, Any]] = None,
 ) -> Any:
     """Load a checkpoint written by save_checkpoint (or any ``.safetensors`` file) as numpy arrays.
 
@@ -75,10 +78,20 @@ def load_checkpoint(
     ``identity=`` (an Identity) in place of ``dec_key`` opens a checkpoint saved to its recipient
     (``save_checkpoint(..., recipients=[...])``); an Identity passed as ``dec_key`` works too.
 
+    ``path`` may also be a URL (``s3://...``, through fsspec; ``storage_options`` as fsspec takes
+    them) or a seekable binary file object holding an encrypted checkpoint: with ``names`` only the
+    header's and those tensors' chunks are read (downloaded).
+
     ``trusted_signers`` (signer public keys): every file read must carry a publisher signature by
     one of them (format v3), else SignatureError; with ``names`` only the chunks read are checked.
     """
     _check_bool(with_metadata, "with_metadata")
+    if _sources.is_url(path) or _sources.is_file_object(path):
+        state, header_metadata = _load_from_source(path, dec_key, dec_mode, names, format, trusted_signers, identity,
+                                                   storage_options)
+        return (state, user_metadata(header_metadata)) if with_metadata else state
+    if storage_options is not None:
+        raise ValueError("storage_options apply to URLs (s3://..., https://...), not to a local path")
     target = os.fsdecode(_fspath(path, "path"))
     if trusted_signers is not None and dec_key is None and identity is None:
         raise ValueError("trusted_signers needs dec_key or identity=: a plaintext checkpoint carries no signature")
@@ -90,6 +103,30 @@ def load_checkpoint(
     if with_metadata:
         return state, user_metadata(header_metadata)
     return state
+
+
+def _load_from_source(source: Any, dec_key: Any, dec_mode: Any, names: Any, format: str, trusted_signers: Any,
+                      identity: Any, storage_options: Optional[Mapping[str, Any]]) -> tuple[Any, dict[str, str]]:
+    """load_checkpoint of a URL or file object: an encrypted (modelcrypt) checkpoint file, read by range."""
+    if dec_key is None and identity is None:
+        raise ValueError("a checkpoint from a URL or file object must be encrypted: pass dec_key (or identity=)")
+    _check_source_mode(dec_mode, format)
+    credential = _reader_key(dec_key, trusted_signers, dec_mode, identity)
+    wanted = _check_names(names)
+    with open_encrypted(source, credential, storage_options=storage_options) as f:
+        where = f.path
+        with _Checkpoint.of_file(f) as ckpt:
+            _sets.check_step(where, ckpt.metadata)
+            if wanted is None:
+                arrays, header_metadata = ckpt.load_all(), ckpt.header_metadata
+                if STRUCTURE_KEY in header_metadata:
+                    return unflatten(header_metadata[STRUCTURE_KEY], arrays, f"checkpoint {where}"), header_metadata
+                return arrays, header_metadata
+            entries, start = ckpt.header()
+            unknown = [n for n in wanted if n not in entries]
+            if unknown:
+                raise _missing(unknown, f"checkpoint {where}")
+            return ckpt.load_names(wanted, entries, start), ckpt.header_metadata
 
 
 def user_metadata(header_metadata: Mapping[str, str]) -> dict[str, str]:

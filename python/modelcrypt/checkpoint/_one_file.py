@@ -68,11 +68,22 @@ class _Checkpoint:
                                   "with dec_key (pass dec_key=None to load a plaintext .safetensors checkpoint)")
             self.kind = "plain"
 
+    @classmethod
+    def of_file(cls, f: EncryptedFile) -> "_Checkpoint":
+        """An encrypted checkpoint already opened (a URL or file object): ``f`` stays the caller's to close."""
+        self = cls.__new__(cls)
+        self.path, self.where = f.path, f"checkpoint {f.path}"
+        self._key, self._mode = None, "AES-GCM"
+        self._file, self._whole, self.kind = f, None, "encrypted"
+        self.metadata, self.header_metadata = f.metadata, {}
+        self._borrowed = True
+        return self
+
     # -- lifetime of the handle (encrypted random access)
     def close(self) -> None:
-        if self._file is not None:
+        if self._file is not None and not getattr(self, "_borrowed", False):
             self._file.close()
-            self._file = None
+        self._file = None
 
     def __enter__(self) -> "_Checkpoint":
         return self
