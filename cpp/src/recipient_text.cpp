@@ -15,7 +15,7 @@ constexpr char kAgeRecipientHrp[] = "age";
 constexpr char kAgeIdentityHrp[] = "age-secret-key-";
 constexpr size_t kChecksumLength = 6;
 
-uint32_t polymod(const std::vector<uint8_t>& values) {
+uint32_t polymod(const SecretBytes& values) {
   static const uint32_t generator[5] = {0x3b6a57b2, 0x26508e6d, 0x1ea119fa, 0x3d4233dd, 0x2a1462b3};
   uint32_t chk = 1;
   for (uint8_t v : values) {
@@ -28,8 +28,11 @@ uint32_t polymod(const std::vector<uint8_t>& values) {
   return chk;
 }
 
-std::vector<uint8_t> hrp_expand(std::string_view hrp) {
-  std::vector<uint8_t> out;
+// The checksum input: the expanded hrp, then (appended by the callers) the data's 5-bit groups, which
+// for an identity are its private key: wiping memory, so that no reallocation while they are
+// appended leaves a copy behind.
+SecretBytes hrp_expand(std::string_view hrp) {
+  SecretBytes out;
   for (char c : hrp) out.push_back(static_cast<uint8_t>(static_cast<unsigned char>(c) >> 5));
   out.push_back(0);
   for (char c : hrp) out.push_back(static_cast<uint8_t>(static_cast<unsigned char>(c) & 31));
@@ -50,11 +53,10 @@ SecretBytes encode(std::string_view hrp, ByteView data) {
     }
   }
   if (bits) five.push_back(static_cast<uint8_t>((acc << (5 - bits)) & 31));
-  std::vector<uint8_t> values = hrp_expand(hrp);
+  SecretBytes values = hrp_expand(hrp);
   values.insert(values.end(), five.begin(), five.end());
   values.insert(values.end(), kChecksumLength, 0);
   const uint32_t mod = polymod(values) ^ 1;
-  crypto::wipe(values.data(), values.size());
   SecretBytes out(hrp.begin(), hrp.end());
   out.push_back('1');
   for (uint8_t v : five) out.push_back(static_cast<uint8_t>(kCharset[v]));
@@ -80,16 +82,15 @@ bool decode(std::string_view text, std::string* hrp, SecretBytes* data, std::str
   }
   hrp->clear();
   for (char c : text.substr(0, sep)) hrp->push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
-  std::vector<uint8_t> values = hrp_expand(*hrp);
+  SecretBytes values = hrp_expand(*hrp);
   SecretBytes five;
   for (char c : text.substr(sep + 1)) {
     const char* p = std::strchr(kCharset, std::tolower(static_cast<unsigned char>(c)));
-    if (p == nullptr || *p == '\0') { *why = "has a character outside the Bech32 alphabet"; crypto::wipe(values.data(), values.size()); return false; }
+    if (p == nullptr || *p == '\0') { *why = "has a character outside the Bech32 alphabet"; return false; }
     five.push_back(static_cast<uint8_t>(p - kCharset));
   }
   values.insert(values.end(), five.begin(), five.end());
   const bool checksum_ok = polymod(values) == 1;
-  crypto::wipe(values.data(), values.size());
   if (!checksum_ok) { *why = "has a bad checksum (mistyped or truncated)"; return false; }
   five.resize(five.size() - kChecksumLength);
   data->clear();

@@ -4,6 +4,12 @@
 // authentication, reads legacy formats and grows SecretBytes; afterwards no recorded block may
 // contain any of those keys. A positive control (a plain std::vector / std::string holding a key)
 // shows that the watch does see unwiped keys.
+// X25519 identities (format v2 recipients), through the C API: the identity's private key (raw, as
+// the 5-bit groups its Bech32 text carries, and as that text), the X25519 shared secret and wrap
+// key of its stanza, the per-file file key FK unwrapped from the stanza and the keys derived from
+// FK (PRK, payload key, header MAC key, recipients MAC key) must not be in any freed block either,
+// after generating, parsing and reading identities, encrypting to their recipients, loading,
+// verifying, decrypting, re-wrapping (recipients edit) and wrong-identity failures.
 // usage: test_key_wipe [WORKDIR]
 #include <array>
 #include <cstdio>
@@ -18,6 +24,9 @@
 #include "format.hpp"
 #include "heap_watch.hpp"
 #include "legacy.hpp"
+#include "c_api_detail.hpp"  // mc_key's layout: the test reads an identity's private key out of it
+#include "modelcrypt/modelcrypt.h"
+#include "recipient_text.hpp"
 
 using namespace modelcrypt;
 
@@ -82,6 +91,13 @@ void expect_absent(const Key32& master, const Derived& d, const std::string& wha
   expect_absent(d.prk, what + ", HKDF PRK");
   expect_absent(d.payload, what + ", payload key");
   expect_absent(d.mac, what + ", header MAC key");
+}
+
+// The same for a secret of any length (an identity's text, its 5-bit groups).
+void expect_absent(const std::vector<uint8_t>& secret, const std::string& what) {
+  const size_t full = heap_watch::blocks_containing(secret.data(), secret.size());
+  const size_t half = heap_watch::blocks_containing(secret.data(), secret.size() / 2);
+  CHECK_MSG(full == 0 && half == 0, what + ": " + std::to_string(half) + " freed heap block(s) still held it");
 }
 
 template <class F>
@@ -217,6 +233,201 @@ void test_legacy_paths(const check::WorkDir& dir) {
   expect_absent(master, "legacy formats");
 }
 
+// The 32 bytes regrouped into 5-bit values, as Bech32 carries them (before the alphabet lookup).
+std::vector<uint8_t> five_bit_groups(const Key32& k) {
+  std::vector<uint8_t> out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (uint8_t b : k) {
+    acc = ((acc << 8) | b) & 0xfff;
+    bits += 8;
+    while (bits >= 5) {
+      bits -= 5;
+      out.push_back(static_cast<uint8_t>((acc >> bits) & 31));
+    }
+  }
+  return out;
+}
+
+// Secrets of a format v2 file opened by `identity`, computed from the file with the core's own
+// primitives (into SecretBytes, copied out to the stack): FK, its PRK and derived keys, and the
+// X25519 shared secret and wrap key of the identity's first stanza.
+struct V2Secrets {
+  Key32 fk, prk, payload, mac, recipients_mac, shared, wrap;
+};
+V2Secrets v2_secrets(const std::string& path, const Credential& identity) {
+  const std::vector<uint8_t> file = read_file(path);
+  const uint64_t h1 = format::header_bytes_needed(file.data(), format::kFixedHeaderSize, file.size());
+  const uint64_t h = format::header_bytes_needed(file.data(), static_cast<size_t>(h1), file.size());
+  const format::Header header = format::parse_header(file.data(), static_cast<size_t>(h));
+  const format::FileKeys keys = format::authenticate_header(header, file.data(), identity, file.size());
+  V2Secrets s;
+  std::memcpy(s.fk.data(), keys.file_key.data(), 32);
+  std::memcpy(s.payload.data(), keys.payload_key.data(), 32);
+  std::memcpy(s.mac.data(), keys.mac_key.data(), 32);
+  std::memcpy(s.recipients_mac.data(), keys.recipients_mac_key.data(), 32);
+  const SecretBytes prk = crypto::hkdf_sha256_extract({keys.file_key.data(), 32}, {header.salt.data(), header.salt.size()});
+  std::memcpy(s.prk.data(), prk.data(), 32);
+  const std::vector<uint8_t>& body = header.stanzas.at(0).body;  // fingerprint(16) || E(32) || wrapped(48)
+  SecretBytes shared(32);
+  CHECK(crypto::x25519_shared(identity.private_key().data, body.data() + 16, shared.data()));
+  uint8_t salt[64];
+  std::memcpy(salt, body.data() + 16, 32);
+  std::memcpy(salt + 32, identity.public_key().data(), 32);
+  static const char kWrapInfo[] = "modelcrypt v2 x25519 wrap";
+  const SecretBytes wrap = crypto::hkdf_sha256({shared.data(), 32}, {salt, sizeof salt},
+                                               {reinterpret_cast<const uint8_t*>(kWrapInfo), sizeof kWrapInfo - 1}, 32);
+  std::memcpy(s.shared.data(), shared.data(), 32);
+  std::memcpy(s.wrap.data(), wrap.data(), 32);
+  return s;
+}
+
+void expect_absent(const V2Secrets& s, const std::string& what) {
+  expect_absent(s.fk, what + ", file key FK");
+  expect_absent(s.prk, what + ", HKDF PRK of FK");
+  expect_absent(s.payload, what + ", payload key");
+  expect_absent(s.mac, what + ", header MAC key");
+  expect_absent(s.recipients_mac, what + ", recipients MAC key");
+  expect_absent(s.shared, what + ", X25519 shared secret");
+  expect_absent(s.wrap, what + ", stanza wrap key");
+}
+
+// An identity's private key, out of the C API's opaque mc_key (onto the stack).
+Key32 private_key_of(const mc_key* key) {
+  Key32 k{};
+  const ByteView v = key->credential.private_key();
+  CHECK(v.size == 32);
+  std::memcpy(k.data(), v.data, 32);
+  return k;
+}
+
+std::string recipient_of(const mc_key* key) {
+  mc_buffer* b = nullptr;
+  CHECK(mc_key_recipient(key, &b) == MC_OK);
+  std::string r(reinterpret_cast<const char*>(mc_buffer_data(b)), mc_buffer_size(b));
+  mc_buffer_free(b);
+  return r;
+}
+
+void test_identity_paths(const check::WorkDir& dir) {
+  std::vector<uint8_t> pt(120000);
+  for (size_t i = 0; i < pt.size(); ++i) pt[i] = static_cast<uint8_t>(i * 13 + 1);
+  const std::string src = dir.file("id.bin"), path = dir.file("id.mcx"), out = dir.file("id.out");
+  const std::string id_file = dir.file("id.identity"), path2 = dir.file("id2.mcx");
+  write_file(src, pt);
+  Key32 priv{}, priv2{};
+  std::vector<uint8_t> text, text2;  // the identities' Bech32 text (copied after the watch stops)
+  V2Secrets secrets{}, secrets2{};
+
+  heap_watch::start();
+  {
+    mc_key* ident = nullptr;
+    mc_key* second = nullptr;
+    CHECK(mc_key_generate_identity(&ident) == MC_OK && mc_key_is_identity(ident) == 1);
+    CHECK(mc_key_generate_identity(&second) == MC_OK);
+    priv = private_key_of(ident);
+    priv2 = private_key_of(second);
+    const std::string recipient = recipient_of(ident), recipient2 = recipient_of(second);
+    const char* to[] = {recipient.c_str()};
+    CHECK(mc_encrypt_file_to_recipients(src.c_str(), path.c_str(), to, 1, nullptr, "AES-GCM") == MC_OK);
+    secrets = v2_secrets(path, ident->credential);
+
+    // its text, parsed back (mc_key_parse) and read from a file (mc_key_read_file)
+    {
+      const SecretBytes t = recipient_text::format_identity({priv.data(), priv.size()});
+      FILE* f = std::fopen(id_file.c_str(), "wb");
+      CHECK(f != nullptr && std::fwrite(t.data(), 1, t.size(), f) == t.size() && std::fclose(f) == 0);
+      mc_key* parsed = nullptr;
+      CHECK(mc_key_parse(reinterpret_cast<const char*>(t.data()), t.size(), &parsed) == MC_OK);
+      CHECK(parsed != nullptr && private_key_of(parsed) == priv);
+      mc_key_free(parsed);
+    }
+    mc_key* from_file = nullptr;
+    CHECK(mc_key_read_file(id_file.c_str(), &from_file) == MC_OK && mc_key_is_identity(from_file) == 1);
+
+    // readers
+    for (const mc_key* k : {static_cast<const mc_key*>(ident), static_cast<const mc_key*>(from_file)}) {
+      mc_buffer* b = nullptr;
+      CHECK(mc_load_with_key(path.c_str(), k, nullptr, nullptr, 2, &b) == MC_OK);
+      CHECK(b != nullptr && mc_buffer_size(b) == pt.size() && std::memcmp(mc_buffer_data(b), pt.data(), pt.size()) == 0);
+      mc_buffer_free(b);
+    }
+    {
+      mc_buffer* b = nullptr;
+      CHECK(mc_load_range_with_key(path.c_str(), ident, nullptr, 5000, 40000, 2, &b) == MC_OK);
+      CHECK(b != nullptr && mc_buffer_size(b) == 40000 && std::memcmp(mc_buffer_data(b), pt.data() + 5000, 40000) == 0);
+      mc_buffer_free(b);
+      const std::vector<uint8_t> blob = read_file(path);
+      CHECK(mc_decrypt_memory_with_key(blob.data(), blob.size(), ident, nullptr, nullptr, &b) == MC_OK);
+      CHECK(b != nullptr && mc_buffer_size(b) == pt.size());
+      mc_buffer_free(b);
+    }
+    CHECK(mc_verify_file_with_key(path.c_str(), ident, nullptr, nullptr, 2) == MC_OK);
+    CHECK(mc_decrypt_file_with_key(path.c_str(), out.c_str(), ident, nullptr, nullptr, 2) == MC_OK);
+    {
+      mc_buffer* b = nullptr;
+      CHECK(mc_load_with_key(path.c_str(), second, nullptr, nullptr, 2, &b) == MC_KEY_MISMATCH && b == nullptr);
+    }
+
+    // re-wrapping FK for another recipient and removing it again (FK unwrapped, new stanza sealed)
+    const char* add[] = {recipient2.c_str()};
+    CHECK(mc_recipients_edit(path.c_str(), from_file, add, 1, nullptr, 0) == MC_OK);
+    {
+      mc_buffer* b = nullptr;
+      CHECK(mc_load_with_key(path.c_str(), second, nullptr, nullptr, 2, &b) == MC_OK && mc_buffer_size(b) == pt.size());
+      mc_buffer_free(b);
+    }
+    CHECK(mc_recipients_edit(path.c_str(), second, nullptr, 0, to, 1) == MC_OK);
+    CHECK(mc_verify_file_with_key(path.c_str(), ident, nullptr, nullptr, 2) == MC_KEY_MISMATCH);
+
+    // a file to both recipients, opened by the second one
+    const char* both[] = {recipient.c_str(), recipient2.c_str()};
+    CHECK(mc_encrypt_file_to_recipients(src.c_str(), path2.c_str(), both, 2, nullptr, "AES-GCM") == MC_OK);
+    secrets2 = v2_secrets(path2, second->credential);
+    {
+      mc_buffer* b = nullptr;
+      CHECK(mc_load_with_key(path2.c_str(), second, nullptr, nullptr, 1, &b) == MC_OK && mc_buffer_size(b) == pt.size());
+      mc_buffer_free(b);
+    }
+    mc_key_free(from_file);
+    mc_key_free(second);
+    mc_key_free(ident);
+  }
+  heap_watch::stop();
+  CHECK(heap_watch::blocks() > 0 && !heap_watch::overflowed());
+  CHECK(read_file(out) == pt);
+  {
+    const SecretBytes t = recipient_text::format_identity({priv.data(), priv.size()});
+    const SecretBytes t2 = recipient_text::format_identity({priv2.data(), priv2.size()});
+    text.assign(t.begin(), t.end());
+    text2.assign(t2.begin(), t2.end());
+  }
+  CHECK(text.size() > 60);
+  expect_absent(priv, "identity, private key");
+  expect_absent(five_bit_groups(priv), "identity, private key as Bech32 5-bit groups");
+  expect_absent(text, "identity, its text");
+  expect_absent(priv2, "second identity, private key");
+  expect_absent(five_bit_groups(priv2), "second identity, private key as Bech32 5-bit groups");
+  expect_absent(text2, "second identity, its text");
+  expect_absent(secrets, "file to the identity");
+  expect_absent(secrets2, "file to both identities");
+}
+
+// Positive control for the identity checks: the same secrets in plain containers are seen.
+void test_watch_sees_identity_secrets() {
+  mc_key* ident = nullptr;
+  CHECK(mc_key_generate_identity(&ident) == MC_OK);
+  const Key32 priv = private_key_of(ident);
+  const std::vector<uint8_t> five = five_bit_groups(priv);
+  heap_watch::start();
+  { std::vector<uint8_t> v(priv.begin(), priv.end()); }
+  { std::vector<uint8_t> v(five.begin(), five.end()); }
+  heap_watch::stop();
+  mc_key_free(ident);
+  CHECK(heap_watch::blocks_containing(priv.data(), priv.size()) == 1);
+  CHECK(heap_watch::blocks_containing(five.data(), five.size()) == 1);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -226,5 +437,7 @@ int main(int argc, char** argv) {
   test_secret_bytes();
   test_modelcrypt_paths(dir);
   test_legacy_paths(dir);
+  test_watch_sees_identity_secrets();
+  test_identity_paths(dir);
   return check::finish();
 }
