@@ -382,3 +382,223 @@ def test_numpy_load_leaves_no_copy_of_the_plaintext(tmp_path, kind):
     found, _ = _run_scan(_NUMPY_CHILD, path, bytes(key).hex())
     assert found["needles"] >= 8 and found["copies"] == 0, found
 
+
+
+# ------------------------------------------------------------------ X25519 identities (format v2)
+#
+# The identity counterparts of the key tests above: a child generates or reads an identity and uses
+# it (CLI and library), then searches its memory for the identity's secret in every form it takes
+# (its 32 raw bytes, their Bech32 5-bit groups, its MODELCRYPT-SECRET-KEY-1... text) and, for a file
+# encrypted to it, for the file key FK unwrapped from its stanza, the stanza's X25519 shared secret
+# and wrap key, and the keys derived from FK (PRK, payload key, header MAC key, recipients MAC key),
+# all computed independently in the parent with `cryptography` (FORMAT.md's key schedule). As for
+# keys, the identity texts handed to Python (Identity.secret_text) are also tracked and must be zeros.
+
+_BECH32 = r"""
+def put_bech32(needles, text_name, raw_name, five_name):
+    # Decodes the Bech32 text needle into its data, raw bytes and 5-bit groups, written one value
+    # at a time into the needles (small ints only: no Python object holds more than 12 bits of it).
+    charset = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+    off, n = needles.spans[text_name]
+    mm = needles.mm
+    sep = max(i for i in range(n) if mm[off + i] == ord("1"))
+    start5 = needles.used
+    for i in range(sep + 1, n - 6):
+        c = mm[off + i] | 0x20  # lower case
+        mm[needles.used] = charset.index(c)
+        needles.used += 1
+    needles.spans[five_name] = (start5, needles.used - start5)
+    start = needles.used
+    acc = bits = 0
+    for i in range(start5, start5 + needles.spans[five_name][1]):
+        acc = ((acc << 5) | mm[i]) & 0xfff
+        bits += 5
+        if bits >= 8:
+            bits -= 8
+            mm[needles.used] = (acc >> bits) & 0xff
+            needles.used += 1
+    acc = 0
+    needles.spans[raw_name] = (start, needles.used - start)
+    # the 5-bit groups as Bech32 carries the 32 bytes: 51 full groups plus a padded last one
+    needles.spans[five_name] = (start5, 51)
+
+
+def put_identity_text(needles, ident):
+    secret = ident.secret_text()
+    with memoryview(secret) as v:
+        needles.put("text", v)
+    secret[:] = bytes(len(secret))
+    del secret
+    put_bech32(needles, "text", "raw", "five")
+    off, n = needles.spans["text"]
+    needles.spans["text_data"] = (off + 23, n - 23)  # after MODELCRYPT-SECRET-KEY-1: its secret part
+
+
+def track_secret_text():
+    # every identity text handed out (Identity.secret_text: the CLI's keygen, write_identity_file)
+    # is recorded, and must be zeros afterwards (a dropped small bytearray is soon reused, so the
+    # scan alone could miss it)
+    import modelcrypt
+    real = modelcrypt.Identity.secret_text
+
+    def secret_text(self):
+        out = real(self)
+        handed.append(out)
+        return out
+
+    modelcrypt.Identity.secret_text = secret_text
+
+
+def add_halves(needles):
+    # the second half of every secret too: freeing a small block overwrites its first bytes with
+    # the allocator's free-list pointers, so a dropped copy may survive only in part
+    for name, (off, n) in list(needles.spans.items()):
+        needles.spans[name + "/2"] = (off + n // 2, n - n // 2)
+"""
+
+_IDENTITY_KEYGEN_CHILD = _SCANNER + _TRACKER + _BECH32 + r"""
+import modelcrypt.cli
+import modelcrypt.cli._recipients_cli as rcli
+needles = Needles()
+real = rcli._rc.generate_identity
+made = []
+
+def generate_identity():  # the real identity; its secret recorded as needles
+    ident = real()
+    put_identity_text(needles, ident)
+    made.append(ident.recipient)
+    return ident
+
+rcli._rc.generate_identity = generate_identity
+track_binascii()
+track_secret_text()
+rc = modelcrypt.cli.main(sys.argv[1:])
+assert rc == 0 and len(made) == 1, rc
+assert needles.spans["raw"][1] == 32
+add_halves(needles)
+found = scan(needles)
+found["unwiped"] = unwiped()
+print("RECIPIENT", made[0], flush=True)
+print("FOUND", found, flush=True)
+"""
+
+
+@pytest.mark.parametrize("to", ["file", "stdout"])
+def test_identity_keygen_leaves_no_copy_of_the_identity(tmp_path, to):
+    args = ["keygen", "--x25519", "--quiet"] + (["-o", tmp_path / "id"] if to == "file" else [])
+    found, stdout = _run_scan(_IDENTITY_KEYGEN_CHILD, *args)
+    assert {"text", "text_data/2", "five", "raw/2", "unwiped"} <= set(found), found
+    assert not any(found.values()), found
+    recipient = [l.split()[1] for l in stdout.splitlines() if l.startswith("RECIPIENT ")][0]
+    if to == "file":
+        assert modelcrypt.read_identity_file(tmp_path / "id").recipient == recipient
+    else:  # the identity was printed (its text is the line after the comment naming its recipient)
+        text = [l for l in stdout.splitlines() if l.startswith("MODELCRYPT-SECRET-KEY-1")]
+        assert len(text) == 1 and modelcrypt.Identity.from_text(text[0]).recipient == recipient
+
+
+_IDENTITY_USE_CHILD = _SCANNER + _TRACKER + _BECH32 + r"""
+import pickle
+import modelcrypt, modelcrypt.cli
+secrets_path, path, idfile, out, other, size = sys.argv[1:7]
+needles = Needles()
+names = ("raw", "shared", "wrap", "fk", "prk", "payload", "mac", "recipients_mac")
+fd = os.open(secrets_path, os.O_RDONLY)  # straight into the needles: no bytes object holds them
+assert os.preadv(fd, [memoryview(needles.mm)[:32 * len(names)]], 0) == 32 * len(names)
+os.close(fd)
+for i, name in enumerate(names):
+    needles.spans["identity_raw" if name == "raw" else name] = (32 * i, 32)
+needles.used = 32 * len(names)
+ident = modelcrypt.Identity.from_private_bytes(needles.view("identity_raw"))
+put_identity_text(needles, ident)
+track_binascii()
+track_secret_text()
+shown = [repr(ident), str(ident)]
+try:
+    pickle.dumps(ident)
+except TypeError as exc:
+    shown.append(str(exc))
+else:
+    raise AssertionError("an identity was pickled")
+leaked = sum(s.encode().find(needles.view(n)) >= 0 for s in shown for n in ("text",))
+modelcrypt.write_identity_file(idfile, ident)
+ident2 = modelcrypt.read_identity_file(idfile)
+with modelcrypt.load(path, identity=ident2) as buf:
+    assert len(buf) == int(size)
+with modelcrypt.open_encrypted(path, identity=ident) as f:
+    f.read_all().close()
+assert modelcrypt.inspect(path, identity=ident).authenticated
+modelcrypt.verify(path, identity=ident)
+assert modelcrypt.add_recipients(path, identity=ident2, recipients=[other])["in_place"]
+assert modelcrypt.remove_recipients(path, identity=ident, recipients=[other])["removed"] == 1
+rc = modelcrypt.cli.main(["decrypt", path, "-o", out, "-i", idfile, "--quiet"])
+assert rc == 0, rc
+rc = modelcrypt.cli.main(["recipients", "add", path, "-i", idfile, "-r", other, "--quiet"])
+assert rc == 0, rc
+try:
+    modelcrypt.load(path, identity=modelcrypt.generate_identity())
+except modelcrypt.KeyMismatchError:
+    pass
+del ident, ident2
+add_halves(needles)
+found = scan(needles)
+found["unwiped"] = unwiped()
+found["shown"] = leaked
+print("FOUND", found, flush=True)
+"""
+
+
+def _v2_secrets(blob: bytes, private: bytes) -> list[bytes]:
+    """[identity, X25519 shared secret, wrap key, FK, PRK, payload key, header MAC key, recipients MAC
+    key] of a v2 file with one X25519 stanza, from docs/FORMAT.md with `cryptography` alone."""
+    import hashlib
+    import hmac
+    import struct
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    m = struct.unpack_from("<I", blob, 24)[0]
+    salt = blob[32:64]
+    stanza = 128 + m + 4 + 4  # R field, then the block's count and reserved field
+    assert blob[stanza] == 1 and struct.unpack_from("<H", blob, stanza + 2)[0] == 96
+    body = blob[stanza + 4: stanza + 100]
+    ephemeral, wrapped = body[16:48], body[48:96]
+    x = X25519PrivateKey.from_private_bytes(private)
+    public = x.public_key().public_bytes_raw()
+    shared = x.exchange(X25519PublicKey.from_public_bytes(ephemeral))
+    wrap = HKDF(hashes.SHA256(), 32, ephemeral + public, b"modelcrypt v2 x25519 wrap").derive(shared)
+    fk = AESGCM(wrap).decrypt(bytes(12), wrapped, salt)
+    prk = hmac.new(salt, fk, hashlib.sha256).digest()
+
+    def expand(info):
+        return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
+
+    assert expand(b"modelcrypt v1 key commitment") == blob[64:96]  # the schedule above is the file's
+    return [private, shared, wrap, fk, prk, expand(b"modelcrypt v1 payload AES-256-GCM"),
+            expand(b"modelcrypt v1 header mac"), expand(b"modelcrypt v2 recipients mac")]
+
+
+def test_identity_use_leaves_no_copy_of_the_identity_or_the_file_key(tmp_path):
+    """Reading, writing and using an identity (load, open_encrypted, inspect, verify, recipients add
+    and remove, the CLI's decrypt -i and recipients add -i) and releasing it leaves none of its
+    secret and none of the file's keys in the process; its repr, str and pickling error hold no
+    secret either."""
+    private = os.urandom(32)
+    ident = modelcrypt.Identity.from_private_bytes(private)
+    src, path = tmp_path / "m.bin", tmp_path / "m.mcx"
+    src.write_bytes(os.urandom(3 << 20))
+    modelcrypt.encrypt_file(src, path, recipients=[ident], chunk_size=1 << 20)
+    secrets = tmp_path / "secrets.bin"
+    fd = os.open(secrets, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, b"".join(_v2_secrets(path.read_bytes(), private)))
+    os.close(fd)
+    other = modelcrypt.generate_identity().recipient
+    found, _ = _run_scan(_IDENTITY_USE_CHILD, secrets, path, tmp_path / "id", tmp_path / "m.out", other,
+                         src.stat().st_size)
+    names = {"identity_raw", "shared", "wrap", "fk", "prk", "payload", "mac", "recipients_mac", "text", "text_data",
+             "raw", "five"}
+    assert names | {n + "/2" for n in names} | {"unwiped", "shown"} == set(found), found
+    assert not any(found.values()), found
+    assert (tmp_path / "m.out").read_bytes() == src.read_bytes()
