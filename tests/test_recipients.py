@@ -86,49 +86,144 @@ def test_random_access_and_checkpoint_with_identity(tmp_path):
     assert (loaded["w"] == state["w"]).all()
 
 
-def test_add_remove_rewrites_header_only(tmp_path, plaintext):
+def _split(path) -> tuple[bytes, bytes, dict]:
+    """(header, payload, header parts) of a v2/v3 file: the payload is everything from H on (the
+    chunks, and a v3 signature trailer). H as inspect reports it, checked against docs/FORMAT.md
+    (H = 164 + M + R) computed from the raw bytes."""
+    blob = path.read_bytes()
+    hp = _header_parts(blob)
+    info = modelcrypt.inspect(path)
+    assert (info.header_length, info.recipients_length, info.file_length) == (hp["h"], hp["r"], len(blob))
+    return blob[: hp["h"]], blob[hp["h"]:], hp
+
+
+def _opens(path, credential, plaintext, **kw) -> None:
+    kwargs = {"identity": credential} if isinstance(credential, modelcrypt.Identity) else {"key": credential}
+    with modelcrypt.load(path, **kwargs, **kw) as buf:
+        assert bytes(buf) == plaintext
+
+
+@pytest.mark.parametrize("variant", ["x25519", "with_key", "signed"])
+def test_add_remove_rewrites_header_only(tmp_path, variant):
+    """In place (the block has room): the same file (inode) is rewritten, its size and header length
+    stay, and every byte outside the recipients block and its MAC, [128+M, H), is unchanged: the core
+    header, header MAC and the whole payload (chunks, v3 trailer) byte for byte."""
+    plaintext = os.urandom(5 * 4096 + 123)  # 6 chunks
     a, b, c = (modelcrypt.generate_identity() for _ in range(3))
-    path = tmp_path / "m.mcx"
-    path.write_bytes(modelcrypt.encrypt_bytes(plaintext, recipients=[a, b], chunk_size=4096))
-    before = path.read_bytes()
-    hp = _header_parts(before)
+    key, team = modelcrypt.generate_key(), modelcrypt.generate_key()
+    signer = modelcrypt.SigningKey.generate() if variant == "signed" else None
+    src, path = tmp_path / "m.bin", tmp_path / "m.mcx"
+    src.write_bytes(plaintext)
+    modelcrypt.encrypt_file(src, path, key if variant == "with_key" else None, recipients=[a, b], chunk_size=4096,
+                            signing_key=signer, metadata={"name": "header-only"})
+    head0, payload0, hp = _split(path)
+    inode, size = path.stat().st_ino, path.stat().st_size
+    trust = {"trusted_signers": [signer.public_key]} if signer else {}
+
+    def unchanged_outside_block(label):
+        head, payload, hq = _split(path)
+        assert path.stat().st_ino == inode and path.stat().st_size == size, label
+        assert hq == hp, label  # same M, R and H
+        assert payload == payload0, f"{label}: payload bytes changed"
+        assert head[: hp["core"]] == head0[: hp["core"]], f"{label}: core header / header MAC changed"
+        return head
+
     r = modelcrypt.add_recipients(path, identity=a, recipients=[c.recipient])
     assert r["in_place"] and r["added"] == 1
-    after = path.read_bytes()
-    assert len(after) == len(before)
-    assert after[: hp["core"]] == before[: hp["core"]] and after[hp["h"]:] == before[hp["h"]:]
-    with modelcrypt.load(path, identity=c) as buf:
-        assert bytes(buf) == plaintext
+    head = unchanged_outside_block("add")
+    assert head != head0  # the block did change: a new stanza, a new recipients MAC
+    for ident in (a, b, c):
+        _opens(path, ident, plaintext, **trust)
+    if variant == "with_key":
+        _opens(path, key, plaintext)
+        r = modelcrypt.add_recipients(path, key, keys=[team])  # a symmetric stanza, opened by the key
+        assert r["in_place"] and r["added"] == 1
+        unchanged_outside_block("add key")
+        _opens(path, team, plaintext)
+    if signer:
+        assert modelcrypt.verify_signature(path, [signer.public_key]) is not None
+
     r = modelcrypt.remove_recipients(path, identity=c, recipients=[a.recipient])
-    assert r["removed"] == 1
+    assert r["in_place"] and r["removed"] == 1
+    unchanged_outside_block("remove")
     with pytest.raises(modelcrypt.KeyMismatchError):
         modelcrypt.load(path, identity=a)
-    with modelcrypt.load(path, identity=b) as buf:
-        assert bytes(buf) == plaintext
-    assert path.read_bytes()[hp["h"]:] == before[hp["h"]:]
+    for ident in (b, c):
+        _opens(path, ident, plaintext, **trust)
+    if variant == "with_key":
+        r = modelcrypt.remove_recipients(path, identity=b, keys=[team])
+        assert r["in_place"] and r["removed"] == 1
+        unchanged_outside_block("remove key")
+        with pytest.raises(modelcrypt.KeyMismatchError):
+            modelcrypt.load(path, team)
+        _opens(path, key, plaintext)
     with pytest.raises(ValueError, match="not a recipient"):
         modelcrypt.remove_recipients(path, identity=b, recipients=[a.recipient])
-    with pytest.raises(ValueError, match="none"):
-        modelcrypt.remove_recipients(path, identity=b, recipients=[b.recipient, c.recipient])
+    if variant != "with_key":  # (with_key: the key's stanza would remain)
+        with pytest.raises(ValueError, match="none"):
+            modelcrypt.remove_recipients(path, identity=b, recipients=[b.recipient, c.recipient])
+    unchanged_outside_block("refused removals")
 
 
 def test_add_grows_header_and_copies_payload(tmp_path, plaintext):
+    """No room in the block: the payload is copied behind a larger header, the same bytes shifted by
+    exactly the growth of R; the core header is unchanged; old and new identities open it."""
     a = modelcrypt.generate_identity()
     path = tmp_path / "m.mcx"
     path.write_bytes(modelcrypt.encrypt_bytes(plaintext, recipients=[a], chunk_size=4096))
+    head0, payload0, hp = _split(path)
     before = path.read_bytes()
-    hp = _header_parts(before)
     many = [modelcrypt.generate_identity() for _ in range(40)]
     r = modelcrypt.add_recipients(path, identity=a, recipients=[m.recipient for m in many])
     assert not r["in_place"] and r["stanzas"] == 41
-    after = path.read_bytes()
-    hq = _header_parts(after)
-    assert hq["r"] > hp["r"]
-    assert after[: hp["core"]] == before[: hp["core"]]
-    assert after[hq["h"]:] == before[hp["h"]:]  # payload bytes unchanged, only moved
+    head, payload, hq = _split(path)
+    assert hq["r"] > hp["r"] and hq["m"] == hp["m"]
+    assert payload == payload0  # payload bytes unchanged, only moved ...
+    assert path.stat().st_size - len(before) == hq["h"] - hp["h"] == hq["r"] - hp["r"]  # ... by the growth
+    assert head[: hp["core"]] == head0[: hp["core"]]
     for ident in (a, many[0], many[-1]):
-        with modelcrypt.load(path, identity=ident) as buf:
-            assert bytes(buf) == plaintext
+        _opens(path, ident, plaintext)
+    # removing from the grown file is in place again: the header keeps its (larger) size
+    inode = path.stat().st_ino
+    r = modelcrypt.remove_recipients(path, identity=many[0], recipients=[m.recipient for m in many[1:]])
+    assert r["in_place"] and r["stanzas"] == 2 and path.stat().st_ino == inode
+    _, payload2, hr = _split(path)
+    assert hr == hq and payload2 == payload0
+    _opens(path, a, plaintext)
+    with pytest.raises(modelcrypt.KeyMismatchError):
+        modelcrypt.load(path, identity=many[-1])
+
+
+@pytest.mark.parametrize("grow", [False, True])
+def test_recipient_edits_never_read_the_payload(tmp_path, grow):
+    """A file whose payload is corrupt (one ciphertext byte flipped) still takes and drops recipients:
+    nothing is decrypted or re-encrypted (a re-encryption would fail authentication); the corrupt
+    payload is kept byte for byte (in place, or shifted behind a grown header), and every identity,
+    old and new, still gets AuthenticationError from it while the header authenticates."""
+    plaintext = os.urandom(4 * 4096)
+    a = modelcrypt.generate_identity()
+    path = tmp_path / "m.mcx"
+    path.write_bytes(modelcrypt.encrypt_bytes(plaintext, recipients=[a], chunk_size=4096))
+    _, _, hp = _split(path)
+    blob = bytearray(path.read_bytes())
+    blob[hp["h"] + 2 * (4096 + 16) + 100] ^= 0x01  # inside chunk 2's ciphertext
+    path.write_bytes(blob)
+    _, payload0, _ = _split(path)
+    new = [modelcrypt.generate_identity() for _ in range(40 if grow else 1)]
+    r = modelcrypt.add_recipients(path, identity=a, recipients=[n.recipient for n in new])
+    assert r["in_place"] is not grow
+    _, payload, hq = _split(path)
+    assert payload == payload0 and (hq["h"] > hp["h"]) is grow
+    r = modelcrypt.remove_recipients(path, identity=new[0], recipients=[a.recipient])
+    assert r["in_place"]
+    assert _split(path)[1] == payload0
+    info = modelcrypt.inspect(path, identity=new[-1])  # the header authenticates (no chunk read)
+    assert info.authenticated and len(info.recipients) == len(new)
+    for ident in (new[0], new[-1]):
+        with pytest.raises(modelcrypt.AuthenticationError):
+            modelcrypt.load(path, identity=ident)
+    with pytest.raises(modelcrypt.KeyMismatchError):
+        modelcrypt.load(path, identity=a)
 
 
 def test_v1_file_cannot_take_recipients(tmp_path, plaintext):
