@@ -1,6 +1,7 @@
 """Regenerates the seed corpora in tests/fuzz/<harness>/ (run from the repository root with the
-installed modelcrypt package). Encrypted seeds get fresh salts/IVs each run, so regenerating changes
-their bytes but not what they cover. Interop fixtures are copied from tests/interop/."""
+installed modelcrypt package; `make_seeds.py NAME...` regenerates only the named corpora). Encrypted
+seeds get fresh salts/IVs each run, so regenerating changes their bytes but not what they cover.
+Interop fixtures are copied from tests/interop/."""
 
 import os
 import random
@@ -20,9 +21,12 @@ V1_KEY = bytes(range(32))          # fuzz_v1_decrypt, atheris_api
 MS_KEY = b"0123456789ABCDEF"       # fuzz_mindspore (the MindSpore fixtures' key)
 PX_KEY = bytes(range(1, 33))       # fuzz_paddlex (the PaddleX fixtures' key)
 rng = random.Random(8)
+ONLY = set(sys.argv[1:])  # corpora to regenerate (default: all)
 
 
 def corpus(name):
+    if ONLY and name not in ONLY:
+        return lambda file, data: None
     d = HERE / name
     shutil.rmtree(d, ignore_errors=True)
     d.mkdir()
@@ -79,6 +83,100 @@ def v3_seeds():
 
 
 v3_seeds()
+
+# --- fuzz_v2_recipients: [mode] + payload (cpp/fuzz/fuzz_v2_recipients.cpp). The harness's identities
+# A, B, C are the private keys a0..bf, c0..df, e0..ff; its symmetric keys K = 00..1f, K2 = f0..ff.
+V2_A, V2_B, V2_C = (bytes(range(s, s + 32)) for s in (0xA0, 0xC0, 0xE0))
+V2_K, V2_K2 = bytes(range(32)), bytes(range(0xF0, 0x100))
+BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+
+
+def bech32(hrp, data):
+    """BIP 173 Bech32 (lowercase) of bytes, for the age forms of the harness's keys."""
+    def polymod(values):
+        chk = 1
+        for v in values:
+            top = chk >> 25
+            chk = (chk & 0x1ffffff) << 5 ^ v
+            for i, g in enumerate((0x3b6a57b2, 0x26508e6d, 0x1ea119fa, 0x3d4233dd, 0x2a1462b3)):
+                chk ^= g if (top >> i) & 1 else 0
+        return chk
+    acc = bits = 0
+    five = []
+    for b in data:
+        acc, bits = (acc << 8 | b) & 0xfff, bits + 8
+        while bits >= 5:
+            bits -= 5
+            five.append(acc >> bits & 31)
+    if bits:
+        five.append(acc << (5 - bits) & 31)
+    expanded = [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
+    mod = polymod(expanded + five + [0] * 6) ^ 1
+    return hrp + "1" + "".join(BECH32[v] for v in five + [mod >> 5 * (5 - i) & 31 for i in range(6)])
+
+
+def v2_seeds():
+    put = corpus("fuzz_v2_recipients")
+    a, b, c = (modelcrypt.Identity.from_private_bytes(k) for k in (V2_A, V2_B, V2_C))
+    enc = lambda n, key, recipients, **kw: modelcrypt.encrypt_bytes(pattern(n), key, chunk_size=4096, threads=1,
+                                                                    recipients=recipients, **kw)
+    # mode 0: open with A, B, C, K, K2 (in memory, from a file, random access)
+    a_k = enc(5000, V2_K, [a])
+    put("open_a_key_two_chunks", b"\0" + a_k)
+    put("open_a_b_key_metadata", b"\0" + enc(9000, V2_K, [a, b], metadata={"framework": "onnx"}))
+    put("open_a_only_empty", b"\0" + enc(0, None, [a]))
+    put("open_b_k2_one_chunk", b"\0" + enc(4096, V2_K2, [b]))
+    put("open_signed_v3", b"\0" + enc(300, V2_K, [a], signing_key=modelcrypt.SigningKey.from_private_bytes(bytes(range(0x40, 0x60)))))
+    put("open_v1_key", b"\0" + v1(300))
+    # (metadata_length 0: recipients length R at 128, block at 132, stanzas from 136)
+    flip = lambda at, bit=1: b"\0" + a_k[:at] + bytes([a_k[at] ^ bit]) + a_k[at + 1:]
+    (block_len,) = struct.unpack_from("<I", a_k, 128)
+    body, at = {}, 136  # stanza type -> offset of its body
+    for _ in range(struct.unpack_from("<H", a_k, 132)[0]):
+        body[a_k[at]] = at + 4
+        at += 4 + struct.unpack_from("<H", a_k, at + 2)[0]
+    put("bad_recipients_mac", flip(132 + block_len))
+    put("bad_x25519_fingerprint", flip(body[1]))
+    put("bad_x25519_ephemeral", flip(body[1] + 16, 0x80))
+    put("bad_x25519_wrapped_tag", flip(body[1] + 95))
+    put("bad_x25519_zero_ephemeral", b"\0" + a_k[:body[1] + 16] + bytes(32) + a_k[body[1] + 48:])  # S = 0: no unwrap
+    put("bad_symmetric_salt", flip(body[2]))
+    put("bad_padding", flip(at + 10))
+    put("bad_truncated_block", b"\0" + a_k[:400])
+    put("bad_stanza_length", b"\0" + a_k[:body[1] - 2] + struct.pack("<H", 95) + a_k[body[1]:])
+    # mode 1: recipient and identity text
+    put("text_recipient", b"\1" + a.recipient.encode())
+    put("text_age_recipient", b"\1" + bech32("age", a.public_key).encode() + b"\n")
+    put("text_recipients_file", b"\1# team\n" + a.recipient.encode() + b"\n\n" + bech32("age", b.public_key).encode() + b"\n")
+    put("text_identity", b"\1" + bytes(a.secret_text()))
+    put("text_age_keygen_file", b"\1# created: 2026-01-01T00:00:00Z\n# public key: " + bech32("age", b.public_key).encode() +
+        b"\n" + bech32("age-secret-key-", V2_B).upper().encode() + b"\n")
+    put("text_identity_file", b"\1# modelcrypt X25519 identity\n# public key: " + c.recipient.encode() + b"\n" +
+        bytes(c.secret_text()) + b"\n")
+    r = a.recipient
+    put("text_bad_checksum", b"\1" + (r[:-1] + ("q" if r[-1] != "q" else "p")).encode())
+    put("text_mixed_case", b"\1" + (r[:12].upper() + r[12:]).encode())
+    put("text_two_identities", b"\1" + bytes(a.secret_text()) + b"\n" + bytes(b.secret_text()) + b"\n")
+    put("text_short_data", b"\1" + bech32("age", V2_A[:20]).encode())
+    put("text_other_hrp", b"\1" + bech32("npub", a.public_key).encode())
+    put("text_short_identity", b"\1# public key: none\n" + bech32("age-secret-key-", V2_A[:20]).upper().encode() + b"\n")
+    # modes 2 and 3: [mode][op0: credential (op0 % 5: A, B, C, K, K2)][op1: add A/B/C bits 0-2, extras
+    # (2 x bits 4-7)][op2: remove A/B/C bits 0-2, remove K/K2 bits 3-4, add K/K2 bits 5-6] + file / build
+    two = enc(5000, V2_K, [a, b])
+    put("edit_a_add_c", bytes([2, 0, 0b100, 0]) + a_k)
+    put("edit_k_remove_b_add_k2", bytes([2, 3, 0, 0b1000010]) + two)
+    put("edit_b_remove_a_and_key", bytes([2, 1, 0, 0b1001]) + two)
+    put("edit_a_add_12_extras", bytes([2, 0, 0x60, 0]) + enc(300, None, [a]))
+    put("edit_a_add_30_extras_rewrite", bytes([2, 0, 0xF0, 0]) + enc(300, V2_K, [a, b]))
+    put("edit_a_remove_self", bytes([2, 0, 0, 1]) + two)
+    put("edit_v1_refused", bytes([2, 3, 1, 0]) + v1(300))
+    put("build_a_k_add_b_c", bytes([3, 0, 0b110, 0, 0b1001]) + pattern(5000))
+    put("build_abc_remove_b_k", bytes([3, 2, 0, 0b1010, 0b1111]) + pattern(300))
+    put("build_a_k2_add_extras_k", bytes([3, 4, 0xF1, 0b100000, 0b10001]) + pattern(100))
+    put("build_bad_chunk_edit", bytes([3, 3, 0b10, 0, 0b1001001]) + pattern(4200))
+
+
+v2_seeds()
 
 # --- fuzz_v1_roundtrip / fuzz_legacy_roundtrip: structure-aware, any bytes are valid input
 for name in ("fuzz_v1_roundtrip", "fuzz_legacy_roundtrip"):
