@@ -70,6 +70,14 @@ CASES: dict[str, tuple[str, tuple[str, ...], str]] = {
                          "decryption", ("signed",), "size"),
     "sha256sum": ("sha256sum of the same signed file (coreutils, one process; reference for verify_signature)",
                   ("signed",), "size"),
+    "load_identity": ("modelcrypt.load(rcpt, identity=ident): the same plaintext encrypted to an X25519 recipient "
+                      "(format v2; one X25519 + HKDF unwrap of the file key, then as load)", ("rcpt",), "size"),
+    "recipients_add": ("modelcrypt.add_recipients(rcpt, identity=ident, recipients=[other]): in place, header-only "
+                       "rewrite (default durable=True: incl. its fsync); removed again after the timer",
+                       ("rcpt",), "size"),
+    "reencrypt_recipients": ("open_encrypted(rcpt, identity=ident).reencrypt_to(out, recipients=[ident, other]): the "
+                             "same recipient set by re-encrypting the file (default durable=True: incl. its fsync)",
+                             ("rcpt",), "size"),
     "load_checkpoint": ("modelcrypt.load_checkpoint(ckpt, key) -> dict of numpy arrays", ("ckpt",), "ckpt"),
     "mindspore_load_checkpoint": ("mindspore.load_checkpoint(ckpt, dec_key=key16, dec_mode='AES-GCM')",
                                   ("ms_enc",), "ckpt"),
@@ -90,6 +98,8 @@ CASES: dict[str, tuple[str, tuple[str, ...], str]] = {
 DCP_CASES = [c for c in CASES if c.startswith("dcp_")]
 DEFAULT_CASES = [c for c in CASES if not c.startswith("mindspore")]
 MINDSPORE_CASES = [c for c in CASES if c.startswith("mindspore")]
+# issue 14 (format v2 recipients), the cases its two targets compare; benchmarks/recipients.py runs these
+RECIPIENT_CASES = ["load", "load_identity", "recipients_add", "reencrypt_recipients"]
 
 FILES = {  # logical name -> file name inside DIR
     "key": "key.bin",
@@ -97,6 +107,9 @@ FILES = {  # logical name -> file name inside DIR
     "mcx": "plain.bin.mcx",
     "signed": "plain.bin.signed.mcx",
     "signing_seed": "signing_seed.bin",
+    "rcpt": "plain.bin.rcpt.mcx",        # format v2, encrypted to the X25519 identity below only
+    "identity": "identity.txt",          # its identity (MODELCRYPT-SECRET-KEY-1..., 0600)
+    "other_identity": "other_identity.txt",  # the recipient recipients_add adds (and removes again)
     "gcm": "plain.bin.gcm",
     "ckpt": "params.ckpt.mcx",
     "params_raw": "params.f32",
@@ -260,7 +273,8 @@ def child_main(case: str, d: str, size: int, ckpt_size: int, do_prefault: bool =
     key16 = key[:16]
     extra: dict = {}
 
-    if case in ("readinto", "fromfile", "load", "load_threads1", "aesgcm_oneshot", "aesgcm_stream") + FILE_TO_FILE:
+    if case in ("readinto", "fromfile", "load", "load_threads1", "aesgcm_oneshot", "aesgcm_stream",
+                "load_identity") + FILE_TO_FILE:
         with open(p["plain"], "rb") as f:  # 4 KiB of expected plaintext, to check the result afterwards
             head = f.read(4096)
 
@@ -399,6 +413,47 @@ def child_main(case: str, d: str, size: int, ckpt_size: int, do_prefault: bool =
 
             def check(r):
                 return len(r.split()[0]) == 64
+    elif case in ("load_identity", "recipients_add", "reencrypt_recipients"):
+        import modelcrypt
+        ident = modelcrypt.read_identity_file(p["identity"])
+        other = modelcrypt.read_identity_file(p["other_identity"])
+        if case == "load_identity":
+            def op():
+                return modelcrypt.load(p["rcpt"], identity=ident)
+
+            def check(r):
+                ok = len(r) == size and bytes(memoryview(r)[:4096]) == head
+                r.close()
+                return ok
+        elif case == "recipients_add":
+            other_fp = modelcrypt.recipient_fingerprint(other.recipient)
+
+            def listed():
+                return [r["fingerprint"] for r in modelcrypt.list_recipients(p["rcpt"])]
+
+            if other_fp in listed():  # left over from an interrupted repetition
+                modelcrypt.remove_recipients(p["rcpt"], identity=ident, recipients=[other.recipient])
+            file_size = os.path.getsize(p["rcpt"])
+
+            def op():
+                return modelcrypt.add_recipients(p["rcpt"], identity=ident, recipients=[other.recipient])
+
+            def check(r):
+                ok = (r["in_place"] and r["added"] == 1 and os.path.getsize(p["rcpt"]) == file_size
+                      and other_fp in listed())
+                modelcrypt.remove_recipients(p["rcpt"], identity=ident, recipients=[other.recipient])  # as it was
+                return ok and other_fp not in listed() and os.path.getsize(p["rcpt"]) == file_size
+        else:
+            out_path = os.path.join(d, OUTPUTS[0])
+
+            def op():
+                with modelcrypt.open_encrypted(p["rcpt"], identity=ident) as f:
+                    f.reencrypt_to(out_path, recipients=[ident, other])
+
+            def check(r):
+                fps = {x["fingerprint"] for x in modelcrypt.list_recipients(out_path)}
+                return (os.path.getsize(out_path) >= size and fps == {
+                    modelcrypt.recipient_fingerprint(i.recipient) for i in (ident, other)})
     elif case == "load_checkpoint":
         import modelcrypt
 
@@ -437,7 +492,9 @@ def child_main(case: str, d: str, size: int, ckpt_size: int, do_prefault: bool =
     if do_prefault:
         nbytes = size if CASES[case][2] == "size" else ckpt_size
         # (file-to-file cases: the page cache pages of the output come from the same free memory)
-        mult = {"aesgcm_oneshot": 2, "mindspore_load_checkpoint": 2, "mindspore_load_checkpoint_plain": 2}.get(case, 1)
+        # (recipients_add rewrites a header: nothing to fill)
+        mult = {"aesgcm_oneshot": 2, "mindspore_load_checkpoint": 2, "mindspore_load_checkpoint_plain": 2,
+                "recipients_add": 0}.get(case, 1)
         extra["prefault_seconds"] = prefault(mult * nbytes + 64 * MiB)
 
     # --- measurement: RSS baseline after imports and setup, peak reset, time only op()
@@ -719,7 +776,7 @@ def create_data(d: str, size: int, ckpt_size: int, needed: set[str], ms_python: 
     with open(p["key"], "rb") as f:
         key = f.read()
 
-    if ({"plain", "mcx", "gcm", "signed"} & needed) and "plain" not in manifest["files"]:
+    if ({"plain", "mcx", "gcm", "signed", "rcpt"} & needed) and "plain" not in manifest["files"]:
         import numpy as np
         log(f"creating {fmt_bytes(size)} of random plaintext")
         t0 = time.perf_counter()
@@ -747,6 +804,16 @@ def create_data(d: str, size: int, ckpt_size: int, needed: set[str], ms_python: 
         modelcrypt.encrypt_file(p["plain"], p["signed"], key, chunk_size=CHUNK,
                                 signing_key=modelcrypt.SigningKey.from_private_bytes(seed))
         done("signed", t0)
+    if "rcpt" in needed and ("rcpt" not in manifest["files"]
+                             or not all(os.path.exists(p[n]) for n in ("identity", "other_identity"))):
+        import modelcrypt
+        log("encrypting it with modelcrypt to an X25519 recipient (format v2, 1 MiB chunks)")
+        t0 = time.perf_counter()
+        for name in ("identity", "other_identity"):
+            modelcrypt.write_identity_file(p[name], modelcrypt.generate_identity(), force=True)
+        modelcrypt.encrypt_file(p["plain"], p["rcpt"], recipients=[modelcrypt.read_identity_file(p["identity"])],
+                                chunk_size=CHUNK)
+        done("rcpt", t0)
     if "gcm" in needed and "gcm" not in manifest["files"]:
         from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
         log("encrypting it with cryptography (nonce || ciphertext || tag)")
@@ -1014,16 +1081,16 @@ def main(argv=None) -> int:
     needed = {f for c in cases for f in CASES[c][1]}
     if "ckpt" in needed or {"ms_enc", "ms_plain"} & needed:
         needed.add("params_raw")
-    if "mcx" in needed or "gcm" in needed or "signed" in needed:
+    if {"mcx", "gcm", "signed", "rcpt"} & needed:
         needed.add("plain")  # source of the encrypted files, and of the children's 4 KiB result check
 
     own_dir = args.dir is None
     d = tempfile.mkdtemp(prefix="modelcrypt-bench-") if own_dir else os.path.abspath(args.dir)
     os.makedirs(d, exist_ok=True)
-    need_bytes = (args.size * sum(1 for f in ("plain", "mcx", "gcm", "signed") if f in needed)
+    need_bytes = (args.size * sum(1 for f in ("plain", "mcx", "gcm", "signed", "rcpt") if f in needed)
                   + args.checkpoint_size * (("params_raw" in needed) + ("ckpt" in needed)
                                             + 2 * bool({"ms_enc", "ms_plain"} & needed))
-                  + args.size * any(c in FILE_TO_FILE for c in cases)
+                  + args.size * any(c in FILE_TO_FILE or c == "reencrypt_recipients" for c in cases)
                   + args.size * 2 * bool({"dcp_enc", "dcp_plain"} & needed)
                   + args.size * any(c.startswith("dcp_save") for c in cases))
     free = shutil.disk_usage(d).free
@@ -1117,6 +1184,9 @@ def main(argv=None) -> int:
         else:  # a given --dir: remove only what this run created (and the manifest if nothing is left)
             for name in created_files:
                 remove_path(os.path.join(d, FILES[name]))
+                if name == "rcpt":  # and the identities written with it
+                    for ident in ("identity", "other_identity"):
+                        remove_path(os.path.join(d, FILES[ident]))
             for out in OUTPUTS:
                 remove_path(os.path.join(d, out))
             if not any(os.path.exists(os.path.join(d, FILES[k])) for k in FILES
@@ -1139,6 +1209,9 @@ def make_checks(results: dict, cores) -> list[dict]:
 
     def rss(c):
         return results.get(c, {}).get("extra_rss_bytes")
+
+    def secs(c):
+        return results.get(c, {}).get("seconds_median")
 
     checks = []
 
@@ -1172,12 +1245,14 @@ def make_checks(results: dict, cores) -> list[dict]:
     add("load with trusted_signers (signed) vs unsigned load", ratio("load_signed", "load"), 0.6, ">=",
         note="SHA-256 of each chunk runs beside its AES-GCM on all cores")
     add("keyless verify_signature vs sha256sum", ratio("verify_signature", "sha256sum"), 1.0, ">=")
+    # issue 14: format v2 recipients (same plaintext size; recipients_add and its re-encryption both durable)
+    add("load with an X25519 identity (v2) vs load with a key (v1)", ratio("load_identity", "load"), 0.95, ">=")
+    ta, tr = secs("recipients_add"), secs("reencrypt_recipients")
+    add("recipients add (in place) speed vs re-encrypting the file", tr / ta if ta and tr else None, 50, ">=",
+        note=f"{ta * 1000:.2f} ms vs {tr:.3f} s" if ta and tr else "")
     add("load_checkpoint vs MindSpore encrypted load_checkpoint",
         ratio("load_checkpoint", "mindspore_load_checkpoint"), 8.0, ">=",
         note="" if gbps("mindspore_load_checkpoint") else "not measured (no --mindspore-python)")
-
-    def secs(c):
-        return results.get(c, {}).get("seconds_median")
 
     # issue 16: encrypted DCP storage against DCP's own FileSystemWriter/Reader (save: to the page cache,
     # and durable, the writers' default)
@@ -1230,7 +1305,7 @@ def print_report(rep: dict) -> None:
         print(f"  (checkpoint cases: GB/s over the {fmt_bytes(rep['checkpoint_size'])} of parameters, "
               f"extra RSS x that size)")
     print()
-    print("targets (issues 7, 15, 16)")
+    print("targets (issues 7, 14, 15, 16)")
     for ch in rep["checks"]:
         v = ch["value"]
         vs = "-" if v is None else (f"{v:.1f} MiB" if ch["target"].endswith("MiB") else f"{v:.2f}x")
