@@ -11,8 +11,6 @@ from __future__ import annotations
 import copy
 import os
 import re
-import subprocess
-import sys
 import tempfile
 import textwrap
 from pathlib import Path
@@ -23,6 +21,7 @@ import pytest
 import modelcrypt
 import modelcrypt.numpy as mcnp
 from conftest import require
+from subprocess_python import export_legacy_paddle_model, run_python
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(1, 33))
@@ -361,15 +360,6 @@ def test_torch_custom_cipher(torch, tmp_path):
 
 # ------------------------------------------------------------------ Paddle Inference (subprocesses)
 
-_PADDLE_EXPORT = textwrap.dedent("""
-    import sys
-    import paddle
-    paddle.seed(0)
-    net = paddle.nn.Sequential(paddle.nn.Linear(4, 8), paddle.nn.ReLU(), paddle.nn.Linear(8, 3))
-    net.eval()
-    paddle.jit.save(net, sys.argv[1], input_spec=[paddle.static.InputSpec([None, 4], "float32", "x")])
-""")
-
 _PADDLE_RUN = textwrap.dedent("""
     import sys
     import numpy as np
@@ -411,18 +401,10 @@ _PADDLE_RUN = textwrap.dedent("""
 """)
 
 
-def _python(code, *args, env=None, cwd=None):
-    proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=300)
-    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
-    return proc.stdout
-
-
 def test_paddle_predictor_from_encrypted_legacy_models(tmp_path):
     require("paddle", load=False)
     # 1. a tiny model exported in the legacy format (.pdmodel + .pdiparams), as users must export it
-    export_env = dict(os.environ, FLAGS_enable_pir_api="0")
-    _python(_PADDLE_EXPORT, tmp_path / "tiny", env=export_env, cwd=tmp_path)
+    export_legacy_paddle_model(tmp_path / "tiny", cwd=tmp_path)
     assert (tmp_path / "tiny.pdmodel").is_file() and (tmp_path / "tiny.pdiparams").is_file()
     np.save(tmp_path / "tiny_x.npy", np.random.default_rng(3).standard_normal((5, 4)).astype(np.float32))
     # 2. a PaddleX-exported legacy model with its reference input and output (tests/data/paddle)
@@ -435,7 +417,7 @@ def test_paddle_predictor_from_encrypted_legacy_models(tmp_path):
         modelcrypt.encrypt_file(params, enc_params, KEY)
         cases += [model, params, enc_model, enc_params, x]
     np.save(tmp_path / "paddlex_x.npy", np.load(paddlex / "ref_input.npy"))
-    assert "PADDLE-OK" in _python(_PADDLE_RUN, KEY.hex(), *cases, cwd=tmp_path)
+    assert "PADDLE-OK" in run_python(_PADDLE_RUN, KEY.hex(), *cases, cwd=tmp_path)
     np.testing.assert_allclose(np.load(tmp_path / "paddlex_x.npy.out.npy"), np.load(paddlex / "ref_output.npy"),
                                rtol=1e-5, atol=1e-6)
 
@@ -481,7 +463,7 @@ def test_paddle_refuses_options_that_write_engines_or_the_model(tmp_path):
     modelcrypt.encrypt_file(paddlex / "model.pdiparams", enc_params, KEY)
     (tmp_path / "cache").mkdir()
     before = _listing(tmp_path)
-    assert "REFUSALS-OK" in _python(_PADDLE_REFUSALS, KEY.hex(), enc_model, enc_params, tmp_path / "cache", cwd=tmp_path)
+    assert "REFUSALS-OK" in run_python(_PADDLE_REFUSALS, KEY.hex(), enc_model, enc_params, tmp_path / "cache", cwd=tmp_path)
     assert _listing(tmp_path) == before
 
 
@@ -529,7 +511,7 @@ def test_numpy_custom_cipher(tmp_path):
 def test_submodules_do_not_shadow_the_frameworks():
     """modelcrypt.numpy / .torch / ... import the real top-level packages, and importing them leaves
     the package namespace and the rest of modelcrypt untouched."""
-    out = _python(textwrap.dedent("""
+    out = run_python(textwrap.dedent("""
         import numpy, modelcrypt, modelcrypt.numpy, modelcrypt.checkpoint
         assert numpy.__name__ == "numpy" and numpy is not modelcrypt.numpy
         assert modelcrypt.numpy.np is numpy and modelcrypt.checkpoint.np is numpy
@@ -552,4 +534,4 @@ def test_missing_framework_names_the_extra(module, extra):
         else:
             raise SystemExit("no ImportError")
     """)
-    assert f'pip install "modelcrypt[{extra}]"' in _python(code)
+    assert f'pip install "modelcrypt[{extra}]"' in run_python(code)

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 
 import modelcrypt
 from conftest import require
+from subprocess_python import run_python
 
 KEY = bytes(range(32))
 
@@ -68,13 +67,6 @@ _RUN = textwrap.dedent("""
 """)
 
 
-def _python(code, *args, env=None, cwd=None):
-    proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=300)
-    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
-    return proc.stdout
-
-
 def _env(**flags):
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLAGS_enable_pir")}
     env.update(flags)
@@ -86,7 +78,7 @@ def test_pir_program_is_refused_with_export_advice_that_works(tmp_path):
     # 1. what Paddle 3 writes by default: a PIR program
     pir = tmp_path / "pir"
     pir.mkdir()
-    _python(_EXPORT, pir / "model", env=_env(), cwd=tmp_path)
+    run_python(_EXPORT, pir / "model", env=_env(), cwd=tmp_path)
     assert sorted(p.name for p in pir.iterdir()) == ["model.json", "model.pdiparams"]
     assert (pir / "model.json").read_bytes().startswith(b'{"base_code":{"magic":"pir"')
     enc = tmp_path / "enc"
@@ -97,7 +89,7 @@ def test_pir_program_is_refused_with_export_advice_that_works(tmp_path):
     (tmp_path / "other.json").write_bytes(b'  \n{"layers": [1, 2, 3]}')
     modelcrypt.encrypt_file(tmp_path / "other.json", enc / "other.json.mcx", KEY)
 
-    out = _python(_REFUSE, KEY.hex(), enc / "model.json.mcx", enc / "model.pdiparams.mcx",
+    out = run_python(_REFUSE, KEY.hex(), enc / "model.json.mcx", enc / "model.pdiparams.mcx",
                   enc / "other.json.mcx", enc / "model.pdiparams.mcx", cwd=tmp_path)
     lines = out.splitlines()
     refused = [line for line in lines if line.startswith(("REFUSED", "ACCEPTED"))]
@@ -112,11 +104,11 @@ def test_pir_program_is_refused_with_export_advice_that_works(tmp_path):
     assert advice, pir_message
     legacy = tmp_path / "legacy"
     legacy.mkdir()
-    _python(_EXPORT, legacy / "model", env=_env(**{advice.group(1): advice.group(2)}), cwd=tmp_path)
+    run_python(_EXPORT, legacy / "model", env=_env(**{advice.group(1): advice.group(2)}), cwd=tmp_path)
     assert (legacy / "model.pdmodel").is_file() and (legacy / "model.pdiparams").is_file()
     for name in ("model.pdmodel", "model.pdiparams"):
         modelcrypt.encrypt_file(legacy / name, enc / (name + ".legacy.mcx"), KEY)
     x = tmp_path / "x.npy"
     np.save(x, np.random.default_rng(5).standard_normal((6, 4)).astype(np.float32))
-    assert "RUN-OK" in _python(_RUN, KEY.hex(), pir / "model.json", pir / "model.pdiparams",
+    assert "RUN-OK" in run_python(_RUN, KEY.hex(), pir / "model.json", pir / "model.pdiparams",
                                enc / "model.pdmodel.legacy.mcx", enc / "model.pdiparams.legacy.mcx", x, cwd=tmp_path)

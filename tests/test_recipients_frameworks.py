@@ -8,8 +8,6 @@ recipients; another device's identity is KeyMismatchError before the framework s
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -18,6 +16,7 @@ import pytest
 import modelcrypt
 import modelcrypt.numpy as mcnp
 from conftest import require
+from subprocess_python import export_legacy_paddle_model, run_python
 
 
 @pytest.fixture(scope="module")
@@ -230,15 +229,6 @@ def test_model_checkpoint_to_recipients(tmp_path, devices, stranger):
 
 # ---------------------------------------------------------------- Paddle Inference (subprocesses)
 
-_PADDLE_EXPORT = textwrap.dedent("""
-    import sys
-    import paddle
-    paddle.seed(0)
-    net = paddle.nn.Sequential(paddle.nn.Linear(4, 8), paddle.nn.ReLU(), paddle.nn.Linear(8, 3))
-    net.eval()
-    paddle.jit.save(net, sys.argv[1], input_spec=[paddle.static.InputSpec([None, 4], "float32", "x")])
-""")
-
 _PADDLE_RUN = textwrap.dedent("""
     import sys
     import numpy as np
@@ -270,16 +260,9 @@ _PADDLE_RUN = textwrap.dedent("""
 """)
 
 
-def _python(code, *args, env=None, cwd=None):
-    proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=300)
-    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
-    return proc.stdout
-
-
 def test_paddle_predictor_with_identity(tmp_path, devices):
     require("paddle", load=False)
-    _python(_PADDLE_EXPORT, tmp_path / "tiny", env=dict(os.environ, FLAGS_enable_pir_api="0"), cwd=tmp_path)
+    export_legacy_paddle_model(tmp_path / "tiny", cwd=tmp_path)
     model, params = tmp_path / "tiny.pdmodel", tmp_path / "tiny.pdiparams"
     enc_model, enc_params = tmp_path / "m.pdmodel.mcx", tmp_path / "m.pdiparams.mcx"
     for src, dst in ((model, enc_model), (params, enc_params)):
@@ -290,5 +273,5 @@ def test_paddle_predictor_with_identity(tmp_path, devices):
         env = dict(os.environ, MODELCRYPT_IDENTITY=bytes(secret).decode())
     finally:
         modelcrypt.wipe(secret)
-    out = _python(_PADDLE_RUN, model, params, enc_model, enc_params, tmp_path / "x.npy", env=env, cwd=tmp_path)
+    out = run_python(_PADDLE_RUN, model, params, enc_model, enc_params, tmp_path / "x.npy", env=env, cwd=tmp_path)
     assert "PADDLE-IDENTITY-OK" in out

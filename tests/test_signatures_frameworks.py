@@ -8,9 +8,6 @@ framework sees a byte.
 from __future__ import annotations
 
 import copy
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -20,6 +17,7 @@ import pytest
 import modelcrypt
 import modelcrypt.numpy as mcnp
 from conftest import require
+from subprocess_python import export_legacy_paddle_model, run_python
 from signature_layout import flipped, layout
 
 KEY = bytes(range(32))
@@ -180,15 +178,6 @@ def test_onnxruntime_signed_external_data(tmp_path, signer):
 
 # ---------------------------------------------------------------- Paddle Inference (subprocesses)
 
-_PADDLE_EXPORT = textwrap.dedent("""
-    import sys
-    import paddle
-    paddle.seed(0)
-    net = paddle.nn.Sequential(paddle.nn.Linear(4, 8), paddle.nn.ReLU(), paddle.nn.Linear(8, 3))
-    net.eval()
-    paddle.jit.save(net, sys.argv[1], input_spec=[paddle.static.InputSpec([None, 4], "float32", "x")])
-""")
-
 _PADDLE_RUN = textwrap.dedent("""
     import sys
     import numpy as np
@@ -223,16 +212,9 @@ _PADDLE_RUN = textwrap.dedent("""
 """)
 
 
-def _python(code, *args, env=None, cwd=None):
-    proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=300)
-    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
-    return proc.stdout
-
-
 def test_paddle_predictor_from_signed_models(tmp_path, signer):
     require("paddle", load=False)
-    _python(_PADDLE_EXPORT, tmp_path / "tiny", env=dict(os.environ, FLAGS_enable_pir_api="0"), cwd=tmp_path)
+    export_legacy_paddle_model(tmp_path / "tiny", cwd=tmp_path)
     model, params = tmp_path / "tiny.pdmodel", tmp_path / "tiny.pdiparams"
     enc_model, enc_params, unsigned = tmp_path / "m.pdmodel.mcx", tmp_path / "m.pdiparams.mcx", tmp_path / "u.mcx"
     modelcrypt.encrypt_file(model, enc_model, KEY, signing_key=signer)
@@ -240,6 +222,6 @@ def test_paddle_predictor_from_signed_models(tmp_path, signer):
     modelcrypt.encrypt_file(params, unsigned, KEY)
     np.save(tmp_path / "x.npy", np.random.default_rng(3).standard_normal((5, 4)).astype(np.float32))
     other = modelcrypt.generate_signing_key().public_key
-    out = _python(_PADDLE_RUN, KEY.hex(), signer.public_key, other, model, params, enc_model, enc_params, unsigned,
+    out = run_python(_PADDLE_RUN, KEY.hex(), signer.public_key, other, model, params, enc_model, enc_params, unsigned,
                   tmp_path / "x.npy", cwd=tmp_path)
     assert "PADDLE-SIGNED-OK" in out
