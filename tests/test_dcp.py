@@ -242,6 +242,22 @@ def test_converters_round_trip(tmp_path):
     assert all(torch.equal(target[n], full[n]) for n in full)
 
 
+def test_converters_never_write_plaintext_by_default(tmp_path):
+    """An identity opens the source but is no output key: the converters refuse before writing
+    anything (save_checkpoint without a key would write a plain .safetensors file)."""
+    ident = modelcrypt.generate_identity()
+    full = dcp_workers.full_tensors()
+    mdcp.save(dict(full), tmp_path / "d", recipients=[ident.recipient])
+    with pytest.raises(TypeError, match="out_key"):
+        mdcp.dcp_to_checkpoint(tmp_path / "d", tmp_path / "one.ckpt", identity=ident)
+    assert not (tmp_path / "one.ckpt").exists()
+    mdcp.dcp_to_checkpoint(tmp_path / "d", tmp_path / "one.ckpt", identity=ident, out_key=KEY)
+    assert modelcrypt.inspect(tmp_path / "one.ckpt").format == "modelcrypt"
+    with pytest.raises(TypeError, match="out_key.*recipients"):
+        mdcp.checkpoint_to_dcp(tmp_path / "one.ckpt", tmp_path / "d2", None)
+    assert not (tmp_path / "d2").exists()
+
+
 def test_no_pickle_in_metadata_and_objects_checked(tmp_path):
     mdcp.save({"w": torch.ones(3), "cfg": {"lr": 0.1, "name": "x"}}, tmp_path / "p", KEY)
     with modelcrypt.load(tmp_path / "p" / ".metadata", KEY) as buf:

@@ -92,12 +92,16 @@ def _full_state_dict(reader: Any) -> dict[str, torch.Tensor]:
 def dcp_to_checkpoint(src: Any, dst: Any, key: Any = None, *, identity: Any = None, trusted_signers: Any = None,
                       out_key: Any = None, signing_key: Any = None, metadata: Optional[dict] = None) -> None:
     """An encrypted DCP checkpoint (directory ``src``) as one encrypted ``save_checkpoint`` file ``dst``,
-    under ``out_key`` (default: ``key``). Holds the whole state dict in memory once; nothing in plaintext
+    under ``out_key`` (default: ``key``; with ``identity`` it is required: a TypeError otherwise, never a
+    plaintext file). Holds the whole state dict in memory once; nothing in plaintext
     on disk. Object (non-tensor) items are refused."""
+    output_key = out_key if out_key is not None else key
+    if output_key is None:  # save_checkpoint without a key writes plaintext: never by default here
+        raise TypeError("dcp_to_checkpoint needs an output key: give out_key= (the DCP checkpoint was opened "
+                        "with an identity, and a save_checkpoint file is encrypted under a symmetric key)")
     reader = EncryptedFileSystemReader(src, key, identity=identity, trusted_signers=trusted_signers)
     state = _full_state_dict(reader)
-    save_checkpoint(state, os.fspath(dst), out_key if out_key is not None else key, metadata=metadata,
-                    signing_key=signing_key)
+    save_checkpoint(state, os.fspath(dst), output_key, metadata=metadata, signing_key=signing_key)
 
 
 def checkpoint_to_dcp(src: Any, dst: Any, key: Any = None, *, identity: Any = None, out_key: Any = None,
@@ -105,9 +109,11 @@ def checkpoint_to_dcp(src: Any, dst: Any, key: Any = None, *, identity: Any = No
     """A modelcrypt checkpoint (one file or a shard index, opened with ``key`` or ``identity``) as an
     encrypted DCP checkpoint in directory ``dst`` under ``out_key`` (default: ``key``) and/or
     ``recipients`` (one process; load it with any number of ranks)."""
+    output_key = out_key if out_key is not None else key
+    if output_key is None and not recipients:  # checked before anything is read or decrypted
+        raise TypeError("checkpoint_to_dcp needs an output key or recipients: give out_key= and/or recipients=")
+    writer = EncryptedFileSystemWriter(dst, output_key, recipients=recipients, signing_key=signing_key)
     reader = ModelcryptCheckpointReader(src, key, identity=identity, trusted_signers=trusted_signers)
     state = _full_state_dict(reader)
-    writer = EncryptedFileSystemWriter(dst, out_key if out_key is not None else key, recipients=recipients,
-                                       signing_key=signing_key)
     with _one_process():
         _dcp.save(state, storage_writer=writer, no_dist=True)
