@@ -113,6 +113,19 @@ def run(rank: int, world: int, init_file: str, out: str, task: str, args: dict) 
                 report["error"] = type(exc).__name__
                 report["message"] = str(exc)
             report["untouched"] = bool(all(torch.count_nonzero(state[n].to_local()) == 0 for n in SHAPES))
+        elif task == "load_wrong_key_on_one_rank":  # rank 1 only has the wrong key: every rank must raise
+            import time
+            state = sharded_state(world, empty=True)
+            start = time.monotonic()
+            try:
+                mdcp.load(state, args["path"], bytes(32) if rank == 1 else key)
+                report["error"] = None
+            except BaseException as exc:  # noqa: BLE001 - the test checks which
+                report["error"] = type(exc).__name__
+                report["modelcrypt_error"] = isinstance(exc, modelcrypt.ModelCryptError)
+                report["message"] = str(exc)[:300]
+            report["seconds"] = time.monotonic() - start
+            report["untouched"] = bool(all(torch.count_nonzero(state[n].to_local()) == 0 for n in SHAPES))
         else:
             raise ValueError(task)
         dist.barrier()

@@ -157,6 +157,17 @@ def test_failures_raise_on_every_rank_and_touch_nothing(tmp_path, saved4):
     assert all(r["error"] == "KeyMismatchError" and r["untouched"] for r in wrong), wrong
 
 
+def test_a_wrong_key_on_one_rank_only_fails_every_rank_quickly(tmp_path, saved4):
+    """mdcp.load authenticates .metadata on every rank before DCP's first collective and the ranks
+    agree on the outcome: the healthy rank raises the failing rank's error instead of waiting in
+    dcp.load for a peer that is gone (gloo: "Connection closed by peer", or the group's timeout)."""
+    reports = job(tmp_path, 2, "load_wrong_key_on_one_rank", path=saved4)
+    for r in reports:
+        assert r["error"] == "KeyMismatchError" and r["modelcrypt_error"] and r["untouched"], r
+        assert r["seconds"] < 30, r
+    assert reports[0]["message"].startswith("rank 1:"), reports[0]
+
+
 def test_flipped_chunk_byte_fails_the_load(tmp_path, saved4):
     path = _copy(saved4, tmp_path / "flipped")
     f = _rank_files(path)[3]

@@ -22,15 +22,17 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import torch
 import torch.distributed.checkpoint as _dcp
 from torch.distributed.checkpoint.metadata import TensorStorageMetadata
 
+from .. import exceptions as _exceptions
 from ..checkpoint import save_checkpoint
 from ..checkpoint.dcp import EncryptedFileSystemReader, EncryptedFileSystemWriter, raise_modelcrypt_error
 from ..checkpoint.dcp_checkpoint_reader import ModelcryptCheckpointReader
+from ..exceptions import ModelCryptError
 
 __all__ = ["EncryptedFileSystemWriter", "EncryptedFileSystemReader", "ModelcryptCheckpointReader", "save", "load",
            "dcp_to_checkpoint", "checkpoint_to_dcp"]
@@ -60,20 +62,64 @@ def _run(dcp_call: Any, state_dict: dict, dcp_kwargs: dict, **storage: Any) -> N
         raise
 
 
+def _peer_error(rank: int, outcome: tuple[str, str, bool]) -> Exception:
+    """The error another rank reported (its class name, message, whether a ModelCryptError) as an
+    exception of this rank: the same ModelCryptError class when there is one of that name."""
+    name, message, modelcrypt_error = outcome
+    cls = getattr(_exceptions, name, None) if modelcrypt_error else None
+    if not (isinstance(cls, type) and issubclass(cls, ModelCryptError)):
+        cls = ModelCryptError if modelcrypt_error else RuntimeError
+    return cls(f"rank {rank}: {message}")
+
+
+def _agreed(step: Callable[[], Any], dcp_kwargs: dict) -> Any:
+    """Runs ``step`` (a rank-local check before DCP's first collective) on every rank and makes the
+    ranks agree on its outcome: when one rank fails, every rank raises (its own error, else the first
+    failing rank's, a ModelCryptError first), instead of the healthy ranks waiting in DCP's
+    collectives for a rank that is gone."""
+    dcp_kwargs.setdefault("no_dist", _no_dist())
+    error: Optional[Exception] = None
+    result = None
+    try:
+        result = step()
+    except Exception as exc:  # noqa: BLE001 - reported to the other ranks, then raised
+        error = exc
+    if not dcp_kwargs["no_dist"]:
+        group = dcp_kwargs.get("process_group")
+        mine = None if error is None else (type(error).__name__, str(error), isinstance(error, ModelCryptError))
+        outcomes: list[Any] = [None] * torch.distributed.get_world_size(group)
+        torch.distributed.all_gather_object(outcomes, mine, group=group)
+        if error is None:
+            failed = sorted(((not o[2], r), o) for r, o in enumerate(outcomes) if o is not None)
+            if failed:
+                (_, rank), outcome = failed[0]
+                raise _peer_error(rank, outcome)
+    if error is not None:
+        raise error
+    return result
+
+
 def save(state_dict: dict, path: Any, key: Any = None, *, recipients: Any = None, signing_key: Any = None,
          **dcp_kwargs: Any) -> None:
-    """``dcp.save`` to an encrypted checkpoint; a ModelCryptError on any rank is raised as itself."""
-    writer = EncryptedFileSystemWriter(path, key, recipients=recipients, signing_key=signing_key)
+    """``dcp.save`` to an encrypted checkpoint; a ModelCryptError on any rank is raised as itself (on
+    every rank: a bad key or recipient on one rank only is agreed on before DCP starts)."""
+    writer = _agreed(lambda: EncryptedFileSystemWriter(path, key, recipients=recipients, signing_key=signing_key),
+                     dcp_kwargs)
     _run(_dcp.save, state_dict, dcp_kwargs, storage_writer=writer)
 
 
 def load(state_dict: dict, path: Any, key: Any = None, *, identity: Any = None, trusted_signers: Any = None,
          **dcp_kwargs: Any) -> None:
     """``dcp.load`` (in place, resharding as DCP does) from an encrypted checkpoint. The metadata is
-    authenticated first on every rank, so a wrong key or a foreign file is a ModelCryptError here."""
-    reader = EncryptedFileSystemReader(path, key, identity=identity, trusted_signers=trusted_signers)
-    reader.read_metadata()
-    _run(_dcp.load, state_dict, dcp_kwargs, storage_reader=reader)
+    authenticated first on every rank and the ranks agree on the outcome, so a wrong key or a foreign
+    file, even on one rank only, is a ModelCryptError on every rank (a rank whose own check passed
+    raises the failing rank's error class, its message prefixed with ``rank N:``)."""
+    def open_checkpoint() -> EncryptedFileSystemReader:
+        reader = EncryptedFileSystemReader(path, key, identity=identity, trusted_signers=trusted_signers)
+        reader.read_metadata()
+        return reader
+
+    _run(_dcp.load, state_dict, dcp_kwargs, storage_reader=_agreed(open_checkpoint, dcp_kwargs))
 
 
 def _full_state_dict(reader: Any) -> dict[str, torch.Tensor]:
