@@ -10,7 +10,9 @@ import shutil
 
 import pytest
 
-torch = pytest.importorskip("torch")
+from conftest import require  # noqa: E402
+
+torch = require("torch")
 import torch.distributed.checkpoint as dcp  # noqa: E402
 import torch.multiprocessing as mp  # noqa: E402
 
@@ -279,6 +281,44 @@ def test_no_pickle_in_metadata_and_objects_checked(tmp_path):
     assert target["cfg"] == {"lr": 0.1, "name": "x"}
 
 
+class _Planted:
+    """An object whose unpickling would run code: it creates the marker file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_stored_object_that_runs_code_is_refused_and_never_run(tmp_path):
+    marker = tmp_path / "ran"
+    mdcp.save({"w": torch.ones(3), "evil": _Planted(marker)}, tmp_path / "p", KEY)
+    assert not marker.exists()
+    target = {"w": torch.zeros(3), "evil": None}
+    with pytest.raises(modelcrypt.FormatError, match="evil"):
+        mdcp.load(target, tmp_path / "p", KEY)
+    assert not marker.exists()
+
+
+def test_the_planner_unpickles_only_what_the_restricted_unpickler_built(tmp_path, monkeypatch):
+    """DefaultLoadPlanner.load_bytes unpickles with weights_only=False: it must get a fresh
+    serialization of the object torch.load(weights_only=True) returned, never the stored bytes. A
+    parser differential is simulated: the restricted unpickler reads something other than what an
+    unrestricted one would, and what lands in the state dict is what the restricted one built."""
+    mdcp.save({"name": "stored"}, tmp_path / "p", KEY)
+    real_load = torch.load
+
+    def differing_load(f, *a, **kw):
+        obj = real_load(f, *a, **kw)
+        return "restricted" if kw.get("weights_only") else obj
+
+    monkeypatch.setattr(torch, "load", differing_load)
+    target = {"name": ""}
+    mdcp.load(target, tmp_path / "p", KEY)
+    assert target["name"] == "restricted"
+
+
 def test_example_runs_on_two_ranks(tmp_path):
     """examples/distributed_training.py as torchrun would run it (RANK / WORLD_SIZE), with a file://
     rendezvous instead of torchrun's TCP store, so that nothing listens beyond loopback."""
@@ -385,9 +425,14 @@ def test_a_rank_killed_mid_save_leaves_the_previous_checkpoint_loadable(tmp_path
     ctx = mp.start_processes(dcp_workers.run, args=(2, str(out / "rendezvous"), str(out), "save_dies",
                                                     {"key": KEY.hex(), "path": str(path)}),
                              nprocs=2, join=False, start_method="spawn")
+    import time
+    deadline = time.monotonic() + TIMEOUT
     with pytest.raises(mp.ProcessExitedException):  # rank 1 exits with 17; the other rank is then terminated
-        while not ctx.join(timeout=TIMEOUT):
-            pass
+        while not ctx.join(timeout=max(1, deadline - time.monotonic())):
+            if time.monotonic() > deadline:
+                for p in ctx.processes:
+                    p.kill()
+                pytest.fail(f"save_dies on 2 ranks did not finish in {TIMEOUT} s")
     assert set(before) <= set(os.listdir(path))  # the previous save's files and .metadata are still there
     for r in job(tmp_path, 2, "load", path=path):
         assert all(r["equal"].values()) and r["step"] == 42, r

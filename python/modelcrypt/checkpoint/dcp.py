@@ -348,12 +348,17 @@ class EncryptedFileSystemReader(_LocalDirectory, StorageReader):
         if req.type == LoadItemType.BYTE_IO:
             with f.read_range(info.offset, info.length) as buf:
                 blob = bytes(buf)
-            try:  # DCP's planners unpickle objects: only what torch's restricted (weights_only) unpickler accepts
-                torch.load(io.BytesIO(blob), weights_only=True)
+            try:  # only what torch's restricted (weights_only) unpickler accepts
+                obj = torch.load(io.BytesIO(blob), weights_only=True)
             except Exception as exc:
                 raise FormatError(f"{req.storage_index.fqn!r}: a stored object that is not plain data (refused "
                                   f"unpickling: {type(exc).__name__})") from None
-            planner.load_bytes(req, io.BytesIO(blob))
+            # DCP's planners unpickle again, unrestricted: they get the object the restricted unpickler
+            # built, serialized afresh, never the stored bytes (which another unpickler might read otherwise)
+            fresh = io.BytesIO()
+            torch.save(obj, fresh)
+            fresh.seek(0)
+            planner.load_bytes(req, fresh)
             return
         tmd = self._metadata.state_dict_metadata[req.storage_index.fqn]
         dtype = tmd.properties.dtype
