@@ -319,6 +319,56 @@ def test_the_planner_unpickles_only_what_the_restricted_unpickler_built(tmp_path
     assert target["name"] == "restricted"
 
 
+def _rewrite_metadata(path, edit):
+    """Decrypts .metadata, applies ``edit`` to its JSON and encrypts it again under KEY as the writer
+    does: a hostile but authenticated .metadata (anyone holding a recipient could write one)."""
+    from modelcrypt import _core, _metadata, _sets
+    from modelcrypt.checkpoint import dcp as storage
+    with modelcrypt.load(path / ".metadata", KEY) as buf:
+        doc = json.loads(bytes(buf))
+    edit(doc)
+    meta = _metadata.encode({_sets.SET: doc["save_id"], _sets.MEMBER: ".metadata", _sets.KIND: storage.KIND_METADATA})
+    text = json.dumps(doc).replace('"DEEP"', "[" * 100000 + "]" * 100000)  # nesting json.dumps cannot write
+    _core.encrypt_parts_to_file([text.encode()], os.fsencode(path / ".metadata"), KEY, "AES-GCM",
+                                1 << 20, meta, 0, None, False, None)
+
+
+def _rename_first_file(doc, new):
+    old = next(iter(doc["files"]))
+    doc["files"][new] = doc["files"].pop(old)
+    for e in doc["storage_data"]:
+        if e["file"] == old:
+            e["file"] = new
+
+
+def test_hostile_metadata_is_a_format_error(tmp_path):
+    state = {"w": torch.arange(12, dtype=torch.float32).reshape(3, 4), "step": 3}
+    mdcp.save(state, tmp_path / "good", KEY)
+
+    def shifted_chunk(doc):
+        doc["state_dict_metadata"]["w"]["chunks"][0]["offsets"] = [2, 0]
+
+    def flat_chunk(doc):
+        doc["state_dict_metadata"]["w"]["chunks"][0] = {"offsets": [0], "sizes": [12]}
+
+    def deep(doc):
+        doc["planner_data"] = "DEEP"
+
+    cases = {"traversal": lambda d: _rename_first_file(d, "../../etc/passwd"),
+             "absolute": lambda d: _rename_first_file(d, "/etc/passwd"),
+             "other save's name": lambda d: _rename_first_file(d, "__0_" + "0" * 32 + ".distcp.mcx"),
+             "chunk outside the tensor": shifted_chunk, "chunk of the wrong rank": flat_chunk, "deep nesting": deep}
+    for name, edit in cases.items():
+        path = _copy(tmp_path / "good", tmp_path / name.replace(" ", "_").replace("'", ""))
+        _rewrite_metadata(path, edit)
+        target = {"w": torch.zeros(3, 4), "step": 0}
+        with pytest.raises(modelcrypt.FormatError):
+            mdcp.load(target, path, KEY)
+        with pytest.raises(modelcrypt.FormatError):
+            mdcp.EncryptedFileSystemReader(path, KEY).read_metadata()
+        assert torch.count_nonzero(target["w"]) == 0, name
+
+
 def test_example_runs_on_two_ranks(tmp_path):
     """examples/distributed_training.py as torchrun would run it (RANK / WORLD_SIZE), with a file://
     rendezvous instead of torchrun's TCP store, so that nothing listens beyond loopback."""

@@ -29,7 +29,6 @@ import dataclasses
 import io
 import json
 import os
-import re
 import struct
 import uuid
 from typing import Any, Optional
@@ -54,7 +53,7 @@ METADATA_NAME = ".metadata"
 KIND_METADATA = "dcp-metadata"
 KIND_RANK_FILE = "dcp-rank-file"
 TABLE_FORMAT = "modelcrypt-dcp-items"
-_RANK_FILE = re.compile(r"__\d+_[0-9a-f]{32}\.distcp\.mcx")
+_RANK_FILE = _dcp_metadata.RANK_FILE
 _MAX_TABLE = 256 << 20
 
 
