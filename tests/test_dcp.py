@@ -369,6 +369,31 @@ def test_hostile_metadata_is_a_format_error(tmp_path):
         assert torch.count_nonzero(target["w"]) == 0, name
 
 
+def test_dcp_load_directly_keeps_the_modelcrypt_error_on_the_reader(tmp_path):
+    """Plain dcp.load raises DCP's CheckpointException (a BaseException); for a .metadata failure it
+    holds only the error's text inside an AssertionError. The reader keeps the error itself."""
+    from torch.distributed.checkpoint.api import CheckpointException
+    mdcp.save({"w": torch.ones(1000)}, tmp_path / "c", KEY)
+    reader = mdcp.EncryptedFileSystemReader(tmp_path / "c", bytes(32))
+    with pytest.raises(CheckpointException) as info:
+        dcp.load({"w": torch.zeros(1000)}, storage_reader=reader, no_dist=True)
+    assert isinstance(reader.error, modelcrypt.KeyMismatchError)
+    with pytest.raises(modelcrypt.KeyMismatchError):
+        mdcp.raise_modelcrypt_error(info.value, reader)
+    f = _rank_files(tmp_path / "c")[0]
+    data = bytearray(f.read_bytes())
+    data[len(data) // 2] ^= 1
+    f.write_bytes(bytes(data))
+    reader = mdcp.EncryptedFileSystemReader(tmp_path / "c", KEY)
+    with pytest.raises(CheckpointException) as info:
+        dcp.load({"w": torch.zeros(1000)}, storage_reader=reader, no_dist=True)
+    assert isinstance(reader.error, modelcrypt.AuthenticationError)
+    with pytest.raises(modelcrypt.AuthenticationError):
+        mdcp.raise_modelcrypt_error(info.value)  # a read_data failure is in DCP's failures as itself too
+    with pytest.raises(modelcrypt.KeyMismatchError):  # and mdcp.load raises it as itself
+        mdcp.load({"w": torch.zeros(1000)}, tmp_path / "c", bytes(32))
+
+
 def test_example_runs_on_two_ranks(tmp_path):
     """examples/distributed_training.py as torchrun would run it (RANK / WORLD_SIZE), with a file://
     rendezvous instead of torchrun's TCP store, so that nothing listens beyond loopback."""

@@ -35,7 +35,7 @@ from ..checkpoint.dcp_checkpoint_reader import ModelcryptCheckpointReader
 from ..exceptions import ModelCryptError
 
 __all__ = ["EncryptedFileSystemWriter", "EncryptedFileSystemReader", "ModelcryptCheckpointReader", "save", "load",
-           "dcp_to_checkpoint", "checkpoint_to_dcp"]
+           "dcp_to_checkpoint", "checkpoint_to_dcp", "raise_modelcrypt_error"]
 
 
 def _no_dist() -> bool:
@@ -58,7 +58,7 @@ def _run(dcp_call: Any, state_dict: dict, dcp_kwargs: dict, **storage: Any) -> N
         with _one_process() if dcp_kwargs["no_dist"] else contextlib.nullcontext():
             dcp_call(state_dict, **storage, **dcp_kwargs)
     except _dcp.api.CheckpointException as exc:
-        raise_modelcrypt_error(exc)
+        raise_modelcrypt_error(exc, storage.get("storage_reader"))
         raise
 
 
