@@ -197,6 +197,50 @@ def test_swapped_items_and_renamed_rank_files_are_refused(tmp_path):
     assert torch.count_nonzero(target["a"]) == 0
 
 
+def _full_target():
+    state = {n: torch.zeros_like(t) for n, t in dcp_workers.full_tensors().items()}
+    state["step"] = 0
+    return state
+
+
+def test_items_swapped_within_and_between_rank_files_are_refused(tmp_path, saved4):
+    """A hostile (authenticated: re-encrypted) .metadata that points an item at another item's bytes,
+    in the same rank file or another rank's, and two same-size rank files swapped by name."""
+    def entries(doc, fqn):
+        return sorted((e for e in doc["storage_data"] if e["fqn"] == fqn), key=lambda e: e["offset"])
+
+    def within(doc):  # two items of one rank file exchange their byte ranges
+        a = entries(doc, "embed.weight")[0]
+        b = next(e for e in doc["storage_data"] if e["file"] == a["file"] and e["fqn"] == "layer.w2_bf16")
+        for k in ("start", "length"):
+            a[k], b[k] = b[k], a[k]
+
+    def between(doc):  # the same tensor's shards of two ranks exchange their files and ranges
+        a, b = entries(doc, "embed.weight")[:2]
+        assert a["file"] != b["file"]
+        for k in ("file", "start", "length"):
+            a[k], b[k] = b[k], a[k]
+
+    for name, edit in (("within", within), ("between", between)):
+        path = _copy(saved4, tmp_path / name)
+        _rewrite_metadata(path, edit)
+        target = _full_target()
+        with pytest.raises(modelcrypt.SetMismatchError, match="not stored where"):
+            mdcp.load(target, path, KEY)
+    renamed = tmp_path / "same_size"
+    job(tmp_path, 2, "save_rows", path=renamed)
+    a, b = _rank_files(renamed)
+    assert a.stat().st_size == b.stat().st_size  # so the recorded file lengths do not give the swap away
+    tmp = a.with_name("swap")
+    a.rename(tmp)
+    b.rename(a)
+    tmp.rename(b)
+    target = {"x": torch.zeros(2, 4)}
+    with pytest.raises(modelcrypt.SetMismatchError, match="renamed"):
+        mdcp.load(target, renamed, KEY)
+    assert torch.count_nonzero(target["x"]) == 0
+
+
 def test_a_failed_save_leaves_the_previous_checkpoint_loadable(tmp_path, monkeypatch):
     path = tmp_path / "ckpt"
     first = {"w": torch.ones(100), "step": 1}
