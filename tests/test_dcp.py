@@ -493,6 +493,33 @@ def test_cli_converts_both_ways(tmp_path):
     assert r.returncode == 1 and "wrong key" in r.stderr and not (tmp_path / "x.ckpt").exists(), r.stderr
 
 
+def test_object_items_are_refused_with_exit_1_or_left_out(tmp_path):
+    """An optimizer's param_groups (plain data) cannot go into a save_checkpoint file: the converter
+    says so (ObjectItemError, CLI exit 1) and --tensors-only / tensors_only=True leaves them out."""
+    import subprocess
+    import sys
+    state = {"model": {"w": torch.randn(8, 4)}, "optim": {"param_groups": [{"lr": 0.01, "params": ["w"]}]}, "step": 5}
+    mdcp.save(state, tmp_path / "d", KEY)
+    with pytest.raises(mdcp.ObjectItemError, match="tensors_only"):
+        mdcp.dcp_to_checkpoint(tmp_path / "d", tmp_path / "a.ckpt", KEY)
+    assert not (tmp_path / "a.ckpt").exists()
+    (tmp_path / "k.key").write_text(KEY.hex() + "\n")
+    os.chmod(tmp_path / "k.key", 0o600)
+
+    def mc(*args):
+        return subprocess.run([sys.executable, "-m", "modelcrypt", *map(str, args)], capture_output=True, text=True,
+                              env={**os.environ, "SKBUILD_EDITABLE_VERBOSE": "0"}, timeout=300)
+
+    r = mc("dcp", "to-checkpoint", tmp_path / "d", tmp_path / "b.ckpt", "--key-file", tmp_path / "k.key")
+    assert r.returncode == 1 and "--tensors-only" in r.stderr and not (tmp_path / "b.ckpt").exists(), r.stderr
+    r = mc("dcp", "to-checkpoint", tmp_path / "d", tmp_path / "b.ckpt", "--key-file", tmp_path / "k.key",
+           "--tensors-only")
+    assert r.returncode == 0, r.stderr
+    import modelcrypt.torch as mctorch
+    got = mctorch.load_state_dict(tmp_path / "b.ckpt", KEY)
+    assert set(got) == {"model.w"} and torch.equal(got["model.w"], state["model"]["w"])
+
+
 def test_cli_identities_recipients_and_an_output_key(tmp_path):
     """from-checkpoint encrypts the DCP checkpoint to -r recipients (and an --out-key-file); an identity
     opens it for to-checkpoint, whose single file needs a symmetric output key."""

@@ -35,7 +35,7 @@ from ..checkpoint.dcp_checkpoint_reader import ModelcryptCheckpointReader
 from ..exceptions import ModelCryptError
 
 __all__ = ["EncryptedFileSystemWriter", "EncryptedFileSystemReader", "ModelcryptCheckpointReader", "save", "load",
-           "dcp_to_checkpoint", "checkpoint_to_dcp", "raise_modelcrypt_error"]
+           "dcp_to_checkpoint", "checkpoint_to_dcp", "raise_modelcrypt_error", "ObjectItemError"]
 
 
 def _no_dist() -> bool:
@@ -122,13 +122,23 @@ def load(state_dict: dict, path: Any, key: Any = None, *, identity: Any = None, 
     _run(_dcp.load, state_dict, dcp_kwargs, storage_reader=_agreed(open_checkpoint, dcp_kwargs))
 
 
-def _full_state_dict(reader: Any) -> dict[str, torch.Tensor]:
-    """Every tensor of a checkpoint, whole, as a flat dict (one process)."""
+class ObjectItemError(ValueError):
+    """A DCP checkpoint holds an object (non-tensor) item, e.g. an optimizer's ``param_groups`` or a
+    step counter, which a save_checkpoint file (tensors only) cannot hold."""
+
+
+def _full_state_dict(reader: Any, tensors_only: bool = False) -> dict[str, torch.Tensor]:
+    """Every tensor of a checkpoint, whole, as a flat dict (one process); object items are refused
+    (ObjectItemError), or left out with ``tensors_only``."""
     md = reader.read_metadata()
     state: dict[str, Any] = {}
     for fqn, item in md.state_dict_metadata.items():
         if not isinstance(item, TensorStorageMetadata):
-            raise TypeError(f"{fqn!r} is not a tensor (a DCP object item): dcp_to_checkpoint converts tensors only")
+            if tensors_only:
+                continue
+            raise ObjectItemError(f"{fqn!r} is not a tensor (a DCP object item, such as an optimizer's param_groups "
+                                  "or a step count): a save_checkpoint file holds tensors only; convert with "
+                                  "tensors_only=True (CLI: --tensors-only) to leave such items out")
         state[fqn] = torch.empty(item.size, dtype=item.properties.dtype)
     with _one_process():
         _dcp.load(state, storage_reader=reader, no_dist=True)
@@ -136,17 +146,19 @@ def _full_state_dict(reader: Any) -> dict[str, torch.Tensor]:
 
 
 def dcp_to_checkpoint(src: Any, dst: Any, key: Any = None, *, identity: Any = None, trusted_signers: Any = None,
-                      out_key: Any = None, signing_key: Any = None, metadata: Optional[dict] = None) -> None:
+                      out_key: Any = None, signing_key: Any = None, metadata: Optional[dict] = None,
+                      tensors_only: bool = False) -> None:
     """An encrypted DCP checkpoint (directory ``src``) as one encrypted ``save_checkpoint`` file ``dst``,
     under ``out_key`` (default: ``key``; with ``identity`` it is required: a TypeError otherwise, never a
     plaintext file). Holds the whole state dict in memory once; nothing in plaintext
-    on disk. Object (non-tensor) items are refused."""
+    on disk. Object (non-tensor) items (optimizer param_groups, step counts: a save_checkpoint file
+    holds tensors only) are an ObjectItemError (a ValueError), or left out with ``tensors_only=True``."""
     output_key = out_key if out_key is not None else key
     if output_key is None:  # save_checkpoint without a key writes plaintext: never by default here
         raise TypeError("dcp_to_checkpoint needs an output key: give out_key= (the DCP checkpoint was opened "
                         "with an identity, and a save_checkpoint file is encrypted under a symmetric key)")
     reader = EncryptedFileSystemReader(src, key, identity=identity, trusted_signers=trusted_signers)
-    state = _full_state_dict(reader)
+    state = _full_state_dict(reader, tensors_only)
     save_checkpoint(state, os.fspath(dst), output_key, metadata=metadata, signing_key=signing_key)
 
 
