@@ -59,6 +59,11 @@ def run(rank: int, world: int, init_file: str, out: str, task: str, args: dict) 
             state = sharded_state(world, empty=False)
             writer = mdcp.EncryptedFileSystemWriter(args["path"], key, chunk_size=args.get("chunk_size", 1 << 20))
             dcp.save(state, storage_writer=writer)
+        elif task == "save_rows":  # one row of "x" per rank: rank files of equal size
+            from torch.distributed.tensor import Shard, distribute_tensor
+            x = torch.arange(world * 4, dtype=torch.float32).reshape(world, 4)
+            dcp.save({"x": distribute_tensor(x, _mesh(world), [Shard(0)])},
+                     storage_writer=mdcp.EncryptedFileSystemWriter(args["path"], key))
         elif task == "save_dies":  # rank 1 is killed right after writing its rank file, before .metadata
             from modelcrypt.checkpoint import dcp as storage
             real = storage.EncryptedFileSystemWriter._write_rank_file
@@ -112,6 +117,19 @@ def run(rank: int, world: int, init_file: str, out: str, task: str, args: dict) 
             except modelcrypt.ModelCryptError as exc:
                 report["error"] = type(exc).__name__
                 report["message"] = str(exc)
+            report["untouched"] = bool(all(torch.count_nonzero(state[n].to_local()) == 0 for n in SHAPES))
+        elif task == "load_wrong_key_on_one_rank":  # rank 1 only has the wrong key: every rank must raise
+            import time
+            state = sharded_state(world, empty=True)
+            start = time.monotonic()
+            try:
+                mdcp.load(state, args["path"], bytes(32) if rank == 1 else key)
+                report["error"] = None
+            except BaseException as exc:  # noqa: BLE001 - the test checks which
+                report["error"] = type(exc).__name__
+                report["modelcrypt_error"] = isinstance(exc, modelcrypt.ModelCryptError)
+                report["message"] = str(exc)[:300]
+            report["seconds"] = time.monotonic() - start
             report["untouched"] = bool(all(torch.count_nonzero(state[n].to_local()) == 0 for n in SHAPES))
         else:
             raise ValueError(task)

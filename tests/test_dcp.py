@@ -10,7 +10,9 @@ import shutil
 
 import pytest
 
-torch = pytest.importorskip("torch")
+from conftest import require  # noqa: E402
+
+torch = require("torch")
 import torch.distributed.checkpoint as dcp  # noqa: E402
 import torch.multiprocessing as mp  # noqa: E402
 
@@ -157,6 +159,17 @@ def test_failures_raise_on_every_rank_and_touch_nothing(tmp_path, saved4):
     assert all(r["error"] == "KeyMismatchError" and r["untouched"] for r in wrong), wrong
 
 
+def test_a_wrong_key_on_one_rank_only_fails_every_rank_quickly(tmp_path, saved4):
+    """mdcp.load authenticates .metadata on every rank before DCP's first collective and the ranks
+    agree on the outcome: the healthy rank raises the failing rank's error instead of waiting in
+    dcp.load for a peer that is gone (gloo: "Connection closed by peer", or the group's timeout)."""
+    reports = job(tmp_path, 2, "load_wrong_key_on_one_rank", path=saved4)
+    for r in reports:
+        assert r["error"] == "KeyMismatchError" and r["modelcrypt_error"] and r["untouched"], r
+        assert r["seconds"] < 30, r
+    assert reports[0]["message"].startswith("rank 1:"), reports[0]
+
+
 def test_flipped_chunk_byte_fails_the_load(tmp_path, saved4):
     path = _copy(saved4, tmp_path / "flipped")
     f = _rank_files(path)[3]
@@ -182,6 +195,50 @@ def test_swapped_items_and_renamed_rank_files_are_refused(tmp_path):
     with pytest.raises(modelcrypt.SetMismatchError):
         mdcp.load(target, swapped, KEY)
     assert torch.count_nonzero(target["a"]) == 0
+
+
+def _full_target():
+    state = {n: torch.zeros_like(t) for n, t in dcp_workers.full_tensors().items()}
+    state["step"] = 0
+    return state
+
+
+def test_items_swapped_within_and_between_rank_files_are_refused(tmp_path, saved4):
+    """A hostile (authenticated: re-encrypted) .metadata that points an item at another item's bytes,
+    in the same rank file or another rank's, and two same-size rank files swapped by name."""
+    def entries(doc, fqn):
+        return sorted((e for e in doc["storage_data"] if e["fqn"] == fqn), key=lambda e: e["offset"])
+
+    def within(doc):  # two items of one rank file exchange their byte ranges
+        a = entries(doc, "embed.weight")[0]
+        b = next(e for e in doc["storage_data"] if e["file"] == a["file"] and e["fqn"] == "layer.w2_bf16")
+        for k in ("start", "length"):
+            a[k], b[k] = b[k], a[k]
+
+    def between(doc):  # the same tensor's shards of two ranks exchange their files and ranges
+        a, b = entries(doc, "embed.weight")[:2]
+        assert a["file"] != b["file"]
+        for k in ("file", "start", "length"):
+            a[k], b[k] = b[k], a[k]
+
+    for name, edit in (("within", within), ("between", between)):
+        path = _copy(saved4, tmp_path / name)
+        _rewrite_metadata(path, edit)
+        target = _full_target()
+        with pytest.raises(modelcrypt.SetMismatchError, match="not stored where"):
+            mdcp.load(target, path, KEY)
+    renamed = tmp_path / "same_size"
+    job(tmp_path, 2, "save_rows", path=renamed)
+    a, b = _rank_files(renamed)
+    assert a.stat().st_size == b.stat().st_size  # so the recorded file lengths do not give the swap away
+    tmp = a.with_name("swap")
+    a.rename(tmp)
+    b.rename(a)
+    tmp.rename(b)
+    target = {"x": torch.zeros(2, 4)}
+    with pytest.raises(modelcrypt.SetMismatchError, match="renamed"):
+        mdcp.load(target, renamed, KEY)
+    assert torch.count_nonzero(target["x"]) == 0
 
 
 def test_a_failed_save_leaves_the_previous_checkpoint_loadable(tmp_path, monkeypatch):
@@ -242,6 +299,22 @@ def test_converters_round_trip(tmp_path):
     assert all(torch.equal(target[n], full[n]) for n in full)
 
 
+def test_converters_never_write_plaintext_by_default(tmp_path):
+    """An identity opens the source but is no output key: the converters refuse before writing
+    anything (save_checkpoint without a key would write a plain .safetensors file)."""
+    ident = modelcrypt.generate_identity()
+    full = dcp_workers.full_tensors()
+    mdcp.save(dict(full), tmp_path / "d", recipients=[ident.recipient])
+    with pytest.raises(TypeError, match="out_key"):
+        mdcp.dcp_to_checkpoint(tmp_path / "d", tmp_path / "one.ckpt", identity=ident)
+    assert not (tmp_path / "one.ckpt").exists()
+    mdcp.dcp_to_checkpoint(tmp_path / "d", tmp_path / "one.ckpt", identity=ident, out_key=KEY)
+    assert modelcrypt.inspect(tmp_path / "one.ckpt").format == "modelcrypt"
+    with pytest.raises(TypeError, match="out_key.*recipients"):
+        mdcp.checkpoint_to_dcp(tmp_path / "one.ckpt", tmp_path / "d2", None)
+    assert not (tmp_path / "d2").exists()
+
+
 def test_no_pickle_in_metadata_and_objects_checked(tmp_path):
     mdcp.save({"w": torch.ones(3), "cfg": {"lr": 0.1, "name": "x"}}, tmp_path / "p", KEY)
     with modelcrypt.load(tmp_path / "p" / ".metadata", KEY) as buf:
@@ -250,6 +323,119 @@ def test_no_pickle_in_metadata_and_objects_checked(tmp_path):
     target = {"w": torch.zeros(3), "cfg": {"lr": 0.0, "name": ""}}
     mdcp.load(target, tmp_path / "p", KEY)
     assert target["cfg"] == {"lr": 0.1, "name": "x"}
+
+
+class _Planted:
+    """An object whose unpickling would run code: it creates the marker file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_stored_object_that_runs_code_is_refused_and_never_run(tmp_path):
+    marker = tmp_path / "ran"
+    mdcp.save({"w": torch.ones(3), "evil": _Planted(marker)}, tmp_path / "p", KEY)
+    assert not marker.exists()
+    target = {"w": torch.zeros(3), "evil": None}
+    with pytest.raises(modelcrypt.FormatError, match="evil"):
+        mdcp.load(target, tmp_path / "p", KEY)
+    assert not marker.exists()
+
+
+def test_the_planner_unpickles_only_what_the_restricted_unpickler_built(tmp_path, monkeypatch):
+    """DefaultLoadPlanner.load_bytes unpickles with weights_only=False: it must get a fresh
+    serialization of the object torch.load(weights_only=True) returned, never the stored bytes. A
+    parser differential is simulated: the restricted unpickler reads something other than what an
+    unrestricted one would, and what lands in the state dict is what the restricted one built."""
+    mdcp.save({"name": "stored"}, tmp_path / "p", KEY)
+    real_load = torch.load
+
+    def differing_load(f, *a, **kw):
+        obj = real_load(f, *a, **kw)
+        return "restricted" if kw.get("weights_only") else obj
+
+    monkeypatch.setattr(torch, "load", differing_load)
+    target = {"name": ""}
+    mdcp.load(target, tmp_path / "p", KEY)
+    assert target["name"] == "restricted"
+
+
+def _rewrite_metadata(path, edit):
+    """Decrypts .metadata, applies ``edit`` to its JSON and encrypts it again under KEY as the writer
+    does: a hostile but authenticated .metadata (anyone holding a recipient could write one)."""
+    from modelcrypt import _core, _metadata, _sets
+    from modelcrypt.checkpoint import dcp as storage
+    with modelcrypt.load(path / ".metadata", KEY) as buf:
+        doc = json.loads(bytes(buf))
+    edit(doc)
+    meta = _metadata.encode({_sets.SET: doc["save_id"], _sets.MEMBER: ".metadata", _sets.KIND: storage.KIND_METADATA})
+    text = json.dumps(doc).replace('"DEEP"', "[" * 100000 + "]" * 100000)  # nesting json.dumps cannot write
+    _core.encrypt_parts_to_file([text.encode()], os.fsencode(path / ".metadata"), KEY, "AES-GCM",
+                                1 << 20, meta, 0, None, False, None)
+
+
+def _rename_first_file(doc, new):
+    old = next(iter(doc["files"]))
+    doc["files"][new] = doc["files"].pop(old)
+    for e in doc["storage_data"]:
+        if e["file"] == old:
+            e["file"] = new
+
+
+def test_hostile_metadata_is_a_format_error(tmp_path):
+    state = {"w": torch.arange(12, dtype=torch.float32).reshape(3, 4), "step": 3}
+    mdcp.save(state, tmp_path / "good", KEY)
+
+    def shifted_chunk(doc):
+        doc["state_dict_metadata"]["w"]["chunks"][0]["offsets"] = [2, 0]
+
+    def flat_chunk(doc):
+        doc["state_dict_metadata"]["w"]["chunks"][0] = {"offsets": [0], "sizes": [12]}
+
+    def deep(doc):
+        doc["planner_data"] = "DEEP"
+
+    cases = {"traversal": lambda d: _rename_first_file(d, "../../etc/passwd"),
+             "absolute": lambda d: _rename_first_file(d, "/etc/passwd"),
+             "other save's name": lambda d: _rename_first_file(d, "__0_" + "0" * 32 + ".distcp.mcx"),
+             "chunk outside the tensor": shifted_chunk, "chunk of the wrong rank": flat_chunk, "deep nesting": deep}
+    for name, edit in cases.items():
+        path = _copy(tmp_path / "good", tmp_path / name.replace(" ", "_").replace("'", ""))
+        _rewrite_metadata(path, edit)
+        target = {"w": torch.zeros(3, 4), "step": 0}
+        with pytest.raises(modelcrypt.FormatError):
+            mdcp.load(target, path, KEY)
+        with pytest.raises(modelcrypt.FormatError):
+            mdcp.EncryptedFileSystemReader(path, KEY).read_metadata()
+        assert torch.count_nonzero(target["w"]) == 0, name
+
+
+def test_dcp_load_directly_keeps_the_modelcrypt_error_on_the_reader(tmp_path):
+    """Plain dcp.load raises DCP's CheckpointException (a BaseException); for a .metadata failure it
+    holds only the error's text inside an AssertionError. The reader keeps the error itself."""
+    from torch.distributed.checkpoint.api import CheckpointException
+    mdcp.save({"w": torch.ones(1000)}, tmp_path / "c", KEY)
+    reader = mdcp.EncryptedFileSystemReader(tmp_path / "c", bytes(32))
+    with pytest.raises(CheckpointException) as info:
+        dcp.load({"w": torch.zeros(1000)}, storage_reader=reader, no_dist=True)
+    assert isinstance(reader.error, modelcrypt.KeyMismatchError)
+    with pytest.raises(modelcrypt.KeyMismatchError):
+        mdcp.raise_modelcrypt_error(info.value, reader)
+    f = _rank_files(tmp_path / "c")[0]
+    data = bytearray(f.read_bytes())
+    data[len(data) // 2] ^= 1
+    f.write_bytes(bytes(data))
+    reader = mdcp.EncryptedFileSystemReader(tmp_path / "c", KEY)
+    with pytest.raises(CheckpointException) as info:
+        dcp.load({"w": torch.zeros(1000)}, storage_reader=reader, no_dist=True)
+    assert isinstance(reader.error, modelcrypt.AuthenticationError)
+    with pytest.raises(modelcrypt.AuthenticationError):
+        mdcp.raise_modelcrypt_error(info.value)  # a read_data failure is in DCP's failures as itself too
+    with pytest.raises(modelcrypt.KeyMismatchError):  # and mdcp.load raises it as itself
+        mdcp.load({"w": torch.zeros(1000)}, tmp_path / "c", bytes(32))
 
 
 def test_example_runs_on_two_ranks(tmp_path):
@@ -307,6 +493,33 @@ def test_cli_converts_both_ways(tmp_path):
     assert r.returncode == 1 and "wrong key" in r.stderr and not (tmp_path / "x.ckpt").exists(), r.stderr
 
 
+def test_object_items_are_refused_with_exit_1_or_left_out(tmp_path):
+    """An optimizer's param_groups (plain data) cannot go into a save_checkpoint file: the converter
+    says so (ObjectItemError, CLI exit 1) and --tensors-only / tensors_only=True leaves them out."""
+    import subprocess
+    import sys
+    state = {"model": {"w": torch.randn(8, 4)}, "optim": {"param_groups": [{"lr": 0.01, "params": ["w"]}]}, "step": 5}
+    mdcp.save(state, tmp_path / "d", KEY)
+    with pytest.raises(mdcp.ObjectItemError, match="tensors_only"):
+        mdcp.dcp_to_checkpoint(tmp_path / "d", tmp_path / "a.ckpt", KEY)
+    assert not (tmp_path / "a.ckpt").exists()
+    (tmp_path / "k.key").write_text(KEY.hex() + "\n")
+    os.chmod(tmp_path / "k.key", 0o600)
+
+    def mc(*args):
+        return subprocess.run([sys.executable, "-m", "modelcrypt", *map(str, args)], capture_output=True, text=True,
+                              env={**os.environ, "SKBUILD_EDITABLE_VERBOSE": "0"}, timeout=300)
+
+    r = mc("dcp", "to-checkpoint", tmp_path / "d", tmp_path / "b.ckpt", "--key-file", tmp_path / "k.key")
+    assert r.returncode == 1 and "--tensors-only" in r.stderr and not (tmp_path / "b.ckpt").exists(), r.stderr
+    r = mc("dcp", "to-checkpoint", tmp_path / "d", tmp_path / "b.ckpt", "--key-file", tmp_path / "k.key",
+           "--tensors-only")
+    assert r.returncode == 0, r.stderr
+    import modelcrypt.torch as mctorch
+    got = mctorch.load_state_dict(tmp_path / "b.ckpt", KEY)
+    assert set(got) == {"model.w"} and torch.equal(got["model.w"], state["model"]["w"])
+
+
 def test_cli_identities_recipients_and_an_output_key(tmp_path):
     """from-checkpoint encrypts the DCP checkpoint to -r recipients (and an --out-key-file); an identity
     opens it for to-checkpoint, whose single file needs a symmetric output key."""
@@ -358,9 +571,14 @@ def test_a_rank_killed_mid_save_leaves_the_previous_checkpoint_loadable(tmp_path
     ctx = mp.start_processes(dcp_workers.run, args=(2, str(out / "rendezvous"), str(out), "save_dies",
                                                     {"key": KEY.hex(), "path": str(path)}),
                              nprocs=2, join=False, start_method="spawn")
+    import time
+    deadline = time.monotonic() + TIMEOUT
     with pytest.raises(mp.ProcessExitedException):  # rank 1 exits with 17; the other rank is then terminated
-        while not ctx.join(timeout=TIMEOUT):
-            pass
+        while not ctx.join(timeout=max(1, deadline - time.monotonic())):
+            if time.monotonic() > deadline:
+                for p in ctx.processes:
+                    p.kill()
+                pytest.fail(f"save_dies on 2 ranks did not finish in {TIMEOUT} s")
     assert set(before) <= set(os.listdir(path))  # the previous save's files and .metadata are still there
     for r in job(tmp_path, 2, "load", path=path):
         assert all(r["equal"].values()) and r["step"] == 42, r

@@ -9,6 +9,7 @@ every type checked, so a damaged or hostile (but authenticated) file is a Format
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import torch
@@ -26,6 +27,7 @@ from torch.distributed.checkpoint.metadata import (
 from ..exceptions import FormatError
 
 FORMAT = "modelcrypt-dcp-metadata"
+RANK_FILE = re.compile(r"__\d+_[0-9a-f]{32}\.distcp\.mcx")  # the names the writer gives rank files
 VERSION = 1
 _DTYPES = {str(v): v for v in vars(torch).values() if isinstance(v, torch.dtype)}
 _LAYOUTS = {"torch.strided": torch.strided, "torch.sparse_coo": torch.sparse_coo}
@@ -108,6 +110,20 @@ def _lookup(table: dict, name: Any, what: str) -> Any:
 def decode(text: bytes) -> tuple[Metadata, str, dict[str, list[int]]]:
     """(Metadata, save id, rank files) from the JSON text written by encode (authenticated by the caller)."""
     try:
+        return _decode(text)
+    except RecursionError:  # nesting deeper than any metadata the writer produces
+        raise FormatError("encrypted DCP metadata: nested too deeply") from None
+
+
+def _chunk(fqn: str, c: dict, size: torch.Size) -> ChunkStorageMetadata:
+    offsets, sizes = _ints(c.get("offsets"), f"{fqn!r} chunk offsets"), _ints(c.get("sizes"), f"{fqn!r} chunk sizes")
+    _need(len(offsets) == len(sizes) == len(size) and all(o + n <= s for o, n, s in zip(offsets, sizes, size)),
+          f"{fqn!r}: a chunk outside the tensor")
+    return ChunkStorageMetadata(offsets=offsets, sizes=sizes)
+
+
+def _decode(text: bytes) -> tuple[Metadata, str, dict[str, list[int]]]:
+    try:
         doc = json.loads(bytes(text).decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise FormatError("encrypted DCP metadata is not JSON") from None
@@ -117,6 +133,9 @@ def decode(text: bytes) -> tuple[Metadata, str, dict[str, list[int]]]:
     _need(isinstance(save_id, str) and isinstance(files, dict) and all(
         isinstance(k, str) and isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and x >= 0 for x in v)
         for k, v in files.items()), "bad save id or file list")
+    for name in files:  # names that could reach outside the checkpoint directory are refused
+        _need(RANK_FILE.fullmatch(name) is not None and name.endswith(f"_{save_id}.distcp.mcx"),
+              f"{name!r} is not the name of a rank file of this save")
     sdm: dict[str, Any] = {}
     tensors = doc.get("state_dict_metadata")
     _need(isinstance(tensors, dict), "no state_dict_metadata")
@@ -135,10 +154,8 @@ def decode(text: bytes) -> tuple[Metadata, str, dict[str, list[int]]]:
                                  pin_memory=bool(p.get("pin_memory")))
         chunks = item.get("chunks")
         _need(isinstance(chunks, list) and all(isinstance(c, dict) for c in chunks), f"{fqn!r}: bad chunk list")
-        sdm[fqn] = TensorStorageMetadata(
-            properties=props, size=_ints(item.get("size"), f"{fqn!r} size"),
-            chunks=[ChunkStorageMetadata(offsets=_ints(c.get("offsets"), f"{fqn!r} chunk offsets"),
-                                         sizes=_ints(c.get("sizes"), f"{fqn!r} chunk sizes")) for c in chunks])
+        size = _ints(item.get("size"), f"{fqn!r} size")
+        sdm[fqn] = TensorStorageMetadata(properties=props, size=size, chunks=[_chunk(fqn, c, size) for c in chunks])
     storage: dict[MetadataIndex, _StorageInfo] = {}
     entries = doc.get("storage_data")
     _need(isinstance(entries, list), "no storage_data")
@@ -150,6 +167,11 @@ def decode(text: bytes) -> tuple[Metadata, str, dict[str, list[int]]]:
         index = e.get("index")
         _need(index is None or isinstance(index, int), "bad storage index")
         offset = None if e.get("offset") is None else _ints(e.get("offset"), f"{e['fqn']!r} offset")
+        item = sdm.get(e["fqn"])
+        _need(item is not None, f"{e['fqn']!r}: stored but not in state_dict_metadata")
+        if isinstance(item, TensorStorageMetadata):
+            _need(offset is not None and any(list(c.offsets) == list(offset) for c in item.chunks),
+                  f"{e['fqn']!r}: stored at an offset that is none of its chunks")
         storage[MetadataIndex(e["fqn"], offset, index)] = _StorageInfo(e["file"], start, length)
     modules = doc.get("modules") or []
     _need(isinstance(modules, list) and all(isinstance(m, str) for m in modules), "bad module list")

@@ -29,7 +29,6 @@ import dataclasses
 import io
 import json
 import os
-import re
 import struct
 import uuid
 from typing import Any, Optional
@@ -54,7 +53,7 @@ METADATA_NAME = ".metadata"
 KIND_METADATA = "dcp-metadata"
 KIND_RANK_FILE = "dcp-rank-file"
 TABLE_FORMAT = "modelcrypt-dcp-items"
-_RANK_FILE = re.compile(r"__\d+_[0-9a-f]{32}\.distcp\.mcx")
+_RANK_FILE = _dcp_metadata.RANK_FILE
 _MAX_TABLE = 256 << 20
 
 
@@ -232,6 +231,7 @@ class EncryptedFileSystemReader(_LocalDirectory, StorageReader):
         self._files: dict[str, list[int]] = {}
         self._metadata: Optional[Metadata] = None
         self.storage_data: dict[MetadataIndex, _StorageInfo] = {}
+        self.error: Optional[BaseException] = None  # this rank's last ModelCryptError / OSError, as raised
 
     def __repr__(self) -> str:
         return f"EncryptedFileSystemReader({self.path!r})"
@@ -239,9 +239,24 @@ class EncryptedFileSystemReader(_LocalDirectory, StorageReader):
     def reset(self, checkpoint_id: Any = None) -> None:
         if checkpoint_id:
             self.path = os.fsdecode(_fspath(checkpoint_id, "checkpoint_id"))
-        self._save_id, self._files, self._metadata, self.storage_data = None, {}, None, {}
+        self._save_id, self._files, self._metadata, self.storage_data, self.error = None, {}, None, {}, None
+
+    def _kept(self, step: Any, *args: Any) -> Any:
+        """Runs a read step, keeping its ModelCryptError (or OSError) in ``self.error``: DCP wraps it in a
+        CheckpointException, for ``.metadata`` only as the text of an AssertionError."""
+        try:
+            return step(*args)
+        except (ModelCryptError, OSError) as exc:
+            self.error = exc
+            raise
 
     def read_metadata(self) -> Metadata:
+        return self._kept(self._read_metadata)
+
+    def read_data(self, plan: LoadPlan, planner: LoadPlanner) -> Future:
+        return self._kept(self._read_data, plan, planner)
+
+    def _read_metadata(self) -> Metadata:
         path = os.path.join(self.path, METADATA_NAME)
         if not os.path.isfile(path):
             raise FormatError(f"{self.path}: no {METADATA_NAME}: not an encrypted DCP checkpoint (or its save "
@@ -311,7 +326,7 @@ class EncryptedFileSystemReader(_LocalDirectory, StorageReader):
             f.close()
             raise
 
-    def read_data(self, plan: LoadPlan, planner: LoadPlanner) -> Future:
+    def _read_data(self, plan: LoadPlan, planner: LoadPlanner) -> Future:
         per_file: dict[str, list[Any]] = {}
         for req in plan.items:
             per_file.setdefault(self.storage_data[req.storage_index].relative_path, []).append(req)
@@ -348,12 +363,17 @@ class EncryptedFileSystemReader(_LocalDirectory, StorageReader):
         if req.type == LoadItemType.BYTE_IO:
             with f.read_range(info.offset, info.length) as buf:
                 blob = bytes(buf)
-            try:  # DCP's planners unpickle objects: only what torch's restricted (weights_only) unpickler accepts
-                torch.load(io.BytesIO(blob), weights_only=True)
+            try:  # only what torch's restricted (weights_only) unpickler accepts
+                obj = torch.load(io.BytesIO(blob), weights_only=True)
             except Exception as exc:
                 raise FormatError(f"{req.storage_index.fqn!r}: a stored object that is not plain data (refused "
                                   f"unpickling: {type(exc).__name__})") from None
-            planner.load_bytes(req, io.BytesIO(blob))
+            # DCP's planners unpickle again, unrestricted: they get the object the restricted unpickler
+            # built, serialized afresh, never the stored bytes (which another unpickler might read otherwise)
+            fresh = io.BytesIO()
+            torch.save(obj, fresh)
+            fresh.seek(0)
+            planner.load_bytes(req, fresh)
             return
         tmd = self._metadata.state_dict_metadata[req.storage_index.fqn]
         dtype = tmd.properties.dtype
@@ -405,9 +425,13 @@ def _writable_bytes(target: torch.Tensor, dtype: torch.dtype, shape: list[int]) 
         return None
 
 
-def raise_modelcrypt_error(exc: BaseException) -> None:
+def raise_modelcrypt_error(exc: BaseException, reader: Any = None) -> None:
     """DCP wraps each rank's error in a CheckpointException: re-raise the first ModelCryptError in it
-    (else the first OSError), as itself."""
+    (else the first OSError), as itself. With ``reader`` (an EncryptedFileSystemReader given to
+    dcp.load) this rank's own error is raised first: DCP keeps only the text of a ``.metadata``
+    failure. Returns when there is none (the caller re-raises ``exc``)."""
+    if isinstance(getattr(reader, "error", None), ModelCryptError):
+        raise reader.error from exc
     inner = [f[0] if isinstance(f, tuple) and f else f for f in (getattr(exc, "failures", None) or {}).values()]
     for wanted in (ModelCryptError, OSError):
         for e in inner:

@@ -71,7 +71,7 @@ class ModelcryptCheckpointReader(EncryptedFileSystemReader):
         return {name: (doc[name]["dtype"], list(e.shape), 8 + n + e.begin, e.end - e.begin)
                 for name, e in entries.items()}
 
-    def read_metadata(self) -> Metadata:
+    def _read_metadata(self) -> Metadata:
         root, names, set_id, weight_map = self._shard_files()
         self.path_root = root
         sdm: dict[str, Any] = {}

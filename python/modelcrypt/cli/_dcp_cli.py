@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from ._common import EXIT_OK, _info, _usage
+from ._common import EXIT_DATA, EXIT_OK, CommandError, _info, _usage
 
 QUIET_HELP = {"dcp": "no informational messages (errors still print)"}
 
@@ -46,8 +46,12 @@ def cmd_dcp(args: argparse.Namespace) -> int:
         opener = {"identity": key} if is_identity else {"key": key}
         output_key = out_key if out_key is not None else (None if is_identity else key)
         if to_checkpoint:
-            mdcp.dcp_to_checkpoint(args.src, args.dst, **opener, out_key=output_key, trusted_signers=trusted,
-                                   signing_key=signing_key)
+            try:
+                mdcp.dcp_to_checkpoint(args.src, args.dst, **opener, out_key=output_key, trusted_signers=trusted,
+                                       signing_key=signing_key, tensors_only=args.tensors_only)
+            except mdcp.ObjectItemError as exc:  # the data, not the command line: exit 1
+                raise CommandError(EXIT_DATA, f"{args.src}: {exc}".replace("tensors_only=True (CLI: --tensors-only)",
+                                                                          "--tensors-only")) from None
         else:
             mdcp.checkpoint_to_dcp(args.src, args.dst, **opener, out_key=output_key, recipients=recipients or None,
                                    trusted_signers=trusted, signing_key=signing_key)
@@ -72,6 +76,9 @@ def add_dcp_command(command) -> None:
     p.add_argument("src", metavar="SRC")
     p.add_argument("dst", metavar="DST")
     p.add_argument("--force", action="store_true", help="replace an existing DST")
+    p.add_argument("--tensors-only", action="store_true",
+                   help="to-checkpoint: leave out object items (optimizer param_groups, step counts), which a "
+                        "checkpoint file cannot hold (without it they are an error, exit 1)")
     _add_key_options(p)
     g = p.add_argument_group("output key (default: SRC's symmetric key)")
     g.add_argument("--out-key-file", metavar="FILE", help="encrypt DST under the key in FILE")
