@@ -59,3 +59,12 @@ def require_tool(name: str, package: str) -> str:
             pytest.fail(f"{missing} and MODELCRYPT_REQUIRE_FRAMEWORKS=1", pytrace=False)
         pytest.skip(f"{missing}; set MODELCRYPT_REQUIRE_FRAMEWORKS=1 to make this a failure")
     return path
+
+
+@pytest.fixture(scope="session")
+def dcp_saved4(tmp_path_factory):
+    """An encrypted DCP checkpoint saved by 4 ranks (tests/dcp_workers.py's "save"), shared by the DCP tests."""
+    from dcp_jobs import job
+    path = tmp_path_factory.mktemp("dcp") / "ckpt4"
+    job(tmp_path_factory.mktemp("jobs"), 4, "save", path=path, chunk_size=64 << 10)
+    return path

@@ -14,7 +14,8 @@
 
 A reader opens each rank file it needs, checks that it belongs to this save, has its recorded
 length and lists each requested item at the place ``.metadata`` gives, and then decrypts only the
-byte ranges it needs (random access; a row range of a row-sharded tensor costs its rows). Items
+byte ranges it needs (random access; a row range of a row-sharded tensor costs its rows, a column cut
+the encryption chunks holding its columns: see _dcp_ranges). Items
 cannot be swapped between tensors, ranks or saves, and a file from elsewhere is a
 ``SetMismatchError``. Rank files of a save have unique names, so a save that dies part-way leaves
 the previous checkpoint in the same directory loadable; the coordinator deletes the previous
@@ -46,6 +47,7 @@ from .._api import DEFAULT_CHUNK_SIZE, _check_signing_key, _check_threads, _cred
 from .._random_access import open_encrypted
 from ..exceptions import AuthenticationError, FormatError, ModelCryptError, SetMismatchError
 from . import _dcp_metadata
+from ._dcp_ranges import read_sub_block
 
 __all__ = ["EncryptedFileSystemWriter", "EncryptedFileSystemReader", "METADATA_NAME"]
 
@@ -115,7 +117,9 @@ class EncryptedFileSystemWriter(_LocalDirectory, StorageWriter, BlockingAsyncSta
     ``key`` (a symmetric key) and/or ``recipients`` (X25519 recipients, as for encrypt_file), and an
     optional publisher ``signing_key``. ``sync_files`` (default True) makes each file durable before
     it counts as written. ``threads``: encryption threads of each rank (default: the machine's cores
-    shared among its ``LOCAL_WORLD_SIZE`` ranks)."""
+    shared among its ``LOCAL_WORLD_SIZE`` ranks). Tensors on an accelerator are copied to host memory,
+    a rank's whole shard before it is encrypted. A writer pickles with its key (torch's process-based
+    async_save sends it to its worker process so): never store such a pickle."""
 
     def __init__(self, path: Any, key: Any = None, *, recipients: Any = None, signing_key: Any = None,
                  sync_files: bool = True, chunk_size: int = DEFAULT_CHUNK_SIZE, threads: Optional[int] = None,
@@ -387,42 +391,14 @@ class EncryptedFileSystemReader(_LocalDirectory, StorageReader):
         if numel * itemsize != info.length:
             raise FormatError(f"{req.storage_index.fqn!r}: stored length {info.length} != {numel * itemsize} bytes")
         offs, lens = list(req.storage_offsets), list(req.lengths)
-        start, shape, narrow0 = info.offset, list(sizes), False
-        if len(sizes) >= 1 and all(offs[d] == 0 and lens[d] == sizes[d] for d in range(1, len(sizes))):
-            row = itemsize * (numel // sizes[0]) if sizes[0] else 0
-            start, shape, narrow0 = info.offset + offs[0] * row, [lens[0], *sizes[1:]], True  # only these rows
-        length = itemsize
-        for s in shape:
-            length *= s
+        if len(offs) != len(sizes) or len(lens) != len(sizes) or \
+                any(o < 0 or n < 0 or o + n > z for o, n, z in zip(offs, lens, sizes)):
+            raise FormatError(f"{req.storage_index.fqn!r}: the requested part is outside its stored chunk")
         target = planner.resolve_tensor(req).detach()
-        out = _writable_bytes(target, dtype, shape) if (narrow0 or not sizes) else None
-        if length and out is not None:  # decrypted straight into the destination tensor: no buffer, no copy
-            f.read_range_into(start, out, threads=self._threads or None)
-        elif length:
-            with f.read_range(start, length, threads=self._threads or None) as buf:
-                src = torch.frombuffer(buf, dtype=torch.uint8).view(dtype).reshape(shape)
-                if not narrow0:
-                    for d, (o, n) in enumerate(zip(offs, lens)):
-                        src = src.narrow(d, o, n)
-                if target.size() != src.size():
-                    raise FormatError(f"{req.storage_index.fqn!r}: stored {tuple(src.size())}, wanted "
-                                      f"{tuple(target.size())}")
-                target.copy_(src)
-                del src  # the view of the decrypted buffer is gone before the buffer is wiped
+        if list(target.size()) != lens:
+            raise FormatError(f"{req.storage_index.fqn!r}: stored sub-block {tuple(lens)}, wanted {tuple(target.size())}")
+        read_sub_block(f, info.offset, list(sizes), offs, lens, dtype, target, self._threads or None)
         planner.commit_tensor(req, target)
-
-
-def _writable_bytes(target: torch.Tensor, dtype: torch.dtype, shape: list[int]) -> Any:
-    """The bytes of ``target`` as a writable numpy array over its own memory, when the stored bytes
-    can be decrypted into it as they are (a contiguous CPU tensor of the stored dtype and shape);
-    else None (the caller decrypts into a buffer and copies)."""
-    if (target.device.type != "cpu" or target.dtype != dtype or list(target.size()) != shape
-            or not target.is_contiguous() or target.numel() == 0):
-        return None
-    try:
-        return target.reshape(-1).view(torch.uint8).numpy()
-    except (RuntimeError, TypeError):  # e.g. a tensor subclass or layout numpy cannot share
-        return None
 
 
 def raise_modelcrypt_error(exc: BaseException, reader: Any = None) -> None:

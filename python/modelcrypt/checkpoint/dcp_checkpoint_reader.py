@@ -47,6 +47,7 @@ class ModelcryptCheckpointReader(EncryptedFileSystemReader):
                  threads: Optional[int] = None) -> None:
         super().__init__(path, key, identity=identity, trusted_signers=trusted_signers, threads=threads)
         self._places: dict[str, dict[str, tuple[int, int]]] = {}
+        self._handles: dict[str, Any] = {}  # the shards opened for the metadata, kept for reading their tensors
 
     def __repr__(self) -> str:
         return f"ModelcryptCheckpointReader({self.path!r})"
@@ -62,16 +63,42 @@ class ModelcryptCheckpointReader(EncryptedFileSystemReader):
     def _table(self, f: Any, where: str) -> dict[str, tuple[str, list[int], int, int]]:
         """name -> (safetensors dtype, shape, absolute start, length), from the authenticated header."""
         total = f.plaintext_length
-        with f.read_range(0, min(8, total)) as b:
-            n = _header_size(bytes(b), total, where)
-        with f.read_range(8, n) as b:
-            raw = bytes(b)
+        with f.read_range(0, min(total, f.chunk_size)) as b:  # the header, usually within chunk 0: read once
+            first = bytes(b)
+        n = _header_size(first[:8], total, where)
+        raw = first[8:8 + n]
+        if len(raw) < n:
+            with f.read_range(8, n) as b:
+                raw = bytes(b)
         entries, _ = _parse_header(raw, total - 8 - n, where)  # validated strictly (bounds, dtypes, overlaps)
         doc = json.loads(raw.decode("utf-8"))
         return {name: (doc[name]["dtype"], list(e.shape), 8 + n + e.begin, e.end - e.begin)
                 for name, e in entries.items()}
 
+    def reset(self, checkpoint_id: Any = None) -> None:
+        self._close_handles()
+        super().reset(checkpoint_id)
+
+    def _close_handles(self) -> None:
+        handles, self._handles = self._handles, {}
+        for f in handles.values():
+            f.close()
+
+    def read_data(self, plan: Any, planner: Any) -> Any:
+        try:
+            return super().read_data(plan, planner)
+        finally:
+            self._close_handles()  # the shards this rank did not need
+
     def _read_metadata(self) -> Metadata:
+        self._close_handles()
+        try:
+            return self._read_shard_headers()
+        except BaseException:
+            self._close_handles()
+            raise
+
+    def _read_shard_headers(self) -> Metadata:
         root, names, set_id, weight_map = self._shard_files()
         self.path_root = root
         sdm: dict[str, Any] = {}
@@ -82,10 +109,11 @@ class ModelcryptCheckpointReader(EncryptedFileSystemReader):
             path = os.path.join(root, name)
             if not os.path.isfile(path):
                 raise SetMismatchError(f"checkpoint {self.path}: shard {name} is missing")
-            with open_encrypted(path, self._cred) as f:
-                metas[name] = f.metadata
-                tables[name] = self._table(f, f"checkpoint {path}")
-                self._files[name] = [f.plaintext_length, f.file_length]
+            f = open_encrypted(path, self._cred)
+            self._handles[name] = f
+            metas[name] = f.metadata
+            tables[name] = self._table(f, f"checkpoint {path}")
+            self._files[name] = [f.plaintext_length, f.file_length]
         if weight_map is not None:  # the shard set's rules, as load_distributed_checkpoint applies them
             _sets.check_shards(metas, expected_names=names, weight_map=weight_map, index_set=set_id,
                                where=f"checkpoint {self.path}")
@@ -115,6 +143,8 @@ class ModelcryptCheckpointReader(EncryptedFileSystemReader):
         return self.path_root
 
     def _open_rank_file(self, name: str) -> Any:
+        if name in self._handles:  # opened for the metadata: its header and table were read through this handle
+            return self._handles.pop(name), self._places[name]
         path = os.path.join(self.path_root, name)
         if not os.path.isfile(path):
             raise SetMismatchError(f"{path}: a shard of the checkpoint {self.path} is missing")
