@@ -593,6 +593,18 @@ static int memory_read_at(void* ctx, uint64_t offset, void* buf, size_t len, siz
   return 0;
 }
 
+/* An mc_reader over the memory source m, reporting `size` bytes. */
+static mc_reader reader_over(memory_source* m, uint64_t size, int concurrent) {
+  mc_reader r;
+  memset(&r, 0, sizeof r);
+  r.struct_size = sizeof r;
+  r.ctx = m;
+  r.size = size;
+  r.read_at = memory_read_at;
+  r.concurrent_reads = concurrent;
+  return r;
+}
+
 static void test_reader(void) {
   enum { N = 3 * 4096 + 77 };
   static uint8_t plain[N];
@@ -612,13 +624,7 @@ static void test_reader(void) {
   if (!enc) return;
   for (int concurrent = 0; concurrent < 2; ++concurrent) {
     memory_source m = {enc, enc_size, 0, 0, 0, 0};
-    mc_reader r;
-    memset(&r, 0, sizeof r);
-    r.struct_size = sizeof r;
-    r.ctx = &m;
-    r.size = enc_size;
-    r.read_at = memory_read_at;
-    r.concurrent_reads = concurrent;
+    mc_reader r = reader_over(&m, enc_size, concurrent);
     mc_buffer* out = NULL;
     CHECK(mc_load_from_reader(&r, key, NULL, 2, &out) == MC_OK);
     CHECK(out && mc_buffer_size(out) == N && memcmp(mc_buffer_data(out), plain, N) == 0);
@@ -629,12 +635,7 @@ static void test_reader(void) {
   }
   /* failures: a failing call, a short source, an over-reported count, a flipped byte, bad arguments */
   memory_source m = {enc, enc_size, 3, 0, 0, 0};
-  mc_reader r;
-  memset(&r, 0, sizeof r);
-  r.struct_size = sizeof r;
-  r.ctx = &m;
-  r.size = enc_size;
-  r.read_at = memory_read_at;
+  mc_reader r = reader_over(&m, enc_size, 0);
   mc_buffer* out = NULL;
   CHECK(mc_load_from_reader(&r, key, NULL, 1, &out) == MC_IO && out == NULL);
   CHECK(strstr(mc_last_error(), "reader callback failed") != NULL);
