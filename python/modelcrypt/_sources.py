@@ -264,7 +264,7 @@ class RangeReader:
         with self._lock:
             self.bytes_fetched += len(data)
         if len(data) != end - start:
-            if len(data) == self.size and start > 0:
+            if len(data) == self.size:
                 why = "the server ignored the Range request and sent the whole object"
             elif len(data) > end - start:
                 why = f"the server sent {len(data)} bytes for a range of {end - start}"
