@@ -1109,6 +1109,9 @@ def main(argv=None) -> int:
         if importlib.util.find_spec("torch") is None:
             log("torch is not installed: skipping the dcp_* cases")
             cases = [c for c in cases if c not in DCP_CASES]
+        if any(importlib.util.find_spec(m) is None for m in ("moto", "boto3", "s3fs")):
+            log("moto[server], boto3 or s3fs is not installed: skipping the s3_* cases")
+            cases = [c for c in cases if c not in S3_CASES]
     if any(c in DCP_CASES for c in cases):
         try:
             dcp_shapes(args.size)
