@@ -32,6 +32,7 @@ class _Server:
         self.fault_after = 0
         self.sent = 0  # body bytes sent
         self.gets = 0
+        self.active = self.max_active = 0  # GETs being answered at once
         self.lock = threading.Lock()
         server = self
 
@@ -67,10 +68,19 @@ class _Server:
                 data = self._object()
                 if data is None:
                     return
-                etag = _etag(data)
                 with server.lock:
                     server.gets += 1
+                    server.active += 1
+                    server.max_active = max(server.max_active, server.active)
                     fault = server.fault if server.gets > server.fault_after else None
+                try:
+                    self._get(data, fault)
+                finally:
+                    with server.lock:
+                        server.active -= 1
+
+            def _get(self, data, fault):
+                etag = _etag(data)
                 m = re.fullmatch(r"bytes=(\d+)-(\d+)", self.headers.get("Range", ""))
                 if fault == "error":
                     return self._send(503, b"unavailable", etag)
@@ -103,6 +113,7 @@ class _Server:
     def reset(self, fault=None, fault_after=0):
         with self.lock:
             self.fault, self.fault_after, self.sent, self.gets = fault, fault_after, 0, 0
+            self.active = self.max_active = 0
 
     def put(self, name, data):
         self.objects["/" + name] = bytes(data)
@@ -152,6 +163,23 @@ def test_load_downloads_each_byte_once(http, plain):
     with modelcrypt.load(url, KEY, storage_options=_options()) as buf:
         assert bytes(buf) == plain
     assert http.sent == len(blob)
+
+
+def test_load_in_parallel_blocks(http, plain, monkeypatch):
+    """With blocks smaller than the object (chunks straddling their edges), load fetches them in
+    parallel, at most MAX_AHEAD_BYTES // BLOCK_BYTES at once, each byte once."""
+    src = modelcrypt._sources
+    monkeypatch.setattr(src, "BLOCK_BYTES", 200 * 1000)
+    monkeypatch.setattr(src, "MAX_AHEAD_BYTES", 4 * 200 * 1000)
+    blob = _blob(plain)
+    url = http.put("blocks.mcx", blob)
+    for threads in (1, 2):
+        http.reset()
+        with modelcrypt.load(url, KEY, threads=threads, storage_options=_options()) as buf:
+            assert bytes(buf) == plain
+        assert http.sent == len(blob)
+        assert http.gets == 1 + -(-(len(blob) - src.HEAD_BYTES) // src.BLOCK_BYTES)
+        assert 1 <= http.max_active <= 4
 
 
 def test_load_range_downloads_the_chunks_it_needs(http, plain):

@@ -226,8 +226,8 @@ class RangeReader:
                     parts = [(i, self._futures.get(i)) for i in range(j, k + 1)]
                     if any(f is None for _, f in parts):
                         parts = None  # a block dropped already: fetched on its own
-        if parts is None:
-            return self._fetch(offset, end)
+        if parts is None:  # on the pool too: its threads' file objects are the only ones opened
+            return _result(self._pool.submit(self._fetch, offset, end))
         out = []
         for i, f in parts:
             data = _result(f)
