@@ -112,10 +112,19 @@ class EncryptedFile:
         return self._handle.read_range(0, self._handle.plaintext_length, _check_threads(threads))
 
     def _expect(self, offset: int, length: int) -> None:
-        """Tells a URL's reader which chunks come next, so that they are fetched coalesced and in parallel."""
+        """Tells a URL's reader which chunks come next (unless announced already with _expect_spans), so
+        that they are fetched coalesced and in parallel."""
         owned = self._owned
         if owned is not None and not self._handle.closed and offset + length <= self._handle.plaintext_length:
-            owned.expect_chunks(self._handle, offset, length)
+            owned.expect_chunks(self._handle, [(offset, length)], keep=True)
+
+    def _expect_spans(self, spans: list[tuple[int, int]]) -> None:
+        """Announces several plaintext spans (offset, length) that read_range will be asked for next
+        (load_checkpoint(names=...)): a URL's reader fetches all their chunks in parallel."""
+        owned = self._owned
+        if owned is not None and not self._handle.closed:
+            total = self._handle.plaintext_length
+            owned.expect_chunks(self._handle, [(o, n) for o, n in spans if o + n <= total])
 
     def decrypt_to(self, dst: StrPath, *, threads: int | None = None, progress: ProgressCallback = None,
                    durable: bool = True) -> None:

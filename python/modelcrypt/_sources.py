@@ -176,16 +176,33 @@ class RangeReader:
             self._futures, self._left = {}, {}
             self._submit_up_to(min(len(starts), MAX_AHEAD_BYTES // BLOCK_BYTES))
 
-    def expect_chunks(self, handle: Any, offset: int, length: int) -> None:
-        """The ciphertext of plaintext [offset, offset + length) of the opened file ``handle`` (its chunks
-        and tags) will be read next."""
-        if length <= 0:
-            return
+    def expect_chunks(self, handle: Any, spans: list[tuple[int, int]], keep: bool = False) -> None:
+        """The ciphertext (chunks and tags) of the plaintext spans (offset, length) of the opened file
+        ``handle`` will be read next. ``keep``: unless an earlier announcement covers them already."""
         cs, count = handle.chunk_size, handle.chunk_count
         base = handle.header_info["header_length"]
-        first, last = offset // cs, (offset + length - 1) // cs
-        last_size = handle.plaintext_length - last * cs if last == count - 1 else cs
-        self.expect([(base + first * (cs + _TAG), base + last * (cs + _TAG) + last_size + _TAG)])
+        ranges = []
+        for offset, length in spans:
+            if length > 0:
+                first, last = offset // cs, (offset + length - 1) // cs
+                last_size = handle.plaintext_length - last * cs if last == count - 1 else cs
+                ranges.append((base + first * (cs + _TAG), base + last * (cs + _TAG) + last_size + _TAG))
+        if ranges and not (keep and all(self._announced(b, e) for b, e in ranges)):
+            self.expect(ranges)
+
+    def _announced(self, start: int, end: int) -> bool:
+        """Whether [start, end) lies in the header read or in the announced blocks."""
+        start = max(start, self._head_end)
+        if end <= start:
+            return True
+        with self._lock:
+            starts, ends = self._starts, self._ends
+            j = bisect.bisect_right(starts, start) - 1
+            if j < 0 or start >= ends[j]:
+                return False
+            while ends[j] < end and j + 1 < len(starts) and starts[j + 1] == ends[j]:
+                j += 1
+            return ends[j] >= end
 
     def _submit_up_to(self, stop: int) -> None:  # holds the lock
         while self._submitted < stop:
