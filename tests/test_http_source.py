@@ -217,7 +217,6 @@ def test_load_checkpoint_names_downloads_selected_chunks(http, tmp_path):
     for name in names:
         np.testing.assert_array_equal(state[name], params[name])
     allowed = modelcrypt._sources.HEAD_BYTES + (len(chunks) + 2) * (cs + 16)
-    print(f"\nnames= sent {http.sent} allowed {allowed} file {len(data)} gets {http.gets}")
     assert http.sent <= allowed, (http.sent, allowed, len(data))
     assert http.sent < len(data) / 2
 

@@ -96,7 +96,7 @@ def open_url(url: str, storage_options: Mapping[str, Any] | None = None) -> Any:
 HEAD_BYTES = 256 * 1024
 #: The size of the ranged requests the rest is fetched in, and the bytes fetched but not yet used
 #: (in flight or waiting) at most: MAX_AHEAD_BYTES // BLOCK_BYTES requests run in parallel.
-BLOCK_BYTES = 16 * 1024 * 1024
+BLOCK_BYTES = 32 * 1024 * 1024
 MAX_AHEAD_BYTES = 64 * 1024 * 1024
 #: Ranges this close (bytes) are fetched as one request.
 COALESCE_GAP = 64 * 1024
