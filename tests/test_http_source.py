@@ -97,13 +97,13 @@ class _Server:
                 self._send(206, body, etag, [("Content-Range", f"bytes {start}-{start + len(body) - 1}/{len(data)}")])
 
             def _send(self, status, body, etag, extra=()):
+                with server.lock:  # counted before it is sent: the client may be done before this thread goes on
+                    server.sent += len(body)
                 self._head(status, len(body), len(body), etag, extra)
                 try:
                     self.wfile.write(body)
                 except (BrokenPipeError, ConnectionResetError):
-                    return
-                with server.lock:
-                    server.sent += len(body)
+                    pass
 
         self.httpd = http_server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True

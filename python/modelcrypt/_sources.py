@@ -237,7 +237,7 @@ class RangeReader:
                     k += 1
                 if ends[k] >= end:  # announced: served from the blocks (requested now if not yet)
                     self._submit_up_to(min(len(starts), max(self._submitted, k + ahead)))
-                    for old in [i for i in self._futures if i < j - 2]:  # left behind: never fully read
+                    for old in [i for i in self._futures if i < j - ahead]:  # left behind: never fully read
                         self._futures.pop(old).cancel()
                         self._left.pop(old, None)
                     parts = [(i, self._futures.get(i)) for i in range(j, k + 1)]
