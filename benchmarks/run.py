@@ -79,6 +79,11 @@ CASES: dict[str, tuple[str, tuple[str, ...], str]] = {
                              "same recipient set by re-encrypting the file (default durable=True: incl. its fsync)",
                              ("rcpt",), "size"),
     "load_checkpoint": ("modelcrypt.load_checkpoint(ckpt, key) -> dict of numpy arrays", ("ckpt",), "ckpt"),
+    "s3_load": ("modelcrypt.load('s3://bench/plain.bin.mcx', key, storage_options=...) from a local S3 server "
+                "(moto, started by the parent on 127.0.0.1): ranged GETs in parallel, decrypted as they arrive",
+                ("mcx",), "size"),
+    "s3_cat_file": ("s3fs S3FileSystem.cat_file('bench/plain.bin') of the plaintext object from the same server "
+                    "(fsspec's own plain download; reference for s3_load)", ("plain",), "size"),
     "mindspore_load_checkpoint": ("mindspore.load_checkpoint(ckpt, dec_key=key16, dec_mode='AES-GCM')",
                                   ("ms_enc",), "ckpt"),
     "mindspore_load_checkpoint_plain": ("mindspore.load_checkpoint(ckpt) of the same params, unencrypted "
@@ -96,6 +101,9 @@ CASES: dict[str, tuple[str, tuple[str, ...], str]] = {
                        "FileSystemWriter", ("dcp_plain",), "size"),
 }
 DCP_CASES = [c for c in CASES if c.startswith("dcp_")]
+S3_CASES = [c for c in CASES if c.startswith("s3_")]
+S3_BUCKET = "bench"
+S3_ENV = "MODELCRYPT_BENCH_S3_ENDPOINT"  # the parent's moto server, for the s3_* children
 DEFAULT_CASES = [c for c in CASES if not c.startswith("mindspore")]
 MINDSPORE_CASES = [c for c in CASES if c.startswith("mindspore")]
 # issue 14 (format v2 recipients), the cases its two targets compare; benchmarks/recipients.py runs these
@@ -274,7 +282,7 @@ def child_main(case: str, d: str, size: int, ckpt_size: int, do_prefault: bool =
     extra: dict = {}
 
     if case in ("readinto", "fromfile", "load", "load_threads1", "aesgcm_oneshot", "aesgcm_stream",
-                "load_identity") + FILE_TO_FILE:
+                "load_identity", *S3_CASES) + FILE_TO_FILE:
         with open(p["plain"], "rb") as f:  # 4 KiB of expected plaintext, to check the result afterwards
             head = f.read(4096)
 
@@ -297,6 +305,26 @@ def child_main(case: str, d: str, size: int, ckpt_size: int, do_prefault: bool =
 
         def check(r):
             return r.nbytes == size and r[:4096].tobytes() == head
+    elif case in S3_CASES:
+        import s3fs
+
+        options = {"endpoint_url": os.environ[S3_ENV], "key": "testing", "secret": "testing",
+                   "client_kwargs": {"region_name": "us-east-1"}}
+        fs = s3fs.S3FileSystem(**options)  # the instance load's fsspec.url_to_fs reuses (fsspec's cache)
+        if case == "s3_load":
+            import modelcrypt
+
+            def op():
+                return modelcrypt.load(f"s3://{S3_BUCKET}/{FILES['mcx']}", key, storage_options=options)
+
+            def check(r):
+                return len(r) == size and bytes(memoryview(r)[:4096]) == head
+        else:
+            def op():
+                return fs.cat_file(f"{S3_BUCKET}/{FILES['plain']}")
+
+            def check(r):
+                return len(r) == size and r[:4096] == head
     elif case in ("load", "load_threads1"):
         import modelcrypt
         kw = {"threads": 1} if case == "load_threads1" else {}
@@ -888,6 +916,30 @@ def run_child(python: str, case: str, d: str, size: int, ckpt_size: int, timeout
     return {"error": f"exit {r.returncode}: {tail}"}
 
 
+def start_s3(d: str):
+    """The s3_* cases' server: moto's S3 in this (the harness) process on 127.0.0.1, holding the
+    plaintext and the encrypted file as objects (multipart uploads from DIR); its endpoint goes to the
+    children in S3_ENV."""
+    import boto3
+    from boto3.s3.transfer import TransferConfig
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
+                          region_name="us-east-1")
+    client.create_bucket(Bucket=S3_BUCKET)
+    t0 = time.perf_counter()
+    for name in ("plain", "mcx"):
+        client.upload_file(os.path.join(d, FILES[name]), S3_BUCKET, FILES[name],
+                           Config=TransferConfig(multipart_chunksize=64 * MiB))
+    log(f"local S3 server {endpoint}: uploaded plain and mcx in {time.perf_counter() - t0:.1f} s")
+    os.environ[S3_ENV] = endpoint
+    return server
+
+
 def balloon_free_page_reporting() -> bool:
     """Does a virtio-balloon device report free pages to the host (feature bit 5)? modelcrypt then
     uses 4 KiB pages for its buffers by default (MODELCRYPT_HUGE_PAGES unset or auto)."""
@@ -1057,6 +1109,9 @@ def main(argv=None) -> int:
         if importlib.util.find_spec("torch") is None:
             log("torch is not installed: skipping the dcp_* cases")
             cases = [c for c in cases if c not in DCP_CASES]
+        if any(importlib.util.find_spec(m) is None for m in ("moto", "boto3", "s3fs")):
+            log("moto[server], boto3 or s3fs is not installed: skipping the s3_* cases")
+            cases = [c for c in cases if c not in S3_CASES]
     if any(c in DCP_CASES for c in cases):
         try:
             dcp_shapes(args.size)
@@ -1107,12 +1162,16 @@ def main(argv=None) -> int:
                     "dcp_sync_files": args.dcp_sync_files,
                     "loadavg_start": loadavg()}
     created_files: list[str] = []
+    s3_server = None
     try:
         log(f"data directory {d}")
         setup = create_data(d, args.size, args.checkpoint_size, needed, ms_python)
         created_files = setup["created"]
         report["setup"] = setup
         report["machine"] = machine_description(d)
+        if any(c in S3_CASES for c in cases):
+            s3_server = start_s3(d)
+            report["machine"]["s3_server"] = "moto ThreadedMotoServer in the harness process, 127.0.0.1"
         if ms_python:
             report["machine"]["mindspore"] = ms_version
             report["machine"]["mindspore_python"] = ms_python
@@ -1177,6 +1236,8 @@ def main(argv=None) -> int:
                 f.write("\n")
             log(f"wrote {args.json}")
     finally:
+        if s3_server is not None:
+            s3_server.stop()
         if args.keep:
             log(f"kept the data in {d}")
         elif own_dir:
@@ -1242,6 +1303,13 @@ def make_checks(results: dict, cores) -> list[dict]:
         v = rss(c)
         add(f"{c} peak extra RSS (MiB)", v / MiB if v is not None else None, 64, "<=", unit=" MiB")
     add("load peak extra RSS (x size)", results.get("load", {}).get("extra_rss_x_size"), 1.05, "<=")
+    # issue 17: loading from object storage (a local moto S3 server in the harness process)
+    add("s3_load vs fsspec s3fs cat_file of the plain object", ratio("s3_load", "s3_cat_file"), 0.9, ">=",
+        note="" if gbps("s3_load") else "not measured (--cases s3_load,s3_cat_file; needs moto[server], s3fs)")
+    s3 = results.get("s3_load", {})
+    s3_x = s3.get("extra_rss_x_size")
+    add("s3_load peak extra RSS - 64 MiB (x size)",
+        s3_x - 64 * MiB / (s3["extra_rss_bytes"] / s3_x) if s3_x and s3.get("extra_rss_bytes") else None, 1.05, "<=")
     add("load with trusted_signers (signed) vs unsigned load", ratio("load_signed", "load"), 0.6, ">=",
         note="SHA-256 of each chunk runs beside its AES-GCM on all cores")
     add("keyless verify_signature vs sha256sum", ratio("verify_signature", "sha256sum"), 1.0, ">=")

@@ -529,8 +529,8 @@ def _load_source(source: Any, key: object, mode: Mode, format: str, threads: int
     _check_source_mode(mode, format)
     threads = _check_threads(threads)
     if _sources.is_url(source):
-        with _sources.open_url(source, storage_options) as f:
-            reader = _sources.FileObjectReader(f, f"object {_sources.shown_url(source)}")
+        with _sources.RangeReader(source, storage_options) as reader:
+            reader.whole()
             return _loaded(_core.load_source(reader, reader.size, key, "AES-GCM", threads))
     if storage_options is not None:
         raise ValueError("storage_options apply to URLs, not to a file object")

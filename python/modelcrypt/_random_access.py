@@ -52,7 +52,7 @@ class EncryptedFile:
         self._handle = handle
         self._path = path
         self._metadata: dict[str, str] | None = None
-        self._owned = owned  # a file object opened for a URL, closed with the handle
+        self._owned = owned  # the RangeReader of a URL, closed with the handle
 
     @property
     def path(self) -> str:
@@ -88,8 +88,9 @@ class EncryptedFile:
     def read_range(self, offset: int, length: int, *, threads: int | None = None) -> DecryptedBuffer:
         """Plaintext bytes [offset, offset + length), reading and decrypting only the chunks that
         hold them. A range outside the plaintext is a ValueError."""
-        return self._handle.read_range(_check_uint(offset, "offset"), _check_uint(length, "length"),
-                                       _check_threads(threads))
+        offset, length = _check_uint(offset, "offset"), _check_uint(length, "length")
+        self._expect(offset, length)
+        return self._handle.read_range(offset, length, _check_threads(threads))
 
     def read_range_into(self, offset: int, out: Any, *, threads: int | None = None) -> None:
         """Plaintext bytes [offset, offset + len(out)) decrypted straight into ``out``, a writable
@@ -98,11 +99,32 @@ class EncryptedFile:
         chunks the range cuts pass through wiping scratch memory). ``out`` must not be used by
         anyone else meanwhile. On any error (AuthenticationError, the file changed, I/O) every byte
         of ``out`` is wiped (zeroed) before the exception, so no partial plaintext is left in it."""
-        self._handle.read_range_into(_check_uint(offset, "offset"), out, _check_threads(threads))
+        offset = _check_uint(offset, "offset")
+        try:
+            self._expect(offset, memoryview(out).nbytes)
+        except TypeError:
+            pass  # not a buffer: the core says so
+        self._handle.read_range_into(offset, out, _check_threads(threads))
 
     def read_all(self, *, threads: int | None = None) -> DecryptedBuffer:
         """The whole plaintext (as modelcrypt.load would return it)."""
+        self._expect(0, self._handle.plaintext_length)
         return self._handle.read_range(0, self._handle.plaintext_length, _check_threads(threads))
+
+    def _expect(self, offset: int, length: int) -> None:
+        """Tells a URL's reader which chunks come next (unless announced already with _expect_spans), so
+        that they are fetched coalesced and in parallel."""
+        owned = self._owned
+        if owned is not None and not self._handle.closed and offset + length <= self._handle.plaintext_length:
+            owned.expect_chunks(self._handle, [(offset, length)], keep=True)
+
+    def _expect_spans(self, spans: list[tuple[int, int]]) -> None:
+        """Announces several plaintext spans (offset, length) that read_range will be asked for next
+        (load_checkpoint(names=...)): a URL's reader fetches all their chunks in parallel."""
+        owned = self._owned
+        if owned is not None and not self._handle.closed:
+            total = self._handle.plaintext_length
+            owned.expect_chunks(self._handle, [(o, n) for o, n in spans if o + n <= total])
 
     def decrypt_to(self, dst: StrPath, *, threads: int | None = None, progress: ProgressCallback = None,
                    durable: bool = True) -> None:
@@ -191,10 +213,10 @@ def _open_source(source: Any, credential: object, mode: Mode, storage_options: M
         name = getattr(source, "name", None)
         return EncryptedFile(_core.open_source(reader, reader.size, credential, "AES-GCM"),
                              name if isinstance(name, str) else f"<{type(source).__name__}>")
-    f = _sources.open_url(source, storage_options)
+    reader = _sources.RangeReader(source, storage_options)
     try:
-        reader = _sources.FileObjectReader(f, f"object {_sources.shown_url(source)}")
-        return EncryptedFile(_core.open_source(reader, reader.size, credential, "AES-GCM"), _sources.shown_url(source), f)
+        return EncryptedFile(_core.open_source(reader, reader.size, credential, "AES-GCM"), _sources.shown_url(source),
+                             reader)
     except BaseException:
-        f.close()
+        reader.close()
         raise

@@ -6,11 +6,15 @@ callable, once per byte, into memory it owns; nothing is written to disk.
 
 from __future__ import annotations
 
+import bisect
+import concurrent.futures
 import io
 import os
 import re
 import threading
 from typing import Any, Mapping
+
+from .exceptions import SourceChangedError, SourceReadError
 
 #: "scheme://..." (RFC 3986 scheme), as fsspec names its filesystems.
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
@@ -61,12 +65,13 @@ class FileObjectReader:
 
 
 def shown_url(url: str) -> str:
-    """``url`` for messages: without any ``user:password@`` part."""
-    return re.sub(r"^([A-Za-z][A-Za-z0-9+.\-]*://)[^/@]*@", r"\1", url)
+    """``url`` for messages: without any ``user:password@`` part nor query string (presigned URLs
+    carry their signature there)."""
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.\-]*://)[^/@]*@", r"\1", url).split("?", 1)[0]
 
 
-def open_url(url: str, storage_options: Mapping[str, Any] | None = None) -> Any:
-    """A binary file object for ``url`` through fsspec (``storage_options`` as fsspec takes them)."""
+def url_filesystem(url: str, storage_options: Mapping[str, Any] | None = None) -> tuple[Any, str]:
+    """The fsspec filesystem and path of ``url`` (``storage_options`` as fsspec takes them)."""
     if storage_options is not None and not isinstance(storage_options, Mapping):
         raise TypeError(f"storage_options must be a mapping, not {type(storage_options).__name__}")
     try:
@@ -74,9 +79,274 @@ def open_url(url: str, storage_options: Mapping[str, Any] | None = None) -> Any:
     except ImportError:
         raise ModuleNotFoundError(FSSPEC_HINT) from None
     try:
-        fs, path = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
+        return fsspec.core.url_to_fs(url, **dict(storage_options or {}))
     except ImportError as exc:  # fsspec knows the scheme, its package is missing
         raise ModuleNotFoundError(f"{exc} ({FSSPEC_HINT})") from None
     except ValueError as exc:  # an unknown scheme
         raise ValueError(f"cannot open {shown_url(url)!r}: {exc}") from None
+
+
+def open_url(url: str, storage_options: Mapping[str, Any] | None = None) -> Any:
+    """A binary file object for ``url`` through fsspec (``storage_options`` as fsspec takes them)."""
+    fs, path = url_filesystem(url, storage_options)
     return fs.open(path, "rb")
+
+
+#: The first read of an object: one request for the header (and a checkpoint's tensor index).
+HEAD_BYTES = 256 * 1024
+#: The size of the ranged requests the rest is fetched in, and the bytes fetched but not yet used
+#: (in flight or waiting) at most: MAX_AHEAD_BYTES // BLOCK_BYTES requests run in parallel.
+BLOCK_BYTES = 32 * 1024 * 1024
+MAX_AHEAD_BYTES = 64 * 1024 * 1024
+#: Ranges this close (bytes) are fetched as one request.
+COALESCE_GAP = 64 * 1024
+_TAG = 16  # the AES-GCM tag after each chunk's ciphertext (docs/FORMAT.md)
+
+
+class RangeReader:
+    """``read(offset, n) -> bytes`` over an object in storage (fsspec), for the core's read callback.
+
+    The object's size and version (ETag / version id) are pinned by one ``info`` at open; every
+    later range must come from that version, else SourceChangedError. The first read fetches
+    ``HEAD_BYTES`` (the header, a checkpoint's index) in one request. Callers announce the byte
+    ranges they will read (``expect``; ``whole()`` for everything): those are coalesced, split in
+    ``BLOCK_BYTES`` requests and fetched in parallel, at most ``MAX_AHEAD_BYTES`` ahead of the
+    reads, while the core decrypts the blocks that have arrived (it reads chunk by chunk, from
+    several threads). A read outside the announced ranges is fetched on its own. Every block is
+    dropped once its bytes have been read. Faults (5xx after the filesystem's retries, timeouts, a
+    short body, a server that ignores ``Range``) are SourceReadError; nothing is written to disk.
+    """
+
+    def __init__(self, url: str, storage_options: Mapping[str, Any] | None = None):
+        self._fs, self._path = url_filesystem(url, storage_options)
+        self.what = f"object {shown_url(url)}"
+        self._url = url
+        try:
+            info = self._fs.info(self._path)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{self.what} does not exist") from None
+        except Exception as exc:  # noqa: BLE001 (fsspec backends raise many kinds)
+            raise self._failed("reading its size", exc) from None
+        size = info.get("size")
+        if not isinstance(size, int) or size < 0:
+            raise SourceReadError(f"{self.what}: the storage did not report its size")
+        self.size = size
+        self._etag = info.get("ETag") or info.get("etag")
+        self._version = info.get("VersionId")
+        self._http = any(p in ("http", "https") for p in _protocols(self._fs))
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._files: list[Any] = []
+        self._pool = concurrent.futures.ThreadPoolExecutor(max(1, MAX_AHEAD_BYTES // BLOCK_BYTES),
+                                                           thread_name_prefix="modelcrypt-fetch")
+        self._head: concurrent.futures.Future | None = None
+        self._head_end = min(HEAD_BYTES, size)
+        self._starts: list[int] = []  # announced blocks: [start, end) sorted, with their fetches
+        self._ends: list[int] = []
+        self._futures: dict[int, concurrent.futures.Future] = {}
+        self._left: dict[int, int] = {}  # block index -> bytes not read yet
+        self._submitted = 0  # blocks [0, _submitted) have been requested
+        self.bytes_fetched = 0
+        self.closed = False
+
+    # -- announcing reads -------------------------------------------------------------------------
+    def whole(self) -> None:
+        """Everything will be read (load): the header read, then the rest in parallel blocks."""
+        self.expect([(0, self.size)])
+
+    def expect(self, ranges: list[tuple[int, int]]) -> None:
+        """The byte ranges [start, end) that will be read next (replacing earlier announcements)."""
+        merged: list[list[int]] = []
+        for b, e in sorted((max(b, self._head_end), min(e, self.size)) for b, e in ranges):
+            if e <= b:
+                continue
+            if merged and b <= merged[-1][1] + COALESCE_GAP:
+                merged[-1][1] = max(merged[-1][1], e)
+            else:
+                merged.append([b, e])
+        starts, ends = [], []
+        for b, e in merged:
+            for s in range(b, e, BLOCK_BYTES):
+                starts.append(s)
+                ends.append(min(s + BLOCK_BYTES, e))
+        with self._lock:
+            for f in self._futures.values():
+                f.cancel()
+            self._starts, self._ends, self._submitted = starts, ends, 0
+            self._futures, self._left = {}, {}
+            self._submit_up_to(min(len(starts), MAX_AHEAD_BYTES // BLOCK_BYTES))
+
+    def expect_chunks(self, handle: Any, spans: list[tuple[int, int]], keep: bool = False) -> None:
+        """The ciphertext (chunks and tags) of the plaintext spans (offset, length) of the opened file
+        ``handle`` will be read next. ``keep``: unless an earlier announcement covers them already."""
+        cs, count = handle.chunk_size, handle.chunk_count
+        base = handle.header_info["header_length"]
+        ranges = []
+        for offset, length in spans:
+            if length > 0:
+                first, last = offset // cs, (offset + length - 1) // cs
+                last_size = handle.plaintext_length - last * cs if last == count - 1 else cs
+                ranges.append((base + first * (cs + _TAG), base + last * (cs + _TAG) + last_size + _TAG))
+        if ranges and not (keep and all(self._announced(b, e) for b, e in ranges)):
+            self.expect(ranges)
+
+    def _announced(self, start: int, end: int) -> bool:
+        """Whether [start, end) lies in the header read or in the announced blocks."""
+        start = max(start, self._head_end)
+        if end <= start:
+            return True
+        with self._lock:
+            starts, ends = self._starts, self._ends
+            j = bisect.bisect_right(starts, start) - 1
+            if j < 0 or start >= ends[j]:
+                return False
+            while ends[j] < end and j + 1 < len(starts) and starts[j + 1] == ends[j]:
+                j += 1
+            return ends[j] >= end
+
+    def _submit_up_to(self, stop: int) -> None:  # holds the lock
+        while self._submitted < stop:
+            j = self._submitted
+            self._futures[j] = self._pool.submit(self._fetch, self._starts[j], self._ends[j])
+            self._left[j] = self._ends[j] - self._starts[j]
+            self._submitted += 1
+
+    # -- reads ------------------------------------------------------------------------------------
+    def __call__(self, offset: int, n: int) -> bytes:
+        if self.closed:
+            raise ValueError(f"{self.what}: the reader is closed")
+        n = max(0, min(n, self.size - offset))
+        end = offset + n
+        if n == 0:
+            return b""
+        if offset < self._head_end:
+            with self._lock:
+                if self._head is None:
+                    self._head = self._pool.submit(self._fetch, 0, self._head_end)
+                head = self._head
+            data = _result(head)[offset:end]
+            return data if end <= self._head_end else data + self(self._head_end, end - self._head_end)
+        parts = None
+        ahead = MAX_AHEAD_BYTES // BLOCK_BYTES
+        with self._lock:
+            starts, ends = self._starts, self._ends
+            j = bisect.bisect_right(starts, offset) - 1
+            if j >= 0 and offset < ends[j]:
+                k = j
+                while ends[k] < end and k + 1 < len(starts) and starts[k + 1] == ends[k]:
+                    k += 1
+                if ends[k] >= end:  # announced: served from the blocks (requested now if not yet)
+                    self._submit_up_to(min(len(starts), max(self._submitted, k + ahead)))
+                    for old in [i for i in self._futures if i < j - ahead]:  # left behind: never fully read
+                        self._futures.pop(old).cancel()
+                        self._left.pop(old, None)
+                    parts = [(i, self._futures.get(i)) for i in range(j, k + 1)]
+                    if any(f is None for _, f in parts):
+                        parts = None  # a block dropped already: fetched on its own
+        if parts is None:  # on the pool too: its threads' file objects are the only ones opened
+            return _result(self._pool.submit(self._fetch, offset, end))
+        out = []
+        for i, f in parts:
+            data = _result(f)
+            out.append(data[max(offset, starts[i]) - starts[i]:min(end, ends[i]) - starts[i]])
+        with self._lock:
+            if self._starts is starts:
+                for i, _ in parts:
+                    if i in self._left:
+                        self._left[i] -= min(end, ends[i]) - max(offset, starts[i])
+                        if self._left[i] <= 0:  # every byte read: dropped
+                            del self._left[i]
+                            self._futures.pop(i, None)
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    def _fetch(self, start: int, end: int) -> bytes:
+        """Bytes [start, end) of the pinned version, exactly (else a SourceReadError)."""
+        try:
+            if self._http:
+                kw = {"headers": {"If-Match": self._etag}} if self._etag else {}
+                data = self._fs.cat_file(self._path, start=start, end=end, **kw)
+            else:
+                f = self._file()
+                f.seek(start)
+                data = f.read(end - start)
+        except (SourceReadError, FileNotFoundError):
+            raise
+        except Exception as exc:  # noqa: BLE001
+            if type(exc).__name__ == "FileExpired" or getattr(exc, "status", None) == 412:
+                raise SourceChangedError(f"{self.what}: the object changed while being read (its version "
+                                         "is not the one opened); load it again") from None
+            raise self._failed(f"reading bytes {start}-{end}", exc) from None
+        if not isinstance(data, (bytes, bytearray)):
+            data = bytes(data)
+        with self._lock:
+            self.bytes_fetched += len(data)
+        if len(data) != end - start:
+            if len(data) == self.size:
+                why = "the server ignored the Range request and sent the whole object"
+            elif len(data) > end - start:
+                why = f"the server sent {len(data)} bytes for a range of {end - start}"
+            else:
+                why = (f"short read: {len(data)} of {end - start} bytes (the object is shorter than when "
+                       "it was opened, or the connection was cut)")
+            raise SourceReadError(f"{self.what}: reading bytes {start}-{end}: {why}")
+        return bytes(data)
+
+    def _file(self) -> Any:
+        """This thread's file object on the object (s3fs pins its ETag with If-Match)."""
+        f = getattr(self._local, "f", None)
+        if f is None:
+            kw = {"version_id": self._version} if self._version and _protocols(self._fs) & {"s3", "s3a"} \
+                and getattr(self._fs, "version_aware", False) else {}
+            f = self._fs.open(self._path, "rb", cache_type="none", **kw)
+            with self._lock:
+                self._files.append(f)
+            details = getattr(f, "details", None) or {}
+            etag = details.get("ETag") or details.get("etag")
+            if (self._etag and etag and etag != self._etag) or getattr(f, "size", self.size) != self.size:
+                raise SourceChangedError(f"{self.what}: the object changed while being read (its version is "
+                                         "not the one opened); load it again")
+            self._local.f = f
+        return f
+
+    def _failed(self, doing: str, exc: BaseException) -> SourceReadError:
+        status = getattr(exc, "status", None)
+        if isinstance(status, int):
+            detail = f"HTTP status {status}"
+        else:
+            detail = f"{type(exc).__name__}: {exc}".replace(self._url, shown_url(self._url))
+            detail = re.sub(r"https?://\S+", lambda m: shown_url(m.group(0)), detail)
+        return SourceReadError(f"{self.what}: {doing} failed ({detail})")
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        with self._lock:
+            for f in self._futures.values():
+                f.cancel()
+            self._futures, self._left = {}, {}
+            files, self._files = self._files, []
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for f in files:
+            try:
+                f.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+    def __enter__(self) -> "RangeReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _protocols(fs: Any) -> set[str]:
+    p = getattr(fs, "protocol", ())
+    return {p} if isinstance(p, str) else set(p)
+
+
+def _result(f: concurrent.futures.Future) -> bytes:
+    try:
+        return f.result()
+    except concurrent.futures.CancelledError:
+        raise SourceReadError("the read was cancelled (the reader was closed)") from None

@@ -77,3 +77,20 @@ class KeyTextWarning(UserWarning):
 
 
 __all__.append("KeyTextWarning")
+
+
+class SourceReadError(ModelCryptError, OSError):
+    """Reading an encrypted file from object storage or a URL failed: an HTTP error after the
+    filesystem's retries, a timeout, a short body, a server that ignored a ``Range`` request. No
+    plaintext is handed out."""
+
+
+__all__.append("SourceReadError")
+
+
+class SourceChangedError(SourceReadError):
+    """The object changed while being read: a later range came from another version (ETag or version
+    id) than the one pinned at the first read. Load it again."""
+
+
+__all__.append("SourceChangedError")

@@ -170,6 +170,8 @@ class _Checkpoint:
             else:
                 ranges.append([b, f, [e]])
         out = {e.name: np.empty(e.shape, dtype=e.dtype) for e in selected if e.end == e.begin}
+        assert self._file is not None
+        self._file._expect_spans([(b, f - b) for b, f, _ in ranges])  # a URL: all their chunks in parallel
         for b, f, group in ranges:
             buf = self._range(b, f - b)
             for e in group:
