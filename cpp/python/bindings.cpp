@@ -261,6 +261,31 @@ PYBIND11_MODULE(_core, m) {
      py::arg("threads"), py::arg("progress") = py::none(), py::arg("durable") = true, py::arg("recipients") = py::none(),
      py::arg("signing_key") = py::none());
 
+  // File -> a Python writer (write(bytes) per piece of ciphertext, in order, as it is sealed): the
+  // streaming upload's engine. Policy (multipart, abort, atomic publish) lives in Python.
+  m.def("encrypt_file_to_writer", [](const py::handle& src, const py::handle& write, const py::handle& key,
+                                     const py::handle& mode, const py::handle& chunk_size, const py::handle& metadata,
+                                     const py::handle& threads, const py::handle& progress,
+                                     const py::handle& recipients, const py::handle& signing_key) {
+    const std::string s = to_path(src, "src"), md = bytes_arg(metadata, "metadata");
+    const std::string mo = text_arg(mode, "mode");
+    const uint32_t cs = u32_arg(chunk_size, "chunk_size");
+    const unsigned t = u32_arg(threads, "threads");
+    if (!PyCallable_Check(write.ptr())) raise(PyExc_TypeError, "write must be callable");
+    EncryptOptions options = encrypt_options(cs, md, t, python_progress(progress));
+    const SecretBytes k = writer_key(key, recipients, options);
+    options.signing_key = signing_key_arg(signing_key);
+    const CiphertextWriter writer = [write](const uint8_t* data, size_t n) {
+      py::gil_scoped_acquire gil;
+      py::bytes piece(reinterpret_cast<const char*>(data), n);  // a copy: the batch's memory is reused
+      write(piece);
+    };
+    py::gil_scoped_release nogil;
+    about_file(s, [&] { encrypt_file_to_writer(s, writer, view_of(k), mo, options); });
+  }, py::arg("src"), py::arg("write"), py::arg("key"), py::arg("mode"), py::arg("chunk_size"), py::arg("metadata"),
+     py::arg("threads"), py::arg("progress") = py::none(), py::arg("recipients") = py::none(),
+     py::arg("signing_key") = py::none());
+
   m.def("decrypt_file", [](const py::handle& src, const py::handle& dst, const py::handle& key, const py::handle& mode,
                            const py::handle& format, const py::handle& threads, const py::handle& progress,
                            const py::handle& durable) {

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <utility>
 #include <cctype>
 #include <cstring>
 #include <functional>
@@ -602,8 +605,100 @@ class PartsSource final : public PlaintextSource {
 // The streaming writer: each batch of plaintext is read into its slots (leaving room for each
 // chunk's tag), sealed in place in parallel, and written, with reading and writing overlapped with
 // the sealing (run_pipeline); memory stays at three batches.
+namespace {
+
+class FileSink final : public CiphertextSink {
+ public:
+  FileSink(const std::string& dst, bool durable) : out_(dst, 0666, durable) {}
+  void write_all(const uint8_t* data, size_t n) override { out_.write_all(data, n); }
+  void commit(const std::function<void()>& before) override { out_.commit(before); }
+
+ private:
+  AtomicOutputFile out_;
+};
+
+// Calls the writer on one long-lived thread (the pipeline's store stage is a new thread per batch):
+// a writer that allocates (a Python upload) then allocates from one malloc arena, so its memory
+// stays that of one batch and one part instead of growing with a new arena per thread.
+class WriterSink final : public CiphertextSink {
+ public:
+  explicit WriterSink(const CiphertextWriter& write) : write_(write), thread_([this] { run(); }) {}
+  ~WriterSink() override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+  void write_all(const uint8_t* data, size_t n) override {
+    std::unique_lock<std::mutex> lock(mutex_);
+    data_ = data;
+    n_ = n;
+    pending_ = true;
+    wake_.notify_all();
+    wake_.wait(lock, [this] { return !pending_; });
+    if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+  }
+  void commit(const std::function<void()>& before) override { before(); }
+
+ private:
+  void run() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [this] { return pending_ || stop_; });
+      if (!pending_) return;
+      lock.unlock();
+      std::exception_ptr error;
+      try {
+        write_(data_, n_);
+      } catch (...) {
+        error = std::current_exception();
+      }
+      lock.lock();
+      error_ = error;
+      pending_ = false;
+      wake_.notify_all();
+    }
+  }
+  const CiphertextWriter& write_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  const uint8_t* data_ = nullptr;
+  size_t n_ = 0;
+  bool pending_ = false, stop_ = false;
+  std::exception_ptr error_;
+  std::thread thread_;  // last: started once the rest is initialized
+};
+
+void encrypt_source_to_sink(PlaintextSource& source, const std::function<std::unique_ptr<CiphertextSink>()>& open,
+                            ByteView key, const std::string& mode, const EncryptOptions& options);
+
+}  // namespace
+
 void encrypt_source_to_file(PlaintextSource& source, const std::string& dst, ByteView key, const std::string& mode,
-                    const EncryptOptions& options) {
+                            const EncryptOptions& options) {
+  encrypt_source_to_sink(source, [&] { return std::make_unique<FileSink>(dst, options.durable); }, key, mode, options);
+}
+
+void encrypt_source_to_writer(PlaintextSource& source, const CiphertextWriter& write, ByteView key,
+                              const std::string& mode, const EncryptOptions& options) {
+  encrypt_source_to_sink(source, [&] { return std::make_unique<WriterSink>(write); }, key, mode, options);
+}
+
+void encrypt_file_to_writer(const std::string& src, const CiphertextWriter& write, ByteView key,
+                            const std::string& mode, const EncryptOptions& options) {
+  check_mode(mode);
+  format::check_writer_key(key, options.recipients);
+  format::check_chunk_size(options.chunk_size);
+  FileSource source(src);
+  encrypt_source_to_writer(source, write, key, mode, options);
+}
+
+namespace {
+
+void encrypt_source_to_sink(PlaintextSource& source, const std::function<std::unique_ptr<CiphertextSink>()>& open,
+                            ByteView key, const std::string& mode, const EncryptOptions& options) {
   check_mode(mode);
   format::check_writer_key(key, options.recipients);
   format::check_chunk_size(options.chunk_size);
@@ -626,7 +721,8 @@ void encrypt_source_to_file(PlaintextSource& source, const std::string& dst, Byt
     return h.chunk_plaintext_offset(last) + h.chunk_plaintext_size(last);
   };
 
-  AtomicOutputFile out(dst, 0666, options.durable);
+  const std::unique_ptr<CiphertextSink> sink = open();
+  CiphertextSink& out = *sink;
   out.write_all(nh.serialized.data(), nh.serialized.size());
   run_pipeline(
       batches,
@@ -680,6 +776,8 @@ void encrypt_source_to_file(PlaintextSource& source, const std::string& dst, Byt
     if (options.progress) options.progress(end_of(batches - 1));
   });
 }
+
+}  // namespace
 
 void encrypt_file(const std::string& src, const std::string& dst, ByteView key, const std::string& mode,
                   const EncryptOptions& options) {

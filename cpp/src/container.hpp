@@ -132,6 +132,24 @@ void encrypt_file(const std::string& src, const std::string& dst, ByteView key, 
 // Any plaintext source -> file, streaming in three batches of memory, atomic replacement of dst.
 void encrypt_source_to_file(PlaintextSource& source, const std::string& dst, ByteView key, const std::string& mode,
                             const EncryptOptions& options);
+// Where the streaming writer puts ciphertext: a file written atomically, or a caller's writer.
+class CiphertextSink {
+ public:
+  virtual ~CiphertextSink() = default;
+  virtual void write_all(const uint8_t* data, size_t n) = 0;
+  // The output is complete: `before` (which may throw to cancel) runs, then the output is published.
+  virtual void commit(const std::function<void()>& before) = 0;
+};
+// Receives the ciphertext in order, in pieces of up to one 16 MiB batch, as each is sealed (on a
+// writer thread, never two calls at once). It throws to cancel; the caller discards what it got
+// unless the call returns normally (a partial stream is never a valid file: it fails to load).
+using CiphertextWriter = std::function<void(const uint8_t* data, size_t n)>;
+// Any plaintext source -> writer, streaming in three batches of memory.
+void encrypt_source_to_writer(PlaintextSource& source, const CiphertextWriter& write, ByteView key,
+                              const std::string& mode, const EncryptOptions& options);
+// File -> writer (e.g. a multipart upload), streaming in bounded memory.
+void encrypt_file_to_writer(const std::string& src, const CiphertextWriter& write, ByteView key,
+                            const std::string& mode, const EncryptOptions& options);
 // Memory parts -> file: encrypts the concatenation of `parts` without ever concatenating them.
 void encrypt_parts_to_file(const std::vector<ByteView>& parts, const std::string& dst, ByteView key,
                            const std::string& mode, const EncryptOptions& options);

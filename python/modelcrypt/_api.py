@@ -394,8 +394,14 @@ def encrypt_file(
     durable: bool = True,
     recipients: list | None = None,
     signing_key: object = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> None:
     """Encrypt the file ``src`` into ``dst`` (format v1), streaming in bounded memory.
+
+    ``dst`` may be a URL (``s3://...``, fsspec, ``storage_options`` as for load): the ciphertext is
+    uploaded as it is sealed (s3fs: a multipart upload, memory bounded whatever the file's size) and
+    the object appears only once complete; on any failure the upload is aborted and an existing
+    object under that name is left as it was (modelcrypt format only).
 
     ``recipients`` (X25519 recipients: "modelcrypt1..." or "age1..." text, or Identity objects)
     writes format v2 instead: the file opens with any recipient's identity, and with ``key`` too
@@ -422,6 +428,11 @@ def encrypt_file(
     unauthenticated "AES-CBC" / "SM4-CBC" with an InsecureFormatWarning), which MindSpore loads with
     ``dec_key``/``dec_mode``; frames of at most 64 MiB, a fresh random IV per frame.
     """
+    if _sources.is_url(dst) or storage_options is not None:
+        from ._upload import encrypt_file_to_url
+
+        return encrypt_file_to_url(src, dst, key, mode, recipients, signing_key, storage_options, chunk_size=chunk_size,
+                                   metadata=metadata, threads=threads, progress=progress, format=format)
     if recipients is None and signing_key is None and not isinstance(key, _core.X25519Identity):
         if _check_format(format, mode, chunk_size, metadata) == "mindspore":
             _core.mindspore_encrypt_file(_fspath(src, "src"), _fspath(dst, "dst"), _check_key(key), mode)

@@ -17,6 +17,7 @@ from ..exceptions import FormatError
 from ._arguments import DecMode, _check_dec, _check_names, _missing
 from ._one_file import _Checkpoint
 from ._other_formats import _load_other_format, _MindSporePlaintext
+from ._remote_shards import is_index_url, load_index_url
 
 
 def load_checkpoint(
@@ -80,7 +81,10 @@ def load_checkpoint(
 
     ``path`` may also be a URL (``s3://...``, through fsspec; ``storage_options`` as fsspec takes
     them) or a seekable binary file object holding an encrypted checkpoint: with ``names`` only the
-    header's and those tensors' chunks are read (downloaded).
+    header's and those tensors' chunks are read (downloaded). A URL ending in ``.index.json`` is a
+    sharded checkpoint's index (save_checkpoint with max_shard_size): every shard's header is read
+    and the shards checked as a set as load_distributed_checkpoint does, then only the shards
+    holding ``names`` are read, by range.
 
     ``trusted_signers`` (signer public keys): every file read must carry a publisher signature by
     one of them (format v3), else SignatureError; with ``names`` only the chunks read are checked.
@@ -113,6 +117,8 @@ def _load_from_source(source: Any, dec_key: Any, dec_mode: Any, names: Any, form
     _check_source_mode(dec_mode, format)
     credential = _reader_key(dec_key, trusted_signers, dec_mode, identity)
     wanted = _check_names(names)
+    if is_index_url(source):  # a sharded checkpoint: its index, then the shards by range
+        return load_index_url(source, credential, wanted, storage_options)
     with open_encrypted(source, credential, storage_options=storage_options) as f:
         where = f.path
         with _Checkpoint.of_file(f) as ckpt:

@@ -97,9 +97,14 @@ def _remove_files(names: Iterable[str], directory: str) -> None:
 
 
 def _read_index(index_path: str) -> tuple[dict[str, str], Optional[str]]:
+    with open(index_path, "rb") as f:
+        return _parse_index(f.read(), index_path)
+
+
+def _parse_index(data: bytes, index_path: str) -> tuple[dict[str, str], Optional[str]]:
+    """(weight map, set id) of an index's bytes; ``index_path`` names it in messages."""
     try:
-        with open(index_path, "rb") as f:
-            index = json.loads(f.read().decode("utf-8"), object_pairs_hook=_no_duplicates)
+        index = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, ValueError) as exc:
         raise FormatError(f"index {index_path} is not UTF-8 JSON: {exc}") from None
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
