@@ -25,22 +25,6 @@ PART_SIZE = 16 << 20
 MAX_PARTS = 9000
 
 
-def filesystem(url: str, storage_options: Mapping[str, Any] | None) -> tuple[Any, str]:
-    """fsspec's filesystem and path for ``url``, with the same errors as the readers."""
-    if storage_options is not None and not isinstance(storage_options, Mapping):
-        raise TypeError(f"storage_options must be a mapping, not {type(storage_options).__name__}")
-    try:
-        import fsspec
-    except ImportError:
-        raise ModuleNotFoundError(_sources.FSSPEC_HINT) from None
-    try:
-        return fsspec.core.url_to_fs(url, **dict(storage_options or {}))
-    except ImportError as exc:
-        raise ModuleNotFoundError(f"{exc} ({_sources.FSSPEC_HINT})") from None
-    except ValueError as exc:
-        raise ValueError(f"{_sources.shown_url(url)}: {exc}") from None
-
-
 def _part_size(size: int) -> int:
     return max(PART_SIZE, -(-size // MAX_PARTS))
 
@@ -123,7 +107,7 @@ def encrypt_file_to_url(src: Any, url: Any, key: Any, mode: Any, recipients: Any
     args = (key, _api._check_mode(mode), _api._check_chunk_size(chunk_size), _metadata.encode(metadata),
             _api._check_threads(threads), _api._check_progress(progress), keys, _api._check_signing_key(signing_key))
     size = os.stat(src_path).st_size  # a missing or unreadable source fails before anything is opened remotely
-    fs, path = filesystem(url, storage_options)
+    fs, path = _sources.url_filesystem(url, storage_options)
     out = _open_output(fs, path, size)
     try:
         _core.encrypt_file_to_writer(src_path, out.write, *args)

@@ -9,7 +9,7 @@ Then only the shards holding the requested ``names`` are read, and of those only
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, Optional
 
 from .. import _sets, _sources
