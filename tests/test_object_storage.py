@@ -10,34 +10,10 @@ import os
 import pytest
 
 import modelcrypt
-from conftest import require
+from s3_server import BUCKET, s3  # noqa: F401 (a fixture)
 
 KEY = bytes(range(32))
 CHUNK = 4096
-BUCKET = "models"
-
-
-@pytest.fixture(scope="module")
-def s3():
-    require("s3fs")
-    server_mod = require("moto.server")
-    boto3 = require("boto3")
-    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    assert host == "127.0.0.1"
-    endpoint = f"http://{host}:{port}"
-    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
-                          region_name="us-east-1")
-    client.create_bucket(Bucket=BUCKET)
-    options = {"endpoint_url": endpoint, "key": "testing", "secret": "testing",
-               "client_kwargs": {"region_name": "us-east-1"}, "skip_instance_cache": True}
-    try:
-        yield client, options
-    finally:
-        server.stop()
-
-
 @pytest.fixture(scope="module")
 def plain():
     return os.urandom(6 * CHUNK + 999)
