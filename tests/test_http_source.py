@@ -24,12 +24,15 @@ STRIDE = CHUNK + 16  # a chunk's ciphertext and tag
 
 
 class _Server:
-    """Objects by path; ``fault`` applies to ranged GETs after the first ``fault_after`` of them."""
+    """Objects by path; ``fault`` applies to GETs after the first ``fault_after`` of them (to
+    ``fault_count`` of them, if given; to all, if not)."""
 
     def __init__(self):
         self.objects: dict[str, bytes] = {}
         self.fault: str | None = None
         self.fault_after = 0
+        self.fault_count: int | None = None
+        self.faults = 0  # GETs answered with the fault
         self.sent = 0  # body bytes sent
         self.gets = 0
         self.active = self.max_active = 0  # GETs being answered at once
@@ -73,6 +76,9 @@ class _Server:
                     server.active += 1
                     server.max_active = max(server.max_active, server.active)
                     fault = server.fault if server.gets > server.fault_after else None
+                    if fault is not None and server.fault_count is not None and server.faults >= server.fault_count:
+                        fault = None
+                    server.faults += fault is not None
                 try:
                     self._get(data, fault)
                 finally:
@@ -84,6 +90,8 @@ class _Server:
                 m = re.fullmatch(r"bytes=(\d+)-(\d+)", self.headers.get("Range", ""))
                 if fault == "error":
                     return self._send(503, b"unavailable", etag)
+                if fault == "gone":
+                    return self._send(404, b"", etag)
                 if fault == "hang":
                     time.sleep(30)
                 if self.headers.get("If-Match") not in (None, etag):
@@ -110,9 +118,10 @@ class _Server:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def reset(self, fault=None, fault_after=0):
+    def reset(self, fault=None, fault_after=0, fault_count=None):
         with self.lock:
             self.fault, self.fault_after, self.sent, self.gets = fault, fault_after, 0, 0
+            self.fault_count, self.faults = fault_count, 0
             self.active = self.max_active = 0
 
     def put(self, name, data):
@@ -230,28 +239,56 @@ def test_server_ignoring_range_is_a_clear_error(http, plain):
 
 def test_short_body_is_a_clear_error(http, plain):
     url = http.put("short.mcx", _blob(plain))
-    http.reset("short", fault_after=1)  # the header read is whole, a later range comes short
-    with pytest.raises(modelcrypt.SourceReadError, match="short read"):
+    http.reset("short", fault_after=1)  # the header read is whole, a later range comes short (each time)
+    with pytest.raises(modelcrypt.SourceReadError, match="after 3 attempts.*short read"):
         modelcrypt.load(url, KEY, storage_options=_options())
 
 
-def test_5xx_is_a_clear_error(http, plain):
+def test_5xx_is_a_clear_error_after_retries(http, plain):
     url = http.put("down.mcx", _blob(plain))
     http.reset("error", fault_after=1)
     start = time.monotonic()
-    with pytest.raises(modelcrypt.SourceReadError, match="HTTP status 503"):
+    with pytest.raises(modelcrypt.SourceReadError, match=r"after 3 attempts \(HTTP status 503\)"):
         modelcrypt.load(url, KEY, storage_options=_options())
     assert time.monotonic() - start < 20
+    assert http.faults >= modelcrypt._sources.ATTEMPTS  # the failing range was asked for 3 times
     http.reset("error")
     with pytest.raises(modelcrypt.SourceReadError, match="HTTP status 503"):
         modelcrypt.load_checkpoint(url, KEY, names=["x"], storage_options=_options())
+
+
+@pytest.mark.parametrize("fault", ["error", "short"])
+def test_transient_faults_are_retried(http, plain, fault):
+    """A 503 or a body cut short, twice, then the right answer: the load succeeds, the range is
+    fetched again (each fault one more GET) and the result is the plaintext."""
+    blob = _blob(plain)
+    url = http.put(f"flaky-{fault}.mcx", blob)
+    http.reset()
+    with modelcrypt.load(url, KEY, storage_options=_options()) as buf:
+        assert bytes(buf) == plain
+    clean_gets = http.gets
+    http.reset(fault, fault_after=1, fault_count=2)
+    with modelcrypt.load(url, KEY, storage_options=_options()) as buf:
+        assert bytes(buf) == plain
+    assert http.faults == 2
+    assert http.gets == clean_gets + 2
+
+
+def test_4xx_is_not_retried(http, plain):
+    url = http.put("gone.mcx", _blob(plain))
+    http.reset()
+    with modelcrypt.open_encrypted(url, KEY, storage_options=_options()) as f:
+        http.reset("gone")  # deleted after the header read: the next range is a 404
+        with pytest.raises((modelcrypt.SourceReadError, FileNotFoundError)):
+            f.read_range(len(plain) - 10, 10)
+    assert http.gets == 1
 
 
 def test_hanging_server_times_out(http, plain):
     url = http.put("hang.mcx", _blob(plain))
     http.reset("hang", fault_after=1)
     start = time.monotonic()
-    with pytest.raises(modelcrypt.SourceReadError, match="Timeout"):
+    with pytest.raises(modelcrypt.SourceReadError, match="after 3 attempts.*Timeout"):
         modelcrypt.load(url, KEY, storage_options=_options(timeout=1.0))
     assert time.monotonic() - start < 15
 

@@ -12,6 +12,7 @@ import io
 import os
 import re
 import threading
+import time
 from typing import Any, Mapping
 
 from .exceptions import SourceChangedError, SourceReadError
@@ -98,6 +99,11 @@ HEAD_BYTES = 256 * 1024
 #: (in flight or waiting) at most: MAX_AHEAD_BYTES // BLOCK_BYTES requests run in parallel.
 BLOCK_BYTES = 32 * 1024 * 1024
 MAX_AHEAD_BYTES = 64 * 1024 * 1024
+#: Attempts per request before a transient fault (HTTP 5xx/408/429, a timeout, a cut connection, a
+#: short body) is a SourceReadError, and the pauses between them (seconds). On top of whatever the
+#: filesystem retries itself (s3fs/botocore do; fsspec's HTTP filesystem does not).
+ATTEMPTS = 3
+RETRY_DELAYS = (0.25, 1.0)
 #: Ranges this close (bytes) are fetched as one request.
 COALESCE_GAP = 64 * 1024
 _TAG = 16  # the AES-GCM tag after each chunk's ciphertext (docs/FORMAT.md)
@@ -113,7 +119,7 @@ class RangeReader:
     ``BLOCK_BYTES`` requests and fetched in parallel, at most ``MAX_AHEAD_BYTES`` ahead of the
     reads, while the core decrypts the blocks that have arrived (it reads chunk by chunk, from
     several threads). A read outside the announced ranges is fetched on its own. Every block is
-    dropped once its bytes have been read. Faults (5xx after the filesystem's retries, timeouts, a
+    dropped once its bytes have been read. Faults (5xx and timeouts after ``ATTEMPTS`` tries, a
     short body, a server that ignores ``Range``) are SourceReadError; nothing is written to disk.
     """
 
@@ -121,12 +127,9 @@ class RangeReader:
         self._fs, self._path = url_filesystem(url, storage_options)
         self.what = f"object {shown_url(url)}"
         self._url = url
-        try:
-            info = self._fs.info(self._path)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{self.what} does not exist") from None
-        except Exception as exc:  # noqa: BLE001 (fsspec backends raise many kinds)
-            raise self._failed("reading its size", exc) from None
+        self._local = threading.local()
+        self.closed = False
+        info = self._retrying("reading its size", self._info)
         size = info.get("size")
         if not isinstance(size, int) or size < 0:
             raise SourceReadError(f"{self.what}: the storage did not report its size")
@@ -135,7 +138,6 @@ class RangeReader:
         self._version = info.get("VersionId")
         self._http = any(p in ("http", "https") for p in _protocols(self._fs))
         self._lock = threading.Lock()
-        self._local = threading.local()
         self._files: list[Any] = []
         self._pool = concurrent.futures.ThreadPoolExecutor(max(1, MAX_AHEAD_BYTES // BLOCK_BYTES),
                                                            thread_name_prefix="modelcrypt-fetch")
@@ -147,7 +149,6 @@ class RangeReader:
         self._left: dict[int, int] = {}  # block index -> bytes not read yet
         self._submitted = 0  # blocks [0, _submitted) have been requested
         self.bytes_fetched = 0
-        self.closed = False
 
     # -- announcing reads -------------------------------------------------------------------------
     def whole(self) -> None:
@@ -261,6 +262,35 @@ class RangeReader:
 
     def _fetch(self, start: int, end: int) -> bytes:
         """Bytes [start, end) of the pinned version, exactly (else a SourceReadError)."""
+        return self._retrying(f"reading bytes {start}-{end}", lambda: self._fetch_once(start, end))
+
+    def _retrying(self, doing: str, call: Any) -> Any:
+        """``call()``, tried again after transient faults (HTTP 5xx, 408 and 429, a timeout, a cut
+        connection, a short body), ``ATTEMPTS`` times in all, ``RETRY_DELAYS`` apart."""
+        for attempt in range(ATTEMPTS):
+            if self.closed:
+                raise SourceReadError("the read was cancelled (the reader was closed)")
+            try:
+                return call()
+            except _Transient as fault:
+                if attempt + 1 == ATTEMPTS:
+                    tries = f" after {ATTEMPTS} attempts" if ATTEMPTS > 1 else ""
+                    raise SourceReadError(f"{self.what}: {doing} failed{tries} ({fault.detail})") from None
+                self._drop_file()
+                time.sleep(RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)])
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _info(self) -> dict:
+        try:
+            return self._fs.info(self._path)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{self.what} does not exist") from None
+        except Exception as exc:  # noqa: BLE001 (fsspec backends raise many kinds)
+            if _is_transient(exc):
+                raise _Transient(self._detail(exc)) from None
+            raise self._failed("reading its size", exc) from None
+
+    def _fetch_once(self, start: int, end: int) -> bytes:
         try:
             if self._http:
                 kw = {"headers": {"If-Match": self._etag}} if self._etag else {}
@@ -275,6 +305,8 @@ class RangeReader:
             if type(exc).__name__ == "FileExpired" or getattr(exc, "status", None) == 412:
                 raise SourceChangedError(f"{self.what}: the object changed while being read (its version "
                                          "is not the one opened); load it again") from None
+            if _is_transient(exc):
+                raise _Transient(self._detail(exc)) from None
             raise self._failed(f"reading bytes {start}-{end}", exc) from None
         if not isinstance(data, (bytes, bytearray)):
             data = bytes(data)
@@ -282,14 +314,24 @@ class RangeReader:
             self.bytes_fetched += len(data)
         if len(data) != end - start:
             if len(data) == self.size:
-                why = "the server ignored the Range request and sent the whole object"
-            elif len(data) > end - start:
-                why = f"the server sent {len(data)} bytes for a range of {end - start}"
-            else:
-                why = (f"short read: {len(data)} of {end - start} bytes (the object is shorter than when "
-                       "it was opened, or the connection was cut)")
-            raise SourceReadError(f"{self.what}: reading bytes {start}-{end}: {why}")
+                raise SourceReadError(f"{self.what}: reading bytes {start}-{end}: the server ignored the Range "
+                                      "request and sent the whole object")
+            if len(data) > end - start:
+                raise SourceReadError(f"{self.what}: reading bytes {start}-{end}: the server sent {len(data)} "
+                                      f"bytes for a range of {end - start}")
+            raise _Transient(f"short read: {len(data)} of {end - start} bytes (the object is shorter than when "
+                             "it was opened, or the connection was cut)")
         return bytes(data)
+
+    def _drop_file(self) -> None:
+        """Before another attempt: this thread's file object is opened again (its connection may be dead)."""
+        f = getattr(self._local, "f", None)
+        if f is not None:
+            self._local.f = None
+            try:
+                f.close()
+            except Exception:  # noqa: BLE001
+                pass
 
     def _file(self) -> Any:
         """This thread's file object on the object (s3fs pins its ETag with If-Match)."""
@@ -309,13 +351,15 @@ class RangeReader:
         return f
 
     def _failed(self, doing: str, exc: BaseException) -> SourceReadError:
+        return SourceReadError(f"{self.what}: {doing} failed ({self._detail(exc)})")
+
+    def _detail(self, exc: BaseException) -> str:
+        """What went wrong, for a message: an HTTP status, or the exception without credentials."""
         status = getattr(exc, "status", None)
         if isinstance(status, int):
-            detail = f"HTTP status {status}"
-        else:
-            detail = f"{type(exc).__name__}: {exc}".replace(self._url, shown_url(self._url))
-            detail = re.sub(r"https?://\S+", lambda m: shown_url(m.group(0)), detail)
-        return SourceReadError(f"{self.what}: {doing} failed ({detail})")
+            return f"HTTP status {status}"
+        detail = f"{type(exc).__name__}: {exc}".replace(self._url, shown_url(self._url))
+        return re.sub(r"https?://\S+", lambda m: shown_url(m.group(0)), detail)
 
     def close(self) -> None:
         if self.closed:
@@ -338,6 +382,29 @@ class RangeReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Transient(Exception):
+    """A fault another attempt may not meet (``detail`` says what it was)."""
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+
+#: Exception classes (by name, from aiohttp and botocore, none imported here) of faults worth another attempt.
+_TRANSIENT_NAMES = {"ClientConnectionError", "ClientPayloadError", "ServerTimeoutError", "ServerDisconnectedError",
+                    "ReadTimeoutError", "ConnectTimeoutError", "EndpointConnectionError", "ConnectionClosedError",
+                    "IncompleteReadError", "ResponseStreamingError"}
+
+
+def _is_transient(exc: BaseException) -> bool:
+    status = getattr(exc, "status", None)
+    if isinstance(status, int):
+        return status >= 500 or status in (408, 429)
+    if isinstance(exc, (TimeoutError, ConnectionError)):  # asyncio.TimeoutError is TimeoutError
+        return True
+    return any(c.__name__ in _TRANSIENT_NAMES for c in type(exc).__mro__)
 
 
 def _protocols(fs: Any) -> set[str]:
