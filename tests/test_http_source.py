@@ -176,10 +176,10 @@ def test_load_downloads_each_byte_once(http, plain):
 
 def test_load_in_parallel_blocks(http, plain, monkeypatch):
     """With blocks smaller than the object (chunks straddling their edges), load fetches them in
-    parallel, at most MAX_AHEAD_BYTES // BLOCK_BYTES at once, each byte once."""
+    parallel, at most AHEAD_BLOCKS at once, each byte once."""
     src = modelcrypt._sources
     monkeypatch.setattr(src, "BLOCK_BYTES", 200 * 1000)
-    monkeypatch.setattr(src, "MAX_AHEAD_BYTES", 4 * 200 * 1000)
+    monkeypatch.setattr(src, "AHEAD_BLOCKS", 4)
     blob = _blob(plain)
     url = http.put("blocks.mcx", blob)
     for threads in (1, 2):
@@ -189,6 +189,15 @@ def test_load_in_parallel_blocks(http, plain, monkeypatch):
         assert http.sent == len(blob)
         assert http.gets == 1 + -(-(len(blob) - src.HEAD_BYTES) // src.BLOCK_BYTES)
         assert 1 <= http.max_active <= 4
+
+
+def test_block_size_follows_the_object_size():
+    """About TARGET_REQUESTS requests per object, within MIN_BLOCK_BYTES..BLOCK_BYTES."""
+    src, MiB = modelcrypt._sources, 2**20
+    assert src.block_bytes(10 * MiB) == src.MIN_BLOCK_BYTES
+    assert src.block_bytes(1024 * MiB) == 43 * MiB  # 1 GiB / 24, rounded up to a MiB: 25 requests
+    assert -(-1024 * MiB // src.block_bytes(1024 * MiB)) <= src.TARGET_REQUESTS
+    assert src.block_bytes(100 * 1024 * MiB) == src.BLOCK_BYTES
 
 
 def test_load_range_downloads_the_chunks_it_needs(http, plain):

@@ -95,10 +95,14 @@ def open_url(url: str, storage_options: Mapping[str, Any] | None = None) -> Any:
 
 #: The first read of an object: one request for the header (and a checkpoint's tensor index).
 HEAD_BYTES = 256 * 1024
-#: The size of the ranged requests the rest is fetched in, and the bytes fetched but not yet used
-#: (in flight or waiting) at most: MAX_AHEAD_BYTES // BLOCK_BYTES requests run in parallel.
-BLOCK_BYTES = 32 * 1024 * 1024
-MAX_AHEAD_BYTES = 64 * 1024 * 1024
+#: The rest is fetched in ranged requests of about 1/TARGET_REQUESTS of the object (fewer, larger
+#: requests cost less per byte), each MIN_BLOCK_BYTES to BLOCK_BYTES; at most AHEAD_BLOCKS of them
+#: are in flight or waiting to be decrypted, so memory beyond the output stays at a few blocks
+#: (about 5 % of a 1 GiB object, at most about 150 MiB however large the object).
+BLOCK_BYTES = 48 * 1024 * 1024
+MIN_BLOCK_BYTES = 8 * 1024 * 1024
+TARGET_REQUESTS = 24
+AHEAD_BLOCKS = 2
 #: Attempts per request before a transient fault (HTTP 5xx/408/429, a timeout, a cut connection, a
 #: short body) is a SourceReadError, and the pauses between them (seconds). On top of whatever the
 #: filesystem retries itself (s3fs/botocore do; fsspec's HTTP filesystem does not).
@@ -109,6 +113,12 @@ COALESCE_GAP = 64 * 1024
 _TAG = 16  # the AES-GCM tag after each chunk's ciphertext (docs/FORMAT.md)
 
 
+def block_bytes(size: int) -> int:
+    """The size of the ranged requests for an object of ``size`` bytes (a whole MiB, unless capped lower)."""
+    block = max(MIN_BLOCK_BYTES, -(-size // TARGET_REQUESTS // 2**20) * 2**20)
+    return max(1, min(BLOCK_BYTES, block))
+
+
 class RangeReader:
     """``read(offset, n) -> bytes`` over an object in storage (fsspec), for the core's read callback.
 
@@ -116,7 +126,7 @@ class RangeReader:
     later range must come from that version, else SourceChangedError. The first read fetches
     ``HEAD_BYTES`` (the header, a checkpoint's index) in one request. Callers announce the byte
     ranges they will read (``expect``; ``whole()`` for everything): those are coalesced, split in
-    ``BLOCK_BYTES`` requests and fetched in parallel, at most ``MAX_AHEAD_BYTES`` ahead of the
+    requests of ``block_bytes(size)`` and fetched in parallel, at most ``AHEAD_BLOCKS`` ahead of the
     reads, while the core decrypts the blocks that have arrived (it reads chunk by chunk, from
     several threads). A read outside the announced ranges is fetched on its own. Every block is
     dropped once its bytes have been read. Faults (5xx and timeouts after ``ATTEMPTS`` tries, a
@@ -139,7 +149,8 @@ class RangeReader:
         self._http = any(p in ("http", "https") for p in _protocols(self._fs))
         self._lock = threading.Lock()
         self._files: list[Any] = []
-        self._pool = concurrent.futures.ThreadPoolExecutor(max(1, MAX_AHEAD_BYTES // BLOCK_BYTES),
+        self._block = block_bytes(size)
+        self._pool = concurrent.futures.ThreadPoolExecutor(max(1, AHEAD_BLOCKS),
                                                            thread_name_prefix="modelcrypt-fetch")
         self._head: concurrent.futures.Future | None = None
         self._head_end = min(HEAD_BYTES, size)
@@ -167,15 +178,15 @@ class RangeReader:
                 merged.append([b, e])
         starts, ends = [], []
         for b, e in merged:
-            for s in range(b, e, BLOCK_BYTES):
+            for s in range(b, e, self._block):
                 starts.append(s)
-                ends.append(min(s + BLOCK_BYTES, e))
+                ends.append(min(s + self._block, e))
         with self._lock:
             for f in self._futures.values():
                 f.cancel()
             self._starts, self._ends, self._submitted = starts, ends, 0
             self._futures, self._left = {}, {}
-            self._submit_up_to(min(len(starts), MAX_AHEAD_BYTES // BLOCK_BYTES))
+            self._submit_up_to(min(len(starts), AHEAD_BLOCKS))
 
     def expect_chunks(self, handle: Any, spans: list[tuple[int, int]], keep: bool = False) -> None:
         """The ciphertext (chunks and tags) of the plaintext spans (offset, length) of the opened file
@@ -228,7 +239,7 @@ class RangeReader:
             data = _result(head)[offset:end]
             return data if end <= self._head_end else data + self(self._head_end, end - self._head_end)
         parts = None
-        ahead = MAX_AHEAD_BYTES // BLOCK_BYTES
+        ahead = AHEAD_BLOCKS
         with self._lock:
             starts, ends = self._starts, self._ends
             j = bisect.bisect_right(starts, offset) - 1
