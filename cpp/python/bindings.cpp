@@ -275,10 +275,20 @@ PYBIND11_MODULE(_core, m) {
     EncryptOptions options = encrypt_options(cs, md, t, python_progress(progress));
     const SecretBytes k = writer_key(key, recipients, options);
     options.signing_key = signing_key_arg(signing_key);
+    // Each piece is lent as a read-only memoryview of the sealed batch (no copy) and released when
+    // write returns: the batch's memory is reused, so a writer copies what it keeps (fsspec's
+    // buffered files and our _upload writers do). A writer still holding an export is an error.
     const CiphertextWriter writer = [write](const uint8_t* data, size_t n) {
       py::gil_scoped_acquire gil;
-      py::bytes piece(reinterpret_cast<const char*>(data), n);  // a copy: the batch's memory is reused
-      write(piece);
+      py::memoryview piece = py::memoryview::from_memory(const_cast<uint8_t*>(data), static_cast<py::ssize_t>(n), true);
+      try {
+        write(piece);
+      } catch (...) {
+        PyObject* r = PyObject_CallMethod(piece.ptr(), "release", nullptr);
+        if (r != nullptr) Py_DECREF(r); else PyErr_Clear();
+        throw;
+      }
+      piece.attr("release")();  // BufferError if the writer kept an export: the bytes would change under it
     };
     py::gil_scoped_release nogil;
     about_file(s, [&] { encrypt_file_to_writer(s, writer, view_of(k), mo, options); });

@@ -79,7 +79,7 @@ def encrypt_bytes(data: Any, key: Any, mode: str, chunk_size: int, metadata: byt
 def encrypt_file(src: bytes, dst: bytes, key: Any, mode: str, chunk_size: int, metadata: bytes, threads: int,
                  progress: Callable[[int], None] | None = None, durable: bool = True,
                  recipients: list[bytes] | None = None, signing_key: SigningKey | None = None) -> None: ...
-def encrypt_file_to_writer(src: bytes, write: Callable[[bytes], object], key: Any, mode: str, chunk_size: int,
+def encrypt_file_to_writer(src: bytes, write: Callable[[memoryview], object], key: Any, mode: str, chunk_size: int,
                            metadata: bytes, threads: int, progress: Callable[[int], None] | None = None,
                            recipients: list[bytes] | None = None, signing_key: SigningKey | None = None) -> None: ...
 def decrypt_file(src: bytes, dst: bytes, key: Any, mode: str, format: str, threads: int,

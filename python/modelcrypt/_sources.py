@@ -163,7 +163,11 @@ class RangeReader:
 
     # -- announcing reads -------------------------------------------------------------------------
     def whole(self) -> None:
-        """Everything will be read (load): the header read, then the rest in parallel blocks."""
+        """Everything will be read (load): in parallel blocks from the start (announced before the
+        first read, the header needs no request of its own)."""
+        with self._lock:
+            if self._head is None:
+                self._head_end = 0
         self.expect([(0, self.size)])
 
     def expect(self, ranges: list[tuple[int, int]]) -> None:

@@ -35,7 +35,7 @@ class _Deferred:
     def __init__(self, fs: Any, path: str, size: int):
         self._f = fs.open(path, "wb", autocommit=False, block_size=_part_size(size))
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: memoryview) -> None:  # lent by the core until this returns: copied by the file
         self._f.write(data)
 
     def commit(self) -> None:
@@ -62,7 +62,7 @@ class _TemporaryName:
         self._fs, self._path, self._tmp = fs, path, f"{head}/{hidden}" if head else hidden
         self._f = fs.open(self._tmp, "wb")
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: memoryview) -> None:  # lent by the core until this returns: copied by the file
         self._f.write(data)
 
     def commit(self) -> None:

@@ -15,9 +15,8 @@ from typing import Any, Optional
 from .. import _sets, _sources
 from .._random_access import open_encrypted
 from ..exceptions import FormatError
-from ._arguments import _missing
 from ._one_file import _Checkpoint
-from ._shards import _parse_index, _with_structure
+from ._shards import _parse_index, _with_structure, names_by_shard, read_mapped_shard
 
 #: An index is a small JSON file; a bigger object at that name is not one.
 MAX_INDEX_BYTES = 64 << 20
@@ -41,13 +40,7 @@ def load_index_url(url: str, credential: Any, wanted: Optional[list[str]],
     where = f"index {_sources.shown_url(url)}"
     weight_map, index_set = _parse_index(_read_index_url(url, storage_options), _sources.shown_url(url))
     base = url.split("?", 1)[0].rsplit("/", 1)[0]
-    if wanted is not None:
-        unknown = [n for n in wanted if n not in weight_map]
-        if unknown:
-            raise _missing(unknown, where)
-    by_shard: dict[str, list[str]] = {}
-    for name in (wanted if wanted is not None else weight_map):
-        by_shard.setdefault(weight_map[name], []).append(name)
+    by_shard = names_by_shard(weight_map, wanted, where)
     files: dict[str, Any] = {}
     opened: dict[str, _Checkpoint] = {}
     out: dict[str, Any] = {}
@@ -60,20 +53,8 @@ def load_index_url(url: str, credential: Any, wanted: Optional[list[str]],
         _sets.check_shards({name: ck.metadata for name, ck in opened.items()}, expected_names=weight_map.values(),
                            weight_map=weight_map, index_set=index_set, where=where)
         for shard, shard_names in by_shard.items():
-            ckpt = opened[shard]
-            if wanted is None:
-                arrays = ckpt.load_all()
-                stray = [n for n in arrays if weight_map.get(n) != shard]
-                if stray:
-                    raise FormatError(f"shard {shard} of {where} holds {len(stray)} tensor(s) the index does not map "
-                                      "to it")
-                absent = [n for n in shard_names if n not in arrays]
-            else:
-                entries, start = ckpt.header()
-                absent = [n for n in shard_names if n not in entries]
-                arrays = {} if absent else ckpt.load_names(shard_names, entries, start)
-            if absent:
-                raise FormatError(f"{where} maps {len(absent)} tensor(s) to {shard} but it does not hold them")
+            arrays = read_mapped_shard(opened[shard], shard, shard_names, weight_map, wanted is None, shard, where,
+                                       show_names=False)
             for name, arr in arrays.items():
                 if name in out:
                     raise FormatError(f"a tensor appears in more than one shard (again in {shard})")

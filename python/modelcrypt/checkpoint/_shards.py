@@ -121,6 +121,41 @@ def _parse_index(data: bytes, index_path: str) -> tuple[dict[str, str], Optional
     return weight_map, index_set
 
 
+def names_by_shard(weight_map: dict[str, str], wanted: Optional[list[str]], where: str) -> dict[str, list[str]]:
+    """The requested tensor names (all with ``wanted`` None) grouped by the shard the index maps them to."""
+    if wanted is not None:
+        unknown = [n for n in wanted if n not in weight_map]
+        if unknown:
+            raise _missing(unknown, where)
+    by_shard: dict[str, list[str]] = {}
+    for name in (wanted if wanted is not None else weight_map):
+        by_shard.setdefault(weight_map[name], []).append(name)
+    return by_shard
+
+
+def read_mapped_shard(ckpt: "_Checkpoint", shard: str, shard_names: list[str], weight_map: dict[str, str],
+                      everything: bool, shown: str, where: str, show_names: bool) -> dict[str, np.ndarray]:
+    """The tensors ``shard_names`` of one shard of an index (``everything``: all it holds, which must
+    be exactly those the index maps to it). Names from the (plaintext) index appear in messages;
+    names found only in the shard only with ``show_names`` (never for an encrypted shard)."""
+    def listed(names: list[str], show: bool = True) -> str:
+        return ": " + ", ".join(repr(n) for n in names[:20]) if show else ""
+
+    if everything:
+        arrays = ckpt.load_all()
+        stray = [n for n in arrays if weight_map.get(n) != shard]
+        if stray:
+            raise FormatError(f"shard {shown} holds {len(stray)} tensor(s) the index does not map to it{listed(stray, show_names)}")
+        absent = [n for n in shard_names if n not in arrays]
+    else:
+        entries, start = ckpt.header()
+        absent = [n for n in shard_names if n not in entries]
+        arrays = {} if absent else ckpt.load_names(shard_names, entries, start)
+    if absent:
+        raise FormatError(f"{where} maps {len(absent)} tensor(s) to {shard} but it does not hold them{listed(absent)}")
+    return arrays
+
+
 def load_distributed_checkpoint(
     index_or_paths: Union[StrPath, Iterable[StrPath]],
     dec_key: Optional[BytesLike] = None,
@@ -168,13 +203,7 @@ def load_distributed_checkpoint(
         index_path = os.fsdecode(_fspath(index_or_paths, "index_or_paths"))
         weight_map, index_set = _read_index(index_path)
         directory = os.path.dirname(os.path.abspath(index_path))
-        if wanted is not None:
-            unknown = [n for n in wanted if n not in weight_map]
-            if unknown:
-                raise _missing(unknown, f"index {index_path}")
-        by_shard: dict[str, list[str]] = {}
-        for name in (wanted if wanted is not None else weight_map):
-            by_shard.setdefault(weight_map[name], []).append(name)
+        by_shard = names_by_shard(weight_map, wanted, f"index {index_path}")
         opened: dict[str, _Checkpoint] = {}
         try:
             # Every shard the index names is opened (its header authenticated) before any is read,
@@ -194,22 +223,8 @@ def load_distributed_checkpoint(
                                where=f"index {index_path}")
             for shard, shard_names in by_shard.items():
                 shard_path = os.path.join(directory, shard)
-                ckpt = opened[shard]
-                if wanted is None:
-                    arrays = ckpt.load_all()
-                    stray = [n for n in arrays if weight_map.get(n) != shard]
-                    if stray:
-                        raise FormatError(f"shard {shard_path} holds {len(stray)} tensor(s) the index does not map "
-                                          "to it" + ("" if dec_key is not None else ": " + ", ".join(
-                                              repr(n) for n in stray[:20])))
-                    absent = [n for n in shard_names if n not in arrays]
-                else:
-                    entries, start = ckpt.header()
-                    absent = [n for n in shard_names if n not in entries]
-                    arrays = {} if absent else ckpt.load_names(shard_names, entries, start)
-                if absent:
-                    raise FormatError(f"index {index_path} maps tensors to {shard} but it does not hold them: "
-                                      + ", ".join(repr(n) for n in absent[:20]))
+                arrays = read_mapped_shard(opened[shard], shard, shard_names, weight_map, wanted is None,
+                                           shard_path, f"index {index_path}", show_names=dec_key is None)
                 merge(arrays, shard_path)
         finally:
             for ckpt in opened.values():
