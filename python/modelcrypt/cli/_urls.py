@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 from .._sources import is_url, shown_url, url_filesystem
 from ..exceptions import ModelCryptError, SourceReadError
-from ._common import EXIT_IO, EXIT_USAGE, CommandError, _Progress, _data_error, _info, _safe_message, _usage
+from ._common import EXIT_DATA, EXIT_IO, EXIT_USAGE, CommandError, _Progress, _info, _safe_message, _usage
 
 ENV = "MODELCRYPT_STORAGE_OPTIONS"
 
@@ -146,7 +146,7 @@ def url_errors(url: str) -> Iterator[None]:
         text = str(exc)
         for name in ("the file object: ", "the file object"):
             text = text.replace(name, "" if name.endswith(": ") else "the object")
-        raise _data_error(shown, type(exc)(text)) from None
+        raise CommandError(EXIT_DATA, text if text.startswith(f"{shown}:") else f"{shown}: {text}") from None
     except FileNotFoundError as exc:
         text = str(exc)
         raise CommandError(EXIT_IO, text if shown in text else f"{shown}: {text}") from None
