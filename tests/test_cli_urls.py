@@ -202,8 +202,10 @@ def _sha256(path):
 
 def test_decrypt_url_memory_is_bounded(s3, tmp_path, key_file):
     """decrypt of 64 MiB and 256 MiB objects, each in a fresh CLI process: the peak RSS grows by about
-    the same amount (the reader's 64 MiB window, one 16 MiB block and its plaintext, the S3 client),
-    not with the object."""
+    the same amount (the reader's window of two 32 MiB ranged requests, each briefly twice in the
+    S3 client while its body is assembled, one 16 MiB block and its plaintext), not with the object.
+    Measured 2026-12-03: 130-160 MiB for either size, depending on how the fetches overlap; the whole
+    plaintext in memory would be 256 MiB more for the larger one."""
     client, options = s3
     growth = {}
     for mib in (64, 256):
@@ -224,8 +226,8 @@ def test_decrypt_url_memory_is_bounded(s3, tmp_path, key_file):
         client.delete_object(Bucket=BUCKET, Key=f"large/{mib}.mcx")
         src.unlink()
         out.unlink()
-    assert growth[256] < growth[64] + 24 * MiB  # 4x the object, (nearly) the same memory
-    assert growth[256] < 256 * MiB // 2
+    assert growth[256] < growth[64] + 64 * MiB  # 4x the object (192 MiB more), about the same memory
+    assert growth[256] < 200 * MiB  # well under the object's 256 MiB
 
 
 # ------------------------------------------------------------------ inspect, verify

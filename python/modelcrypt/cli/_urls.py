@@ -254,39 +254,76 @@ def decrypt(args: argparse.Namespace, credential: object, trusted: list[str] | N
 
 
 def _install(dst: str, write: Callable[[int], Any], *, durable: bool, replace: bool) -> None:
-    """``write(fd)`` into ".NAME.mctmp-XXXXXXXXXXXX" beside ``dst`` (mode 0600), then fsync and rename
-    (or link, without --force: an existing file is never replaced); the temporary file is removed on
-    any failure, so ``dst`` is either untouched or complete."""
+    """``write(fd)`` into a new file beside ``dst`` (mode 0600), then fsync and give it ``dst``'s name:
+    as the core does, an unnamed O_TMPFILE file linked into place (a hard kill leaves nothing), else
+    ".NAME.mctmp-XXXXXXXXXXXX" renamed. Without --force (``replace``) an existing file is never
+    replaced (link, not rename). On any failure the temporary file is removed: ``dst`` is either
+    untouched or complete."""
     directory = os.path.dirname(os.path.abspath(dst))
-    tmp = os.path.join(directory, f".{os.path.basename(dst)}.mctmp-{os.urandom(6).hex()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    named = os.path.join(directory, f".{os.path.basename(dst)}.mctmp-{os.urandom(6).hex()}")
+    tmp = None  # the temporary name, while one exists
+    try:
+        fd = os.open(directory, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o600)
+        if not os.path.exists(f"/proc/self/fd/{fd}"):  # linked through /proc: without it, a name
+            os.close(fd)
+            raise OSError("no /proc/self/fd")
+    except (AttributeError, OSError):  # no O_TMPFILE here (or on this filesystem)
+        fd = os.open(named, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        tmp = named
     try:
         try:
             os.fchmod(fd, 0o600)
             write(fd)
             if durable:
                 os.fsync(fd)
+            if tmp is None:  # unnamed: linked to a name through /proc
+                if not replace:
+                    _link_new(f"/proc/self/fd/{fd}", dst)
+                    return
+                _link(f"/proc/self/fd/{fd}", named)
+                tmp = named
         finally:
             os.close(fd)
         if replace:
             os.replace(tmp, dst)
         else:
-            try:
-                os.link(tmp, dst)
-            except FileExistsError:
-                raise _usage(f"{dst} exists; use --force to replace it") from None
+            _link_new(tmp, dst)
             os.unlink(tmp)
+        tmp = None
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
         raise
-    if durable:
-        with contextlib.suppress(OSError):
-            dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+    finally:
+        if tmp is None and durable:
+            _fsync_directory(directory)
+
+
+def _link(src: str, dst: str) -> None:
+    """linkat(src, dst, AT_SYMLINK_FOLLOW): a dir fd makes os.link use linkat (plain link() does not
+    follow /proc/self/fd/N to the unnamed file)."""
+    dfd = os.open(os.path.dirname(os.path.abspath(dst)), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.link(src, os.path.basename(dst), dst_dir_fd=dfd, follow_symlinks=True)
+    finally:
+        os.close(dfd)
+
+
+def _link_new(src: str, dst: str) -> None:
+    try:
+        _link(src, dst)
+    except FileExistsError:  # it appeared meanwhile
+        raise _usage(f"{dst} exists; use --force to replace it") from None
+
+
+def _fsync_directory(directory: str) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def verify(args: argparse.Namespace, url: str, credential: object) -> None:
