@@ -7,6 +7,7 @@
 
 #include "arguments.hpp"
 #include "file_errors.hpp"
+#include "python_source.hpp"
 #include "signing_text.hpp"
 
 namespace py = pybind11;
@@ -166,6 +167,24 @@ void bind_signing(py::module_& m) {
     }
     return bytes_of(signer.data(), signer.size());
   }, py::arg("path"), py::arg("signers"), py::arg("threads"), py::arg("progress") = py::none());
+  // verify_signature over a Python reader (a URL's RangeReader): read(offset, n) -> bytes.
+  m.def("verify_signature_source", [](const py::object& read, const py::handle& size, const py::handle& signers,
+                                      const py::handle& threads, const py::handle& progress) {
+    if (!PyCallable_Check(read.ptr())) raise(PyExc_TypeError, "read must be callable: read(offset, n) -> bytes");
+    const PythonReadSource source(read, u64_arg(size, "size"));
+    const std::vector<signature::PublicKey> trusted = signers_arg(signers);
+    const unsigned t = u32_arg(threads, "threads");
+    const Progress hook = python_progress(progress);
+    signature::PublicKey signer{};
+    try {
+      py::gil_scoped_release nogil;
+      signer = verify_signature_source(source, trusted, t, hook);
+    } catch (const Error&) {
+      source.reraise();
+      throw;
+    }
+    return bytes_of(signer.data(), signer.size());
+  }, py::arg("read"), py::arg("size"), py::arg("signers"), py::arg("threads"), py::arg("progress") = py::none());
 }
 
 }  // namespace modelcrypt::binding

@@ -408,6 +408,24 @@ PYBIND11_MODULE(_core, m) {
     return d;
   }, py::arg("path"));
 
+  // inspect over a Python reader (a URL's RangeReader): read(offset, n) -> bytes, `size` bytes in all.
+  m.def("inspect_source", [](const py::object& read, const py::handle& size) {
+    if (!PyCallable_Check(read.ptr())) raise(PyExc_TypeError, "read must be callable: read(offset, n) -> bytes");
+    const PythonReadSource source(read, u64_arg(size, "size"));
+    FileInfo info;
+    try {
+      py::gil_scoped_release nogil;
+      info = inspect_source(source);
+    } catch (const Error&) {
+      source.reraise();
+      throw;
+    }
+    py::dict d = header_fields(info.header, info.file_length);
+    d["signer"] = info.has_signer ? py::object(py::bytes(reinterpret_cast<const char*>(info.signer.data()), info.signer.size()))
+                                  : py::object(py::none());
+    return d;
+  }, py::arg("read"), py::arg("size"));
+
   m.def("random_bytes", [](const py::handle& length) {  // backs generate_key(): filled in place, no unwiped copy
     const size_t n = static_cast<size_t>(u64_arg(length, "n", 1u << 20));
     py::bytes out(nullptr, n);

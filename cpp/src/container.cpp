@@ -536,6 +536,10 @@ void verify_opened(const OpenedFile& f, unsigned threads, const Progress& progre
 
 FileInfo inspect_file(const std::string& path) {
   InputFile in(path);
+  return inspect_source(in);
+}
+
+FileInfo inspect_source(const ByteSource& in) {
   FileInfo info;
   info.header = read_header_once(in).header;
   info.file_length = in.size();

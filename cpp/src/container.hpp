@@ -171,11 +171,17 @@ std::string verify_file(const std::string& path, const Credential& key, const st
 // untrusted signer, changed, truncated or extended: Error(signature). Bounded memory.
 signature::PublicKey verify_signature_file(const std::string& path, const std::vector<signature::PublicKey>& trusted,
                                            unsigned threads = 0, const Progress& progress = {});
+// The same for a ByteSource (a URL read through a callback): the source must not change while it is
+// read (a URL's reader pins the object's version).
+signature::PublicKey verify_signature_source(const ByteSource& in, const std::vector<signature::PublicKey>& trusted,
+                                             unsigned threads = 0, const Progress& progress = {});
 
 // True when the file starts with the format v1 magic. Errors opening it are Error(io).
 bool is_encrypted(const std::string& path);
 
 // Header fields, no key needed (so nothing in it is authenticated).
 FileInfo inspect_file(const std::string& path);
+// The same for a ByteSource (a URL or file object read through a callback).
+FileInfo inspect_source(const ByteSource& in);
 
 }  // namespace modelcrypt

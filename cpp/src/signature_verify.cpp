@@ -25,6 +25,16 @@ signature::PublicKey verify_signature_file(const std::string& path, const std::v
                                            unsigned threads, const Progress& progress) {
   if (trusted.empty()) throw Error(Status::invalid_argument, "verifying a signature needs at least one trusted signer");
   InputFile in(path);
+  const signature::PublicKey signer = verify_signature_source(in, trusted, threads, progress);
+  if (!(in.current_size() == in.size())) {
+    throw Error(Status::signature, "file '" + path + "' changed size while it was being verified", 0, path);
+  }
+  return signer;
+}
+
+signature::PublicKey verify_signature_source(const ByteSource& in, const std::vector<signature::PublicKey>& trusted,
+                                             unsigned threads, const Progress& progress) {
+  if (trusted.empty()) throw Error(Status::invalid_argument, "verifying a signature needs at least one trusted signer");
   const detail::ParsedFileHeader parsed = detail::read_file_header(in);  // steps 1-6, no key
   const format::Header& h = parsed.header;
   const auto trailer = detail::read_verified_trailer(in, parsed, trusted);  // steps S1-S4
@@ -54,9 +64,6 @@ signature::PublicKey verify_signature_file(const std::string& path, const std::v
     });
     if (changed.load() != kNone) signature::raise_chunk_changed(changed.load(), n);
     if (progress) progress(h.chunk_plaintext_offset(last) + h.chunk_plaintext_size(last));
-  }
-  if (!(in.current_size() == in.size())) {
-    throw Error(Status::signature, "file '" + path + "' changed size while it was being verified", 0, path);
   }
   return trailer->signer;
 }

@@ -14,13 +14,15 @@ from .._tree import excluded as _excluded
 from .._api import decrypt_file, detect_format, encrypt_file, inspect, verify
 from ..exceptions import ModelCryptError
 from ..keys import wipe
-from ._common import EXIT_DATA, EXIT_IO, EXIT_OK, CommandError, _Progress, _data_error, _info, _usage
+from ._common import EXIT_DATA, EXIT_IO, EXIT_OK, EXIT_USAGE, CommandError, _Progress, _data_error, _info, _usage
 from .._trust import with_trusted_signers
 from ..signing import verify_signature
 from ._key_source import _resolve_key, _resolve_old_key, has_key_source
 from ._recipients_cli import given_recipients, release_key
 from ._signing_cli import given_signing_key, given_trusted_signers
 from ._paths import _check_destination, _convert_path, _file_destination
+from . import _urls
+from .._sources import is_url, shown_url
 
 
 def _refuse_encrypted_input(args: argparse.Namespace, paths: list[str]) -> None:
@@ -49,8 +51,12 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
     _refuse_stdio(args, "encrypt")
     src = args.src
     os.lstat(src)  # FileNotFoundError -> exit 3
-    dst = _file_destination(src, args.output, lambda name: name + ".mcx") if args.output else src.rstrip("/") + ".mcx"
-    _check_destination(args, src, dst)
+    to_url = is_url(args.output)
+    if to_url:  # one object, published only when complete (cli/_urls.py)
+        dst = _urls.encrypt_destination(args, src)
+    else:
+        dst = _file_destination(src, args.output, lambda name: name + ".mcx") if args.output else src.rstrip("/") + ".mcx"
+        _check_destination(args, src, dst)
     metadata = {}
     for name, value in args.metadata or []:
         if name in metadata:
@@ -76,6 +82,14 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
 
         def convert(path: str, out: str, progress) -> None:
             encrypt_file(path, out, key, metadata=metadata or None, progress=progress, **options)
+
+        if to_url:
+            del options["durable"]  # the upload is committed (or discarded) as a whole
+            _urls.encrypt(args, src, dst, lambda path, url, progress, storage_options: encrypt_file(
+                path, url, key, metadata=metadata or None, progress=progress, storage_options=storage_options,
+                **options))
+            generated = None
+            return EXIT_OK
 
         # A directory: its files are bound into one set with an encrypted manifest (_directory).
         writer = _directory.DirectoryWriter(key, metadata, signing_key)
@@ -167,6 +181,14 @@ def _plain_name(name: str) -> str:
 def cmd_decrypt(args: argparse.Namespace) -> int:
     src, dst = args.src, args.output
     _refuse_stdio(args, "decrypt", output_ok=True)
+    if is_url(src):  # streamed from the object (cli/_urls.py)
+        trusted = given_trusted_signers(args)
+        raw_key, _ = _resolve_key(args)
+        try:
+            _urls.decrypt(args, with_trusted_signers(raw_key, trusted), trusted, _plain_name)
+            return EXIT_OK
+        finally:
+            release_key(raw_key)
     os.lstat(src)
     if dst != STDIO:
         dst = _file_destination(src, dst, _plain_name)
@@ -282,7 +304,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     try:
         for path in args.files:
             try:
-                if os.path.isdir(path):  # every member, and the directory against its manifest
+                if is_url(path):
+                    _urls.verify(args, path, key)
+                elif os.path.isdir(path):  # every member, and the directory against its manifest
                     verify_directory(path, key, threads=args.threads)
                 else:
                     verify(path, key, args.mode, format=args.format, threads=args.threads)
@@ -292,9 +316,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
             except OSError as exc:
                 print(f"FAILED: {path}: {exc.strerror or exc}")
                 status = status or EXIT_IO
+            except CommandError as exc:  # a URL's failure, as cli/_urls.py words it
+                if exc.code == EXIT_USAGE:
+                    raise
+                print(f"FAILED: {_urls.redact(args, str(exc))}")
+                status = status or exc.code
             else:
                 if not args.quiet:
-                    print(f"OK: {path}" + (" (signed by a trusted publisher)" if trusted else ""))
+                    print(f"OK: {shown_url(path)}" + (" (signed by a trusted publisher)" if trusted else ""))
         return status
     finally:
         release_key(raw_key)
@@ -312,7 +341,14 @@ def _verify_keyless(args: argparse.Namespace, trusted: list[str]) -> int:
     status = EXIT_OK
     for path in args.files:
         try:
-            signer = verify_signature(path, trusted, threads=args.threads)
+            signer = (_urls.verify_signature(args, path, trusted) if is_url(path)
+                      else verify_signature(path, trusted, threads=args.threads))
+        except CommandError as exc:  # a URL's failure, as cli/_urls.py words it
+            if exc.code == EXIT_USAGE:
+                raise
+            print(f"FAILED: {_urls.redact(args, str(exc))}")
+            status = status or exc.code
+            continue
         except ModelCryptError as exc:
             print(f"FAILED: {_data_error(path, exc)}")
             status = status or EXIT_DATA
@@ -321,14 +357,14 @@ def _verify_keyless(args: argparse.Namespace, trusted: list[str]) -> int:
             status = status or EXIT_IO
         else:
             if not args.quiet:
-                print(f"OK: {path} (signature by {signer}; ciphertext only, not decrypted)")
+                print(f"OK: {shown_url(path)} (signature by {signer}; ciphertext only, not decrypted)")
     return status
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     key = _resolve_key(args)[0] if has_key_source(args) else None
     try:
-        info = inspect(args.file, key)
+        info = _urls.inspect(args, args.file, key) if is_url(args.file) else inspect(args.file, key)
     except ValueError as exc:  # a key given for a legacy file, whose header nothing authenticates
         raise _usage(f"{args.file}: {exc}") from None
     except ModelCryptError as exc:

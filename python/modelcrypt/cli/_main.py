@@ -10,6 +10,7 @@ from ._common import (EXIT_DATA, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_IO, EXIT_
                       _safe_message)
 from ._parser import _build_parser
 from ._signals import Terminated, signals_cancel
+from ._urls import check_arguments, redact
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -40,28 +41,32 @@ def main(argv: list[str] | None = None) -> int:
     # The CLI's keys come from key files, which warn about a raw text key themselves (keys.py); the
     # library's generic warning about the same key ("... open(...).read()?") would only repeat it.
     warnings.filterwarnings("ignore", message=r"the \d+-byte key ", category=KeyTextWarning)
+    def error(message: str) -> None:  # storage options' secrets masked, URLs without credentials
+        print(f"modelcrypt: {redact(args, message)}", file=sys.stderr)
+
     try:
         with signals_cancel():  # SIGTERM/SIGHUP cancel like Ctrl-C (no partial output)
+            check_arguments(args)  # URLs where only local paths are taken
             return args.func(args)
     except Terminated as exc:
         print(f"modelcrypt: terminated by {exc.name}; no output was written", file=sys.stderr)
         return 128 + exc.signum
     except CommandError as exc:
-        print(f"modelcrypt: error: {exc}", file=sys.stderr)
+        error(f"error: {exc}")
         return exc.code
     except ModelCryptError as exc:
-        print(f"modelcrypt: error: {exc}", file=sys.stderr)
+        error(f"error: {exc}")
         return EXIT_DATA
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename and str(exc.filename) not in str(exc) else ""
-        print(f"modelcrypt: error: {exc}{where}", file=sys.stderr)
+        error(f"error: {exc}{where}")
         return EXIT_IO
     except (ValueError, TypeError, OverflowError) as exc:  # argument values the API refused (bad input)
-        print(f"modelcrypt: error: {exc}", file=sys.stderr)
+        error(f"error: {exc}")
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("modelcrypt: interrupted; no output was written", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - never a traceback (it could show data); one line instead
-        print(f"modelcrypt: internal error: {_safe_message(exc)}", file=sys.stderr)
+        error(f"internal error: {_safe_message(exc)}")
         return EXIT_INTERNAL

@@ -15,6 +15,7 @@ from ._dcp_cli import QUIET_HELP as _DCP_QUIET_HELP, add_dcp_command
 from ._model_signing_cli import QUIET_HELP as _SIGNING_QUIET_HELP, add_model_signing_commands
 from ._recipients_cli import add_recipient_options, add_recipients_command
 from ._signing_cli import add_sign_options, add_trust_options
+from ._urls import add_storage_options
 
 
 def _add_legacy_options(p: argparse.ArgumentParser) -> None:
@@ -90,7 +91,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
     p = command("encrypt", "encrypt a file, or mirror a directory into an encrypted one", cmd_encrypt)
     p.add_argument("src", metavar="SRC", help="file or directory to encrypt")
-    p.add_argument("-o", "--output", metavar="DST", help="output (default: SRC.mcx)")
+    p.add_argument("-o", "--output", metavar="DST",
+                   help="output (default: SRC.mcx); for a file SRC, DST may be a URL (s3://, gs://, az://, ... "
+                        "through fsspec; URL/ appends SRC's name + .mcx): the upload is streamed and published only "
+                        "when complete, and an existing object is replaced only with --force")
     _add_key_options(p, generate=True)
     add_recipient_options(p)
     add_sign_options(p)
@@ -102,11 +106,16 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metadata", type=_metadata_item, action="append", metavar="KEY=VALUE",
                    help="authenticated, unencrypted metadata (repeatable)")
     p.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="threads (default: all cores)")
+    add_storage_options(p)
     _add_output_options(p)
 
     p = command("decrypt", "decrypt to a plaintext file or directory (on purpose)", cmd_decrypt)
-    p.add_argument("src", metavar="SRC", help="encrypted file or directory")
-    p.add_argument("-o", "--output", metavar="DST", required=True, help="plaintext output")
+    p.add_argument("src", metavar="SRC",
+                   help="encrypted file or directory, or the URL of an encrypted object (s3://, gs://, az://, "
+                        "http(s)://, ... through fsspec): streamed in bounded memory into a temporary file beside "
+                        "DST, renamed into place only once every chunk is authenticated")
+    p.add_argument("-o", "--output", metavar="DST", required=True,
+                   help="plaintext output (a local file or directory; - for stdout)")
     _add_key_options(p)
     add_trust_options(p)
     _add_legacy_options(p)
@@ -114,6 +123,7 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="SRC a directory: don't write members matching GLOB (repeatable); the whole directory is "
                         "still checked against its manifest")
     p.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="threads (default: all cores)")
+    add_storage_options(p)
     _add_output_options(p)
 
     p = command("migrate", "re-encrypt MindSpore, PaddleX, Paddle or modelcrypt files (file or directory) into "
@@ -140,17 +150,21 @@ def _build_parser() -> argparse.ArgumentParser:
 
     p = command("verify", "authenticate whole files with the key (and/or their publisher signature: --trust); "
                 "writes nothing", cmd_verify)
-    p.add_argument("files", metavar="FILE", nargs="+")
+    p.add_argument("files", metavar="FILE", nargs="+",
+                   help="encrypted file, directory or URL of an object (s3://, https://, ... through fsspec; read "
+                        "once, in bounded memory)")
     _add_key_options(p)
     add_trust_options(p, keyless=True)
     _add_legacy_options(p)
     p.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="threads (default: all cores)")
+    add_storage_options(p)
 
     p = command("inspect", "show header fields (no key needed, nothing authenticated); with a key or identity, "
                 "authenticate the header and say which stanza opens the file", cmd_inspect)
-    p.add_argument("file", metavar="FILE")
+    p.add_argument("file", metavar="FILE", help="encrypted file, or the URL of an object (its header only is read)")
     p.add_argument("--json", action="store_true", help="one JSON object")
     _add_key_options(p, optional=True)
+    add_storage_options(p)
 
     add_recipients_command(commands, command)
     add_dcp_command(command)
