@@ -14,12 +14,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import posixpath
 import re
 import secrets
 from collections.abc import Iterable, Mapping
 from typing import Any, Optional
 
 from . import _core, _metadata
+from ._sources import is_file_object, is_url, shown_url
 from .exceptions import FormatError, SetMismatchError
 
 SET = "modelcrypt.set"
@@ -196,15 +198,23 @@ class Manifest:
         self.copied: dict[str, tuple[int, str]] = copied or {}  # plaintext copies: rel -> (length, sha256 hex)
 
     @classmethod
-    def read(cls, root: str, key: Any) -> Optional["Manifest"]:
-        """The manifest of directory ``root``, authenticated with ``key``; None when there is none."""
+    def read(cls, root: str, key: Any, storage_options: Optional[Mapping[str, Any]] = None) -> Optional["Manifest"]:
+        """The manifest of directory ``root`` (a local directory or a URL prefix, read with
+        ``storage_options``), authenticated with ``key``; None when there is none."""
         from ._random_access import open_encrypted
 
-        path = os.path.join(root, MANIFEST_NAME)
-        if not os.path.lexists(path):
+        path = join_member(root, MANIFEST_NAME)
+        if is_url(root):
+            try:
+                opened = open_encrypted(path, key, storage_options=storage_options)
+            except FileNotFoundError:
+                return None
+        elif not os.path.lexists(path):
             return None
-        where = f"manifest {path}"
-        with open_encrypted(path, key) as f:
+        else:
+            opened = open_encrypted(path, key)
+        where = f"manifest {shown_place(path)}"
+        with opened as f:
             md = f.metadata
             with f.read_all() as buf:
                 raw = bytes(buf)
@@ -280,10 +290,42 @@ class Manifest:
                                    "(added after encryption?)")
 
 
+def _url_path(url: str) -> tuple[str, str]:
+    """("scheme://", the rest without any query string) of a URL."""
+    scheme, _, rest = url.split("?", 1)[0].partition("://")
+    return scheme + "://", rest
+
+
+def join_member(root: str, rel: str) -> str:
+    """Where the member ``rel`` (``/``-separated) of the set rooted at ``root`` is: a path under a
+    local directory, or an object under a URL prefix (``s3://bucket/dir`` + ``a/b`` ->
+    ``s3://bucket/dir/a/b``)."""
+    if is_url(root):
+        return root.rstrip("/") + "/" + rel
+    return os.path.join(root, *rel.split("/"))
+
+
+def shown_place(path: Any) -> str:
+    """A file's location for messages: a local path, a URL without credentials or query string, or
+    a file object's name."""
+    if is_url(path):
+        return shown_url(path)
+    if is_file_object(path):
+        name = getattr(path, "name", None)
+        return name if isinstance(name, str) else f"<{type(path).__name__}>"
+    return os.fsdecode(os.fspath(path))
+
+
 def root_of(path: str, rel: str) -> Optional[str]:
-    """The directory a member named ``rel`` lives under when found at ``path``; None when
-    ``path`` does not end with ``rel`` (the file was renamed or moved)."""
+    """The directory (or URL prefix) a member named ``rel`` lives under when found at ``path``; None
+    when ``path`` does not end with ``rel`` (the file was renamed or moved)."""
     parts = rel.split("/")
+    if is_url(path):
+        scheme, rest = _url_path(path)
+        found = rest.split("/")
+        if len(found) <= len(parts) or found[-len(parts):] != parts:
+            return None  # (a bucket itself is a root, never "scheme://")
+        return scheme + "/".join(found[:-len(parts)])
     p = os.path.abspath(path)
     for part in reversed(parts):
         head, tail = os.path.split(p)
@@ -299,8 +341,10 @@ class BoundFiles:
     checked before its plaintext is handed out. Unbound files (no set id; custom or legacy modes)
     load as before, unless another file of the same model is bound."""
 
-    def __init__(self, key: Any, mode: Any, format: str = "modelcrypt"):
+    def __init__(self, key: Any, mode: Any, format: str = "modelcrypt",
+                 storage_options: Optional[Mapping[str, Any]] = None):
         self.key, self.mode, self.format = key, mode, format
+        self.storage_options = storage_options  # for files given as URLs (fsspec); refused with a local path
         self.set_id: Optional[str] = None
         self.manifest: Optional[Manifest] = None
         self.unbound: Optional[str] = None  # a file loaded without a binding
@@ -308,19 +352,29 @@ class BoundFiles:
         self.manifest_missing: Optional[str] = None
 
     def load(self, path: Any, rel: Optional[str] = None) -> Any:
-        """Decrypts ``path`` into a DecryptedBuffer. ``rel``: the member name it must carry
-        (relative to the first file's set root); None for the first file (the model)."""
-        from ._api import is_encrypted, load as _load
+        """Decrypts ``path`` (a local path, a URL or a file object) into a DecryptedBuffer. ``rel``:
+        the member name it must carry (relative to the first file's set root); None for the first
+        file (the model). Members of a set found at URLs are checked exactly as local ones: their
+        root is the URL prefix, their manifest the object beside them."""
+        from ._api import _check_source_mode, is_encrypted, load as _load
         from ._random_access import open_encrypted
 
-        p = os.fsdecode(os.fspath(path))
-        where = f"{p}"
-        if callable(self.mode) or not isinstance(self.mode, str) or self.mode.upper() != "AES-GCM" \
-                or not is_encrypted(p):
-            buf = _load(p, self.key, self.mode, format=self.format)  # legacy files only when format says so
-            self._note_unbound(where)
-            return buf
-        with open_encrypted(p, self.key, self.mode) as f:
+        if is_url(path) or is_file_object(path):  # modelcrypt files only (no legacy format, no custom cipher)
+            _check_source_mode(self.mode, self.format)
+            opened = open_encrypted(path, self.key, self.mode, storage_options=self.storage_options)
+            p: Any = path
+        else:
+            if self.storage_options is not None:
+                raise ValueError("storage_options apply to URLs (s3://..., https://...), not to a local path")
+            p = os.fsdecode(os.fspath(path))
+            if callable(self.mode) or not isinstance(self.mode, str) or self.mode.upper() != "AES-GCM" \
+                    or not is_encrypted(p):
+                buf = _load(p, self.key, self.mode, format=self.format)  # legacy files only when format says so
+                self._note_unbound(p)
+                return buf
+            opened = open_encrypted(p, self.key, self.mode)
+        with opened as f:
+            where = f.path
             md = f.metadata
             sid = set_id_of(md, where)
             if sid is None:
@@ -328,6 +382,19 @@ class BoundFiles:
             else:
                 self._check_bound(p, rel, md, f.plaintext_length, sid, where)
             return f.read_all()
+
+    def rel_of(self, location: Any) -> Optional[str]:
+        """The member name of the file at ``location`` (a path or URL) in the set: its path relative to
+        the set's root; None before a bound file decided the root, or for a file object."""
+        if self.root is None or is_file_object(location):
+            return None
+        if is_url(self.root):
+            scheme, rest = _url_path(location) if is_url(location) else ("", os.fsdecode(os.fspath(location)))
+            root_scheme, root_rest = _url_path(self.root)
+            if scheme != root_scheme:
+                return shown_place(location)  # not under the root: matches no member name
+            return posixpath.relpath("/" + rest, "/" + root_rest)
+        return os.path.relpath(os.path.abspath(os.fsdecode(os.fspath(location))), self.root).replace(os.sep, "/")
 
     def _note_unbound(self, where: str) -> None:
         if self.set_id is not None:
@@ -344,22 +411,27 @@ class BoundFiles:
             raise FormatError(f"{where}: authenticated {SET} without {MEMBER}")
         if self.set_id is None:  # the first file: it decides the set and where its root is
             self.set_id = sid
-            root = root_of(path, member)
-            if root is None:
-                raise SetMismatchError(f"{where}: was encrypted as {member!r}; the file was renamed or moved")
-            self.root = root
-            self.manifest = Manifest.read(root, self.key)
-            if self.manifest is None and MEMBER_INDEX not in md and STEP not in md:
-                # a directory member alone: fine for a model of one file, an error once a second is needed
-                self.manifest_missing = f"{where}: member of an encrypted directory whose manifest " \
-                                        f"{os.path.join(root, MANIFEST_NAME)} is missing"
+            if is_file_object(path):  # no location: no root, no manifest to find
+                if MEMBER_INDEX not in md and STEP not in md:
+                    self.manifest_missing = f"{where}: member of an encrypted directory read from a file object, " \
+                                            "whose manifest cannot be found (pass its path or URL)"
+            else:
+                root = root_of(path, member)
+                if root is None:
+                    raise SetMismatchError(f"{where}: was encrypted as {member!r}; the file was renamed or moved")
+                self.root = root
+                self.manifest = Manifest.read(root, self.key, self.storage_options)
+                if self.manifest is None and MEMBER_INDEX not in md and STEP not in md:
+                    # a directory member alone: fine for a model of one file, an error once a second is needed
+                    self.manifest_missing = f"{where}: member of an encrypted directory whose manifest " \
+                                            f"{shown_place(join_member(root, MANIFEST_NAME))} is missing"
         else:
             if self.manifest_missing is not None:
                 raise SetMismatchError(self.manifest_missing)
             if sid != self.set_id:
                 raise SetMismatchError(f"{where}: belongs to another save (set {sid}, the model's is {self.set_id})")
-            if rel is None and self.root is not None:
-                rel = os.path.relpath(os.path.abspath(path), self.root).replace(os.sep, "/")
+            if rel is None:
+                rel = self.rel_of(path)
             if rel is not None and member != rel:
                 raise SetMismatchError(f"{where}: was encrypted as {member!r}, not {rel!r} (renamed or swapped)")
         if self.manifest is not None:

@@ -6,6 +6,7 @@
     arr = mcnp.load("x.npy.mcx", key)                 # an ndarray (a copy; the plaintext is wiped)
     mcnp.savez("arrays.npz.mcx", key, a=arr, b=arr2)
     arrays = mcnp.load("arrays.npz.mcx", key)          # a dict of ndarrays
+    arr = mcnp.load("s3://bucket/x.npy.mcx", key, storage_options={...})   # fsspec URLs, file objects
 
 NumPy is imported here with an absolute ``import numpy``, which is the real NumPy package, not this
 module: Python 3 has no implicit relative imports.
@@ -14,6 +15,7 @@ module: Python 3 has no implicit relative imports.
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -24,7 +26,7 @@ from ._frameworks import DecMode, EncMode, MemoryReader, decrypt_to_memory, encr
 __all__ = ["load", "save", "savez", "savez_compressed"]
 
 def load(path: Any, key: Any = None, mode: DecMode = "AES-GCM", *, format: str = "modelcrypt", trusted_signers: Any = None,
-         identity: Any = None, **np_load_kwargs: Any) -> Any:
+         identity: Any = None, storage_options: Mapping[str, Any] | None = None, **np_load_kwargs: Any) -> Any:
     """Load an encrypted ``.npy`` or ``.npz`` file: ``np.load`` over the decrypted plaintext in memory.
 
     Returns what ``np.load`` returns for the plaintext: an ndarray for ``.npy``, and for ``.npz`` a
@@ -37,13 +39,16 @@ def load(path: Any, key: Any = None, mode: DecMode = "AES-GCM", *, format: str =
     ``(cipher_file: str, key: bytes) -> bytes``; modelcrypt does not check a custom cipher's
     correctness. ``format`` as for modelcrypt.load (format v1 only unless a legacy format is named);
     ``trusted_signers`` as for modelcrypt.load. ``identity=`` (an Identity) in place of ``key`` opens
-    a file encrypted to its recipient (format v2).
+    a file encrypted to its recipient (format v2). ``path`` may be a URL (``s3://``, ``http(s)://``,
+    ... through fsspec; ``storage_options`` as fsspec takes them) or a seekable binary file object,
+    as for modelcrypt.load.
     """
     key = _reader_key(key, trusted_signers, mode, identity)
     if np_load_kwargs.get("mmap_mode") is not None:
         raise ValueError("mmap_mode is not supported for encrypted files (nothing is written to disk to map)")
     np_load_kwargs.pop("mmap_mode", None)
-    with decrypt_to_memory(path, key, mode, format=format) as buf, MemoryReader(buf) as reader:
+    with decrypt_to_memory(path, key, mode, format=format, storage_options=storage_options) as buf, \
+            MemoryReader(buf) as reader:
         result = np.load(reader, **np_load_kwargs)
         if isinstance(result, np.lib.npyio.NpzFile):
             with result:

@@ -13,6 +13,10 @@ as ``weights.bin``, e.g. ``modelcrypt encrypt model_dir/ -o model_dir.enc/``), o
 ``external_data={"weights.bin": "elsewhere/weights.bin.mcx"}``. The file names are read from the
 decrypted model; each file is decrypted into memory and handed to ONNX Runtime with
 ``SessionOptions.add_external_initializers_from_files_in_memory``.
+
+From object storage (fsspec; external data files are the sibling objects of the model)::
+
+    session = mcort.InferenceSession("s3://bucket/model/model.onnx", key, storage_options={"anon": False})
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from __future__ import annotations
 import os
 import weakref
 from collections.abc import Mapping
-from typing import Any, Iterator
+from typing import Any
 
 try:
     import onnxruntime as _ort  # the real ONNX Runtime (absolute import), not this module
@@ -32,6 +36,7 @@ except ImportError as exc:  # pragma: no cover - exercised in environments witho
 from . import _core
 from ._api import _reader_key
 from ._frameworks import DecMode
+from ._onnx_external import decrypt_external, external_data_locations
 from ._sets import BoundFiles
 
 __all__ = ["InferenceSession", "external_data_locations"]
@@ -50,6 +55,7 @@ def InferenceSession(  # noqa: N802 - mirrors onnxruntime.InferenceSession
     format: str = "modelcrypt",
     trusted_signers: Any = None,
     identity: Any = None,
+    storage_options: Mapping[str, Any] | None = None,
     **session_kwargs: Any,
 ) -> "_ort.InferenceSession":
     """Decrypt the ONNX (or ORT-format) model at ``path`` in memory and return an
@@ -92,6 +98,15 @@ def InferenceSession(  # noqa: N802 - mirrors onnxruntime.InferenceSession
     ``trusted_signers`` as for modelcrypt.load: the model and every external data file must carry a
     publisher signature by one of them. ``identity=`` (an Identity) in place of ``key`` opens a model
     (and external data files) encrypted to its recipient (format v2).
+
+    ``path`` may be a URL (``s3://``, ``gs://``, ``az://``, ``http(s)://``, ... through fsspec;
+    ``storage_options`` as fsspec takes them, for every file of the model) or a seekable binary file
+    object, as for modelcrypt.load: modelcrypt files only, read straight into memory. A model at a
+    URL finds its external data files as sibling objects under the same prefix
+    (``s3://bucket/m/model.onnx`` -> ``s3://bucket/m/weights.bin``), checked as one set exactly as
+    beside a local model; ``external_data`` values may be URLs too. A model given as a file object
+    needs every external data file in ``external_data``. ``storage_options`` with a local path:
+    ValueError.
     """
     key = _reader_key(key, trusted_signers, mode, identity)
     sess_options = session_kwargs.pop("sess_options", None)
@@ -108,7 +123,7 @@ def InferenceSession(  # noqa: N802 - mirrors onnxruntime.InferenceSession
             "these sess_options already carry decrypted external data from an earlier modelcrypt session "
             "(ONNX Runtime looks it up by file name); pass a fresh onnxruntime.SessionOptions()"
         )
-    files = BoundFiles(key, mode, format)  # the model and its external data: one set (docs/FORMAT.md, "Sets of files")
+    files = BoundFiles(key, mode, format, storage_options)  # the model and its external data: one set (docs/FORMAT.md, "Sets of files")
     with files.load(path) as buf:
         model_bytes = bytes(buf)  # ONNX Runtime's Python API takes bytes only: the one extra copy
     keep_model_bytes = held = False
@@ -116,7 +131,7 @@ def InferenceSession(  # noqa: N802 - mirrors onnxruntime.InferenceSession
     try:
         names = external_data_locations(model_bytes)
         if names:
-            external = _decrypt_external(path, files, names, external_data)
+            external = decrypt_external(path, files, names, external_data)
             if sess_options is None:
                 sess_options = _ort.SessionOptions()
             if not hasattr(sess_options, "add_external_initializers_from_files_in_memory"):
@@ -255,125 +270,3 @@ def _uses_model_bytes_directly(sess_options: Any) -> bool:
         return sess_options.get_session_config_entry("session.use_ort_model_bytes_directly") == "1"
     except RuntimeError:  # ONNX Runtime raises for an entry that was never set
         return False
-
-
-def external_data_locations(model: Any) -> list[str]:
-    """The external data file names an ONNX model (serialized ModelProto) refers to, in order of
-    first appearance: the ``location`` of every tensor stored outside the model, in the main graph,
-    subgraphs, node attributes, sparse tensors and functions. ``[]`` for a model without external
-    data, an ORT-format model, or bytes that are not a well-formed ModelProto (ONNX Runtime then
-    reports the error itself).
-
-    The protobuf wire format is walked in place (no copy, no ``onnx`` package needed): length-
-    delimited fields such as raw tensor data are skipped, not read.
-    """
-    view = memoryview(model).cast("B")
-    if view.nbytes >= 8 and bytes(view[4:8]) == b"ORTM":  # ORT flatbuffer format: no external data
-        return []
-    found: dict[str, None] = {}
-    try:
-        _walk(view, 0, view.nbytes, _MODEL, found)
-    except _Malformed:
-        return []
-    return list(found)
-
-
-class _Malformed(Exception):
-    pass
-
-
-# Message kinds and, per kind, the length-delimited fields to descend into (onnx.proto field numbers).
-_MODEL, _GRAPH, _FUNCTION, _NODE, _ATTRIBUTE, _TENSOR, _SPARSE, _ENTRY = range(8)
-_CHILDREN = {
-    _MODEL: {7: _GRAPH, 25: _FUNCTION},  # ModelProto.graph, .functions
-    _GRAPH: {1: _NODE, 5: _TENSOR, 15: _SPARSE},  # GraphProto.node, .initializer, .sparse_initializer
-    _FUNCTION: {7: _NODE},  # FunctionProto.node
-    _NODE: {5: _ATTRIBUTE},  # NodeProto.attribute
-    _ATTRIBUTE: {5: _TENSOR, 10: _TENSOR, 6: _GRAPH, 11: _GRAPH, 22: _SPARSE, 23: _SPARSE},  # t, tensors, g, graphs, ...
-    _SPARSE: {1: _TENSOR, 2: _TENSOR},  # SparseTensorProto.values, .indices
-    _TENSOR: {13: _ENTRY},  # TensorProto.external_data (StringStringEntryProto)
-}
-
-
-def _varint(view: memoryview, pos: int, end: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= end or shift > 63:
-            raise _Malformed
-        byte = view[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos
-        shift += 7
-
-
-def _length_delimited(view: memoryview, start: int, end: int) -> Iterator[tuple[int, int, int]]:
-    """(field number, start, end) of each length-delimited field of the message in view[start:end]."""
-    pos = start
-    while pos < end:
-        tag, pos = _varint(view, pos, end)
-        field, wire_type = tag >> 3, tag & 7
-        if wire_type == 0:
-            _, pos = _varint(view, pos, end)
-        elif wire_type == 1:
-            pos += 8
-        elif wire_type == 5:
-            pos += 4
-        elif wire_type == 2:
-            length, pos = _varint(view, pos, end)
-            if pos + length > end:
-                raise _Malformed
-            yield field, pos, pos + length
-            pos += length
-        else:  # groups (3, 4) do not occur in onnx.proto
-            raise _Malformed
-    if pos != end:
-        raise _Malformed
-
-
-def _walk(view: memoryview, start: int, end: int, kind: int, found: dict[str, None], depth: int = 0) -> None:
-    if depth > 100:
-        raise _Malformed
-    if kind == _ENTRY:
-        fields = {field: bytes(view[s:e]) for field, s, e in _length_delimited(view, start, end)}
-        if fields.get(1) == b"location" and 2 in fields:
-            found.setdefault(fields[2].decode("utf-8", "surrogateescape"), None)
-        return
-    children = _CHILDREN[kind]
-    for field, s, e in _length_delimited(view, start, end):
-        child = children.get(field)
-        if child is not None:
-            _walk(view, s, e, child, found, depth + 1)
-
-
-def _decrypt_external(path: Any, files: BoundFiles, names: list[str], mapping: Mapping[str, Any] | None) -> list:
-    """Each external data file, loaded as a member of the model's set: when the model is bound, the
-    file must carry the same set id and the member name of its place beside the model."""
-    model = os.path.abspath(os.fsdecode(os.fspath(path)))
-    base = os.path.dirname(model)
-    buffers: list = []
-    try:
-        for position, name in enumerate(names):
-            normalized = os.path.normpath(name)
-            inside = not (os.path.isabs(name) or normalized == ".." or normalized.startswith(".." + os.sep))
-            if mapping is not None and name in mapping:
-                source = mapping[name]
-            else:
-                if not inside:
-                    # (the location is not quoted: it is plaintext of the decrypted model)
-                    raise ValueError(
-                        f"the model's external data location #{position} is outside the model's directory; "
-                        "pass its encrypted file in external_data={name: path} (the names: "
-                        "modelcrypt.onnxruntime.external_data_locations(decrypted model bytes))"
-                    )
-                source = os.path.join(base, normalized)
-            rel = None
-            if files.root is not None and inside:  # its member name: its path beside the model, in the set
-                rel = os.path.relpath(os.path.join(base, normalized), files.root).replace(os.sep, "/")
-            buffers.append(files.load(source, rel))
-    except BaseException:
-        for b in buffers:
-            b.close()
-        raise
-    return buffers

@@ -4,6 +4,8 @@
 
     predictor = mcpaddle.create_predictor("model.pdmodel.mcx", "model.pdiparams.mcx", key,
                                           disable_gpu=True, switch_ir_optim=False)
+    predictor = mcpaddle.create_predictor("s3://bucket/m/model.pdmodel", "s3://bucket/m/model.pdiparams", key,
+                                          storage_options={...}, disable_gpu=True)   # fsspec URLs
 
 Needs the ``paddle`` extra: ``pip install "modelcrypt[paddle]"``.
 
@@ -16,7 +18,7 @@ process (``paddle.jit.save`` / ``paddle.static.save_inference_model``) to get th
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from typing import Any
 
 try:
@@ -29,7 +31,7 @@ except ImportError as exc:  # pragma: no cover - exercised in environments witho
 from . import _core
 from ._api import _reader_key
 from ._frameworks import DecMode
-from ._sets import BoundFiles
+from ._sets import BoundFiles, shown_place
 
 __all__ = ["create_predictor", "create_config"]
 
@@ -103,7 +105,7 @@ def _check_program_desc(program: Any, model_path: Any) -> None:
     finally:
         if len(head) >= 2:
             _core.wipe_bytes_object(head)
-    where = os.fsdecode(os.fspath(model_path))
+    where = shown_place(model_path)
     what = ("a Paddle 3 PIR program (JSON), which paddle.jit.save writes by default in Paddle 3" if pir
             else "JSON, not a ProgramDesc (a Paddle 3 PIR program?)")
     raise ValueError(
@@ -114,10 +116,12 @@ def _check_program_desc(program: Any, model_path: Any) -> None:
 
 def create_config(
     model_path: Any, params_path: Any, key: Any = None, mode: DecMode = "AES-GCM", *, format: str = "modelcrypt",
-    trusted_signers: Any = None, identity: Any = None, **config_options: Any
+    trusted_signers: Any = None, identity: Any = None, storage_options: Mapping[str, Any] | None = None,
+    **config_options: Any
 ) -> "_inference.Config":
     """A ``paddle.inference.Config`` holding the decrypted program and parameters (see
-    :func:`create_predictor`). The Config holds its own copy of the plaintext until it is freed."""
+    :func:`create_predictor`). The Config holds its own copy of the plaintext until it is freed.
+    ``model_path`` and ``params_path`` may be URLs or file objects (see :func:`create_predictor`)."""
     key = _reader_key(key, trusted_signers, mode, identity)
     for name in config_options:
         if name in _REFUSED_OPTIONS:
@@ -138,7 +142,7 @@ def create_config(
             method(value)
     program = params = None
     try:
-        files = BoundFiles(key, mode, format)  # program and parameters: one set (docs/FORMAT.md, "Sets of files")
+        files = BoundFiles(key, mode, format, storage_options)  # program and parameters: one set (docs/FORMAT.md, "Sets of files")
         with files.load(model_path) as buf:
             _check_program_desc(buf, model_path)
             program = bytes(buf)  # set_model_buffer takes bytes only: one extra, wiped copy
@@ -154,7 +158,8 @@ def create_config(
 
 def create_predictor(
     model_path: Any, params_path: Any, key: Any = None, mode: DecMode = "AES-GCM", *, format: str = "modelcrypt",
-    trusted_signers: Any = None, identity: Any = None, **config_options: Any
+    trusted_signers: Any = None, identity: Any = None, storage_options: Mapping[str, Any] | None = None,
+    **config_options: Any
 ) -> Any:
     """Decrypt a legacy Paddle inference model (``.pdmodel`` program + ``.pdiparams`` parameters,
     both encrypted with ``key``) into memory and return ``paddle.inference.create_predictor(config)``.
@@ -183,7 +188,13 @@ def create_predictor(
 
     ``trusted_signers`` as for modelcrypt.load: both files must be signed by one of them.
     ``identity=`` (an Identity) in place of ``key`` opens files encrypted to its recipient (format v2).
+
+    Both files may be URLs (``s3://``, ``gs://``, ``az://``, ``http(s)://``, ... through fsspec,
+    ``storage_options`` as fsspec takes them, for both) or seekable binary file objects, as for
+    modelcrypt.load: modelcrypt files only, read straight into memory, and checked as one set as
+    local files are (an encrypted directory's members: the same save, its manifest beside them).
+    ``storage_options`` with a local path: ValueError.
     """
     config = create_config(model_path, params_path, key, mode, format=format, trusted_signers=trusted_signers,
-                           identity=identity, **config_options)
+                           identity=identity, storage_options=storage_options, **config_options)
     return _inference.create_predictor(config)

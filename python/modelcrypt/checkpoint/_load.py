@@ -120,19 +120,25 @@ def _load_from_source(source: Any, dec_key: Any, dec_mode: Any, names: Any, form
     if is_index_url(source):  # a sharded checkpoint: its index, then the shards by range
         return load_index_url(source, credential, wanted, storage_options)
     with open_encrypted(source, credential, storage_options=storage_options) as f:
-        where = f.path
-        with _Checkpoint.of_file(f) as ckpt:
-            _sets.check_step(where, ckpt.metadata)
-            if wanted is None:
-                arrays, header_metadata = ckpt.load_all(), ckpt.header_metadata
-                if STRUCTURE_KEY in header_metadata:
-                    return unflatten(header_metadata[STRUCTURE_KEY], arrays, f"checkpoint {where}"), header_metadata
-                return arrays, header_metadata
-            entries, start = ckpt.header()
-            unknown = [n for n in wanted if n not in entries]
-            if unknown:
-                raise _missing(unknown, f"checkpoint {where}")
-            return ckpt.load_names(wanted, entries, start), ckpt.header_metadata
+        arrays, header_metadata = load_flat_file(f, wanted)
+        if wanted is None and STRUCTURE_KEY in header_metadata:
+            return unflatten(header_metadata[STRUCTURE_KEY], arrays, f"checkpoint {f.path}"), header_metadata
+        return arrays, header_metadata
+
+
+def load_flat_file(f: Any, wanted: Optional[list[str]]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """({dotted name: ndarray}, the safetensors __metadata__) of an opened encrypted checkpoint file
+    (an EncryptedFile: a local file, a URL or a file object); ``wanted`` (checked names) by range."""
+    where = f.path
+    with _Checkpoint.of_file(f) as ckpt:
+        _sets.check_step(where, ckpt.metadata)
+        if wanted is None:
+            return ckpt.load_all(), ckpt.header_metadata
+        entries, start = ckpt.header()
+        unknown = [n for n in wanted if n not in entries]
+        if unknown:
+            raise _missing(unknown, f"checkpoint {where}")
+        return ckpt.load_names(wanted, entries, start), ckpt.header_metadata
 
 
 def user_metadata(header_metadata: Mapping[str, str]) -> dict[str, str]:

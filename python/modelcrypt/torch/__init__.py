@@ -4,6 +4,7 @@
 
     mctorch.save(model.state_dict(), "model.pt.mcx", key)
     state = mctorch.load("model.pt.mcx", key)                  # torch.load from memory
+    state = mctorch.load("s3://bucket/model.pt.mcx", key, storage_options={...})   # fsspec URLs
     model.load_state_dict(mctorch.load_state_dict("ckpt.mcx", key))   # modelcrypt.save_checkpoint files
 
 Needs the ``torch`` extra: ``pip install "modelcrypt[torch]"``.
@@ -15,6 +16,7 @@ import io
 import json
 import os
 import struct
+from collections.abc import Mapping
 from typing import Any, Iterable
 
 try:
@@ -22,10 +24,17 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised in environments without torch
     raise ImportError('modelcrypt.torch needs PyTorch: pip install "modelcrypt[torch]" (or pip install torch)') from exc
 
-from .._api import _check_key, _fspath, _reader_key, load_range
+from .._api import _check_key, _check_source_mode, _fspath, _reader_key
 from .._custom import _call_cipher, wipe_if_sole_owner
+from .._random_access import open_encrypted
+from .._sets import shown_place
+from .._sources import is_file_object, is_url
 from .._state_tree import STRUCTURE_KEY, unflatten
 from ..checkpoint import load_flat
+from ..checkpoint._arguments import _check_names
+from ..checkpoint._load import load_flat_file
+from ..checkpoint._remote_shards import is_index_url
+from ..exceptions import FormatError
 from ..keys import wipe
 from .._frameworks import DecMode, EncMode, MemoryReader, decrypt_to_memory, encrypt_stream_to_file
 
@@ -52,7 +61,7 @@ def save(obj: Any, path: Any, key: Any = None, mode: EncMode = "AES-GCM", **encr
 
 
 def load(path: Any, key: Any = None, mode: DecMode = "AES-GCM", *, format: str = "modelcrypt", trusted_signers: Any = None,
-         identity: Any = None, **torch_load_kwargs: Any) -> Any:
+         identity: Any = None, storage_options: Mapping[str, Any] | None = None, **torch_load_kwargs: Any) -> Any:
     """Decrypt a file written by :func:`save` (or an encrypted ``torch.save`` file) in memory and
     ``torch.load`` it. ``torch_load_kwargs`` go to ``torch.load`` (``map_location``,
     ``weights_only``, ...); ``weights_only`` keeps torch's own default (True since torch 2.6), so
@@ -65,17 +74,20 @@ def load(path: Any, key: Any = None, mode: DecMode = "AES-GCM", *, format: str =
     modelcrypt.load (format v1 only unless a legacy format is named); ``trusted_signers`` as for
     modelcrypt.load (a publisher signature is required and checked before torch sees a byte).
     ``identity=`` (an Identity) in place of ``key`` opens a file encrypted to its recipient (format v2).
+    ``path`` may be a URL (``s3://``, ``http(s)://``, ... through fsspec; ``storage_options`` as
+    fsspec takes them) or a seekable binary file object, as for modelcrypt.load.
     """
     key = _reader_key(key, trusted_signers, mode, identity)
     if torch_load_kwargs.get("mmap"):
         raise ValueError("mmap=True is not supported for encrypted files (nothing is written to disk to map)")
-    with decrypt_to_memory(path, key, mode, format=format) as buf, MemoryReader(buf) as reader:
+    with decrypt_to_memory(path, key, mode, format=format, storage_options=storage_options) as buf, \
+            MemoryReader(buf) as reader:
         return _torch.load(reader, **torch_load_kwargs)
 
 
 def load_state_dict(
     path: Any, key: Any = None, mode: DecMode = "AES-GCM", *, names: Iterable[str] | None = None,
-    trusted_signers: Any = None, identity: Any = None,
+    trusted_signers: Any = None, identity: Any = None, storage_options: Mapping[str, Any] | None = None,
 ) -> dict[str, "_torch.Tensor"]:
     """Load a checkpoint in safetensors layout (written by modelcrypt.save_checkpoint) as a dict of
     ``torch.Tensor``, ready for ``module.load_state_dict``. A training state saved by save_checkpoint
@@ -89,9 +101,16 @@ def load_state_dict(
     ``mode``: a modelcrypt mode name or a MindSpore-style callable ``(cipher_file: str, key: bytes)
     -> bytes`` (modelcrypt does not check a custom cipher's correctness). ``trusted_signers`` as for
     modelcrypt.load: with ``names``, only the chunks read are checked against the signed hashes.
+    ``path`` may be a URL (``s3://``, ``http(s)://``, ... through fsspec; ``storage_options`` as
+    fsspec takes them) or a seekable binary file object holding an encrypted checkpoint: with
+    ``names`` only the header's and those tensors' chunks are downloaded.
     """
     key = _reader_key(key, trusted_signers, mode, identity)
-    if callable(mode):
+    if is_url(path) or is_file_object(path):
+        arrays, header_metadata, dtypes = _from_source(path, key, mode, names, storage_options)
+    elif storage_options is not None:
+        raise ValueError("storage_options apply to URLs (s3://..., https://...), not to a local path")
+    elif callable(mode):
         path_text, key = os.fsdecode(_fspath(path, "path")), _check_key(key)  # checked before the cipher sees them
         key_bytes = bytes(key)  # a copy unless key is bytes already: wiped below if nothing else holds it
         try:
@@ -117,8 +136,24 @@ def load_state_dict(
             tensor = tensor.view(real)
         tensors[name] = tensor
     if names is None and STRUCTURE_KEY in header_metadata:  # a training state: its structure, torch tensors inside
-        return unflatten(header_metadata[STRUCTURE_KEY], tensors, f"checkpoint {os.fsdecode(_fspath(path, 'path'))}")
+        return unflatten(header_metadata[STRUCTURE_KEY], tensors, f"checkpoint {shown_place(path)}")
     return tensors
+
+
+def _from_source(path: Any, key: Any, mode: Any, names: Iterable[str] | None,
+                 storage_options: Mapping[str, Any] | None) -> tuple[dict, dict[str, str], dict[str, str]]:
+    """(arrays, header metadata, safetensors dtypes) of an encrypted checkpoint at a URL or in a file
+    object, through one handle (its header authenticated once)."""
+    if key is None:
+        raise ValueError("a checkpoint from a URL or file object must be encrypted: pass key (or identity=)")
+    _check_source_mode(mode)
+    if is_index_url(path):
+        raise FormatError(f"{shown_place(path)} is the index of a sharded checkpoint: load it with "
+                          "modelcrypt.load_checkpoint(url, key, storage_options=...)")
+    with open_encrypted(path, key, storage_options=storage_options) as f:
+        dtypes = _header_dtypes_of(f)
+        arrays, header_metadata = load_flat_file(f, _check_names(names))
+    return arrays, header_metadata, dtypes
 
 
 def _dtypes(header_json: bytes) -> dict[str, str]:
@@ -148,7 +183,14 @@ def _header_dtypes_from_file(path: Any, key: Any, mode: str) -> dict[str, str]:
         with open(path, "rb") as f:
             (length,) = struct.unpack("<Q", f.read(8))
             return _dtypes(f.read(length))
-    with load_range(path, key, mode, offset=0, length=8) as prefix:
+    with open_encrypted(path, key, mode) as f:
+        return _header_dtypes_of(f)
+
+
+def _header_dtypes_of(f: Any) -> dict[str, str]:
+    """name -> safetensors dtype string of an opened encrypted checkpoint (EncryptedFile), decrypting
+    only the chunks its header covers."""
+    with f.read_range(0, 8) as prefix:
         (length,) = struct.unpack("<Q", memoryview(prefix))
-    with load_range(path, key, mode, offset=8, length=length) as header:
+    with f.read_range(8, length) as header:
         return _dtypes_wiped(memoryview(header))
