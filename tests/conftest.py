@@ -26,6 +26,7 @@ _EXTRAS = {
     "moto": "test",
     "boto3": "test",
     "fsspec": "remote",
+    "mypy": "test",
 }
 
 

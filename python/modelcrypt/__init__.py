@@ -1,6 +1,8 @@
 """modelcrypt: authenticated encryption for model files, loaded straight back into memory."""
 
+from importlib import import_module as _import_module
 from importlib.metadata import PackageNotFoundError, version as _version
+from typing import TYPE_CHECKING as _TYPE_CHECKING, Any as _Any
 
 from . import _api, _directory, _migrate, _native, _random_access, checkpoint, exceptions, keys, recipients, signing
 from ._api import *  # noqa: F401,F403  (names listed in _api.__all__)
@@ -27,3 +29,20 @@ except PackageNotFoundError:  # running from a source tree without installation
 __all__ = ["__version__", *_api.__all__, *_random_access.__all__, *_directory.__all__, *_native.__all__, *keys.__all__, *checkpoint.__all__, *exceptions.__all__,
            *_migrate.__all__, *recipients.__all__, *signing.__all__,
            "sign_directory", "verify_directory_signature"]
+
+# The framework loaders are submodules that import their framework (torch, onnxruntime, ...), so
+# ``import modelcrypt`` does not import them; ``modelcrypt.torch`` imports modelcrypt.torch on first
+# access (PEP 562), or raises ImportError saying which extra to install when the framework is missing.
+_FRAMEWORK_MODULES = frozenset({"mindspore", "numpy", "onnxruntime", "paddle", "torch"})
+if _TYPE_CHECKING:  # type checkers and IDEs see the submodules' real signatures
+    from . import mindspore, numpy, onnxruntime, paddle, torch  # noqa: F401
+
+
+def __getattr__(name: str) -> _Any:
+    if name in _FRAMEWORK_MODULES:
+        return _import_module(f"{__name__}.{name}")  # also binds it as an attribute of the package
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _FRAMEWORK_MODULES)
