@@ -19,7 +19,16 @@ namespace py = pybind11;
 // A Python callable read(offset, n) -> bytes as the core's ByteSource (calls serialized by the GIL).
 class PythonReadSource final : public ByteSource {
  public:
-  PythonReadSource(py::object read, uint64_t size) : read_(std::move(read)), size_(size) {}
+  // Messages name the source by the reader's ``source_name`` (a str: the URL, the file object's name)
+  // when it has one, else "the file object". Constructed with the GIL held.
+  PythonReadSource(py::object read, uint64_t size) : read_(std::move(read)), size_(size) {
+    const py::object name = py::getattr(read_, "source_name", py::none());
+    if (py::isinstance<py::str>(name)) {
+      name_ = name.cast<std::string>();
+    } else if (PyErr_Occurred()) {
+      PyErr_Clear();
+    }
+  }
   ~PythonReadSource() override {
     py::gil_scoped_acquire gil;
     error_.reset();

@@ -14,23 +14,22 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import _core, _metadata, _sources
-from ._api import (
+from ._checks import (
     BytesLike,
-    DecryptedBuffer,
     Mode,
     ProgressCallback,
     StrPath,
     _check_bool,
-    _check_key,
-    _credential,
-    _writer_key,
     _check_mode,
     _check_progress,
-    _check_source_mode,
     _check_signing_key,
+    _check_source_mode,
     _check_threads,
+    _credential,
     _fspath,
+    _writer_key,
 )
+from ._core import DecryptedBuffer
 
 __all__ = ["EncryptedFile", "open_encrypted"]
 

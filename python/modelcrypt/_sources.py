@@ -136,6 +136,7 @@ class RangeReader:
     def __init__(self, url: str, storage_options: Mapping[str, Any] | None = None):
         self._fs, self._path = url_filesystem(url, storage_options)
         self.what = f"object {shown_url(url)}"
+        self.source_name = shown_url(url)  # what the core's messages call it
         self._url = url
         self._local = threading.local()
         self.closed = False

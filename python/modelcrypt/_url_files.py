@@ -1,5 +1,5 @@
-"""Whole-object checks and header reads of a modelcrypt file at a URL (s3://, gs://, https://, ...
-through fsspec): what inspect, verify and verify_signature do for a local path, through a
+"""Whole-object checks of a modelcrypt file at a URL (s3://, gs://, https://, ... through fsspec):
+what verify and verify_signature do for a local path, through a
 RangeReader (the object's size and version pinned when it is opened). Bounded memory: the reader's
 prefetch window plus one block; nothing is written to disk. The command line's URL commands use
 these (cli/_urls.py).
@@ -10,36 +10,12 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 from . import _core, _sources
-from ._api import FileInfo, _check_progress, _check_threads, _credential, _file_info_fields
+from ._checks import _check_progress, _check_threads
+from ._random_access import open_encrypted
 
 #: Plaintext bytes authenticated per step by verify_url (and written per step by the command
 #: line's decrypt of a URL): a RangeReader block, so each step waits for one fetch at most.
 STEP_BYTES = 16 << 20
-
-
-def inspect_url(url: str, key: object = None, *, identity: object = None,
-                storage_options: Mapping[str, Any] | None = None) -> FileInfo:
-    """modelcrypt.inspect of the object at ``url``: its header (one request), unauthenticated
-    without a key; with ``key`` or ``identity`` the header is authenticated as for a local file
-    (no chunk is read) and ``opened_by`` names the stanza that opened it."""
-    with _sources.RangeReader(url, storage_options) as reader:
-        claimed = _file_info_fields(_core.inspect_source(reader, reader.size))
-        if key is None and identity is None:
-            return FileInfo(path=_sources.shown_url(url), **claimed)
-        credential = _credential(key, identity)
-        handle = _core.open_source(reader, reader.size, credential, "AES-GCM")
-        try:
-            fields = _file_info_fields(handle.header_info)
-        finally:
-            handle.close()
-    if not fields["recipients"]:
-        opened_by = "key"
-    elif isinstance(credential, _core.X25519Identity):
-        opened_by = f"x25519 {_core.recipient_fingerprint(credential.public_key).hex()}"
-    else:
-        opened_by = "symmetric"
-    fields["signer"] = claimed["signer"] if fields["version"] == 3 else None  # the trailer's claim
-    return FileInfo(path=_sources.shown_url(url), authenticated=True, opened_by=opened_by, **fields)
 
 
 def each_block(f: Any, threads: int | None = None, progress: Callable[[int], None] | None = None):
@@ -61,9 +37,8 @@ def verify_url(url: str, key: object = None, *, threads: int | None = None, prog
                storage_options: Mapping[str, Any] | None = None) -> None:
     """modelcrypt.verify of the object at ``url``: every chunk authenticated (and checked against
     the signed hashes with ``trusted_signers``), in bounded memory, nothing kept."""
-    from ._random_access import open_encrypted
-
-    threads, progress = _check_threads(threads), _check_progress(progress)
+    _check_threads(threads)  # (read_range takes threads as the caller gave them)
+    progress = _check_progress(progress)
     with open_encrypted(url, key, identity=identity, trusted_signers=trusted_signers,
                         storage_options=storage_options) as f:
         for _ in each_block(f, threads, progress):

@@ -15,11 +15,22 @@ from __future__ import annotations
 import os
 import stat
 import warnings
+from collections.abc import Mapping
+from typing import Any
 
 from . import _core
-from ._api import ProgressCallback, StrPath, _check_bool, _check_progress, _check_threads, _fspath
 from ._atomic import atomic_write
+from ._checks import (
+    ProgressCallback,
+    StrPath,
+    _check_bool,
+    _check_progress,
+    _check_threads,
+    _fspath,
+)
+from ._sources import is_url
 from ._trust import signer_keys
+from ._url_files import verify_signature_url
 from .exceptions import InsecureKeyFileWarning
 from .recipients import _read_small
 
@@ -111,14 +122,22 @@ def parse_signer(text: str) -> bytes:
 
 
 def verify_signature(path: StrPath, trusted_signers: list, *, threads: int | None = None,
-                     progress: ProgressCallback = None) -> str:
+                     progress: ProgressCallback = None, storage_options: Mapping[str, Any] | None = None) -> str:
     """Keyless check that ``path`` is exactly what a trusted publisher signed (format v3): the
     header, the signature and every chunk's hash, without any key and without decrypting.
 
     Returns the signer's public key text. Unsigned, signed by an untrusted key, changed, truncated or
     extended: SignatureError. The recipients block is not covered (recipients can be added and
     removed without the publisher), so this proves what the file decrypts to, not who can open it.
+
+    ``path`` may be a URL (``s3://...``, through fsspec; ``storage_options`` as fsspec takes them):
+    the object is read once.
     """
+    if is_url(path):
+        return verify_signature_url(path, trusted_signers, threads=threads, progress=progress,
+                                    storage_options=storage_options)
+    if storage_options is not None:
+        raise ValueError("storage_options apply to URLs (s3://..., https://...), not to a local path")
     keys = signer_keys(trusted_signers)
     if keys is None:
         raise TypeError("verify_signature needs trusted_signers (a list of signer public keys)")

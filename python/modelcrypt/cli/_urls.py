@@ -347,7 +347,7 @@ def verify_signature(args: argparse.Namespace, url: str, trusted: list[str]) -> 
 
 def inspect(args: argparse.Namespace, url: str, key: object):
     """inspect URL: the header (one request); with a key or identity, authenticated."""
-    from .._url_files import inspect_url
+    from .._file_info import inspect_url
 
     _refuse_prefix(url, "inspect")
     with url_errors(url):
