@@ -22,6 +22,7 @@ import pytest
 
 import modelcrypt
 from conftest import require
+from s3_server import s3  # noqa: F401 (the fixture: an S3-compatible server on 127.0.0.1)
 
 torch = require("torch")
 transformers = require("transformers")
@@ -385,3 +386,48 @@ def test_load_under_strace_writes_nothing(tmp_path):
     _run_case(tmp_path, "transformers", setup, measured, check,
               ["config.json", "model.safetensors.index.json", "model-00001-of-00003.safetensors",
                "tokenizer.json", ".modelcrypt-manifest"])
+
+
+def test_config_overrides_and_loading_info(models, encrypted):
+    _, _, expected = models["llama"]
+    model, info = mchf.from_pretrained(encrypted["llama"], KEY, use_cache=False, output_loading_info=True)
+    assert model.config.use_cache is False and torch.equal(_out(model), expected)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+
+
+def test_signed_directory_and_trusted_signers(models, tmp_path):
+    model, _, expected = models["gpt2"]
+    signer = modelcrypt.generate_signing_key()
+    mchf.save_pretrained(model, tmp_path / "signed.enc", KEY, max_shard_size=SHARD, signing_key=signer)
+    mchf.save_pretrained(model, tmp_path / "unsigned.enc", KEY, max_shard_size=SHARD)
+    loaded = mchf.from_pretrained(tmp_path / "signed.enc", KEY, trusted_signers=[signer.public_key])
+    assert torch.equal(_out(loaded), expected)
+    with pytest.raises(modelcrypt.SignatureError):
+        mchf.from_pretrained(tmp_path / "signed.enc", KEY, trusted_signers=[modelcrypt.generate_signing_key()])
+    with pytest.raises(modelcrypt.SignatureError):
+        mchf.from_pretrained(tmp_path / "unsigned.enc", KEY, trusted_signers=[signer.public_key])
+
+
+def test_from_s3(models, encrypted, tmp_path, s3):  # noqa: F811 (the fixture)
+    require("s3fs")
+    from test_loader_urls import _upload
+
+    _, options = s3
+    model, _, expected = models["llama"]
+    url = _upload(options, encrypted["llama"], "hf/llama.enc")
+    loaded = mchf.from_pretrained(url, KEY, storage_options=options)
+    assert torch.equal(_out(loaded), expected)
+    tok = mchf.tokenizer_from_pretrained(url + "/", KEY, storage_options=options)
+    assert tok(SENTENCES[0])["input_ids"] == mchf.tokenizer_from_pretrained(encrypted["llama"], KEY)(SENTENCES[0])["input_ids"]
+    with pytest.raises(modelcrypt.KeyMismatchError):
+        mchf.from_pretrained(url, OTHER_KEY, storage_options=options)
+    with pytest.raises(ValueError, match="storage_options"):
+        mchf.from_pretrained(encrypted["llama"], KEY, storage_options=options)
+    # a shard missing at the URL: named as missing
+    import s3fs
+
+    fs = s3fs.S3FileSystem(**options)
+    shard = _shards(encrypted["llama"])[0]
+    fs.rm(f"{url[len('s3://'):]}/{shard}")
+    with pytest.raises(modelcrypt.SetMismatchError, match="missing"):
+        mchf.from_pretrained(url, KEY, storage_options=options)

@@ -35,8 +35,10 @@ _REFUSED = {
 }
 
 
-def config_from_dict(config_dict: Any, where: str) -> Any:
-    """The transformers config class named by ``model_type``, built from the decrypted config.json."""
+def config_from_dict(config_dict: Any, where: str, overrides: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """(config, the ``overrides`` it did not take): the transformers config class named by
+    ``model_type``, built from the decrypted config.json; ``overrides`` that are config attributes
+    (``num_labels=3``, ``use_cache=False``) set on it, as transformers' from_pretrained does."""
     if not isinstance(config_dict, dict):
         raise FormatError(f"{where}: config.json is not a JSON object")
     if "auto_map" in config_dict:
@@ -48,7 +50,8 @@ def config_from_dict(config_dict: Any, where: str) -> Any:
     if not isinstance(model_type, str) or model_type not in CONFIG_MAPPING:
         raise FormatError(f"{where}: config.json has no model_type this transformers "
                           f"({transformers.__version__}) knows")
-    return CONFIG_MAPPING[model_type].from_dict(dict(config_dict))
+    config, unused = CONFIG_MAPPING[model_type].from_dict(dict(config_dict), return_unused_kwargs=True, **overrides)
+    return config, unused
 
 
 def model_class_for(config: Any, model_class: Any) -> Any:
@@ -129,7 +132,8 @@ def from_pretrained(path: Any, key: Any, *, model_class: Any = None, dtype: Any 
     where = shown_place(directory.root)
     if CONFIG not in directory:
         raise FormatError(f"{where}: no {CONFIG} in the encrypted directory")
-    config = config_from_dict(directory.read_json(CONFIG), where)
+    want_info = kwargs.pop("output_loading_info", False)
+    config, kwargs = config_from_dict(directory.read_json(CONFIG), where, kwargs)
     cls = _concrete_class(model_class_for(config, model_class), config)
     state = read_state_dict(directory)
     if dtype is not None:
@@ -147,4 +151,4 @@ def from_pretrained(path: Any, key: Any, *, model_class: Any = None, dtype: Any 
                           f"({', '.join(on_meta[:3])})")
     if GENERATION_CONFIG in directory and getattr(model, "can_generate", lambda: False)():
         model.generation_config = transformers.GenerationConfig.from_dict(directory.read_json(GENERATION_CONFIG))
-    return model
+    return (model, info) if want_info else model

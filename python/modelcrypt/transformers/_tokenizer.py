@@ -114,6 +114,9 @@ def tokenizer_files(tokenizer: Any) -> dict[str, bytes]:
         config.pop(file_id, None)
     config = tokenizer.convert_added_tokens(config, add_type_field=True, save=True)
     config["added_tokens_decoder"] = {i: t.__getstate__() for i, t in tokenizer.added_tokens_decoder.items()}
+    if any(base.__name__ == "TokenizersBackend" for base in type(tokenizer).__mro__):
+        config.pop("added_tokens_decoder", None)  # tokenizer.json holds them (transformers 5 saves them there only)
+        config.pop("additional_special_tokens", None)
     config["tokenizer_class"] = type(tokenizer).__name__
     for name in ("name_or_path", "special_tokens_map_file", "tokenizer_file", "device_map", "slow_tokenizer_class",
                  "files_loaded", "auto_map"):
