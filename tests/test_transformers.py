@@ -46,7 +46,8 @@ def _llama():
 
 
 def _gpt2():
-    cfg = transformers.GPT2Config(vocab_size=64, n_embd=32, n_layer=3, n_head=4, n_positions=64)
+    cfg = transformers.GPT2Config(vocab_size=64, n_embd=32, n_layer=3, n_head=4, n_positions=64, bos_token_id=0,
+                                  eos_token_id=0)
     return transformers.GPT2LMHeadModel(cfg)
 
 
@@ -431,3 +432,17 @@ def test_from_s3(models, encrypted, tmp_path, s3):  # noqa: F811 (the fixture)
     fs.rm(f"{url[len('s3://'):]}/{shard}")
     with pytest.raises(modelcrypt.SetMismatchError, match="missing"):
         mchf.from_pretrained(url, KEY, storage_options=options)
+
+
+def test_bfloat16_checkpoint_loads_as_views(models, tmp_path, decrypted_buffers):
+    model, plain, _ = models["llama"]
+    half = transformers.AutoModelForCausalLM.from_pretrained(plain, dtype=torch.bfloat16).eval()
+    mchf.save_pretrained(half, tmp_path / "bf16.enc", KEY, max_shard_size="20KB")
+    loaded = mchf.from_pretrained(tmp_path / "bf16.enc", KEY)
+    assert {p.dtype for p in loaded.parameters()} == {torch.bfloat16}
+    assert loaded.config.dtype == torch.bfloat16
+    assert _outside_decrypted_buffers(loaded, decrypted_buffers) == []
+    assert torch.equal(_out(loaded), _out(half))
+    modelcrypt.decrypt_directory(tmp_path / "bf16.enc", tmp_path / "dec", KEY)
+    again = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "dec").eval()
+    assert again.dtype == torch.bfloat16 and torch.equal(_out(again), _out(half))

@@ -3,6 +3,7 @@ tensors without a copy, and torch tensors written as encrypted safetensors shard
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from typing import Any, Optional
@@ -10,6 +11,7 @@ from typing import Any, Optional
 import torch
 
 from .. import _core, _metadata
+from .._custom import wipe_if_sole_owner
 from ..checkpoint._layout import _DTYPES, _array, _header_bytes, _header_size, _parse_header, _to_tensor
 
 __all__: list[str] = []
@@ -25,9 +27,14 @@ def shard_tensors(buffer: Any, where: str) -> tuple[dict[str, torch.Tensor], dic
     view = memoryview(buffer).cast("B")
     total = view.nbytes
     n = _header_size(bytes(view[:8]), total, where)
-    entries, header_metadata = _parse_header(bytes(view[8:8 + n]), total - 8 - n, where)
+    header_json = bytes(view[8:8 + n])  # parsed, then wiped: it is plaintext of an encrypted file
+    try:
+        entries, header_metadata = _parse_header(header_json, total - 8 - n, where)
+        raw_names = _raw_dtype_names(header_json)
+    finally:
+        wipe_if_sole_owner(header_json)
+        del header_json
     base = -(8 + n)  # _array takes offsets relative to the data section
-    raw_names = _raw_dtype_names(bytes(view[8:8 + n]))
     out: dict[str, torch.Tensor] = {}
     for name, entry in entries.items():
         tensor = torch.from_numpy(_array(buffer, entry, base))
@@ -39,9 +46,7 @@ def shard_tensors(buffer: Any, where: str) -> tuple[dict[str, torch.Tensor], dic
 
 
 def _raw_dtype_names(header_json: bytes) -> dict[str, str]:
-    """name -> safetensors dtype name, for the tensors whose dtype NumPy lacks (already validated)."""
-    import json
-
+    """name -> safetensors dtype name, for the tensors whose dtype NumPy lacks (header already validated)."""
     header = json.loads(header_json)
     return {name: info["dtype"] for name, info in header.items()
             if name != "__metadata__" and info["dtype"] in _RAW_DTYPES}
