@@ -331,7 +331,9 @@ def test_bad_arguments_and_slow_tokenizers(encrypted, models, tmp_path):
     modelcrypt.encrypt_directory(plain, tmp_path / "slow.enc", KEY)
     with pytest.raises(modelcrypt.FormatError, match="vocab.txt"):
         mchf.tokenizer_from_pretrained(tmp_path / "slow.enc", KEY)
-    # weights from another save of the same model: the whole directory is one set
+    # a model class whose weights the checkpoint lacks (transformers would initialise them randomly)
+    with pytest.raises(modelcrypt.FormatError, match="lacks .* BertForSequenceClassification"):
+        mchf.from_pretrained(encrypted["bert"], KEY, model_class=transformers.BertForSequenceClassification)
     with pytest.raises(modelcrypt.FormatError, match="config.json"):
         mchf.from_pretrained(tmp_path / "slow.enc", KEY)
 
