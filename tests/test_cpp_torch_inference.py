@@ -93,7 +93,7 @@ def models(torch, tmp_path_factory):
     for kind, module in (("scripted", torch.jit.script(net)),
                          ("traced", torch.jit.trace(net, torch.zeros(SHAPE)))):
         archive = io.BytesIO()
-        torch.jit.save(module, archive)  # (ScriptModule.save(BytesIO) silently writes nothing)
+        torch.jit.save(module, archive)  # (module.save(BytesIO) would write a file named "<_io.BytesIO ...>")
         assert archive.getvalue()[:2] == b"PK"
         path = d / f"{kind}.pt.mcx"
         path.write_bytes(modelcrypt.encrypt_bytes(archive.getvalue(), key, chunk_size=4096))
