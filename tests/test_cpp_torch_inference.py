@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 
 import pytest
@@ -239,3 +240,27 @@ def test_the_app_writes_no_file(app, models, tmp_path):
     assert any(line.split()[1].startswith("write(1<") for line in lines if len(line.split()) > 1), \
         "no write to stdout traced (vacuous trace?)"
     assert sorted(os.listdir(tmp_path)) == ["trace.txt"]
+
+
+def test_readme_walkthrough(app, tmp_path):
+    """The README's steps: make_torchscript_model.py, `modelcrypt keygen` / `encrypt`, then the app
+    with the key from the file and from MODELCRYPT_KEY, answering what the script predicted."""
+    import numpy as np
+
+    script = os.path.join(EXAMPLE, "make_torchscript_model.py")
+    made = run([sys.executable, script, str(tmp_path / "model.pt"), "--seed", "4"])
+    assert made.returncode == 0 and made.stderr == "", made.stderr
+    expected = json.loads(made.stdout)["outputs"]
+    cli = shutil.which("modelcrypt")
+    assert cli, "the modelcrypt console script is not on PATH"
+    key_file, encrypted = tmp_path / "model.key", tmp_path / "model.pt.mcx"
+    for cmd in ([cli, "keygen", "-o", str(key_file)],
+                [cli, "encrypt", str(tmp_path / "model.pt"), "-o", str(encrypted), "--key-file", str(key_file)]):
+        out = run(cmd)
+        assert out.returncode == 0, out.stderr
+    (tmp_path / "model.pt").unlink()
+    args = ["--shape", "1,3,16,16", "--seed", "4", str(encrypted)]
+    for got in (_outputs(run([app, "--key-file", str(key_file), *args])),
+                _outputs(run([app, *args], env=dict(os.environ, MODELCRYPT_KEY=key_file.read_text().strip())))):
+        assert [o["shape"] for o in got] == [o["shape"] for o in expected] == [[1, 10]]
+        np.testing.assert_allclose(got[0]["values"], expected[0]["values"], rtol=1e-5, atol=1e-6)
