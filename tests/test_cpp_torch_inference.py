@@ -45,7 +45,7 @@ def torch():
 
 @pytest.fixture(scope="module")
 def app(torch, tmp_path_factory):
-    """examples/cpp's torch_inference, configured and built once (Release; ~30-60 s on 2 cores)."""
+    """examples/cpp's torch_inference, configured and built once (Release; 10-30 s on 2 cores)."""
     import torch.utils
 
     cmake = require_tool("cmake", "cmake")
