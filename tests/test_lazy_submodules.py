@@ -19,13 +19,14 @@ def test_import_modelcrypt_imports_no_framework():
         import modelcrypt
         from modelcrypt import *  # noqa: F403
         heavy = ("torch", "onnxruntime", "paddle", "transformers", "modelcrypt.torch", "modelcrypt.onnxruntime",
-                 "modelcrypt.paddle", "modelcrypt.numpy")  # (modelcrypt.mindspore is a parser, no framework)
+                 "modelcrypt.paddle", "modelcrypt.numpy", "modelcrypt.transformers")  # (modelcrypt.mindspore is a parser, no framework)
         print(sorted(m for m in heavy if m in sys.modules))
-        print(sorted(n for n in ("torch", "numpy", "onnxruntime", "paddle", "mindspore") if n in dir(modelcrypt)))
+        print(sorted(n for n in ("torch", "numpy", "onnxruntime", "paddle", "mindspore", "transformers")
+                     if n in dir(modelcrypt)))
     """))
     loaded, listed = out.splitlines()
     assert loaded == "[]"
-    assert listed == "['mindspore', 'numpy', 'onnxruntime', 'paddle', 'torch']"
+    assert listed == "['mindspore', 'numpy', 'onnxruntime', 'paddle', 'torch', 'transformers']"
 
 
 def test_torch_submodule_loads_on_first_access(tmp_path):
@@ -83,3 +84,17 @@ def test_unknown_attribute_is_attribute_error():
     with pytest.raises(AttributeError, match="has no attribute 'tensorflow'"):
         modelcrypt.tensorflow  # noqa: B018
     assert not hasattr(modelcrypt, "no_such_name")
+
+
+def test_transformers_without_transformers_names_the_extra():
+    """modelcrypt.transformers imports without transformers; its functions name the extra."""
+    out = run_python(textwrap.dedent("""
+        import sys
+        sys.modules["transformers"] = None
+        import modelcrypt
+        try:
+            modelcrypt.transformers.from_pretrained("model.enc", bytes(32))
+        except ImportError as exc:
+            print("ImportError", exc)
+    """))
+    assert out.startswith("ImportError") and 'pip install "modelcrypt[transformers]"' in out

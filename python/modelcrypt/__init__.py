@@ -33,9 +33,9 @@ __all__ = ["__version__", *_api.__all__, *_random_access.__all__, *_directory.__
 # The framework loaders are submodules that import their framework (torch, onnxruntime, ...), so
 # ``import modelcrypt`` does not import them; ``modelcrypt.torch`` imports modelcrypt.torch on first
 # access (PEP 562), or raises ImportError saying which extra to install when the framework is missing.
-_FRAMEWORK_MODULES = frozenset({"mindspore", "numpy", "onnxruntime", "paddle", "torch"})
+_FRAMEWORK_MODULES = frozenset({"mindspore", "numpy", "onnxruntime", "paddle", "torch", "transformers"})
 if _TYPE_CHECKING:  # type checkers and IDEs see the submodules' real signatures
-    from . import mindspore, numpy, onnxruntime, paddle, torch  # noqa: F401
+    from . import mindspore, numpy, onnxruntime, paddle, torch, transformers  # noqa: F401
 
 
 def __getattr__(name: str) -> _Any:
