@@ -95,6 +95,17 @@ class _Checkpoint:
         assert self._file is not None
         return self._file.read_range(offset, length)
 
+    def read_range(self, offset: int, length: int) -> Any:
+        """Plaintext bytes [offset, offset + length): of an encrypted file only their chunks decrypted, into
+        a modelcrypt-owned buffer; of a plaintext one a view of its copy-on-write map (modelcrypt.safe_open)."""
+        if self.kind == "encrypted":
+            return self._range(offset, length)
+        if self._whole is None:
+            self._whole = _map_plain(self.path)
+        if offset + length > len(self._whole):
+            raise FormatError(f"{self.where}: the file is shorter than its header says")
+        return memoryview(self._whole)[offset:offset + length]
+
     # -- loading
     def load_all(self) -> dict[str, np.ndarray]:
         if self.kind == "encrypted":
