@@ -119,14 +119,14 @@ class SafeOpen:
             raise TypeError("slicing F4 (packed float4_e2m1fn_x2) tensors is not supported (safetensors cannot "
                             "either): use get_tensor")
         items = key if isinstance(key, tuple) else (key,)
-        fw.check_index(items)
+        fw.check_index(items, e.shape)
         template = fw.stand_in(e.shape)[items]  # the framework's own errors for a bad index, nothing read
         part = narrow(e.shape, items)
         if part.empty:
             return fw.finish(fw.empty(e.st_dtype, tuple(template.shape)))
         size = dtype.itemsize
         view = fw.view(f.read(e, part.offset * size, part.count * size), e.st_dtype, part.shape)
-        return fw.finish(view[part.index])
+        return fw.finish(fw.index(view, part.index))
 
     # -- lifetime
     @property

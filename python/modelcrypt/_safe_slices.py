@@ -53,8 +53,12 @@ class Framework:
         """A tensor of ``shape`` holding no data, to check an index on."""
         raise NotImplementedError
 
-    def check_index(self, items: tuple[Any, ...]) -> None:
+    def check_index(self, items: tuple[Any, ...], shape: tuple[int, ...]) -> None:
         """Refuse what this framework's safetensors slices refuse (before the stand-in is indexed)."""
+
+    def index(self, view: Any, index: tuple[Any, ...]) -> Any:
+        """``view[index]``, as safetensors returns it."""
+        return view[index]
 
     def empty(self, st_dtype: str, shape: tuple[int, ...]) -> Any:
         raise NotImplementedError
@@ -126,18 +130,34 @@ class NumpyFramework(Framework):
     def stand_in(self, shape: tuple[int, ...]) -> Any:
         return np.broadcast_to(np.zeros((), dtype=np.uint8), shape)
 
-    def check_index(self, items: tuple[Any, ...]) -> None:
-        # safetensors' numpy slices take ints, slices with a positive step and one ellipsis (this reader
-        # takes negative indices as numpy does; safetensors' numpy framework raises OverflowError on them)
-        for position, item in enumerate(items):
-            if item is Ellipsis or _as_int(item) is not None:
+    def check_index(self, items: tuple[Any, ...], shape: tuple[int, ...]) -> None:
+        # safetensors' numpy slices take ints, slices with a positive step inside the dimension and one
+        # ellipsis. (Negative indices work here as in numpy; safetensors' numpy slices raise
+        # OverflowError for negative slice bounds.)
+        if sum(item is Ellipsis for item in items) > 1:
+            raise IndexError("Only one ellipsis (...) is allowed in slice index")
+        explicit = [item for item in items if item is not Ellipsis]
+        if len(explicit) > len(shape):
+            raise IndexError(f"too many indices: {len(explicit)} for a tensor of {len(shape)} dimension(s)")
+        after = len(items) - 1 - items.index(Ellipsis) if Ellipsis in items else 0
+        dims = list(range(len(explicit) - after)) + list(range(len(shape) - after, len(shape)))
+        for position, (item, d) in enumerate(zip(explicit, dims)):
+            if _as_int(item) is not None:
                 continue
-            if isinstance(item, slice):
-                if item.step is not None and (_as_int(item.step) is None or _as_int(item.step) <= 0):
-                    raise ValueError(f"Slice step must be a positive integer, got {item.step!r}")
-                continue
-            raise TypeError(f"Unsupported slice index at position {position}: expected slice, int, or ellipsis "
-                            f"(got {type(item).__name__})")
+            if not isinstance(item, slice):
+                raise TypeError(f"Unsupported slice index at position {position}: expected slice, int, or ellipsis "
+                                f"(got {type(item).__name__})")
+            if item.step is not None and (_as_int(item.step) is None or _as_int(item.step) <= 0):
+                raise ValueError(f"Slice step must be a positive integer, got {item.step!r}")
+            n = shape[d]
+            for bound, limit in ((item.start, n - 1), (item.stop, n)):
+                i = _as_int(bound) if bound is not None else None
+                if i is not None and (i + n if i < 0 else i) > limit and not (bound is item.start and i == 0):
+                    raise IndexError(f"index {i} out of bounds for tensor dimension #{d} of size {n}")
+
+    def index(self, view: Any, index: tuple[Any, ...]) -> Any:
+        # numpy turns an index of ints only into a scalar; safetensors returns a 0-d array
+        return view[index if Ellipsis in index else index + (Ellipsis,)]
 
     def empty(self, st_dtype: str, shape: tuple[int, ...]) -> Any:
         return np.empty(shape, dtype=self.dtype(st_dtype))
