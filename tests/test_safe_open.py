@@ -376,6 +376,10 @@ def test_wrong_key_tampering_and_bad_input(tmp_path):
         modelcrypt.safe_open(tmp_path / "p.enc", KEY)
     with pytest.raises(ValueError, match="framework"):
         modelcrypt.safe_open(tmp_path / "p.enc", KEY, framework="jax")
+    with pytest.raises(TypeError, match="bytes-like"):
+        modelcrypt.safe_open(tmp_path / "p.safetensors", "not a key")
+    with pytest.raises(ValueError, match="16, 24 or 32"):
+        modelcrypt.safe_open(tmp_path / "p.enc", b"short")
     with pytest.raises(ValueError, match="device"):
         modelcrypt.safe_open(tmp_path / "p.enc", KEY, framework="np", device="cuda")
     with pytest.raises(ValueError, match="not a torch device"):

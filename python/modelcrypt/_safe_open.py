@@ -18,6 +18,7 @@ from . import _sets, _sources
 from ._api import BytesLike, StrPath, _fspath, _reader_key, _shown
 from ._random_access import open_encrypted
 from ._safe_slices import Framework, framework as _framework, narrow
+from .checkpoint._arguments import _check_dec
 from .checkpoint._layout import SAFETENSORS_DTYPE_BITS, _Entry
 from .checkpoint._one_file import _Checkpoint
 from .checkpoint._other_formats import _MindSporePlaintext
@@ -207,6 +208,8 @@ def safe_open(path: StrPath | Any, key: Optional[BytesLike] = None, framework: s
     if trusted_signers is not None and key is None and identity is None:
         raise ValueError("trusted_signers needs key or identity=: a plaintext checkpoint carries no signature")
     credential = _reader_key(key, trusted_signers, "AES-GCM", identity)
+    if credential is not None:
+        credential, _ = _check_dec(credential, "AES-GCM")  # a key of the wrong type or length: said now
     if _sources.is_url(path) or _sources.is_file_object(path):
         if credential is None:
             raise ValueError("a checkpoint from a URL or file object must be encrypted: pass key (or identity=)")

@@ -150,10 +150,12 @@ class NumpyFramework(Framework):
             if item.step is not None and (_as_int(item.step) is None or _as_int(item.step) <= 0):
                 raise ValueError(f"Slice step must be a positive integer, got {item.step!r}")
             n = shape[d]
-            for bound, limit in ((item.start, n - 1), (item.stop, n)):
-                i = _as_int(bound) if bound is not None else None
-                if i is not None and (i + n if i < 0 else i) > limit and not (bound is item.start and i == 0):
-                    raise IndexError(f"index {i} out of bounds for tensor dimension #{d} of size {n}")
+            start = _as_int(item.start) if item.start is not None else None
+            stop = _as_int(item.stop) if item.stop is not None else None
+            if start is not None and start != 0 and (start + n if start < 0 else start) >= n:
+                raise IndexError(f"index {start} out of bounds for tensor dimension #{d} of size {n}")
+            if stop is not None and (stop + n if stop < 0 else stop) > n:
+                raise IndexError(f"index {stop} out of bounds for tensor dimension #{d} of size {n}")
 
     def index(self, view: Any, index: tuple[Any, ...]) -> Any:
         # numpy turns an index of ints only into a scalar; safetensors returns a 0-d array
