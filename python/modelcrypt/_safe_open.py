@@ -26,7 +26,7 @@ from .checkpoint._remote_shards import _read_index_url, is_index_url
 from .checkpoint._shards import _parse_index, _read_index, check_shard_holds
 from .exceptions import FormatError
 
-__all__ = ["safe_open", "SafeOpen", "TensorSlice"]
+__all__ = ["safe_open"]  # (SafeOpen and TensorSlice: the types it returns, made by it only)
 
 
 class _File:
@@ -174,10 +174,6 @@ class TensorSlice:
 
     def __repr__(self) -> str:
         return "<modelcrypt.TensorSlice>"
-
-
-for _cls in (SafeOpen, TensorSlice):
-    _cls.__module__ = "modelcrypt"
 
 
 def safe_open(path: StrPath | Any, key: Optional[BytesLike] = None, framework: str = "pt", device: Any = "cpu", *,

@@ -15,6 +15,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ._api import _shown
+
 __all__: list[str] = []
 
 # safetensors dtype -> torch dtype attribute (as safetensors.torch maps them; F6_* have none).
@@ -71,13 +73,21 @@ class TorchFramework(Framework):
     name = "pt"
 
     def __init__(self, device: Any):
-        import torch
-
-        self._torch = torch
         try:
-            self.device = torch.device(device)
-        except (RuntimeError, TypeError) as exc:
-            raise ValueError(f"device {device!r} is not a torch device: {exc}") from None
+            import torch
+        except ImportError:
+            raise ModuleNotFoundError("framework=\"pt\" returns torch tensors: pip install 'modelcrypt[torch]' "
+                                      "(or open with framework=\"np\")") from None
+        self._torch = torch
+        if not isinstance(device, (str, int, torch.device)) or isinstance(device, bool):
+            raise TypeError(f"device must be a str, an int or a torch.device, not {type(device).__name__}")
+        try:
+            parsed = torch.device(device)
+        except (RuntimeError, TypeError, ValueError):
+            parsed = None  # (torch's message repeats the value: raised outside, with no context)
+        if parsed is None:
+            raise ValueError(f"device {_shown(device)} is not a torch device (\"cpu\", \"cuda:0\", 0...)")
+        self.device = parsed
 
     def dtype(self, st_dtype: str) -> Any:
         dtype = getattr(self._torch, _TORCH_DTYPES.get(st_dtype, "-"), None)
@@ -166,14 +176,18 @@ class NumpyFramework(Framework):
 
 
 def framework(name: Any, device: Any) -> Framework:
+    """The Framework of safe_open's ``framework`` and ``device`` arguments (checked; values shown only
+    as _shown shows them: a key passed in the wrong place is never repeated)."""
+    if not isinstance(name, str):
+        raise TypeError(f"framework must be a str ('pt' or 'np'), not {type(name).__name__}")
     if name in ("pt", "torch", "pytorch"):
         return TorchFramework(device)
     if name in ("np", "numpy"):
-        if device not in ("cpu", None):
+        if not (device == "cpu" and isinstance(device, str)):
             raise ValueError(f"framework {name!r} returns numpy arrays, which live on the CPU: device must be "
-                             f"'cpu', not {device!r}")
+                             f"'cpu', not {_shown(device)}")
         return NumpyFramework()
-    raise ValueError(f"framework must be 'pt' (torch) or 'np' (numpy), not {name!r}")
+    raise ValueError(f"framework must be 'pt' (torch) or 'np' (numpy), not {_shown(name)}")
 
 
 def _as_int(item: Any) -> Optional[int]:
