@@ -126,10 +126,24 @@ class NumpyFramework(Framework):
 
     def dtype(self, st_dtype: str) -> Any:
         name = _NUMPY_DTYPES.get(st_dtype)
-        if name is None:
-            raise TypeError(f"dtype {st_dtype} has no numpy dtype; safetensors' numpy framework cannot load it "
-                            "either: open the file with framework=\"pt\"")
-        return np.dtype(name)
+        if name is not None:
+            return np.dtype(name)
+        # As safetensors' numpy framework: BF16 is numpy's "bfloat16" once something (ml_dtypes, when
+        # imported) has registered it; the others are numpy attributes named as torch names them, which
+        # numpy does not have.
+        found: Any = None
+        if st_dtype == "BF16":
+            try:
+                found = np.dtype("bfloat16")
+            except TypeError:
+                pass
+        elif st_dtype in _TORCH_DTYPES:
+            found = getattr(np, _TORCH_DTYPES[st_dtype], None)
+        if found is not None:
+            return np.dtype(found)
+        hint = " (import ml_dtypes first to get ml_dtypes.bfloat16 arrays)" if st_dtype == "BF16" else ""
+        raise TypeError(f"dtype {st_dtype} has no numpy dtype; safetensors' numpy framework cannot load it "
+                        f"either{hint}: open the file with framework=\"pt\"")
 
     def view(self, buffer: Any, st_dtype: str, shape: tuple[int, ...]) -> Any:
         dtype = self.dtype(st_dtype)
