@@ -192,8 +192,14 @@ def safe_open(path: StrPath | Any, key: Optional[BytesLike] = None, framework: s
     a plaintext ``.safetensors`` file without ``key`` (with one it is refused, as load_checkpoint
     refuses it), a sharded checkpoint's ``*.index.json`` (shards checked as a set first), or a URL
     (``storage_options`` as fsspec takes them; an index URL too) or seekable binary file object
-    holding an encrypted file. ``framework``: ``"pt"`` (torch tensors; ``device`` where to put them)
-    or ``"np"`` (numpy arrays; bf16/fp8/fp4 have none and raise TypeError, as in safetensors).
+    holding an encrypted file. ``framework``: ``"pt"`` (torch tensors of the file's dtype, bf16 and
+    fp8/fp4 included; ``device`` where to put them) or ``"np"`` (numpy arrays; as in safetensors, bf16
+    only once ml_dtypes is imported, fp8/fp4 never: TypeError). Slices follow safetensors: torch
+    indexing for ``"pt"`` (errors are torch's own), ints, positive-step slices and one ellipsis for
+    ``"np"`` (negative indices work here, where safetensors' numpy slices raise OverflowError).
+    Basic indexing returns views (strided slices non-contiguous, as safetensors' torch slices are);
+    advanced torch indexing (lists, masks) makes torch's own copy. A plaintext file's tensors view
+    its copy-on-write map.
     ``identity=`` (an Identity) in place of ``key``; ``trusted_signers`` as for load_checkpoint.
 
     Raises KeyMismatchError (wrong key), AuthenticationError (a chunk read was modified),
