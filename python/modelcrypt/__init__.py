@@ -20,6 +20,8 @@ from .signing import *  # noqa: F401,F403  (names listed in signing.__all__)
 # key-based check of _directory.
 from . import model_signing_interop
 from .model_signing_interop import sign_directory, verify_directory_signature
+from . import _safe_open
+from ._safe_open import *  # noqa: F401,F403  (safe_open: a safetensors-style reader)
 
 try:
     __version__ = _version("modelcrypt")
@@ -28,6 +30,7 @@ except PackageNotFoundError:  # running from a source tree without installation
 
 __all__ = ["__version__", *_api.__all__, *_random_access.__all__, *_directory.__all__, *_native.__all__, *keys.__all__, *checkpoint.__all__, *exceptions.__all__,
            *_migrate.__all__, *recipients.__all__, *signing.__all__,
+<<<<<<< HEAD
            "sign_directory", "verify_directory_signature"]
 
 # The framework loaders are submodules that import their framework (torch, onnxruntime, ...), so
@@ -46,3 +49,6 @@ def __getattr__(name: str) -> _Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | _FRAMEWORK_MODULES)
+=======
+           "sign_directory", "verify_directory_signature", *_safe_open.__all__]
+>>>>>>> safeopen

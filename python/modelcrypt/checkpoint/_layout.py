@@ -38,6 +38,17 @@ _DTYPES: dict[str, np.dtype] = {
     "U8": np.dtype("u1"),
     "BOOL": np.dtype("?"),
 }
+#: Every dtype the safetensors format defines (safetensors 0.8), with its bits per element: what a
+#: reader of any .safetensors file (modelcrypt.safe_open) accepts. load_checkpoint keeps to _DTYPES.
+SAFETENSORS_DTYPE_BITS: dict[str, int] = {
+    "F64": 64, "F32": 32, "F16": 16, "BF16": 16,
+    "I64": 64, "I32": 32, "I16": 16, "I8": 8,
+    "U64": 64, "U32": 32, "U16": 16, "U8": 8, "BOOL": 8,
+    "F8_E4M3": 8, "F8_E4M3FNUZ": 8, "F8_E5M2": 8, "F8_E5M2FNUZ": 8, "F8_E8M0": 8,
+    "F6_E2M3": 6, "F6_E3M2": 6, "F4": 4,
+    "C64": 64,
+}
+_RAW_BYTES = np.dtype("u1")  # the dtype of tensors outside _DTYPES: their raw bytes
 # numpy kind+itemsize -> safetensors dtype name (for arrays we are given).
 _NUMPY_TO_ST = {
     ("f", 8): "F64", ("f", 4): "F32", ("f", 2): "F16",
@@ -123,10 +134,15 @@ def _header_bytes(tensors: list[_Tensor], metadata: Optional[Mapping[str, str]])
 
 
 class _Entry:
-    __slots__ = ("name", "dtype", "shape", "begin", "end")
+    """One tensor of a parsed header: ``st_dtype`` its safetensors dtype name, ``dtype`` the numpy
+    dtype load_checkpoint returns it as (raw bytes, ``u1``, for dtypes outside _DTYPES), ``shape`` the
+    header's shape, [begin, end) its bytes in the data section."""
 
-    def __init__(self, name: str, dtype: np.dtype, shape: tuple[int, ...], begin: int, end: int):
+    __slots__ = ("name", "dtype", "shape", "begin", "end", "st_dtype")
+
+    def __init__(self, name: str, dtype: np.dtype, shape: tuple[int, ...], begin: int, end: int, st_dtype: str = ""):
         self.name, self.dtype, self.shape, self.begin, self.end = name, dtype, shape, begin, end
+        self.st_dtype = st_dtype
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -178,17 +194,23 @@ def _decode_json(raw: bytes, where: str, hook: Any) -> Any:
     raise FormatError(f"{where}: the header is not UTF-8 JSON: {problem}")
 
 
-def _parse_header(raw: bytes, data_len: int, where: str, secret: bool = True) -> tuple[dict[str, _Entry], dict[str, str]]:
+def _parse_header(raw: bytes, data_len: int, where: str, secret: bool = True, *,
+                  dtype_bits: Optional[Mapping[str, int]] = None,
+                  none_without_metadata: bool = False) -> tuple[dict[str, _Entry], Any]:
     """Strictly validate a safetensors JSON header against a data section of data_len bytes.
 
     ``secret``: the header came out of an encrypted file, so it is plaintext: messages then name
-    tensors by their position in the header (``tensor #3``) and quote none of its values."""
+    tensors by their position in the header (``tensor #3``) and quote none of its values.
+    ``dtype_bits`` ({dtype name: bits per element}, e.g. SAFETENSORS_DTYPE_BITS) accepts those dtypes
+    in place of _DTYPES (load_checkpoint's); ``none_without_metadata``: the metadata is None, not {},
+    when the header has no ``__metadata__`` (as safetensors' ``metadata()`` returns it)."""
+    bits = dtype_bits if dtype_bits is not None else {k: 8 * v.itemsize for k, v in _DTYPES.items()}
     obj = _decode_json(raw, where, _no_duplicates)
     if not isinstance(obj, dict):
         raise FormatError(f"{where}: the header is not a JSON object")
     metadata = obj.pop("__metadata__", None)
     if metadata is None:
-        metadata = {}
+        metadata = None if none_without_metadata else {}
     elif not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
         raise FormatError(f"{where}: __metadata__ must be an object of str to str")
     positions = {name: i for i, name in enumerate(obj)}
@@ -204,22 +226,26 @@ def _parse_header(raw: bytes, data_len: int, where: str, secret: bool = True) ->
         if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
             raise FormatError(f"{where}: {tensor(name)} must be an object with exactly dtype, shape, data_offsets")
         dtype_name, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
-        if not isinstance(dtype_name, str) or dtype_name not in _DTYPES:
+        if not isinstance(dtype_name, str) or dtype_name not in bits:
             shown = "" if secret else f" {dtype_name!r}"
             raise FormatError(f"{where}: {tensor(name)} has an unsupported dtype{shown} "
-                              f"(supported: {', '.join(_DTYPES)})")
+                              f"(supported: {', '.join(bits)})")
         if not isinstance(shape, list) or not all(_is_uint(d) for d in shape):
             raise FormatError(f"{where}: {tensor(name)} has an invalid shape{value(shape)}")
         if (not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_uint(o) for o in offsets)
                 or offsets[0] > offsets[1] or offsets[1] > data_len):
             raise FormatError(f"{where}: {tensor(name)} has data_offsets{value(offsets)} outside the "
                               f"{data_len}-byte data section")
-        dtype = _DTYPES[dtype_name]
-        nbytes = math.prod(shape) * dtype.itemsize
+        dtype = _DTYPES.get(dtype_name, _RAW_BYTES)
+        nbits = math.prod(shape) * bits[dtype_name]
+        nbytes = nbits // 8
+        if nbits % 8:
+            raise FormatError(f"{where}: {tensor(name)} of shape {shape} and dtype {dtype_name} does not fill whole "
+                              f"bytes ({nbits} bits)")
         if nbytes != offsets[1] - offsets[0]:
             raise FormatError(f"{where}: {tensor(name)} of shape {shape} and dtype {dtype_name} needs {nbytes} "
                               f"bytes but data_offsets {offsets} cover {offsets[1] - offsets[0]}")
-        entries[name] = _Entry(name, dtype, tuple(shape), offsets[0], offsets[1])
+        entries[name] = _Entry(name, dtype, tuple(shape), offsets[0], offsets[1], dtype_name)
     position = 0
     for e in sorted(entries.values(), key=lambda e: (e.begin, e.end)):
         if e.begin != position:

@@ -95,6 +95,17 @@ class _Checkpoint:
         assert self._file is not None
         return self._file.read_range(offset, length)
 
+    def read_range(self, offset: int, length: int) -> Any:
+        """Plaintext bytes [offset, offset + length): of an encrypted file only their chunks decrypted, into
+        a modelcrypt-owned buffer; of a plaintext one a view of its copy-on-write map (modelcrypt.safe_open)."""
+        if self.kind == "encrypted":
+            return self._range(offset, length)
+        if self._whole is None:
+            self._whole = _map_plain(self.path)
+        if offset + length > len(self._whole):
+            raise FormatError(f"{self.where}: the file is shorter than its header says")
+        return memoryview(self._whole)[offset:offset + length]
+
     # -- loading
     def load_all(self) -> dict[str, np.ndarray]:
         if self.kind == "encrypted":
@@ -113,15 +124,17 @@ class _Checkpoint:
         base = -(8 + n)
         return {name: _array(buf, e, base) for name, e in entries.items()}
 
-    def header(self) -> tuple[dict[str, _Entry], int]:
-        """The validated header (entries, data start) read with as little decryption as possible."""
+    def header(self, **parse: Any) -> tuple[dict[str, _Entry], int]:
+        """The validated header (entries, data start) read with as little decryption as possible;
+        ``parse``: options of _parse_header (dtype_bits=, none_without_metadata=)."""
         if self.kind == "custom":
             if _is_mindspore_plaintext(self._whole):
                 raise _MindSporePlaintext(f"{self.where} holds a MindSpore checkpoint")
             with memoryview(self._whole) as view:
                 total = view.nbytes
                 n = _header_size(bytes(view[:8]), total, self.where)
-                entries, self.header_metadata = _parse_header(bytes(view[8:8 + n]), total - 8 - n, self.where)
+                entries, self.header_metadata = _parse_header(bytes(view[8:8 + n]), total - 8 - n, self.where,
+                                                              **parse)
             return entries, 8 + n
         if self.kind == "plain":
             with open(self.path, "rb") as f:
@@ -130,7 +143,7 @@ class _Checkpoint:
                 raw = f.read(n)
             if len(raw) != n:
                 raise FormatError(f"{self.where}: truncated header")
-            entries, self.header_metadata = _parse_header(raw, total - 8 - n, self.where, secret=False)
+            entries, self.header_metadata = _parse_header(raw, total - 8 - n, self.where, secret=False, **parse)
             return entries, 8 + n
         assert self._file is not None
         total, cs = self._file.plaintext_length, self._file.chunk_size  # authenticated when opened
@@ -146,7 +159,7 @@ class _Checkpoint:
             with self._range(8, n) as rest:
                 raw = bytes(rest)
         self._chunk_size = cs
-        entries, self.header_metadata = _parse_header(raw, total - 8 - n, self.where)
+        entries, self.header_metadata = _parse_header(raw, total - 8 - n, self.where, **parse)
         return entries, 8 + n
 
     def load_names(self, wanted: list[str], entries: dict[str, _Entry], start: int) -> dict[str, np.ndarray]:

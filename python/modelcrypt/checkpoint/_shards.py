@@ -138,22 +138,31 @@ def read_mapped_shard(ckpt: "_Checkpoint", shard: str, shard_names: list[str], w
     """The tensors ``shard_names`` of one shard of an index (``everything``: all it holds, which must
     be exactly those the index maps to it). Names from the (plaintext) index appear in messages;
     names found only in the shard only with ``show_names`` (never for an encrypted shard)."""
+    if everything:
+        arrays = ckpt.load_all()
+        check_shard_holds(arrays, shard, shard_names, weight_map, shown, where, show_names)
+        return arrays
+    entries, start = ckpt.header()
+    check_shard_holds(entries, shard, shard_names, weight_map, shown, where, show_names, exactly=False)
+    return ckpt.load_names(shard_names, entries, start)
+
+
+def check_shard_holds(held: Iterable[str], shard: str, shard_names: list[str], weight_map: Mapping[str, str],
+                      shown: str, where: str, show_names: bool, exactly: bool = True) -> None:
+    """FormatError unless shard ``shard`` (``shown`` in messages), holding the tensors ``held``, holds all
+    of ``shard_names`` and (``exactly``) no tensor the index does not map to it."""
     def listed(names: list[str], show: bool = True) -> str:
         return ": " + ", ".join(repr(n) for n in names[:20]) if show else ""
 
-    if everything:
-        arrays = ckpt.load_all()
-        stray = [n for n in arrays if weight_map.get(n) != shard]
+    held = list(held)
+    if exactly:
+        stray = [n for n in held if weight_map.get(n) != shard]
         if stray:
             raise FormatError(f"shard {shown} holds {len(stray)} tensor(s) the index does not map to it{listed(stray, show_names)}")
-        absent = [n for n in shard_names if n not in arrays]
-    else:
-        entries, start = ckpt.header()
-        absent = [n for n in shard_names if n not in entries]
-        arrays = {} if absent else ckpt.load_names(shard_names, entries, start)
+    present = set(held)
+    absent = [n for n in shard_names if n not in present]
     if absent:
         raise FormatError(f"{where} maps {len(absent)} tensor(s) to {shard} but it does not hold them{listed(absent)}")
-    return arrays
 
 
 def load_distributed_checkpoint(
