@@ -30,8 +30,7 @@ except PackageNotFoundError:  # running from a source tree without installation
 
 __all__ = ["__version__", *_api.__all__, *_random_access.__all__, *_directory.__all__, *_native.__all__, *keys.__all__, *checkpoint.__all__, *exceptions.__all__,
            *_migrate.__all__, *recipients.__all__, *signing.__all__,
-<<<<<<< HEAD
-           "sign_directory", "verify_directory_signature"]
+           "sign_directory", "verify_directory_signature", *_safe_open.__all__]
 
 # The framework loaders are submodules that import their framework (torch, onnxruntime, ...), so
 # ``import modelcrypt`` does not import them; ``modelcrypt.torch`` imports modelcrypt.torch on first
@@ -49,6 +48,3 @@ def __getattr__(name: str) -> _Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | _FRAMEWORK_MODULES)
-=======
-           "sign_directory", "verify_directory_signature", *_safe_open.__all__]
->>>>>>> safeopen
