@@ -214,19 +214,27 @@ def test_numpy_bfloat16_with_ml_dtypes_as_safetensors(files):
 
 
 def test_tensors_view_modelcrypt_owned_memory(files):
+    """Tensors and slices that are one contiguous run view modelcrypt-owned (decrypted) buffers; other
+    slices are gathered into memory of their own, the same for both frameworks."""
     with modelcrypt.safe_open(files[0], KEY, framework="np") as f:
-        for arr in (f.get_tensor("f32"), f.get_slice("f32")[1:3], f.get_slice("f32")[:, ::2]):
+        for arr in (f.get_tensor("f32"), f.get_slice("f32")[1:3], f.get_slice("f32")[4, 1:3]):
             base = arr
             while isinstance(base, np.ndarray):
                 base = base.base
             assert isinstance(base, memoryview) and isinstance(base.obj, modelcrypt.DecryptedBuffer)
+        for arr in (f.get_slice("f32")[:, ::2], f.get_slice("f32")[:, 2], f.get_slice("f32")[2:4, 1:3, ::2]):
+            owner = arr if arr.base is None else arr.base
+            assert owner.base is None and owner.flags.owndata and owner.nbytes == arr.nbytes
+            assert arr.flags.c_contiguous
     with modelcrypt.safe_open(files[0], KEY, framework="pt") as f:
         t = f.get_tensor("f32")
-        # the storage behind a slice is the run of rows it needs, decrypted once, not the whole tensor
+        # the storage behind a contiguous slice is the run it needs, decrypted once, not the whole tensor
         assert f.get_slice("f32")[1:3].untyped_storage().nbytes() == 2 * 6 * 5 * 4
-        assert f.get_slice("f32")[4, 1:3, ::2].untyped_storage().nbytes() == 2 * 5 * 4
+        assert f.get_slice("f32")[4, 1:3].untyped_storage().nbytes() == 2 * 5 * 4
         assert f.get_slice("f32")[-1, -1, -1].untyped_storage().nbytes() == 4
-        assert f.get_slice("f32")[:, 2].untyped_storage().nbytes() == 7 * 6 * 5 * 4
+        # a gathered slice owns exactly its elements (a contiguous copy)
+        for s in (f.get_slice("f32")[:, 2], f.get_slice("f32")[4, 1:3, ::2], f.get_slice("f32")[::3, None, :, -1]):
+            assert s.is_contiguous() and s.untyped_storage().nbytes() == s.numel() * 4
         t[0, 0, 0] = 123.0  # writable; every call decrypts afresh
         assert f.get_tensor("f32")[0, 0, 0] != 123.0
 

@@ -10,6 +10,7 @@ of modelcrypt-owned buffers that are wiped when the last view is freed.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any, Optional
@@ -17,6 +18,7 @@ from typing import Any, Optional
 from . import _sets, _sources
 from ._api import BytesLike, StrPath, _fspath, _reader_key, _shown
 from ._random_access import open_encrypted
+from ._safe_gather import gather, plan as _gather_plan
 from ._safe_slices import Framework, framework as _framework, narrow
 from .checkpoint._arguments import _check_dec
 from .checkpoint._layout import SAFETENSORS_DTYPE_BITS, _Entry
@@ -40,10 +42,16 @@ class _File:
             raise FormatError(f"{ckpt.where} holds a MindSpore checkpoint, not a safetensors file: load it with "
                               "modelcrypt.load_checkpoint") from None
         self.metadata: Optional[dict[str, str]] = ckpt.header_metadata
+        # a plaintext file's ranges are views of its map, read at no cost: slices take one span
+        self.chunk: int = ckpt.chunk_size or 1 << 62
 
     def read(self, e: _Entry, offset: int, length: int) -> Any:
         """``length`` bytes from byte ``offset`` of tensor ``e``'s data (a modelcrypt-owned buffer)."""
         return self.ckpt.read_range(self.start + e.begin + offset, length)
+
+    def expect(self, e: _Entry, spans: list[tuple[int, int]]) -> None:
+        """Announces the ranges (offset, length) of tensor ``e``'s data that ``read`` will be asked for next."""
+        self.ckpt.expect_ranges([(self.start + e.begin + offset, length) for offset, length in spans])
 
     def close(self) -> None:
         self.ckpt.close()
@@ -122,10 +130,17 @@ class SafeOpen:
         items = key if isinstance(key, tuple) else (key,)
         fw.check_index(items, e.shape)
         template = fw.stand_in(e.shape)[items]  # the framework's own errors for a bad index, nothing read
+        shape = tuple(template.shape)
         part = narrow(e.shape, items)
-        if part.empty:
-            return fw.finish(fw.empty(e.st_dtype, tuple(template.shape)))
+        if part.empty or math.prod(shape) == 0:
+            return fw.finish(fw.empty(e.st_dtype, shape))
         size = dtype.itemsize
+        runs = _gather_plan(e.shape, items, size)
+        if runs is not None:  # not one contiguous run: only the chunks holding its runs, copied out
+            out = fw.empty(e.st_dtype, runs.box)
+            gather(runs, fw.raw_bytes(out), lambda offset, length: f.read(e, offset, length), f.chunk,
+                   lambda spans: f.expect(e, spans))
+            return fw.finish(out.reshape(shape))
         view = fw.view(f.read(e, part.offset * size, part.count * size), e.st_dtype, part.shape)
         return fw.finish(fw.index(view, part.index))
 

@@ -65,6 +65,11 @@ class Framework:
     def empty(self, st_dtype: str, shape: tuple[int, ...]) -> Any:
         raise NotImplementedError
 
+    def raw_bytes(self, tensor: Any) -> np.ndarray:
+        """The bytes of ``tensor`` (a contiguous CPU tensor of ``empty``) as a writable uint8 numpy array
+        over its own memory."""
+        raise NotImplementedError
+
     def finish(self, tensor: Any) -> Any:
         return tensor
 
@@ -116,6 +121,9 @@ class TorchFramework(Framework):
 
     def empty(self, st_dtype: str, shape: tuple[int, ...]) -> Any:
         return self._torch.empty(shape, dtype=self.dtype(st_dtype))
+
+    def raw_bytes(self, tensor: Any) -> np.ndarray:
+        return tensor.reshape(-1).view(self._torch.uint8).numpy()
 
     def finish(self, tensor: Any) -> Any:
         return tensor if self.device.type == "cpu" else tensor.to(self.device)
@@ -187,6 +195,9 @@ class NumpyFramework(Framework):
 
     def empty(self, st_dtype: str, shape: tuple[int, ...]) -> Any:
         return np.empty(shape, dtype=self.dtype(st_dtype))
+
+    def raw_bytes(self, tensor: Any) -> np.ndarray:
+        return tensor.reshape(-1).view(np.uint8)
 
 
 def framework(name: Any, device: Any) -> Framework:

@@ -9,7 +9,8 @@ plaintext. A request wants the sub-block ``lens`` at ``offs`` inside it:
   index of the dimensions before the last cut one. Runs are read in spans: neighbouring runs share a
   span unless a whole encryption chunk lies between them (that chunk is then never read), and a span
   stays below ``MAX_SPAN`` bytes. Short runs (under one encryption chunk: every chunk holds a needed
-  byte anyway) or very many runs are read as one span from the first needed byte to the last.
+  byte anyway) or very many runs are read as one span from the first needed byte to the last. The
+  grouping is modelcrypt._byte_runs, shared with modelcrypt.safe_open's slices.
 """
 
 from __future__ import annotations
@@ -20,10 +21,9 @@ from typing import Any
 
 import torch
 
-__all__ = ["read_sub_block"]
+from .._byte_runs import group_spans, one_span  # (shared with modelcrypt.safe_open's slices)
 
-MAX_SPAN = 64 << 20  # the most decrypted bytes held at once for one request (beyond the destination)
-MAX_RUNS = 1 << 16  # beyond this many runs, one span (a Python step per run would cost more than it saves)
+__all__ = ["read_sub_block"]
 
 
 def _writable_bytes(target: torch.Tensor, dtype: torch.dtype, shape: list[int]) -> Any:
@@ -37,20 +37,6 @@ def _writable_bytes(target: torch.Tensor, dtype: torch.dtype, shape: list[int]) 
         return target.reshape(-1).view(torch.uint8).numpy()
     except (RuntimeError, TypeError):  # e.g. a tensor subclass or layout numpy cannot share
         return None
-
-
-def _spans(run_starts: list[int], run_bytes: int, chunk: int) -> list[tuple[int, list[int]]]:
-    """Groups ascending runs into spans [(span start, [run starts])]: a new span begins where a whole
-    encryption chunk lies between two runs, or where the span would pass MAX_SPAN."""
-    spans: list[tuple[int, list[int]]] = []
-    end = 0
-    for s in run_starts:
-        if spans and s // chunk <= (end - 1) // chunk + 1 and s + run_bytes - spans[-1][0] <= MAX_SPAN:
-            spans[-1][1].append(s)
-        else:
-            spans.append((s, [s]))
-        end = s + run_bytes
-    return spans
 
 
 def read_sub_block(f: Any, start: int, sizes: list[int], offs: list[int], lens: list[int], dtype: torch.dtype,
@@ -73,7 +59,7 @@ def read_sub_block(f: Any, start: int, sizes: list[int], offs: list[int], lens: 
     run_bytes = lens[k] * strides[k] * itemsize
     outer = [range(offs[d], offs[d] + lens[d]) for d in range(k)]
     n_runs = math.prod(len(r) for r in outer)
-    if run_bytes < f.chunk_size or n_runs > MAX_RUNS:
+    if one_span(run_bytes, n_runs, f.chunk_size):
         _read_one_span(f, start, strides, offs, lens, dtype, target, threads)
         return
     base = start + offs[k] * strides[k] * itemsize
@@ -83,7 +69,7 @@ def read_sub_block(f: Any, start: int, sizes: list[int], offs: list[int], lens: 
         s = base + sum(i * strides[d] for d, i in enumerate(idx)) * itemsize
         index_of[s] = tuple(i - offs[d] for d, i in enumerate(idx))
         starts.append(s)
-    for span_start, runs in _spans(starts, run_bytes, f.chunk_size):
+    for span_start, runs in group_spans(starts, run_bytes, f.chunk_size):
         with f.read_range(span_start, runs[-1] + run_bytes - span_start, threads=threads) as buf:
             raw = torch.frombuffer(buf, dtype=torch.uint8)
             for s in runs:

@@ -106,6 +106,17 @@ class _Checkpoint:
             raise FormatError(f"{self.where}: the file is shorter than its header says")
         return memoryview(self._whole)[offset:offset + length]
 
+    @property
+    def chunk_size(self) -> Optional[int]:
+        """The encryption chunk size (the unit a range read decrypts) of an encrypted file; None otherwise."""
+        return self._file.chunk_size if self._file is not None else None
+
+    def expect_ranges(self, spans: list[tuple[int, int]]) -> None:
+        """Announces the plaintext ranges (offset, length) read_range will be asked for next: a URL's
+        reader fetches all their chunks in parallel (nothing to do for other files)."""
+        if self._file is not None:
+            self._file._expect_spans(spans)
+
     # -- loading
     def load_all(self) -> dict[str, np.ndarray]:
         if self.kind == "encrypted":
