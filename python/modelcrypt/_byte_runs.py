@@ -5,9 +5,10 @@ set of equal runs of bytes at ascending offsets. Reading each run alone would de
 two neighbouring runs share twice; reading from the first needed byte to the last decrypts chunks
 holding no needed byte. The runs are therefore read in spans: neighbouring runs share a span unless
 a whole encryption chunk lies between them (that chunk is then never read), and a span stays at or
-below ``MAX_SPAN`` bytes. Runs shorter than a chunk (every chunk between them holds a needed byte
-anyway) or more than ``MAX_RUNS`` of them (a Python step per run would cost more than it saves) are
-read as one span from the first needed byte to the last (``one_span``).
+below ``MAX_SPAN`` bytes. Runs whose gaps are shorter than a chunk (rows shorter than a chunk:
+every chunk between two runs holds a needed byte anyway) or more than ``MAX_RUNS`` of them (a Python
+step per run would cost more than it saves) are read from the first needed byte to the last
+(``one_span``).
 
 Used by modelcrypt.safe_open's slices (_safe_gather) and by Distributed Checkpoint loads
 (checkpoint/_dcp_ranges). Plain integer arithmetic: no framework is imported here.
@@ -23,10 +24,12 @@ MAX_SPAN = 64 << 20  # the most decrypted bytes held at once for one span (beyon
 MAX_RUNS = 1 << 16  # beyond this many runs, one span
 
 
-def one_span(run_bytes: int, n_runs: int, chunk: int) -> bool:
-    """Whether runs of ``run_bytes`` (``n_runs`` of them, in encryption chunks of ``chunk`` bytes) are
-    read as one span from the first needed byte to the last rather than grouped by ``group_spans``."""
-    return run_bytes < chunk or n_runs > MAX_RUNS
+def one_span(run_bytes: int, pitch: int, n_runs: int, chunk: int) -> bool:
+    """Whether ``n_runs`` runs of ``run_bytes``, neighbours starting ``pitch`` bytes apart at the
+    closest (a row's length), in encryption chunks of ``chunk`` bytes, are read from the first needed
+    byte to the last rather than grouped by ``group_spans``: no whole chunk fits between two
+    neighbours, or there are too many runs."""
+    return pitch - run_bytes < chunk or n_runs > MAX_RUNS
 
 
 def group_spans(run_starts: Iterable[int], run_bytes: int, chunk: int) -> list[tuple[int, list[int]]]:

@@ -6,7 +6,7 @@ cuts, every dimension is whole; so the selected elements are equal byte runs: wi
 that dimension one run per index of the dimensions before it (``[:, 2:5]`` of an ``(R, C)`` tensor:
 ``R`` runs of 3 elements), with a larger step one run per selected position of it too. The runs are
 read in spans (_byte_runs: every encryption chunk holding no needed byte is skipped, spans stay at
-or below 64 MiB; runs shorter than a chunk or very many runs: spans from the first needed byte to
+or below 64 MiB; rows shorter than a chunk or very many runs: spans from the first needed byte to
 the last, cut along the first dimension so that each stays at or below 64 MiB). Each span is one
 range read (``read_range``: whole chunks decrypted and authenticated into a modelcrypt buffer) and
 closed (wiped) as soon as its runs are copied into the result: one allocation of the slice's
@@ -106,7 +106,8 @@ def gather(g: Gather, out: np.ndarray, read: Callable[[int, int], Any], chunk: i
     zeroed (no partial plaintext is left in it)."""
     dst = out.reshape(g.n_runs, g.run_bytes)
     try:
-        if one_span(g.run_bytes, g.n_runs, chunk):
+        pitch = min(s for n, s in g.outer if n > 1)  # (some outer dimension selects several positions)
+        if one_span(g.run_bytes, pitch, g.n_runs, chunk):
             _gather_pieces(g, dst, read, expect)
         else:
             _gather_spans(g, dst, read, chunk, expect)
@@ -117,8 +118,8 @@ def gather(g: Gather, out: np.ndarray, read: Callable[[int, int], Any], chunk: i
 
 def _gather_spans(g: Gather, dst: np.ndarray, read: Callable[[int, int], Any], chunk: int,
                   expect: Callable[[list[tuple[int, int]]], None]) -> None:
-    """Runs of at least a chunk each, at most MAX_RUNS of them: grouped into spans that skip the
-    chunks between them holding no needed byte; one copy per run."""
+    """Runs at least a chunk apart, at most MAX_RUNS of them: grouped into spans that skip the chunks
+    between them holding no needed byte; one copy per run."""
     starts = np.full((), g.first, dtype=np.int64)
     for n, stride in g.outer:
         starts = np.add.outer(starts, np.arange(n, dtype=np.int64) * stride)
@@ -137,9 +138,9 @@ def _gather_spans(g: Gather, dst: np.ndarray, read: Callable[[int, int], Any], c
 
 def _gather_pieces(g: Gather, dst: np.ndarray, read: Callable[[int, int], Any],
                    expect: Callable[[list[tuple[int, int]]], None]) -> None:
-    """Short or very many runs: from the first needed byte to the last, in pieces along the first
-    outer dimension that stay at or below MAX_SPAN bytes (one position at least), each copied out
-    through a strided view."""
+    """Runs of short rows or very many runs: from the first needed byte to the last, in pieces along
+    the first outer dimension that stay at or below MAX_SPAN bytes (one position at least), each
+    copied out through a strided view."""
     (n0, s0), rest = g.outer[0], g.outer[1:]
     extent = sum((n - 1) * s for n, s in rest) + g.run_bytes  # the bytes one position of dimension 0 spans
     per = max(1, (MAX_SPAN - extent) // s0 + 1)

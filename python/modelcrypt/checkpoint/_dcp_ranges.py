@@ -8,9 +8,9 @@ plaintext. A request wants the sub-block ``lens`` at ``offs`` inside it:
 * any other cut (a column cut of tensor parallelism, ``Shard(1)``) is a set of equal runs, one per
   index of the dimensions before the last cut one. Runs are read in spans: neighbouring runs share a
   span unless a whole encryption chunk lies between them (that chunk is then never read), and a span
-  stays below ``MAX_SPAN`` bytes. Short runs (under one encryption chunk: every chunk holds a needed
-  byte anyway) or very many runs are read as one span from the first needed byte to the last. The
-  grouping is modelcrypt._byte_runs, shared with modelcrypt.safe_open's slices.
+  stays below ``MAX_SPAN`` bytes. Runs of short rows (gaps under one encryption chunk: every chunk
+  holds a needed byte anyway) or very many runs are read as one span from the first needed byte to
+  the last. The grouping is modelcrypt._byte_runs, shared with modelcrypt.safe_open's slices.
 """
 
 from __future__ import annotations
@@ -59,7 +59,8 @@ def read_sub_block(f: Any, start: int, sizes: list[int], offs: list[int], lens: 
     run_bytes = lens[k] * strides[k] * itemsize
     outer = [range(offs[d], offs[d] + lens[d]) for d in range(k)]
     n_runs = math.prod(len(r) for r in outer)
-    if one_span(run_bytes, n_runs, f.chunk_size):
+    pitch = min((strides[d] * itemsize for d in range(k) if lens[d] > 1), default=run_bytes + f.chunk_size)
+    if one_span(run_bytes, pitch, n_runs, f.chunk_size):
         _read_one_span(f, start, strides, offs, lens, dtype, target, threads)
         return
     base = start + offs[k] * strides[k] * itemsize
