@@ -10,8 +10,8 @@ or below 64 MiB; rows shorter than a chunk or very many runs: spans from the fir
 the last, cut along the first dimension so that each stays at or below 64 MiB). Each span is one
 range read (``read_range``: whole chunks decrypted and authenticated into a modelcrypt buffer) and
 closed (wiped) as soon as its runs are copied into the result: one allocation of the slice's
-shape, which the returned tensor owns. A slice that is one contiguous run is not gathered here:
-safe_open returns a view of its decrypted buffer.
+shape, which the returned tensor owns. A slice that is one contiguous run is not gathered: safe_open
+reads that range alone and returns a view of its decrypted buffer.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ._byte_runs import MAX_SPAN, group_spans, one_span
-from ._safe_slices import _as_int
+from ._safe_slices import positions
 
 __all__: list[str] = []
 
@@ -44,49 +44,17 @@ class Gather:
         return math.prod(n for n, _ in self.outer)
 
 
-def _selected(shape: tuple[int, ...], items: tuple[Any, ...]) -> Optional[list[tuple[int, int, int]]]:
-    """Per dimension (first position, count, step > 0) of a basic index (already checked on a stand-in);
-    None for anything else (array, list or mask indices, negative steps): torch indexes those itself."""
-    ndim = len(shape)
-    if sum(item is Ellipsis for item in items) > 1:
-        return None
-    explicit = [item for item in items if item is not None and item is not Ellipsis]
-    if len(explicit) > ndim:
-        return None
-    per_dim: list[Any] = []
-    for item in items:
-        if item is Ellipsis:
-            per_dim += [slice(None)] * (ndim - len(explicit))
-        elif item is not None:
-            per_dim.append(item)
-    per_dim += [slice(None)] * (ndim - len(per_dim))
-    out = []
-    for item, z in zip(per_dim, shape):
-        i = _as_int(item)
-        if i is not None:
-            out.append((i + z if i < 0 else i, 1, 1))
-            continue
-        if not isinstance(item, slice):
-            return None
-        r = range(*item.indices(z))
-        if r.step < 0 or not r:
-            return None
-        out.append((r.start, len(r), r.step if len(r) > 1 else 1))
-    return out
-
-
 def plan(shape: tuple[int, ...], items: tuple[Any, ...], itemsize: int) -> Optional[Gather]:
-    """The runs of ``items`` over a tensor of ``shape`` (elements of ``itemsize`` bytes), or None when
-    the slice is one contiguous run (read as one range and viewed) or not a basic index."""
-    dims = _selected(shape, items)
+    """The runs of ``items`` (a basic index selecting something) over a tensor of ``shape`` (elements
+    of ``itemsize`` bytes); None for another index. One run (``n_runs == 1``): the slice is one
+    contiguous range of the tensor."""
+    dims = positions(shape, items)
     if dims is None:
         return None
     cut = [d for d, ((lo, n, step), z) in enumerate(zip(dims, shape)) if (lo, n, step) != (0, z, 1)]
     if not cut:
-        return None
+        return Gather(0, [], math.prod(shape) * itemsize, tuple(shape))  # the whole tensor
     k = cut[-1]
-    if dims[k][2] == 1 and all(dims[d][1] == 1 for d in range(k)):
-        return None  # one contiguous run
     strides = [math.prod(shape[d + 1:]) for d in range(len(shape))]
     first = sum(dims[d][0] * strides[d] for d in range(k + 1)) * itemsize
     if dims[k][2] == 1:

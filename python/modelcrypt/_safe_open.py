@@ -131,18 +131,20 @@ class SafeOpen:
         fw.check_index(items, e.shape)
         template = fw.stand_in(e.shape)[items]  # the framework's own errors for a bad index, nothing read
         shape = tuple(template.shape)
-        part = narrow(e.shape, items)
-        if part.empty or math.prod(shape) == 0:
+        if math.prod(shape) == 0 or math.prod(e.shape) == 0:
             return fw.finish(fw.empty(e.st_dtype, shape))
         size = dtype.itemsize
         runs = _gather_plan(e.shape, items, size)
-        if runs is not None:  # not one contiguous run: only the chunks holding its runs, copied out
-            out = fw.empty(e.st_dtype, runs.box)
-            gather(runs, fw.raw_bytes(out), lambda offset, length: f.read(e, offset, length), f.chunk,
-                   lambda spans: f.expect(e, spans))
-            return fw.finish(out.reshape(shape))
-        view = fw.view(f.read(e, part.offset * size, part.count * size), e.st_dtype, part.shape)
-        return fw.finish(fw.index(view, part.index))
+        if runs is None:  # lists, masks...: the framework indexes the smallest run holding what they select
+            part = narrow(e.shape, items)
+            view = fw.view(f.read(e, part.offset * size, part.count * size), e.st_dtype, part.shape)
+            return fw.finish(fw.index(view, part.index))
+        if runs.n_runs == 1:  # one contiguous range: read alone, viewed
+            return fw.finish(fw.view(f.read(e, runs.first, runs.run_bytes), e.st_dtype, runs.box).reshape(shape))
+        out = fw.empty(e.st_dtype, runs.box)  # several runs: only the chunks holding them read, copied out
+        gather(runs, fw.raw_bytes(out), lambda offset, length: f.read(e, offset, length), f.chunk,
+               lambda spans: f.expect(e, spans))
+        return fw.finish(out.reshape(shape))
 
     # -- lifetime
     @property

@@ -1,9 +1,11 @@
 """Tensors for modelcrypt.safe_open: the frameworks' views of decrypted bytes, and the bytes a slice needs.
 
 ``Framework`` turns the bytes of one tensor (or of the rows a slice needs) into a torch tensor or a
-numpy array viewing them, with the dtype safetensors gives it; ``narrow`` finds, for an index
-(``[0:10]``, ``[:, 2:5]``, ``[3, ::2]``...), the smallest run of contiguous elements holding every
-element it selects, and the index to apply to that run. A slice is first applied to a stand-in of
+numpy array viewing them, with the dtype safetensors gives it; ``positions`` finds, for a basic
+index (``[0:10]``, ``[:, 2:5]``, ``[3, ::2]``...), the positions it selects in every dimension
+(_safe_gather turns them into the byte runs to read); ``narrow``, for any other index (lists,
+masks: the framework indexes those), the smallest run of contiguous elements holding every element
+it may select, and the index to apply to that run. A slice is first applied to a stand-in of
 the tensor's shape that holds no data (stride 0), so a bad index raises the framework's own error
 before anything is read.
 """
@@ -281,3 +283,36 @@ def narrow(shape: tuple[int, ...], items: tuple[Any, ...]) -> Narrowed:
     lo, hi = rows if rows is not None else (0, shape[d])
     return Narrowed(offset + lo * strides[d], (hi - lo) * strides[d], (1,) * d + (hi - lo,) + shape[d + 1:],
                     tuple(index) + rest)
+
+
+def positions(shape: tuple[int, ...], items: tuple[Any, ...]) -> Optional[list[tuple[int, int, int]]]:
+    """The positions a basic index (ints, slices, ``...``, ``None``; already checked on a stand-in)
+    selects in each dimension of a tensor of ``shape``: (first, count, step > 0), ints as one position;
+    None for any other index (arrays, lists, masks, negative steps: ``narrow`` and the framework's
+    own indexing take those) or one that selects nothing."""
+    ndim = len(shape)
+    if sum(item is Ellipsis for item in items) > 1:
+        return None
+    explicit = [item for item in items if item is not None and item is not Ellipsis]
+    if len(explicit) > ndim:
+        return None
+    per_dim: list[Any] = []
+    for item in items:
+        if item is Ellipsis:
+            per_dim += [slice(None)] * (ndim - len(explicit))
+        elif item is not None:
+            per_dim.append(item)
+    per_dim += [slice(None)] * (ndim - len(per_dim))
+    out = []
+    for item, z in zip(per_dim, shape):
+        i = _as_int(item)
+        if i is not None:
+            out.append((i + z if i < 0 else i, 1, 1))
+            continue
+        if not isinstance(item, slice):
+            return None
+        r = range(*item.indices(z))
+        if r.step < 0 or not r:
+            return None
+        out.append((r.start, len(r), r.step if len(r) > 1 else 1))
+    return out
