@@ -2,10 +2,13 @@
 
 Opening reads and authenticates the modelcrypt header and reads the safetensors JSON header by
 range (the chunks holding it); ``get_tensor`` then reads and decrypts only that tensor's chunks and
-``get_slice(name)[...]`` only those of the rows the slice needs. A sharded checkpoint opens through
-its ``*.index.json``: every shard's header is authenticated and the shards are checked as one set
-(as load_distributed_checkpoint checks them) before any tensor is read. Returned tensors are views
-of modelcrypt-owned buffers that are wiped when the last view is freed.
+``get_slice(name)[...]`` only the chunks holding bytes the slice selects (_safe_gather: a column
+slice ``[:, 2:5]`` of wide rows skips the chunks between its columns). A sharded checkpoint opens
+through its ``*.index.json``: every shard's header is authenticated and the shards are checked as
+one set (as load_distributed_checkpoint checks them) before any tensor is read. Tensors and slices
+that are one contiguous range are views of modelcrypt-owned buffers that are wiped when the last
+view is freed; other slices are gathered into memory the returned tensor owns (the decrypted
+spans they come from are wiped as soon as they are copied).
 """
 
 from __future__ import annotations
@@ -103,7 +106,7 @@ class SafeOpen:
         return fw.finish(fw.view(f.read(e, 0, e.end - e.begin), e.st_dtype, shape))
 
     def get_slice(self, name: str) -> "TensorSlice":
-        """A lazy slice of tensor ``name``: ``get_slice(name)[0:10]`` reads only the rows it needs."""
+        """A lazy slice of tensor ``name``: ``get_slice(name)[0:10]`` reads only the chunks holding what it selects."""
         self._entry(name)
         return TensorSlice(self, name)
 
@@ -202,8 +205,10 @@ def safe_open(path: StrPath | Any, key: Optional[BytesLike] = None, framework: s
     ``f.metadata()``, ``f.get_tensor(name)``, ``f.get_slice(name)[0:10]`` (``get_shape()``,
     ``get_dtype()``), ``f.get_tensors()``, returning what ``safetensors.safe_open`` returns for the
     decrypted file. Opening authenticates the file's header and reads the safetensors header; each
-    call reads and decrypts only the chunks holding the bytes it returns (a slice: from its first
-    to its last needed row). Tensors are views of modelcrypt-owned memory, wiped when freed.
+    call reads and decrypts only the chunks holding the bytes it returns (a slice ``[:, 2:5]`` of
+    rows several chunks long: the chunks holding those columns; of rows shorter than a chunk, from
+    its first needed byte to its last, in spans of at most 64 MiB). Tensors are views of
+    modelcrypt-owned memory, wiped when freed.
 
     ``path``: an encrypted file (``encrypt_file`` of a ``.safetensors`` file, or ``save_checkpoint``),
     a plaintext ``.safetensors`` file without ``key`` (with one it is refused, as load_checkpoint
@@ -214,9 +219,12 @@ def safe_open(path: StrPath | Any, key: Optional[BytesLike] = None, framework: s
     only once ml_dtypes is imported, fp8/fp4 never: TypeError). Slices follow safetensors: torch
     indexing for ``"pt"`` (errors are torch's own), ints, positive-step slices and one ellipsis for
     ``"np"`` (negative indices work here, where safetensors' numpy slices raise OverflowError).
-    Basic indexing returns views (strided slices non-contiguous, as safetensors' torch slices are);
-    advanced torch indexing (lists, masks) makes torch's own copy. A plaintext file's tensors view
-    its copy-on-write map.
+    A slice that is one contiguous range of the tensor (``[0:10]``, ``[3, 1:4]``, ``[2, 5]``) is a view
+    of its decrypted bytes; any other basic slice (``[:, 2:5]``, ``[::2]``, ``[..., 1]``) is a copy:
+    gathered into one contiguous result the returned tensor or array owns (the same for ``"pt"`` and
+    ``"np"``; safetensors' torch slices may instead be non-contiguous). Advanced torch indexing
+    (lists, masks) makes torch's own copy. A plaintext file's contiguous tensors view its
+    copy-on-write map.
     ``identity=`` (an Identity) in place of ``key``; ``trusted_signers`` as for load_checkpoint.
 
     Raises KeyMismatchError (wrong key), AuthenticationError (a chunk read was modified),
