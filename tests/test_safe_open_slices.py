@@ -6,6 +6,7 @@ and which results view decrypted buffers and which own their memory."""
 from __future__ import annotations
 
 import json
+import os
 import struct
 
 import numpy as np
@@ -177,3 +178,43 @@ def test_short_runs_of_a_large_tensor_are_read_in_bounded_pieces(tmp_path):
         np.testing.assert_array_equal(f.get_slice("w")[1::7, -3], w[1::7, -3])
     with modelcrypt.safe_open(tmp_path / "big.enc", KEY, framework="pt") as f:
         assert torch.equal(f.get_slice("w")[::2, 4090:], torch.from_numpy(w[::2, 4090:]))
+
+
+def test_a_modified_chunk_fails_only_the_slices_reading_it(wide, tmp_path):
+    """A column slice authenticates every chunk it reads (AuthenticationError on the modified one); a
+    column slice of other columns never reads that chunk, and succeeds."""
+    enc, plain = wide
+    text = _header_text(plain)
+    w_begin = 8 + len(text) + json.loads(text)["w"]["data_offsets"][0]
+    total = os.path.getsize(plain)
+    with st_safe_open(plain, "np") as theirs:
+        want = theirs.get_tensor("w")
+    row = 65536 * 4
+    target = (w_begin + 5 * row + 30000 * 4) // CHUNK  # the chunk holding column 30000 of row 5
+    blob = bytearray(enc.read_bytes())
+    header = len(blob) - (total + -(-total // CHUNK) * 16)
+    blob[header + target * (CHUNK + 16) + 7] ^= 1
+    (tmp_path / "modified.enc").write_bytes(blob)
+    with modelcrypt.safe_open(tmp_path / "modified.enc", KEY, framework="np") as f:
+        with pytest.raises(modelcrypt.AuthenticationError):
+            f.get_slice("w")[:, 29990:30010]
+        np.testing.assert_array_equal(f.get_slice("w")[:, 100:200], want[:, 100:200])  # other chunks only
+
+
+def test_plaintext_file_slices_gathered_too(tmp_path):
+    """A plaintext .safetensors file (no key): the same slices, views and copies as an encrypted one."""
+    w = np.arange(24 * 70, dtype=np.int32).reshape(4, 6, 70)
+    modelcrypt.save_checkpoint({"w": w}, tmp_path / "p.safetensors")
+    with modelcrypt.safe_open(tmp_path / "p.safetensors", framework="pt") as f:
+        for index in _SLICES:
+            assert torch.equal(f.get_slice("w")[index], torch.from_numpy(w)[index]), index
+        gathered = f.get_slice("w")[:, 2:4, ::3]
+        assert gathered.is_contiguous() and gathered.untyped_storage().nbytes() == gathered.numel() * 4
+    with modelcrypt.safe_open(tmp_path / "p.safetensors", framework="np") as f:
+        np.testing.assert_array_equal(f.get_slice("w")[1:, ..., -5:], w[1:, ..., -5:])
+
+
+def _header_text(path) -> bytes:
+    with open(path, "rb") as p:
+        n = struct.unpack("<Q", p.read(8))[0]
+        return p.read(n)
