@@ -96,3 +96,18 @@ def test_short_runs_read_one_span_from_the_first_needed_byte_to_the_last(tmp_pat
     span = (49 * cols + 8) * 4  # rows 100..149, from column 40 of the first to 47 of the last
     assert read <= span + 2 * (CHUNK + 16), (read, span)
     assert read < block.numel() * 4 * 0.4
+
+
+def test_a_narrow_column_cut_of_wide_rows_skips_the_chunks_between_its_runs(tmp_path):
+    """Runs shorter than a chunk but rows several chunks long: the chunks between the runs are not read."""
+    rows, cols = 16, 8 * CHUNK // 4  # each row 8 encryption chunks of float32
+    block = torch.arange(rows * cols, dtype=torch.float32).reshape(rows, cols)
+    path = _stored(tmp_path, block)
+    with modelcrypt.open_encrypted(path, KEY) as f:
+        o, n = 3 * cols // 8 + 10, CHUNK // 16  # a quarter of a chunk of each row
+        target = torch.zeros(rows, n)
+        _core.reset_debug_counters()
+        read_sub_block(f, PREFIX, [rows, cols], [0, o], [rows, n], torch.float32, target, None)
+        read = _core.debug_counters()["ciphertext_bytes_read"]
+    assert torch.equal(target, block[:, o:o + n])
+    assert read <= rows * 2 * (CHUNK + 16), read  # one chunk a row, two where a run straddles a boundary
