@@ -123,10 +123,11 @@ def _header_bytes(tensors: list[_Tensor], metadata: Optional[Mapping[str, str]])
 
 
 class _Entry:
-    __slots__ = ("name", "dtype", "shape", "begin", "end")
+    __slots__ = ("name", "dtype", "shape", "begin", "end", "st_dtype")
 
-    def __init__(self, name: str, dtype: np.dtype, shape: tuple[int, ...], begin: int, end: int):
+    def __init__(self, name: str, dtype: np.dtype, shape: tuple[int, ...], begin: int, end: int, st_dtype: str = ""):
         self.name, self.dtype, self.shape, self.begin, self.end = name, dtype, shape, begin, end
+        self.st_dtype = st_dtype  # the safetensors dtype name ("BF16" and "U16" share a numpy dtype)
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -219,7 +220,7 @@ def _parse_header(raw: bytes, data_len: int, where: str, secret: bool = True) ->
         if nbytes != offsets[1] - offsets[0]:
             raise FormatError(f"{where}: {tensor(name)} of shape {shape} and dtype {dtype_name} needs {nbytes} "
                               f"bytes but data_offsets {offsets} cover {offsets[1] - offsets[0]}")
-        entries[name] = _Entry(name, dtype, tuple(shape), offsets[0], offsets[1])
+        entries[name] = _Entry(name, dtype, tuple(shape), offsets[0], offsets[1], dtype_name)
     position = 0
     for e in sorted(entries.values(), key=lambda e: (e.begin, e.end)):
         if e.begin != position:
