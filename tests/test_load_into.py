@@ -72,6 +72,20 @@ def test_load_into_every_kind_of_buffer_equals_load(enc, plain):
     assert modelcrypt.load_into(enc, KEY, t) == n and bytes(t.numpy()) == plain and t.data_ptr() == ptr
     bf = torch.zeros((n + 1) // 2, dtype=torch.bfloat16)
     assert modelcrypt.load_into(enc, KEY, bf) == n and bytes(bf.view(torch.uint8).numpy())[:n] == plain
+    owner = torch.zeros((n + 3) // 4, dtype=torch.float32)
+    assert modelcrypt.load_into(enc, KEY, owner.untyped_storage()) == n
+    assert bytes(owner.view(torch.uint8).numpy())[:n] == plain
+
+
+def test_load_into_from_a_file_object(enc, plain):
+    out = np.zeros(len(plain), np.uint8)
+    with open(enc, "rb") as f:
+        assert modelcrypt.load_into(f, KEY, out) == len(plain)
+    assert out.tobytes() == plain
+    part = bytearray(3 * CHUNK)
+    with open(enc, "rb") as f:
+        assert modelcrypt.load_into(f, KEY, part, offset=CHUNK - 5, length=3 * CHUNK) == 3 * CHUNK
+    assert bytes(part) == plain[CHUNK - 5:4 * CHUNK - 5]
 
 
 def test_load_into_ranges_equal_slices(enc, plain):

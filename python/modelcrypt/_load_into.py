@@ -27,9 +27,13 @@ def _is_torch_tensor(value: Any) -> bool:
 
 
 def torch_bytes(t: Any, name: str) -> np.ndarray:
-    """A CPU, contiguous torch tensor's memory as a writable 1-d uint8 numpy array (no copy)."""
+    """A CPU, contiguous torch tensor's memory (or a storage's) as a writable 1-d uint8 numpy array (no copy)."""
     import torch  # reached only for torch tensors, so torch is installed
 
+    if isinstance(t, torch.TypedStorage):
+        t = t.untyped_storage()
+    if isinstance(t, torch.UntypedStorage):  # a tensor's storage: all of its bytes
+        t = torch.empty(0, dtype=torch.uint8, device=t.device).set_(t)
     t = t.detach()
     if t.device.type != "cpu":
         raise ValueError(f"{name} is a torch tensor on {t.device}; modelcrypt decrypts into CPU memory only "
@@ -88,8 +92,9 @@ def load_into(path: StrPath | Any, key: BytesLike | None, out: Any, mode: Mode =
               offset: int = 0, length: int | None = None) -> int:
     """Decrypt a modelcrypt file straight into ``out``, memory the caller owns; returns the bytes written.
 
-    ``out``: any writable C-contiguous buffer (bytearray, numpy array, mmap, memoryview) or a CPU,
-    contiguous torch tensor (any dtype, bf16 included: its bytes are written). The plaintext bytes
+    ``out``: any writable C-contiguous buffer (bytearray, numpy array, mmap, memoryview), a CPU,
+    contiguous torch tensor (any dtype, bf16 included: its bytes are written; pinned memory too) or a
+    tensor's storage (``t.untyped_storage()``). The plaintext bytes
     ``[offset, offset + length)`` (``length`` None: to the end) go to the first ``length`` bytes of
     ``out``; the rest of ``out`` is left as it was. Checked before anything is decrypted: a
     read-only ``out`` is a TypeError, a non-contiguous one a ValueError, one smaller than the bytes
