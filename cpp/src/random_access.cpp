@@ -8,7 +8,6 @@
 #include <utility>
 #include <vector>
 
-
 #include "container_detail.hpp"
 #include "errors.hpp"
 
