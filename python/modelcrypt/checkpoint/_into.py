@@ -102,33 +102,40 @@ def _destinations(arrays: Any) -> tuple[dict[str, _Destination], dict[str, list[
     return dests, {names[0]: names for names in groups.values()}
 
 
-def _plan(dests: dict[str, _Destination], groups: dict[str, list[str]], entries: dict[str, tuple[_Entry, str, int]]
-          ) -> tuple[list[tuple[str, _Entry, int, _Destination]], list[str], list[str]]:
-    """(what to load: (file key, entry, data start, destination)), missing names, unexpected names."""
-    loads, missing, consumed = [], [], set()
+class _Found(NamedTuple):
+    """A tensor of the checkpoint: its header entry, where its file's data starts, which file."""
+
+    entry: _Entry
+    start: int
+    file_key: str
+
+
+def _plan(dests: dict[str, _Destination], groups: dict[str, list[str]], found: dict[str, _Found]
+          ) -> tuple[list[tuple[_Found, _Destination]], list[str], list[str]]:
+    """(what to load into what), missing names, unexpected names; every dtype and shape checked."""
+    loads: list[tuple[_Found, _Destination]] = []
+    missing: list[str] = []
+    consumed: set[str] = set()
     for names in groups.values():
-        present = [n for n in names if n in entries]
+        present = [n for n in names if n in found]
         for n in present:
-            e, dtype_name, _start = entries[n][:3]
-            dests[n].check(e, dtype_name)
+            dests[n].check(found[n].entry, found[n].entry.st_dtype)
         consumed.update(present)
-        if not present:
+        if present:
+            loads.append((found[present[0]], dests[present[0]]))  # tied weights: their memory once
+        else:
             missing.extend(names)
-            continue
-        e, _dtype_name_, start, file_key = entries[present[0]]
-        loads.append((file_key, e, start, dests[present[0]]))
-    unexpected = [n for n in entries if n not in consumed]
+    unexpected = [n for n in found if n not in consumed]
     return loads, missing, unexpected
 
 
-def _entries_of(ckpt: _Checkpoint, file_key: str, out: dict[str, Any]) -> None:
+def _entries_of(ckpt: _Checkpoint, file_key: str) -> dict[str, _Found]:
     try:
         entries, start = ckpt.header()
     except _MindSporePlaintext:
         raise FormatError(f"{ckpt.where} holds a MindSpore checkpoint, not the safetensors layout "
                           "load_checkpoint_into reads; use load_checkpoint") from None
-    for name, e in entries.items():
-        out[name] = (e, e.st_dtype, start, file_key)
+    return {name: _Found(e, start, file_key) for name, e in entries.items()}
 
 
 def _read(ckpt: _Checkpoint, spans: list[tuple[int, np.ndarray]], threads: int) -> None:
@@ -209,7 +216,7 @@ def load_checkpoint_into(
     dests, groups = _destinations(arrays)
     opened: dict[str, _Checkpoint] = {}
     try:
-        entries: dict[str, Any] = {}
+        found: dict[str, _Found] = {}
         if _is_index(target):
             weight_map, index_set = _read_index(target)
             directory = os.path.dirname(os.path.abspath(target))
@@ -218,21 +225,17 @@ def load_checkpoint_into(
             _sets.check_shards({name: ck.metadata for name, ck in opened.items()}, expected_names=weight_map.values(),
                                weight_map=weight_map, index_set=index_set, where=f"index {target}")
             for shard, ckpt in opened.items():
-                here: dict[str, Any] = {}
-                _entries_of(ckpt, shard, here)
+                here = _entries_of(ckpt, shard)
                 stray = [n for n in here if weight_map.get(n) != shard]
                 absent = [n for n, s in weight_map.items() if s == shard and n not in here]
                 if stray or absent:
                     raise FormatError(f"index {target}: shard {shard} does not hold the tensors the index maps to it")
-                for name, value in here.items():
-                    if name in entries:
-                        raise FormatError(f"index {target}: a tensor appears in more than one shard")
-                    entries[name] = value
+                found.update(here)  # (no name twice: each maps to one shard)
         else:
             opened[target] = _Checkpoint(target, credential, "AES-GCM")
             _sets.check_step(target, opened[target].metadata)
-            _entries_of(opened[target], target, entries)
-        loads, missing, unexpected = _plan(dests, groups, entries)
+            found = _entries_of(opened[target], target)
+        loads, missing, unexpected = _plan(dests, groups, found)
         if strict and missing:
             raise _missing(missing, f"checkpoint {target}")
         if strict and unexpected:
@@ -241,7 +244,7 @@ def load_checkpoint_into(
         done: list[np.ndarray] = []
         try:
             for file_key, ckpt in opened.items():
-                spans = [(start + e.begin, d.bytes) for k, e, start, d in loads if k == file_key]
+                spans = [(f.start + f.entry.begin, d.bytes) for f, d in loads if f.file_key == file_key]
                 _read(ckpt, spans, _check_threads(threads))
                 done.extend(b for _, b in spans)
         except BaseException:
