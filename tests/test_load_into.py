@@ -11,7 +11,7 @@ import pytest
 
 import modelcrypt
 from modelcrypt import _core
-from modelcrypt.exceptions import AuthenticationError, KeyMismatchError, ModelCryptError
+from modelcrypt.exceptions import AuthenticationError, KeyMismatchError
 from subprocess_python import run_python
 
 from conftest import require
