@@ -79,6 +79,12 @@ CASES: dict[str, tuple[str, tuple[str, ...], str]] = {
                              "same recipient set by re-encrypting the file (default durable=True: incl. its fsync)",
                              ("rcpt",), "size"),
     "load_checkpoint": ("modelcrypt.load_checkpoint(ckpt, key) -> dict of numpy arrays", ("ckpt",), "ckpt"),
+    # issue 18: decrypting into an instantiated model (its parameters already in memory, filled)
+    "load_into_model": ("modelcrypt.torch.load_into_model(model, ckpt, key): every tensor decrypted straight "
+                        "into the existing parameters of a torch model", ("ckpt",), "ckpt"),
+    "load_checkpoint_state_dict": ("model.load_state_dict({k: torch.from_numpy(v) for k, v in "
+                                   "modelcrypt.load_checkpoint(ckpt, key).items()}) into the same model "
+                                   "(reference for load_into_model)", ("ckpt",), "ckpt"),
     "s3_load": ("modelcrypt.load('s3://bench/plain.bin.mcx', key, storage_options=...) from a local S3 server "
                 "(moto, started by the parent on 127.0.0.1): ranged GETs in parallel, decrypted as they arrive",
                 ("mcx",), "size"),
@@ -490,6 +496,37 @@ def child_main(case: str, d: str, size: int, ckpt_size: int, do_prefault: bool =
 
         def check(r):
             return len(r) == CKPT_TENSORS and sum(a.nbytes for a in r.values()) == ckpt_size
+    elif case in ("load_into_model", "load_checkpoint_state_dict"):
+        import numpy as np
+        import torch
+
+        import modelcrypt
+        import modelcrypt.torch as mctorch
+
+        model = torch.nn.Module()  # layer00.weight ... as the checkpoint names them, resident (filled)
+        for i in range(CKPT_TENSORS):
+            layer = torch.nn.Module()
+            layer.weight = torch.nn.Parameter(torch.empty(ckpt_shape(ckpt_size)).fill_(-1.0), requires_grad=False)
+            model.add_module(f"layer{i:02d}", layer)
+        head_elems = ckpt_size // CKPT_TENSORS // 4
+        expected_first = np.fromfile(p["params_raw"], dtype=np.float32, count=1024)
+        expected_last = np.fromfile(p["params_raw"], dtype=np.float32, count=1024,
+                                    offset=(CKPT_TENSORS * head_elems - 1024) * 4)
+        ptrs = [t.data_ptr() for t in model.state_dict().values()]
+        if case == "load_into_model":
+            def op():
+                return mctorch.load_into_model(model, p["ckpt"], key)
+        else:
+            def op():
+                state = modelcrypt.load_checkpoint(p["ckpt"], key)
+                return model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+
+        def check(r):
+            first = model.layer00.weight.detach().reshape(-1)[:1024].numpy()
+            last = getattr(model, f"layer{CKPT_TENSORS - 1:02d}").weight.detach().reshape(-1)[-1024:].numpy()
+            return (not r.missing_keys and not r.unexpected_keys and np.array_equal(first, expected_first)
+                    and np.array_equal(last, expected_last)
+                    and [t.data_ptr() for t in model.state_dict().values()] == ptrs)
     elif case in ("mindspore_load_checkpoint", "mindspore_load_checkpoint_plain"):
         import mindspore
         extra["mindspore_version"] = mindspore.__version__
@@ -522,7 +559,7 @@ def child_main(case: str, d: str, size: int, ckpt_size: int, do_prefault: bool =
         # (file-to-file cases: the page cache pages of the output come from the same free memory)
         # (recipients_add rewrites a header: nothing to fill)
         mult = {"aesgcm_oneshot": 2, "mindspore_load_checkpoint": 2, "mindspore_load_checkpoint_plain": 2,
-                "recipients_add": 0}.get(case, 1)
+                "recipients_add": 0, "load_into_model": 0}.get(case, 1)
         extra["prefault_seconds"] = prefault(mult * nbytes + 64 * MiB)
 
     # --- measurement: RSS baseline after imports and setup, peak reset, time only op()
@@ -1322,6 +1359,13 @@ def make_checks(results: dict, cores) -> list[dict]:
         ratio("load_checkpoint", "mindspore_load_checkpoint"), 8.0, ">=",
         note="" if gbps("mindspore_load_checkpoint") else "not measured (no --mindspore-python)")
 
+    # issue 18: decrypting into an existing model against load_checkpoint + load_state_dict
+    v = rss("load_into_model")
+    add("load_into_model peak extra RSS (MiB)", v / MiB if v is not None else None, 64, "<=", unit=" MiB")
+    ti, tr = secs("load_into_model"), secs("load_checkpoint_state_dict")
+    add("load_into_model time / load_checkpoint + load_state_dict", ti / tr if ti and tr else None, 0.8, "<=",
+        note=f"{ti:.3f} s vs {tr:.3f} s" if ti and tr else "")
+
     # issue 16: encrypted DCP storage against DCP's own FileSystemWriter/Reader, at the writers' default
     # (sync_files=True: durable), and, beyond the target, to the page cache only (sync_files=False)
     for op, enc, plain in (("save (default, sync_files=True)", "dcp_save_fsync", "dcp_save_plain_fsync"),
@@ -1369,11 +1413,11 @@ def print_report(rep: dict) -> None:
               f"Shard(0); GB/s over the whole state ({fmt_bytes(rep['size'])}), rank 0's time of the call between "
               f"barriers; extra RSS of the rank with more; dcp_save*: sync_files="
               f"{rep.get('dcp_sync_files', False)}, dcp_save*_fsync: sync_files=True)")
-    if any(c.startswith("mindspore") or c == "load_checkpoint" for c in res):
+    if any(c.startswith("mindspore") or c in ("load_checkpoint", "load_into_model", "load_checkpoint_state_dict") for c in res):
         print(f"  (checkpoint cases: GB/s over the {fmt_bytes(rep['checkpoint_size'])} of parameters, "
               f"extra RSS x that size)")
     print()
-    print("targets (issues 7, 14, 15, 16)")
+    print("targets (issues 7, 14, 15, 16, 18)")
     for ch in rep["checks"]:
         v = ch["value"]
         vs = "-" if v is None else (f"{v:.1f} MiB" if ch["target"].endswith("MiB") else f"{v:.2f}x")

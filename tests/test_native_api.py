@@ -42,6 +42,8 @@ C_API = {
     "mc_encrypt_file_ex",
     # issue 17: loading through the caller's read callback
     "mc_load_from_reader",
+    # issue 18: decrypting into the caller's memory
+    "mc_load_into", "mc_load_range_into",
 }
 
 

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "arguments.hpp"
 #include "bind_recipients.hpp"
@@ -134,7 +135,25 @@ void bind_random_access(py::module_& m, std::function<py::object(Decrypted&&)> w
   py::class_<H, std::shared_ptr<H>> cls(m, "EncryptedFileHandle",
       "An encrypted file opened once, its header authenticated once (private; use modelcrypt.open_encrypted).");
   bind_common(cls, wrap);
-  cls.def("decrypt_to_file", [](H& self, py::object dst, py::object threads, py::object progress,
+  // spans: a list of (offset, out) pairs, each out a writable C-contiguous buffer that receives the
+  // plaintext [offset, offset + len(out)); all of them decrypted in one pass (read_spans_into).
+  cls.def("read_spans_into", [](H& self, py::object spans, py::object threads) {
+        if (!PyList_Check(spans.ptr())) raise(PyExc_TypeError, "spans must be a list of (offset, out) pairs");
+        const unsigned t = threads_arg(threads);
+        std::vector<std::unique_ptr<WritableBuffer>> buffers;  // held (exported) until the call ends
+        std::vector<PlaintextSpan> targets;
+        for (const py::handle item : spans) {
+          if (!PyTuple_Check(item.ptr()) || PyTuple_GET_SIZE(item.ptr()) != 2) {
+            raise(PyExc_TypeError, "spans must be a list of (offset, out) pairs");
+          }
+          const uint64_t o = u64_arg(PyTuple_GET_ITEM(item.ptr(), 0), "offset");
+          buffers.push_back(std::make_unique<WritableBuffer>(PyTuple_GET_ITEM(item.ptr(), 1), "out"));
+          targets.push_back({o, buffers.back()->size(), buffers.back()->data()});
+        }
+        const auto file = self.get();
+        self.run(file->path(), [&] { file->read_spans_into(std::move(targets), t); });
+      }, py::arg("spans"), py::arg("threads"))
+      .def("decrypt_to_file", [](H& self, py::object dst, py::object threads, py::object progress,
                                 py::object durable) {
         const std::string d = to_path(dst, "dst");
         const unsigned t = threads_arg(threads);

@@ -98,6 +98,11 @@ inline mc_buffer* wrap(modelcrypt::Decrypted&& d) {
   return b;
 }
 
+inline const modelcrypt::Credential& credential_of(const mc_key* key) {
+  require(key != nullptr, "key is NULL");
+  return key->credential;
+}
+
 inline const char* format_or_default(const char* format) { return format ? format : "modelcrypt"; }
 
 inline std::shared_ptr<const modelcrypt::signature::SigningKey> signing_key_of(const mc_signing_key* signer) {

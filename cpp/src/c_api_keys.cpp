@@ -21,11 +21,6 @@ using modelcrypt::Credential;
 
 namespace {
 
-const Credential& credential_of(const mc_key* key) {
-  require(key != nullptr, "key is NULL");
-  return key->credential;
-}
-
 // A key file's or environment text's content: an identity when it holds one, else a symmetric key.
 mc_key* key_from_content(ByteView content, bool allow_raw, const std::string& source) {
   if (modelcrypt::recipient_text::holds_identity(content)) {

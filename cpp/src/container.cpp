@@ -513,11 +513,6 @@ Decrypted load_opened_range(const OpenedFile& f, uint64_t offset, uint64_t lengt
   return out;
 }
 
-void load_opened_range_into(const OpenedFile& f, uint64_t offset, uint64_t length, uint8_t* out, unsigned threads) {
-  if (length == 0) return;
-  load_chunks_into(f.in, f.parsed.header, f.keys, offset, length, out, threads, f.trailer.get());
-}
-
 void decrypt_opened(const OpenedFile& f, const std::string& dst, unsigned threads, const Progress& progress,
                     bool durable) {
   check_output_path(f.in.path(), dst);

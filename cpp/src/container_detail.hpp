@@ -74,10 +74,7 @@ void check_range(const format::Header& h, uint64_t offset, uint64_t length);
 // them are read and decrypted, the view is the range.
 Decrypted load_opened_range(const OpenedFile& f, uint64_t offset, uint64_t length, unsigned threads);
 
-// The same range decrypted into the caller's `out` (length bytes): chunks wholly inside it are
-// read into their place and decrypted there, no other buffer. Every chunk authenticates or `out` is
-// wiped and Error(auth_failed) raised.
-void load_opened_range_into(const OpenedFile& f, uint64_t offset, uint64_t length, uint8_t* out, unsigned threads);
+// (Into the caller's memory: RandomAccessFile::read_spans_into, decrypt_into.hpp.)
 
 // decrypt_file / verify_file on an already opened file (same descriptor, same keys).
 void decrypt_opened(const OpenedFile& f, const std::string& dst, unsigned threads, const Progress& progress,

@@ -5,9 +5,8 @@
 #include <cerrno>
 #include <climits>
 #include <type_traits>
+#include <utility>
 #include <vector>
-
-#include <openssl/crypto.h>
 
 #include "container_detail.hpp"
 #include "errors.hpp"
@@ -82,11 +81,17 @@ Decrypted RandomAccessFile::read_range(uint64_t offset, uint64_t length, unsigne
 }
 
 void RandomAccessFile::read_range_into(uint64_t offset, uint64_t length, uint8_t* out, unsigned threads) const {
-  detail::check_range(header(), offset, length);
+  read_spans_into({{offset, length, out}}, threads);
+}
+
+void RandomAccessFile::read_spans_into(std::vector<PlaintextSpan> spans, unsigned threads) const {
+  const std::vector<PlaintextSpan> checked = detail::checked_spans(header(), std::move(spans));
   try {
-    guarded([&] { detail::load_opened_range_into(*file_, offset, length, out, threads); });
+    guarded([&] {
+      detail::decrypt_spans_into(file_->in, header(), file_->keys, checked, threads, file_->trailer.get());
+    });
   } catch (...) {  // e.g. the file changed under the read, seen after it: none of it is handed out
-    if (length) OPENSSL_cleanse(out, static_cast<size_t>(length));
+    detail::wipe_spans(checked);
     throw;
   }
 }

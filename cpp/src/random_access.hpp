@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "container.hpp"
+#include "decrypt_into.hpp"
 #include "file_io.hpp"
 
 namespace modelcrypt {
@@ -35,9 +36,15 @@ class RandomAccessFile {
   // that fails authentication: Error(auth_failed). Safe to call from several threads at once.
   Decrypted read_range(uint64_t offset, uint64_t length, unsigned threads = 0) const;
   // read_range decrypted into the caller's memory `out` (`length` bytes, not shared with anyone
-  // during the call): no buffer of the library's own holds the plaintext, except the at most two
-  // chunks the range cuts (decrypted in wiping scratch memory). On any error `out` is wiped.
+  // during the call), as read_spans_into. On any error `out` is wiped.
   void read_range_into(uint64_t offset, uint64_t length, uint8_t* out, unsigned threads = 0) const;
+  // Several ranges at once, each into its own destination (the tensors of a checkpoint): every
+  // chunk covering them is read once (in bounded batches into our memory), decrypted in a
+  // per-thread scratch chunk and authenticated there before its bytes are copied out, so the
+  // destinations only ever hold authenticated plaintext (detail::decrypt_spans_into). Ranges out of
+  // bounds or overlapping: Error(invalid_argument), before anything is read. On any error every
+  // destination is wiped (zeroed).
+  void read_spans_into(std::vector<PlaintextSpan> spans, unsigned threads = 0) const;
   // decrypt_file / verify_file of this file, through the same descriptor and keys.
   void decrypt_to_file(const std::string& dst, unsigned threads, const Progress& progress, bool durable) const;
   void verify(unsigned threads, const Progress& progress) const;

@@ -15,6 +15,8 @@ from .exceptions import *  # noqa: F401,F403  (names listed in exceptions.__all_
 from ._migrate import *  # noqa: F401,F403  (names listed in _migrate.__all__)
 from .recipients import *  # noqa: F401,F403  (names listed in recipients.__all__)
 from .signing import *  # noqa: F401,F403  (names listed in signing.__all__)
+from . import _load_into
+from ._load_into import *  # noqa: F401,F403  (names listed in _load_into.__all__)
 # OpenSSF model signing of encrypted directories (the model-signing package, imported only when used).
 # Its verify_directory is exported as verify_directory_signature: modelcrypt.verify_directory is the
 # key-based check of _directory.
@@ -30,7 +32,7 @@ except PackageNotFoundError:  # running from a source tree without installation
 
 __all__ = ["__version__", *_api.__all__, *_random_access.__all__, *_directory.__all__, *_native.__all__, *keys.__all__, *checkpoint.__all__, *exceptions.__all__,
            *_migrate.__all__, *recipients.__all__, *signing.__all__,
-           "sign_directory", "verify_directory_signature", *_safe_open.__all__]
+           "sign_directory", "verify_directory_signature", *_safe_open.__all__, *_load_into.__all__]
 
 # The framework loaders are submodules that import their framework (torch, onnxruntime, ...), so
 # ``import modelcrypt`` does not import them; ``modelcrypt.torch`` imports modelcrypt.torch on first

@@ -77,6 +77,15 @@ int main(int argc, char** argv) {
   CHECK(std::string(part.begin(), part.end()) == model.substr(4, 6));
   CHECK(part.metadata() == "{}");
   CHECK(status_of([&] { modelcrypt::LoadRange(path, hex, model.size(), 1); }) == MC_INVALID_ARGUMENT);
+  // decrypting into the caller's memory (issue 18): raw key and key object alike
+  std::vector<char> into(model.size() + 4, 'x');
+  CHECK(modelcrypt::LoadInto(path, hex, into.data(), into.size()) == model.size());
+  CHECK(std::string(into.data(), model.size()) == model && into[model.size()] == 'x');
+  std::vector<char> part_into(6);
+  modelcrypt::LoadRangeInto(path, hex, 4, 6, part_into.data(), part_into.size(), "AES-GCM", 1);
+  CHECK(std::string(part_into.begin(), part_into.end()) == model.substr(4, 6));
+  CHECK(status_of([&] { modelcrypt::LoadInto(path, hex, into.data(), model.size() - 1); }) == MC_INVALID_ARGUMENT);
+  CHECK(status_of([&] { modelcrypt::LoadInto(path, raw, into.data(), into.size()); }) == MC_KEY_MISMATCH);
   const std::string info = modelcrypt::Inspect(path);
   CHECK(info.find("\"plaintext_length\":" + std::to_string(model.size())) != std::string::npos);
   CHECK(modelcrypt::Load(path, hex, "AES-GCM", "modelcrypt", 2).size() == model.size());

@@ -183,6 +183,22 @@ MC_API mc_status mc_verify_file_with_key(const char* path, const mc_key* key, co
                                          unsigned threads);
 MC_API mc_status mc_load_range_with_key(const char* path, const mc_key* key, const char* mode, uint64_t offset,
                                         uint64_t length, unsigned threads, mc_buffer** out);
+/* Decrypting into memory the caller owns (e.g. the tensors of a model already instantiated), so
+ * that no second copy of the plaintext exists: modelcrypt files only (`mode` NULL or "AES-GCM").
+ * The header is read and authenticated first (wrong key: MC_KEY_MISMATCH); a `capacity` below the
+ * bytes to write is MC_INVALID_ARGUMENT (the message names both sizes) before any chunk is read.
+ * The ciphertext is read in bounded batches (a few MiB) into library memory; each chunk is
+ * decrypted in a chunk-sized scratch buffer and authenticated there before its bytes are copied to
+ * `dst`, so `dst` only ever receives authenticated plaintext. On any failure every byte of the
+ * destination range already written is overwritten with zeros before the status is returned.
+ * `dst` must not be read or written by anyone else during the call.
+ * mc_load_into writes the whole plaintext to dst[0, n) and stores n in `*written` (may be NULL;
+ * 0 on failure). mc_load_range_into writes plaintext bytes [offset, offset + length) to
+ * dst[0, length); a range beyond the plaintext is MC_INVALID_ARGUMENT. */
+MC_API mc_status mc_load_into(const char* path, const mc_key* key, const char* mode, unsigned threads, void* dst,
+                              size_t capacity, size_t* written);
+MC_API mc_status mc_load_range_into(const char* path, const mc_key* key, const char* mode, uint64_t offset,
+                                    uint64_t length, unsigned threads, void* dst, size_t capacity);
 /* Loading from the caller's own I/O (Android assets, a flash partition, a download library, object
  * storage): the library reads the encrypted bytes through `read_at` instead of a path. Zero-initialize,
  * then set struct_size = sizeof(mc_reader) (later versions may add fields at the end). */

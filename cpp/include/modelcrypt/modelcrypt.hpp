@@ -349,6 +349,44 @@ inline Buffer LoadRange(const std::string& path, const Key& key, std::uint64_t o
   return Buffer(out);
 }
 
+namespace detail {
+// Runs fn(handle) with the key as an mc_key (a temporary one for a raw symmetric key, freed after).
+template <class Fn>
+inline void with_key_handle(const Key& key, Fn&& fn) {
+  mc_key* temporary = nullptr;
+  const mc_key* handle = key.handle();
+  if (handle == nullptr) {
+    check(mc_key_new(key.data(), key.size(), &temporary));
+    handle = temporary;
+  }
+  const mc_status status = fn(handle);
+  const std::string message = status == MC_OK ? std::string() : std::string(mc_last_error());
+  mc_key_free(temporary);
+  if (status != MC_OK) throw Error(status, message);
+}
+}  // namespace detail
+
+// Decrypts the whole plaintext of a modelcrypt file into the caller's memory `dst` (`capacity`
+// bytes; too small: Error(MC_INVALID_ARGUMENT) before any chunk is read) and returns the number of
+// bytes written. Only authenticated plaintext ever reaches dst; on any error what was written is
+// zeroed before Error is thrown (see mc_load_into).
+inline std::size_t LoadInto(const std::string& path, const Key& key, void* dst, std::size_t capacity,
+                            const std::string& mode = "AES-GCM", unsigned threads = 0) {
+  std::size_t written = 0;
+  detail::with_key_handle(key, [&](const mc_key* handle) {
+    return mc_load_into(path.c_str(), handle, mode.c_str(), threads, dst, capacity, &written);
+  });
+  return written;
+}
+
+// Plaintext bytes [offset, offset + length) into dst[0, length) (capacity >= length), as LoadInto.
+inline void LoadRangeInto(const std::string& path, const Key& key, std::uint64_t offset, std::uint64_t length, void* dst,
+                     std::size_t capacity, const std::string& mode = "AES-GCM", unsigned threads = 0) {
+  detail::with_key_handle(key, [&](const mc_key* handle) {
+    return mc_load_range_into(path.c_str(), handle, mode.c_str(), offset, length, threads, dst, capacity);
+  });
+}
+
 // Authenticates the whole file in bounded memory; throws Error unless every byte authenticates.
 inline void Verify(const std::string& path, const Key& key, const std::string& mode = "AES-GCM",
                    const std::string& format = "modelcrypt", unsigned threads = 0) {

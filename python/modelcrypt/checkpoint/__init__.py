@@ -39,6 +39,7 @@ from ._load import load_checkpoint, load_flat, user_metadata  # noqa: F401  (loa
 from ._one_file import _Checkpoint  # noqa: F401  (tests of random access)
 from ._save import save_checkpoint
 from ._shards import load_distributed_checkpoint
+from ._into import IncompatibleKeys, load_checkpoint_into
 
 __all__ = [
     "save_checkpoint",
@@ -46,4 +47,6 @@ __all__ = [
     "load_distributed_checkpoint",
     "CheckpointConfig",
     "ModelCheckpoint",
+    "load_checkpoint_into",
+    "IncompatibleKeys",
 ]

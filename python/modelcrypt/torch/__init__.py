@@ -38,7 +38,9 @@ from ..exceptions import FormatError
 from ..keys import wipe
 from .._frameworks import DecMode, EncMode, MemoryReader, decrypt_to_memory, encrypt_stream_to_file
 
-__all__ = ["save", "load", "load_state_dict"]
+from ._load_into_model import load_into_model
+
+__all__ = ["save", "load", "load_state_dict", "load_into_model"]
 
 # safetensors dtypes that NumPy has no type for: load_checkpoint returns their raw bits as unsigned
 # integers of the same width, reinterpreted here.
