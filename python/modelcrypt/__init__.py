@@ -4,26 +4,37 @@ from importlib import import_module as _import_module
 from importlib.metadata import PackageNotFoundError, version as _version
 from typing import TYPE_CHECKING as _TYPE_CHECKING, Any as _Any
 
-from . import _api, _directory, _migrate, _native, _random_access, checkpoint, exceptions, keys, recipients, signing
+from . import (
+    _api,
+    _directory,
+    _load_into,
+    _migrate,
+    _native,
+    _random_access,
+    _safe_open,
+    checkpoint,
+    exceptions,
+    keys,
+    recipients,
+    signing,
+)
 from ._api import *  # noqa: F401,F403  (names listed in _api.__all__)
-from ._random_access import *  # noqa: F401,F403  (names listed in _random_access.__all__)
 from ._directory import *  # noqa: F401,F403  (names listed in _directory.__all__)
+from ._load_into import *  # noqa: F401,F403  (names listed in _load_into.__all__)
+from ._migrate import *  # noqa: F401,F403  (names listed in _migrate.__all__)
 from ._native import *  # noqa: F401,F403  (names listed in _native.__all__)
-from .keys import *  # noqa: F401,F403  (names listed in keys.__all__)
+from ._random_access import *  # noqa: F401,F403  (names listed in _random_access.__all__)
+from ._safe_open import *  # noqa: F401,F403  (safe_open: a safetensors-style reader)
 from .checkpoint import *  # noqa: F401,F403  (names listed in checkpoint.__all__)
 from .exceptions import *  # noqa: F401,F403  (names listed in exceptions.__all__)
-from ._migrate import *  # noqa: F401,F403  (names listed in _migrate.__all__)
-from .recipients import *  # noqa: F401,F403  (names listed in recipients.__all__)
-from .signing import *  # noqa: F401,F403  (names listed in signing.__all__)
-from . import _load_into
-from ._load_into import *  # noqa: F401,F403  (names listed in _load_into.__all__)
+from .keys import *  # noqa: F401,F403  (names listed in keys.__all__)
+
 # OpenSSF model signing of encrypted directories (the model-signing package, imported only when used).
 # Its verify_directory is exported as verify_directory_signature: modelcrypt.verify_directory is the
 # key-based check of _directory.
-from . import model_signing_interop
 from .model_signing_interop import sign_directory, verify_directory_signature
-from . import _safe_open
-from ._safe_open import *  # noqa: F401,F403  (safe_open: a safetensors-style reader)
+from .recipients import *  # noqa: F401,F403  (names listed in recipients.__all__)
+from .signing import *  # noqa: F401,F403  (names listed in signing.__all__)
 
 try:
     __version__ = _version("modelcrypt")

@@ -19,8 +19,19 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Callable, Optional
 
 from . import _sets
-from ._api import (BytesLike, StrPath, _check_bool, _check_key, _check_signing_key, _credential, _fspath, decrypt_file,
-                   encrypt_file, inspect, is_encrypted)
+from ._api import (
+    BytesLike,
+    StrPath,
+    _check_bool,
+    _check_key,
+    _check_signing_key,
+    _credential,
+    _fspath,
+    decrypt_file,
+    encrypt_file,
+    inspect,
+    is_encrypted,
+)
 from ._random_access import open_encrypted
 from ._tree import excluded, install_tree, same_or_inside, walk
 from .exceptions import SetMismatchError

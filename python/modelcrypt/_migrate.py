@@ -14,8 +14,6 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from typing import Any, Callable, Optional, Union
 
-from ._tree import install_tree
-from ._tree import excluded as _excluded, same_or_inside as _same_or_inside, walk as _walk
 from . import _core, _metadata, _sets
 from ._api import (
     DEFAULT_CHUNK_SIZE,
@@ -32,6 +30,7 @@ from ._api import (
     load,
 )
 from ._random_access import open_encrypted
+from ._tree import excluded as _excluded, install_tree, same_or_inside as _same_or_inside, walk as _walk
 from .exceptions import FormatError, ModelCryptError
 
 __all__ = ["migrate", "paddle_cipher_mode"]  # re-exported by the package

@@ -14,9 +14,9 @@ import warnings
 from typing import Union
 
 from . import _core
+from ._api import KEY_LENGTHS, DecryptedBuffer, StrPath, _check_bool, _check_key, _check_text, _fspath, _shown
 from ._atomic import atomic_write
 from ._key_looks import key_text_kind
-from ._api import KEY_LENGTHS, DecryptedBuffer, StrPath, _check_bool, _check_key, _check_text, _fspath, _shown
 from .exceptions import InsecureKeyFileWarning, KeyTextWarning
 
 __all__ = [

@@ -34,12 +34,12 @@ import numpy as np  # noqa: F401  (the real numpy: modelcrypt.numpy must not sha
 from .._torch_arrays import torch_to_numpy as _from_torch  # noqa: F401  (its former name here)
 from ._arguments import CHECKPOINT_FORMATS, DecMode, EncMode  # noqa: F401
 from ._callback import CheckpointConfig, ModelCheckpoint
+from ._into import IncompatibleKeys, load_checkpoint_into
 from ._layout import MAX_HEADER_SIZE  # noqa: F401
 from ._load import load_checkpoint, load_flat, user_metadata  # noqa: F401  (load_flat: modelcrypt.torch)
 from ._one_file import _Checkpoint  # noqa: F401  (tests of random access)
 from ._save import save_checkpoint
 from ._shards import load_distributed_checkpoint
-from ._into import IncompatibleKeys, load_checkpoint_into
 
 __all__ = [
     "save_checkpoint",

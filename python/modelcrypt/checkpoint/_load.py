@@ -9,8 +9,16 @@ from typing import Any, Optional
 import numpy as np
 
 from .. import _sets, _sources
-from .._api import (BytesLike, StrPath, _check_bool, _check_read_format, _check_source_mode, _fspath, _reader_key,
-                    detect_format)
+from .._api import (
+    BytesLike,
+    StrPath,
+    _check_bool,
+    _check_read_format,
+    _check_source_mode,
+    _fspath,
+    _reader_key,
+    detect_format,
+)
 from .._random_access import open_encrypted
 from .._state_tree import STRUCTURE_KEY, unflatten
 from ..exceptions import FormatError

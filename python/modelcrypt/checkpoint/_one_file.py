@@ -17,7 +17,7 @@ from .._random_access import EncryptedFile, open_encrypted
 from ..exceptions import FormatError
 from ._arguments import Encryption
 from ._layout import _array, _Entry, _header_bytes, _header_size, _parse_header, _Tensor
-from ._other_formats import _is_mindspore_plaintext, _MindSporePlaintext, _mindspore_arrays
+from ._other_formats import _is_mindspore_plaintext, _mindspore_arrays, _MindSporePlaintext
 
 
 def _write_one(path: str, tensors: list[_Tensor], metadata: Optional[Mapping[str, str]], enc: Encryption,

@@ -23,7 +23,6 @@ from ._arguments import DecMode, Encryption, _check_dec, _check_names, _missing
 from ._layout import _no_duplicates, _Tensor
 from ._one_file import _Checkpoint, _write_one
 
-
 # ------------------------------------------------------------------ writing
 
 

@@ -9,20 +9,20 @@ import stat
 import sys
 
 from .. import _directory, _sets
-from .._directory import verify_directory
-from .._tree import excluded as _excluded
 from .._api import decrypt_file, detect_format, encrypt_file, inspect, verify
+from .._directory import verify_directory
+from .._sources import is_url, shown_url
+from .._tree import excluded as _excluded
+from .._trust import with_trusted_signers
 from ..exceptions import ModelCryptError
 from ..keys import wipe
-from ._common import EXIT_DATA, EXIT_IO, EXIT_OK, EXIT_USAGE, CommandError, _Progress, _data_error, _info, _usage
-from .._trust import with_trusted_signers
 from ..signing import verify_signature
+from . import _urls
+from ._common import EXIT_DATA, EXIT_IO, EXIT_OK, EXIT_USAGE, CommandError, _data_error, _info, _Progress, _usage
 from ._key_source import _resolve_key, _resolve_old_key, has_key_source
+from ._paths import _check_destination, _convert_path, _file_destination
 from ._recipients_cli import given_recipients, release_key
 from ._signing_cli import given_signing_key, given_trusted_signers
-from ._paths import _check_destination, _convert_path, _file_destination
-from . import _urls
-from .._sources import is_url, shown_url
 
 
 def _refuse_encrypted_input(args: argparse.Namespace, paths: list[str]) -> None:

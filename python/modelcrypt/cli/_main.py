@@ -6,8 +6,7 @@ import sys
 import warnings
 
 from ..exceptions import KeyTextWarning, ModelCryptError
-from ._common import (EXIT_DATA, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_IO, EXIT_USAGE, CommandError,
-                      _safe_message)
+from ._common import EXIT_DATA, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_IO, EXIT_USAGE, CommandError, _safe_message
 from ._parser import _build_parser
 from ._signals import Terminated, signals_cancel
 from ._urls import check_arguments, redact

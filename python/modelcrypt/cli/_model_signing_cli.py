@@ -10,8 +10,7 @@ import sys
 
 from ..exceptions import SignatureError
 from ..keys import wipe
-from ..model_signing_interop import (INSTALL_HINT, private_key_is_encrypted, sign_directory,
-                                     verify_directory_signature)
+from ..model_signing_interop import INSTALL_HINT, private_key_is_encrypted, sign_directory, verify_directory_signature
 from ._common import EXIT_DATA, EXIT_OK, EXIT_USAGE, CommandError, _info, _usage
 
 QUIET_HELP = {

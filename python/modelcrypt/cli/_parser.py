@@ -8,10 +8,10 @@ import os
 from .. import __version__, _native
 from .._api import READ_FORMATS
 from ..keys import KEY_FORMATS
-from ._common import EXIT_CODES_HELP, _chunk_size, _metadata_item, _positive_int
 from ._commands import cmd_config, cmd_decrypt, cmd_encrypt, cmd_inspect, cmd_migrate, cmd_verify
-from ._key_source import _add_key_options, cmd_keygen
+from ._common import EXIT_CODES_HELP, _chunk_size, _metadata_item, _positive_int
 from ._dcp_cli import QUIET_HELP as _DCP_QUIET_HELP, add_dcp_command
+from ._key_source import _add_key_options, cmd_keygen
 from ._model_signing_cli import QUIET_HELP as _SIGNING_QUIET_HELP, add_model_signing_commands
 from ._recipients_cli import add_recipient_options, add_recipients_command
 from ._signing_cli import add_sign_options, add_trust_options

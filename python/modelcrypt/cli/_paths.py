@@ -8,10 +8,9 @@ import shutil
 import tempfile
 from typing import Callable
 
-from .._tree import install_tree
-from .._tree import excluded as _excluded, same_or_inside as _same_or_inside, walk as _walk
+from .._tree import excluded as _excluded, install_tree, same_or_inside as _same_or_inside, walk as _walk
 from ..exceptions import ModelCryptError
-from ._common import _Progress, _data_error, _info, _umask, _usage
+from ._common import _data_error, _info, _Progress, _umask, _usage
 
 
 def _file_destination(src: str, dst: str, name: Callable[[str], str]) -> str:

@@ -4,7 +4,6 @@ and the `recipients list|add|remove` command."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from .. import recipients as _rc

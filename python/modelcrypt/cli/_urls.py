@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 from .._sources import is_url, shown_url, url_filesystem
 from ..exceptions import ModelCryptError, SourceReadError
-from ._common import EXIT_DATA, EXIT_IO, EXIT_USAGE, CommandError, _Progress, _info, _safe_message, _usage
+from ._common import EXIT_DATA, EXIT_IO, EXIT_USAGE, CommandError, _info, _Progress, _safe_message, _usage
 
 ENV = "MODELCRYPT_STORAGE_OPTIONS"
 

@@ -26,6 +26,7 @@ except ImportError as exc:  # pragma: no cover - exercised in environments witho
 
 from .._api import _check_key, _check_source_mode, _fspath, _reader_key
 from .._custom import _call_cipher, wipe_if_sole_owner
+from .._frameworks import DecMode, EncMode, MemoryReader, decrypt_to_memory, encrypt_stream_to_file
 from .._random_access import open_encrypted
 from .._sets import shown_place
 from .._sources import is_file_object, is_url
@@ -36,8 +37,6 @@ from ..checkpoint._load import load_flat_file
 from ..checkpoint._remote_shards import is_index_url
 from ..exceptions import FormatError
 from ..keys import wipe
-from .._frameworks import DecMode, EncMode, MemoryReader, decrypt_to_memory, encrypt_stream_to_file
-
 from ._load_into_model import load_into_model
 
 __all__ = ["save", "load", "load_state_dict", "load_into_model"]

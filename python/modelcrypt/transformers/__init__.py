@@ -35,10 +35,10 @@ _INSTALL = 'modelcrypt.transformers needs Hugging Face transformers and PyTorch:
 
 def _require() -> None:
     try:
-        import transformers  # noqa: F401
-        import torch  # noqa: F401
         import safetensors  # noqa: F401
         import tokenizers  # noqa: F401
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
     except ImportError as exc:
         raise ImportError(f"{_INSTALL} ({exc})") from exc
 
