@@ -41,6 +41,7 @@ from ._checks import (  # noqa: F401  (also imported from here by the other modu
     READ_FORMATS,
     SUPPORTED_MODES,
     BytesLike,
+    Credential,
     Mode,
     ProgressCallback,
     StrPath,
@@ -50,6 +51,7 @@ from ._checks import (  # noqa: F401  (also imported from here by the other modu
     _check_format,
     _check_key,
     _check_mode,
+    _check_mode_name,
     _check_progress,
     _check_read_format,
     _check_signing_key,
@@ -71,13 +73,18 @@ from ._file_info import FileInfo, _file_info_fields, inspect  # noqa: F401
 
 DecryptedBuffer = _core.DecryptedBuffer
 DecryptedBuffer.__module__ = "modelcrypt"
-DecryptedBuffer.metadata = property(  # type: ignore[attr-defined]
+# (_core.pyi declares the metadata property, which is defined here, in Python)
+DecryptedBuffer.metadata = property(  # type: ignore[method-assign,assignment]
     lambda self: _metadata.decode(self.metadata_raw),
     doc="The file's authenticated metadata (dict of str to str; {} when none).",
 )
-DecryptedBuffer.__repr__ = lambda self: (  # type: ignore[method-assign]
-    "<modelcrypt.DecryptedBuffer closed>" if self.closed else f"<modelcrypt.DecryptedBuffer {len(self)} bytes>"
-)
+
+
+def _buffer_repr(self: DecryptedBuffer) -> str:
+    return "<modelcrypt.DecryptedBuffer closed>" if self.closed else f"<modelcrypt.DecryptedBuffer {len(self)} bytes>"
+
+
+DecryptedBuffer.__repr__ = _buffer_repr  # type: ignore[method-assign,assignment]
 
 
 def generate_key(length: int = 32) -> bytes:
@@ -92,7 +99,7 @@ def generate_key(length: int = 32) -> bytes:
 def encrypt_file(
     src: StrPath,
     dst: StrPath,
-    key: BytesLike | None = None,
+    key: Credential | None = None,
     mode: Mode = "AES-GCM",
     *,
     chunk_size: int | None = None,
@@ -144,7 +151,7 @@ def encrypt_file(
                                    metadata=metadata, threads=threads, progress=progress, format=format)
     if recipients is None and signing_key is None and not isinstance(key, _core.X25519Identity):
         if _check_format(format, mode, chunk_size, metadata) == "mindspore":
-            _core.mindspore_encrypt_file(_fspath(src, "src"), _fspath(dst, "dst"), _check_key(key), mode)
+            _core.mindspore_encrypt_file(_fspath(src, "src"), _fspath(dst, "dst"), _check_key(key), _check_mode_name(mode))
             return
         if callable(mode):
             src_path, dst_path, key = _fspath(src, "src"), _fspath(dst, "dst"), _check_key(key)
@@ -155,7 +162,7 @@ def encrypt_file(
         raise ValueError("recipients and signing_key need format='modelcrypt' and mode 'AES-GCM'")
     key, keys = _writer_key(key, recipients)
     _core.encrypt_file(
-        _fspath(src, "src"), _fspath(dst, "dst"), key, _check_mode(mode),
+        _fspath(src, "src"), _fspath(dst, "dst"), key, _check_mode_name(mode),
         _check_chunk_size(chunk_size), _metadata.encode(metadata), _check_threads(threads), _check_progress(progress),
         _check_bool(durable, "durable"), keys, _check_signing_key(signing_key),
     )
@@ -163,7 +170,7 @@ def encrypt_file(
 
 def encrypt_bytes(
     data: BytesLike,
-    key: BytesLike | None = None,
+    key: Credential | None = None,
     mode: Mode = "AES-GCM",
     *,
     chunk_size: int | None = None,
@@ -179,20 +186,20 @@ def encrypt_bytes(
     ``signing_key`` as for encrypt_file."""
     if recipients is None and signing_key is None and not isinstance(key, _core.X25519Identity):
         if _check_format(format, mode, chunk_size, metadata) == "mindspore":
-            return _core.mindspore_encrypt_bytes(_check_data(data, "data"), _check_key(key), mode)
+            return _core.mindspore_encrypt_bytes(_check_data(data, "data"), _check_key(key), _check_mode_name(mode))
         if callable(mode):
             return bytes(custom_encrypt(mode, _check_data(data, "data"), _check_key(key)))
     elif format != "modelcrypt" or callable(mode):
         raise ValueError("recipients and signing_key need format='modelcrypt' and mode 'AES-GCM'")
     key, keys = _writer_key(key, recipients)
     return _core.encrypt_bytes(
-        _check_data(data, "data"), key, _check_mode(mode), _check_chunk_size(chunk_size),
+        _check_data(data, "data"), key, _check_mode_name(mode), _check_chunk_size(chunk_size),
         _metadata.encode(metadata), _check_threads(threads), keys, _check_signing_key(signing_key),
     )
 
 
 def load(
-    path: StrPath | Any, key: BytesLike | None = None, mode: Mode = "AES-GCM", *, format: str = "modelcrypt",
+    path: StrPath | Any, key: Credential | None = None, mode: Mode = "AES-GCM", *, format: str = "modelcrypt",
     threads: int | None = None, identity: object = None, trusted_signers: list | None = None,
     storage_options: Mapping[str, Any] | None = None,
 ) -> DecryptedBuffer:
@@ -227,7 +234,7 @@ def load(
     if callable(mode):
         _no_custom_with_signature(key)
         return custom_decrypt(mode, _fspath(path, "path"), _check_key(key))
-    return _loaded(_core.load(_fspath(path, "path"), key, _check_mode(mode), _check_read_format(format),
+    return _loaded(_core.load(_fspath(path, "path"), key, _check_mode_name(mode), _check_read_format(format),
                               _check_threads(threads)))
 
 
@@ -242,12 +249,12 @@ def _load_source(source: Any, key: object, mode: Mode, format: str, threads: int
             return _loaded(_core.load_source(reader, reader.size, key, "AES-GCM", threads))
     if storage_options is not None:
         raise ValueError("storage_options apply to URLs, not to a file object")
-    reader = _sources.FileObjectReader(source)
-    return _loaded(_core.load_source(reader, reader.size, key, "AES-GCM", threads))
+    file_reader = _sources.FileObjectReader(source)
+    return _loaded(_core.load_source(file_reader, file_reader.size, key, "AES-GCM", threads))
 
 
 def load_range(
-    path: StrPath | Any, key: BytesLike | None = None, mode: Mode = "AES-GCM", *, offset: int, length: int,
+    path: StrPath | Any, key: Credential | None = None, mode: Mode = "AES-GCM", *, offset: int, length: int,
     threads: int | None = None, identity: object = None, trusted_signers: list | None = None,
     storage_options: Mapping[str, Any] | None = None,
 ) -> DecryptedBuffer:
@@ -269,7 +276,7 @@ def load_range(
         with open_encrypted(path, key, mode, identity=identity, trusted_signers=trusted_signers,
                             storage_options=storage_options) as f:
             return f.read_range(offset, length, threads=threads)
-    raw, key, mode = _fspath(path, "path"), _credential(key, identity, trusted_signers), _check_mode(mode)
+    raw, key, mode = _fspath(path, "path"), _credential(key, identity, trusted_signers), _check_mode_name(mode)
     if mode.lower().startswith("paddle:") or _core.detect_format(raw) in ("mindspore", "paddlex"):
         raise ValueError(f"{os.fsdecode(raw)}: random access needs a modelcrypt file; legacy formats load whole "
                          "(use load with format=...)")
@@ -278,7 +285,7 @@ def load_range(
 
 
 def decrypt_bytes(
-    blob: BytesLike, key: BytesLike | None = None, mode: Mode = "AES-GCM", *, format: str = "modelcrypt",
+    blob: BytesLike, key: Credential | None = None, mode: Mode = "AES-GCM", *, format: str = "modelcrypt",
     threads: int | None = None, identity: object = None, trusted_signers: list | None = None,
 ) -> DecryptedBuffer:
     """Decrypt a format v1 blob held in memory (``format`` as for load).
@@ -288,14 +295,14 @@ def decrypt_bytes(
     rewritten) yields its authentic plaintext or an error, never anything else."""
     if callable(mode):
         raise TypeError("a custom dec_mode callable reads a file (cipher_file: str, key: bytes); use load(path, key, mode)")
-    return _loaded(_core.decrypt_bytes(_check_data(blob, "blob"), _credential(key, identity, trusted_signers), _check_mode(mode),
+    return _loaded(_core.decrypt_bytes(_check_data(blob, "blob"), _credential(key, identity, trusted_signers), _check_mode_name(mode),
                                        _check_read_format(format), _check_threads(threads)))
 
 
 def decrypt_file(
     src: StrPath,
     dst: StrPath,
-    key: BytesLike | None = None,
+    key: Credential | None = None,
     mode: Mode = "AES-GCM",
     *,
     format: str = "modelcrypt",
@@ -319,14 +326,14 @@ def decrypt_file(
             atomic_write(os.fsdecode(dst_path), plaintext, permissions=0o600, exact_permissions=True)
         return
     _warn_if_insecure(_core.decrypt_file(
-        _fspath(src, "src"), _fspath(dst, "dst"), key, _check_mode(mode), _check_read_format(format),
+        _fspath(src, "src"), _fspath(dst, "dst"), key, _check_mode_name(mode), _check_read_format(format),
         _check_threads(threads), _check_progress(progress), _check_bool(durable, "durable"),
     ))
 
 
 def verify(
     path: StrPath,
-    key: BytesLike | None = None,
+    key: Credential | None = None,
     mode: Mode = "AES-GCM",
     *,
     format: str = "modelcrypt",
@@ -357,7 +364,7 @@ def verify(
         _no_custom_with_signature(key)  # a custom cipher is trusted to raise on bad input; modelcrypt cannot check it
         custom_decrypt(mode, _fspath(path, "path"), _check_key(key)).close()
         return
-    _warn_if_insecure(_core.verify_file(_fspath(path, "path"), key, _check_mode(mode),
+    _warn_if_insecure(_core.verify_file(_fspath(path, "path"), key, _check_mode_name(mode),
                                         _check_read_format(format), _check_threads(threads), _check_progress(progress)))
 
 

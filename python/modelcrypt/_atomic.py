@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Union
+from typing import Any
 
-Buffer = Union[bytes, bytearray, memoryview]
+#: Anything memoryview() takes: bytes, bytearray, memoryview, a DecryptedBuffer, a numpy array...
+#: (typing's Buffer protocol, collections.abc.Buffer, exists from Python 3.12 only).
+Buffer = Any
 
 
 def atomic_write(path, data: Buffer | Sequence[Buffer], *, permissions: int = 0o666, exact_permissions: bool = False,
@@ -26,7 +28,7 @@ def atomic_write(path, data: Buffer | Sequence[Buffer], *, permissions: int = 0o
         raise FileExistsError(f"{os.fsdecode(target)} exists; refusing to overwrite it")
     directory = os.path.dirname(os.path.abspath(target))
     tmp = os.path.join(directory, f".{os.path.basename(target)}.mctmp-{os.urandom(6).hex()}")
-    parts = list(data) if isinstance(data, (list, tuple)) else [data]  # one buffer, or a list/tuple of them
+    parts: list[Buffer] = list(data) if isinstance(data, (list, tuple)) else [data]  # one buffer, or a list/tuple of them
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, permissions)
     try:
         try:

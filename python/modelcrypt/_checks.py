@@ -9,7 +9,7 @@ import os
 import re
 import warnings
 from collections.abc import Mapping
-from typing import Callable, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from . import _core
 from ._key_looks import warn_if_key_looks_like_text
@@ -23,6 +23,9 @@ ProgressCallback = Optional[Callable[[int], None]]
 # enc(model_stream: bytes, key: bytes) -> bytes, for decryption dec(cipher_file: str, key: bytes) -> bytes.
 # modelcrypt does not (cannot) check a custom cipher's security or correctness.
 Mode = Union[str, Callable[..., bytes]]
+#: What a file is opened or written with: a key (bytes-like), an Identity (format v2 files) or a
+#: credential that also requires a publisher signature (trusted_signers).
+Credential = Union[bytes, bytearray, memoryview, _core.X25519Identity, _core.TrustedCredential]
 
 KEY_LENGTHS = (16, 24, 32)
 SUPPORTED_MODES = tuple(_core.supported_modes())
@@ -89,7 +92,7 @@ def _fspath(path: StrPath, what: str) -> bytes:
     return raw
 
 
-def _check_key(key: BytesLike) -> BytesLike:
+def _check_key(key: object) -> Credential:
     if isinstance(key, _core.X25519Identity):  # an identity opens format v2 files encrypted to its recipient
         return key
     if isinstance(key, _core.TrustedCredential):  # a key or identity that requires a publisher signature
@@ -105,7 +108,7 @@ def _check_key(key: BytesLike) -> BytesLike:
     return key
 
 
-def _credential(key: object, identity: object, trusted_signers: object = None) -> object:
+def _credential(key: object, identity: object, trusted_signers: object = None) -> Credential:
     """What a reader opens a file with: ``key`` (bytes-like or an Identity) or ``identity=``, requiring
     a publisher signature by one of ``trusted_signers`` when given."""
     if identity is None:
@@ -117,10 +120,11 @@ def _credential(key: object, identity: object, trusted_signers: object = None) -
     return with_trusted_signers(identity, trusted_signers)
 
 
-def _reader_key(key: object, trusted_signers: object, mode: object = "AES-GCM", identity: object = None) -> object:
+def _reader_key(key: Any, trusted_signers: object, mode: object = "AES-GCM", identity: object = None) -> Any:
     """``key`` for the framework loaders and checkpoint readers: as given (``identity=`` in its place:
     an Identity opens format v2 files), or (``trusted_signers`` given) a credential that requires a
-    publisher signature, accepted by every read path."""
+    publisher signature, accepted by every read path. (Typed Any: the caller's key passes through
+    unchecked, to be checked by the read path it reaches, which may be a custom cipher's.)"""
     if identity is not None:
         if key is not None:
             raise TypeError("give either a key or identity=, not both")
@@ -141,7 +145,7 @@ def _no_custom_with_signature(key: object) -> None:
         raise ValueError("trusted_signers needs a modelcrypt file; a custom cipher callable cannot be checked")
 
 
-def _check_signing_key(signing_key: object) -> object:
+def _check_signing_key(signing_key: object) -> _core.SigningKey | None:
     if signing_key is not None and not isinstance(signing_key, _core.SigningKey):
         raise TypeError(f"signing_key must be a modelcrypt.SigningKey (read_signing_key_file), not {type(signing_key).__name__}")
     return signing_key
@@ -167,7 +171,7 @@ def _recipient_keys(recipients: object) -> list[bytes] | None:
     return out
 
 
-def _writer_key(key: object, recipients: object) -> tuple[object, list[bytes] | None]:
+def _writer_key(key: object, recipients: object) -> tuple[Credential | None, list[bytes] | None]:
     keys = _recipient_keys(recipients)
     if key is None:
         if not keys:
@@ -177,8 +181,16 @@ def _writer_key(key: object, recipients: object) -> tuple[object, list[bytes] | 
 
 
 def _check_mode(mode: Mode) -> Mode:
+    """A mode name checked (as by _check_mode_name), or a custom cipher callable as given."""
     if callable(mode):
         return mode
+    return _check_mode_name(mode)
+
+
+def _check_mode_name(mode: object) -> str:
+    """A mode name ("AES-GCM", "paddle:..."), for the core: custom cipher callables are handled before."""
+    if callable(mode):
+        raise TypeError("a custom cipher callable cannot be used here; give a mode name such as 'AES-GCM'")
     if not isinstance(mode, str):
         raise TypeError(f"mode must be a str or a callable, not {type(mode).__name__}")
     _check_text(mode, "mode")
@@ -279,7 +291,7 @@ def _check_chunk_size(chunk_size: int | None) -> int:
 
 
 def _check_data(data: BytesLike, what: str) -> BytesLike:
-    if isinstance(data, str):
+    if isinstance(data, str):  # type: ignore[unreachable]  # (callers' values are not annotated)
         raise TypeError(f"{what} must be bytes-like, not str (encode it first)")
     try:
         memoryview(data)

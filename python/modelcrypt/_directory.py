@@ -20,7 +20,7 @@ from typing import Any, Callable, Optional
 
 from . import _sets
 from ._api import (
-    BytesLike,
+    Credential,
     StrPath,
     _check_bool,
     _check_key,
@@ -59,7 +59,9 @@ class DirectoryWriter:
                              "(is it already an encrypted directory?)")
         encrypt_file(path, out, self.key, metadata=_sets.member_metadata(self.set_id, rel, self.metadata),
                      signing_key=self.signing_key, **kwargs)
-        self.members[rel] = inspect(out).plaintext_length
+        length = inspect(out).plaintext_length
+        assert length is not None  # (known for the modelcrypt file just written)
+        self.members[rel] = length
 
     def copy(self, path: str, out: str, rel: str, progress: Any = None) -> None:
         """Copies a file as plaintext (on request: encrypt --copy-excluded); the manifest records its
@@ -114,6 +116,7 @@ class DirectoryReader:
 
     def _copy_checked(self, path: str, out: Optional[str], rel: str, progress: Any) -> None:
         n, digest = copy_hashing(path, out, progress)
+        assert self.manifest is not None  # (is_copied(rel) held)
         self.manifest.check_copied(rel, n, digest, path)
 
     def _checked(self, path: str, rel: str) -> Any:
@@ -221,7 +224,7 @@ def _build(target: str, entries: list[tuple[str, str]], dir_mode: int, fill: Cal
 def encrypt_directory(
     src: StrPath,
     dst: StrPath,
-    key: BytesLike,
+    key: Credential,
     *,
     exclude: Iterable[str] = (),
     copy_excluded: bool = False,
@@ -271,7 +274,7 @@ def encrypt_directory(
 def decrypt_directory(
     src: StrPath,
     dst: StrPath,
-    key: BytesLike,
+    key: Credential,
     *,
     exclude: Iterable[str] = (),
     threads: Optional[int] = None,
@@ -309,7 +312,7 @@ def decrypt_directory(
     return files
 
 
-def verify_directory(path: StrPath, key: BytesLike, *, threads: Optional[int] = None,
+def verify_directory(path: StrPath, key: Credential, *, threads: Optional[int] = None,
                      trusted_signers: Optional[Iterable[Any]] = None) -> list[str]:
     """Authenticate every member of an encrypted directory and the directory as a whole (against
     its manifest), writing nothing. ``trusted_signers`` as for decrypt_directory. Returns the

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _core, _metadata, _sources
-from ._checks import BytesLike, StrPath, _credential, _fspath
+from ._checks import Credential, StrPath, _credential, _fspath
 
 __all__ = ["FileInfo", "inspect"]
 
@@ -59,7 +59,7 @@ class FileInfo:
         return _metadata.decode(self.metadata_raw)
 
 
-def inspect(path: StrPath, key: BytesLike | None = None, *, identity: object = None,
+def inspect(path: StrPath, key: Credential | None = None, *, identity: object = None,
             storage_options: Mapping[str, Any] | None = None) -> FileInfo:
     """Header fields of an encrypted file. No key needed, and then nothing returned is authenticated.
 

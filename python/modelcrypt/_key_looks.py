@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import sys
 import warnings
+from types import FrameType
 
 from .exceptions import KeyTextWarning
 
@@ -44,7 +45,8 @@ def warn_if_key_looks_like_text(key) -> None:
 
 def _caller_level() -> int:
     """The stacklevel of the first frame outside the modelcrypt package: the user's call."""
-    frame, level = sys._getframe(2), 2  # the frame that called warn_if_key_looks_like_text
+    frame: FrameType | None = sys._getframe(2)  # the frame that called warn_if_key_looks_like_text
+    level = 2
     while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] == "modelcrypt":
         frame, level = frame.f_back, level + 1
     return level

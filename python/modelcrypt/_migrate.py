@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional, Union
 from . import _core, _metadata, _sets
 from ._api import (
     DEFAULT_CHUNK_SIZE,
-    BytesLike,
+    Credential,
     StrPath,
     _check_bool,
     _check_key,
@@ -74,7 +74,7 @@ def paddle_cipher_mode(config_path: Optional[StrPath] = None) -> str:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:  # (its message would quote a byte of the file: perhaps a key file given by mistake)
-        position = exc.start
+        position: int | None = exc.start
     else:
         position = None
     if position is not None:
@@ -260,8 +260,8 @@ def _plan_tree(src: str, old_mode: Any, keep_names: bool, exclude: list[str],
 def migrate(
     src: StrPath,
     dst: StrPath,
-    old_key: BytesLike,
-    new_key: BytesLike,
+    old_key: Credential,
+    new_key: Credential,
     old_mode: Union[str, Callable[..., bytes], None] = None,
     *,
     keep_names: bool = False,
@@ -358,6 +358,7 @@ def migrate(
             source_manifest = _sets.Manifest.read(source, old_key)
         except ModelCryptError as exc:
             raise _with_path(exc, os.path.join(source, _sets.MANIFEST_NAME)) from None
+        assert source_manifest is not None  # (read returns None only where there is no manifest file)
         if exclude:  # excluded members are simply not part of the new set
             source_manifest.members = {r: n for r, n in source_manifest.members.items() if not _excluded(r, list(exclude))}
         source_manifest.check_tree(rel for kind, rel in _walk(source)
@@ -380,7 +381,8 @@ def migrate(
             base_done = done
 
             def file_progress(n: int, base_done: int = base_done) -> None:
-                progress(base_done + n)
+                if progress is not None:  # (always: passed only then)
+                    progress(base_done + n)
 
             members[out] = _migrate_one(os.path.join(source, rel), os.path.join(tmp, out), old_key, new_key, mode,
                                         meta, threads_n, _Member(set_id, rel, out, source_manifest),

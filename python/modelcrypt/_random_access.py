@@ -15,12 +15,12 @@ from typing import Any
 
 from . import _core, _metadata, _sources
 from ._checks import (
-    BytesLike,
+    Credential,
     Mode,
     ProgressCallback,
     StrPath,
     _check_bool,
-    _check_mode,
+    _check_mode_name,
     _check_progress,
     _check_signing_key,
     _check_source_mode,
@@ -135,7 +135,7 @@ class EncryptedFile:
         """modelcrypt.verify of this file, through this handle."""
         self._file_only("verify")(_check_threads(threads), _check_progress(progress))
 
-    def reencrypt_to(self, dst: StrPath, new_key: BytesLike | None = None, *, metadata_raw: bytes | None = None,
+    def reencrypt_to(self, dst: StrPath, new_key: Credential | None = None, *, metadata_raw: bytes | None = None,
                      chunk_size: int | None = None, threads: int | None = None, progress: ProgressCallback = None,
                      durable: bool = True, recipients: list | None = None, signing_key: object = None) -> None:
         """Encrypt this file's plaintext to ``dst`` as a new file under ``new_key`` (key rotation), in
@@ -180,7 +180,7 @@ class EncryptedFile:
 EncryptedFile.__module__ = "modelcrypt"
 
 
-def open_encrypted(path: StrPath | Any, key: BytesLike | None = None, mode: Mode = "AES-GCM", *, identity: object = None,
+def open_encrypted(path: StrPath | Any, key: Credential | None = None, mode: Mode = "AES-GCM", *, identity: object = None,
                    trusted_signers: list | None = None,
                    storage_options: Mapping[str, Any] | None = None) -> EncryptedFile:
     """Open a modelcrypt file for random access: the header is read and authenticated now, once.
@@ -198,7 +198,7 @@ def open_encrypted(path: StrPath | Any, key: BytesLike | None = None, mode: Mode
     raw = _fspath(path, "path")
     if callable(mode):
         raise TypeError("open_encrypted needs a modelcrypt mode; a custom dec_mode callable cannot read part of a file")
-    handle = _core.open_encrypted(raw, _credential(key, identity, trusted_signers), _check_mode(mode))
+    handle = _core.open_encrypted(raw, _credential(key, identity, trusted_signers), _check_mode_name(mode))
     return EncryptedFile(handle, os.fsdecode(raw))
 
 
@@ -212,10 +212,10 @@ def _open_source(source: Any, credential: object, mode: Mode, storage_options: M
         name = getattr(source, "name", None)
         return EncryptedFile(_core.open_source(reader, reader.size, credential, "AES-GCM"),
                              name if isinstance(name, str) else f"<{type(source).__name__}>")
-    reader = _sources.RangeReader(source, storage_options)
+    url_reader = _sources.RangeReader(source, storage_options)
     try:
-        return EncryptedFile(_core.open_source(reader, reader.size, credential, "AES-GCM"), _sources.shown_url(source),
-                             reader)
+        return EncryptedFile(_core.open_source(url_reader, url_reader.size, credential, "AES-GCM"),
+                             _sources.shown_url(source), url_reader)
     except BaseException:
-        reader.close()
+        url_reader.close()
         raise

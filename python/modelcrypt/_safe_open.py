@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Optional
 
 from . import _sets, _sources
-from ._api import BytesLike, StrPath, _fspath, _reader_key, _shown
+from ._api import Credential, StrPath, _fspath, _reader_key, _shown
 from ._random_access import open_encrypted
 from ._safe_gather import gather, plan as _gather_plan
 from ._safe_slices import Framework, framework as _framework, narrow
@@ -196,7 +196,7 @@ class TensorSlice:
         return "<modelcrypt.TensorSlice>"
 
 
-def safe_open(path: StrPath | Any, key: Optional[BytesLike] = None, framework: str = "pt", device: Any = "cpu", *,
+def safe_open(path: StrPath | Any, key: Optional[Credential] = None, framework: str = "pt", device: Any = "cpu", *,
               identity: Any = None, trusted_signers: Optional[Iterable[Any]] = None,
               storage_options: Optional[Mapping[str, Any]] = None) -> SafeOpen:
     """``safetensors.safe_open`` over a modelcrypt-encrypted ``.safetensors`` checkpoint.

@@ -181,7 +181,8 @@ class NumpyFramework(Framework):
             if not isinstance(item, slice):
                 raise TypeError(f"Unsupported slice index at position {position}: expected slice, int, or ellipsis "
                                 f"(got {type(item).__name__})")
-            if item.step is not None and (_as_int(item.step) is None or _as_int(item.step) <= 0):
+            step = _as_int(item.step) if item.step is not None else None
+            if item.step is not None and (step is None or step <= 0):
                 raise ValueError(f"Slice step must be a positive integer, got {item.step!r}")
             n = shape[d]
             start = _as_int(item.start) if item.start is not None else None

@@ -24,7 +24,7 @@ def parse_size(size: Any, what: str) -> int:
     if isinstance(size, str):
         m = _SIZE_RE.fullmatch(size) if len(size) <= 64 else None
         unit = m.group(2).upper() if m else None
-        if unit not in SIZE_UNITS:
+        if m is None or unit not in SIZE_UNITS:
             raise ValueError(f"{what} {_shown(size)} is not a size like {EXAMPLES}")
         size = int(float(m.group(1)) * SIZE_UNITS[unit])
     if size < 1:

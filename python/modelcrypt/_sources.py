@@ -13,7 +13,10 @@ import os
 import re
 import threading
 import time
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeGuard
 
 from .exceptions import SourceChangedError, SourceReadError
 
@@ -24,7 +27,7 @@ FSSPEC_HINT = ("loading from URLs needs fsspec: pip install 'modelcrypt[remote]'
                "package: s3fs for s3://, gcsfs for gs://, adlfs for az://, aiohttp for http(s)://)")
 
 
-def is_url(path: object) -> bool:
+def is_url(path: object) -> TypeGuard[str]:
     """Whether ``path`` is a URL string (a scheme followed by ``://``)."""
     return isinstance(path, str) and _URL.match(path) is not None
 
@@ -257,8 +260,8 @@ class RangeReader:
                     for old in [i for i in self._futures if i < j - ahead]:  # left behind: never fully read
                         self._futures.pop(old).cancel()
                         self._left.pop(old, None)
-                    parts = [(i, self._futures.get(i)) for i in range(j, k + 1)]
-                    if any(f is None for _, f in parts):
+                    parts = [(i, f) for i in range(j, k + 1) if (f := self._futures.get(i)) is not None]
+                    if len(parts) != k + 1 - j:
                         parts = None  # a block dropped already: fetched on its own
         if parts is None:  # on the pool too: its threads' file objects are the only ones opened
             return _result(self._pool.submit(self._fetch, offset, end))

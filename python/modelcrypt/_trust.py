@@ -8,7 +8,11 @@ wrapped with the signers into one native credential, which every read path accep
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from . import _core
+
+_Credential = TypeVar("_Credential")
 
 __all__: list[str] = []
 
@@ -36,7 +40,7 @@ def signer_keys(trusted_signers: object) -> list[bytes] | None:
     return out
 
 
-def with_trusted_signers(credential: object, trusted_signers: object) -> object:
+def with_trusted_signers(credential: _Credential, trusted_signers: object) -> _Credential | _core.TrustedCredential:
     """``credential`` (a checked key or Identity) requiring a signature by one of ``trusted_signers``."""
     keys = signer_keys(trusted_signers)
     if keys is None:

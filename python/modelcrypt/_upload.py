@@ -104,7 +104,7 @@ def encrypt_file_to_url(src: Any, url: Any, key: Any, mode: Any, recipients: Any
         raise ValueError("encrypting to a URL writes modelcrypt files (format='modelcrypt', mode 'AES-GCM')")
     src_path = _api._fspath(src, "src")
     key, keys = _api._writer_key(key, recipients)
-    args = (key, _api._check_mode(mode), _api._check_chunk_size(chunk_size), _metadata.encode(metadata),
+    args = (key, _api._check_mode_name(mode), _api._check_chunk_size(chunk_size), _metadata.encode(metadata),
             _api._check_threads(threads), _api._check_progress(progress), keys, _api._check_signing_key(signing_key))
     size = os.stat(src_path).st_size  # a missing or unreadable source fails before anything is opened remotely
     fs, path = _sources.url_filesystem(url, storage_options)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 from . import _core, _sources
-from ._checks import _check_progress, _check_threads
+from ._checks import Credential, _check_progress, _check_threads
 from ._random_access import open_encrypted
 
 #: Plaintext bytes authenticated per step by verify_url (and written per step by the command
@@ -32,7 +32,7 @@ def each_block(f: Any, threads: int | None = None, progress: Callable[[int], Non
             progress(min(offset + STEP_BYTES, total))
 
 
-def verify_url(url: str, key: object = None, *, threads: int | None = None, progress: Callable[[int], None] | None = None,
+def verify_url(url: str, key: Credential | None = None, *, threads: int | None = None, progress: Callable[[int], None] | None = None,
                identity: object = None, trusted_signers: list | None = None,
                storage_options: Mapping[str, Any] | None = None) -> None:
     """modelcrypt.verify of the object at ``url``: every chunk authenticated (and checked against

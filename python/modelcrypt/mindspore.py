@@ -330,10 +330,11 @@ def build_parts(params: Any, *, slice_bytes: int = SLICE_BYTES) -> list[bytes]:
         arr, tensor_type = _as_numpy(name, value)
         if tensor_type == "str":
             dims = [0]
-            data = memoryview(arr.astype(f"<U{max(1, arr.dtype.itemsize // 4)}", order="C").reshape(1)).cast("B")
+            # (numpy's type hints give ndarray the buffer protocol only for Python >= 3.12)
+            data = memoryview(arr.astype(f"<U{max(1, arr.dtype.itemsize // 4)}", order="C").reshape(1)).cast("B")  # type: ignore[arg-type]
         else:
             dims = [0] if arr.ndim == 0 else [int(d) for d in arr.shape]
-            data = memoryview(arr.reshape(-1)).cast("B")
+            data = memoryview(arr.reshape(-1)).cast("B")  # type: ignore[arg-type]  # (as above)
         for start in range(0, max(data.nbytes, 1), slice_bytes):
             msg = Checkpoint()
             v = msg.value.add()

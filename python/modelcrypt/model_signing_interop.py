@@ -164,7 +164,8 @@ def _check_private_key(path: str, password: Optional[bytearray]) -> bool:
             raise ValueError(f"{path}: the private key is encrypted; give its password (password=...; CLI: "
                              "--password-env VAR, or the prompt in a terminal)")
         try:
-            key = serialization.load_pem_private_key(pem, password if encrypted else None)
+            # (cryptography takes any bytes-like password; a bytearray can be wiped)
+            key = serialization.load_pem_private_key(pem, password if encrypted else None)  # type: ignore[arg-type]
         except ValueError:
             raise ValueError(f"{path}: " + ("wrong password for the encrypted private key (or a damaged key)"
                                             if encrypted else "not a readable PEM private key")) from None

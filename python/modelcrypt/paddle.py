@@ -148,7 +148,8 @@ def create_config(
             program = bytes(buf)  # set_model_buffer takes bytes only: one extra, wiped copy
         with files.load(params_path) as buf:
             params = bytes(buf)
-        config.set_model_buffer(program, len(program), params, len(params))  # Paddle copies both
+        # Paddle copies both. (Its type hints say str; the binding takes the bytes of a model.)
+        config.set_model_buffer(program, len(program), params, len(params))  # type: ignore[arg-type]
     finally:
         for plaintext in (program, params):
             if plaintext is not None and len(plaintext) >= 2:

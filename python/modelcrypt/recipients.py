@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import stat
 import warnings
+from typing import Any
 
 from . import _core
 from ._api import StrPath, _check_bool, _check_key, _credential, _fspath, _recipient_keys
@@ -127,14 +128,16 @@ def read_recipients_file(path: StrPath) -> list[str]:
 
 def recipient_fingerprint(recipient: object) -> str:
     """The 16-byte fingerprint (hex) under which a file lists this recipient (inspect, list_recipients)."""
-    (key,) = _recipient_keys([recipient])
+    keys = _recipient_keys([recipient])
+    assert keys is not None  # (None only for recipients=None)
+    (key,) = keys
     return _core.recipient_fingerprint(key).hex()
 
 
 def _edit(path: StrPath, key: object, identity: object, add: object, remove: object, add_keys: object,
           remove_keys: object, durable: bool) -> dict:
     credential = _credential(key, identity)
-    def symmetric(keys: object) -> list:
+    def symmetric(keys: Any) -> list:
         if keys is None:
             return []
         return [_check_key(k) for k in keys]

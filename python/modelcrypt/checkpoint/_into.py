@@ -145,7 +145,8 @@ def _read(ckpt: _Checkpoint, spans: list[tuple[int, np.ndarray]], threads: int) 
         with open(ckpt.path, "rb") as f:
             for offset, dst in sorted(spans, key=lambda s: s[0]):
                 f.seek(offset)
-                if f.readinto(memoryview(dst)) != dst.nbytes:
+                # (numpy's type hints give ndarray the buffer protocol only for Python >= 3.12)
+                if f.readinto(memoryview(dst)) != dst.nbytes:  # type: ignore[arg-type]
                     raise FormatError(f"{ckpt.where}: truncated data")
         return
     file = ckpt._file

@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import _sets, _sources
 from .._api import (
-    BytesLike,
+    Credential,
     StrPath,
     _check_bool,
     _check_read_format,
@@ -30,7 +30,7 @@ from ._remote_shards import is_index_url, load_index_url
 
 def load_checkpoint(
     path: StrPath,
-    dec_key: Optional[BytesLike] = None,
+    dec_key: Optional[Credential] = None,
     dec_mode: DecMode = "AES-GCM",
     *,
     names: Optional[Iterable[str]] = None,

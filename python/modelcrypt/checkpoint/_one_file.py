@@ -24,7 +24,7 @@ def _write_one(path: str, tensors: list[_Tensor], metadata: Optional[Mapping[str
                binding: Optional[Mapping[str, str]] = None) -> None:
     """``binding``: set-binding keys for the modelcrypt header's authenticated metadata (see _sets)."""
     header = _header_bytes(tensors, metadata)
-    parts = [header, *(t.data for t in tensors)]
+    parts: list[Any] = [header, *(t.data for t in tensors)]
     if not enc.encrypted:
         atomic_write(path, parts)
     elif callable(enc.mode):
@@ -42,6 +42,8 @@ def _write_one(path: str, tensors: list[_Tensor], metadata: Optional[Mapping[str
 
 class _Checkpoint:
     """One checkpoint file opened for reading: its parsed header and a way to read byte ranges."""
+
+    _borrowed: bool = False  # True when the EncryptedFile is the caller's (not closed here)
 
     def __init__(self, path: str, dec_key: Any, dec_mode: Any):
         self.path = path
@@ -147,6 +149,7 @@ class _Checkpoint:
                 entries, self.header_metadata = _parse_header(bytes(view[8:8 + n]), total - 8 - n, self.where,
                                                               **parse)
             return entries, 8 + n
+        raw: bytes | None
         if self.kind == "plain":
             with open(self.path, "rb") as f:
                 total = os.fstat(f.fileno()).st_size
@@ -179,10 +182,10 @@ class _Checkpoint:
             return {e.name: _array(self._whole, e, -start) for e in selected}
         if self.kind == "plain":
             out = {}
-            with open(self.path, "rb") as f:
+            with open(self.path, "rb") as plain_file:
                 for e in selected:
-                    f.seek(start + e.begin)
-                    out[e.name] = np.fromfile(f, dtype=e.dtype, count=(e.end - e.begin) // e.dtype.itemsize).reshape(e.shape)
+                    plain_file.seek(start + e.begin)
+                    out[e.name] = np.fromfile(plain_file, dtype=e.dtype, count=(e.end - e.begin) // e.dtype.itemsize).reshape(e.shape)
             return out
         cs = self._chunk_size
         ranges: list[list[Any]] = []  # [begin, end, entries] in plaintext coordinates

@@ -10,7 +10,10 @@ Then only the shards holding the requested ``names`` are read, and of those only
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeGuard
 
 from .. import _sets, _sources
 from .._random_access import open_encrypted
@@ -22,7 +25,7 @@ from ._shards import _parse_index, _with_structure, names_by_shard, read_mapped_
 MAX_INDEX_BYTES = 64 << 20
 
 
-def is_index_url(path: Any) -> bool:
+def is_index_url(path: Any) -> TypeGuard[str]:
     return _sources.is_url(path) and path.split("?", 1)[0].endswith(".index.json")
 
 

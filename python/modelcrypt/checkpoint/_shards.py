@@ -15,7 +15,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from .. import _sets
-from .._api import BytesLike, StrPath, _fspath, _reader_key, is_encrypted
+from .._api import Credential, StrPath, _fspath, _reader_key, is_encrypted
 from .._atomic import atomic_write
 from .._state_tree import STRUCTURE_KEY, unflatten
 from ..exceptions import FormatError
@@ -166,7 +166,7 @@ def check_shard_holds(held: Iterable[str], shard: str, shard_names: list[str], w
 
 def load_distributed_checkpoint(
     index_or_paths: Union[StrPath, Iterable[StrPath]],
-    dec_key: Optional[BytesLike] = None,
+    dec_key: Optional[Credential] = None,
     dec_mode: DecMode = "AES-GCM",
     *,
     names: Optional[Iterable[str]] = None,
@@ -302,4 +302,6 @@ def _with_structure(arrays: dict[str, np.ndarray], shards: list["_Checkpoint"], 
         return arrays
     if len(structures) != 1:
         raise FormatError(f"{where}: the shards carry different training-state structures (from different saves?)")
-    return unflatten(structures.pop(), arrays, where)
+    structure = structures.pop()
+    assert structure is not None  # (a single structure, not {None})
+    return unflatten(structure, arrays, where)

@@ -36,7 +36,7 @@ from typing import Any, Optional
 
 import torch
 from torch.distributed.checkpoint.filesystem import _StorageInfo
-from torch.distributed.checkpoint.metadata import Metadata, MetadataIndex, StorageMeta
+from torch.distributed.checkpoint.metadata import Metadata, MetadataIndex, StorageMeta, TensorStorageMetadata
 from torch.distributed.checkpoint.planner import (
     LoadItemType,
     LoadPlan,
@@ -175,12 +175,15 @@ class EncryptedFileSystemWriter(_LocalDirectory, StorageWriter, BlockingAsyncSta
         return fut
 
     def _write_rank_file(self, save_id: str, name: str, plan: SavePlan, planner: SavePlanner) -> list[WriteResult]:
-        datas, entries, offset = [], [], 0
+        datas: list[Any] = []
+        entries: list[dict[str, Any]] = []
+        offset = 0
         for item in plan.items:
             data = planner.resolve_data(item)
             if item.type == WriteItemType.BYTE_IO:
                 blob = data.getbuffer() if isinstance(data, io.BytesIO) else bytes(data)
             else:
+                assert isinstance(data, torch.Tensor)  # (resolve_data gives tensor items as tensors)
                 blob = _tensor_bytes(data)
             length = memoryview(blob).nbytes
             datas.append(blob)
@@ -281,12 +284,14 @@ class EncryptedFileSystemReader(_LocalDirectory, StorageReader):
         if head.get(_sets.SET) != save_id:
             raise SetMismatchError(f"{path}: its authenticated save id differs from the one it holds")
         self._save_id, self._files, self._metadata = save_id, files, md
+        assert md.storage_meta is not None  # (decode always sets it)
         md.storage_meta.load_id = str(uuid.uuid4())
         return md
 
     def set_up_storage_reader(self, metadata: Metadata, is_coordinator: bool, *args: Any, **kwargs: Any) -> None:
         if self._save_id is None:
             self.read_metadata()  # metadata handed over from elsewhere: ours is authenticated
+        assert self._metadata is not None  # (set by read_metadata)
         self.storage_data = self._metadata.storage_data
 
     def prepare_local_plan(self, plan: LoadPlan) -> LoadPlan:
@@ -386,7 +391,9 @@ class EncryptedFileSystemReader(_LocalDirectory, StorageReader):
             fresh.seek(0)
             planner.load_bytes(req, fresh)
             return
+        assert self._metadata is not None  # (read_data runs after read_metadata)
         tmd = self._metadata.state_dict_metadata[req.storage_index.fqn]
+        assert isinstance(tmd, TensorStorageMetadata)  # (bytes items were read above)
         dtype = tmd.properties.dtype
         sizes = next((c.sizes for c in tmd.chunks if list(c.offsets) == list(req.storage_index.offset)), None)
         if sizes is None:

@@ -205,6 +205,7 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
         raise _usage("--exclude applies to a directory SRC")
     _check_destination(args, src, dst)
     raw_key, _ = _resolve_key(args)
+    assert raw_key is not None  # (None only with optional=True)
     key = with_trusted_signers(raw_key, trusted)  # --trust: every file must carry a trusted publisher signature
     try:
         options = dict(threads=args.threads, durable=not args.no_fsync)
@@ -272,6 +273,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     key = None
     try:
         key, generated = _resolve_key(args, allow_generate=True)
+        assert key is not None  # (None only with optional=True)
         bar = _Progress(args, _tree_size(src), "migrate", force=os.path.isdir(src))
         try:
             written = migrate(src, dst, old_key, key, old_mode, keep_names=args.keep_names,
@@ -299,6 +301,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if trusted is not None and not has_key_source(args):
         return _verify_keyless(args, trusted)
     raw_key, _ = _resolve_key(args)
+    assert raw_key is not None  # (None only with optional=True)
     key = with_trusted_signers(raw_key, trusted)
     status = EXIT_OK
     try:

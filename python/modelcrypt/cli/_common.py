@@ -62,8 +62,8 @@ class _Progress:
     def callback(self) -> Callable[[int], None] | None:
         if self.bar is None:
             return None
-        base = self.base
-        return lambda done: self.bar.update(base + done - self.bar.n)
+        base, bar = self.base, self.bar
+        return lambda done: bar.update(base + done - bar.n)
 
     def file_done(self, size: int) -> None:
         self.base += size

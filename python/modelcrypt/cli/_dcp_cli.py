@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import Any
 
 from ._common import EXIT_DATA, EXIT_OK, CommandError, _info, _usage
 
@@ -43,7 +44,7 @@ def cmd_dcp(args: argparse.Namespace) -> int:
         if is_identity and out_key is None and not recipients:
             raise _usage("an identity opens SRC but cannot encrypt the output: give --out-key-file FILE or "
                          "--out-key-env VAR" + ("" if to_checkpoint else ", or -r RECIPIENT / -R FILE"))
-        opener = {"identity": key} if is_identity else {"key": key}
+        opener: dict[str, Any] = {"identity": key} if is_identity else {"key": key}
         output_key = out_key if out_key is not None else (None if is_identity else key)
         if to_checkpoint:
             try:

@@ -8,12 +8,13 @@ import sys
 import warnings
 
 from .._api import generate_key
+from .._core import X25519Identity
 from ..keys import _as_ascii, _key_from_text, key_from_env, read_key_file, wipe, write_key_file
 from ._common import EXIT_OK, _info, _usage
 
 
 def _resolve_key(args: argparse.Namespace, *, allow_generate: bool = False,
-                 optional: bool = False) -> tuple[bytearray, str | None]:
+                 optional: bool = False) -> tuple[bytearray | X25519Identity | None, str | None]:
     """The key (or identity, -i) from the one source given. Returns (key, path of a key file
     generated for it). `optional` (encrypt with recipients): no source gives (None, None)."""
     from ._recipients_cli import given_identity

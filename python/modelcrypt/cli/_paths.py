@@ -90,6 +90,7 @@ def _convert_path(args: argparse.Namespace, src: str, dst: str, convert: Callabl
     """Runs convert(src_file, dst_file, progress) on a file, or mirrors a directory with
     convert_member(path, out, progress, rel) (see _mirror)."""
     if os.path.isdir(src):
+        assert convert_member is not None  # (given by every command that takes a directory)
         n = _mirror(args, src, dst, convert_member, dir_mode, verb, check, finish)
         _info(args, f"{verb}ed {n} file(s) into {dst}")
         return

@@ -25,7 +25,7 @@ ENV = "MODELCRYPT_STORAGE_OPTIONS"
 URL_ARGUMENTS = {("encrypt", "output"), ("decrypt", "src"), ("verify", "files"), ("inspect", "file")}
 
 #: Why the other ones cannot be (by command; "*" for the rest).
-_WHY_NOT = {
+_WHY_NOT: dict[Any, str] = {
     ("encrypt", "src"): "encrypt reads a local SRC (download it first); -o may be a URL",
     ("decrypt", "output"): "decrypt writes plaintext to a local file or to stdout (-o -), not to a URL; "
                            "SRC may be a URL",
@@ -96,7 +96,8 @@ def redact(args: argparse.Namespace | None, text: str) -> str:
     """``text`` with the storage options' secret values masked and URLs shown without credentials."""
     text = re.sub(r"\b[A-Za-z][A-Za-z0-9+.\-]*://\S+", lambda m: shown_url(m.group(0)), text)
     found: list[str] = []
-    for source in (getattr(args, "storage_option", None) or [], os.environ.get(ENV)):
+    sources: list[Any] = [getattr(args, "storage_option", None) or [], os.environ.get(ENV)]
+    for source in sources:
         try:
             value = json.loads(source) if isinstance(source, str) else dict(source)
         except (ValueError, TypeError):
@@ -174,7 +175,7 @@ def _refuse_prefix(url: str, command: str) -> None:
 
 
 @contextlib.contextmanager
-def _opened(url: str, credential: object, options: dict | None, command: str) -> Iterator[Any]:
+def _opened(url: str, credential: Any, options: dict | None, command: str) -> Iterator[Any]:
     """open_encrypted of the object at ``url`` (header authenticated), its errors as for url_errors."""
     from .._random_access import open_encrypted
 
@@ -244,10 +245,14 @@ def decrypt(args: argparse.Namespace, credential: object, trusted: list[str] | N
             raise _usage(f"{dst} exists and is a directory; remove it first")
     with _opened(src, credential, options, "decrypt") as f:
         bar = _Progress(args, f.plaintext_length, "decrypt")
+
+        def write_blocks(fd: int) -> None:
+            for block in each_block(f, args.threads, bar.callback()):
+                _write_all(fd, block)
+
         try:
             with url_errors(src):
-                _install(dst, lambda fd: [_write_all(fd, b) for b in each_block(f, args.threads, bar.callback())],
-                         durable=not args.no_fsync, replace=args.force)
+                _install(dst, write_blocks, durable=not args.no_fsync, replace=args.force)
         finally:
             bar.close()
     _info(args, f"decrypted {shown_url(src)} -> {dst}")

@@ -83,7 +83,8 @@ def load(path: Any, key: Any = None, mode: DecMode = "AES-GCM", *, format: str =
         raise ValueError("mmap=True is not supported for encrypted files (nothing is written to disk to map)")
     with decrypt_to_memory(path, key, mode, format=format, storage_options=storage_options) as buf, \
             MemoryReader(buf) as reader:
-        return _torch.load(reader, **torch_load_kwargs)
+        # (a binary file object, io.RawIOBase, which typeshed does not count as an IO[bytes])
+        return _torch.load(reader, **torch_load_kwargs)  # type: ignore[arg-type]
 
 
 def load_state_dict(

@@ -22,11 +22,11 @@ CHAT_TEMPLATE = "chat_template.jinja"
 _SLOW_VOCABULARIES = ("tokenizer.model", "spiece.model", "sentencepiece.bpe.model", "vocab.txt", "vocab.json")
 
 
-def _fast_base() -> type:
+def _fast_base() -> Any:
     return transformers.PreTrainedTokenizerFast
 
 
-def _tokenizer_class(name: Any) -> type:
+def _tokenizer_class(name: Any) -> Any:
     """The fast tokenizer class tokenizer_config.json names (``XTokenizer`` -> ``XTokenizerFast`` when
     transformers has one), else PreTrainedTokenizerFast."""
     base = _fast_base()
@@ -38,7 +38,7 @@ def _tokenizer_class(name: Any) -> type:
     return base
 
 
-def _init_kwargs(cls: type, config: dict, special_tokens_map: Any, chat_template: Any) -> dict:
+def _init_kwargs(cls: Any, config: dict, special_tokens_map: Any, chat_template: Any) -> dict:
     """tokenizer_config.json as constructor arguments, as transformers' own from_pretrained reads it."""
     from transformers.tokenization_utils_base import AddedToken
 
