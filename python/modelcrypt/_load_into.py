@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ._api import BytesLike, Mode, StrPath, _check_threads
+from ._api import Credential, Mode, StrPath, _check_threads
 from ._random_access import _check_uint, open_encrypted
 
 __all__ = ["load_into"]
@@ -31,7 +31,7 @@ def torch_bytes(t: Any, name: str) -> np.ndarray:
     import torch  # reached only for torch tensors, so torch is installed
 
     if isinstance(t, torch.TypedStorage):
-        t = t.untyped_storage()
+        t = t.untyped()  # (TypedStorage has no untyped_storage())
     if isinstance(t, torch.UntypedStorage):  # a tensor's storage: all of its bytes
         t = torch.empty(0, dtype=torch.uint8, device=t.device).set_(t)
     t = t.detach()
@@ -87,7 +87,7 @@ def writable_bytes(out: Any, name: str = "out") -> Iterator[Any]:
             flat.release()
 
 
-def load_into(path: StrPath | Any, key: BytesLike | None, out: Any, mode: Mode = "AES-GCM", *,
+def load_into(path: StrPath | Any, key: Credential | None, out: Any, mode: Mode = "AES-GCM", *,
               identity: object = None, trusted_signers: list | None = None, threads: int | None = None,
               offset: int = 0, length: int | None = None) -> int:
     """Decrypt a modelcrypt file straight into ``out``, memory the caller owns; returns the bytes written.

@@ -10,6 +10,7 @@ import binascii
 import os
 import re
 import stat
+import sys
 import warnings
 from typing import Union
 
@@ -34,6 +35,7 @@ DEFAULT_KEY_ENV = "MODELCRYPT_KEY"
 
 _HEX_DIGITS = re.compile(rb"[0-9a-fA-F]+")
 _BASE64_TEXT = re.compile(rb"[A-Za-z0-9+/]+={0,2}")
+_BASE64_STRICT = re.compile(rb"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 _WHITESPACE = b" \t\r\n\v\f"
 
 Text = Union[str, bytes, bytearray]
@@ -65,7 +67,7 @@ def _path_shown(name: str) -> str:
 
 def _env_name(name: object) -> str:
     """A checked environment variable name, and how messages show it (never key-like text)."""
-    _check_text(name, "the environment variable name")
+    name = _check_text(name, "the environment variable name")
     if not name or "=" in name or "\0" in name:
         raise ValueError("the environment variable name must be non-empty, without '=' or NUL")
     return name if _ENV_NAME.fullmatch(name) and len(name) <= 64 and not _KEYLIKE_TEXT_IN_NAME.search(name) \
@@ -98,15 +100,24 @@ def _checked(key: bytearray, source: str) -> bytearray:
     return key
 
 
-def _hex_key(digits: bytes, source: str) -> bytearray:
+def _hex_key(digits: bytes | bytearray | memoryview, source: str) -> bytearray:
     if len(digits) not in (32, 48, 64):
         raise ValueError(f"{source}: hex key of {len(digits)} digits; expected 32, 48 or 64")
     return _to_key(binascii.unhexlify(digits))
 
 
-def _base64_key(text: bytes, source: str) -> bytearray:
+def _a2b_base64_strict(text: bytes | bytearray | memoryview) -> bytes:
+    """binascii.a2b_base64(text, strict_mode=True), also on Python < 3.11 (which has no strict_mode)."""
+    if sys.version_info >= (3, 11):
+        return binascii.a2b_base64(text, strict_mode=True)
+    if not _BASE64_STRICT.fullmatch(text):
+        raise binascii.Error("only standard base64 with '=' padding at its end is allowed")
+    return binascii.a2b_base64(text)
+
+
+def _base64_key(text: bytes | bytearray | memoryview, source: str) -> bytearray:
     try:
-        raw = binascii.a2b_base64(text, strict_mode=True)
+        raw = _a2b_base64_strict(text)
     except binascii.Error as exc:
         raise ValueError(f"{source} is not valid base64: {exc}") from None
     return _checked(_to_key(raw), source)
@@ -117,7 +128,7 @@ def key_from_hex(text: Text) -> bytearray:
     ascii_text = _as_ascii(text, "hex key")
     view = _stripped(ascii_text)
     try:
-        if view[:2] in (b"0x", b"0X"):
+        if view[:2] in (b"0x", b"0X"):  # type: ignore[comparison-overlap]  # a memoryview equals its bytes
             view = view[2:]
         if not _HEX_DIGITS.fullmatch(view):
             raise ValueError("hex key contains characters that are not hex digits")
@@ -140,7 +151,7 @@ def key_from_base64(text: Text) -> bytearray:
         _wipe_copy(ascii_text, text)
 
 
-def _stripped(content: bytes | bytearray) -> memoryview:
+def _stripped(content: bytes | bytearray | memoryview) -> memoryview:
     """A view of `content` without surrounding whitespace (bytes.strip would copy the key text)."""
     start, end = 0, len(content)
     while start < end and content[start] in _WHITESPACE:
@@ -150,9 +161,10 @@ def _stripped(content: bytes | bytearray) -> memoryview:
     return memoryview(content)[start:end]
 
 
-def _key_from_text(content: bytes | bytearray, source: str, allow_raw: bool) -> bytearray:
+def _key_from_text(content: bytes | bytearray | memoryview, source: str, allow_raw: bool) -> bytearray:
     with _stripped(content) as text:
-        if text[:2] in (b"0x", b"0X") and len(text) > 2 and _HEX_DIGITS.fullmatch(text[2:]):
+        prefixed = text[:2] in (b"0x", b"0X")  # type: ignore[comparison-overlap]  # a memoryview equals its bytes
+        if prefixed and len(text) > 2 and _HEX_DIGITS.fullmatch(text[2:]):
             with text[2:] as digits:  # an optional 0x prefix, as key_from_hex accepts
                 return _hex_key(digits, source)
         if text and _HEX_DIGITS.fullmatch(text):
