@@ -41,7 +41,8 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0+unknown"
 
-__all__ = ["__version__", *_api.__all__, *_random_access.__all__, *_directory.__all__, *_native.__all__, *keys.__all__, *checkpoint.__all__, *exceptions.__all__,
+__all__ = ["__version__", *_api.__all__, *_random_access.__all__, *_directory.__all__, *_native.__all__, *keys.__all__,
+           *checkpoint.__all__, *exceptions.__all__,
            *_migrate.__all__, *recipients.__all__, *signing.__all__,
            "sign_directory", "verify_directory_signature", *_safe_open.__all__, *_load_into.__all__]
 

@@ -151,7 +151,8 @@ def encrypt_file(
                                    metadata=metadata, threads=threads, progress=progress, format=format)
     if recipients is None and signing_key is None and not isinstance(key, _core.X25519Identity):
         if _check_format(format, mode, chunk_size, metadata) == "mindspore":
-            _core.mindspore_encrypt_file(_fspath(src, "src"), _fspath(dst, "dst"), _check_key(key), _check_mode_name(mode))
+            _core.mindspore_encrypt_file(_fspath(src, "src"), _fspath(dst, "dst"), _check_key(key),
+                                         _check_mode_name(mode))
             return
         if callable(mode):
             src_path, dst_path, key = _fspath(src, "src"), _fspath(dst, "dst"), _check_key(key)
@@ -226,7 +227,8 @@ def load(
     valid publisher signature (format v3) by one of them, checked chunk by chunk beside the
     decryption; unsigned, signed by someone else or changed: SignatureError, no plaintext.
     """
-    key = _credential(key, identity, trusted_signers)  # a format v2 file opens with an Identity of one of its recipients
+    # (a format v2 file opens with an Identity of one of its recipients)
+    key = _credential(key, identity, trusted_signers)
     if _sources.is_file_object(path) or _sources.is_url(path):
         return _load_source(path, key, mode, format, threads, storage_options)
     if storage_options is not None:
@@ -294,9 +296,10 @@ def decrypt_bytes(
     authenticated and decrypted, so a blob that changes meanwhile (an ``mmap`` of a file being
     rewritten) yields its authentic plaintext or an error, never anything else."""
     if callable(mode):
-        raise TypeError("a custom dec_mode callable reads a file (cipher_file: str, key: bytes); use load(path, key, mode)")
-    return _loaded(_core.decrypt_bytes(_check_data(blob, "blob"), _credential(key, identity, trusted_signers), _check_mode_name(mode),
-                                       _check_read_format(format), _check_threads(threads)))
+        raise TypeError("a custom dec_mode callable reads a file (cipher_file: str, key: bytes); "
+                        "use load(path, key, mode)")
+    return _loaded(_core.decrypt_bytes(_check_data(blob, "blob"), _credential(key, identity, trusted_signers),
+                                       _check_mode_name(mode), _check_read_format(format), _check_threads(threads)))
 
 
 def decrypt_file(

@@ -28,7 +28,8 @@ def atomic_write(path, data: Buffer | Sequence[Buffer], *, permissions: int = 0o
         raise FileExistsError(f"{os.fsdecode(target)} exists; refusing to overwrite it")
     directory = os.path.dirname(os.path.abspath(target))
     tmp = os.path.join(directory, f".{os.path.basename(target)}.mctmp-{os.urandom(6).hex()}")
-    parts: list[Buffer] = list(data) if isinstance(data, (list, tuple)) else [data]  # one buffer, or a list/tuple of them
+    # one buffer, or a list/tuple of them
+    parts: list[Buffer] = list(data) if isinstance(data, (list, tuple)) else [data]
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, permissions)
     try:
         try:

@@ -147,7 +147,8 @@ def _no_custom_with_signature(key: object) -> None:
 
 def _check_signing_key(signing_key: object) -> _core.SigningKey | None:
     if signing_key is not None and not isinstance(signing_key, _core.SigningKey):
-        raise TypeError(f"signing_key must be a modelcrypt.SigningKey (read_signing_key_file), not {type(signing_key).__name__}")
+        raise TypeError("signing_key must be a modelcrypt.SigningKey (read_signing_key_file), "
+                        f"not {type(signing_key).__name__}")
     return signing_key
 
 
@@ -201,7 +202,8 @@ def _check_mode_name(mode: object) -> str:
         raise ValueError(f"unsupported mode {_shown(mode)}; supported modes: {supported}, and "
                          "'paddle:<cipher_name>[:iv=<bits>][:tag=<bits>]' for Paddle cipher files")
     if mode.lower().startswith("paddle:") and not _PADDLE_MODE.fullmatch(mode):
-        # Checked here as well as in the core, whose messages repeat the mode: what reaches it is known words and digits.
+        # Checked here as well as in the core, whose messages repeat the mode: what reaches it is known words
+        # and digits.
         raise ValueError(f"bad Paddle mode {_shown(mode)}: expected 'paddle:<cipher_name>[:iv=<bits>][:tag=<bits>]' "
                          f"with cipher_name one of {', '.join(PADDLE_CIPHER_NAMES)}")
     return mode
@@ -246,7 +248,8 @@ def _check_format(format: str, mode: Mode, chunk_size: int | None, metadata: Map
         else:
             warnings.warn("MindSpore AES-GCM files authenticate each frame on its own: frames can be dropped, "
                           "reordered and spliced between files under the same key undetected; write format "
-                          "'modelcrypt' unless MindSpore itself must read the file", InsecureFormatWarning, stacklevel=3)
+                          "'modelcrypt' unless MindSpore itself must read the file", InsecureFormatWarning,
+                          stacklevel=3)
     return format
 
 

@@ -88,7 +88,8 @@ def _file_info_fields(fields: dict) -> dict:
     signer = fields.pop("signer", None)
     fields["signer"] = _core.format_signer(signer) if signer is not None else None
     fields["recipients"] = tuple(
-        {**r, "fingerprint": r["fingerprint"].hex() if r["fingerprint"] is not None else None} for r in fields["recipients"])
+        {**r, "fingerprint": r["fingerprint"].hex() if r["fingerprint"] is not None else None}
+        for r in fields["recipients"])
     return fields
 
 

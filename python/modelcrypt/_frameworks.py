@@ -40,7 +40,8 @@ def encrypt_stream_to_file(stream: io.BytesIO, path: Any, key: Any, mode: EncMod
     try:
         if callable(mode):
             if encrypt_kwargs:
-                raise TypeError(f"{', '.join(encrypt_kwargs)} only apply to modelcrypt's own modes, not a custom cipher")
+                raise TypeError(f"{', '.join(encrypt_kwargs)} only apply to modelcrypt's own modes, "
+                                "not a custom cipher")
             blob = custom_encrypt(mode, view, key)
         else:
             blob = encrypt_bytes(view, key, mode, **encrypt_kwargs)

@@ -35,7 +35,8 @@ def warn_if_key_looks_like_text(key) -> None:
     if kind == "hex":
         message = (f"the {n}-byte key is made of hex digits: it looks like hex text used as raw bytes (a key file "
                    "read with open(...).read()?); decode it with modelcrypt.read_key_file(path) or "
-                   "modelcrypt.key_from_hex(text). An ASCII key (MindSpore style) works but is only as strong as its text")
+                   "modelcrypt.key_from_hex(text). An ASCII key (MindSpore style) works but is only as strong "
+                   "as its text")
     else:
         message = (f"the {n}-byte key is printable text: it looks like a password or like base64 text used as raw "
                    "bytes; use a random key (modelcrypt.generate_key(), `modelcrypt keygen`) or decode base64 with "

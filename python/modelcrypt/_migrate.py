@@ -73,7 +73,8 @@ def paddle_cipher_mode(config_path: Optional[StrPath] = None) -> str:
         raw = f.read()
     try:
         text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:  # (its message would quote a byte of the file: perhaps a key file given by mistake)
+    # (the exception's message would quote a byte of the file: perhaps a key file given by mistake)
+    except UnicodeDecodeError as exc:
         position: int | None = exc.start
     else:
         position = None
@@ -289,8 +290,9 @@ def migrate(
     memory (their formats authenticate the whole file or frame at once, so nothing could be
     released earlier) and encrypted from that buffer; the buffer is wiped after. Outputs are atomic
     (temporary file beside them, fsync unless ``durable=False``, rename). No plaintext is written
-    anywhere. ``progress(bytes_done)`` gets the plaintext bytes migrated so far, over all files. A directory ``src`` is mirrored into ``dst`` like ``modelcrypt
-    encrypt`` does (same relative paths; sub-directories recreated; symbolic links and special
+    anywhere. ``progress(bytes_done)`` gets the plaintext bytes migrated so far, over all files.
+    A directory ``src`` is mirrored into ``dst`` like ``modelcrypt encrypt`` does (same relative
+    paths; sub-directories recreated; symbolic links and special
     files skipped and reported), built in a temporary directory beside ``dst`` and renamed into
     place only when every file succeeded. File names are kept, except PaddleX's: a PaddleX file
     named ``encrypted.pdmodel``, ``encrypted.pdparams`` or ``encrypted.yml`` becomes
@@ -360,9 +362,11 @@ def migrate(
             raise _with_path(exc, os.path.join(source, _sets.MANIFEST_NAME)) from None
         assert source_manifest is not None  # (read returns None only where there is no manifest file)
         if exclude:  # excluded members are simply not part of the new set
-            source_manifest.members = {r: n for r, n in source_manifest.members.items() if not _excluded(r, list(exclude))}
+            source_manifest.members = {r: n for r, n in source_manifest.members.items()
+                                       if not _excluded(r, list(exclude))}
         source_manifest.check_tree(rel for kind, rel in _walk(source)
-                                   if kind == "file" and rel != _sets.MANIFEST_NAME and not _excluded(rel, list(exclude)))
+                                   if kind == "file" and rel != _sets.MANIFEST_NAME
+                                   and not _excluded(rel, list(exclude)))
     set_id = _sets.new_set_id()
     members: dict[str, int] = {}
     parent = os.path.dirname(os.path.abspath(target))

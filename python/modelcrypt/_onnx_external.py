@@ -49,7 +49,8 @@ _CHILDREN = {
     _GRAPH: {1: _NODE, 5: _TENSOR, 15: _SPARSE},  # GraphProto.node, .initializer, .sparse_initializer
     _FUNCTION: {7: _NODE},  # FunctionProto.node
     _NODE: {5: _ATTRIBUTE},  # NodeProto.attribute
-    _ATTRIBUTE: {5: _TENSOR, 10: _TENSOR, 6: _GRAPH, 11: _GRAPH, 22: _SPARSE, 23: _SPARSE},  # t, tensors, g, graphs, ...
+    # t, tensors, g, graphs, sparse_tensor, sparse_tensors
+    _ATTRIBUTE: {5: _TENSOR, 10: _TENSOR, 6: _GRAPH, 11: _GRAPH, 22: _SPARSE, 23: _SPARSE},
     _SPARSE: {1: _TENSOR, 2: _TENSOR},  # SparseTensorProto.values, .indices
     _TENSOR: {13: _ENTRY},  # TensorProto.external_data (StringStringEntryProto)
 }

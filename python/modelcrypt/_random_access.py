@@ -180,8 +180,8 @@ class EncryptedFile:
 EncryptedFile.__module__ = "modelcrypt"
 
 
-def open_encrypted(path: StrPath | Any, key: Credential | None = None, mode: Mode = "AES-GCM", *, identity: object = None,
-                   trusted_signers: list | None = None,
+def open_encrypted(path: StrPath | Any, key: Credential | None = None, mode: Mode = "AES-GCM", *,
+                   identity: object = None, trusted_signers: list | None = None,
                    storage_options: Mapping[str, Any] | None = None) -> EncryptedFile:
     """Open a modelcrypt file for random access: the header is read and authenticated now, once.
 
@@ -202,7 +202,8 @@ def open_encrypted(path: StrPath | Any, key: Credential | None = None, mode: Mod
     return EncryptedFile(handle, os.fsdecode(raw))
 
 
-def _open_source(source: Any, credential: object, mode: Mode, storage_options: Mapping[str, Any] | None) -> EncryptedFile:
+def _open_source(source: Any, credential: object, mode: Mode,
+                 storage_options: Mapping[str, Any] | None) -> EncryptedFile:
     """open_encrypted of a file object (read from its current position) or a URL (through fsspec)."""
     _check_source_mode(mode)
     if not _sources.is_url(source):

@@ -47,7 +47,8 @@ def check_user_metadata(metadata: Optional[Mapping[str, str]]) -> None:
     """Refuses caller metadata that uses the reserved ``modelcrypt.`` keys (set-binding writers only)."""
     for k in metadata or {}:
         if isinstance(k, str) and k.startswith(RESERVED_PREFIX):
-            raise ValueError(f"metadata key {k!r} is reserved (keys starting with {RESERVED_PREFIX!r} bind sets of files)")
+            raise ValueError(f"metadata key {k!r} is reserved (keys starting with {RESERVED_PREFIX!r} bind sets "
+                             "of files)")
 
 
 def weight_map_digest(weight_map: Mapping[str, str]) -> str:
@@ -270,7 +271,8 @@ class Manifest:
                                    f"the manifest's is {self.set_id})")
         member = metadata.get(MEMBER)
         if member != rel:
-            raise SetMismatchError(f"{where}: was encrypted as {member!r}, not {rel!r} (renamed or copied over another member)")
+            raise SetMismatchError(f"{where}: was encrypted as {member!r}, not {rel!r} (renamed or copied over "
+                                   "another member)")
         if rel not in self.members:
             raise SetMismatchError(f"{where}: {rel!r} is not in the directory's manifest")
         if self.members[rel] != plaintext_length:

@@ -21,7 +21,8 @@ def signer_keys(trusted_signers: object) -> list[bytes] | None:
     """32-byte Ed25519 public keys from ``trusted_signers`` (None stays None)."""
     if trusted_signers is None:
         return None
-    if isinstance(trusted_signers, (str, bytes, bytearray, _core.SigningKey)) or not hasattr(trusted_signers, "__iter__"):
+    if isinstance(trusted_signers, (str, bytes, bytearray, _core.SigningKey)) \
+            or not hasattr(trusted_signers, "__iter__"):
         raise TypeError("trusted_signers must be a list of signer public keys (str such as 'modelcrypt-signer1...'), "
                         "not a single value")
     out = []

@@ -32,8 +32,9 @@ def each_block(f: Any, threads: int | None = None, progress: Callable[[int], Non
             progress(min(offset + STEP_BYTES, total))
 
 
-def verify_url(url: str, key: Credential | None = None, *, threads: int | None = None, progress: Callable[[int], None] | None = None,
-               identity: object = None, trusted_signers: list | None = None,
+def verify_url(url: str, key: Credential | None = None, *, threads: int | None = None,
+               progress: Callable[[int], None] | None = None, identity: object = None,
+               trusted_signers: list | None = None,
                storage_options: Mapping[str, Any] | None = None) -> None:
     """modelcrypt.verify of the object at ``url``: every chunk authenticated (and checked against
     the signed hashes with ``trusted_signers``), in bounded memory, nothing kept."""

@@ -61,7 +61,8 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 def _path_shown(name: str) -> str:
     """A key file's path for messages; withheld when it looks like key text (hex or base64)."""
     if len(name) > 4096 or _KEYLIKE_PATH.search(name):
-        return "<key file path not shown: it looks like key text; a key file option takes the PATH of a file holding the key>"
+        return ("<key file path not shown: it looks like key text; a key file option takes the PATH of a file "
+                "holding the key>")
     return name.encode("utf-8", "backslashreplace").decode("utf-8")  # lone surrogates as escapes
 
 
@@ -248,7 +249,8 @@ def key_from_env(name: str = DEFAULT_KEY_ENV) -> bytearray:
         _wipe_copy(ascii_text, value)
 
 
-def write_key_file(path: StrPath, key: bytes | bytearray | memoryview, format: str = "hex", *, force: bool = False) -> None:
+def write_key_file(path: StrPath, key: bytes | bytearray | memoryview, format: str = "hex", *,
+                   force: bool = False) -> None:
     """Write a key file with mode 0600, atomically. Refuses to replace a file unless force=True."""
     if not isinstance(format, str):
         raise TypeError(f"format must be a str, not {type(format).__name__}")
@@ -269,7 +271,8 @@ def write_key_file(path: StrPath, key: bytes | bytearray | memoryview, format: s
     try:
         atomic_write(os.fsdecode(target), content, permissions=0o600, exact_permissions=True, replace=force)
     except FileExistsError:
-        raise FileExistsError(f"{_path_shown(os.fsdecode(target))} exists; refusing to overwrite it without force=True") from None
+        raise FileExistsError(f"{_path_shown(os.fsdecode(target))} exists; refusing to overwrite it "
+                              "without force=True") from None
     finally:
         wipe(content)
 
@@ -296,7 +299,8 @@ def wipe(obj: bytearray | memoryview | bytes | DecryptedBuffer) -> None:
         _core.wipe_writable_buffer(obj)
     elif type(obj) is bytes:
         if len(obj) < 2:
-            raise ValueError("refusing to wipe a bytes object of length 0 or 1: those are shared interpreter-wide singletons")
+            raise ValueError("refusing to wipe a bytes object of length 0 or 1: those are shared "
+                             "interpreter-wide singletons")
         _core.wipe_bytes_object(obj)
     else:
         raise TypeError(f"cannot wipe a {type(obj).__name__}; expected bytearray, memoryview, bytes or DecryptedBuffer")

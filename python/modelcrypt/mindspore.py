@@ -262,7 +262,8 @@ def _parse_checkpoint(buffer: Any, secret: bool) -> dict[str, np.ndarray]:
         if kind is None:
             raise FormatError(f"MindSpore checkpoint: {label} holds no tensor")
         if tag in out:
-            raise FormatError(f"MindSpore checkpoint: {label} appears twice (its name was used by an earlier parameter)")
+            raise FormatError(f"MindSpore checkpoint: {label} appears twice (its name was used by an earlier "
+                              "parameter)")
         t = v.tensor
         tensor_type, dims = t.tensor_type, list(t.dims)
         pieces = [t.tensor_content]
@@ -330,8 +331,9 @@ def build_parts(params: Any, *, slice_bytes: int = SLICE_BYTES) -> list[bytes]:
         arr, tensor_type = _as_numpy(name, value)
         if tensor_type == "str":
             dims = [0]
+            text = arr.astype(f"<U{max(1, arr.dtype.itemsize // 4)}", order="C").reshape(1)
             # (numpy's type hints give ndarray the buffer protocol only for Python >= 3.12)
-            data = memoryview(arr.astype(f"<U{max(1, arr.dtype.itemsize // 4)}", order="C").reshape(1)).cast("B")  # type: ignore[arg-type]
+            data = memoryview(text).cast("B")  # type: ignore[arg-type]
         else:
             dims = [0] if arr.ndim == 0 else [int(d) for d in arr.shape]
             data = memoryview(arr.reshape(-1)).cast("B")  # type: ignore[arg-type]  # (as above)

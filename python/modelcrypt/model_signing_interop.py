@@ -84,7 +84,8 @@ def default_signature_path(directory: StrPath) -> pathlib.Path:
 
 def _signature_path(root: str, signature: Optional[StrPath]) -> tuple[pathlib.Path, Optional[str]]:
     """(signature path, its path relative to ``root`` when it lies inside the directory)."""
-    sig = default_signature_path(root) if signature is None else pathlib.Path(os.fsdecode(_fspath(signature, "signature")))
+    sig = (default_signature_path(root) if signature is None
+           else pathlib.Path(os.fsdecode(_fspath(signature, "signature"))))
     real = os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(sig))), sig.name)
     rel = os.path.relpath(real, os.path.realpath(root))
     if rel == os.pardir or rel.startswith(os.pardir + os.sep):
@@ -241,7 +242,8 @@ def sign_directory(directory: StrPath, private_key: StrPath, *, signature: Optio
     sig, inside = _signature_path(root, signature)
     if inside is not None:
         raise ValueError(f"signature {sig} lies inside {root}: modelcrypt's readers refuse a file the directory's "
-                         f"manifest does not list; write it beside the directory (default: {default_signature_path(root)})")
+                         "manifest does not list; write it beside the directory "
+                         f"(default: {default_signature_path(root)})")
     key_path = os.fsdecode(_fspath(private_key, "private_key"))
     secret = _password_bytes(password)
     try:
@@ -254,7 +256,8 @@ def sign_directory(directory: StrPath, private_key: StrPath, *, signature: Optio
     config.set_hashing_config(_hashing_config(ms, []))
     parent = os.path.dirname(os.path.abspath(sig))
     if not os.path.isdir(parent):
-        raise FileNotFoundError(errno.ENOENT, "the signature's directory does not exist", os.path.dirname(sig) or parent)
+        raise FileNotFoundError(errno.ENOENT, "the signature's directory does not exist",
+                                os.path.dirname(sig) or parent)
     tmp = pathlib.Path(parent, f".{sig.name}.mctmp-{os.urandom(6).hex()}")
     try:
         config.sign(root, tmp)
@@ -344,7 +347,8 @@ def _signature_error(root: str, sig: pathlib.Path, key_path: str, exc: BaseExcep
         return SignatureError(f"{root}: {sig} was signed by another key than {key_path} (not a trusted signer)")
     if message.startswith("Signature mismatch"):
         detail = _diff_text(message[len("Signature mismatch"):].lstrip(": "))
-        return SignatureError(f"{root}: changed since signing: {detail}" if detail else f"{root}: changed since signing")
+        return SignatureError(f"{root}: changed since signing: {detail}" if detail
+                              else f"{root}: changed since signing")
     if "symlink" in message:
         return SignatureError(f"{root}: changed since signing: {message}")
     if isinstance(exc, (ValueError, KeyError, TypeError)) and not message.startswith("Expected"):

@@ -25,8 +25,9 @@ from ._frameworks import DecMode, EncMode, MemoryReader, decrypt_to_memory, encr
 
 __all__ = ["load", "save", "savez", "savez_compressed"]
 
-def load(path: Any, key: Any = None, mode: DecMode = "AES-GCM", *, format: str = "modelcrypt", trusted_signers: Any = None,
-         identity: Any = None, storage_options: Mapping[str, Any] | None = None, **np_load_kwargs: Any) -> Any:
+def load(path: Any, key: Any = None, mode: DecMode = "AES-GCM", *, format: str = "modelcrypt",
+         trusted_signers: Any = None, identity: Any = None, storage_options: Mapping[str, Any] | None = None,
+         **np_load_kwargs: Any) -> Any:
     """Load an encrypted ``.npy`` or ``.npz`` file: ``np.load`` over the decrypted plaintext in memory.
 
     Returns what ``np.load`` returns for the plaintext: an ndarray for ``.npy``, and for ``.npz`` a
@@ -56,7 +57,8 @@ def load(path: Any, key: Any = None, mode: DecMode = "AES-GCM", *, format: str =
         return result  # np.load copies out of a non-file stream: nothing refers to the plaintext
 
 
-def save(path: Any, arr: Any, key: Any = None, mode: EncMode = "AES-GCM", *, allow_pickle: bool = False, **encrypt_kwargs: Any) -> None:
+def save(path: Any, arr: Any, key: Any = None, mode: EncMode = "AES-GCM", *, allow_pickle: bool = False,
+         **encrypt_kwargs: Any) -> None:
     """``np.save`` into memory, then encrypt to ``path`` (atomic). No plaintext is written to disk.
 
     Unlike ``np.save``, no ``.npy`` suffix is appended to ``path``. ``encrypt_kwargs`` go to

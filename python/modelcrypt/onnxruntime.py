@@ -113,7 +113,8 @@ def InferenceSession(  # noqa: N802 - mirrors onnxruntime.InferenceSession
     caller_options = sess_options is not None
     if caller_options and sess_options.optimized_model_filepath:
         raise ValueError(
-            "sess_options.optimized_model_filepath is set: ONNX Runtime would write the decrypted model there in plaintext"
+            "sess_options.optimized_model_filepath is set: ONNX Runtime would write the decrypted model there "
+            "in plaintext"
         )
     if caller_options:
         _refuse_session_config_writes(sess_options)
@@ -123,7 +124,8 @@ def InferenceSession(  # noqa: N802 - mirrors onnxruntime.InferenceSession
             "these sess_options already carry decrypted external data from an earlier modelcrypt session "
             "(ONNX Runtime looks it up by file name); pass a fresh onnxruntime.SessionOptions()"
         )
-    files = BoundFiles(key, mode, format, storage_options)  # the model and its external data: one set (docs/FORMAT.md, "Sets of files")
+    # the model and its external data: one set (docs/FORMAT.md, "Sets of files")
+    files = BoundFiles(key, mode, format, storage_options)
     with files.load(path) as buf:
         model_bytes = bytes(buf)  # ONNX Runtime's Python API takes bytes only: the one extra copy
     keep_model_bytes = held = False
@@ -225,7 +227,8 @@ def _refuse_provider_writes(providers: Any, provider_options: Any) -> None:
             continue
         for key, value in options.items():
             key = str(key)
-            if (key in _REFUSED_PROVIDER_SWITCHES and _enabled(value)) or (key in _REFUSED_PROVIDER_PATHS and str(value)):
+            if (key in _REFUSED_PROVIDER_SWITCHES and _enabled(value)) \
+                    or (key in _REFUSED_PROVIDER_PATHS and str(value)):
                 raise ValueError(
                     f"{name} option {key!r} is set to {value!r}: the provider would write an engine or cache "
                     "holding the decrypted weights to disk"

@@ -142,7 +142,8 @@ def create_config(
             method(value)
     program = params = None
     try:
-        files = BoundFiles(key, mode, format, storage_options)  # program and parameters: one set (docs/FORMAT.md, "Sets of files")
+        # program and parameters: one set (docs/FORMAT.md, "Sets of files")
+        files = BoundFiles(key, mode, format, storage_options)
         with files.load(model_path) as buf:
             _check_program_desc(buf, model_path)
             program = bytes(buf)  # set_model_buffer takes bytes only: one extra, wiped copy

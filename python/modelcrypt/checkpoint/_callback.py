@@ -30,7 +30,8 @@ class CheckpointConfig:
         signing_key: Any = None,
         recipients: Optional[list[Any]] = None,
     ):
-        for what, value in (("save_checkpoint_steps", save_checkpoint_steps), ("keep_checkpoint_max", keep_checkpoint_max)):
+        for what, value in (("save_checkpoint_steps", save_checkpoint_steps),
+                            ("keep_checkpoint_max", keep_checkpoint_max)):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"{what} must be an int, not {type(value).__name__}")
             if value < 1:
@@ -107,7 +108,8 @@ class ModelCheckpoint:
         if not isinstance(prefix, str):
             raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
         if not prefix or "/" in prefix or os.sep in prefix or prefix in (".", ".."):
-            raise ValueError(f"prefix must be a non-empty file name prefix without path separators, got {_shown(prefix)}")
+            raise ValueError("prefix must be a non-empty file name prefix without path separators, "
+                             f"got {_shown(prefix)}")
         if config is None:
             config = CheckpointConfig()
         elif not isinstance(config, CheckpointConfig):

@@ -50,7 +50,8 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
         return {"dict": {k: _plain(v) for k, v in value.items()}}
     raise TypeError(f"planner data of type {type(value).__name__} cannot be stored without pickle; use DCP's "
-                    "default planners (or planner data of str, int, float, bool, None, lists, tuples and str-keyed dicts)")
+                    "default planners (or planner data of str, int, float, bool, None, lists, tuples and "
+                    "str-keyed dicts)")
 
 
 def _unplain(value: Any) -> Any:

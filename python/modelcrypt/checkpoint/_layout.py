@@ -160,7 +160,8 @@ def _is_uint(x: Any) -> bool:
 
 def _header_size(prefix: bytes, total: int, where: str) -> int:
     if total < 8 or len(prefix) < 8:
-        raise FormatError(f"{where}: {total} bytes is too short for a safetensors checkpoint (needs an 8-byte header size)")
+        raise FormatError(f"{where}: {total} bytes is too short for a safetensors checkpoint "
+                          "(needs an 8-byte header size)")
     (n,) = struct.unpack("<Q", prefix[:8])
     if n > MAX_HEADER_SIZE or 8 + n > total:
         # the size itself is not quoted: it is 8 bytes of the (decrypted) content
@@ -211,7 +212,8 @@ def _parse_header(raw: bytes, data_len: int, where: str, secret: bool = True, *,
     metadata = obj.pop("__metadata__", None)
     if metadata is None:
         metadata = None if none_without_metadata else {}
-    elif not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+    elif not isinstance(metadata, dict) \
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
         raise FormatError(f"{where}: __metadata__ must be an object of str to str")
     positions = {name: i for i, name in enumerate(obj)}
 

@@ -161,7 +161,8 @@ def load_flat(target: str, dec_key: Any, dec_mode: Any, *, names: Optional[Itera
     wanted = _check_names(names)
     _check_read_format(format)
     _refuse_index(target)
-    arrays = None if callable(dec_mode) else _load_other_format(target, dec_key, dec_mode, detect_format(target), format)
+    arrays = None if callable(dec_mode) else _load_other_format(target, dec_key, dec_mode, detect_format(target),
+                                                                format)
     if arrays is None:
         with _Checkpoint(target, dec_key, dec_mode) as ckpt:
             _sets.check_step(target, ckpt.metadata)  # a ModelCheckpoint file: named after its step

@@ -185,7 +185,8 @@ class _Checkpoint:
             with open(self.path, "rb") as plain_file:
                 for e in selected:
                     plain_file.seek(start + e.begin)
-                    out[e.name] = np.fromfile(plain_file, dtype=e.dtype, count=(e.end - e.begin) // e.dtype.itemsize).reshape(e.shape)
+                    count = (e.end - e.begin) // e.dtype.itemsize
+                    out[e.name] = np.fromfile(plain_file, dtype=e.dtype, count=count).reshape(e.shape)
             return out
         cs = self._chunk_size
         ranges: list[list[Any]] = []  # [begin, end, entries] in plaintext coordinates

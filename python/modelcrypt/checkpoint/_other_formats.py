@@ -69,7 +69,8 @@ def _read_plain_mindspore(path: str) -> Optional[dict[str, np.ndarray]]:
     return _mindspore_arrays(data, f"checkpoint {path}", secret=False)
 
 
-def _load_other_format(path: str, dec_key: Any, dec_mode: Any, fmt: str, format: str) -> Optional[dict[str, np.ndarray]]:
+def _load_other_format(path: str, dec_key: Any, dec_mode: Any, fmt: str,
+                       format: str) -> Optional[dict[str, np.ndarray]]:
     """Checkpoints that are not modelcrypt v1 files: MindSpore ``.ckpt`` (plain or MindSpore-encrypted),
     and any plaintext checkpoint inside a legacy container (PaddleX, Paddle ``paddle:...`` modes).
     Returns None for the files the safetensors reader handles (v1 containers, plain safetensors)."""

@@ -157,7 +157,8 @@ def check_shard_holds(held: Iterable[str], shard: str, shard_names: list[str], w
     if exactly:
         stray = [n for n in held if weight_map.get(n) != shard]
         if stray:
-            raise FormatError(f"shard {shown} holds {len(stray)} tensor(s) the index does not map to it{listed(stray, show_names)}")
+            raise FormatError(f"shard {shown} holds {len(stray)} tensor(s) the index does not map to it"
+                              f"{listed(stray, show_names)}")
     present = set(held)
     absent = [n for n in shard_names if n not in present]
     if absent:

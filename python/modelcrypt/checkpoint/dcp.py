@@ -215,7 +215,8 @@ class EncryptedFileSystemWriter(_LocalDirectory, StorageWriter, BlockingAsyncSta
         metadata.storage_data = storage
         metadata.version = metadata.version or "1.0.0"
         metadata.storage_meta = StorageMeta(checkpoint_id=self.path, save_id=self._save_id,
-                                            modules=list(metadata.storage_meta.modules) if metadata.storage_meta else [])
+                                            modules=list(metadata.storage_meta.modules)
+                                            if metadata.storage_meta else [])
         text = _dcp_metadata.encode(metadata, save_id=self._save_id, files=files)
         meta = _metadata.encode({_sets.SET: self._save_id, _sets.MEMBER: METADATA_NAME, _sets.KIND: KIND_METADATA})
         # atomic (temporary file + rename): the previous checkpoint stays whole until this one is
@@ -318,7 +319,8 @@ class EncryptedFileSystemReader(_LocalDirectory, StorageReader):
                 raise SetMismatchError(f"{path} is the file {md.get(_sets.MEMBER)!r} of this save, renamed")
             total = f.plaintext_length
             if total != self._files[name][0]:
-                raise SetMismatchError(f"{path}: plaintext length {total}, the checkpoint recorded {self._files[name][0]}")
+                raise SetMismatchError(f"{path}: plaintext length {total}, the checkpoint recorded "
+                                       f"{self._files[name][0]}")
             with f.read_range(0, min(total, f.chunk_size)) as first:  # the table, usually within chunk 0: read once
                 view = memoryview(first)
                 n = struct.unpack("<Q", bytes(view[:8]))[0] if len(view) >= 8 else -1
@@ -351,13 +353,15 @@ class EncryptedFileSystemReader(_LocalDirectory, StorageReader):
             try:
                 actual = os.stat(path).st_size
             except FileNotFoundError:
-                raise SetMismatchError(f"{path}: a rank file of this checkpoint (save {self._save_id}) is missing") from None
+                raise SetMismatchError(f"{path}: a rank file of this checkpoint (save {self._save_id}) "
+                                       "is missing") from None
             if actual != size:
                 raise AuthenticationError(f"{path}: {'truncated' if actual < size else 'extended'} file: {actual} "
                                           f"bytes, the checkpoint recorded {size}")
         opened = {}
         try:
-            for name in per_file:  # each file read here authenticated (this save's, its table) before a tensor is touched
+            # each file read here authenticated (this save's, its table) before a tensor is touched
+            for name in per_file:
                 opened[name] = self._open_rank_file(name)
             for name, reqs in per_file.items():
                 f, places = opened[name]
@@ -410,7 +414,8 @@ class EncryptedFileSystemReader(_LocalDirectory, StorageReader):
             raise FormatError(f"{req.storage_index.fqn!r}: the requested part is outside its stored chunk")
         target = planner.resolve_tensor(req).detach()
         if list(target.size()) != lens:
-            raise FormatError(f"{req.storage_index.fqn!r}: stored sub-block {tuple(lens)}, wanted {tuple(target.size())}")
+            raise FormatError(f"{req.storage_index.fqn!r}: stored sub-block {tuple(lens)}, "
+                              f"wanted {tuple(target.size())}")
         read_sub_block(f, info.offset, list(sizes), offs, lens, dtype, target, self._threads or None)
         planner.commit_tensor(req, target)
 

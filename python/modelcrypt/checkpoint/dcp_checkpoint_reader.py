@@ -130,7 +130,8 @@ class ModelcryptCheckpointReader(EncryptedFileSystemReader):
                 offsets = torch.Size([0] * len(shape))
                 sdm[fqn] = TensorStorageMetadata(properties=TensorProperties(dtype=_TORCH_DTYPES[st]),
                                                  size=torch.Size(shape),
-                                                 chunks=[ChunkStorageMetadata(offsets=offsets, sizes=torch.Size(shape))])
+                                                 chunks=[ChunkStorageMetadata(offsets=offsets,
+                                                                              sizes=torch.Size(shape))])
                 storage[MetadataIndex(fqn, offsets, 0)] = _StorageInfo(name, start, length)
                 places[_index_key(fqn, offsets)] = (start, length)
             self._places[name] = places

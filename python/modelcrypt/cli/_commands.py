@@ -55,7 +55,8 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
     if to_url:  # one object, published only when complete (cli/_urls.py)
         dst = _urls.encrypt_destination(args, src)
     else:
-        dst = _file_destination(src, args.output, lambda name: name + ".mcx") if args.output else src.rstrip("/") + ".mcx"
+        dst = (_file_destination(src, args.output, lambda name: name + ".mcx") if args.output
+               else src.rstrip("/") + ".mcx")
         _check_destination(args, src, dst)
     metadata = {}
     for name, value in args.metadata or []:
@@ -108,7 +109,8 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
                 _info(args, f"copied as plaintext: {rel}")
                 writer.copy(path, out, rel, progress=progress)
                 return
-            writer.encrypt(path, out, rel, progress=progress, **{k: v for k, v in options.items() if k != "signing_key"})
+            writer.encrypt(path, out, rel, progress=progress,
+                           **{k: v for k, v in options.items() if k != "signing_key"})
 
         _convert_path(args, src, dst, convert, 0o777, "encrypt", convert_member, check, writer.finish)
         generated = None

@@ -92,8 +92,8 @@ def _chunk_size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
     if size % 4096:
         raise argparse.ArgumentTypeError(f"chunk size {text!r} is {size} bytes, not a multiple of 4 KiB (4096)"
-                                         + ("; did you mean KiB/MiB (powers of 1024)?" if re.search(r"[kmgt]b\s*$", text, re.I)
-                                            else ""))
+                                         + ("; did you mean KiB/MiB (powers of 1024)?"
+                                            if re.search(r"[kmgt]b\s*$", text, re.I) else ""))
     return size
 
 

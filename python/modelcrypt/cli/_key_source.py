@@ -19,7 +19,8 @@ def _resolve_key(args: argparse.Namespace, *, allow_generate: bool = False,
     generated for it). `optional` (encrypt with recipients): no source gives (None, None)."""
     from ._recipients_cli import given_identity
 
-    sources = [s for s in ("key_file", "key_env", "key", "identity", "identity_env") if getattr(args, s, None) is not None]
+    sources = [s for s in ("key_file", "key_env", "key", "identity", "identity_env")
+               if getattr(args, s, None) is not None]
     new_key_file = getattr(args, "new_key_file", None)
     if len(sources) > 1:
         raise _usage("give only one of --key-file, --key-env, --key, -i/--identity and --identity-env")

@@ -118,10 +118,12 @@ def cmd_recipients(args: argparse.Namespace) -> int:
 def add_recipients_command(commands, command) -> None:
     from ._key_source import _add_key_options
 
-    p = command("recipients", "list, add or remove the recipients of a format v2 file (payload untouched)", cmd_recipients)
+    p = command("recipients", "list, add or remove the recipients of a format v2 file (payload untouched)",
+                cmd_recipients)
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     for action, help_ in (("list", "keyless: stanza types and X25519 fingerprints (-R FILE names known ones)"),
-                          ("add", "wrap the file key for more recipients (needs a key or identity that opens the file)"),
+                          ("add", "wrap the file key for more recipients (needs a key or identity that opens "
+                                  "the file)"),
                           ("remove", "remove recipients' stanzas (a removed device that kept the file key can "
                                      "still read this file: re-encrypt with migrate to lock it out)")):
         q = sub.add_parser(action, help=help_, description=help_)

@@ -53,16 +53,18 @@ def save(obj: Any, path: Any, key: Any = None, mode: EncMode = "AES-GCM", **encr
     ``mode`` is a modelcrypt mode name or a MindSpore-style encryption callable
     ``(model_stream: bytes, key: bytes) -> bytes`` (modelcrypt does not check a custom cipher's
     correctness). ``encrypt_kwargs`` go to modelcrypt.encrypt_bytes (``chunk_size``, ``metadata``,
-    ``threads``, ``signing_key``, ``recipients``: then ``key`` may be None). The serialized plaintext is held in memory once (plus whatever the in-memory stream
-    left behind while growing) and wiped after encryption.
+    ``threads``, ``signing_key``, ``recipients``: then ``key`` may be None). The serialized
+    plaintext is held in memory once (plus whatever the in-memory stream left behind while
+    growing) and wiped after encryption.
     """
     stream = io.BytesIO()
     _torch.save(obj, stream)
     encrypt_stream_to_file(stream, path, key, mode, **encrypt_kwargs)
 
 
-def load(path: Any, key: Any = None, mode: DecMode = "AES-GCM", *, format: str = "modelcrypt", trusted_signers: Any = None,
-         identity: Any = None, storage_options: Mapping[str, Any] | None = None, **torch_load_kwargs: Any) -> Any:
+def load(path: Any, key: Any = None, mode: DecMode = "AES-GCM", *, format: str = "modelcrypt",
+         trusted_signers: Any = None, identity: Any = None, storage_options: Mapping[str, Any] | None = None,
+         **torch_load_kwargs: Any) -> Any:
     """Decrypt a file written by :func:`save` (or an encrypted ``torch.save`` file) in memory and
     ``torch.load`` it. ``torch_load_kwargs`` go to ``torch.load`` (``map_location``,
     ``weights_only``, ...); ``weights_only`` keeps torch's own default (True since torch 2.6), so
@@ -128,7 +130,8 @@ def load_state_dict(
             if isinstance(plaintext, (bytes, bytearray)) and len(plaintext) >= 2:
                 wipe(plaintext)  # load_checkpoint has copied it into modelcrypt-owned memory
     else:
-        arrays, header_metadata = load_flat(os.fsdecode(_fspath(path, "path")), key, mode, names=names)  # validated strictly
+        # validated strictly
+        arrays, header_metadata = load_flat(os.fsdecode(_fspath(path, "path")), key, mode, names=names)
         dtypes = _header_dtypes_from_file(path, key, mode)
     tensors = {}
     for name, array in arrays.items():

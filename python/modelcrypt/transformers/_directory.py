@@ -126,4 +126,5 @@ def parse_json(text: str, where: str) -> Any:
     except ValueError as exc:
         msg = getattr(exc, "msg", type(exc).__name__)
         pos = getattr(exc, "pos", None)
-        raise FormatError(f"{where}: not valid JSON ({msg}" + (f" at character {pos})" if pos is not None else ")")) from None
+        at = f" at character {pos})" if pos is not None else ")"
+        raise FormatError(f"{where}: not valid JSON ({msg}" + at) from None
