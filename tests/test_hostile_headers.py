@@ -19,7 +19,6 @@ length, not the MAC), with a valid commitment but a wrong MAC, and with a foreig
 from __future__ import annotations
 
 import json
-import os
 import struct
 import subprocess
 import sys

@@ -42,7 +42,7 @@ def ok(r):
     return r
 
 
-def _write_key_pair(tmp_path, name, curve=ec.SECP256R1(), password=None):
+def _write_key_pair(tmp_path, name, curve=ec.SECP256R1(), password=None):  # noqa: B008  (an immutable curve)
     key = ec.generate_private_key(curve)
     encryption = serialization.BestAvailableEncryption(password.encode()) if password else serialization.NoEncryption()
     private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)

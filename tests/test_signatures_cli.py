@@ -332,7 +332,7 @@ def test_key_text_in_place_of_a_path_is_not_repeated(tmp_path, publisher, model)
 
 def test_trust_file_with_several_pem_keys_and_text_lines(tmp_path, model):
     src, k = model
-    pems, texts = [], []
+    pems = []
     for i in range(3):
         sk = Ed25519PrivateKey.generate()
         (tmp_path / f"p{i}.pem").write_bytes(sk.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,

@@ -14,10 +14,9 @@ import pytest
 
 import modelcrypt
 from conftest import require
-from s3_server import s3  # noqa: F401 (the fixture)
+from s3_server import BUCKET, s3  # noqa: F401 (s3: the fixture)
 
 KEY = bytes(range(32))
-from s3_server import BUCKET
 MiB = 1 << 20
 
 

@@ -75,7 +75,7 @@ def _run(target: int, sel: int, payload: bytes) -> None:
         info = modelcrypt.inspect(_write(payload))
         assert info.file_length == len(payload)
         try:
-            info.metadata
+            _ = info.metadata  # (the property parses the metadata)
         except modelcrypt.FormatError:  # unauthenticated, opaque bytes: may be anything
             pass
     elif target == 3:

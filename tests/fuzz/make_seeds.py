@@ -3,7 +3,6 @@ installed modelcrypt package; `make_seeds.py NAME...` regenerates only the named
 seeds get fresh salts/IVs each run, so regenerating changes their bytes but not what they cover.
 Interop fixtures are copied from tests/interop/."""
 
-import os
 import random
 import shutil
 import struct
