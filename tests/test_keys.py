@@ -127,6 +127,36 @@ def test_base64_paddlex_style(n, chars):
         assert type(kb) is bytearray and kb == raw
 
 
+def test_base64_check_without_strict_mode_accepts_what_strict_mode_accepts():
+    # Python < 3.11 has no binascii strict_mode: there the key readers check the text with a regex
+    # (keys._a2b_base64_checked). On what they pass on (base64 characters, at most two '=' at the
+    # end, a multiple of 4 long), it accepts and decodes exactly what strict_mode does.
+    import binascii
+    import itertools
+
+    from modelcrypt import keys
+
+    compared = 0
+    for n in (4, 8):
+        for chars in itertools.product(b"Aa+/=", repeat=n):
+            text = bytes(chars)
+            if not keys._BASE64_TEXT.fullmatch(text):
+                continue
+            try:
+                expected = binascii.a2b_base64(text, strict_mode=True)
+            except binascii.Error:
+                expected = None
+            try:
+                got = keys._a2b_base64_checked(memoryview(text))
+            except binascii.Error:
+                got = None
+            assert got == expected, text
+            compared += 1
+    assert compared > 1000
+    raw = os.urandom(32)
+    assert keys._a2b_base64_checked(base64.b64encode(raw)) == raw
+
+
 def test_base64_of_bytes_with_plus_and_slash():
     raw = bytes([0xFB, 0xEF, 0xBE] * 10 + [0xFF, 0xFF])  # encodes to '+' / '/' heavy text
     text = base64.b64encode(raw).decode()

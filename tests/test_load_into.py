@@ -5,6 +5,7 @@ import json
 import mmap
 import os
 import random
+import warnings
 
 import numpy as np
 import pytest
@@ -75,6 +76,13 @@ def test_load_into_every_kind_of_buffer_equals_load(enc, plain):
     owner = torch.zeros((n + 3) // 4, dtype=torch.float32)
     assert modelcrypt.load_into(enc, KEY, owner.untyped_storage()) == n
     assert bytes(owner.view(torch.uint8).numpy())[:n] == plain
+    typed_owner = torch.zeros((n + 3) // 4, dtype=torch.float32)
+    with warnings.catch_warnings():  # torch: "TypedStorage is deprecated" (what tensor.storage() returns)
+        warnings.simplefilter("ignore", UserWarning)
+        typed = typed_owner.storage()
+    assert isinstance(typed, torch.TypedStorage)
+    assert modelcrypt.load_into(enc, KEY, typed) == n
+    assert bytes(typed_owner.view(torch.uint8).numpy())[:n] == plain
 
 
 def test_load_into_from_a_file_object(enc, plain):

@@ -111,6 +111,11 @@ def _a2b_base64_strict(text: bytes | bytearray | memoryview) -> bytes:
     """binascii.a2b_base64(text, strict_mode=True), also on Python < 3.11 (which has no strict_mode)."""
     if sys.version_info >= (3, 11):
         return binascii.a2b_base64(text, strict_mode=True)
+    return _a2b_base64_checked(text)
+
+
+def _a2b_base64_checked(text: bytes | bytearray | memoryview) -> bytes:
+    """What strict_mode accepts of the text the key readers pass on (checked by a regex first)."""
     if not _BASE64_STRICT.fullmatch(text):
         raise binascii.Error("only standard base64 with '=' padding at its end is allowed")
     return binascii.a2b_base64(text)
