@@ -294,7 +294,7 @@ def _check_chunk_size(chunk_size: int | None) -> int:
 
 
 def _check_data(data: BytesLike, what: str) -> BytesLike:
-    if isinstance(data, str):  # type: ignore[unreachable]  # (callers' values are not annotated)
+    if isinstance(data, str):  # type: ignore[unreachable]  # (a str given despite the annotation: a clear error)
         raise TypeError(f"{what} must be bytes-like, not str (encode it first)")
     try:
         memoryview(data)
