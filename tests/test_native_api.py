@@ -127,7 +127,8 @@ def test_installed_layout_and_config_command():
 
 def test_shared_library_exports_only_the_c_api(libpath):
     """The public version node holds exactly the C API; the private one only the C++ core
-    (namespace modelcrypt, for the Python extension); nothing of OpenSSL is exported."""
+    (namespace modelcrypt compiled as modelcrypt_core, for the Python extension); nothing of
+    OpenSSL is exported."""
     nm = run(["nm", "-D", "--defined-only", libpath])
     assert nm.returncode == 0, nm.stderr
     by_node = {}
@@ -145,7 +146,7 @@ def test_shared_library_exports_only_the_c_api(libpath):
     demangled = run(["c++filt"], input="\n".join(sorted(private))).stdout.splitlines()
     assert len(demangled) == len(private)
     foreign = [d for d in demangled if not re.match(r"^((typeinfo( name)?|vtable|VTT|guard variable|"
-                                                      r"(non-)?virtual thunk) (for|to) )?modelcrypt::", d)]
+                                                      r"(non-)?virtual thunk) (for|to) )?modelcrypt_core::", d)]
     assert foreign == []
     needed = run(["readelf", "-d", libpath]).stdout
     assert "libcrypto" not in needed and "libssl" not in needed
