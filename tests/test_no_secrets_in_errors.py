@@ -592,7 +592,7 @@ CLI_CASES = [
     (("keygen", "--length", str(2**64)), 2),
     (("keygen", "--format", b"\xff"), 2),
     (("keygen", "-o", "{keyfile}"), 2),
-    (("config",), 2),
+    (("config", "--libdir", "--openssl-version"), 2),
 ]
 
 

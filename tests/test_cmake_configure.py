@@ -1,5 +1,6 @@
-"""CMake's handling of OpenSSL (issue 19): configure reports the OpenSSL used, OPENSSL_ROOT_DIR
-selects another static OpenSSL, and a prefix with only a shared libcrypto fails with an explanation.
+"""CMake configuration (issue 19): configure reports the OpenSSL used, OPENSSL_ROOT_DIR selects
+another static OpenSSL, a prefix with only a shared libcrypto fails with an explanation, and warnings
+are -Wall -Wextra, errors when MODELCRYPT_WARNINGS_AS_ERRORS is set (CI).
 
 Configure only (no build): a few seconds each. The prefixes are made of symlinks to the system's
 OpenSSL (Debian's libssl-dev ships both libcrypto.a and libcrypto.so).
@@ -17,22 +18,47 @@ REPORT = re.compile(r"^-- modelcrypt: OpenSSL (\d+\.\d+\.\d+\S*) \(static\), inc
                     re.M)
 
 
-def configure(build_dir, *defines):
+def configure(build_dir, *defines, **env_extra):
     cmake = shutil.which("cmake")
     assert cmake, "cmake is required"
-    env = {k: v for k, v in os.environ.items() if k not in ("OPENSSL_ROOT_DIR", "CMAKE_ARGS")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENSSL_ROOT_DIR", "CMAKE_ARGS", "CMAKE_GENERATOR", "MODELCRYPT_WARNINGS_AS_ERRORS")}
+    env.update(env_extra)
     return subprocess.run([cmake, "-S", ROOT, "-B", str(build_dir), *defines], capture_output=True, text=True,
                           timeout=300, env=env)
 
 
 @pytest.fixture(scope="module")
-def system_openssl(tmp_path_factory):
-    """(version, include dir, libcrypto.a) of a plain configure."""
-    out = configure(tmp_path_factory.mktemp("cmake-default"))
+def default_configure(tmp_path_factory):
+    build = tmp_path_factory.mktemp("cmake-default")
+    out = configure(build)
     assert out.returncode == 0, out.stdout + out.stderr
-    m = REPORT.search(out.stdout)
-    assert m, out.stdout
+    return build, out.stdout
+
+
+@pytest.fixture(scope="module")
+def system_openssl(default_configure):
+    """(version, include dir, libcrypto.a) of a plain configure."""
+    m = REPORT.search(default_configure[1])
+    assert m, default_configure[1]
     return m.groups()
+
+
+def _core_flags(build):
+    with open(os.path.join(build, "CMakeFiles", "modelcrypt_core_objects.dir", "flags.make")) as f:
+        return f.read()
+
+
+def test_warnings_by_default_and_errors_on_request(default_configure, tmp_path):
+    build, stdout = default_configure
+    assert "-- modelcrypt: warnings -Wall -Wextra, as errors: OFF" in stdout
+    flags = _core_flags(build)
+    assert "-Wall" in flags and "-Wextra" in flags and "-Werror" not in flags
+    # CI exports MODELCRYPT_WARNINGS_AS_ERRORS=1, which also reaches builds made by pip.
+    out = configure(tmp_path / "werror", MODELCRYPT_WARNINGS_AS_ERRORS="1")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "-- modelcrypt: warnings -Wall -Wextra, as errors: ON" in out.stdout
+    assert "-Werror" in _core_flags(tmp_path / "werror")
 
 
 def _prefix(tmp_path, include_dir, libs):
