@@ -42,4 +42,4 @@ def openssl_version() -> str:
     """Version text of the OpenSSL linked into modelcrypt's native library (one static copy, shared by
     the Python extension and libmodelcrypt.so), e.g. ``"OpenSSL 3.0.17 1 Jul 2025"``; the same text
     as ``mc_openssl_version()`` in the C API."""
-    return str(_core.openssl_version())
+    return _core.openssl_version()
