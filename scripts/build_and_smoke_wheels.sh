@@ -62,13 +62,14 @@ export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # Compile through ccache: the build directory is fresh per Python, the core's objects come from the cache.
-build_settings=()
+# Environment variables rather than pip's -C (the pip bundled with Python 3.9 predates -C): CMake reads
+# CMAKE_<LANG>_COMPILER_LAUNCHER, scikit-build-core reads SKBUILD_BUILD_DIR.
 case "${MC_CCACHE:-auto}" in
   auto) command -v ccache >/dev/null && MC_CCACHE=1 || MC_CCACHE=0 ;;
   1) command -v ccache >/dev/null || { echo "MC_CCACHE=1 but ccache is not installed" >&2; exit 1; } ;;
 esac
 if [ "$MC_CCACHE" = 1 ]; then
-  build_settings+=(-Ccmake.define.CMAKE_CXX_COMPILER_LAUNCHER=ccache -Ccmake.define.CMAKE_C_COMPILER_LAUNCHER=ccache)
+  export CMAKE_CXX_COMPILER_LAUNCHER=ccache CMAKE_C_COMPILER_LAUNCHER=ccache
   ccache --zero-stats >/dev/null 2>&1 || true
 fi
 
@@ -114,7 +115,7 @@ smoke() {
       (cd "$ROOT" && run_clean "$venv" python -m pytest -q -p no:cacheprovider $MC_PYTEST_SUBSET)
     fi
   else
-    "$venv/bin/python" -m pip install -q "$artifact" ${build_settings[@]+"${build_settings[@]}"} ${extra[@]+"${extra[@]}"}
+    "$venv/bin/python" -m pip install -q "$artifact" ${extra[@]+"${extra[@]}"}
     (cd "$WORK" && PATH="$venv/bin:$PATH" "$venv/bin/python" "$ROOT/scripts/smoke_installed.py" "$(version_of "$artifact")")
     (cd "$WORK" && "$venv/bin/python" "$ROOT/examples/quickstart.py")
   fi
@@ -136,8 +137,7 @@ for py in "${pythons[@]}"; do
   pyver="$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
   echo "== wheel for Python $pyver ($py)"
   t0="$(now)"
-  "$py" -m pip wheel -q --no-deps -w "$WORK/dist-$pyver" "$ROOT" -Cbuild-dir="$WORK/build-$pyver" \
-    ${build_settings[@]+"${build_settings[@]}"}
+  SKBUILD_BUILD_DIR="$WORK/build-$pyver" "$py" -m pip wheel -q --no-deps -w "$WORK/dist-$pyver" "$ROOT"
   build_s="$(elapsed "$t0")"
   wheel="$(ls "$WORK/dist-$pyver"/modelcrypt-*.whl)"
   cp "$wheel" "$OUT/"
