@@ -22,9 +22,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from typing import NoReturn
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     """Print ``message`` and exit non-zero."""
     print(f"SMOKE FAILED: {message}", file=sys.stderr)
     sys.exit(1)
@@ -63,15 +64,15 @@ def check_versions(expected: str | None) -> None:
 
 def check_cli_roundtrip(tmp: str) -> None:
     """keygen / encrypt / inspect / decrypt through the installed console script."""
-    exe = shutil.which("modelcrypt") or fail("no modelcrypt script")
+    exe = shutil.which("modelcrypt") or fail("the modelcrypt console script is not on PATH")
     plain = os.path.join(tmp, "model.bin")
     payload = os.urandom(300_000) + b"modelcrypt smoke"
     with open(plain, "wb") as f:
         f.write(payload)
     key, other = os.path.join(tmp, "model.key"), os.path.join(tmp, "other.key")
 
-    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
-        res = subprocess.run([str(exe), *args], capture_output=True, text=True)
+    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        res = subprocess.run([exe, *args], capture_output=True, text=True)
         if ok and res.returncode != 0:
             fail(f"modelcrypt {' '.join(args)} exited {res.returncode}: {res.stderr.strip()}")
         return res
