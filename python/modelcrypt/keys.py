@@ -10,6 +10,7 @@ import binascii
 import os
 import re
 import stat
+import sys
 import warnings
 from typing import Union
 
@@ -104,9 +105,22 @@ def _hex_key(digits: bytes, source: str) -> bytearray:
     return _to_key(binascii.unhexlify(digits))
 
 
+# Canonical padded base64, what binascii's strict_mode (Python 3.11+) accepts; checked by hand before 3.11.
+_STRICT_BASE64 = re.compile(rb"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+
+
+def _strict_a2b_base64(text: bytes) -> bytes:
+    """binascii.a2b_base64(text, strict_mode=True), also on Python 3.9 and 3.10 (no strict_mode there)."""
+    if sys.version_info >= (3, 11):
+        return binascii.a2b_base64(text, strict_mode=True)
+    if not _STRICT_BASE64.fullmatch(text):
+        raise binascii.Error("only padded base64 (A-Z a-z 0-9 + /, '=' only at the end) is allowed")
+    return binascii.a2b_base64(text)
+
+
 def _base64_key(text: bytes, source: str) -> bytearray:
     try:
-        raw = binascii.a2b_base64(text, strict_mode=True)
+        raw = _strict_a2b_base64(text)
     except binascii.Error as exc:
         raise ValueError(f"{source} is not valid base64: {exc}") from None
     return _checked(_to_key(raw), source)
