@@ -19,6 +19,11 @@ import modelcrypt
 import modelcrypt._core
 
 EXT = modelcrypt._core.__file__
+# The extension holds only the bindings; the core and the one copy of OpenSSL are in libmodelcrypt.so
+# (the C API library of the wheel), which it links against.
+LIB = os.path.join(os.path.dirname(EXT), "lib", "libmodelcrypt.so")
+CRYPTOGAMS_IDS = (b"AES-NI GCM module for x86_64, CRYPTOGAMS by <appro@openssl.org>",
+                  b"GHASH for x86_64, CRYPTOGAMS by <appro@openssl.org>")
 OPENSSL_PREFIXES = ("EVP_", "OPENSSL_", "SSL_", "CRYPTO_", "ERR_", "BIO_", "OSSL_",
                     "HMAC", "AES_", "SHA256", "RAND_", "X509", "BN_", "EC_", "ossl_")
 
@@ -72,30 +77,61 @@ def test_no_openssl_symbols_exported():
 
 def test_openssl_is_linked_in():
     """Counter-check for the two tests above and (d): the AES-GCM code really is in
-    the .so (as local symbols or inlined code), it did not just vanish."""
-    with open(EXT, "rb") as f:
+    libmodelcrypt.so (as local symbols or inlined code), it did not just vanish."""
+    with open(LIB, "rb") as f:
         blob = f.read()
     # OpenSSL's x86_64 assembly modules carry these identification strings.
-    assert b"AES-NI GCM module for x86_64, CRYPTOGAMS by <appro@openssl.org>" in blob or \
-        b"GHASH for x86_64, CRYPTOGAMS by <appro@openssl.org>" in blob
+    assert any(i in blob for i in CRYPTOGAMS_IDS)
     assert b"AES-256-GCM" in blob or b"id-aes256-GCM" in blob
+
+
+def test_openssl_is_in_the_wheel_once():
+    """The extension carries no OpenSSL of its own: it neither contains OpenSSL's code nor imports
+    any OpenSSL symbol; it needs libmodelcrypt.so, found through $ORIGIN/lib."""
+    with open(EXT, "rb") as f:
+        blob = f.read()
+    assert not any(i in blob for i in CRYPTOGAMS_IDS)
+    undefined = subprocess.run([_tool("nm"), "-D", "--undefined-only", EXT], capture_output=True, text=True,
+                               check=True).stdout.split()
+    assert [s for s in undefined if s.startswith(OPENSSL_PREFIXES)] == []
+    dyn = subprocess.run([_tool("readelf"), "-d", EXT], capture_output=True, text=True, check=True).stdout
+    assert "Shared library: [libmodelcrypt.so]" in dyn, dyn
+    assert re.search(r"\((RUNPATH|RPATH)\)\s+Library r(un)?path: \[\$ORIGIN/lib\]", dyn), dyn
+
+
+def test_extension_loads_the_packaged_library(tmp_path):
+    """At run time the extension maps exactly the libmodelcrypt.so next to it (the one
+    modelcrypt.get_lib_dir() names), not another copy."""
+    out = _run_py("""
+        import modelcrypt
+        key = modelcrypt.generate_key()
+        with modelcrypt.decrypt_bytes(modelcrypt.encrypt_bytes(b"x" * 100, key), key) as b:
+            assert bytes(b) == b"x" * 100
+        libs = sorted({l.split()[-1] for l in open("/proc/self/maps").read().splitlines()
+                       if "libmodelcrypt" in l})
+        print("LIBS", libs, modelcrypt.get_lib_dir())
+        """, tmp_path)
+    assert "LIBS %r %s" % ([os.path.realpath(LIB)], modelcrypt.get_lib_dir()) in out, out
+    assert os.path.dirname(os.path.realpath(LIB)) == os.path.realpath(modelcrypt.get_lib_dir())
 
 
 # ------------------------------------------------------------ (d) no dynamic libcrypto
 
 
-def test_no_dt_needed_on_libcrypto_or_libssl():
-    out = subprocess.run([_tool("readelf"), "-d", EXT], capture_output=True, text=True,
+@pytest.mark.parametrize("path", [EXT, LIB], ids=["extension", "libmodelcrypt"])
+def test_no_dt_needed_on_libcrypto_or_libssl(path):
+    out = subprocess.run([_tool("readelf"), "-d", path], capture_output=True, text=True,
                          check=True).stdout
     needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out)
     bad = [n for n in needed if n.startswith(("libcrypto", "libssl"))]
     assert bad == [], "DT_NEEDED: %r" % needed
 
 
-def test_ldd_does_not_resolve_libcrypto():
+@pytest.mark.parametrize("path", [EXT, LIB], ids=["extension", "libmodelcrypt"])
+def test_ldd_does_not_resolve_libcrypto(path):
     ldd = shutil.which("ldd")
     assert ldd, "ldd is required"
-    out = subprocess.run([ldd, EXT], capture_output=True, text=True).stdout
+    out = subprocess.run([ldd, path], capture_output=True, text=True).stdout
     assert "libcrypto" not in out and "libssl" not in out, out
 
 

@@ -44,7 +44,12 @@ C_API = {
     "mc_load_from_reader",
     # issue 18: decrypting into the caller's memory
     "mc_load_into", "mc_load_range_into",
+    # issue 19: the OpenSSL linked in
+    "mc_openssl_version",
 }
+PUBLIC_NODE, PRIVATE_NODE = "MODELCRYPT_0.1", "MODELCRYPT_PRIVATE_0.1"
+OPENSSL_PREFIXES = ("EVP_", "OPENSSL_", "SSL_", "CRYPTO_", "ERR_", "BIO_", "OSSL_",
+                    "HMAC", "AES_", "SHA256", "RAND_", "X509", "BN_", "EC_", "ossl_")
 
 
 def run(cmd, **kw):
@@ -110,16 +115,39 @@ def test_installed_layout_and_config_command():
         for cmd in ([script, "config", flag], [sys.executable, "-m", "modelcrypt", "config", flag]):
             out = run(cmd)
             assert out.returncode == 0 and out.stdout.strip() == expected, (cmd, out.stdout, out.stderr)
-    usage = run([script, "config"])
-    assert usage.returncode == 2 and "one of the arguments" in usage.stderr
+    summary = run([script, "config"])
+    assert summary.returncode == 0, summary.stderr
+    assert summary.stdout.splitlines() == [
+        f"modelcrypt: {modelcrypt.__version__}", f"openssl: {modelcrypt.openssl_version()}",
+        f"cmakedir: {cmake_dir}", f"includedir: {inc}", f"libdir: {lib}", f"pkgconfigdir: {pc}"]
+    both = run([script, "config", "--libdir", "--includedir"])
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
     assert pkg_config("--modversion") == [modelcrypt.__version__]
 
 
 def test_shared_library_exports_only_the_c_api(libpath):
+    """The public version node holds exactly the C API; the private one only the C++ core
+    (namespace modelcrypt compiled as modelcrypt_core, for the Python extension); nothing of
+    OpenSSL is exported."""
     nm = run(["nm", "-D", "--defined-only", libpath])
     assert nm.returncode == 0, nm.stderr
-    exported = {line.split()[-1] for line in nm.stdout.splitlines() if line.strip()}
-    assert exported == C_API
+    by_node = {}
+    for line in nm.stdout.splitlines():
+        if not line.strip():
+            continue
+        name, _, node = line.split()[-1].partition("@@")
+        if name not in (PUBLIC_NODE, PRIVATE_NODE):  # the version definitions themselves (type A)
+            by_node.setdefault(node, set()).add(name)
+    assert set(by_node) == {PUBLIC_NODE, PRIVATE_NODE}, sorted(by_node)  # nothing unversioned
+    assert by_node[PUBLIC_NODE] == C_API
+    private = by_node[PRIVATE_NODE]
+    assert private, "the C++ core the extension links against is not exported"
+    assert not [s for s in private if s.startswith(("mc_", *OPENSSL_PREFIXES))]
+    demangled = run(["c++filt"], input="\n".join(sorted(private))).stdout.splitlines()
+    assert len(demangled) == len(private)
+    foreign = [d for d in demangled if not re.match(r"^((typeinfo( name)?|vtable|VTT|guard variable|"
+                                                      r"(non-)?virtual thunk) (for|to) )?modelcrypt_core::", d)]
+    assert foreign == []
     needed = run(["readelf", "-d", libpath]).stdout
     assert "libcrypto" not in needed and "libssl" not in needed
     assert re.search(r"\(SONAME\).*\[libmodelcrypt\.so\]", needed)

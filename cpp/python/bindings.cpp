@@ -102,6 +102,7 @@ PYBIND11_MODULE(_core, m) {
   m.attr("MAX_METADATA_SIZE") = format::kMaxMetadataSize;
   m.attr("FORMAT_VERSION") = format::kVersion;
   m.def("supported_modes", &supported_modes);
+  m.def("openssl_version", [] { return std::string(crypto::openssl_version()); });
 
   bind_decrypted_buffer(m);
   bind_recipients(m);

@@ -33,6 +33,8 @@ const char* mc_last_error(void) { return t_last_error.c_str(); }
 
 const char* mc_version(void) { return MODELCRYPT_VERSION; }
 
+const char* mc_openssl_version(void) { return modelcrypt::crypto::openssl_version(); }
+
 mc_status mc_load_with_format(const char* path, const uint8_t* key, size_t key_len, const char* mode, const char* format,
                               mc_buffer** out) {
   if (out) *out = nullptr;

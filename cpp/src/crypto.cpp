@@ -1,6 +1,7 @@
 #include "crypto.hpp"
 
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
@@ -16,6 +17,13 @@
 #include "errors.hpp"
 
 namespace modelcrypt::crypto {
+
+void wipe(void* data, size_t size) noexcept {
+  if (data != nullptr && size != 0) OPENSSL_cleanse(data, size);
+}
+
+const char* openssl_version() noexcept { return OpenSSL_version(OPENSSL_VERSION); }
+
 namespace {
 
 [[noreturn]] void throw_openssl(const char* what) {

@@ -6,11 +6,17 @@
 #include <memory>
 #include <vector>
 
-#include <openssl/crypto.h>
+// No OpenSSL header here: this file is included by the Python extension, which links OpenSSL only
+// through libmodelcrypt.so and must not reference any OpenSSL symbol itself.
 
 namespace modelcrypt {
 
-// Allocator that wipes memory with OPENSSL_cleanse before giving it back.
+namespace crypto {
+// Overwrites memory with zeros in a way the compiler cannot elide (OPENSSL_cleanse).
+void wipe(void* data, size_t size) noexcept;
+}  // namespace crypto
+
+// Allocator that wipes memory (crypto::wipe) before giving it back.
 template <class T>
 struct WipingAllocator {
   using value_type = T;
@@ -19,7 +25,7 @@ struct WipingAllocator {
   WipingAllocator(const WipingAllocator<U>&) noexcept {}
   T* allocate(size_t n) { return std::allocator<T>{}.allocate(n); }
   void deallocate(T* p, size_t n) noexcept {
-    OPENSSL_cleanse(p, n * sizeof(T));
+    crypto::wipe(p, n * sizeof(T));
     std::allocator<T>{}.deallocate(p, n);
   }
   template <class U>
@@ -65,10 +71,8 @@ long long cipher_crypt(const char* name, ByteView key, ByteView iv, const uint8_
 // HMAC-SHA256, 32-byte output.
 void hmac_sha256(ByteView key, ByteView data, uint8_t out[kSha256Size]);
 
-// Overwrites memory with zeros in a way the compiler cannot elide (OPENSSL_cleanse).
-inline void wipe(void* data, size_t size) noexcept {
-  if (data != nullptr && size != 0) OPENSSL_cleanse(data, size);
-}
+// The linked OpenSSL's version text, e.g. "OpenSSL 3.0.17 1 Jul 2025" (OpenSSL_version(OPENSSL_VERSION)).
+const char* openssl_version() noexcept;
 
 // X25519 (RFC 7748) through OpenSSL. Keys are 32-byte strings; a private key is any 32 random
 // bytes (clamped by the function). x25519_shared returns false when the shared secret is all zero

@@ -10,6 +10,7 @@ MAX_METADATA_SIZE: int
 FORMAT_VERSION: int
 
 def supported_modes() -> list[str]: ...
+def openssl_version() -> str: ...
 
 class DecryptedBuffer:
     """Decrypted bytes owned by modelcrypt. Views of it (memoryview, np.frombuffer, torch.frombuffer)

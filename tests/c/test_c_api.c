@@ -74,6 +74,7 @@ static void test_strings(void) {
   CHECK(strcmp(mc_status_string((mc_status)99), "UNKNOWN") == 0);
   CHECK(strcmp(mc_status_string((mc_status)-1), "UNKNOWN") == 0);
   CHECK(mc_version() != NULL && strlen(mc_version()) >= 5);
+  CHECK(mc_openssl_version() != NULL && strncmp(mc_openssl_version(), "OpenSSL 3.", 10) == 0);
 }
 
 static void test_buffers_and_wipe(void) {

@@ -102,6 +102,7 @@ int main(int argc, char** argv) {
   CHECK(status_of([] { Key::FromEnv("MC_WRAPPER_TEST_UNSET"); }) == MC_INVALID_ARGUMENT);
   CHECK(status_of([] { Key::FromText("0123"); }) == MC_INVALID_ARGUMENT);
   CHECK(!modelcrypt::Version().empty());
+  CHECK(modelcrypt::OpenSSLVersion().rfind("OpenSSL 3.", 0) == 0);
 
   // Format v2: an identity is a Key too, and Load(path, key, mode) takes either.
   const Key device = Key::GenerateIdentity();

@@ -68,6 +68,10 @@ MC_API const char* mc_last_error(void);
 /* Library version, e.g. "0.1.0". */
 MC_API const char* mc_version(void);
 
+/* Version text of the OpenSSL linked into the library, e.g. "OpenSSL 3.0.17 1 Jul 2025" (its
+ * OpenSSL_version(OPENSSL_VERSION)). Static string; never NULL. */
+MC_API const char* mc_openssl_version(void);
+
 /* File -> memory. Reads the ciphertext straight into the buffer it returns and decrypts it there;
  * no plaintext is released unless every chunk authenticates. */
 MC_API mc_status mc_load(const char* path, const uint8_t* key, size_t key_len, const char* mode, mc_buffer** out);

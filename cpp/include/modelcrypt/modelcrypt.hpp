@@ -554,6 +554,9 @@ inline std::string VerifySignature(const std::string& path, const std::vector<st
 
 inline std::string Version() { return mc_version(); }
 
+// Version text of the OpenSSL linked into libmodelcrypt, e.g. "OpenSSL 3.0.17 1 Jul 2025".
+inline std::string OpenSSLVersion() { return mc_openssl_version(); }
+
 }  // namespace modelcrypt
 
 #endif  // MODELCRYPT_HPP

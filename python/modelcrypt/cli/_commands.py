@@ -429,7 +429,3 @@ def cmd_inspect(args: argparse.Namespace) -> int:
                   "(truncated or extended; unauthenticated without the key)", file=sys.stderr)
     return EXIT_OK
 
-
-def cmd_config(args: argparse.Namespace) -> int:
-    print(args.where())
-    return EXIT_OK

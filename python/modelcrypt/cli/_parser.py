@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 
-from .. import __version__, _native
+from .. import __version__
 from .._api import READ_FORMATS
 from ..keys import KEY_FORMATS
-from ._commands import cmd_config, cmd_decrypt, cmd_encrypt, cmd_inspect, cmd_migrate, cmd_verify
+from ._commands import cmd_decrypt, cmd_encrypt, cmd_inspect, cmd_migrate, cmd_verify
 from ._common import EXIT_CODES_HELP, _chunk_size, _metadata_item, _positive_int
+from ._config_cli import add_config_command
 from ._dcp_cli import QUIET_HELP as _DCP_QUIET_HELP, add_dcp_command
 from ._key_source import _add_key_options, cmd_keygen
 from ._model_signing_cli import QUIET_HELP as _SIGNING_QUIET_HELP, add_model_signing_commands
@@ -63,7 +64,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "migrate": "no progress bar and no informational messages (warnings and errors still print)",
         "verify": "print only failures (no OK lines)",
         "inspect": "accepted for symmetry; inspect prints only the fields (and warnings)",
-        "config": "accepted for symmetry; config prints only the path",
+        "config": "accepted for symmetry; config prints only the values",
         "recipients": "no informational messages",
         **_SIGNING_QUIET_HELP,
         **_DCP_QUIET_HELP,
@@ -170,11 +171,5 @@ def _build_parser() -> argparse.ArgumentParser:
     add_dcp_command(command)
     add_model_signing_commands(command)
 
-    p = command("config", "print where the C/C++ API is installed", cmd_config)
-    which = p.add_mutually_exclusive_group(required=True)
-    for flag, func, what in (("--cmakedir", _native.get_cmake_dir, "directory of modelcryptConfig.cmake"),
-                             ("--includedir", _native.get_include, "include directory (modelcrypt/modelcrypt.h)"),
-                             ("--libdir", _native.get_lib_dir, "directory of libmodelcrypt.so"),
-                             ("--pkgconfigdir", _native.get_pkgconfig_dir, "directory of modelcrypt.pc")):
-        which.add_argument(flag, action="store_const", const=func, dest="where", help=what)
+    add_config_command(command)
     return parser

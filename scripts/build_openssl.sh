@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Build a pinned OpenSSL 3.5 LTS from source as static, position-independent libraries (libcrypto.a,
+# libssl.a) into a prefix, for the release wheels (cibuildwheel's before-all, as pyca/cryptography
+# does). The wheel's CMake build is then pointed at it with OPENSSL_ROOT_DIR=<prefix>.
+#
+# usage: scripts/build_openssl.sh PREFIX
+# env:
+#   OPENSSL_TARBALL   use this local tarball instead of downloading it (its SHA-256 is still checked)
+#   OPENSSL_URL       where to download from (default: the OpenSSL GitHub release asset)
+#   OPENSSL_TARGET    an explicit ./Configure target (e.g. darwin64-arm64-cc, VC-WIN64A); default: ./config
+#   MACOSX_DEPLOYMENT_TARGET, CC, CFLAGS: honoured as usual
+# Fails closed: no download tool, a checksum mismatch or an unset checksum stops the build.
+#
+# Verified on the release pipeline only: this machine reaches no host but the package registries, so
+# the tarball cannot be fetched here (see docs/RELEASING.md). `bash -n` and the checksum logic are
+# checked locally (OPENSSL_TARBALL=<file> exercises everything after the download).
+set -euo pipefail
+
+# The pin. Update both together (docs/RELEASING.md, "Updating OpenSSL"). The SHA-256 is the value
+# OpenSSL publishes beside the tarball (openssl-3.5.9.tar.gz.sha256); it was cross-checked against
+# several independent public build scripts that pin the same release, not recomputed here.
+# Another release can be given with OPENSSL_VERSION and OPENSSL_SHA256 together; a version without
+# its checksum is refused.
+PINNED_VERSION="3.5.9"
+PINNED_SHA256="603f5602e2eef00d77fbd429d34dcd5822bb301757a1bc9cdb24c670f1eb859a"
+if [ -z "${OPENSSL_VERSION:-}" ] || [ "$OPENSSL_VERSION" = "$PINNED_VERSION" ]; then
+  OPENSSL_VERSION="$PINNED_VERSION"
+  OPENSSL_SHA256="${OPENSSL_SHA256:-$PINNED_SHA256}"
+fi
+
+PREFIX="${1:?usage: build_openssl.sh PREFIX}"
+mkdir -p "$PREFIX"
+PREFIX="$(cd "$PREFIX" && pwd)"
+if [ -z "${OPENSSL_SHA256:-}" ]; then
+  echo "OPENSSL_SHA256 is not set for OpenSSL $OPENSSL_VERSION: refusing to build an unverified OpenSSL" >&2
+  exit 1
+fi
+if [ -f "$PREFIX/.modelcrypt-openssl-$OPENSSL_VERSION" ]; then
+  echo "OpenSSL $OPENSSL_VERSION already built in $PREFIX"
+  exit 0
+fi
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/openssl-build.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+tarball="$WORK/openssl-$OPENSSL_VERSION.tar.gz"
+if [ -n "${OPENSSL_TARBALL:-}" ]; then
+  cp "$OPENSSL_TARBALL" "$tarball"
+else
+  url="${OPENSSL_URL:-https://github.com/openssl/openssl/releases/download/openssl-$OPENSSL_VERSION/openssl-$OPENSSL_VERSION.tar.gz}"
+  if command -v curl >/dev/null; then
+    curl --fail --location --silent --show-error --retry 3 -o "$tarball" "$url"
+  elif command -v wget >/dev/null; then
+    wget -q -O "$tarball" "$url"
+  else
+    echo "neither curl nor wget is installed" >&2; exit 1
+  fi
+fi
+
+sha256_of() {
+  if command -v sha256sum >/dev/null; then sha256sum "$1" | cut -d' ' -f1
+  elif command -v shasum >/dev/null; then shasum -a 256 "$1" | cut -d' ' -f1
+  else openssl dgst -sha256 -r "$1" | cut -d' ' -f1
+  fi
+}
+got="$(sha256_of "$tarball" | tr 'A-F' 'a-f')"
+if [ "$got" != "$OPENSSL_SHA256" ]; then
+  echo "SHA-256 mismatch for openssl-$OPENSSL_VERSION.tar.gz: got $got, expected $OPENSSL_SHA256" >&2
+  exit 1
+fi
+echo "openssl-$OPENSSL_VERSION.tar.gz: SHA-256 OK ($got)"
+
+tar -xzf "$tarball" -C "$WORK"
+cd "$WORK/openssl-$OPENSSL_VERSION"
+# Static, PIC, no loadable modules or engines, no tests/docs/apps: only the libraries modelcrypt links.
+flags=(no-shared no-module no-dynamic-engine no-tests no-docs no-apps no-ssl3 no-comp no-zlib
+       no-atexit -fPIC "--prefix=$PREFIX" "--openssldir=$PREFIX/ssl" "--libdir=lib")
+case "$(uname -s)" in
+  MINGW*|MSYS*|CYGWIN*)
+    # Windows (MSVC): perl Configure VC-WIN64A, nmake; run from a Developer prompt (cibuildwheel on
+    # windows runners sets one up via the msvc action in .github/workflows/wheels.yml).
+    win_flags=()
+    for f in "${flags[@]}"; do [ "$f" = -fPIC ] || win_flags+=("$f"); done
+    win_flags+=(no-asm)   # the runners have no NASM: portable C code paths (slower); install NASM to drop this
+    perl Configure "${OPENSSL_TARGET:-VC-WIN64A}" "${win_flags[@]}"
+    nmake
+    nmake install_sw
+    ;;
+  *)
+    if [ -n "${OPENSSL_TARGET:-}" ]; then
+      ./Configure "$OPENSSL_TARGET" "${flags[@]}"
+    else
+      ./config "${flags[@]}"
+    fi
+    make -j"$( (nproc || sysctl -n hw.ncpu) 2>/dev/null || echo 2)"
+    make install_sw
+    ;;
+esac
+touch "$PREFIX/.modelcrypt-openssl-$OPENSSL_VERSION"
+echo "OpenSSL $OPENSSL_VERSION (static) installed in $PREFIX"
