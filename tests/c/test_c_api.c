@@ -16,17 +16,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
-static int passed, failed;
-
-#define CHECK(cond)                                                          \
-  do {                                                                       \
-    if (cond) {                                                              \
-      ++passed;                                                              \
-    } else {                                                                 \
-      ++failed;                                                              \
-      printf("FAILED line %d: %s (last error: %s)\n", __LINE__, #cond, mc_last_error()); \
-    }                                                                        \
-  } while (0)
+#include "check.h"
 
 static const uint8_t KEY16[16] = "0123456789ABCDEF";
 static uint8_t KEY32[32];

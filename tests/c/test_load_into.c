@@ -13,17 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int passed, failed;
-
-#define CHECK(cond)                                                                      \
-  do {                                                                                   \
-    if (cond) {                                                                          \
-      ++passed;                                                                          \
-    } else {                                                                             \
-      ++failed;                                                                          \
-      printf("FAILED line %d: %s (last error: %s)\n", __LINE__, #cond, mc_last_error()); \
-    }                                                                                    \
-  } while (0)
+#include "check.h"
 
 #define PLAIN_SIZE 300001 /* 74 chunks of 4096 bytes and a short one */
 #define CHUNK 4096
