@@ -16,27 +16,11 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "check.h"
+#include "test_support.h"
 
 static const uint8_t KEY16[16] = "0123456789ABCDEF";
 static uint8_t KEY32[32];
 static uint8_t OTHER32[32];
-static char dir[4096];
-
-static char* path_in(const char* name) {
-  static char buf[8][4200];
-  static int slot;
-  slot = (slot + 1) % 8;
-  snprintf(buf[slot], sizeof buf[slot], "%s/%s", dir, name);
-  return buf[slot];
-}
-
-static int write_file(const char* path, const void* data, size_t size) {
-  FILE* f = fopen(path, "wb");
-  if (!f) return 0;
-  int ok = fwrite(data, 1, size, f) == size;
-  return fclose(f) == 0 && ok;
-}
 
 static uint8_t* read_file(const char* path, size_t* size) {
   FILE* f = fopen(path, "rb");

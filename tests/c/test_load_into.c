@@ -13,28 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
+#include "test_support.h"
 
 #define PLAIN_SIZE 300001 /* 74 chunks of 4096 bytes and a short one */
 #define CHUNK 4096
 
-static char dir[4096];
 static uint8_t plain[PLAIN_SIZE];
-
-static char* path_in(const char* name) {
-  static char buf[4][4200];
-  static int slot;
-  slot = (slot + 1) % 4;
-  snprintf(buf[slot], sizeof buf[slot], "%s/%s", dir, name);
-  return buf[slot];
-}
-
-static int write_file(const char* path, const void* data, size_t size) {
-  FILE* f = fopen(path, "wb");
-  if (!f) return 0;
-  int ok = fwrite(data, 1, size, f) == size;
-  return fclose(f) == 0 && ok;
-}
 
 static int all_equal(const uint8_t* p, size_t n, uint8_t v) {
   for (size_t i = 0; i < n; ++i) {
