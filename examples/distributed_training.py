@@ -31,7 +31,7 @@ def make_model(mesh):
     return model, torch.optim.AdamW(model.parameters(), lr=1e-2)
 
 
-def main(path: str) -> None:
+def main(path: str) -> int:
     # torchrun sets RANK, WORLD_SIZE, MASTER_ADDR/PORT (env://); INIT_METHOD=file:///path also works
     dist.init_process_group("gloo", init_method=os.environ.get("INIT_METHOD", "env://"),
                             rank=int(os.environ["RANK"]), world_size=int(os.environ["WORLD_SIZE"]))
@@ -59,10 +59,16 @@ def main(path: str) -> None:
     if rank == 0:
         print(f"saved and reloaded an encrypted checkpoint from {world} ranks at step {state['step']}: "
               f"{'identical' if same else 'DIFFERENT'}")
+    dist.barrier()  # every rank is done with its collectives before the group goes away
     dist.destroy_process_group()
-    if not same:
-        sys.exit(1)
+    return 0 if same else 1
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "ckpt")
+    status = main(sys.argv[1] if len(sys.argv) > 1 else "ckpt")
+    # Leave without interpreter teardown: gloo's worker threads can abort it after a finished run
+    # (SIGABRT, "terminate called without an active exception"), which would
+    # turn a good run into a failed job. Everything is saved and printed by now.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
