@@ -127,7 +127,7 @@ def test_installed_layout_and_config_command():
 
 def test_shared_library_exports_only_the_c_api(libpath):
     """The public version node holds exactly the C API; the private one only the C++ core
-    (namespace modelcrypt compiled as modelcrypt_core, for the Python extension); nothing of
+    (namespace modelcrypt_core, for the Python extension); nothing of
     OpenSSL is exported."""
     nm = run(["nm", "-D", "--defined-only", libpath])
     assert nm.returncode == 0, nm.stderr

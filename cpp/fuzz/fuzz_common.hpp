@@ -1,5 +1,5 @@
 // Shared helpers of the libFuzzer harnesses (built by .ci/fuzz.sh; see tests/fuzz/README.md).
-// Rule of every harness: a modelcrypt::Error is an expected outcome; any other exception, a crash, a
+// Rule of every harness: a modelcrypt_core::Error is an expected outcome; any other exception, a crash, a
 // sanitizer report or a silently wrong plaintext is a bug, and the harness abort()s on it.
 #pragma once
 #include <cstdint>
@@ -12,7 +12,7 @@
 
 #include "../src/errors.hpp"
 
-namespace modelcrypt::fuzz {
+namespace modelcrypt_core::fuzz {
 
 [[noreturn]] inline void fail(const std::string& why) {
   std::fprintf(stderr, "FUZZ BUG: %s\n", why.c_str());
@@ -47,7 +47,7 @@ inline void check_reader_error(const Error& e, const char* where) {
   }
 }
 
-// Runs `body`; a modelcrypt::Error is checked with check_reader_error and returned as its status,
+// Runs `body`; a modelcrypt_core::Error is checked with check_reader_error and returned as its status,
 // anything else aborts. Returns Status::ok when body returned normally.
 template <class F>
 Status guarded(const char* where, F&& body) {
@@ -64,4 +64,4 @@ Status guarded(const char* where, F&& body) {
   }
 }
 
-}  // namespace modelcrypt::fuzz
+}  // namespace modelcrypt_core::fuzz

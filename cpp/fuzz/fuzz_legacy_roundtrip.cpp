@@ -5,7 +5,7 @@
 // bytes then mutate the file (bit flips, byte writes, truncation, extension, deletion, insertion) and
 // it is decrypted again:
 //  * authenticated formats (MindSpore AES-GCM, PaddleX, Paddle AES-GCM): exactly the original
-//    plaintext or a modelcrypt::Error; anything else is a silent wrong result and abort()s;
+//    plaintext or a modelcrypt_core::Error; anything else is a silent wrong result and abort()s;
 //  * unauthenticated ones (CBC, SM4, CTR, ECB): no crash, and a plaintext length that fits the layout.
 #include <fuzzer/FuzzedDataProvider.h>
 
@@ -16,9 +16,9 @@
 #include "../src/legacy.hpp"
 #include "fuzz_common.hpp"
 
-using namespace modelcrypt;
-using modelcrypt::fuzz::fail;
-using modelcrypt::fuzz::guarded;
+using namespace modelcrypt_core;
+using modelcrypt_core::fuzz::fail;
+using modelcrypt_core::fuzz::guarded;
 using Bytes = std::vector<uint8_t>;
 
 namespace {

@@ -12,9 +12,9 @@
 #include "../src/legacy.hpp"
 #include "fuzz_common.hpp"
 
-using namespace modelcrypt;
-using modelcrypt::fuzz::fail;
-using modelcrypt::fuzz::guarded;
+using namespace modelcrypt_core;
+using modelcrypt_core::fuzz::fail;
+using modelcrypt_core::fuzz::guarded;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 2) return 0;

@@ -3,7 +3,7 @@
 // exactly. Further fuzz bytes then mutate that file (bit flips, byte writes, truncation, extension,
 // deletion, insertion, chunk swaps and duplication, splices from a second encryption of the same
 // plaintext under the same key, a wrong key) and decrypt_memory runs on the result.
-// Required: either exactly the original plaintext and metadata, or a modelcrypt::Error. A different
+// Required: either exactly the original plaintext and metadata, or a modelcrypt_core::Error. A different
 // plaintext (or any success on bytes that are neither of the two genuine files) is a silent wrong
 // result: abort().
 #include <fuzzer/FuzzedDataProvider.h>
@@ -14,9 +14,9 @@
 #include "../src/format.hpp"
 #include "fuzz_common.hpp"
 
-using namespace modelcrypt;
-using modelcrypt::fuzz::fail;
-using modelcrypt::fuzz::guarded;
+using namespace modelcrypt_core;
+using modelcrypt_core::fuzz::fail;
+using modelcrypt_core::fuzz::guarded;
 using Bytes = std::vector<uint8_t>;
 
 namespace {

@@ -21,7 +21,7 @@
 //     first with encrypt_memory (4 KiB chunks, at most 12 KiB of plaintext): build bits 0-2: to
 //     A, B, C (none: A); bit 3: with K (always when no recipient bit); bit 4: else with K2; bit 5:
 //     metadata; bit 6: one ciphertext bit flipped (the header authenticates, a chunk does not).
-//  Edit oracles: every failure is a typed modelcrypt::Error and leaves the file byte for byte as it
+//  Edit oracles: every failure is a typed modelcrypt_core::Error and leaves the file byte for byte as it
 //  was and no temporary file behind; a success keeps the core header and every payload byte, reports
 //  the stanza counts the file now has, keeps the other stanzas in order, and every credential then
 //  opens the file exactly as expected (unchanged, removed: KeyMismatch, added: as the editor did).
@@ -44,9 +44,9 @@
 #include "../src/recipients_edit.hpp"
 #include "fuzz_common.hpp"
 
-using namespace modelcrypt;
-using modelcrypt::fuzz::fail;
-using modelcrypt::fuzz::guarded;
+using namespace modelcrypt_core;
+using modelcrypt_core::fuzz::fail;
+using modelcrypt_core::fuzz::guarded;
 
 namespace {
 

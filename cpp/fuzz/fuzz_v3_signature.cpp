@@ -18,9 +18,9 @@
 #include "../src/signing_text.hpp"
 #include "fuzz_common.hpp"
 
-using namespace modelcrypt;
-using modelcrypt::fuzz::fail;
-using modelcrypt::fuzz::guarded;
+using namespace modelcrypt_core;
+using modelcrypt_core::fuzz::fail;
+using modelcrypt_core::fuzz::guarded;
 
 namespace {
 

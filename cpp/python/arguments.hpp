@@ -11,7 +11,7 @@
 #include "container.hpp"
 #include "crypto.hpp"
 
-namespace modelcrypt::binding {
+namespace modelcrypt_core::binding {
 
 namespace py = pybind11;
 
@@ -192,4 +192,4 @@ inline Progress python_progress(py::handle callback) {
   };
 }
 
-}  // namespace modelcrypt::binding
+}  // namespace modelcrypt_core::binding

@@ -21,8 +21,8 @@
 #include "source_access.hpp"
 
 namespace py = pybind11;
-using namespace modelcrypt;
-using namespace modelcrypt::binding;
+using namespace modelcrypt_core;
+using namespace modelcrypt_core::binding;
 
 namespace {
 

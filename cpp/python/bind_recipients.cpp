@@ -15,7 +15,7 @@
 
 namespace py = pybind11;
 
-namespace modelcrypt::binding {
+namespace modelcrypt_core::binding {
 namespace {
 
 // An X25519 private key in wiping memory. Not picklable, no secret in its repr.
@@ -182,4 +182,4 @@ void bind_recipients(py::module_& m) {
      py::arg("remove_symmetric"), py::arg("durable"));
 }
 
-}  // namespace modelcrypt::binding
+}  // namespace modelcrypt_core::binding

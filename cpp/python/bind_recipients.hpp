@@ -8,7 +8,7 @@
 #include "credential.hpp"
 #include "recipients.hpp"
 
-namespace modelcrypt::binding {
+namespace modelcrypt_core::binding {
 
 // The credential held by an X25519Identity object, or nullptr when `obj` is not one.
 const Credential* identity_credential(const pybind11::handle& obj);
@@ -18,4 +18,4 @@ pybind11::list stanzas_info(const std::vector<recipients::Stanza>& stanzas);
 
 void bind_recipients(pybind11::module_& m);
 
-}  // namespace modelcrypt::binding
+}  // namespace modelcrypt_core::binding

@@ -12,7 +12,7 @@
 
 namespace py = pybind11;
 
-namespace modelcrypt::binding {
+namespace modelcrypt_core::binding {
 namespace {
 
 // An Ed25519 signing key in wiping memory. Not picklable, no secret in its repr.
@@ -187,4 +187,4 @@ void bind_signing(py::module_& m) {
   }, py::arg("read"), py::arg("size"), py::arg("signers"), py::arg("threads"), py::arg("progress") = py::none());
 }
 
-}  // namespace modelcrypt::binding
+}  // namespace modelcrypt_core::binding

@@ -8,7 +8,7 @@
 #include "credential.hpp"
 #include "signature.hpp"
 
-namespace modelcrypt::binding {
+namespace modelcrypt_core::binding {
 
 // The credential of a TrustedCredential object (a key or identity that requires signatures), or
 // nullptr when `obj` is not one.
@@ -18,4 +18,4 @@ std::shared_ptr<const signature::SigningKey> signing_key_arg(const pybind11::han
 
 void bind_signing(pybind11::module_& m);
 
-}  // namespace modelcrypt::binding
+}  // namespace modelcrypt_core::binding

@@ -20,8 +20,8 @@
 #include "legacy.hpp"
 
 namespace py = pybind11;
-using namespace modelcrypt;
-using namespace modelcrypt::binding;
+using namespace modelcrypt_core;
+using namespace modelcrypt_core::binding;
 
 namespace {
 

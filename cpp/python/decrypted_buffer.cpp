@@ -16,7 +16,7 @@
 
 namespace py = pybind11;
 
-namespace modelcrypt::binding {
+namespace modelcrypt_core::binding {
 
 namespace {
 
@@ -155,4 +155,4 @@ void bind_decrypted_buffer(py::module_& m) {
       });
 }
 
-}  // namespace modelcrypt::binding
+}  // namespace modelcrypt_core::binding

@@ -9,7 +9,7 @@
 
 #include "container.hpp"
 
-namespace modelcrypt::binding {
+namespace modelcrypt_core::binding {
 
 // The plaintext and its state, shared by the DecryptedBuffer the caller holds and, while anything
 // points into the plaintext, by its export handle (see decrypted_buffer.cpp): a second DecryptedBuffer
@@ -50,4 +50,4 @@ struct DecryptedBuffer {
 
 void bind_decrypted_buffer(pybind11::module_& m);
 
-}  // namespace modelcrypt::binding
+}  // namespace modelcrypt_core::binding

@@ -10,7 +10,7 @@
 
 #include "errors.hpp"
 
-namespace modelcrypt::binding {
+namespace modelcrypt_core::binding {
 
 inline Error naming_file(const Error& e, const std::string& path) {
   if (path.empty() || e.status() == Status::invalid_argument || (e.status() == Status::io && !e.path().empty())) return e;
@@ -29,4 +29,4 @@ decltype(auto) about_file(const std::string& path, Operation&& operation) {
   }
 }
 
-}  // namespace modelcrypt::binding
+}  // namespace modelcrypt_core::binding

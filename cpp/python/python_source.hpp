@@ -12,7 +12,7 @@
 #include "byte_source.hpp"
 #include "errors.hpp"
 
-namespace modelcrypt::binding {
+namespace modelcrypt_core::binding {
 
 namespace py = pybind11;
 
@@ -77,4 +77,4 @@ class PythonReadSource final : public ByteSource {
 };
 
 
-}  // namespace modelcrypt::binding
+}  // namespace modelcrypt_core::binding

@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <string>
 
-namespace modelcrypt {
+namespace modelcrypt_core {
 
 class ByteSource {
  public:
@@ -25,4 +25,4 @@ class ByteSource {
   void read_exact_at(void* buf, size_t n, uint64_t offset) const;
 };
 
-}  // namespace modelcrypt
+}  // namespace modelcrypt_core

@@ -16,7 +16,7 @@
 #endif
 
 namespace {
-using namespace modelcrypt::c_api;
+using namespace modelcrypt_core::c_api;
 static_assert(static_cast<int>(Status::key_mismatch) == MC_KEY_MISMATCH, "status values must match");
 static_assert(static_cast<int>(Status::internal) == MC_INTERNAL, "status values must match");
 static_assert(static_cast<int>(Status::signature) == MC_SIGNATURE, "status values must match");
@@ -26,14 +26,14 @@ extern "C" {
 
 const char* mc_status_string(mc_status status) {
   if (static_cast<int>(status) < 0 || static_cast<int>(status) > MC_SIGNATURE) return "UNKNOWN";
-  return modelcrypt::status_name(static_cast<Status>(status));
+  return modelcrypt_core::status_name(static_cast<Status>(status));
 }
 
 const char* mc_last_error(void) { return t_last_error.c_str(); }
 
 const char* mc_version(void) { return MODELCRYPT_VERSION; }
 
-const char* mc_openssl_version(void) { return modelcrypt::crypto::openssl_version(); }
+const char* mc_openssl_version(void) { return modelcrypt_core::crypto::openssl_version(); }
 
 mc_status mc_load_with_format(const char* path, const uint8_t* key, size_t key_len, const char* mode, const char* format,
                               mc_buffer** out) {
@@ -41,7 +41,7 @@ mc_status mc_load_with_format(const char* path, const uint8_t* key, size_t key_l
   return guarded([&] {
     require(out != nullptr, "out is NULL");
     require(path != nullptr, "path is NULL");
-    *out = wrap(modelcrypt::load_file(path, key_view(key, key_len), mode_or_default(mode), format_or_default(format)));
+    *out = wrap(modelcrypt_core::load_file(path, key_view(key, key_len), mode_or_default(mode), format_or_default(format)));
   });
 }
 
@@ -55,8 +55,8 @@ mc_status mc_decrypt_memory_with_format(const void* data, size_t size, const uin
   return guarded([&] {
     require(out != nullptr, "out is NULL");
     require(data != nullptr || size == 0, "data is NULL");
-    const modelcrypt::ByteView blob{static_cast<const uint8_t*>(data), size};
-    *out = wrap(modelcrypt::decrypt_memory(blob, key_view(key, key_len), mode_or_default(mode), format_or_default(format)));
+    const modelcrypt_core::ByteView blob{static_cast<const uint8_t*>(data), size};
+    *out = wrap(modelcrypt_core::decrypt_memory(blob, key_view(key, key_len), mode_or_default(mode), format_or_default(format)));
   });
 }
 
@@ -69,7 +69,7 @@ mc_status mc_encrypt_file(const char* src, const char* dst, const uint8_t* key, 
   return guarded([&] {
     require(src != nullptr, "src is NULL");
     require(dst != nullptr, "dst is NULL");
-    modelcrypt::encrypt_file(src, dst, key_view(key, key_len), mode_or_default(mode), modelcrypt::EncryptOptions{});
+    modelcrypt_core::encrypt_file(src, dst, key_view(key, key_len), mode_or_default(mode), modelcrypt_core::EncryptOptions{});
   });
 }
 
@@ -78,7 +78,7 @@ mc_status mc_decrypt_file_with_format(const char* src, const char* dst, const ui
   return guarded([&] {
     require(src != nullptr, "src is NULL");
     require(dst != nullptr, "dst is NULL");
-    modelcrypt::decrypt_file(src, dst, key_view(key, key_len), mode_or_default(mode), format_or_default(format));
+    modelcrypt_core::decrypt_file(src, dst, key_view(key, key_len), mode_or_default(mode), format_or_default(format));
   });
 }
 
@@ -93,14 +93,14 @@ mc_status mc_encrypt_memory(const void* data, size_t size, const uint8_t* key, s
     require(out != nullptr, "out is NULL");
     require(data != nullptr || size == 0, "data is NULL");
     static const uint8_t empty = 0;
-    const modelcrypt::ByteView in{data ? static_cast<const uint8_t*>(data) : &empty, size};
-    const modelcrypt::ByteView k = key_view(key, key_len);
-    modelcrypt::check_mode(mode_or_default(mode));
-    const modelcrypt::EncryptOptions options;
-    const uint64_t n = modelcrypt::encrypted_length(size, options);
+    const modelcrypt_core::ByteView in{data ? static_cast<const uint8_t*>(data) : &empty, size};
+    const modelcrypt_core::ByteView k = key_view(key, key_len);
+    modelcrypt_core::check_mode(mode_or_default(mode));
+    const modelcrypt_core::EncryptOptions options;
+    const uint64_t n = modelcrypt_core::encrypted_length(size, options);
     if (n > SIZE_MAX) throw Error(Status::no_memory, "encrypted size does not fit in memory");
-    modelcrypt::SecureBuffer bytes = modelcrypt::SecureBuffer::allocate(static_cast<size_t>(n));
-    modelcrypt::encrypt_memory(in, k, mode_or_default(mode), options, bytes.data(), n);
+    modelcrypt_core::SecureBuffer bytes = modelcrypt_core::SecureBuffer::allocate(static_cast<size_t>(n));
+    modelcrypt_core::encrypt_memory(in, k, mode_or_default(mode), options, bytes.data(), n);
     *out = wrap(std::move(bytes));
   });
 }

@@ -12,7 +12,7 @@
 #include "modelcrypt/modelcrypt.h"
 
 struct mc_buffer {
-  modelcrypt::SecureBuffer bytes;  // owns (and wipes) everything decrypted
+  modelcrypt_core::SecureBuffer bytes;  // owns (and wipes) everything decrypted
   size_t offset = 0;               // the caller's bytes: [offset, offset + size) of `bytes`
   size_t size = 0;                 // (legacy formats decrypt in place: headers and IVs surround them)
   const char* format = "";         // static: the format decrypted ("" for encrypted images)
@@ -22,16 +22,16 @@ struct mc_buffer {
 
 // The opaque key objects of the C ABI (c_api_keys.cpp, c_api_signing.cpp).
 struct mc_key {
-  modelcrypt::Credential credential;
+  modelcrypt_core::Credential credential;
 };
 struct mc_signing_key {
-  std::shared_ptr<const modelcrypt::signature::SigningKey> key;
+  std::shared_ptr<const modelcrypt_core::signature::SigningKey> key;
 };
 
-namespace modelcrypt::c_api {
+namespace modelcrypt_core::c_api {
 
-using modelcrypt::Error;
-using modelcrypt::Status;
+using modelcrypt_core::Error;
+using modelcrypt_core::Status;
 
 inline thread_local std::string t_last_error;
 
@@ -68,7 +68,7 @@ inline void require(bool condition, const char* message) {
 
 inline std::string mode_or_default(const char* mode) { return mode ? std::string(mode) : std::string("AES-GCM"); }
 
-inline modelcrypt::ByteView key_view(const uint8_t* key, size_t key_len) {
+inline modelcrypt_core::ByteView key_view(const uint8_t* key, size_t key_len) {
   require(key != nullptr, "key is NULL");
   return {key, key_len};
 }
@@ -80,14 +80,14 @@ inline const char* static_format_name(const std::string& name) {
   return "unknown";
 }
 
-inline mc_buffer* wrap(modelcrypt::SecureBuffer&& bytes) {
+inline mc_buffer* wrap(modelcrypt_core::SecureBuffer&& bytes) {
   mc_buffer* b = new mc_buffer;
   b->size = bytes.size();
   b->bytes = std::move(bytes);
   return b;
 }
 
-inline mc_buffer* wrap(modelcrypt::Decrypted&& d) {
+inline mc_buffer* wrap(modelcrypt_core::Decrypted&& d) {
   mc_buffer* b = new mc_buffer;
   b->offset = d.view_offset;
   b->size = d.view_length;
@@ -98,16 +98,16 @@ inline mc_buffer* wrap(modelcrypt::Decrypted&& d) {
   return b;
 }
 
-inline const modelcrypt::Credential& credential_of(const mc_key* key) {
+inline const modelcrypt_core::Credential& credential_of(const mc_key* key) {
   require(key != nullptr, "key is NULL");
   return key->credential;
 }
 
 inline const char* format_or_default(const char* format) { return format ? format : "modelcrypt"; }
 
-inline std::shared_ptr<const modelcrypt::signature::SigningKey> signing_key_of(const mc_signing_key* signer) {
+inline std::shared_ptr<const modelcrypt_core::signature::SigningKey> signing_key_of(const mc_signing_key* signer) {
   require(signer != nullptr, "signing key is NULL");
   return signer->key;
 }
 
-}  // namespace modelcrypt::c_api
+}  // namespace modelcrypt_core::c_api

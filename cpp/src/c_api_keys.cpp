@@ -15,28 +15,28 @@
 
 
 
-using namespace modelcrypt::c_api;
-using modelcrypt::ByteView;
-using modelcrypt::Credential;
+using namespace modelcrypt_core::c_api;
+using modelcrypt_core::ByteView;
+using modelcrypt_core::Credential;
 
 namespace {
 
 // A key file's or environment text's content: an identity when it holds one, else a symmetric key.
 mc_key* key_from_content(ByteView content, bool allow_raw, const std::string& source) {
-  if (modelcrypt::recipient_text::holds_identity(content)) {
-    const modelcrypt::SecretBytes secret = modelcrypt::recipient_text::parse_identity(content, source);
+  if (modelcrypt_core::recipient_text::holds_identity(content)) {
+    const modelcrypt_core::SecretBytes secret = modelcrypt_core::recipient_text::parse_identity(content, source);
     return new mc_key{Credential::x25519_identity({secret.data(), secret.size()})};
   }
-  const modelcrypt::SecureBuffer key = modelcrypt::key_text::parse(content, allow_raw, source);
+  const modelcrypt_core::SecureBuffer key = modelcrypt_core::key_text::parse(content, allow_raw, source);
   return new mc_key{Credential(ByteView{key.data(), key.size()})};
 }
 
-std::vector<modelcrypt::recipients::PublicKey> recipients_of(const char* const* recipients, size_t count) {
+std::vector<modelcrypt_core::recipients::PublicKey> recipients_of(const char* const* recipients, size_t count) {
   require(recipients != nullptr || count == 0, "recipients is NULL");
-  std::vector<modelcrypt::recipients::PublicKey> out;
+  std::vector<modelcrypt_core::recipients::PublicKey> out;
   for (size_t i = 0; i < count; ++i) {
     require(recipients[i] != nullptr, "a recipient is NULL");
-    out.push_back(modelcrypt::recipient_text::parse_recipient(recipients[i]));
+    out.push_back(modelcrypt_core::recipient_text::parse_recipient(recipients[i]));
   }
   return out;
 }
@@ -50,7 +50,7 @@ mc_status mc_key_new(const uint8_t* key, size_t key_len, mc_key** out) {
   return guarded([&] {
     require(out != nullptr, "out is NULL");
     const ByteView k = key_view(key, key_len);
-    modelcrypt::format::check_master_key(k);
+    modelcrypt_core::format::check_master_key(k);
     *out = new mc_key{Credential(k)};
   });
 }
@@ -59,8 +59,8 @@ mc_status mc_key_generate_identity(mc_key** out) {
   if (out) *out = nullptr;
   return guarded([&] {
     require(out != nullptr, "out is NULL");
-    modelcrypt::SecretBytes secret(32);
-    modelcrypt::crypto::random_bytes(secret.data(), secret.size());
+    modelcrypt_core::SecretBytes secret(32);
+    modelcrypt_core::crypto::random_bytes(secret.data(), secret.size());
     *out = new mc_key{Credential::x25519_identity({secret.data(), secret.size()})};
   });
 }
@@ -79,9 +79,9 @@ mc_status mc_key_read_file(const char* path, mc_key** out) {
   return guarded([&] {
     require(out != nullptr, "out is NULL");
     require(path != nullptr, "path is NULL");
-    modelcrypt::InputFile in(path);
+    modelcrypt_core::InputFile in(path);
     require(in.size() <= 65536, "key or identity file is larger than 64 KiB");
-    modelcrypt::SecureBuffer content = modelcrypt::SecureBuffer::allocate(static_cast<size_t>(in.size()));
+    modelcrypt_core::SecureBuffer content = modelcrypt_core::SecureBuffer::allocate(static_cast<size_t>(in.size()));
     in.read_exact_at(content.data(), content.size(), 0);
     *out = key_from_content({content.data(), content.size()}, true, std::string("key file '") + path + "'");
   });
@@ -107,8 +107,8 @@ mc_status mc_key_recipient(const mc_key* key, mc_buffer** out) {
     require(out != nullptr, "out is NULL");
     const Credential& c = credential_of(key);
     require(c.is_identity(), "a symmetric key has no recipient");
-    const std::string text = modelcrypt::recipient_text::format_recipient(c.public_key());
-    modelcrypt::SecureBuffer b = modelcrypt::SecureBuffer::allocate(text.size());
+    const std::string text = modelcrypt_core::recipient_text::format_recipient(c.public_key());
+    modelcrypt_core::SecureBuffer b = modelcrypt_core::SecureBuffer::allocate(text.size());
     std::memcpy(b.data(), text.data(), text.size());
     *out = wrap(std::move(b));
   });
@@ -122,7 +122,7 @@ mc_status mc_load_with_key(const char* path, const mc_key* key, const char* mode
   return guarded([&] {
     require(out != nullptr, "out is NULL");
     require(path != nullptr, "path is NULL");
-    *out = wrap(modelcrypt::load_file(path, credential_of(key), mode_or_default(mode), format_or_default(format), threads));
+    *out = wrap(modelcrypt_core::load_file(path, credential_of(key), mode_or_default(mode), format_or_default(format), threads));
   });
 }
 
@@ -130,7 +130,7 @@ namespace {
 
 // The caller's mc_reader as a ByteSource: every call checked (count within the request), serialized
 // unless the caller allows concurrent calls.
-class ReaderSource final : public modelcrypt::ByteSource {
+class ReaderSource final : public modelcrypt_core::ByteSource {
  public:
   explicit ReaderSource(const mc_reader& r) : reader_(r) {}
   uint64_t size() const noexcept override { return reader_.size; }
@@ -180,7 +180,7 @@ mc_status mc_load_from_reader(const mc_reader* reader, const mc_key* key, const 
                                                       "(zero-initialize the struct, then set struct_size)");
     require(reader->read_at != nullptr, "reader->read_at is NULL");
     const ReaderSource source(*reader);
-    *out = wrap(modelcrypt::load_source(source, credential_of(key), mode_or_default(mode), threads));
+    *out = wrap(modelcrypt_core::load_source(source, credential_of(key), mode_or_default(mode), threads));
   });
 }
 
@@ -190,7 +190,7 @@ mc_status mc_decrypt_memory_with_key(const void* data, size_t size, const mc_key
   return guarded([&] {
     require(out != nullptr, "out is NULL");
     require(data != nullptr || size == 0, "data is NULL");
-    *out = wrap(modelcrypt::decrypt_memory({static_cast<const uint8_t*>(data), size}, credential_of(key),
+    *out = wrap(modelcrypt_core::decrypt_memory({static_cast<const uint8_t*>(data), size}, credential_of(key),
                                            mode_or_default(mode), format_or_default(format)));
   });
 }
@@ -199,7 +199,7 @@ mc_status mc_verify_file_with_key(const char* path, const mc_key* key, const cha
                                   unsigned threads) {
   return guarded([&] {
     require(path != nullptr, "path is NULL");
-    modelcrypt::verify_file(path, credential_of(key), mode_or_default(mode), format_or_default(format), threads);
+    modelcrypt_core::verify_file(path, credential_of(key), mode_or_default(mode), format_or_default(format), threads);
   });
 }
 
@@ -209,15 +209,15 @@ mc_status mc_load_range_with_key(const char* path, const mc_key* key, const char
   return guarded([&] {
     require(out != nullptr, "out is NULL");
     require(path != nullptr, "path is NULL");
-    *out = wrap(modelcrypt::load_range(path, credential_of(key), mode_or_default(mode), offset, length, threads));
+    *out = wrap(modelcrypt_core::load_range(path, credential_of(key), mode_or_default(mode), offset, length, threads));
   });
 }
 
 namespace {
 
 // The caller's writer options (NULL: the defaults), checked.
-modelcrypt::EncryptOptions options_of(const mc_encrypt_options* given) {
-  modelcrypt::EncryptOptions options;
+modelcrypt_core::EncryptOptions options_of(const mc_encrypt_options* given) {
+  modelcrypt_core::EncryptOptions options;
   if (given == nullptr) return options;
   require(given->struct_size >= sizeof(mc_encrypt_options), "options->struct_size is not sizeof(mc_encrypt_options)");
   if (given->chunk_size != 0) options.chunk_size = given->chunk_size;
@@ -230,10 +230,10 @@ modelcrypt::EncryptOptions options_of(const mc_encrypt_options* given) {
 
 // Encryption to recipients and/or a key object, signed when `signer` is given.
 void encrypt_to(const char* src, const char* dst, const char* const* recipients, size_t count, const mc_key* key,
-                const char* mode, std::shared_ptr<const modelcrypt::signature::SigningKey> signer,
+                const char* mode, std::shared_ptr<const modelcrypt_core::signature::SigningKey> signer,
                 const mc_encrypt_options* given = nullptr) {
     require(src != nullptr && dst != nullptr, "src or dst is NULL");
-    modelcrypt::EncryptOptions options = options_of(given);
+    modelcrypt_core::EncryptOptions options = options_of(given);
     options.signing_key = std::move(signer);
     options.recipients = recipients_of(recipients, count);
     ByteView symmetric;
@@ -246,7 +246,7 @@ void encrypt_to(const char* src, const char* dst, const char* const* recipients,
     }
     require(!options.recipients.empty() || symmetric.size != 0, "no recipient and no key");
     options.with_key = symmetric.size != 0;
-    modelcrypt::encrypt_file(src, dst, symmetric, mode_or_default(mode), options);
+    modelcrypt_core::encrypt_file(src, dst, symmetric, mode_or_default(mode), options);
 }
 
 }  // namespace
@@ -273,7 +273,7 @@ mc_status mc_decrypt_file_with_key(const char* src, const char* dst, const mc_ke
                                    const char* format, unsigned threads) {
   return guarded([&] {
     require(src != nullptr && dst != nullptr, "src or dst is NULL");
-    modelcrypt::decrypt_file(src, dst, credential_of(key), mode_or_default(mode), format_or_default(format), threads);
+    modelcrypt_core::decrypt_file(src, dst, credential_of(key), mode_or_default(mode), format_or_default(format), threads);
   });
 }
 
@@ -281,10 +281,10 @@ mc_status mc_recipients_edit(const char* path, const mc_key* key, const char* co
                              const char* const* remove, size_t remove_count) {
   return guarded([&] {
     require(path != nullptr, "path is NULL");
-    modelcrypt::RecipientChanges changes;
+    modelcrypt_core::RecipientChanges changes;
     changes.add_x25519 = recipients_of(add, add_count);
     changes.remove_x25519 = recipients_of(remove, remove_count);
-    modelcrypt::edit_recipients(path, credential_of(key), changes);
+    modelcrypt_core::edit_recipients(path, credential_of(key), changes);
   });
 }
 

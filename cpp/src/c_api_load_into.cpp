@@ -2,7 +2,7 @@
 #include "c_api_detail.hpp"
 #include "decrypt_into.hpp"
 
-using namespace modelcrypt::c_api;
+using namespace modelcrypt_core::c_api;
 
 extern "C" {
 
@@ -12,7 +12,7 @@ mc_status mc_load_into(const char* path, const mc_key* key, const char* mode, un
   return guarded([&] {
     require(path != nullptr, "path is NULL");
     require(dst != nullptr || capacity == 0, "dst is NULL");
-    const uint64_t n = modelcrypt::load_file_into(path, credential_of(key), mode_or_default(mode),
+    const uint64_t n = modelcrypt_core::load_file_into(path, credential_of(key), mode_or_default(mode),
                                                   static_cast<uint8_t*>(dst), capacity, threads);
     if (written) *written = static_cast<size_t>(n);
   });
@@ -23,7 +23,7 @@ mc_status mc_load_range_into(const char* path, const mc_key* key, const char* mo
   return guarded([&] {
     require(path != nullptr, "path is NULL");
     require(dst != nullptr || capacity == 0, "dst is NULL");
-    modelcrypt::load_range_into(path, credential_of(key), mode_or_default(mode), offset, length,
+    modelcrypt_core::load_range_into(path, credential_of(key), mode_or_default(mode), offset, length,
                                 static_cast<uint8_t*>(dst), capacity, threads);
   });
 }

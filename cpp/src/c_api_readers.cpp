@@ -12,7 +12,7 @@
 
 namespace {
 
-using namespace modelcrypt::c_api;
+using namespace modelcrypt_core::c_api;
 
 // JSON string literal of arbitrary bytes (unauthenticated header text): quotes, backslashes and
 // control characters escaped, bytes >= 0x80 passed through (UTF-8).
@@ -45,32 +45,32 @@ std::string hex(const uint8_t* data, size_t size) {
 }
 
 mc_buffer* text_buffer(const std::string& text) {
-  modelcrypt::SecureBuffer bytes = modelcrypt::SecureBuffer::allocate(text.size());
+  modelcrypt_core::SecureBuffer bytes = modelcrypt_core::SecureBuffer::allocate(text.size());
   if (!text.empty()) std::memcpy(bytes.data(), text.data(), text.size());
   return wrap(std::move(bytes));
 }
 
 std::string inspect_json(const std::string& path) {
-  const std::string fmt = modelcrypt::detect_file_format(path);
+  const std::string fmt = modelcrypt_core::detect_file_format(path);
   if (fmt == "mindspore" || fmt == "paddlex") {
-    const modelcrypt::legacy::FileDescription d = modelcrypt::legacy::describe_file(path);
+    const modelcrypt_core::legacy::FileDescription d = modelcrypt_core::legacy::describe_file(path);
     return "{\"format\":\"" + fmt + "\",\"cipher\":" +
            json_string(reinterpret_cast<const uint8_t*>(d.description.cipher.data()), d.description.cipher.size()) +
            ",\"frames\":" + std::to_string(d.description.frames) + ",\"plaintext_length\":" +
            (d.description.plaintext_length < 0 ? std::string("null") : std::to_string(d.description.plaintext_length)) +
            ",\"file_length\":" + std::to_string(d.file_length) + "}";
   }
-  const modelcrypt::FileInfo info = modelcrypt::inspect_file(path);  // Error(format) for anything else
-  const modelcrypt::format::Header& h = info.header;
+  const modelcrypt_core::FileInfo info = modelcrypt_core::inspect_file(path);  // Error(format) for anything else
+  const modelcrypt_core::format::Header& h = info.header;
   return "{\"format\":\"modelcrypt\",\"version\":" + std::to_string(h.version) + ",\"algorithm\":\"" +
-         modelcrypt::format::algorithm_name(h.algorithm) + "\",\"chunk_size\":" + std::to_string(h.chunk_size) +
+         modelcrypt_core::format::algorithm_name(h.algorithm) + "\",\"chunk_size\":" + std::to_string(h.chunk_size) +
          ",\"plaintext_length\":" + std::to_string(h.plaintext_length) + ",\"chunk_count\":" +
          std::to_string(h.chunk_count()) + ",\"header_length\":" + std::to_string(h.header_length()) +
          ",\"file_length\":" + std::to_string(info.file_length) + ",\"expected_file_length\":" +
          std::to_string(h.file_length()) + ",\"salt\":" + hex(h.salt.data(), h.salt.size()) +
          ",\"key_commitment\":" + hex(h.commitment.data(), h.commitment.size()) + ",\"metadata\":" +
          json_string(h.metadata.data(), h.metadata.size()) + ",\"signer\":" +
-         (info.has_signer ? "\"" + modelcrypt::signing_text::format_signer(info.signer) + "\"" : std::string("null")) + "}";
+         (info.has_signer ? "\"" + modelcrypt_core::signing_text::format_signer(info.signer) + "\"" : std::string("null")) + "}";
 }
 
 }  // namespace
@@ -85,7 +85,7 @@ mc_status mc_load_ex(const char* path, const uint8_t* key, size_t key_len, const
   return guarded([&] {
     require(out != nullptr, "out is NULL");
     require(path != nullptr, "path is NULL");
-    *out = wrap(modelcrypt::load_file(path, key_view(key, key_len), mode_or_default(mode), format_or_default(format),
+    *out = wrap(modelcrypt_core::load_file(path, key_view(key, key_len), mode_or_default(mode), format_or_default(format),
                                       threads));
   });
 }
@@ -95,7 +95,7 @@ mc_status mc_decrypt_file_ex(const char* src, const char* dst, const uint8_t* ke
   return guarded([&] {
     require(src != nullptr, "src is NULL");
     require(dst != nullptr, "dst is NULL");
-    modelcrypt::decrypt_file(src, dst, key_view(key, key_len), mode_or_default(mode), format_or_default(format), threads);
+    modelcrypt_core::decrypt_file(src, dst, key_view(key, key_len), mode_or_default(mode), format_or_default(format), threads);
   });
 }
 
@@ -103,7 +103,7 @@ mc_status mc_verify_file(const char* path, const uint8_t* key, size_t key_len, c
                          unsigned threads) {
   return guarded([&] {
     require(path != nullptr, "path is NULL");
-    modelcrypt::verify_file(path, key_view(key, key_len), mode_or_default(mode), format_or_default(format), threads);
+    modelcrypt_core::verify_file(path, key_view(key, key_len), mode_or_default(mode), format_or_default(format), threads);
   });
 }
 
@@ -113,7 +113,7 @@ mc_status mc_load_range(const char* path, const uint8_t* key, size_t key_len, co
   return guarded([&] {
     require(out != nullptr, "out is NULL");
     require(path != nullptr, "path is NULL");
-    *out = wrap(modelcrypt::load_range(path, key_view(key, key_len), mode_or_default(mode), offset, length, threads));
+    *out = wrap(modelcrypt_core::load_range(path, key_view(key, key_len), mode_or_default(mode), offset, length, threads));
   });
 }
 
@@ -131,7 +131,7 @@ mc_status mc_key_from_text(const char* text, size_t text_len, mc_buffer** out) {
   return guarded([&] {
     require(out != nullptr, "out is NULL");
     require(text != nullptr, "text is NULL");
-    *out = wrap(modelcrypt::key_text::parse({reinterpret_cast<const uint8_t*>(text), text_len}, false, "key text"));
+    *out = wrap(modelcrypt_core::key_text::parse({reinterpret_cast<const uint8_t*>(text), text_len}, false, "key text"));
   });
 }
 
@@ -140,7 +140,7 @@ mc_status mc_key_from_file(const char* path, mc_buffer** out) {
   return guarded([&] {
     require(out != nullptr, "out is NULL");
     require(path != nullptr, "path is NULL");
-    *out = wrap(modelcrypt::key_text::read_file(path));
+    *out = wrap(modelcrypt_core::key_text::read_file(path));
   });
 }
 
@@ -149,7 +149,7 @@ mc_status mc_key_from_env(const char* name, mc_buffer** out) {
   return guarded([&] {
     require(out != nullptr, "out is NULL");
     require(name != nullptr && *name, "name is NULL or empty");
-    *out = wrap(modelcrypt::key_text::from_env(name));
+    *out = wrap(modelcrypt_core::key_text::from_env(name));
   });
 }
 

@@ -7,7 +7,7 @@
 
 #include "parallel.hpp"
 
-namespace modelcrypt::chunks {
+namespace modelcrypt_core::chunks {
 namespace {
 std::atomic<uint64_t> g_chunks_decrypted{0};
 std::atomic<uint64_t> g_ciphertext_bytes_read{0};
@@ -117,4 +117,4 @@ void run_pipeline(uint64_t batches, const std::function<void(uint64_t)>& load,
   store(batches - 1);
 }
 
-}  // namespace modelcrypt::chunks
+}  // namespace modelcrypt_core::chunks

@@ -20,7 +20,7 @@
 #include "secure_buffer.hpp"
 #include "signature.hpp"
 
-namespace modelcrypt::chunks {
+namespace modelcrypt_core::chunks {
 
 constexpr uint64_t kBatchBytes = 16u << 20;  // file->file working set
 // Memory->file (save_checkpoint, DCP): smaller batches, so that the three slots of ciphertext stay
@@ -145,4 +145,4 @@ void run_pipeline(uint64_t batches, const std::function<void(uint64_t)>& load,
                   const std::function<void(uint64_t)>& process, const std::function<void(uint64_t)>& store,
                   const std::function<void(uint64_t)>& between);
 
-}  // namespace modelcrypt::chunks
+}  // namespace modelcrypt_core::chunks

@@ -17,7 +17,7 @@
 #include "legacy.hpp"
 #include "parallel.hpp"
 
-namespace modelcrypt {
+namespace modelcrypt_core {
 
 using namespace chunks;  // NOLINT(google-build-using-namespace): the chunk machinery (chunk_pipeline.hpp)
 
@@ -548,4 +548,4 @@ FileInfo inspect_source(const ByteSource& in) {
   return info;
 }
 
-}  // namespace modelcrypt
+}  // namespace modelcrypt_core

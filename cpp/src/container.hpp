@@ -1,5 +1,5 @@
 // The operations of modelcrypt on format v1 files: encrypt and decrypt between files and memory.
-// All functions throw modelcrypt::Error; none releases plaintext that failed authentication.
+// All functions throw modelcrypt_core::Error; none releases plaintext that failed authentication.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -14,7 +14,7 @@
 #include "secure_buffer.hpp"
 #include "signature.hpp"
 
-namespace modelcrypt {
+namespace modelcrypt_core {
 
 // Fixed mode names accepted for reading ("AES-GCM", "AES-CBC", "SM4-CBC"; plus "paddle:..." modes).
 const std::vector<std::string>& supported_modes();
@@ -184,4 +184,4 @@ FileInfo inspect_file(const std::string& path);
 // The same for a ByteSource (a URL or file object read through a callback).
 FileInfo inspect_source(const ByteSource& in);
 
-}  // namespace modelcrypt
+}  // namespace modelcrypt_core

@@ -12,7 +12,7 @@
 #include "format.hpp"
 #include "signature.hpp"
 
-namespace modelcrypt::detail {
+namespace modelcrypt_core::detail {
 
 struct ParsedFileHeader {
   format::Header header;
@@ -81,4 +81,4 @@ void decrypt_opened(const OpenedFile& f, const std::string& dst, unsigned thread
                     bool durable);
 void verify_opened(const OpenedFile& f, unsigned threads, const Progress& progress);
 
-}  // namespace modelcrypt::detail
+}  // namespace modelcrypt_core::detail

@@ -13,7 +13,7 @@
 #include "errors.hpp"
 #include "file_io.hpp"
 
-namespace modelcrypt {
+namespace modelcrypt_core {
 
 using namespace chunks;  // NOLINT(google-build-using-namespace): this file's own machinery
 using format::Header;
@@ -304,4 +304,4 @@ void encrypt_parts_to_file(const std::vector<ByteView>& parts, const std::string
   encrypt_source_to_file(source, dst, key, mode, options);
 }
 
-}  // namespace modelcrypt
+}  // namespace modelcrypt_core

@@ -5,7 +5,7 @@
 #include "errors.hpp"
 #include "format.hpp"
 
-namespace modelcrypt {
+namespace modelcrypt_core {
 
 Credential::Credential(ByteView symmetric_key) : secret_(symmetric_key.data, symmetric_key.data + symmetric_key.size) {}
 
@@ -31,4 +31,4 @@ void check_credential(const Credential& credential) {
   if (!credential.is_identity()) format::check_master_key(credential.symmetric_key());
 }
 
-}  // namespace modelcrypt
+}  // namespace modelcrypt_core

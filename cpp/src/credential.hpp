@@ -9,7 +9,7 @@
 
 #include "crypto.hpp"
 
-namespace modelcrypt {
+namespace modelcrypt_core {
 
 class Credential {
  public:
@@ -42,4 +42,4 @@ class Credential {
 // bytes; Error(invalid_argument)); identities are validated when made.
 void check_credential(const Credential& credential);
 
-}  // namespace modelcrypt
+}  // namespace modelcrypt_core

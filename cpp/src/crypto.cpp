@@ -16,7 +16,7 @@
 
 #include "errors.hpp"
 
-namespace modelcrypt::crypto {
+namespace modelcrypt_core::crypto {
 
 void wipe(void* data, size_t size) noexcept {
   if (data != nullptr && size != 0) OPENSSL_cleanse(data, size);
@@ -445,4 +445,4 @@ bool AesGcm::decrypt_hashing(ByteView iv, ByteView aad, const uint8_t* in, uint8
   return ok;
 }
 
-}  // namespace modelcrypt::crypto
+}  // namespace modelcrypt_core::crypto

@@ -9,7 +9,7 @@
 // No OpenSSL header here: this file is included by the Python extension, which links OpenSSL only
 // through libmodelcrypt.so and must not reference any OpenSSL symbol itself.
 
-namespace modelcrypt {
+namespace modelcrypt_core {
 
 namespace crypto {
 // Overwrites memory with zeros in a way the compiler cannot elide (OPENSSL_cleanse).
@@ -145,4 +145,4 @@ class AesGcm {
 };
 
 }  // namespace crypto
-}  // namespace modelcrypt
+}  // namespace modelcrypt_core

@@ -16,7 +16,7 @@
 #include "parallel.hpp"
 #include "random_access.hpp"
 
-namespace modelcrypt {
+namespace modelcrypt_core {
 
 using format::Header;
 using format::kTagSize;
@@ -187,4 +187,4 @@ void load_range_into(const std::string& path, const Credential& key, const std::
   file.read_spans_into({{offset, length, dst}}, threads);
 }
 
-}  // namespace modelcrypt
+}  // namespace modelcrypt_core

@@ -14,7 +14,7 @@
 #include "format.hpp"
 #include "signature.hpp"
 
-namespace modelcrypt {
+namespace modelcrypt_core {
 
 // One destination: plaintext bytes [offset, offset + length) go to dst[0, length).
 struct PlaintextSpan {
@@ -50,4 +50,4 @@ void decrypt_spans_into(const ByteSource& in, const format::Header& h, const for
                         const signature::VerifiedTrailer* trailer);
 
 }  // namespace detail
-}  // namespace modelcrypt
+}  // namespace modelcrypt_core

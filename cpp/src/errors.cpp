@@ -3,7 +3,7 @@
 #include <cerrno>
 #include <cstring>
 
-namespace modelcrypt {
+namespace modelcrypt_core {
 
 const char* status_name(Status s) noexcept {
   switch (s) {
@@ -29,4 +29,4 @@ void throw_io_error(const std::string& what, const std::string& path) {
   throw_io_error(what, path, errno);
 }
 
-}  // namespace modelcrypt
+}  // namespace modelcrypt_core

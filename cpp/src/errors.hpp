@@ -1,10 +1,10 @@
 // Error type of the modelcrypt core. Every failure inside the core is reported by throwing
-// modelcrypt::Error carrying one Status; bindings translate it at their boundary.
+// modelcrypt_core::Error carrying one Status; bindings translate it at their boundary.
 #pragma once
 #include <stdexcept>
 #include <string>
 
-namespace modelcrypt {
+namespace modelcrypt_core {
 
 // Same set (and order) as the public C API's mc_status.
 enum class Status : int {
@@ -40,4 +40,4 @@ class Error : public std::runtime_error {
 [[noreturn]] void throw_io_error(const std::string& what, const std::string& path);
 [[noreturn]] void throw_io_error(const std::string& what, const std::string& path, int err);
 
-}  // namespace modelcrypt
+}  // namespace modelcrypt_core

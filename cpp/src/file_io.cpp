@@ -10,7 +10,7 @@
 #include "crypto.hpp"
 #include "errors.hpp"
 
-namespace modelcrypt {
+namespace modelcrypt_core {
 namespace {
 
 std::string dir_of(const std::string& path) {
@@ -285,9 +285,9 @@ void check_output_path(const std::string& source, const std::string& destination
   }
 }
 
-}  // namespace modelcrypt
+}  // namespace modelcrypt_core
 
-namespace modelcrypt {
+namespace modelcrypt_core {
 
 void overwrite_in_place(const std::string& path, const FileIdentity& expected, uint64_t offset, const void* data, size_t n,
                         bool durable) {
@@ -323,4 +323,4 @@ void overwrite_in_place(const std::string& path, const FileIdentity& expected, u
   if (::close(fd) != 0) throw_io_error("cannot close", path);
 }
 
-}  // namespace modelcrypt
+}  // namespace modelcrypt_core

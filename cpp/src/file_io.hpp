@@ -12,7 +12,7 @@
 
 #include "byte_source.hpp"
 
-namespace modelcrypt {
+namespace modelcrypt_core {
 
 // What identifies a file's contents as of one moment: its inode, size and modification time.
 // (ctime is recorded but not compared: chmod, a new hard link or an xattr change it without
@@ -105,4 +105,4 @@ void overwrite_in_place(const std::string& path, const FileIdentity& expected, u
 // Prefix of temporary files: ".<name>.mctmp-".
 std::string temp_file_prefix(const std::string& destination);
 
-}  // namespace modelcrypt
+}  // namespace modelcrypt_core

@@ -5,7 +5,7 @@
 #include "errors.hpp"
 #include "signature.hpp"
 
-namespace modelcrypt::format {
+namespace modelcrypt_core::format {
 namespace {
 
 uint16_t load_le16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
@@ -365,4 +365,4 @@ uint64_t encrypted_length(uint64_t plaintext_length, uint32_t chunk_size, size_t
          (is_signed ? signature::trailer_length(chunks) : 0);
 }
 
-}  // namespace modelcrypt::format
+}  // namespace modelcrypt_core::format

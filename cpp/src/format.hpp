@@ -12,7 +12,7 @@
 #include "crypto.hpp"
 #include "recipients.hpp"
 
-namespace modelcrypt::format {
+namespace modelcrypt_core::format {
 
 constexpr uint8_t kMagic[8] = {0x89, 'M', 'C', 'R', 'Y', 'P', 'T', '\n'};
 constexpr uint16_t kVersion = 1;   // symmetric key only
@@ -135,4 +135,4 @@ uint64_t encrypted_length(uint64_t plaintext_length, uint32_t chunk_size, size_t
 // The block size R make_header_v2 picks for `x25519_count` X25519 stanzas (+1 symmetric if `with_key`).
 uint32_t writer_block_size(size_t x25519_count, bool with_key);
 
-}  // namespace modelcrypt::format
+}  // namespace modelcrypt_core::format

@@ -12,7 +12,7 @@
 
 #include "errors.hpp"
 
-namespace modelcrypt::key_text {
+namespace modelcrypt_core::key_text {
 namespace {
 
 bool is_space(uint8_t c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'; }
@@ -136,4 +136,4 @@ SecureBuffer from_env(const std::string& name) {
   return parse({reinterpret_cast<const uint8_t*>(value), std::strlen(value)}, false, "environment variable " + shown);
 }
 
-}  // namespace modelcrypt::key_text
+}  // namespace modelcrypt_core::key_text

@@ -7,7 +7,7 @@
 #include "crypto.hpp"
 #include "secure_buffer.hpp"
 
-namespace modelcrypt::key_text {
+namespace modelcrypt_core::key_text {
 
 // Hex (optional 0x, 32/48/64 digits) or standard base64 with padding decoding to 16/24/32 bytes;
 // surrounding ASCII whitespace ignored. With allow_raw (key files): otherwise the exact bytes when
@@ -21,4 +21,4 @@ SecureBuffer read_file(const std::string& path);
 // An environment variable holding hex or base64 text. Unset or empty: Error(invalid_argument).
 SecureBuffer from_env(const std::string& name);
 
-}  // namespace modelcrypt::key_text
+}  // namespace modelcrypt_core::key_text

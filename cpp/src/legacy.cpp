@@ -8,7 +8,7 @@
 #include "file_io.hpp"
 #include "format.hpp"
 
-namespace modelcrypt::legacy {
+namespace modelcrypt_core::legacy {
 namespace {
 
 constexpr uint32_t kMsMagicGcm = 0x7F3A5ED8;
@@ -572,4 +572,4 @@ void mindspore_encrypt_file(const std::string& src, const std::string& dst, cons
   out.commit();
 }
 
-}  // namespace modelcrypt::legacy
+}  // namespace modelcrypt_core::legacy

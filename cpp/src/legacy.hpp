@@ -9,7 +9,7 @@
 #include "crypto.hpp"
 #include "secure_buffer.hpp"
 
-namespace modelcrypt::legacy {
+namespace modelcrypt_core::legacy {
 
 enum class Format { modelcrypt, mindspore, paddlex, paddle_cipher, unknown };
 const char* format_name(Format f) noexcept;
@@ -85,4 +85,4 @@ void mindspore_encrypt(ByteView plaintext, const Mode& mode, ByteView key, uint8
 // File -> file, frame by frame (memory: one frame), atomic output.
 void mindspore_encrypt_file(const std::string& src, const std::string& dst, const Mode& mode, ByteView key);
 
-}  // namespace modelcrypt::legacy
+}  // namespace modelcrypt_core::legacy

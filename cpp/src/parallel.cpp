@@ -9,7 +9,7 @@
 #include <thread>
 #include <vector>
 
-namespace modelcrypt {
+namespace modelcrypt_core {
 
 unsigned available_cpus() noexcept {
   cpu_set_t set;
@@ -62,4 +62,4 @@ void parallel_for(uint64_t n, unsigned threads,
   if (error) std::rethrow_exception(error);
 }
 
-}  // namespace modelcrypt
+}  // namespace modelcrypt_core

@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <functional>
 
-namespace modelcrypt {
+namespace modelcrypt_core {
 
 // Number of CPUs this process may run on (sched_getaffinity), at least 1.
 unsigned available_cpus() noexcept;
@@ -18,4 +18,4 @@ unsigned resolve_threads(unsigned requested, uint64_t max_useful) noexcept;
 void parallel_for(uint64_t n, unsigned threads,
                   const std::function<std::function<void(uint64_t)>()>& make_worker);
 
-}  // namespace modelcrypt
+}  // namespace modelcrypt_core

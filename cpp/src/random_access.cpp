@@ -11,7 +11,7 @@
 #include "container_detail.hpp"
 #include "errors.hpp"
 
-namespace modelcrypt {
+namespace modelcrypt_core {
 namespace {
 
 std::string absolute(const std::string& path) {
@@ -113,4 +113,4 @@ void RandomAccessFile::verify(unsigned threads, const Progress& progress) const 
   guarded([&] { detail::verify_opened(*file_, threads, progress); });
 }
 
-}  // namespace modelcrypt
+}  // namespace modelcrypt_core

@@ -12,7 +12,7 @@
 #include "decrypt_into.hpp"
 #include "file_io.hpp"
 
-namespace modelcrypt {
+namespace modelcrypt_core {
 namespace detail {
 struct OpenedFile;
 }
@@ -65,4 +65,4 @@ class RandomAccessFile {
   FileIdentity opened_;
 };
 
-}  // namespace modelcrypt
+}  // namespace modelcrypt_core

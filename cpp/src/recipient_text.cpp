@@ -5,7 +5,7 @@
 
 #include "errors.hpp"
 
-namespace modelcrypt::recipient_text {
+namespace modelcrypt_core::recipient_text {
 namespace {
 
 constexpr char kCharset[] = "qpzry9x8gf2tvdw0s3jn54khce6mua7l";
@@ -239,4 +239,4 @@ void for_each_entry_line(std::string_view content, const std::function<void(std:
   for_each_entry(content, fn);
 }
 
-}  // namespace modelcrypt::recipient_text
+}  // namespace modelcrypt_core::recipient_text

@@ -12,7 +12,7 @@
 #include "crypto.hpp"
 #include "secure_buffer.hpp"
 
-namespace modelcrypt::recipient_text {
+namespace modelcrypt_core::recipient_text {
 
 using PublicKey = std::array<uint8_t, crypto::kX25519KeySize>;
 
@@ -42,4 +42,4 @@ bool bech32_decode(std::string_view text, std::string* hrp, SecretBytes* data, s
 // Calls fn(line, line_number) for each line that is not blank or a '#' comment, trimmed.
 void for_each_entry_line(std::string_view content, const std::function<void(std::string_view, size_t)>& fn);
 
-}  // namespace modelcrypt::recipient_text
+}  // namespace modelcrypt_core::recipient_text

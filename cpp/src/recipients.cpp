@@ -7,7 +7,7 @@
 #include "errors.hpp"
 #include "format.hpp"
 
-namespace modelcrypt::recipients {
+namespace modelcrypt_core::recipients {
 namespace {
 
 constexpr char kInfoX25519Wrap[] = "modelcrypt v2 x25519 wrap";
@@ -211,4 +211,4 @@ SecretBytes unwrap(const std::vector<Stanza>& stanzas, const Credential& credent
   throw Error(Status::key_mismatch, "wrong key: no symmetric-key stanza of this file opens with this key (or the stanza is corrupted)");
 }
 
-}  // namespace modelcrypt::recipients
+}  // namespace modelcrypt_core::recipients

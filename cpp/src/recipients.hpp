@@ -9,7 +9,7 @@
 #include "credential.hpp"
 #include "crypto.hpp"
 
-namespace modelcrypt::recipients {
+namespace modelcrypt_core::recipients {
 
 constexpr uint8_t kTypeX25519 = 1;
 constexpr uint8_t kTypeSymmetric = 2;
@@ -54,4 +54,4 @@ SecretBytes unwrap(const std::vector<Stanza>& stanzas, const Credential& credent
 // True when `credential` opens this stanza (for removing a symmetric key's stanza).
 bool opens(const Stanza& stanza, const Credential& credential, const uint8_t file_salt[kSaltSize]);
 
-}  // namespace modelcrypt::recipients
+}  // namespace modelcrypt_core::recipients

@@ -11,7 +11,7 @@
 #include "format.hpp"
 #include "recipient_text.hpp"
 
-namespace modelcrypt {
+namespace modelcrypt_core {
 namespace {
 
 constexpr size_t kCopyBatch = 16u << 20;
@@ -116,4 +116,4 @@ RecipientEditResult edit_recipients(const std::string& path, const Credential& c
   return result;
 }
 
-}  // namespace modelcrypt
+}  // namespace modelcrypt_core

@@ -9,7 +9,7 @@
 #include "credential.hpp"
 #include "recipients.hpp"
 
-namespace modelcrypt {
+namespace modelcrypt_core {
 
 struct RecipientChanges {
   std::vector<recipients::PublicKey> add_x25519;     // already present: left as is
@@ -30,4 +30,4 @@ struct RecipientEditResult {
 // changes that would leave no stanza or more than 1024: Error(invalid_argument).
 RecipientEditResult edit_recipients(const std::string& path, const Credential& credential, const RecipientChanges& changes);
 
-}  // namespace modelcrypt
+}  // namespace modelcrypt_core

@@ -9,7 +9,7 @@
 #include "errors.hpp"
 #include "random_access.hpp"
 
-namespace modelcrypt {
+namespace modelcrypt_core {
 namespace {
 
 // Plaintext of an open encrypted file: each read decrypts (and authenticates) exactly the chunks
@@ -44,4 +44,4 @@ void RandomAccessFile::reencrypt_to_file(const std::string& dst, ByteView new_ke
   encrypt_source_to_file(source, dst, new_key, "AES-GCM", options);
 }
 
-}  // namespace modelcrypt
+}  // namespace modelcrypt_core

@@ -18,7 +18,7 @@
 
 #include "errors.hpp"
 
-namespace modelcrypt {
+namespace modelcrypt_core {
 namespace {
 constexpr size_t kHugePage = size_t{2} << 20;
 constexpr size_t kPage = 4096;
@@ -191,4 +191,4 @@ void SecureBuffer::release() noexcept {
   fork_registered_ = false;
 }
 
-}  // namespace modelcrypt
+}  // namespace modelcrypt_core

@@ -4,7 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace modelcrypt {
+namespace modelcrypt_core {
 
 class SecureBuffer {
  public:
@@ -41,13 +41,13 @@ class SecureBuffer {
   bool fork_registered_ = false;  // in the fork fallback registry (no MADV_WIPEONFORK)
 };
 
-}  // namespace modelcrypt
+}  // namespace modelcrypt_core
 
 // Test hook: called (when set) on every release of a mapped buffer, after its bytes were wiped and
 // before they are unmapped, with the buffer's data() and size(). Process-wide; for tests only.
-namespace modelcrypt::testing {
+namespace modelcrypt_core::testing {
 using ReleaseObserver = void (*)(const uint8_t* data, size_t size);
 void set_release_observer(ReleaseObserver observer) noexcept;
 // Buffers allocated while `force` is set skip MADV_WIPEONFORK and use the pthread_atfork fallback.
 void set_fork_fallback(bool force) noexcept;
-}  // namespace modelcrypt::testing
+}  // namespace modelcrypt_core::testing

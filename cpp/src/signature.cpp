@@ -6,7 +6,7 @@
 #include "errors.hpp"
 #include "signing_text.hpp"
 
-namespace modelcrypt::signature {
+namespace modelcrypt_core::signature {
 namespace {
 
 uint16_t load_le16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | p[1] << 8); }
@@ -131,4 +131,4 @@ void raise_chunk_changed(uint64_t index, uint64_t count) {
                                      " does not match its signed hash: the file was changed after it was signed");
 }
 
-}  // namespace modelcrypt::signature
+}  // namespace modelcrypt_core::signature

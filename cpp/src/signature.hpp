@@ -10,7 +10,7 @@
 
 #include "crypto.hpp"
 
-namespace modelcrypt::signature {
+namespace modelcrypt_core::signature {
 
 constexpr uint16_t kAlgorithmEd25519Sha256 = 1;
 constexpr size_t kPublicKeySize = crypto::kEd25519KeySize;
@@ -81,4 +81,4 @@ VerifiedTrailer verify_trailer(const uint8_t* trailer, size_t length, uint64_t c
 // Error(signature) for a chunk whose hash differs from its signed hash.
 [[noreturn]] void raise_chunk_changed(uint64_t index, uint64_t count);
 
-}  // namespace modelcrypt::signature
+}  // namespace modelcrypt_core::signature

@@ -13,7 +13,7 @@
 #include "errors.hpp"
 #include "parallel.hpp"
 
-namespace modelcrypt {
+namespace modelcrypt_core {
 namespace {
 
 constexpr uint64_t kBatchBytes = 16u << 20;
@@ -68,4 +68,4 @@ signature::PublicKey verify_signature_source(const ByteSource& in, const std::ve
   return trailer->signer;
 }
 
-}  // namespace modelcrypt
+}  // namespace modelcrypt_core

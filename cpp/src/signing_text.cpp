@@ -6,7 +6,7 @@
 #include "errors.hpp"
 #include "recipient_text.hpp"
 
-namespace modelcrypt::signing_text {
+namespace modelcrypt_core::signing_text {
 namespace {
 
 constexpr char kSignerHrp[] = "modelcrypt-signer";
@@ -162,4 +162,4 @@ SecretBytes parse_signing_key(ByteView content, const std::string& source) {
   return seed;
 }
 
-}  // namespace modelcrypt::signing_text
+}  // namespace modelcrypt_core::signing_text

@@ -9,7 +9,7 @@
 #include "crypto.hpp"
 #include "signature.hpp"
 
-namespace modelcrypt::signing_text {
+namespace modelcrypt_core::signing_text {
 
 std::string format_signer(const signature::PublicKey& public_key);  // "modelcrypt-signer1..."
 SecretBytes format_signing_key(ByteView seed);                       // "MODELCRYPT-SIGNING-KEY-1..."
@@ -26,4 +26,4 @@ bool holds_signing_key(ByteView content);
 // as its 32-byte seed. Errors name `source` and never show the key.
 SecretBytes parse_signing_key(ByteView content, const std::string& source);
 
-}  // namespace modelcrypt::signing_text
+}  // namespace modelcrypt_core::signing_text

@@ -4,7 +4,7 @@
 
 #include "errors.hpp"
 
-namespace modelcrypt {
+namespace modelcrypt_core {
 
 namespace {
 const ByteSource& checked(const std::shared_ptr<const ByteSource>& source, const Credential& key, const std::string& mode) {
@@ -42,4 +42,4 @@ void SourceFile::read_range_into(uint64_t offset, uint64_t length, uint8_t* out,
                            authenticated_.trailer.get());
 }
 
-}  // namespace modelcrypt
+}  // namespace modelcrypt_core

@@ -10,7 +10,7 @@
 #include "byte_source.hpp"
 #include "container_detail.hpp"
 
-namespace modelcrypt {
+namespace modelcrypt_core {
 
 class SourceFile {
  public:
@@ -32,4 +32,4 @@ class SourceFile {
   detail::AuthenticatedHeader authenticated_;
 };
 
-}  // namespace modelcrypt
+}  // namespace modelcrypt_core

@@ -28,7 +28,7 @@
 #include "modelcrypt/modelcrypt.h"
 #include "recipient_text.hpp"
 
-using namespace modelcrypt;
+using namespace modelcrypt_core;
 
 namespace {
 

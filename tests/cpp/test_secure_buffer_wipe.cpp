@@ -1,4 +1,4 @@
-// Wipe-on-release of SecureBuffer, observed through modelcrypt::testing::set_release_observer:
+// Wipe-on-release of SecureBuffer, observed through modelcrypt_core::testing::set_release_observer:
 // the observer runs after the wipe and before munmap, so it reads the very bytes being released.
 // Covers plain buffers, move-assignment, the plaintext buffers that decrypt_memory / load_file /
 // load_range return, the buffers an authentication failure discards, the streaming encryptor's
@@ -21,7 +21,7 @@
 #include "modelcrypt/modelcrypt.h"
 #include "secure_buffer.hpp"
 
-using namespace modelcrypt;
+using namespace modelcrypt_core;
 
 namespace {
 
