@@ -24,7 +24,8 @@ from ._random_access import open_encrypted
 from ._safe_gather import gather, plan as _gather_plan
 from ._safe_slices import Framework, framework as _framework, narrow
 from .checkpoint._arguments import _check_dec
-from .checkpoint._layout import SAFETENSORS_DTYPE_BITS, _Entry
+from .checkpoint._dtypes import SAFETENSORS_DTYPE_BITS
+from .checkpoint._layout import _Entry
 from .checkpoint._one_file import _Checkpoint
 from .checkpoint._other_formats import _MindSporePlaintext
 from .checkpoint._remote_shards import _read_index_url, is_index_url

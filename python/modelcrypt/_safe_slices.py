@@ -18,23 +18,9 @@ from typing import Any, Optional
 import numpy as np
 
 from ._api import _shown
+from .checkpoint._dtypes import NUMPY_DTYPES, TORCH_DTYPE_NAMES
 
 __all__: list[str] = []
-
-# safetensors dtype -> torch dtype attribute (as safetensors.torch maps them; F6_* have none).
-_TORCH_DTYPES = {
-    "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
-    "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8",
-    "U64": "uint64", "U32": "uint32", "U16": "uint16", "U8": "uint8", "BOOL": "bool",
-    "F8_E4M3": "float8_e4m3fn", "F8_E4M3FNUZ": "float8_e4m3fnuz", "F8_E5M2": "float8_e5m2",
-    "F8_E5M2FNUZ": "float8_e5m2fnuz", "F8_E8M0": "float8_e8m0fnu", "F4": "float4_e2m1fn_x2",
-    "C64": "complex64",
-}
-# safetensors dtype -> numpy dtype (as safetensors.numpy maps them: no bf16, fp8, fp6, fp4).
-_NUMPY_DTYPES = {
-    "F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "U64": "<u8", "I32": "<i4", "U32": "<u4",
-    "I16": "<i2", "U16": "<u2", "I8": "i1", "U8": "u1", "BOOL": "?", "C64": "<c8",
-}
 
 
 class Framework:
@@ -97,7 +83,7 @@ class TorchFramework(Framework):
         self.device = parsed
 
     def dtype(self, st_dtype: str) -> Any:
-        dtype = getattr(self._torch, _TORCH_DTYPES.get(st_dtype, "-"), None)
+        dtype = getattr(self._torch, TORCH_DTYPE_NAMES.get(st_dtype, "-"), None)
         if dtype is None:
             raise TypeError(f"dtype {st_dtype} has no torch dtype (torch {self._torch.__version__}); safetensors "
                             "cannot load it either")
@@ -135,9 +121,9 @@ class NumpyFramework(Framework):
     name = "np"
 
     def dtype(self, st_dtype: str) -> Any:
-        name = _NUMPY_DTYPES.get(st_dtype)
-        if name is not None:
-            return np.dtype(name)
+        numpy_dtype = NUMPY_DTYPES.get(st_dtype)
+        if numpy_dtype is not None:
+            return numpy_dtype
         # As safetensors' numpy framework: BF16 is numpy's "bfloat16" once something (ml_dtypes, when
         # imported) has registered it; the others are numpy attributes named as torch names them, which
         # numpy does not have.
@@ -147,8 +133,8 @@ class NumpyFramework(Framework):
                 found = np.dtype("bfloat16")
             except TypeError:
                 pass
-        elif st_dtype in _TORCH_DTYPES:
-            found = getattr(np, _TORCH_DTYPES[st_dtype], None)
+        elif st_dtype in TORCH_DTYPE_NAMES:
+            found = getattr(np, TORCH_DTYPE_NAMES[st_dtype], None)
         if found is not None:
             return np.dtype(found)
         hint = " (import ml_dtypes first to get ml_dtypes.bfloat16 arrays)" if st_dtype == "BF16" else ""

@@ -20,7 +20,8 @@ from .._api import StrPath, _check_bool, _check_threads, _fspath, _reader_key
 from .._load_into import _is_torch_tensor, numpy_bytes, torch_bytes
 from ..exceptions import FormatError
 from ._arguments import _missing
-from ._layout import _DTYPES, _NUMPY_TO_ST, _Entry
+from ._dtypes import CHECKPOINT_DTYPES, NUMPY_TO_CHECKPOINT, TORCH_TO_CHECKPOINT
+from ._layout import _Entry
 from ._one_file import _Checkpoint
 from ._other_formats import _MindSporePlaintext
 from ._shards import _read_index
@@ -35,13 +36,6 @@ class IncompatibleKeys(NamedTuple):
     unexpected_keys: list[str]
 
 
-# torch dtype name -> safetensors dtype name
-_TORCH_TO_ST = {
-    "float64": "F64", "float32": "F32", "float16": "F16", "bfloat16": "BF16", "int64": "I64", "int32": "I32",
-    "int16": "I16", "int8": "I8", "uint64": "U64", "uint32": "U32", "uint16": "U16", "uint8": "U8", "bool": "BOOL",
-}
-
-
 class _Destination:
     """One array to load into: the safetensors dtypes it accepts, its shape and its bytes."""
 
@@ -50,7 +44,7 @@ class _Destination:
     def __init__(self, name: str, value: Any):
         where = f"arrays[{name!r}]"
         if _is_torch_tensor(value):
-            st = _TORCH_TO_ST.get(str(value.dtype).replace("torch.", ""))
+            st = TORCH_TO_CHECKPOINT.get(str(value.dtype).replace("torch.", ""))
             shown = str(value.dtype)
             self.bytes = torch_bytes(value, where)
         elif isinstance(value, np.ndarray):
@@ -60,12 +54,12 @@ class _Destination:
             elif value.dtype.byteorder == ">":
                 raise ValueError(f"{where} has the big-endian dtype {value.dtype}; checkpoints are little-endian")
             else:
-                st = _NUMPY_TO_ST.get((value.dtype.kind, value.dtype.itemsize))
+                st = NUMPY_TO_CHECKPOINT.get((value.dtype.kind, value.dtype.itemsize))
             self.bytes = numpy_bytes(value, where)
         else:
             raise TypeError(f"{where} must be a numpy array or a torch tensor, not {type(value).__name__}")
         if st is None:
-            raise TypeError(f"{where} has dtype {shown}, which no safetensors dtype matches ({', '.join(_DTYPES)})")
+            raise TypeError(f"{where} has dtype {shown}, which no safetensors dtype matches ({', '.join(CHECKPOINT_DTYPES)})")
         # load_checkpoint returns BF16 as raw uint16 bits: such arrays load BF16 tensors too
         self.dtypes = {st, "BF16"} if st == "U16" else {st}
         self.name, self.shown_dtype = name, shown

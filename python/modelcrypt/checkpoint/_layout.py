@@ -1,4 +1,4 @@
-"""The safetensors layout of a checkpoint's plaintext: dtype tables, the header and the tensor data.
+"""The safetensors layout of a checkpoint's plaintext: the header and the tensor data (dtypes: _dtypes).
 
 8-byte little-endian header size, a JSON header padded with spaces to a multiple of 8, then the
 tensors' bytes. Writing: arrays and torch tensors become ``_Tensor`` (dtype, shape, bytes) and
@@ -18,44 +18,12 @@ import numpy as np
 
 from .._torch_arrays import torch_to_numpy
 from ..exceptions import FormatError
+from ._dtypes import CHECKPOINT_DTYPES, NUMPY_TO_CHECKPOINT
 
 #: safetensors' own limit on the JSON header (bytes).
 MAX_HEADER_SIZE = 100_000_000
 
-# safetensors dtype name -> little-endian numpy dtype. BF16 has no numpy dtype: raw uint16 bits.
-_DTYPES: dict[str, np.dtype] = {
-    "F64": np.dtype("<f8"),
-    "F32": np.dtype("<f4"),
-    "F16": np.dtype("<f2"),
-    "BF16": np.dtype("<u2"),
-    "I64": np.dtype("<i8"),
-    "I32": np.dtype("<i4"),
-    "I16": np.dtype("<i2"),
-    "I8": np.dtype("i1"),
-    "U64": np.dtype("<u8"),
-    "U32": np.dtype("<u4"),
-    "U16": np.dtype("<u2"),
-    "U8": np.dtype("u1"),
-    "BOOL": np.dtype("?"),
-}
-#: Every dtype the safetensors format defines (safetensors 0.8), with its bits per element: what a
-#: reader of any .safetensors file (modelcrypt.safe_open) accepts. load_checkpoint keeps to _DTYPES.
-SAFETENSORS_DTYPE_BITS: dict[str, int] = {
-    "F64": 64, "F32": 32, "F16": 16, "BF16": 16,
-    "I64": 64, "I32": 32, "I16": 16, "I8": 8,
-    "U64": 64, "U32": 32, "U16": 16, "U8": 8, "BOOL": 8,
-    "F8_E4M3": 8, "F8_E4M3FNUZ": 8, "F8_E5M2": 8, "F8_E5M2FNUZ": 8, "F8_E8M0": 8,
-    "F6_E2M3": 6, "F6_E3M2": 6, "F4": 4,
-    "C64": 64,
-}
-_RAW_BYTES = np.dtype("u1")  # the dtype of tensors outside _DTYPES: their raw bytes
-# numpy kind+itemsize -> safetensors dtype name (for arrays we are given).
-_NUMPY_TO_ST = {
-    ("f", 8): "F64", ("f", 4): "F32", ("f", 2): "F16",
-    ("i", 8): "I64", ("i", 4): "I32", ("i", 2): "I16", ("i", 1): "I8",
-    ("u", 8): "U64", ("u", 4): "U32", ("u", 2): "U16", ("u", 1): "U8",
-    ("b", 1): "BOOL",
-}
+_RAW_BYTES = np.dtype("u1")  # the dtype of tensors outside CHECKPOINT_DTYPES: their raw bytes
 
 
 # ------------------------------------------------------------------ writing: the inputs and the header
@@ -93,12 +61,12 @@ def _to_tensor(name: Any, value: Any) -> _Tensor:
         if arr.dtype.name == "bfloat16":  # ml_dtypes / jax bfloat16: store its raw bits
             arr, st_dtype = arr.view(np.uint16), "BF16"
         else:
-            st_dtype = _NUMPY_TO_ST.get((arr.dtype.kind, arr.dtype.itemsize))
+            st_dtype = NUMPY_TO_CHECKPOINT.get((arr.dtype.kind, arr.dtype.itemsize))
             if st_dtype is None:
-                supported = ", ".join(_DTYPES)
+                supported = ", ".join(CHECKPOINT_DTYPES)
                 raise TypeError(f"checkpoint value {name!r} has dtype {arr.dtype}, which has no safetensors "
                                 f"equivalent supported here ({supported})")
-    target = _DTYPES[st_dtype]
+    target = CHECKPOINT_DTYPES[st_dtype]
     arr = arr.astype(target, order="C", copy=False)  # copies only for byte order or non-contiguous input
     return _Tensor(name, st_dtype, tuple(int(d) for d in arr.shape), arr.reshape(-1).view(np.uint8))
 
@@ -111,7 +79,7 @@ def _collect(params: Any) -> list[_Tensor]:
         params = state_dict()  # a torch.nn.Module (MindSpore passes the network itself)
     tensors = [_to_tensor(k, v) for k, v in params.items()]
     # Widest items first (stable), so every tensor starts at an offset aligned for its dtype.
-    tensors.sort(key=lambda t: -_DTYPES[t.dtype].itemsize)
+    tensors.sort(key=lambda t: -CHECKPOINT_DTYPES[t.dtype].itemsize)
     return tensors
 
 
@@ -135,7 +103,7 @@ def _header_bytes(tensors: list[_Tensor], metadata: Optional[Mapping[str, str]])
 
 class _Entry:
     """One tensor of a parsed header: ``st_dtype`` its safetensors dtype name, ``dtype`` the numpy
-    dtype load_checkpoint returns it as (raw bytes, ``u1``, for dtypes outside _DTYPES), ``shape`` the
+    dtype load_checkpoint returns it as (raw bytes, ``u1``, for dtypes outside CHECKPOINT_DTYPES), ``shape`` the
     header's shape, [begin, end) its bytes in the data section."""
 
     __slots__ = ("name", "dtype", "shape", "begin", "end", "st_dtype")
@@ -203,9 +171,9 @@ def _parse_header(raw: bytes, data_len: int, where: str, secret: bool = True, *,
     ``secret``: the header came out of an encrypted file, so it is plaintext: messages then name
     tensors by their position in the header (``tensor #3``) and quote none of its values.
     ``dtype_bits`` ({dtype name: bits per element}, e.g. SAFETENSORS_DTYPE_BITS) accepts those dtypes
-    in place of _DTYPES (load_checkpoint's); ``none_without_metadata``: the metadata is None, not {},
+    in place of CHECKPOINT_DTYPES (load_checkpoint's); ``none_without_metadata``: the metadata is None, not {},
     when the header has no ``__metadata__`` (as safetensors' ``metadata()`` returns it)."""
-    bits = dtype_bits if dtype_bits is not None else {k: 8 * v.itemsize for k, v in _DTYPES.items()}
+    bits = dtype_bits if dtype_bits is not None else {k: 8 * v.itemsize for k, v in CHECKPOINT_DTYPES.items()}
     obj = _decode_json(raw, where, _no_duplicates)
     if not isinstance(obj, dict):
         raise FormatError(f"{where}: the header is not a JSON object")
@@ -238,7 +206,7 @@ def _parse_header(raw: bytes, data_len: int, where: str, secret: bool = True, *,
                 or offsets[0] > offsets[1] or offsets[1] > data_len):
             raise FormatError(f"{where}: {tensor(name)} has data_offsets{value(offsets)} outside the "
                               f"{data_len}-byte data section")
-        dtype = _DTYPES.get(dtype_name, _RAW_BYTES)
+        dtype = CHECKPOINT_DTYPES.get(dtype_name, _RAW_BYTES)
         nbits = math.prod(shape) * bits[dtype_name]
         nbytes = nbits // 8
         if nbits % 8:

@@ -29,15 +29,15 @@ from torch.distributed.checkpoint.metadata import (
 from .. import _sets
 from .._random_access import open_encrypted
 from ..exceptions import FormatError, SetMismatchError
+from ._dtypes import CHECKPOINT_DTYPES, torch_dtype
 from ._layout import _header_size, _parse_header
 from ._shards import _read_index
 from .dcp import EncryptedFileSystemReader, _index_key
 
 __all__ = ["ModelcryptCheckpointReader"]
 
-_TORCH_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-                 "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U64": torch.uint64,
-                 "U32": torch.uint32, "U16": torch.uint16, "U8": torch.uint8, "BOOL": torch.bool}
+# the torch dtype of each dtype a checkpoint holds
+_TORCH_DTYPES = {name: torch_dtype(name) for name in CHECKPOINT_DTYPES}
 
 
 class ModelcryptCheckpointReader(EncryptedFileSystemReader):

@@ -33,6 +33,7 @@ from .._sources import is_file_object, is_url
 from .._state_tree import STRUCTURE_KEY, unflatten
 from ..checkpoint import load_flat
 from ..checkpoint._arguments import _check_names
+from ..checkpoint._dtypes import torch_dtype_of_raw_bits
 from ..checkpoint._load import load_flat_file
 from ..checkpoint._remote_shards import is_index_url
 from ..exceptions import FormatError
@@ -40,11 +41,6 @@ from ..keys import wipe
 from ._load_into_model import load_into_model
 
 __all__ = ["save", "load", "load_state_dict", "load_into_model"]
-
-# safetensors dtypes that NumPy has no type for: load_checkpoint returns their raw bits as unsigned
-# integers of the same width, reinterpreted here.
-_RAW_DTYPES = {"BF16": _torch.bfloat16}
-
 
 def save(obj: Any, path: Any, key: Any = None, mode: EncMode = "AES-GCM", **encrypt_kwargs: Any) -> None:
     """``torch.save(obj)`` into memory, then encrypt it to ``path`` (atomic: the old file stays until
@@ -136,7 +132,7 @@ def load_state_dict(
     tensors = {}
     for name, array in arrays.items():
         tensor = _torch.from_numpy(array)
-        real = _RAW_DTYPES.get(dtypes.get(name, ""))
+        real = torch_dtype_of_raw_bits(dtypes.get(name, ""))
         if real is not None and tensor.dtype != real:
             tensor = tensor.view(real)
         tensors[name] = tensor

@@ -12,13 +12,10 @@ import torch
 
 from .. import _core, _metadata
 from .._custom import wipe_if_sole_owner
-from ..checkpoint._layout import _DTYPES, _array, _header_bytes, _header_size, _parse_header, _to_tensor
+from ..checkpoint._dtypes import CHECKPOINT_DTYPES, RAW_BITS_DTYPES, torch_dtype_of_raw_bits
+from ..checkpoint._layout import _array, _header_bytes, _header_size, _parse_header, _to_tensor
 
 __all__: list[str] = []
-
-# safetensors dtypes that NumPy holds as raw bits of the same width: reinterpreted as their torch dtype
-_RAW_DTYPES = {"BF16": torch.bfloat16}
-
 
 def shard_tensors(buffer: Any, where: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """({name: tensor}, safetensors ``__metadata__``) of a decrypted safetensors file held in
@@ -38,7 +35,7 @@ def shard_tensors(buffer: Any, where: str) -> tuple[dict[str, torch.Tensor], dic
     out: dict[str, torch.Tensor] = {}
     for name, entry in entries.items():
         tensor = torch.from_numpy(_array(buffer, entry, base))
-        real = _RAW_DTYPES.get(raw_names.get(name, ""))
+        real = torch_dtype_of_raw_bits(raw_names.get(name, ""))
         if real is not None:
             tensor = tensor.view(real)
         out[name] = tensor
@@ -49,7 +46,7 @@ def _raw_dtype_names(header_json: bytes) -> dict[str, str]:
     """name -> safetensors dtype name, for the tensors whose dtype NumPy lacks (header already validated)."""
     header = json.loads(header_json)
     return {name: info["dtype"] for name, info in header.items()
-            if name != "__metadata__" and info["dtype"] in _RAW_DTYPES}
+            if name != "__metadata__" and info["dtype"] in RAW_BITS_DTYPES}
 
 
 def write_encrypted_shard(path: str, tensors: Mapping[str, torch.Tensor], key: Any,
@@ -59,7 +56,7 @@ def write_encrypted_shard(path: str, tensors: Mapping[str, torch.Tensor], key: A
     plaintext file is never assembled on disk nor, for contiguous CPU tensors, in memory). Returns
     the plaintext length."""
     items = [_to_tensor(name, t) for name, t in tensors.items()]
-    items.sort(key=lambda t: -_DTYPES[t.dtype].itemsize)  # aligned offsets, as save_checkpoint writes
+    items.sort(key=lambda t: -CHECKPOINT_DTYPES[t.dtype].itemsize)  # aligned offsets, as save_checkpoint writes
     header = _header_bytes(items, header_metadata)
     parts = [header, *(t.data for t in items)]
     _core.encrypt_parts_to_file(parts, os.fsencode(path), key, "AES-GCM", _core.DEFAULT_CHUNK_SIZE,
