@@ -37,6 +37,16 @@ static int flip_byte(const char* path, long offset) {
   return fclose(f) == 0 && ok;
 }
 
+/* Encrypt src to dst in CHUNK-byte chunks (AES-GCM, no fsync: a test file). */
+static mc_status encrypt_test_file(const mc_key* key, const char* src, const char* dst) {
+  mc_encrypt_options o;
+  memset(&o, 0, sizeof o);
+  o.struct_size = sizeof o;
+  o.chunk_size = CHUNK;
+  o.no_fsync = 1;
+  return mc_encrypt_file_ex(src, dst, key, NULL, 0, NULL, NULL, &o);
+}
+
 static void test_round_trips(mc_key* key) {
   uint8_t* dst = malloc(PLAIN_SIZE + 100);
   size_t written = 7;
@@ -90,12 +100,7 @@ static void test_failures(mc_key* key) {
   CHECK(mc_load_into(path_in("m.mcx"), key, "AES-CBC", 0, dst, PLAIN_SIZE, NULL) == MC_INVALID_ARGUMENT);
   /* a tampered chunk in the middle: MC_AUTH_FAILED and the whole destination zeroed, not partial */
   CHECK(write_file(path_in("t.bin"), plain, PLAIN_SIZE));
-  mc_encrypt_options o;
-  memset(&o, 0, sizeof o);
-  o.struct_size = sizeof o;
-  o.chunk_size = CHUNK;
-  o.no_fsync = 1;
-  CHECK(mc_encrypt_file_ex(path_in("t.bin"), path_in("t.mcx"), key, NULL, 0, NULL, NULL, &o) == MC_OK);
+  CHECK(encrypt_test_file(key, path_in("t.bin"), path_in("t.mcx")) == MC_OK);
   CHECK(flip_byte(path_in("t.mcx"), -1 + (long)(40 * (CHUNK + 16)) + 600)); /* inside chunk 40 or so */
   memset(dst, 0xAA, PLAIN_SIZE);
   CHECK(mc_load_into(path_in("t.mcx"), key, NULL, 2, dst, PLAIN_SIZE, &written) == MC_AUTH_FAILED);
@@ -122,12 +127,7 @@ int main(int argc, char** argv) {
   mc_key* key = NULL;
   CHECK(mc_key_new(key_bytes, 32, &key) == MC_OK);
   CHECK(write_file(path_in("m.bin"), plain, PLAIN_SIZE));
-  mc_encrypt_options o;
-  memset(&o, 0, sizeof o);
-  o.struct_size = sizeof o;
-  o.chunk_size = CHUNK;
-  o.no_fsync = 1;
-  CHECK(mc_encrypt_file_ex(path_in("m.bin"), path_in("m.mcx"), key, NULL, 0, NULL, NULL, &o) == MC_OK);
+  CHECK(encrypt_test_file(key, path_in("m.bin"), path_in("m.mcx")) == MC_OK);
   test_round_trips(key);
   test_failures(key);
   mc_key_free(key);
