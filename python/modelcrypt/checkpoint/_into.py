@@ -59,7 +59,8 @@ class _Destination:
         else:
             raise TypeError(f"{where} must be a numpy array or a torch tensor, not {type(value).__name__}")
         if st is None:
-            raise TypeError(f"{where} has dtype {shown}, which no safetensors dtype matches ({', '.join(CHECKPOINT_DTYPES)})")
+            supported = ", ".join(CHECKPOINT_DTYPES)
+            raise TypeError(f"{where} has dtype {shown}, which no safetensors dtype matches ({supported})")
         # load_checkpoint returns BF16 as raw uint16 bits: such arrays load BF16 tensors too
         self.dtypes = {st, "BF16"} if st == "U16" else {st}
         self.name, self.shown_dtype = name, shown
