@@ -10,7 +10,7 @@ from typing import Any
 from . import _core, _metadata, _sources
 from ._atomic import atomic_write
 from ._custom import custom_decrypt, custom_encrypt
-from ._url_files import verify_url
+from ._url_files import decrypt_url, verify_url
 
 __all__ = [
     "DecryptedBuffer",
@@ -303,7 +303,7 @@ def decrypt_bytes(
 
 
 def decrypt_file(
-    src: StrPath,
+    src: StrPath | Any,
     dst: StrPath,
     key: Credential | None = None,
     mode: Mode = "AES-GCM",
@@ -314,13 +314,31 @@ def decrypt_file(
     durable: bool = True,
     identity: object = None,
     trusted_signers: list | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> None:
     """The converter: decrypt ``src`` into the plaintext file ``dst``, on purpose.
 
     Streams in bounded memory; ``dst`` (mode 0600) appears only after every chunk has been
-    authenticated, so a tampered input leaves no partial plaintext behind. ``progress`` and
-    ``durable`` as for encrypt_file, ``format`` as for load.
+    authenticated, so a tampered input leaves no partial plaintext behind, and an existing ``dst``
+    is replaced only then (a failed decryption leaves it as it was). ``progress`` and ``durable``
+    as for encrypt_file, ``format`` as for load.
+
+    ``src`` may be a URL (``s3://...``, ``https://...``, through fsspec; ``storage_options`` as
+    fsspec takes them) or a seekable binary file object holding a modelcrypt file: it is read once,
+    by ranges fetched ahead in parallel (an object changed meanwhile is a SourceChangedError);
+    ``dst`` is a local path, written as for a local ``src``.
     """
+    if _sources.is_url(dst):
+        raise ValueError(f"dst must be a local path, not a URL ({_sources.shown_url(dst)}): decrypt_file writes the "
+                         "plaintext to a local file")
+    if _sources.is_url(src) or _sources.is_file_object(src):
+        _check_source_mode(mode, format)
+        decrypt_url(src, os.fsdecode(_fspath(dst, "dst")), key, threads=threads, progress=progress,
+                    durable=durable, identity=identity, trusted_signers=trusted_signers,
+                    storage_options=storage_options)
+        return
+    if storage_options is not None:
+        raise ValueError("storage_options apply to URLs (s3://..., https://...), not to a local path")
     key = _credential(key, identity, trusted_signers)
     if callable(mode):
         _no_custom_with_signature(key)

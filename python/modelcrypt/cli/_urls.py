@@ -200,19 +200,13 @@ def _check_modelcrypt(args: argparse.Namespace, command: str) -> None:
                      "migrate them first)")
 
 
-def _write_all(fd: int, block: Any) -> None:
-    with memoryview(block) as view:
-        done = 0
-        while done < len(view):
-            with view[done:] as rest:  # every view released before the block is wiped
-                done += os.write(fd, rest)
-
-
 def decrypt(args: argparse.Namespace, credential: object, trusted: list[str] | None,
             plain_name: Callable[[str], str]) -> None:
-    """decrypt URL -o FILE (a temporary file beside FILE, fsynced, renamed into place once every chunk
-    is authenticated; removed on any failure) or -o - (stdout, block by block)."""
-    from .._url_files import each_block
+    """decrypt URL -o FILE (the library's write_decrypted: a temporary file beside FILE, fsynced,
+    renamed into place once every chunk is authenticated; removed on any failure) or -o - (stdout,
+    block by block)."""
+    from .._atomic import write_all
+    from .._url_files import each_block, write_decrypted
 
     src, dst = args.src, args.output
     _check_modelcrypt(args, "decrypt")
@@ -229,7 +223,7 @@ def decrypt(args: argparse.Namespace, credential: object, trusted: list[str] | N
         with _opened(src, credential, options, "decrypt") as f, url_errors(src):
             try:
                 for block in each_block(f, args.threads):
-                    _write_all(sys.stdout.fileno(), block)
+                    write_all(sys.stdout.fileno(), block)
             except BrokenPipeError:
                 raise CommandError(EXIT_IO, f"{shown_url(src)}: the reader of stdout closed the pipe; output "
                                             "incomplete") from None
@@ -245,90 +239,16 @@ def decrypt(args: argparse.Namespace, credential: object, trusted: list[str] | N
             raise _usage(f"{dst} exists and is a directory; remove it first")
     with _opened(src, credential, options, "decrypt") as f:
         bar = _Progress(args, f.plaintext_length, "decrypt")
-
-        def write_blocks(fd: int) -> None:
-            for block in each_block(f, args.threads, bar.callback()):
-                _write_all(fd, block)
-
         try:
             with url_errors(src):
-                _install(dst, write_blocks, durable=not args.no_fsync, replace=args.force)
+                try:
+                    write_decrypted(f, dst, threads=args.threads, progress=bar.callback(), durable=not args.no_fsync,
+                                    replace=args.force)
+                except FileExistsError:  # it appeared meanwhile
+                    raise _usage(f"{dst} exists; use --force to replace it") from None
         finally:
             bar.close()
     _info(args, f"decrypted {shown_url(src)} -> {dst}")
-
-
-def _install(dst: str, write: Callable[[int], Any], *, durable: bool, replace: bool) -> None:
-    """``write(fd)`` into a new file beside ``dst`` (mode 0600), then fsync and give it ``dst``'s name:
-    as the core does, an unnamed O_TMPFILE file linked into place (a hard kill leaves nothing), else
-    ".NAME.mctmp-XXXXXXXXXXXX" renamed. Without --force (``replace``) an existing file is never
-    replaced (link, not rename). On any failure the temporary file is removed: ``dst`` is either
-    untouched or complete."""
-    directory = os.path.dirname(os.path.abspath(dst))
-    named = os.path.join(directory, f".{os.path.basename(dst)}.mctmp-{os.urandom(6).hex()}")
-    tmp = None  # the temporary name, while one exists
-    try:
-        fd = os.open(directory, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o600)
-        if not os.path.exists(f"/proc/self/fd/{fd}"):  # linked through /proc: without it, a name
-            os.close(fd)
-            raise OSError("no /proc/self/fd")
-    except (AttributeError, OSError):  # no O_TMPFILE here (or on this filesystem)
-        fd = os.open(named, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        tmp = named
-    try:
-        try:
-            os.fchmod(fd, 0o600)
-            write(fd)
-            if durable:
-                os.fsync(fd)
-            if tmp is None:  # unnamed: linked to a name through /proc
-                if not replace:
-                    _link_new(f"/proc/self/fd/{fd}", dst)
-                    return
-                _link(f"/proc/self/fd/{fd}", named)
-                tmp = named
-        finally:
-            os.close(fd)
-        if replace:
-            os.replace(tmp, dst)
-        else:
-            _link_new(tmp, dst)
-            os.unlink(tmp)
-        tmp = None
-    except BaseException:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        raise
-    finally:
-        if tmp is None and durable:
-            _fsync_directory(directory)
-
-
-def _link(src: str, dst: str) -> None:
-    """linkat(src, dst, AT_SYMLINK_FOLLOW): a dir fd makes os.link use linkat (plain link() does not
-    follow /proc/self/fd/N to the unnamed file)."""
-    dfd = os.open(os.path.dirname(os.path.abspath(dst)), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.link(src, os.path.basename(dst), dst_dir_fd=dfd, follow_symlinks=True)
-    finally:
-        os.close(dfd)
-
-
-def _link_new(src: str, dst: str) -> None:
-    try:
-        _link(src, dst)
-    except FileExistsError:  # it appeared meanwhile
-        raise _usage(f"{dst} exists; use --force to replace it") from None
-
-
-def _fsync_directory(directory: str) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def verify(args: argparse.Namespace, url: str, credential: object) -> None:
