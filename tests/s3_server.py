@@ -29,3 +29,9 @@ def s3():
         yield client, options
     finally:
         server.stop()
+
+
+def put(client, name: str, data: bytes) -> str:
+    """Store ``data`` as the object ``name`` in BUCKET (through the fixture's boto3 client); its s3:// URL."""
+    client.put_object(Bucket=BUCKET, Key=name, Body=data)
+    return f"s3://{BUCKET}/{name}"

@@ -11,7 +11,7 @@ import os
 import pytest
 
 import modelcrypt
-from s3_server import BUCKET, s3  # noqa: F401 (a fixture)
+from s3_server import BUCKET, put as _put, s3  # noqa: F401 (a fixture)
 from test_http_source import _options as _http_options, http, server  # noqa: F401 (the fixtures)
 
 KEY = bytes(range(32))
@@ -22,11 +22,6 @@ CHUNK = 64 * 1024
 @pytest.fixture(scope="module")
 def plain():
     return os.urandom(37 * CHUNK + 1234)
-
-
-def _put(client, name, data):
-    client.put_object(Bucket=BUCKET, Key=name, Body=data)
-    return f"s3://{BUCKET}/{name}"
 
 
 def _tampered(blob, at):
