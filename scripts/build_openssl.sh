@@ -107,7 +107,16 @@ case "$(uname -s)" in
     # windows runners sets one up via the msvc action in .github/workflows/wheels.yml).
     win_flags=()
     for f in "${flags[@]}"; do [ "$f" = -fPIC ] || win_flags+=("$f"); done
-    win_flags+=(no-asm)   # the runners have no NASM: portable C code paths (slower); install NASM to drop this
+    # OpenSSL's AES-NI / VAES / PCLMULQDQ code (AES-GCM at several GB/s per core) needs NASM on Windows
+    # (.github/workflows/wheels.yml installs it). Without NASM only the portable C code builds, many
+    # times slower: allowed for a local build, with a warning, never for a release (MODELCRYPT_RELEASE=1).
+    if ! command -v nasm >/dev/null; then
+      if [ "${MODELCRYPT_RELEASE:-0}" = 1 ]; then
+        echo "NASM is not on PATH: a release build must not fall back to OpenSSL's no-asm code" >&2; exit 1
+      fi
+      echo "warning: NASM is not on PATH: building OpenSSL with no-asm (slow AES-GCM)" >&2
+      win_flags+=(no-asm)
+    fi
     perl Configure "${OPENSSL_TARGET:-VC-WIN64A}" "${win_flags[@]}"
     nmake
     nmake install_sw
