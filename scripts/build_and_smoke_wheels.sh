@@ -5,9 +5,12 @@
 #   --auditwheel  `auditwheel show` every wheel, `auditwheel repair` it to a manylinux tag, and smoke
 #                 test the repaired wheel the same way;
 #   --sdist       build the sdist, check what it holds, `pip install` it into a fresh venv (this one
-#                 compiles, so it runs with the toolchain) and smoke test it.
+#                 compiles, so it runs with the toolchain) and smoke test it;
+#   --openssl P   build against the static OpenSSL installed in prefix P (scripts/build_openssl.sh P)
+#                 instead of the one CMake finds on the system, and check that every installed wheel
+#                 (and the sdist's build) reports that OpenSSL's version.
 #
-# usage: scripts/build_and_smoke_wheels.sh [--auditwheel] [--sdist] [--out DIR] [PYTHON...]
+# usage: scripts/build_and_smoke_wheels.sh [--auditwheel] [--sdist] [--openssl PREFIX] [--out DIR] [PYTHON...]
 #   PYTHON: a version prefix (3.9, 3.13.0) matched under $PYENV_ROOT/versions/, or a path to a
 #           python executable. Default: $PYTHONS, else every 3.9-3.13 under $PYENV_ROOT/versions/.
 # env:
@@ -25,13 +28,15 @@ PYENV_ROOT="${PYENV_ROOT:-$HOME/.pyenv}"
 OUT="$ROOT/dist/wheels-check"
 DO_AUDIT=0
 DO_SDIST=0
+OPENSSL_PREFIX=""
 args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --auditwheel) DO_AUDIT=1 ;;
     --sdist) DO_SDIST=1 ;;
     --out) OUT="$2"; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    --openssl) OPENSSL_PREFIX="$2"; shift ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     -*) echo "unknown option: $1" >&2; exit 2 ;;
     *) args+=("$1") ;;
   esac
@@ -53,6 +58,21 @@ resolve_python() {
 }
 pythons=()
 for spec in "${args[@]}"; do pythons+=("$(resolve_python "$spec")"); done
+
+# --openssl: every build (wheels, the sdist's pip install) is pointed at that prefix, the way the
+# release pipeline points cibuildwheel at the OpenSSL its before-all built; the smoke test then checks
+# the version each installed package reports against the prefix's headers.
+smoke_openssl=()
+if [ -n "$OPENSSL_PREFIX" ]; then
+  OPENSSL_PREFIX="$(cd "$OPENSSL_PREFIX" && pwd)"
+  opensslv="$OPENSSL_PREFIX/include/openssl/opensslv.h"
+  [ -f "$opensslv" ] || { echo "--openssl $OPENSSL_PREFIX: no include/openssl/opensslv.h there" >&2; exit 2; }
+  expected_openssl="$(sed -nE 's/^#[[:space:]]*define[[:space:]]+OPENSSL_VERSION_STR[[:space:]]+"([^"]+)".*/\1/p' "$opensslv")"
+  [ -n "$expected_openssl" ] || { echo "no OPENSSL_VERSION_STR in $opensslv" >&2; exit 2; }
+  export OPENSSL_ROOT_DIR="$OPENSSL_PREFIX" SKBUILD_CMAKE_DEFINE="OPENSSL_ROOT_DIR=$OPENSSL_PREFIX"
+  smoke_openssl=("--openssl=$expected_openssl")
+  echo "building against OpenSSL $expected_openssl in $OPENSSL_PREFIX"
+fi
 
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
@@ -108,7 +128,7 @@ smoke() {
   [ "$with_pytest" = 1 ] && extra+=(pytest cryptography)
   if [ "$nocompiler" = 1 ]; then
     run_clean "$venv" python -m pip install -q --only-binary=:all: "$artifact" ${extra[@]+"${extra[@]}"}
-    (cd "$WORK" && run_clean "$venv" python "$ROOT/scripts/smoke_installed.py" "$(version_of "$artifact")" --no-compiler)
+    (cd "$WORK" && run_clean "$venv" python "$ROOT/scripts/smoke_installed.py" "$(version_of "$artifact")" --no-compiler ${smoke_openssl[@]+"${smoke_openssl[@]}"})
     (cd "$WORK" && run_clean "$venv" python "$ROOT/examples/quickstart.py")
     if [ "$with_pytest" = 1 ]; then
       # shellcheck disable=SC2086
@@ -116,7 +136,7 @@ smoke() {
     fi
   else
     "$venv/bin/python" -m pip install -q "$artifact" ${extra[@]+"${extra[@]}"}
-    (cd "$WORK" && PATH="$venv/bin:$PATH" "$venv/bin/python" "$ROOT/scripts/smoke_installed.py" "$(version_of "$artifact")")
+    (cd "$WORK" && PATH="$venv/bin:$PATH" "$venv/bin/python" "$ROOT/scripts/smoke_installed.py" "$(version_of "$artifact")" ${smoke_openssl[@]+"${smoke_openssl[@]}"})
     (cd "$WORK" && "$venv/bin/python" "$ROOT/examples/quickstart.py")
   fi
   rm -rf "$venv"
@@ -184,6 +204,6 @@ if [ "$DO_SDIST" = 1 ]; then
   smoke "${pythons[-1]}" "$sdist" "sdist" 0 0
 fi
 
-echo "== wheels summary (ccache: $MC_CCACHE)"
+echo "== wheels summary (ccache: $MC_CCACHE; OpenSSL: ${expected_openssl:-from the system})"
 printf '  %s\n' "${summary[@]}"
 if [ "$MC_CCACHE" = 1 ]; then ccache --show-stats 2>/dev/null | grep -Ei 'hits|misses' || true; fi

@@ -6,26 +6,39 @@
 # usage: scripts/build_openssl.sh PREFIX
 # env:
 #   OPENSSL_TARBALL   use this local tarball instead of downloading it (its SHA-256 is still checked)
-#   OPENSSL_URL       where to download from (default: the OpenSSL GitHub release asset)
+#   OPENSSL_URL       where to download from (default: the OpenSSL GitHub release asset, then Debian's
+#                     archive, which carries the same upstream tarball as openssl_<version>.orig.tar.gz)
+#   OPENSSL_VERSION   another release than the pin: one of known_sha256 below, or give OPENSSL_SHA256 too
 #   OPENSSL_TARGET    an explicit ./Configure target (e.g. darwin64-arm64-cc, VC-WIN64A); default: ./config
 #   MACOSX_DEPLOYMENT_TARGET, CC, CFLAGS: honoured as usual
-# Fails closed: no download tool, a checksum mismatch or an unset checksum stops the build.
+# Fails closed: no download tool, a checksum mismatch or an unknown checksum stops the build.
 #
-# Verified on the release pipeline only: this machine reaches no host but the package registries, so
-# the tarball cannot be fetched here (see docs/RELEASING.md). `bash -n` and the checksum logic are
-# checked locally (OPENSSL_TARBALL=<file> exercises everything after the download).
+# Where the tarball comes from does not matter for trust: the SHA-256 below is checked whatever the
+# source. This machine reaches no host but the package registries: the GitHub asset is unreachable
+# here, Debian's archive is reachable (it serves 3.5.7 but not yet 3.5.9: .ci/run builds 3.5.7 here;
+# docs/RELEASING.md).
 set -euo pipefail
 
-# The pin. Update both together (docs/RELEASING.md, "Updating OpenSSL"). The SHA-256 is the value
-# OpenSSL publishes beside the tarball (openssl-3.5.9.tar.gz.sha256); it was cross-checked against
-# several independent public build scripts that pin the same release, not recomputed here.
-# Another release can be given with OPENSSL_VERSION and OPENSSL_SHA256 together; a version without
-# its checksum is refused.
+# The pin, for the release wheels. Update version and checksum together (docs/RELEASING.md, "Updating
+# OpenSSL"). Each SHA-256 is the value OpenSSL publishes beside its tarball (openssl-X.tar.gz.sha256),
+# and each equals the one in Debian's signed source index for openssl_X.orig.tar.gz (trixie, read
+# 2026-12-04). 3.5.7 is the newest 3.5 LTS release this machine can download (from Debian's archive):
+# .ci/run builds and tests the wheels with it, with exactly this script.
 PINNED_VERSION="3.5.9"
-PINNED_SHA256="603f5602e2eef00d77fbd429d34dcd5822bb301757a1bc9cdb24c670f1eb859a"
-if [ -z "${OPENSSL_VERSION:-}" ] || [ "$OPENSSL_VERSION" = "$PINNED_VERSION" ]; then
-  OPENSSL_VERSION="$PINNED_VERSION"
-  OPENSSL_SHA256="${OPENSSL_SHA256:-$PINNED_SHA256}"
+known_sha256() {  # a function, not an associative array: macOS runs this with its bash 3.2
+  case "$1" in
+    3.5.9) echo 603f5602e2eef00d77fbd429d34dcd5822bb301757a1bc9cdb24c670f1eb859a ;;
+    3.5.7) echo a8c0d28a529ca480f9f36cf5792e2cd21984552a3c8e4aa11a24aa31aeac98e8 ;;
+  esac
+}
+OPENSSL_VERSION="${OPENSSL_VERSION:-$PINNED_VERSION}"
+known="$(known_sha256 "$OPENSSL_VERSION")"
+if [ -n "$known" ]; then
+  if [ -n "${OPENSSL_SHA256:-}" ] && [ "$OPENSSL_SHA256" != "$known" ]; then
+    echo "OPENSSL_SHA256 differs from the known checksum of OpenSSL $OPENSSL_VERSION: refusing" >&2
+    exit 1
+  fi
+  OPENSSL_SHA256="$known"
 fi
 
 PREFIX="${1:?usage: build_openssl.sh PREFIX}"
@@ -46,13 +59,27 @@ tarball="$WORK/openssl-$OPENSSL_VERSION.tar.gz"
 if [ -n "${OPENSSL_TARBALL:-}" ]; then
   cp "$OPENSSL_TARBALL" "$tarball"
 else
-  url="${OPENSSL_URL:-https://github.com/openssl/openssl/releases/download/openssl-$OPENSSL_VERSION/openssl-$OPENSSL_VERSION.tar.gz}"
-  if command -v curl >/dev/null; then
-    curl --fail --location --silent --show-error --retry 3 -o "$tarball" "$url"
-  elif command -v wget >/dev/null; then
-    wget -q -O "$tarball" "$url"
+  urls=()
+  if [ -n "${OPENSSL_URL:-}" ]; then
+    urls=("$OPENSSL_URL")
   else
-    echo "neither curl nor wget is installed" >&2; exit 1
+    urls=("https://github.com/openssl/openssl/releases/download/openssl-$OPENSSL_VERSION/openssl-$OPENSSL_VERSION.tar.gz"
+          "http://deb.debian.org/debian/pool/main/o/openssl/openssl_$OPENSSL_VERSION.orig.tar.gz")
+  fi
+  got_it=0
+  for url in "${urls[@]}"; do
+    echo "downloading $url"
+    if command -v curl >/dev/null; then
+      curl --fail --location --silent --show-error --retry 3 --connect-timeout 20 -o "$tarball" "$url" && got_it=1
+    elif command -v wget >/dev/null; then
+      wget -q -T 20 -O "$tarball" "$url" && got_it=1
+    else
+      echo "neither curl nor wget is installed" >&2; exit 1
+    fi
+    [ "$got_it" = 1 ] && break
+  done
+  if [ "$got_it" != 1 ]; then
+    echo "could not download OpenSSL $OPENSSL_VERSION from: ${urls[*]}" >&2; exit 1
   fi
 fi
 
@@ -80,7 +107,16 @@ case "$(uname -s)" in
     # windows runners sets one up via the msvc action in .github/workflows/wheels.yml).
     win_flags=()
     for f in "${flags[@]}"; do [ "$f" = -fPIC ] || win_flags+=("$f"); done
-    win_flags+=(no-asm)   # the runners have no NASM: portable C code paths (slower); install NASM to drop this
+    # OpenSSL's AES-NI / VAES / PCLMULQDQ code (AES-GCM at several GB/s per core) needs NASM on Windows
+    # (.github/workflows/wheels.yml installs it). Without NASM only the portable C code builds, many
+    # times slower: allowed for a local build, with a warning, never for a release (MODELCRYPT_RELEASE=1).
+    if ! command -v nasm >/dev/null; then
+      if [ "${MODELCRYPT_RELEASE:-0}" = 1 ]; then
+        echo "NASM is not on PATH: a release build must not fall back to OpenSSL's no-asm code" >&2; exit 1
+      fi
+      echo "warning: NASM is not on PATH: building OpenSSL with no-asm (slow AES-GCM)" >&2
+      win_flags+=(no-asm)
+    fi
     perl Configure "${OPENSSL_TARGET:-VC-WIN64A}" "${win_flags[@]}"
     nmake
     nmake install_sw

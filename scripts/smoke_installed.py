@@ -118,15 +118,34 @@ def check_api_roundtrip(tmp: str) -> None:
         fail("a tampered file was loaded")
 
 
+def check_openssl(expected: str) -> None:
+    """The OpenSSL linked into the wheel is the one it was built against (e.g. the pinned 3.5 LTS),
+    as the library, the Python API and `modelcrypt config --openssl-version` all report it."""
+    import modelcrypt
+
+    reported = modelcrypt.openssl_version()
+    if reported.split()[:2] != ["OpenSSL", expected]:
+        fail(f"the wheel links {reported!r}, expected OpenSSL {expected}")
+    cli = subprocess.run([sys.executable, "-m", "modelcrypt", "config", "--openssl-version"],
+                         capture_output=True, text=True, check=False)
+    if cli.returncode != 0 or cli.stdout.strip() != reported:
+        fail(f"`modelcrypt config --openssl-version` printed {cli.stdout.strip()!r} (exit {cli.returncode}), "
+             f"the API {reported!r}")
+    print(f"links {reported}")
+
+
 def main(argv: list[str]) -> int:
     """Run every check; exit 0 when all pass."""
     versions = [a for a in argv if not a.startswith("-")]
-    unknown = [a for a in argv if a.startswith("-") and a != "--no-compiler"]
-    if len(versions) > 1 or unknown:
-        fail("usage: smoke_installed.py [EXPECTED_VERSION] [--no-compiler]")
+    openssl = [a.split("=", 1)[1] for a in argv if a.startswith("--openssl=")]
+    unknown = [a for a in argv if a.startswith("-") and a != "--no-compiler" and not a.startswith("--openssl=")]
+    if len(versions) > 1 or len(openssl) > 1 or unknown:
+        fail("usage: smoke_installed.py [EXPECTED_VERSION] [--no-compiler] [--openssl=EXPECTED_OPENSSL_VERSION]")
     if "--no-compiler" in argv:
         check_compiler_absent()
         print("no compiler on PATH")
+    if openssl:
+        check_openssl(openssl[0])
     check_versions(versions[0] if versions else None)
     with tempfile.TemporaryDirectory() as tmp:
         check_cli_roundtrip(tmp)
