@@ -62,5 +62,6 @@ export WINEPATH="$gcc_dir;$pthread_dir"
 export WINEPREFIX="${WINEPREFIX:-$build/wineprefix}"
 export WINEDEBUG="${WINEDEBUG:--all}" WINEDLLOVERRIDES="${WINEDLLOVERRIDES:-mscoree,mshtml=}"
 "$wine" wineboot --init >/dev/null 2>&1 || true
-(cd "$build" && ctest --output-on-failure)
+# -V: each test prints "N passed, M failed" and any check it skips on Windows (with the reason).
+(cd "$build" && ctest -V --output-on-failure) | grep -E "Test command|passed|failed|skipped|FAILED|Test #"
 echo "Windows cross check passed: $dll"
