@@ -222,6 +222,8 @@ void AtomicOutputFile::writev_all(IoVec* iov, int iovcnt) {
                             SYNC_FILE_RANGE_WRITE);  // a hint: fsync in commit() is what guarantees
     flushing_ = upto;
   }
+#else
+  flushing_ = written_;  // no writeback hint (sync_file_range is Linux's): the fsync in commit() does it all
 #endif
 }
 

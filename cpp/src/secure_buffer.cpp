@@ -52,7 +52,15 @@ std::vector<std::pair<void*, size_t>>& fork_registry() {
 void fork_prepare() { g_fork_registry_mutex.lock(); }
 void fork_parent() { g_fork_registry_mutex.unlock(); }
 void fork_child() {
+#ifdef __linux__
   for (const auto& m : fork_registry()) madvise(m.first, m.second, MADV_DONTNEED);
+#else
+  // Elsewhere (macOS) MADV_DONTNEED is only a hint that may keep the contents: map fresh zero pages
+  // over the child's copy instead.
+  for (const auto& m : fork_registry()) {
+    (void)mmap(m.first, m.second, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  }
+#endif
   g_fork_registry_mutex.unlock();
 }
 

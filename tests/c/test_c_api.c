@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifndef _WIN32
+#ifdef _WIN32
+#include <windows.h>
+#else
 #include <sys/resource.h>
 #endif
 
@@ -135,6 +137,19 @@ static void test_invalid_arguments(void) {
   CHECK(mc_encrypt_file(f, f, KEY32, 32, NULL) == MC_INVALID_ARGUMENT); /* dst == src */
 }
 
+/* Whether the file named by UTF-8 `path` exists, found the platform's own way (Windows: UTF-16). */
+static int utf8_file_exists(const char* path) {
+#ifdef _WIN32
+  wchar_t wide[4300];
+  if (MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path, -1, wide, 4300) == 0) return 0;
+  FILE* f = _wfopen(wide, L"rb");
+#else
+  FILE* f = fopen(path, "rb");
+#endif
+  if (f) fclose(f);
+  return f != NULL;
+}
+
 static void test_files(void) {
   static uint8_t data[2500000];
   for (size_t i = 0; i < sizeof data; ++i) data[i] = (uint8_t)(i ^ (i >> 9));
@@ -150,6 +165,17 @@ static void test_files(void) {
   CHECK(mc_decrypt_file(enc, back, KEY32, 32, NULL) == MC_OK);
   size_t n = 0;
   uint8_t* got = read_file(back, &n);
+  CHECK(got && n == sizeof data && memcmp(got, data, n) == 0);
+  free(got);
+  /* Paths are UTF-8 on every platform: model-\u00fc-\u6a21\u578b.mcx */
+  const char* utf8 = path_in("model-\xc3\xbc-\xe6\xa8\xa1\xe5\x9e\x8b.mcx");
+  CHECK(mc_encrypt_file(plain, utf8, KEY32, 32, NULL) == MC_OK && utf8_file_exists(utf8));
+  out = NULL;
+  CHECK(mc_load(utf8, KEY32, 32, NULL, &out) == MC_OK && out && mc_buffer_size(out) == sizeof data &&
+        memcmp(mc_buffer_data(out), data, sizeof data) == 0);
+  mc_buffer_free(out);
+  CHECK(mc_decrypt_file(utf8, back, KEY32, 32, NULL) == MC_OK); /* replaces the existing back.bin */
+  got = read_file(back, &n);
   CHECK(got && n == sizeof data && memcmp(got, data, n) == 0);
   free(got);
 
