@@ -2,7 +2,8 @@
 // appears at its destination only when complete (an unnamed O_TMPFILE file, or a named temp file,
 // in the same directory; fsync; rename). Two implementations behind this interface: file_io.cpp
 // (POSIX) and file_io_win32.cpp (Windows: UTF-8 paths through the wide-character API, ReadFile at
-// OVERLAPPED offsets, FlushFileBuffers, MoveFileExW(MOVEFILE_REPLACE_EXISTING|MOVEFILE_WRITE_THROUGH)).
+// OVERLAPPED offsets, FlushFileBuffers, a POSIX-semantics rename by handle or else
+// MoveFileExW(MOVEFILE_REPLACE_EXISTING|MOVEFILE_WRITE_THROUGH)).
 #pragma once
 #ifndef _WIN32
 #include <sys/types.h>

@@ -3,11 +3,15 @@
 // WriteFile with the offset in an OVERLAPPED (on a synchronous handle: no shared file pointer is
 // relied on, so concurrent readers of one InputFile are safe). The output file is a named temporary
 // file beside the destination (Windows has no unnamed files), flushed with FlushFileBuffers and
-// moved over the destination with MoveFileExW(MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH).
+// renamed over the destination through its handle with POSIX semantics (Windows 10 1607+, NTFS), or
+// else moved with MoveFileExW(MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH).
 #include <windows.h>
 
 #include <cerrno>
 #include <climits>
+#include <cstddef>
+#include <cstring>
+#include <vector>
 
 #include "crypto.hpp"
 #include "errors.hpp"
@@ -77,6 +81,31 @@ DWORD write_at(HANDLE h, const uint8_t* p, size_t n, uint64_t offset) {
     offset += wrote;
   }
   return 0;
+}
+
+// Renames the open file `h` (opened with DELETE access) to `name` in its own directory, replacing
+// what is there even while other handles have it open (with FILE_SHARE_DELETE, as InputFile opens
+// files: `recipients edit` rewrites the file it reads). FileRenameInfoEx with POSIX semantics needs
+// Windows 10 1607 and NTFS; false (the caller then uses MoveFileExW) where it is refused.
+bool rename_by_handle_replacing(HANDLE h, const std::wstring& name) {
+  struct RenameInfoEx {  // FILE_RENAME_INFO with its Flags member (not in every SDK's headers)
+    DWORD flags;
+    HANDLE root_directory;
+    DWORD file_name_length;
+    WCHAR file_name[1];
+  };
+  constexpr DWORD kReplaceIfExists = 0x1, kPosixSemantics = 0x2;  // FILE_RENAME_FLAG_*
+  constexpr int kFileRenameInfoEx = 22;                              // FILE_INFO_BY_HANDLE_CLASS
+  const size_t bytes = name.size() * sizeof(WCHAR);
+  std::vector<unsigned char> storage(offsetof(RenameInfoEx, file_name) + bytes + sizeof(WCHAR), 0);
+  RenameInfoEx info{};
+  info.flags = kReplaceIfExists | kPosixSemantics;
+  info.root_directory = nullptr;
+  info.file_name_length = static_cast<DWORD>(bytes);
+  std::memcpy(storage.data(), &info, offsetof(RenameInfoEx, file_name));
+  std::memcpy(storage.data() + offsetof(RenameInfoEx, file_name), name.data(), bytes);
+  return SetFileInformationByHandle(h, static_cast<FILE_INFO_BY_HANDLE_CLASS>(kFileRenameInfoEx), storage.data(),
+                                    static_cast<DWORD>(storage.size())) != 0;
 }
 
 }  // namespace
@@ -187,7 +216,7 @@ AtomicOutputFile::AtomicOutputFile(const std::string& destination, FileMode mode
     std::string name = random_temp_name();
     const std::wstring wname = win32::widen(name);
     // Not shared for writing or deleting while we write; the handle is closed before the move.
-    HANDLE h = CreateFileW(wname.c_str(), GENERIC_WRITE, FILE_SHARE_READ, nullptr, CREATE_NEW,
+    HANDLE h = CreateFileW(wname.c_str(), GENERIC_WRITE | DELETE, FILE_SHARE_READ, nullptr, CREATE_NEW,
                            FILE_ATTRIBUTE_NORMAL | FILE_ATTRIBUTE_NOT_CONTENT_INDEXED, nullptr);
     if (h != INVALID_HANDLE_VALUE) {
       handle_ = h;
@@ -224,10 +253,18 @@ void AtomicOutputFile::writev_all(IoVec* iov, int iovcnt) {
 void AtomicOutputFile::commit(const std::function<void()>& before_rename) {
   HANDLE h = as_handle(handle_);
   if (durable_ && !FlushFileBuffers(h)) win32::throw_error("cannot flush", destination_, GetLastError());
+  if (before_rename) before_rename();  // throws: the destructor closes and removes the temporary file
+  const std::wstring to = win32::widen(destination_);
+  // The same directory: the new name alone (no separators) renames within it.
+  if (rename_by_handle_replacing(h, win32::widen(base_of(destination_)))) {
+    committed_ = true;
+    handle_ = nullptr;
+    if (!CloseHandle(h)) win32::throw_error("cannot close", destination_, GetLastError());
+    return;
+  }
   handle_ = nullptr;
   if (!CloseHandle(h)) win32::throw_error("cannot close", destination_, GetLastError());
-  if (before_rename) before_rename();  // throws: the destructor removes the temporary file
-  const std::wstring from = win32::widen(temp_path_), to = win32::widen(destination_);
+  const std::wstring from = win32::widen(temp_path_);
   // WRITE_THROUGH: the move is on disk when it returns (the directory flush of the POSIX version).
   const DWORD flags = MOVEFILE_REPLACE_EXISTING | (durable_ ? MOVEFILE_WRITE_THROUGH : 0);
   if (!MoveFileExW(from.c_str(), to.c_str(), flags)) {
