@@ -64,4 +64,39 @@ export WINEDEBUG="${WINEDEBUG:--all}" WINEDLLOVERRIDES="${WINEDLLOVERRIDES:-msco
 "$wine" wineboot --init >/dev/null 2>&1 || true
 # -V: each test prints "N passed, M failed" and any check it skips on Windows (with the reason).
 (cd "$build" && ctest -V --output-on-failure) | grep -E "Test command|passed|failed|skipped|FAILED|Test #"
+# 5. The installed layout (modelcrypt/lib: DLL, import library, CMake package, pkg-config) as a user
+#    meets it: a C program built with find_package(modelcrypt) against the install, run under Wine.
+inst="$build/install"
+rm -rf "$inst" "$build/consumer"
+cmake --install "$build" --prefix "$inst" >/dev/null
+mkdir -p "$build/consumer/src"
+cat >"$build/consumer/src/CMakeLists.txt" <<'CMAKE'
+cmake_minimum_required(VERSION 3.18)
+project(consumer C)
+find_package(modelcrypt CONFIG REQUIRED)
+add_executable(consumer consumer.c)
+target_link_libraries(consumer PRIVATE modelcrypt::modelcrypt)
+CMAKE
+cat >"$build/consumer/src/consumer.c" <<'C'
+#include <modelcrypt/modelcrypt.h>
+#include <stdio.h>
+#include <string.h>
+int main(void) {
+  static const uint8_t key[32] = {1};
+  const char text[] = "weights";
+  mc_buffer *enc = NULL, *dec = NULL;
+  int ok = mc_encrypt_memory(text, sizeof text, key, 32, NULL, &enc) == MC_OK &&
+           mc_decrypt_memory(mc_buffer_data(enc), mc_buffer_size(enc), key, 32, NULL, &dec) == MC_OK &&
+           mc_buffer_size(dec) == sizeof text && memcmp(mc_buffer_data(dec), text, sizeof text) == 0;
+  printf("consumer: modelcrypt %s, %s: round trip %s\n", mc_version(), mc_openssl_version(), ok ? "OK" : "FAILED");
+  mc_buffer_free(enc);
+  mc_buffer_free(dec);
+  return ok ? 0 : 1;
+}
+C
+cmake -S "$build/consumer/src" -B "$build/consumer" -DCMAKE_TOOLCHAIN_FILE="$root/scripts/cross/mingw-w64-x86_64.cmake" \
+  -Dmodelcrypt_DIR="$inst/modelcrypt/lib/cmake/modelcrypt" -DCMAKE_BUILD_TYPE=Release >/dev/null
+make -C "$build/consumer" >/dev/null
+WINEPATH="$WINEPATH;$inst/modelcrypt/lib" "$wine" "$build/consumer/consumer.exe"
+
 echo "Windows cross check passed: $dll"
