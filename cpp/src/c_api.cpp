@@ -15,6 +15,10 @@
 #error "MODELCRYPT_VERSION must be defined by the build"
 #endif
 
+#if defined(_WIN32) && defined(__GNUC__)
+thread_local std::string modelcrypt_core::c_api::t_last_error;  // see c_api_detail.hpp
+#endif
+
 namespace {
 using namespace modelcrypt_core::c_api;
 static_assert(static_cast<int>(Status::key_mismatch) == MC_KEY_MISMATCH, "status values must match");

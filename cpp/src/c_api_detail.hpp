@@ -33,7 +33,13 @@ namespace modelcrypt_core::c_api {
 using modelcrypt_core::Error;
 using modelcrypt_core::Status;
 
+#if defined(_WIN32) && defined(__GNUC__)
+// MinGW's GCC defines an inline thread_local's TLS init function in every object (the DLL then fails
+// to link with multiple definitions): there it is defined once, in c_api.cpp.
+extern thread_local std::string t_last_error;
+#else
 inline thread_local std::string t_last_error;
+#endif
 
 inline mc_status fail(mc_status status, const std::string& message) {
   try {

@@ -92,7 +92,7 @@ SecureBuffer load_chunks(const ByteSource& in, const Header& h, const format::Fi
     const uint64_t i = first + j;
     uint8_t* slot = base + (h.chunk_plaintext_offset(i) - begin);
     uint8_t tag[kTagSize];
-    struct iovec iov[2] = {{slot, h.chunk_plaintext_size(i)}, {tag, kTagSize}};
+    IoVec iov[2] = {{slot, h.chunk_plaintext_size(i)}, {tag, kTagSize}};
     in.readv_exact_at(iov, 2, h.chunk_file_offset(i));
     count_read(h.chunk_plaintext_size(i) + kTagSize);
     record(open_checked_chunk(w, h, trailer, i, slot, slot, tag), i, changed, failed);
@@ -123,14 +123,14 @@ void load_chunks_into(const ByteSource& in, const Header& h, const format::FileK
       uint8_t tag[kTagSize];
       if (begin >= offset && begin + n <= end) {  // wholly inside: decrypted in place in the caller's memory
         uint8_t* slot = out + (begin - offset);
-        struct iovec iov[2] = {{slot, n}, {tag, kTagSize}};
+        IoVec iov[2] = {{slot, n}, {tag, kTagSize}};
         in.readv_exact_at(iov, 2, h.chunk_file_offset(i));
         count_read(n + kTagSize);
         record(open_checked_chunk(w, h, trailer, i, slot, slot, tag), i, changed, failed);
         return;
       }
       SecureBuffer scratch = SecureBuffer::allocate(n);  // a cut chunk: only its wanted part leaves here
-      struct iovec iov[2] = {{scratch.data(), n}, {tag, kTagSize}};
+      IoVec iov[2] = {{scratch.data(), n}, {tag, kTagSize}};
       in.readv_exact_at(iov, 2, h.chunk_file_offset(i));
       count_read(n + kTagSize);
       const ChunkOutcome outcome = open_checked_chunk(w, h, trailer, i, scratch.data(), scratch.data(), tag);
@@ -344,7 +344,7 @@ void stream_decrypt(const InputFile& in, const Header& h, const format::FileKeys
   const uint64_t per_batch = std::min(batch_chunks(h), h.chunk_count());
   const uint64_t batches = (h.chunk_count() + per_batch - 1) / per_batch;
   std::vector<SecureBuffer> slots = pipeline_slots(batches, per_batch * stride);
-  std::vector<struct iovec> iov(per_batch);
+  std::vector<IoVec> iov(per_batch);
   FailedChunk failed, changed;
   auto first_of = [&](uint64_t b) { return b * per_batch; };
   auto count_of = [&](uint64_t b) { return std::min(per_batch, h.chunk_count() - first_of(b)); };

@@ -3,7 +3,6 @@
 #pragma once
 #include <cstdint>
 #include <functional>
-#include <sys/uio.h>
 #include <string>
 #include <vector>
 
@@ -68,7 +67,7 @@ class PlaintextSource {
   virtual ~PlaintextSource() = default;
   virtual uint64_t size() const = 0;
   // Fills the (strided) iov slots with the plaintext that starts at `offset`.
-  virtual void read(uint64_t offset, struct iovec* iov, int iovcnt) = 0;
+  virtual void read(uint64_t offset, IoVec* iov, int iovcnt) = 0;
   // Whether the plaintext is in memory already (read() is a copy, not I/O).
   virtual bool in_memory() const { return false; }
   // The plaintext [offset, offset + n) in place when the source holds it contiguously in memory

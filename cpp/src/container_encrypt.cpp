@@ -54,7 +54,7 @@ class FileSource final : public PlaintextSource {
  public:
   explicit FileSource(const std::string& path) : in_(path) {}
   uint64_t size() const override { return in_.size(); }
-  void read(uint64_t offset, struct iovec* iov, int iovcnt) override { in_.readv_exact_at(iov, iovcnt, offset); }
+  void read(uint64_t offset, IoVec* iov, int iovcnt) override { in_.readv_exact_at(iov, iovcnt, offset); }
   void finish() override {
     if (in_.current_size() != in_.size()) {
       throw Error(Status::io, "source file '" + in_.path() + "' changed size while it was being encrypted", 0, in_.path());
@@ -83,7 +83,7 @@ class PartsSource final : public PlaintextSource {
     if (within > parts_[part].size || n > parts_[part].size - within) return nullptr;  // crosses into the next part
     return parts_[part].data + within;
   }
-  void read(uint64_t offset, struct iovec* iov, int iovcnt) override {
+  void read(uint64_t offset, IoVec* iov, int iovcnt) override {
     // Parts are visited in order; find the one holding `offset` once, then walk forward.
     size_t part = static_cast<size_t>(std::upper_bound(starts_.begin(), starts_.end(), offset) - starts_.begin());
     part = part ? part - 1 : 0;
@@ -221,7 +221,7 @@ void encrypt_source_to_sink(PlaintextSource& source, const std::function<std::un
       std::min(batch_chunks(h, source.in_memory() ? kMemoryBatchBytes : kBatchBytes), h.chunk_count());
   const uint64_t batches = (h.chunk_count() + per_batch - 1) / per_batch;
   std::vector<SecureBuffer> slots = pipeline_slots(batches, per_batch * stride);
-  std::vector<struct iovec> iov(per_batch);
+  std::vector<IoVec> iov(per_batch);
   std::vector<std::vector<const uint8_t*>> plaintext_of(kPipelineSlots, std::vector<const uint8_t*>(per_batch));
   auto first_of = [&](uint64_t b) { return b * per_batch; };
   auto count_of = [&](uint64_t b) { return std::min(per_batch, h.chunk_count() - first_of(b)); };

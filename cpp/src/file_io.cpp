@@ -26,7 +26,7 @@ std::string base_of(const std::string& path) {
 }
 
 // Advances an iovec array past `done` bytes.
-void consume(struct iovec*& iov, int& iovcnt, size_t done) {
+void consume(IoVec*& iov, int& iovcnt, size_t done) {
   while (iovcnt > 0 && done >= iov->iov_len) {
     done -= iov->iov_len;
     ++iov;
@@ -72,8 +72,13 @@ FileIdentity identity_of(const struct stat& st) {
   id.device = static_cast<uint64_t>(st.st_dev);
   id.inode = static_cast<uint64_t>(st.st_ino);
   id.size = static_cast<uint64_t>(st.st_size);
+#ifdef __APPLE__
+  id.mtime_ns = static_cast<int64_t>(st.st_mtimespec.tv_sec) * 1000000000 + st.st_mtimespec.tv_nsec;
+  id.ctime_ns = static_cast<int64_t>(st.st_ctimespec.tv_sec) * 1000000000 + st.st_ctimespec.tv_nsec;
+#else
   id.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
   id.ctime_ns = static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
+#endif
   return id;
 }
 }  // namespace
@@ -114,7 +119,16 @@ size_t InputFile::read_at(void* buf, size_t n, uint64_t offset) const {
   return done;
 }
 
-void InputFile::readv_exact_at(struct iovec* iov, int iovcnt, uint64_t offset) const {
+void InputFile::readv_exact_at(IoVec* iov, int iovcnt, uint64_t offset) const {
+#ifdef __APPLE__
+  // preadv needs macOS 11; the wheels target older releases: one pread per entry.
+  for (int i = 0; i < iovcnt; ++i) {
+    if (read_at(iov[i].iov_base, iov[i].iov_len, offset) != iov[i].iov_len) {
+      throw Error(Status::io, "file '" + path_ + "' became shorter while it was being read", 0, path_);
+    }
+    offset += iov[i].iov_len;
+  }
+#else
   while (iovcnt > 0 && iov->iov_len == 0) { ++iov; --iovcnt; }
   while (iovcnt > 0) {
     const ssize_t r = ::preadv(fd_, iov, iovcnt < IOV_MAX ? iovcnt : IOV_MAX, static_cast<off_t>(offset));
@@ -126,23 +140,7 @@ void InputFile::readv_exact_at(struct iovec* iov, int iovcnt, uint64_t offset) c
     offset += static_cast<uint64_t>(r);
     consume(iov, iovcnt, static_cast<size_t>(r));
   }
-}
-
-void ByteSource::readv_exact_at(struct iovec* iov, int iovcnt, uint64_t offset) const {
-  for (int i = 0; i < iovcnt; ++i) {
-    const size_t got = read_at(iov[i].iov_base, iov[i].iov_len, offset);
-    if (got != iov[i].iov_len) {
-      throw Error(Status::io, path() + ": short read: " + std::to_string(got) + " of " + std::to_string(iov[i].iov_len) +
-                                  " bytes at offset " + std::to_string(offset) + " (the source is shorter than its size, " +
-                                  std::to_string(size()) + " bytes, or changed while it was read)", 0, path());
-    }
-    offset += got;
-  }
-}
-
-void ByteSource::read_exact_at(void* buf, size_t n, uint64_t offset) const {
-  struct iovec iov = {buf, n};
-  readv_exact_at(&iov, 1, offset);
+#endif
 }
 
 std::string temp_file_prefix(const std::string& destination) {
@@ -159,7 +157,7 @@ std::string AtomicOutputFile::random_temp_name() const {
   return name;
 }
 
-AtomicOutputFile::AtomicOutputFile(const std::string& destination, mode_t mode, bool durable)
+AtomicOutputFile::AtomicOutputFile(const std::string& destination, FileMode mode, bool durable)
     : destination_(destination), durable_(durable) {
 #ifdef O_TMPFILE
   // Linux: an unnamed file in the destination's directory, given a name only once complete, so a
@@ -199,11 +197,11 @@ AtomicOutputFile::~AtomicOutputFile() {
 }
 
 void AtomicOutputFile::write_all(const void* data, size_t n) {
-  struct iovec iov = {const_cast<void*>(data), n};
+  IoVec iov = {const_cast<void*>(data), n};
   writev_all(&iov, 1);
 }
 
-void AtomicOutputFile::writev_all(struct iovec* iov, int iovcnt) {
+void AtomicOutputFile::writev_all(IoVec* iov, int iovcnt) {
   while (iovcnt > 0 && iov->iov_len == 0) { ++iov; --iovcnt; }
   while (iovcnt > 0) {
     const ssize_t w = ::writev(fd_, iov, iovcnt < IOV_MAX ? iovcnt : IOV_MAX);
@@ -216,6 +214,7 @@ void AtomicOutputFile::writev_all(struct iovec* iov, int iovcnt) {
   }
   // Durable files: start the device writeback of every full 8 MiB written so far, so the disk works
   // while we encrypt and the final fsync has little left to wait for.
+#ifdef __linux__
   constexpr uint64_t kWritebackStep = 8u << 20;
   if (durable_ && written_ - flushing_ >= kWritebackStep) {
     const uint64_t upto = written_ / kWritebackStep * kWritebackStep;
@@ -223,22 +222,36 @@ void AtomicOutputFile::writev_all(struct iovec* iov, int iovcnt) {
                             SYNC_FILE_RANGE_WRITE);  // a hint: fsync in commit() is what guarantees
     flushing_ = upto;
   }
+#else
+  flushing_ = written_;  // no writeback hint (sync_file_range is Linux's): the fsync in commit() does it all
+#endif
 }
 
 namespace {
+// fsync, or on macOS F_FULLFSYNC (its fsync leaves the data in the drive's cache); 0 or -1/errno.
+int flush_to_device(int fd, bool data_only) {
+#ifdef __APPLE__
+  (void)data_only;
+  if (::fcntl(fd, F_FULLFSYNC) == 0) return 0;
+  return ::fsync(fd);  // filesystems without F_FULLFSYNC
+#else
+  return data_only ? ::fdatasync(fd) : ::fsync(fd);
+#endif
+}
+
 // Durability of a new name in `path`'s directory; best effort on filesystems that refuse it.
 void sync_directory_of(const std::string& path, bool durable) {
   if (!durable) return;
   const int dfd = ::open(dir_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
-    (void)::fsync(dfd);
+    (void)flush_to_device(dfd, false);
     ::close(dfd);
   }
 }
 }  // namespace
 
 void AtomicOutputFile::commit(const std::function<void()>& before_rename) {
-  if (durable_ && ::fsync(fd_) != 0) throw_io_error("cannot flush", destination_);
+  if (durable_ && flush_to_device(fd_, false) != 0) throw_io_error("cannot flush", destination_);
   if (unnamed_) {
     if (before_rename) before_rename();  // throws: the unnamed file goes with its descriptor
     const std::string fd_path = "/proc/self/fd/" + std::to_string(fd_);
@@ -315,7 +328,7 @@ void overwrite_in_place(const std::string& path, const FileIdentity& expected, u
     }
     done += static_cast<size_t>(w);
   }
-  if (durable && ::fdatasync(fd) != 0) {
+  if (durable && flush_to_device(fd, true) != 0) {
     const int err = errno;
     ::close(fd);
     throw_io_error("cannot flush", path, err);

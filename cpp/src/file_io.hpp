@@ -1,9 +1,13 @@
-// POSIX file helpers for the core: positional reads of a regular input file, and an output file
-// that appears at its destination only when complete (an unnamed O_TMPFILE file, or a named temp file,
-// in the same directory; fsync; rename).
+// File helpers for the core: positional reads of a regular input file, and an output file that
+// appears at its destination only when complete (an unnamed O_TMPFILE file, or a named temp file,
+// in the same directory; fsync; rename). Two implementations behind this interface: file_io.cpp
+// (POSIX) and file_io_win32.cpp (Windows: UTF-8 paths through the wide-character API, ReadFile at
+// OVERLAPPED offsets, FlushFileBuffers, a POSIX-semantics rename by handle or else
+// MoveFileExW(MOVEFILE_REPLACE_EXISTING|MOVEFILE_WRITE_THROUGH)).
 #pragma once
+#ifndef _WIN32
 #include <sys/types.h>
-#include <sys/uio.h>
+#endif
 
 #include <cstddef>
 #include <cstdint>
@@ -14,7 +18,16 @@
 
 namespace modelcrypt_core {
 
-// What identifies a file's contents as of one moment: its inode, size and modification time.
+// Permission bits for a new file (umask applies). Windows has none: files there take their
+// directory's access control list, and the bits are ignored.
+#ifdef _WIN32
+using FileMode = unsigned int;
+#else
+using FileMode = mode_t;
+#endif
+
+// What identifies a file's contents as of one moment: its inode (on Windows: volume serial number
+// and file index), size and modification time.
 // (ctime is recorded but not compared: chmod, a new hard link or an xattr change it without
 // touching the contents.)
 struct FileIdentity {
@@ -49,10 +62,14 @@ class InputFile : public ByteSource {
   // Reads up to n bytes at offset; returns the count (short only at end of file).
   size_t read_at(void* buf, size_t n, uint64_t offset) const override;
   // Reads exactly the bytes described by iov (modified) at offset; a short read is Error(io).
-  void readv_exact_at(struct iovec* iov, int iovcnt, uint64_t offset) const override;
+  void readv_exact_at(IoVec* iov, int iovcnt, uint64_t offset) const override;
 
  private:
+#ifdef _WIN32
+  void* handle_ = nullptr;  // HANDLE
+#else
   int fd_ = -1;
+#endif
   uint64_t size_ = 0;
   std::string path_;
 };
@@ -68,20 +85,24 @@ class AtomicOutputFile {
   // writing), so even a power loss leaves either the old or the new file. Without it the rename is
   // still atomic for other processes and against a crash of this process, but not against a
   // power loss or kernel crash.
-  AtomicOutputFile(const std::string& destination, mode_t mode, bool durable = true);
+  AtomicOutputFile(const std::string& destination, FileMode mode, bool durable = true);
   ~AtomicOutputFile();  // not committed: closes and removes the temporary file
   AtomicOutputFile(const AtomicOutputFile&) = delete;
   AtomicOutputFile& operator=(const AtomicOutputFile&) = delete;
 
   void write_all(const void* data, size_t n);
-  void writev_all(struct iovec* iov, int iovcnt);  // iov is modified
+  void writev_all(IoVec* iov, int iovcnt);  // iov is modified
   // fsync (when durable), `before_rename()` (a last chance to cancel: if it throws, the temporary
   // file is removed and the destination is untouched), link the unnamed file to a temporary name,
   // rename over the destination, fsync the directory (when durable).
   void commit(const std::function<void()>& before_rename = {});
 
  private:
+#ifdef _WIN32
+  void* handle_ = nullptr;  // HANDLE of the named temporary file
+#else
   int fd_ = -1;
+#endif
   std::string destination_;
   std::string random_temp_name() const;
   std::string temp_path_;   // named temporary file (empty while the file is unnamed)

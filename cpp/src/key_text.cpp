@@ -1,16 +1,21 @@
 #include "key_text.hpp"
 
-#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#ifndef _WIN32
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#endif
 
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 
 #include "errors.hpp"
+#ifdef _WIN32
+#include "file_io.hpp"
+#endif
 
 namespace modelcrypt_core::key_text {
 namespace {
@@ -104,6 +109,16 @@ SecureBuffer read_file(const std::string& path) {
   const std::string source = looks_like_key_text(path)
       ? std::string("key file <path not shown: it looks like key text; give the PATH of a file holding the key>")
       : "key file " + path;
+#ifdef _WIN32
+  SecureBuffer content = SecureBuffer::allocate(1 << 16);
+  size_t size = 0;
+  try {
+    size = InputFile(path).read_at(content.data(), content.size(), 0);
+  } catch (const Error& e) {  // its message names the path, which may be key text: say `source`
+    if (e.status() != Status::io) throw Error(e.status(), source + ": not a regular file, or a path that is not UTF-8");
+    throw Error(Status::io, source + ": " + std::strerror(e.sys_errno() ? e.sys_errno() : EIO), e.sys_errno());
+  }
+#else
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     const int e = errno;
@@ -122,6 +137,7 @@ SecureBuffer read_file(const std::string& path) {
     if (n == 0 || (size += static_cast<size_t>(n)) == content.size()) break;
   }
   ::close(fd);
+#endif
   return parse({content.data(), size}, true, source);
 }
 

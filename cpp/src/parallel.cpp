@@ -1,6 +1,8 @@
 #include "parallel.hpp"
 
+#ifdef __linux__
 #include <sched.h>
+#endif
 
 #include <atomic>
 #include <exception>
@@ -12,11 +14,14 @@
 namespace modelcrypt_core {
 
 unsigned available_cpus() noexcept {
+#ifdef __linux__
+  // The CPUs this process may run on (a container's or taskset's limit), not all the machine's.
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof set, &set) == 0) {
     const int n = CPU_COUNT(&set);
     if (n > 0) return static_cast<unsigned>(n);
   }
+#endif
   const unsigned hc = std::thread::hardware_concurrency();
   return hc ? hc : 1;
 }

@@ -1,6 +1,10 @@
 #include "random_access.hpp"
 
+#ifdef _WIN32
+#include <windows.h>
+#else
 #include <unistd.h>
+#endif
 
 #include <cerrno>
 #include <climits>
@@ -10,11 +14,27 @@
 
 #include "container_detail.hpp"
 #include "errors.hpp"
+#ifdef _WIN32
+#include "win32_util.hpp"
+#endif
 
 namespace modelcrypt_core {
 namespace {
 
 std::string absolute(const std::string& path) {
+#ifdef _WIN32
+  const std::wstring wpath = win32::widen(path);
+  std::wstring full(MAX_PATH, L'\0');
+  for (;;) {
+    const DWORD n = GetFullPathNameW(wpath.c_str(), static_cast<DWORD>(full.size()), &full[0], nullptr);
+    if (n == 0) win32::throw_error("cannot resolve the full path of", path, GetLastError());
+    if (n < full.size()) {
+      full.resize(n);
+      return win32::narrow(full);
+    }
+    full.resize(n);  // n: the size needed, with the terminator
+  }
+#else
   if (!path.empty() && path[0] == '/') return path;
   std::vector<char> buf(PATH_MAX);
   while (::getcwd(buf.data(), buf.size()) == nullptr) {
@@ -22,6 +42,7 @@ std::string absolute(const std::string& path) {
     buf.resize(buf.size() * 2);
   }
   return std::string(buf.data()) + "/" + path;
+#endif
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 #include "recipients_edit.hpp"
 
+#ifndef _WIN32
 #include <sys/stat.h>
+#endif
 
 #include <algorithm>
 #include <cstring>
@@ -23,10 +25,15 @@ bool is_x25519_for(const recipients::Stanza& s, const recipients::Fingerprint& f
 // Writes core header + new section + the payload copied unchanged into a new file that replaces `path`.
 void rewrite_whole(const detail::OpenedFile& f, const std::string& path, const std::vector<uint8_t>& section, bool durable) {
   const format::Header& h = f.parsed.header;
+#ifdef _WIN32
+  const FileMode mode = 0666;  // ignored: Windows files have ACLs, not permission bits
+#else
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) throw_io_error("cannot stat", path);
+  const FileMode mode = st.st_mode & 07777;
+#endif
   const FileIdentity before = f.in.identity();
-  AtomicOutputFile out(path, st.st_mode & 07777, durable);
+  AtomicOutputFile out(path, mode, durable);
   out.write_all(f.parsed.raw.data(), static_cast<size_t>(h.core_length()));
   out.write_all(section.data(), section.size());
   SecureBuffer buf = SecureBuffer::allocate(kCopyBatch);  // ciphertext only, but wiped all the same

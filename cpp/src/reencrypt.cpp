@@ -1,6 +1,5 @@
 // RandomAccessFile::reencrypt_to_file: key rotation (modelcrypt migrate of a v1 file) streaming
 // from one authenticated handle into the streaming writer, three batches of memory at a time.
-#include <sys/uio.h>
 
 #include <algorithm>
 #include <cstring>
@@ -19,7 +18,7 @@ class DecryptingSource final : public PlaintextSource {
  public:
   DecryptingSource(const RandomAccessFile& file, unsigned threads) : file_(file), threads_(threads) {}
   uint64_t size() const override { return file_.header().plaintext_length; }
-  void read(uint64_t offset, struct iovec* iov, int iovcnt) override {
+  void read(uint64_t offset, IoVec* iov, int iovcnt) override {
     uint64_t total = 0;
     for (int k = 0; k < iovcnt; ++k) total += iov[k].iov_len;
     if (total == 0) return;  // an empty file: one empty chunk, nothing to decrypt

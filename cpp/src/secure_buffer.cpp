@@ -1,10 +1,13 @@
 #include "secure_buffer.hpp"
 
 #include <openssl/crypto.h>
-#include <sys/mman.h>
-
+#ifdef _WIN32
+#include <windows.h>
+#else
 #include <dirent.h>
 #include <pthread.h>
+#include <sys/mman.h>
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -30,7 +33,8 @@ uint8_t g_empty_byte = 0;  // data() of size-0 buffers: a valid, non-null pointe
 std::atomic<testing::ReleaseObserver> g_release_observer{nullptr};
 enum class HugePages { automatic, always, never };
 
-#ifndef MADV_WIPEONFORK
+#ifndef _WIN32
+#if defined(__linux__) && !defined(MADV_WIPEONFORK)
 #define MADV_WIPEONFORK 18  // Linux 4.14; older headers lack the name
 #endif
 
@@ -48,13 +52,24 @@ std::vector<std::pair<void*, size_t>>& fork_registry() {
 void fork_prepare() { g_fork_registry_mutex.lock(); }
 void fork_parent() { g_fork_registry_mutex.unlock(); }
 void fork_child() {
+#ifdef __linux__
   for (const auto& m : fork_registry()) madvise(m.first, m.second, MADV_DONTNEED);
+#else
+  // Elsewhere (macOS) MADV_DONTNEED is only a hint that may keep the contents: map fresh zero pages
+  // over the child's copy instead.
+  for (const auto& m : fork_registry()) {
+    (void)mmap(m.first, m.second, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  }
+#endif
   g_fork_registry_mutex.unlock();
 }
 
 // Returns whether the mapping went into the fallback registry.
+// (macOS and other systems without MADV_WIPEONFORK always take the fallback.)
 bool protect_from_fork(void* start, size_t size) {
+#ifdef MADV_WIPEONFORK
   if (!g_force_fork_fallback.load(std::memory_order_relaxed) && madvise(start, size, MADV_WIPEONFORK) == 0) return false;
+#endif
   static const bool installed = pthread_atfork(fork_prepare, fork_parent, fork_child) == 0;
   (void)installed;
   std::lock_guard<std::mutex> lock(g_fork_registry_mutex);
@@ -69,6 +84,7 @@ void forget_fork_fallback(void* start) noexcept {
   if (it != r.end()) r.erase(it);
 }
 
+#ifdef MADV_HUGEPAGE  // Linux: transparent huge pages
 // MODELCRYPT_HUGE_PAGES=auto (default) | always | never, read once.
 HugePages huge_page_policy() {
   static const HugePages policy = [] {
@@ -103,10 +119,38 @@ bool host_reclaims_free_memory() {
   }();
   return reclaims;
 }
+#endif  // MADV_HUGEPAGE
+#endif  // !_WIN32
 
 }  // namespace
 
 void testing::set_release_observer(ReleaseObserver observer) noexcept { g_release_observer.store(observer); }
+#ifdef _WIN32
+// Windows has no fork() (CreateProcess children share no memory), no core dumps of the POSIX kind
+// and no transparent huge pages for ordinary processes: committed pages, locked in the working set
+// (best effort, like mlock) so they stay out of the page file.
+void testing::set_fork_fallback(bool) noexcept {}
+
+SecureBuffer SecureBuffer::allocate(size_t size) {
+  SecureBuffer buf;
+  if (size == 0) {
+    buf.data_ = &g_empty_byte;
+    return buf;
+  }
+  const size_t rounded = (size + kPage - 1) / kPage * kPage;
+  if (rounded < size) throw Error(Status::no_memory, "buffer size overflows");
+  void* p = VirtualAlloc(nullptr, rounded, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE);
+  if (p == nullptr) {
+    throw Error(Status::no_memory, "cannot allocate " + std::to_string(size) + " bytes for the decrypted data");
+  }
+  if (rounded <= kLockLimit) (void)VirtualLock(p, rounded);  // best effort (working-set quota)
+  buf.map_ = p;
+  buf.map_size_ = rounded;
+  buf.data_ = static_cast<uint8_t*>(p);
+  buf.size_ = size;
+  return buf;
+}
+#else
 void testing::set_fork_fallback(bool force) noexcept { g_force_fork_fallback.store(force); }
 
 SecureBuffer SecureBuffer::allocate(size_t size) {
@@ -133,10 +177,12 @@ SecureBuffer SecureBuffer::allocate(size_t size) {
     const size_t tail = reserve - head - rounded;
     if (head) munmap(base, head);
     if (tail) munmap(start + rounded, tail);
+#ifdef MADV_HUGEPAGE
     const HugePages policy = huge_page_policy();
     if (policy == HugePages::always || (policy == HugePages::automatic && !host_reclaims_free_memory())) {
       madvise(start, rounded, MADV_HUGEPAGE);
     }
+#endif
   }
 #ifdef MADV_DONTDUMP
   madvise(start, rounded, MADV_DONTDUMP);
@@ -154,6 +200,7 @@ SecureBuffer SecureBuffer::allocate(size_t size) {
   buf.size_ = size;
   return buf;
 }
+#endif  // _WIN32
 
 SecureBuffer::SecureBuffer(SecureBuffer&& other) noexcept { *this = std::move(other); }
 
@@ -174,15 +221,22 @@ SecureBuffer::~SecureBuffer() { release(); }
 void SecureBuffer::wipe() noexcept {
   if (map_ == nullptr) return;
   OPENSSL_cleanse(map_, map_size_);
-  madvise(map_, map_size_, MADV_DONTNEED);
+#ifndef _WIN32
+  madvise(map_, map_size_, MADV_DONTNEED);  // (Windows: MEM_RESET would not guarantee zeros; keep the pages)
+#endif
 }
 
 void SecureBuffer::release() noexcept {
   if (map_ != nullptr) {
     OPENSSL_cleanse(map_, map_size_);
     if (const testing::ReleaseObserver observe = g_release_observer.load(std::memory_order_acquire)) observe(data_, size_);
+#ifdef _WIN32
+    VirtualUnlock(map_, map_size_);  // fails harmlessly when the lock was refused
+    VirtualFree(map_, 0, MEM_RELEASE);
+#else
     if (fork_registered_) forget_fork_fallback(map_);
     munmap(map_, map_size_);
+#endif
   }
   data_ = nullptr;
   size_ = 0;

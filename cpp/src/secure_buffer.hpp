@@ -15,7 +15,9 @@ class SecureBuffer {
   // MODELCRYPT_HUGE_PAGES=always|never overrides the choice. All buffers are
   // advised MADV_DONTDUMP so plaintext stays out of core dumps, and MADV_WIPEONFORK so a fork()
   // child sees zeros instead of the plaintext (where the kernel lacks it, a pthread_atfork child
-  // handler discards the child's copy of the pages). Throws Error(no_memory).
+  // handler discards the child's copy of the pages). macOS: no huge pages or MADV_DONTDUMP, always the
+  // pthread_atfork fallback. Windows: VirtualAlloc, VirtualLock up to the same limit as mlock, and no
+  // fork to guard against. Throws Error(no_memory).
   static SecureBuffer allocate(size_t size);
 
   SecureBuffer(SecureBuffer&& other) noexcept;
@@ -29,7 +31,8 @@ class SecureBuffer {
   size_t size() const noexcept { return size_; }
 
   // Overwrites the contents with zeros (OPENSSL_cleanse) and hands the physical pages back to the
-  // kernel (MADV_DONTNEED). The mapping stays valid: readers that still hold a pointer see zeros.
+  // kernel (MADV_DONTNEED; Windows keeps them). The mapping stays valid: readers that still hold a
+  // pointer see zeros.
   void wipe() noexcept;
 
  private:

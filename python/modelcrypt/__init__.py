@@ -4,6 +4,10 @@ from importlib import import_module as _import_module
 from importlib.metadata import PackageNotFoundError, version as _version
 from typing import TYPE_CHECKING as _TYPE_CHECKING, Any as _Any
 
+# First, before anything imports _core: on Windows, where _core.pyd finds modelcrypt.dll.
+from . import _dll_path  # noqa: F401
+
+# isort: split
 from . import (
     _api,
     _directory,

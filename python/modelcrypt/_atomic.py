@@ -18,6 +18,10 @@ from typing import Any, Callable
 #: (typing's Buffer protocol, collections.abc.Buffer, exists from Python 3.12 only).
 Buffer = Any
 
+#: Flags of the temporary file beyond write/create/exclusive: close-on-exec where there is one, and
+#: binary mode on Windows (os.open's default there is text mode, which would turn b"\n" into b"\r\n").
+_OPEN_FLAGS = getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+
 
 def atomic_write(path, data: Buffer | Sequence[Buffer], *, permissions: int = 0o666, exact_permissions: bool = False,
                  replace: bool = True) -> None:
@@ -33,11 +37,14 @@ def atomic_write(path, data: Buffer | Sequence[Buffer], *, permissions: int = 0o
     tmp = os.path.join(directory, f".{os.path.basename(target)}.mctmp-{os.urandom(6).hex()}")
     # one buffer, or a list/tuple of them
     parts: list[Buffer] = list(data) if isinstance(data, (list, tuple)) else [data]
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, permissions)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _OPEN_FLAGS, permissions)
     try:
         try:
             if exact_permissions:
-                os.fchmod(fd, permissions)
+                if hasattr(os, "fchmod"):
+                    os.fchmod(fd, permissions)
+                else:  # Windows before Python 3.13 (where only the read-only bit exists anyway)
+                    os.chmod(tmp, permissions)
             for part in parts:
                 view = memoryview(part).cast("B")
                 while view:
@@ -58,6 +65,8 @@ def atomic_write(path, data: Buffer | Sequence[Buffer], *, permissions: int = 0o
 
 
 def _fsync_directory(directory: str) -> None:
+    if not hasattr(os, "O_DIRECTORY"):  # Windows: a directory cannot be opened (or flushed) like this
+        return
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:

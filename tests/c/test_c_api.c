@@ -14,7 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _WIN32
+#include <windows.h>
+#else
 #include <sys/resource.h>
+#endif
 
 #include "test_support.h"
 
@@ -133,6 +137,19 @@ static void test_invalid_arguments(void) {
   CHECK(mc_encrypt_file(f, f, KEY32, 32, NULL) == MC_INVALID_ARGUMENT); /* dst == src */
 }
 
+/* Whether the file named by UTF-8 `path` exists, found the platform's own way (Windows: UTF-16). */
+static int utf8_file_exists(const char* path) {
+#ifdef _WIN32
+  wchar_t wide[4300];
+  if (MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path, -1, wide, 4300) == 0) return 0;
+  FILE* f = _wfopen(wide, L"rb");
+#else
+  FILE* f = fopen(path, "rb");
+#endif
+  if (f) fclose(f);
+  return f != NULL;
+}
+
 static void test_files(void) {
   static uint8_t data[2500000];
   for (size_t i = 0; i < sizeof data; ++i) data[i] = (uint8_t)(i ^ (i >> 9));
@@ -148,6 +165,17 @@ static void test_files(void) {
   CHECK(mc_decrypt_file(enc, back, KEY32, 32, NULL) == MC_OK);
   size_t n = 0;
   uint8_t* got = read_file(back, &n);
+  CHECK(got && n == sizeof data && memcmp(got, data, n) == 0);
+  free(got);
+  /* Paths are UTF-8 on every platform: model-\u00fc-\u6a21\u578b.mcx */
+  const char* utf8 = path_in("model-\xc3\xbc-\xe6\xa8\xa1\xe5\x9e\x8b.mcx");
+  CHECK(mc_encrypt_file(plain, utf8, KEY32, 32, NULL) == MC_OK && utf8_file_exists(utf8));
+  out = NULL;
+  CHECK(mc_load(utf8, KEY32, 32, NULL, &out) == MC_OK && out && mc_buffer_size(out) == sizeof data &&
+        memcmp(mc_buffer_data(out), data, sizeof data) == 0);
+  mc_buffer_free(out);
+  CHECK(mc_decrypt_file(utf8, back, KEY32, 32, NULL) == MC_OK); /* replaces the existing back.bin */
+  got = read_file(back, &n);
   CHECK(got && n == sizeof data && memcmp(got, data, n) == 0);
   free(got);
 
@@ -177,6 +205,18 @@ static void test_files(void) {
   mc_buffer_free(out);
 }
 
+#ifdef _WIN32
+/* The CRT has setenv's effect under another name; _putenv_s with "" removes the variable. */
+static void setenv_for_test(const char* name, const char* value) { _putenv_s(name, value); }
+static void unsetenv_for_test(const char* name) { _putenv_s(name, ""); }
+
+static void test_no_memory(void) {
+  printf("skipped test_no_memory: it caps the address space with setrlimit(RLIMIT_AS), which Windows has not\n");
+}
+#else
+static void setenv_for_test(const char* name, const char* value) { setenv(name, value, 1); }
+static void unsetenv_for_test(const char* name) { unsetenv(name); }
+
 static void test_no_memory(void) {
   /* A 64 MiB model cannot be loaded when the address space is capped below that. */
   const size_t size = 64u << 20;
@@ -203,6 +243,7 @@ static void test_no_memory(void) {
   setrlimit(RLIMIT_AS, &old);
   CHECK(s == MC_NO_MEMORY && out == NULL);
 }
+#endif
 
 struct job {
   const char* path;
@@ -318,10 +359,10 @@ static void test_parity(void) {
   CHECK(mc_key_from_file(path_in("no-such.key"), &out) == MC_IO);
   CHECK(mc_key_from_file("0104070a0d101316191c1f2225282b2e", &out) == MC_IO);
   CHECK(strstr(mc_last_error(), "0104070a0d1013") == NULL); /* a key given as a path is not echoed */
-  setenv("MC_TEST_KEY", b64, 1);
+  setenv_for_test("MC_TEST_KEY", b64);
   CHECK(mc_key_from_env("MC_TEST_KEY", &out) == MC_OK && memcmp(mc_buffer_data(out), KEY32, 32) == 0);
   mc_buffer_free(out);
-  unsetenv("MC_TEST_KEY");
+  unsetenv_for_test("MC_TEST_KEY");
   CHECK(mc_key_from_env("MC_TEST_KEY", &out) == MC_INVALID_ARGUMENT && strstr(mc_last_error(), "not set") != NULL);
   CHECK(mc_key_from_env("AQQHCg0QExYZHB8iJSgrLjE0Nzo9QENGSUxPUlVYW14", &out) == MC_INVALID_ARGUMENT);
   CHECK(strstr(mc_last_error(), "AQQHCg0QExYZ") == NULL);

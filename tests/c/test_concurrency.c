@@ -174,6 +174,10 @@ int main(int argc, char** argv) {
   if (argc >= 2) {
     snprintf(dir, sizeof dir, "%s", argv[1]);
   } else {
+#ifdef _WIN32
+    fprintf(stderr, "usage: %s WORKDIR (required on Windows, which has no mkdtemp)\n", argv[0]);
+    return 2;
+#else
     const char* tmp = getenv("TMPDIR");
     snprintf(dir, sizeof dir, "%s/modelcrypt-conc-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (mkdtemp(dir) == NULL) {
@@ -181,6 +185,7 @@ int main(int argc, char** argv) {
       return 2;
     }
     own_dir = 1;
+#endif
   }
   for (int i = 0; i < 32; ++i) KEY[i] = (uint8_t)(i * 7 + 11);
   struct worker main_w = {-1, 0, 0};

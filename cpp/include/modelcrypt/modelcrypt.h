@@ -29,8 +29,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* MC_API marks the exported functions. Windows: dllexport while the DLL itself is built
+ * (MODELCRYPT_BUILDING_DLL), nothing where the C API is compiled into a program (MODELCRYPT_STATIC),
+ * dllimport for everyone else. ELF and Mach-O: default visibility (the linker's symbol list decides). */
 #if defined(_WIN32)
-#  define MC_API
+#  if defined(MODELCRYPT_BUILDING_DLL)
+#    define MC_API __declspec(dllexport)
+#  elif defined(MODELCRYPT_STATIC)
+#    define MC_API
+#  else
+#    define MC_API __declspec(dllimport)
+#  endif
 #elif defined(__GNUC__)
 #  define MC_API __attribute__((visibility("default")))
 #else
