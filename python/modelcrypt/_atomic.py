@@ -61,10 +61,11 @@ def atomic_write(path, data: Buffer | Sequence[Buffer], *, permissions: int = 0o
         if os.path.lexists(tmp):
             os.unlink(tmp)
         raise
-    _fsync_directory(directory)
+    fsync_directory(directory)
 
 
-def _fsync_directory(directory: str) -> None:
+def fsync_directory(directory: str) -> None:
+    """fsync a directory (a rename or link in it made durable); best effort, a no-op on Windows."""
     if not hasattr(os, "O_DIRECTORY"):  # Windows: a directory cannot be opened (or flushed) like this
         return
     try:
@@ -104,11 +105,12 @@ def install_streamed(dst: str, write: Callable[[int], Any], *, durable: bool = T
             os.close(fd)
             raise OSError("no /proc/self/fd")
     except (AttributeError, OSError):  # no O_TMPFILE here (or on this filesystem)
-        fd = os.open(named, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        fd = os.open(named, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _OPEN_FLAGS, 0o600)
         tmp = named
     try:
         try:
-            os.fchmod(fd, 0o600)
+            if hasattr(os, "fchmod"):  # (Windows has none: the file takes its directory's ACL)
+                os.fchmod(fd, 0o600)
             write(fd)
             if durable:
                 os.fsync(fd)
@@ -133,12 +135,16 @@ def install_streamed(dst: str, write: Callable[[int], Any], *, durable: bool = T
         raise
     finally:
         if tmp is None and durable:
-            _fsync_directory(directory)
+            fsync_directory(directory)
 
 
 def _link(src: str, dst: str) -> None:
     """linkat(src, dst, AT_SYMLINK_FOLLOW): a dir fd makes os.link use linkat (plain link() does not
-    follow /proc/self/fd/N to the unnamed file)."""
+    follow /proc/self/fd/N to the unnamed file). Windows has no directory fds (and no /proc): a plain
+    hard link of the named temporary file."""
+    if not hasattr(os, "O_DIRECTORY"):
+        os.link(src, dst)
+        return
     dfd = os.open(os.path.dirname(os.path.abspath(dst)), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.link(src, os.path.basename(dst), dst_dir_fd=dfd, follow_symlinks=True)

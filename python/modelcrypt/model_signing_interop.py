@@ -30,6 +30,7 @@ from typing import Any, Optional, Union
 
 from . import _sets
 from ._api import BytesLike, StrPath, _check_bool, _fspath, inspect, is_encrypted
+from ._atomic import fsync_directory
 from .exceptions import SignatureError
 from .keys import _path_shown, wipe
 
@@ -208,19 +209,6 @@ def _password_bytes(password: Password) -> Optional[bytearray]:
     raise TypeError(f"password must be str or bytes-like, not {type(password).__name__}")
 
 
-def _fsync_directory(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def sign_directory(directory: StrPath, private_key: StrPath, *, signature: Optional[StrPath] = None,
                    password: Password = None, allow_plaintext: bool = False) -> pathlib.Path:
     """Sign the encrypted directory ``directory`` with the elliptic-curve private key in the PEM
@@ -268,7 +256,7 @@ def sign_directory(directory: StrPath, private_key: StrPath, *, signature: Optio
         if os.path.lexists(tmp):
             os.unlink(tmp)
         raise
-    _fsync_directory(parent)
+    fsync_directory(parent)
     return sig
 
 

@@ -87,7 +87,11 @@ def _rank_threads(threads: Optional[int]) -> int:
         local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     except ValueError:
         local = 1
-    return max(1, len(os.sched_getaffinity(0)) // local) if local > 1 else 0
+    if local <= 1:
+        return 0
+    # (macOS and Windows have no sched_getaffinity)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // local)
 
 
 def _index_key(fqn: str, offset: Any) -> str:
