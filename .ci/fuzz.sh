@@ -33,7 +33,7 @@ echo "== build directory: $build"
 sanitize=(-fsanitize=address,undefined -fno-sanitize-recover=undefined)
 cxxflags=(-std=c++17 -O1 -g -fno-omit-frame-pointer -pthread)
 # The core without the C ABI (c_api.cpp) or the Python binding.
-core=(crypto credential recipients recipient_text recipients_edit random_access signature signing_text signature_verify errors format legacy chunk_pipeline container container_encrypt decrypt_into file_io secure_buffer parallel)
+core=(byte_source crypto credential recipients recipient_text recipients_edit random_access signature signing_text signature_verify errors format legacy chunk_pipeline container container_encrypt decrypt_into file_io file_io_common secure_buffer parallel)
 
 echo "== compiling the core: ${core[*]}"
 objs=()

@@ -44,7 +44,7 @@ while [ $# -gt 0 ]; do
 done
 if [ ${#args[@]} -eq 0 ] && [ -n "${PYTHONS:-}" ]; then read -r -a args <<<"$PYTHONS"; fi
 if [ ${#args[@]} -eq 0 ]; then args=(3.9 3.10 3.11 3.12 3.13); fi
-MC_PYTEST_SUBSET="${MC_PYTEST_SUBSET:-tests/test_roundtrip.py tests/test_tamper.py tests/test_keys.py tests/test_vectors.py tests/test_hostile_headers.py}"
+MC_PYTEST_SUBSET="${MC_PYTEST_SUBSET:-tests/test_roundtrip.py tests/test_tamper.py tests/test_keys.py tests/test_vectors.py tests/test_hostile_headers.py tests/test_dll_path.py}"
 
 # One python executable per argument: a path as given, or the newest pyenv version with that prefix.
 resolve_python() {

@@ -7,7 +7,6 @@
 #include <cerrno>
 #include <climits>
 
-#include "crypto.hpp"
 #include "errors.hpp"
 
 namespace modelcrypt_core {
@@ -146,15 +145,6 @@ void InputFile::readv_exact_at(IoVec* iov, int iovcnt, uint64_t offset) const {
 std::string temp_file_prefix(const std::string& destination) {
   const std::string dir = dir_of(destination);
   return (dir == "/" ? std::string("/") : dir + "/") + "." + base_of(destination) + ".mctmp-";
-}
-
-std::string AtomicOutputFile::random_temp_name() const {
-  static const char hex[] = "0123456789abcdef";
-  uint8_t rnd[6];
-  crypto::random_bytes(rnd, sizeof rnd);
-  std::string name = temp_file_prefix(destination_);
-  for (uint8_t b : rnd) { name += hex[b >> 4]; name += hex[b & 15]; }
-  return name;
 }
 
 AtomicOutputFile::AtomicOutputFile(const std::string& destination, FileMode mode, bool durable)

@@ -13,7 +13,6 @@
 #include <cstring>
 #include <vector>
 
-#include "crypto.hpp"
 #include "errors.hpp"
 #include "file_io.hpp"
 #include "win32_util.hpp"
@@ -198,15 +197,6 @@ std::string temp_file_prefix(const std::string& destination) {
   const size_t slash = last_separator(destination);
   const std::string dir = slash == std::string::npos ? std::string() : destination.substr(0, slash + 1);
   return dir + "." + base_of(destination) + ".mctmp-";
-}
-
-std::string AtomicOutputFile::random_temp_name() const {
-  static const char hex[] = "0123456789abcdef";
-  uint8_t rnd[6];
-  crypto::random_bytes(rnd, sizeof rnd);
-  std::string name = temp_file_prefix(destination_);
-  for (uint8_t b : rnd) { name += hex[b >> 4]; name += hex[b & 15]; }
-  return name;
 }
 
 AtomicOutputFile::AtomicOutputFile(const std::string& destination, FileMode mode, bool durable)
